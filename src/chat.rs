@@ -1,0 +1,60 @@
+//! `wabot chat`: the same dialog as the webhook, in a terminal, with no network.
+
+use std::io::{self, BufRead, Write};
+
+use crate::dialog::{Dialog, Incoming};
+
+/// The user key a terminal conversation runs under.
+pub const CHAT_USER: &str = "terminal";
+
+/// Converses over `input`/`output` until end of input or `/quit`.
+pub fn run(dialog: &Dialog, input: impl BufRead, mut output: impl Write) -> io::Result<()> {
+    writeln!(
+        output,
+        "wabot chat — {} FAQ entries. Type a question (or hi, menu, aide); /quit or Ctrl-D to leave.",
+        dialog.engine().entries().len()
+    )?;
+    write!(output, "> ")?;
+    output.flush()?;
+    for line in input.lines() {
+        let line = line?;
+        if matches!(line.trim(), "/quit" | "/exit") {
+            break;
+        }
+        let incoming = Incoming { user: CHAT_USER.to_owned(), text: line, profile_name: None };
+        match dialog.handle(&incoming) {
+            Ok(reply) => {
+                for m in reply.messages {
+                    writeln!(output, "{m}\n")?;
+                }
+            }
+            Err(e) => writeln!(output, "(error: {e})")?,
+        }
+        write!(output, "> ")?;
+        output.flush()?;
+    }
+    writeln!(output)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::KnowledgeBase;
+    use crate::engine::Engine;
+    use crate::store::MemoryStore;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_terminal_conversation_uses_the_dialog() {
+        let kb = Arc::new(KnowledgeBase::embedded().unwrap());
+        let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
+        let dialog = Dialog::new(kb, engine, Arc::new(MemoryStore::default()));
+        let mut out = Vec::new();
+        run(&dialog, "bonjour\nmenu\n/quit\nhi\n".as_bytes(), &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("Bonjour ! Je suis"), "{out}");
+        assert!(out.contains("\n1. "), "{out}");
+        assert!(!out.contains("Hello!"), "stopped at /quit: {out}");
+    }
+}

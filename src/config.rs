@@ -1,0 +1,263 @@
+//! Typed settings: defaults, then an optional TOML file, then environment variables, then
+//! command-line flags (applied by the binary). Secrets come from the environment only and
+//! are wrapped so they never print.
+//!
+//! | setting | TOML key | environment | default |
+//! |---|---|---|---|
+//! | listen address | `listen` | `WABOT_LISTEN` | `127.0.0.1:5000` |
+//! | corpus path | `corpus` | `WABOT_CORPUS` | the embedded corpus |
+//! | public base URL | `public_url` | `WABOT_PUBLIC_URL` | none (the listen address) |
+//! | match threshold | `threshold` | `WABOT_THRESHOLD` | `0.30` |
+//! | max request body | `max_body_bytes` | `WABOT_MAX_BODY_BYTES` | `65536` |
+//! | Twilio auth token | — | `TWILIO_AUTH_TOKEN` | none: signatures unchecked, loopback only |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Names of the secrets that must never appear in a configuration file.
+const SECRET_KEYS: &[&str] = &["twilio_auth_token", "auth_token", "smtp_password", "password"];
+
+/// What can be wrong with the configuration.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid.
+    #[error("configuration file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment variable holds an unusable value.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A secret was put in a file.
+    #[error("configuration file {path}: `{key}` is a secret; set it in the environment instead")]
+    SecretInFile {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// The settings contradict each other.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// All settings of a running wabot.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Corpus directory or file; `None` for the embedded corpus.
+    pub corpus: Option<PathBuf>,
+    /// The public base URL Twilio calls (e.g. `https://abc.ngrok.app`); `/bot` is appended.
+    pub public_url: Option<String>,
+    /// Match confidence threshold.
+    pub threshold: f32,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Twilio auth token: when set, every webhook must carry a valid signature.
+    pub twilio_auth_token: Option<SecretString>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            corpus: None,
+            public_url: None,
+            threshold: crate::engine::EngineParams::default().threshold,
+            max_body_bytes: 64 * 1024,
+            twilio_auth_token: None,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    corpus: Option<PathBuf>,
+    public_url: Option<String>,
+    threshold: Option<f32>,
+    max_body_bytes: Option<usize>,
+}
+
+impl Settings {
+    /// Loads settings from the optional file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with(file, |k| std::env::var(k).ok())
+    }
+
+    /// Loads settings from the optional file and the given environment lookup.
+    pub fn load_with(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut s = Settings::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            let f = parse_file(path, &text)?;
+            if let Some(l) = f.listen {
+                s.listen =
+                    parse_addr(&l).map_err(|message| ConfigError::File { path: path.to_owned(), message })?;
+            }
+            // A relative corpus path in a file is relative to that file.
+            s.corpus = f.corpus.map(|c| path.parent().map_or(c.clone(), |dir| dir.join(&c)));
+            s.public_url = f.public_url.or(s.public_url);
+            s.threshold = f.threshold.unwrap_or(s.threshold);
+            s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
+        }
+        let env_err = |name: &'static str| move |message: String| ConfigError::Env { name, message };
+        if let Some(v) = env("WABOT_LISTEN") {
+            s.listen = parse_addr(&v).map_err(env_err("WABOT_LISTEN"))?;
+        }
+        if let Some(v) = env("WABOT_CORPUS") {
+            s.corpus = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("WABOT_PUBLIC_URL") {
+            s.public_url = Some(v);
+        }
+        if let Some(v) = env("WABOT_THRESHOLD") {
+            s.threshold = v.parse().map_err(|e| env_err("WABOT_THRESHOLD")(format!("{e}")))?;
+        }
+        if let Some(v) = env("WABOT_MAX_BODY_BYTES") {
+            s.max_body_bytes = v.parse().map_err(|e| env_err("WABOT_MAX_BODY_BYTES")(format!("{e}")))?;
+        }
+        if let Some(v) = env("TWILIO_AUTH_TOKEN").filter(|v| !v.is_empty()) {
+            s.twilio_auth_token = Some(SecretString::from(v));
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks values that each parse but may still be wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(ConfigError::Invalid(format!(
+                "threshold must be between 0 and 1, got {}",
+                self.threshold
+            )));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "public URL must start with https:// or http://, got {url:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The URL Twilio signs for the webhook: the public base URL followed by `/bot`.
+    pub fn webhook_url(&self) -> String {
+        match &self.public_url {
+            Some(base) => format!("{}/bot", base.trim_end_matches('/')),
+            None => format!("http://{}/bot", self.listen),
+        }
+    }
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
+    let value: toml::Table = toml::from_str(text)
+        .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.message().to_owned() })?;
+    if let Some(key) = value.keys().find(|k| SECRET_KEYS.contains(&k.as_str())) {
+        return Err(ConfigError::SecretInFile { path: path.to_owned(), key: key.clone() });
+    }
+    toml::from_str(text)
+        .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.message().to_owned() })
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| format!("{s:?} is not an address like 127.0.0.1:5000"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_port_5000() {
+        let s = Settings::load_with(None, env(&[])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:5000");
+        assert!(s.twilio_auth_token.is_none());
+        assert_eq!(s.webhook_url(), "http://127.0.0.1:5000/bot");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wabot.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\nthreshold = 0.4\ncorpus = \"faq\"\n").unwrap();
+        let s = Settings::load_with(
+            Some(&path),
+            env(&[("WABOT_THRESHOLD", "0.5"), ("TWILIO_AUTH_TOKEN", "t0k")]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 7000);
+        assert_eq!(s.threshold, 0.5);
+        assert_eq!(s.corpus, Some(dir.path().join("faq")));
+        assert_eq!(s.twilio_auth_token.unwrap().expose_secret(), "t0k");
+    }
+
+    #[test]
+    fn a_secret_in_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wabot.toml");
+        std::fs::write(&path, "twilio_auth_token = \"abc\"\n").unwrap();
+        let err = Settings::load_with(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("set it in the environment"), "{err}");
+        assert!(!err.contains("abc"));
+    }
+
+    #[test]
+    fn the_token_never_prints() {
+        let s = Settings::load_with(None, env(&[("TWILIO_AUTH_TOKEN", "sup3rs3cret")])).unwrap();
+        assert!(!format!("{s:?}").contains("sup3rs3cret"));
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let err = Settings::load_with(None, env(&[("WABOT_LISTEN", "nowhere")])).unwrap_err().to_string();
+        assert!(err.starts_with("environment variable WABOT_LISTEN"), "{err}");
+        let err = Settings::load_with(None, env(&[("WABOT_THRESHOLD", "2")])).unwrap_err().to_string();
+        assert!(err.contains("between 0 and 1"), "{err}");
+    }
+
+    #[test]
+    fn the_webhook_url_appends_bot_to_the_public_base() {
+        let s = Settings::load_with(None, env(&[("WABOT_PUBLIC_URL", "https://abc.ngrok.app/")])).unwrap();
+        assert_eq!(s.webhook_url(), "https://abc.ngrok.app/bot");
+    }
+}

@@ -1,0 +1,90 @@
+//! Everything the bot says that does not come from the FAQ, in English and French.
+
+use crate::engine::Lang;
+
+/// A sentence in both languages.
+pub struct Text {
+    en: &'static str,
+    fr: &'static str,
+}
+
+impl Text {
+    /// The sentence in `lang`.
+    pub fn get(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => self.en,
+            Lang::Fr => self.fr,
+        }
+    }
+}
+
+/// Greeting; `{name}` is replaced by the user's profile name (or removed).
+pub const GREETING: Text = Text {
+    en: "Hello{name}! I'm the HR & admin helpdesk assistant. Ask me a question in your own words \
+         (leave, payslips, certificates, expenses, remote work, badges, IT passwords…), \
+         or type *menu* to see the topics.",
+    fr: "Bonjour{name} ! Je suis l'assistant du service RH et administratif. Posez votre question \
+         avec vos mots (congés, fiches de paie, attestations, notes de frais, télétravail, badges, \
+         mots de passe…), ou tapez *menu* pour voir les thèmes.",
+};
+
+/// Heading of the menu.
+pub const MENU_HEADER: Text = Text {
+    en: "Here is what I can help with. Reply with a number to see its questions, or just ask:",
+    fr: "Voici les thèmes sur lesquels je peux vous aider. Répondez par un numéro pour voir les questions, ou posez directement la vôtre :",
+};
+
+/// Footer of the menu.
+pub const MENU_FOOTER: Text =
+    Text { en: "Type *français* to switch to French.", fr: "Type *english* to switch to English." };
+
+/// Heading of a category's questions; `{title}` is the category.
+pub const CATEGORY_HEADER: Text =
+    Text { en: "*{title}* — reply with a number:", fr: "*{title}* — répondez par un numéro :" };
+
+/// Heading of "did you mean" suggestions.
+pub const SUGGESTIONS: Text = Text {
+    en: "I'm not sure I understood. Did you mean one of these? Reply with a number, rephrase your question, or type *menu*.",
+    fr: "Je ne suis pas sûr d'avoir compris. Vouliez-vous dire l'une de ces questions ? Répondez par un numéro, reformulez, ou tapez *menu*.",
+};
+
+/// Honest fallback.
+pub const NOT_UNDERSTOOD: Text = Text {
+    en: "Sorry, I didn't understand your question. Try rephrasing it with other words, or type *menu* (or *help*) to see what I can answer.",
+    fr: "Désolé, je n'ai pas compris votre question. Essayez de la reformuler avec d'autres mots, ou tapez *menu* (ou *aide*) pour voir ce à quoi je peux répondre.",
+};
+
+/// A number that is not on offer.
+pub const BAD_CHOICE: Text = Text {
+    en: "That number isn't in the list. Type *menu* to see the topics again.",
+    fr: "Ce numéro n'est pas dans la liste. Tapez *menu* pour revoir les thèmes.",
+};
+
+/// Reply to an empty message.
+pub const EMPTY: Text = Text {
+    en: "Send me your question as text, or type *menu* to see the topics.",
+    fr: "Envoyez-moi votre question par écrit, ou tapez *menu* pour voir les thèmes.",
+};
+
+/// Reply to thanks.
+pub const THANKS: Text = Text {
+    en: "You're welcome! Anything else? Type *menu* to see the topics.",
+    fr: "Avec plaisir ! Autre chose ? Tapez *menu* pour voir les thèmes.",
+};
+
+/// Confirmation of a language switch.
+pub const LANGUAGE_SET: Text = Text {
+    en: "OK, I'll answer in English from now on.",
+    fr: "C'est noté, je vous réponds en français désormais.",
+};
+
+/// Note before an answer that exists only in the other language.
+pub const ONLY_IN_FRENCH: &str = "(This answer is only available in French.)";
+/// Note before an answer that exists only in the other language.
+pub const ONLY_IN_ENGLISH: &str = "(Cette réponse n'existe qu'en anglais.)";
+
+/// Reply when something inside failed; the details go to the log.
+pub const INTERNAL_ERROR: Text = Text {
+    en: "Sorry, something went wrong on my side. Please try again in a moment.",
+    fr: "Désolé, un problème est survenu de mon côté. Merci de réessayer dans un instant.",
+};

@@ -1,0 +1,344 @@
+//! What the bot says: greetings, the menu, FAQ answers and the honest fallback, in the
+//! user's language.
+//!
+//! Transport-agnostic: the Twilio webhook and `wabot chat` both hand an [`Incoming`]
+//! message to [`Dialog::handle`] and send back the [`Reply`]'s messages. The user's state
+//! (language, the numbered choice on offer) lives in a [`SessionStore`].
+
+pub mod messages;
+
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::corpus::KnowledgeBase;
+use crate::engine::{Engine, FaqEntry, Lang, Match};
+use crate::store::{Pending, Session, SessionStore, StoreError};
+use messages as msg;
+
+/// Below the threshold, suggestions are offered down to this fraction of it.
+const SUGGESTION_FLOOR: f32 = 0.6;
+/// How many suggestions at most.
+const MAX_SUGGESTIONS: usize = 3;
+
+/// A message from a user.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// Stable user key (the WhatsApp address).
+    pub user: String,
+    /// The text typed.
+    pub text: String,
+    /// The user's display name, when the channel gives one.
+    pub profile_name: Option<String>,
+}
+
+/// What happened with a message, for logs and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A greeting was answered.
+    Greeting,
+    /// The menu or a category was shown.
+    Menu,
+    /// An FAQ entry answered.
+    Answered {
+        /// The entry.
+        id: String,
+        /// Its score.
+        score: f32,
+    },
+    /// Suggestions were offered instead of an answer.
+    Suggested,
+    /// Nothing matched well enough.
+    Declined,
+    /// Small talk, language switch, empty message.
+    Other,
+}
+
+/// The bot's reply to one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The messages to send, in order.
+    pub messages: Vec<String>,
+    /// The language replied in.
+    pub lang: Lang,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What the dialog can fail with.
+#[derive(Debug, Error)]
+pub enum DialogError {
+    /// The session store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The conversation logic, shared by every channel.
+pub struct Dialog {
+    kb: Arc<KnowledgeBase>,
+    engine: Arc<Engine>,
+    store: Arc<dyn SessionStore>,
+}
+
+impl std::fmt::Debug for Dialog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialog").field("entries", &self.engine.entries().len()).finish()
+    }
+}
+
+/// A message that is a command rather than a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Greeting(Option<Lang>),
+    Menu(Option<Lang>),
+    SetLang(Lang),
+    Thanks(Option<Lang>),
+    Number(usize),
+}
+
+fn command(text: &str) -> Option<Command> {
+    let words = crate::engine::text::words(text);
+    let key = words.join(" ");
+    use Command::*;
+    Some(match key.as_str() {
+        "hi" | "hello" | "hey" | "hiya" | "good morning" | "good afternoon" | "good evening" | "hi there"
+        | "hello there" => Greeting(Some(Lang::En)),
+        "bonjour" | "salut" | "bonsoir" | "coucou" | "bjr" | "slt" | "bonjour bonjour" => {
+            Greeting(Some(Lang::Fr))
+        }
+        "start" => Greeting(None),
+        "menu" => Menu(None),
+        "help" | "options" | "topics" => Menu(Some(Lang::En)),
+        "aide" | "sommaire" | "themes" => Menu(Some(Lang::Fr)),
+        "english" | "anglais" | "en" => SetLang(Lang::En),
+        "francais" | "french" | "fr" => SetLang(Lang::Fr),
+        "thanks" | "thank you" | "thx" | "ty" | "thanks a lot" | "ok thanks" => Thanks(Some(Lang::En)),
+        "merci" | "merci beaucoup" | "ok merci" | "super merci" => Thanks(Some(Lang::Fr)),
+        _ => {
+            let t = text.trim().trim_end_matches(['.', ')']);
+            if !t.is_empty() && t.len() <= 3 && t.bytes().all(|b| b.is_ascii_digit()) {
+                Number(t.parse().ok()?)
+            } else if text.trim() == "?" {
+                Menu(None)
+            } else {
+                return None;
+            }
+        }
+    })
+}
+
+impl Dialog {
+    /// A dialog answering from `kb` through `engine`, keeping state in `store`.
+    pub fn new(kb: Arc<KnowledgeBase>, engine: Arc<Engine>, store: Arc<dyn SessionStore>) -> Self {
+        Dialog { kb, engine, store }
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Handles one message: loads the session, replies, saves the session.
+    pub fn handle(&self, msg: &Incoming) -> Result<Reply, DialogError> {
+        let mut session = self.store.load(&msg.user)?;
+        let reply = self.respond(&mut session, msg);
+        session.lang = Some(reply.lang);
+        self.store.save(&msg.user, &session)?;
+        Ok(reply)
+    }
+
+    /// The reply to `msg` given `session`, which it updates. No I/O.
+    pub fn respond(&self, session: &mut Session, msg: &Incoming) -> Reply {
+        let text = msg.text.trim();
+        let fallback_lang = session.lang.unwrap_or(Lang::En);
+        if text.is_empty() {
+            return reply(fallback_lang, Outcome::Other, msg::EMPTY.get(fallback_lang));
+        }
+        match command(text) {
+            Some(Command::Greeting(l)) => {
+                let lang = l.unwrap_or(fallback_lang);
+                session.pending = None;
+                let name = msg
+                    .profile_name
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| format!(" {}", n.chars().take(60).collect::<String>()))
+                    .unwrap_or_default();
+                reply(lang, Outcome::Greeting, &msg::GREETING.get(lang).replace("{name}", &name))
+            }
+            Some(Command::Menu(l)) => {
+                let lang = l.unwrap_or(fallback_lang);
+                session.pending = Some(Pending::Categories);
+                reply(lang, Outcome::Menu, &self.menu(lang))
+            }
+            Some(Command::SetLang(lang)) => {
+                session.pending = None;
+                reply(lang, Outcome::Other, msg::LANGUAGE_SET.get(lang))
+            }
+            Some(Command::Thanks(l)) => {
+                let lang = l.unwrap_or(fallback_lang);
+                session.pending = None;
+                reply(lang, Outcome::Other, msg::THANKS.get(lang))
+            }
+            Some(Command::Number(n)) => self.choose(session, n, fallback_lang),
+            None => self.answer(session, text),
+        }
+    }
+
+    fn menu(&self, lang: Lang) -> String {
+        let mut out = String::from(msg::MENU_HEADER.get(lang));
+        for (i, c) in self.kb.categories().iter().enumerate() {
+            out.push_str(&format!("\n{}. {}", i + 1, c.title(lang)));
+        }
+        out.push('\n');
+        out.push_str(msg::MENU_FOOTER.get(lang));
+        out
+    }
+
+    fn choose(&self, session: &mut Session, n: usize, lang: Lang) -> Reply {
+        match session.pending.clone() {
+            Some(Pending::Categories) => {
+                let Some(category) = n.checked_sub(1).and_then(|i| self.kb.categories().get(i)) else {
+                    return reply(lang, Outcome::Other, msg::BAD_CHOICE.get(lang));
+                };
+                let entries = self.in_language(self.kb.entries_in(&category.id), lang);
+                let mut out = msg::CATEGORY_HEADER.get(lang).replace("{title}", category.title(lang));
+                for (i, e) in entries.iter().enumerate() {
+                    out.push_str(&format!("\n{}. {}", i + 1, e.questions[0]));
+                }
+                session.pending = Some(Pending::Entries(entries.iter().map(|e| e.id.clone()).collect()));
+                reply(lang, Outcome::Menu, &out)
+            }
+            Some(Pending::Entries(ids)) => {
+                let entry = n.checked_sub(1).and_then(|i| ids.get(i)).and_then(|id| self.engine.entry(id));
+                match entry {
+                    Some(e) => {
+                        let outcome = Outcome::Answered { id: e.id.clone(), score: 1.0 };
+                        reply(lang, outcome, &self.answer_text(e, lang))
+                    }
+                    None => reply(lang, Outcome::Other, msg::BAD_CHOICE.get(lang)),
+                }
+            }
+            None => self.answer(session, &n.to_string()),
+        }
+    }
+
+    /// Entries of a category for a user writing in `lang`: those in `lang`, plus those
+    /// whose topic has no entry in `lang`.
+    fn in_language<'a>(
+        &'a self,
+        entries: impl Iterator<Item = &'a FaqEntry>,
+        lang: Lang,
+    ) -> Vec<&'a FaqEntry> {
+        entries.filter(|e| e.lang == lang || self.engine.twin(e, lang).is_none()).collect()
+    }
+
+    fn answer(&self, session: &mut Session, text: &str) -> Reply {
+        session.pending = None;
+        let known = self.engine.detect_language(text).or(session.lang);
+        let answer = self.engine.answer(text, known);
+        let lang = known.or(answer.map(|m| m.entry.lang)).unwrap_or(Lang::En);
+        if let Some(m) = answer {
+            let outcome = Outcome::Answered { id: m.entry.id.clone(), score: m.score };
+            return reply(lang, outcome, &self.answer_text(m.entry, lang));
+        }
+        // Not sure enough to answer: offer the nearest questions, if any come close.
+        let floor = self.engine.params().threshold * SUGGESTION_FLOOR;
+        let suggestions: Vec<Match<'_>> =
+            self.engine.search(text, MAX_SUGGESTIONS).into_iter().filter(|m| m.score >= floor).collect();
+        if suggestions.is_empty() {
+            return reply(lang, Outcome::Declined, msg::NOT_UNDERSTOOD.get(lang));
+        }
+        let mut out = String::from(msg::SUGGESTIONS.get(lang));
+        for (i, m) in suggestions.iter().enumerate() {
+            out.push_str(&format!("\n{}. {}", i + 1, m.entry.questions[0]));
+        }
+        session.pending = Some(Pending::Entries(suggestions.iter().map(|m| m.entry.id.clone()).collect()));
+        reply(lang, Outcome::Suggested, &out)
+    }
+
+    fn answer_text(&self, e: &FaqEntry, lang: Lang) -> String {
+        match (e.lang, lang) {
+            (Lang::Fr, Lang::En) => format!("{}\n{}", msg::ONLY_IN_FRENCH, e.answer),
+            (Lang::En, Lang::Fr) => format!("{}\n{}", msg::ONLY_IN_ENGLISH, e.answer),
+            _ => e.answer.clone(),
+        }
+    }
+}
+
+fn reply(lang: Lang, outcome: Outcome, text: &str) -> Reply {
+    Reply { messages: vec![text.to_owned()], lang, outcome }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn dialog() -> Dialog {
+        let kb = Arc::new(KnowledgeBase::embedded().unwrap());
+        let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
+        Dialog::new(kb, engine, Arc::new(MemoryStore::default()))
+    }
+
+    fn say(d: &Dialog, text: &str) -> Reply {
+        d.handle(&Incoming {
+            user: "whatsapp:+33600000000".into(),
+            text: text.into(),
+            profile_name: Some("Élodie".into()),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn greetings_answer_in_their_language() {
+        let d = dialog();
+        let r = say(&d, "Bonjour !");
+        assert_eq!(r.lang, Lang::Fr);
+        assert!(r.messages[0].starts_with("Bonjour Élodie !"), "{}", r.messages[0]);
+        let r = say(&d, "hi");
+        assert_eq!(r.lang, Lang::En);
+        assert!(r.messages[0].starts_with("Hello Élodie!"));
+    }
+
+    #[test]
+    fn the_menu_lists_categories_and_a_number_opens_one() {
+        let d = dialog();
+        let r = say(&d, "aide");
+        assert_eq!(r.outcome, Outcome::Menu);
+        assert!(r.messages[0].contains("\n1. "));
+        let r = say(&d, "1");
+        assert_eq!(r.outcome, Outcome::Menu);
+        let r = say(&d, "1");
+        assert!(matches!(r.outcome, Outcome::Answered { .. }), "{r:?}");
+        assert_eq!(r.lang, Lang::Fr);
+    }
+
+    #[test]
+    fn the_fallback_is_honest_and_in_the_users_language() {
+        let d = dialog();
+        let r = say(&d, "quelle est la recette des crêpes bretonnes ?");
+        assert_eq!(r.outcome, Outcome::Declined);
+        assert_eq!(r.lang, Lang::Fr);
+        assert!(r.messages[0].contains("menu"));
+        let r = say(&d, "who won the football match yesterday?");
+        assert_eq!(r.outcome, Outcome::Declined);
+        assert_eq!(r.lang, Lang::En);
+    }
+
+    #[test]
+    fn a_number_out_of_range_is_refused_politely() {
+        let d = dialog();
+        say(&d, "menu");
+        let r = say(&d, "99");
+        assert_eq!(r.messages[0], msg::BAD_CHOICE.get(Lang::En));
+    }
+
+    #[test]
+    fn the_language_can_be_switched() {
+        let d = dialog();
+        assert_eq!(say(&d, "français").lang, Lang::Fr);
+        assert_eq!(say(&d, "menu").lang, Lang::Fr);
+    }
+}

@@ -1,0 +1,250 @@
+//! From text to index terms: stop words, Snowball stemming by language, lexicon concepts.
+//!
+//! A document's language is known, so its words are stemmed with its own stemmer. A query's
+//! language is not: each query word is stemmed both ways and keeps the stems the index knows.
+//! Lexicon phrases ("fiche de paie", "payslip") add a shared *concept term* to documents and
+//! queries alike, which is how an English question finds a French-only entry.
+
+use rust_stemmers::{Algorithm, Stemmer};
+use std::collections::HashMap;
+
+use super::stopwords::is_stop_word;
+use super::text;
+use super::{Lang, Lexicon};
+
+/// Prefix of concept terms; stems never contain it since words are alphanumeric.
+pub const CONCEPT_PREFIX: char = '~';
+
+/// A word of a text with its stems under both stemmers.
+#[derive(Debug, Clone)]
+pub struct Word {
+    /// The folded word.
+    pub surface: String,
+    /// `[english stem, french stem]`.
+    pub stems: [String; 2],
+    /// False for stop words.
+    pub content: bool,
+}
+
+/// One lexicon phrase, ready to match.
+#[derive(Debug, Clone)]
+struct Phrase {
+    /// Stems of the phrase's words, under each stemmer (`[en, fr]`).
+    stems: [Vec<String>; 2],
+    /// Matched against the full word stream (stop words included) rather than the
+    /// content words only: set when dropping stop words would leave one generic word
+    /// ("time off" must not match every "time").
+    strict: bool,
+    concept: u32,
+}
+
+/// Turns texts into terms. Cheap to share: it holds no per-index state.
+pub struct Analyzer {
+    stemmers: [Stemmer; 2],
+    /// Phrases by their first stem, for both stemmers.
+    phrases: HashMap<String, Vec<usize>>,
+    phrase_list: Vec<Phrase>,
+    concept_names: Vec<String>,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer")
+            .field("phrases", &self.phrase_list.len())
+            .field("concepts", &self.concept_names.len())
+            .finish()
+    }
+}
+
+fn stemmer_index(lang: Lang) -> usize {
+    match lang {
+        Lang::En => 0,
+        Lang::Fr => 1,
+    }
+}
+
+impl Analyzer {
+    /// An analyzer that knows the concepts of `lexicon`.
+    pub fn new(lexicon: &Lexicon) -> Self {
+        let stemmers = [Stemmer::create(Algorithm::English), Stemmer::create(Algorithm::French)];
+        let mut analyzer = Analyzer {
+            stemmers,
+            phrases: HashMap::new(),
+            phrase_list: Vec::new(),
+            concept_names: Vec::new(),
+        };
+        for (c, concept) in lexicon.concepts.iter().enumerate() {
+            let name = concept.en.first().or(concept.fr.first()).cloned().unwrap_or_default();
+            analyzer.concept_names.push(text::fold(&name));
+            for phrase in concept.en.iter().chain(&concept.fr) {
+                analyzer.add_phrase(phrase, c as u32);
+            }
+        }
+        analyzer
+    }
+
+    fn add_phrase(&mut self, phrase: &str, concept: u32) {
+        let words = self.words(phrase);
+        let content: Vec<&Word> = words.iter().filter(|w| w.content).collect();
+        let strict = content.is_empty() || (content.len() == 1 && words.len() > 1);
+        let chosen: Vec<&Word> = if strict { words.iter().collect() } else { content };
+        if chosen.is_empty() {
+            return;
+        }
+        let stems = [0, 1].map(|s| chosen.iter().map(|w| w.stems[s].clone()).collect::<Vec<_>>());
+        let id = self.phrase_list.len();
+        for first in [&stems[0][0], &stems[1][0]] {
+            let ids = self.phrases.entry(first.clone()).or_default();
+            if ids.last() != Some(&id) {
+                ids.push(id);
+            }
+        }
+        self.phrase_list.push(Phrase { stems, strict, concept });
+    }
+
+    /// The stem of a folded word under `lang`'s stemmer.
+    pub fn stem(&self, lang: Lang, word: &str) -> String {
+        self.stemmers[stemmer_index(lang)].stem(word).into_owned()
+    }
+
+    /// Folds, segments and stems `text` both ways.
+    pub fn words(&self, text: &str) -> Vec<Word> {
+        let mut out = Vec::new();
+        text::for_each_word(text, |w| out.push(self.word(w)));
+        out
+    }
+
+    /// One folded word with its stems.
+    pub fn word(&self, surface: &str) -> Word {
+        Word {
+            surface: surface.to_owned(),
+            stems: [0, 1].map(|s| self.stemmers[s].stem(surface).into_owned()),
+            content: !is_stop_word(surface),
+        }
+    }
+
+    /// The terms of a document written in `lang`: the stems of its content words, then
+    /// one concept term per lexicon phrase it contains.
+    pub fn document_terms(&self, text: &str, lang: Lang) -> Vec<String> {
+        let words = self.words(text);
+        let s = stemmer_index(lang);
+        let mut terms: Vec<String> = words.iter().filter(|w| w.content).map(|w| w.stems[s].clone()).collect();
+        terms.extend(self.concepts(&words, &[s]).into_iter().map(|c| self.concept_term(c)));
+        terms
+    }
+
+    /// The concepts whose phrases occur in `words`, matching stems of the given stemmers
+    /// (a phrase matches when all its words match under one stemmer). One entry per match.
+    pub fn concepts(&self, words: &[Word], stemmers: &[usize]) -> Vec<u32> {
+        let content: Vec<&Word> = words.iter().filter(|w| w.content).collect();
+        let all: Vec<&Word> = words.iter().collect();
+        let mut found = Vec::new();
+        for (stream, strict) in [(&content, false), (&all, true)] {
+            for start in 0..stream.len() {
+                let mut candidates: Vec<usize> = Vec::new();
+                for &s in stemmers {
+                    if let Some(ids) = self.phrases.get(&stream[start].stems[s]) {
+                        candidates.extend(ids);
+                    }
+                }
+                candidates.sort_unstable();
+                candidates.dedup();
+                for id in candidates {
+                    let phrase = &self.phrase_list[id];
+                    if phrase.strict != strict {
+                        continue;
+                    }
+                    let matches = stemmers.iter().any(|&s| {
+                        let p = &phrase.stems[s];
+                        start + p.len() <= stream.len()
+                            && p.iter().zip(&stream[start..]).all(|(ps, w)| *ps == w.stems[s])
+                    });
+                    if matches {
+                        found.push(phrase.concept);
+                    }
+                }
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    /// The index term standing for concept `c`.
+    pub fn concept_term(&self, c: u32) -> String {
+        format!("{CONCEPT_PREFIX}{c}")
+    }
+
+    /// A readable name for a term: concept terms show their concept's first phrase.
+    pub fn describe_term(&self, term: &str) -> String {
+        match term.strip_prefix(CONCEPT_PREFIX).and_then(|c| c.parse::<usize>().ok()) {
+            Some(c) => format!("{CONCEPT_PREFIX}{}", self.concept_names.get(c).map_or("?", String::as_str)),
+            None => term.to_owned(),
+        }
+    }
+
+    /// The language a short message is most likely in, when the stop words say so.
+    pub fn detect_language(words: &[Word], raw: &str) -> Option<Lang> {
+        let (en, mut fr) = super::stopwords::language_votes(words.iter().map(|w| w.surface.as_str()));
+        // Accented letters French uses but English does not.
+        if raw.chars().any(|c| "éèêàâçùûîïôœÉÈÊÀÇ".contains(c)) {
+            fr += 1;
+        }
+        match en.cmp(&fr) {
+            std::cmp::Ordering::Greater => Some(Lang::En),
+            std::cmp::Ordering::Less => Some(Lang::Fr),
+            std::cmp::Ordering::Equal => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Concept;
+
+    fn lexicon() -> Lexicon {
+        Lexicon {
+            concepts: vec![
+                Concept {
+                    en: vec!["payslip".into(), "pay slip".into()],
+                    fr: vec!["fiche de paie".into(), "bulletin de salaire".into()],
+                },
+                Concept { en: vec!["time off".into()], fr: vec!["congé".into()] },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_french_phrase_and_an_english_word_share_a_concept_term() {
+        let a = Analyzer::new(&lexicon());
+        let fr = a.document_terms("Où trouver ma fiche de paie ?", Lang::Fr);
+        let en = a.document_terms("Where is my payslip?", Lang::En);
+        assert!(fr.contains(&"~0".to_owned()), "{fr:?}");
+        assert!(en.contains(&"~0".to_owned()), "{en:?}");
+    }
+
+    #[test]
+    fn content_phrases_match_without_their_stop_words() {
+        let a = Analyzer::new(&lexicon());
+        let words = a.words("ma fiche paie");
+        assert_eq!(a.concepts(&words, &[0, 1]), [0]);
+    }
+
+    #[test]
+    fn strict_phrases_need_every_word() {
+        let a = Analyzer::new(&lexicon());
+        assert!(a.concepts(&a.words("what time is it"), &[0, 1]).is_empty());
+        assert_eq!(a.concepts(&a.words("I need time off"), &[0, 1]), [1]);
+        assert_eq!(a.concepts(&a.words("mes conges"), &[0, 1]), [1]);
+    }
+
+    #[test]
+    fn language_is_told_by_stop_words_and_accents() {
+        let a = Analyzer::new(&lexicon());
+        let detect = |s: &str| Analyzer::detect_language(&a.words(s), s);
+        assert_eq!(detect("where is my payslip"), Some(Lang::En));
+        assert_eq!(detect("où est ma fiche de paie"), Some(Lang::Fr));
+        assert_eq!(detect("payslip"), None);
+    }
+}

@@ -1,0 +1,245 @@
+//! The matching engine: which FAQ entry answers a message, and how sure it is.
+//!
+//! TF-IDF over stemmed words and lexicon concepts, L2-normalised sparse vectors
+//! ([`sprs`]), cosine similarity, a confidence threshold. Every question of an entry and
+//! its answer are indexed as separate *units*; an entry scores as its best unit, so one
+//! close paraphrase is enough.
+//!
+//! Owns: tokenization ([`text`]), stop words ([`stopwords`]), stemming and concepts
+//! ([`analyze`]), typo correction ([`fuzzy`]) and scoring ([`index`]).
+//! Must not: do I/O, log, or depend on the web or async stack — it could be its own crate.
+//!
+//! ```
+//! use wabot::engine::{Engine, FaqEntry, Lang, Lexicon};
+//! let entries = vec![FaqEntry::new("pw-en", Lang::En, &["How do I reset my password?"], "Use it.example.com.")];
+//! let engine = Engine::build(&entries, &Lexicon::default());
+//! assert_eq!(engine.best("reset password pls").unwrap().entry.id, "pw-en");
+//! assert!(engine.best("what's the weather like").is_none());
+//! ```
+
+pub mod analyze;
+pub mod fuzzy;
+pub mod index;
+pub mod stopwords;
+pub mod text;
+
+use serde::{Deserialize, Serialize};
+
+pub use analyze::Analyzer;
+pub use index::{Explanation, Index, Match, QueryVector, Unit};
+
+/// A language the FAQ and the bot speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// English.
+    En,
+    /// French.
+    Fr,
+}
+
+impl Lang {
+    /// The ISO 639-1 code: `en`, `fr`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Fr => "fr",
+        }
+    }
+
+    /// Parses an ISO 639-1 code.
+    pub fn from_code(code: &str) -> Option<Lang> {
+        match code {
+            "en" => Some(Lang::En),
+            "fr" => Some(Lang::Fr),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Lang {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// One FAQ entry: a question asked several ways, in one language, and its answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaqEntry {
+    /// Unique identifier, e.g. `leave-balance-en`.
+    pub id: String,
+    /// The entry's language.
+    pub lang: Lang,
+    /// Ways of asking; at least one.
+    pub questions: Vec<String>,
+    /// The answer sent back.
+    pub answer: String,
+    /// The menu category it belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Entries of one topic in different languages share it: the bot answers a topic in
+    /// the user's language when the topic has an entry in it. Defaults to the id without
+    /// a language suffix (`leave-balance-en` and `leave-balance-fr` → `leave-balance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+impl FaqEntry {
+    /// An entry without a category.
+    pub fn new(id: &str, lang: Lang, questions: &[&str], answer: &str) -> Self {
+        FaqEntry {
+            id: id.to_owned(),
+            lang,
+            questions: questions.iter().map(|q| (*q).to_owned()).collect(),
+            answer: answer.to_owned(),
+            category: None,
+            topic: None,
+        }
+    }
+
+    /// The topic this entry answers (see [`FaqEntry::topic`]).
+    pub fn topic_key(&self) -> &str {
+        if let Some(t) = &self.topic {
+            return t;
+        }
+        let code = self.lang.code();
+        for sep in ['-', '_', '.'] {
+            if let Some(base) = self.id.strip_suffix(code).and_then(|b| b.strip_suffix(sep))
+                && !base.is_empty()
+            {
+                return base;
+            }
+        }
+        &self.id
+    }
+}
+
+/// Terms that mean the same thing, across English and French.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Concept {
+    /// English words or phrases.
+    #[serde(default)]
+    pub en: Vec<String>,
+    /// French words or phrases.
+    #[serde(default)]
+    pub fr: Vec<String>,
+}
+
+/// The domain lexicon: concepts shared by documents and queries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lexicon {
+    /// The concepts.
+    #[serde(default, rename = "concept")]
+    pub concepts: Vec<Concept>,
+}
+
+/// Tunable knobs of the engine; [`Default`] holds the values measured best on the
+/// quality set (see the README's *Matching quality*).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineParams {
+    /// Below this cosine the engine declines to answer.
+    pub threshold: f32,
+    /// How much an answer's text counts against a question's (0 ignores answers).
+    pub answer_weight: f32,
+    /// Correct unknown words to the closest known word.
+    pub fuzzy: bool,
+    /// Weight of a typo-corrected word relative to a word typed right.
+    pub fuzzy_weight: f32,
+    /// Add lexicon concept terms.
+    pub concepts: bool,
+}
+
+impl Default for EngineParams {
+    fn default() -> Self {
+        EngineParams { threshold: 0.30, answer_weight: 0.75, fuzzy: true, fuzzy_weight: 0.8, concepts: true }
+    }
+}
+
+/// The matching engine over a fixed set of entries.
+#[derive(Debug)]
+pub struct Engine {
+    params: EngineParams,
+    index: Index,
+}
+
+impl Engine {
+    /// Builds the engine with default parameters.
+    pub fn build(entries: &[FaqEntry], lexicon: &Lexicon) -> Engine {
+        Engine::with_params(entries, lexicon, EngineParams::default())
+    }
+
+    /// Builds the engine with the given parameters.
+    pub fn with_params(entries: &[FaqEntry], lexicon: &Lexicon, params: EngineParams) -> Engine {
+        Engine { params, index: Index::build(entries, lexicon, &params) }
+    }
+
+    /// The parameters in force.
+    pub fn params(&self) -> &EngineParams {
+        &self.params
+    }
+
+    /// The indexed entries.
+    pub fn entries(&self) -> &[FaqEntry] {
+        self.index.entries()
+    }
+
+    /// The entry with this id.
+    pub fn entry(&self, id: &str) -> Option<&FaqEntry> {
+        self.index.entry(id)
+    }
+
+    /// The entry of `e`'s topic in `lang`, when `e` is in another language and one exists.
+    pub fn twin(&self, e: &FaqEntry, lang: Lang) -> Option<&FaqEntry> {
+        self.index.twin(e, lang)
+    }
+
+    /// The `k` best entries for `query`, best first, whatever their score.
+    pub fn search(&self, query: &str, k: usize) -> Vec<Match<'_>> {
+        let q = self.index.query_vector(query, &self.params);
+        self.index.top_k(&q, k)
+    }
+
+    /// The best entry if its score reaches the threshold.
+    pub fn best(&self, query: &str) -> Option<Match<'_>> {
+        self.search(query, 1).into_iter().next().filter(|m| m.score >= self.params.threshold)
+    }
+
+    /// The answer for a user: the best entry above the threshold, given in the user's
+    /// language (`preferred`, else the language `query` is written in) when the entry's
+    /// topic has an entry in that language.
+    pub fn answer(&self, query: &str, preferred: Option<Lang>) -> Option<Match<'_>> {
+        self.answer_with(query, preferred, &self.params)
+    }
+
+    /// [`Engine::answer`] with other parameters (a lower threshold, say) for scoring;
+    /// the index is the one built with [`Engine::params`].
+    pub fn answer_with(
+        &self,
+        query: &str,
+        preferred: Option<Lang>,
+        params: &EngineParams,
+    ) -> Option<Match<'_>> {
+        let q = self.index.query_vector(query, params);
+        let top = self.index.top_k(&q, 1).into_iter().next().filter(|m| m.score >= params.threshold)?;
+        let lang = preferred.or(q.lang).unwrap_or(top.entry.lang);
+        match self.index.twin(top.entry, lang) {
+            Some(twin) => Some(Match { entry: twin, ..top }),
+            None => Some(top),
+        }
+    }
+
+    /// Why `query` scored what it did against `m`'s unit: the shared terms and weights.
+    pub fn explain(&self, query: &str, m: &Match<'_>) -> Explanation {
+        let q = self.index.query_vector(query, &self.params);
+        self.index.explain(&q, m)
+    }
+
+    /// The language `text` is most likely written in, if it says.
+    pub fn detect_language(&self, text: &str) -> Option<Lang> {
+        let words = self.index.analyzer().words(text);
+        Analyzer::detect_language(&words, text)
+    }
+}

@@ -1,0 +1,43 @@
+//! wabot — a self-hosted WhatsApp assistant for an organisation's employee helpdesk.
+//!
+//! Employees message the organisation's WhatsApp number through Twilio; wabot answers from a
+//! bilingual (English/French) FAQ. The crate is a library with a thin binary (`src/main.rs`).
+//!
+//! # Map
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`engine`] | TF-IDF + cosine matching: tokenizer, stop words, stemming, lexicon expansion, index, scoring. Pure: no I/O, no async. |
+//! | [`corpus`] | The knowledge base on disk: the hand-edited TOML format, FAQ JSONL, the embedded default corpus and lexicon. |
+//! | [`dialog`] | What the bot says: greetings, menu, FAQ answers, fallback, in the user's language. Transport-agnostic. |
+//! | [`store`] | Per-user conversation state behind the [`store::SessionStore`] trait. |
+//! | [`channel`] | Twilio's WhatsApp webhook format: form parsing, `X-Twilio-Signature`, TwiML replies. |
+//! | [`server`] | The axum HTTP server: `POST /bot`, `GET /healthz`, limits, startup. |
+//! | [`config`] | Typed settings: TOML file plus environment overrides; secrets only from the environment. |
+//! | [`chat`] | `wabot chat`: the same dialog in a terminal. |
+//! | [`eval`] | `wabot eval`: accuracy of the engine on a labelled query set, with a threshold sweep. |
+//!
+//! A message's path: [`server`] receives the webhook → [`channel`] parses the form and checks the
+//! signature → [`dialog`] loads the sender's state from [`store`], asks [`engine`] for the best
+//! FAQ entry and words the reply → [`channel`] renders TwiML → [`server`] answers.
+//!
+//! ```
+//! let kb = wabot::corpus::KnowledgeBase::embedded().unwrap();
+//! let engine = wabot::engine::Engine::build(kb.entries(), kb.lexicon());
+//! let best = engine.best("how do I get my payslip?").unwrap();
+//! assert!(best.entry.id.starts_with("payslip"));
+//! ```
+#![warn(missing_docs)]
+
+pub mod channel;
+pub mod chat;
+pub mod config;
+pub mod corpus;
+pub mod dialog;
+pub mod engine;
+pub mod error;
+pub mod eval;
+pub mod server;
+pub mod store;
+
+pub use error::{Error, Result};

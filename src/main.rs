@@ -1,0 +1,234 @@
+//! The `wabot` command: parses the command line and calls the library.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use wabot::config::Settings;
+use wabot::corpus::KnowledgeBase;
+use wabot::dialog::Dialog;
+use wabot::engine::{Engine, EngineParams};
+use wabot::server::Server;
+use wabot::store::MemoryStore;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Self-hosted WhatsApp assistant for an employee helpdesk.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML); environment variables override it.
+    #[arg(long, global = true, env = "WABOT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Twilio WhatsApp webhook server (POST /bot).
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:5000].
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Corpus directory or file [default: the embedded corpus].
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+    },
+    /// Talk to the bot in the terminal, with no network.
+    Chat {
+        /// Corpus directory or file [default: the embedded corpus].
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+    },
+    /// Match questions against the FAQ: one QUESTION, or one per line on stdin.
+    Ask {
+        /// Corpus directory or file [default: the embedded corpus].
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// One JSON object per query: {"query", "id", "score", "answer"}.
+        #[arg(long)]
+        json: bool,
+        /// Show the matched terms and their weights.
+        #[arg(long)]
+        explain: bool,
+        /// The question; without it, questions are read from stdin.
+        question: Vec<String>,
+    },
+    /// Measure matching quality on a labelled query set (JSONL {"q", "expected"}).
+    Eval {
+        /// Corpus directory or file [default: the embedded corpus].
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// The labelled queries.
+        #[arg(long)]
+        queries: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref()).context("loading the configuration")?;
+    match cli.command {
+        Command::Serve { listen, corpus } => serve(settings, listen, corpus),
+        Command::Chat { corpus } => {
+            let (kb, engine) = load(corpus.as_deref().or(settings.corpus.as_deref()), &settings)?;
+            let dialog = Dialog::new(kb, engine, Arc::new(MemoryStore::default()));
+            wabot::chat::run(&dialog, std::io::stdin().lock(), std::io::stdout().lock())?;
+            Ok(())
+        }
+        Command::Ask { corpus, json, explain, question } => {
+            let (_, engine) = load(corpus.as_deref().or(settings.corpus.as_deref()), &settings)?;
+            ask(&engine, json, explain, question)
+        }
+        Command::Eval { corpus, queries, json } => {
+            let (_, engine) = load(corpus.as_deref().or(settings.corpus.as_deref()), &settings)?;
+            let set = wabot::eval::load_queries(&queries, &engine)?;
+            let report = wabot::eval::evaluate(&engine, &set);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load(corpus: Option<&Path>, settings: &Settings) -> anyhow::Result<(Arc<KnowledgeBase>, Arc<Engine>)> {
+    let kb = match corpus {
+        Some(path) => KnowledgeBase::load(path)?,
+        None => KnowledgeBase::embedded()?,
+    };
+    let params = EngineParams { threshold: settings.threshold, ..EngineParams::default() };
+    let engine = Engine::with_params(kb.entries(), kb.lexicon(), params);
+    Ok((Arc::new(kb), Arc::new(engine)))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WABOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn serve(
+    mut settings: Settings,
+    listen: Option<std::net::SocketAddr>,
+    corpus: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    init_logging();
+    if let Some(l) = listen {
+        settings.listen = l;
+    }
+    if let Some(c) = corpus {
+        settings.corpus = Some(c);
+    }
+    let (kb, engine) = load(settings.corpus.as_deref(), &settings)?;
+    let entries = engine.entries().len();
+    let dialog = Arc::new(Dialog::new(kb, engine, Arc::new(MemoryStore::default())));
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(&settings, dialog).await?;
+        if settings.twilio_auth_token.is_none() {
+            tracing::warn!(
+                "TWILIO_AUTH_TOKEN is not set: webhook requests are NOT authenticated. \
+                 Listening on loopback only; set TWILIO_AUTH_TOKEN before exposing wabot."
+            );
+        }
+        tracing::info!(
+            addr = %server.local_addr(),
+            webhook_url = %settings.webhook_url(),
+            entries,
+            signature_check = settings.twilio_auth_token.is_some(),
+            "wabot is listening"
+        );
+        server.run(shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn ask(engine: &Engine, json: bool, explain: bool, question: Vec<String>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if !question.is_empty() {
+        return ask_one(engine, &question.join(" "), json, explain, &mut out);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        bail!("give a QUESTION, or pipe questions on stdin (one per line)");
+    }
+    for line in stdin.lock().lines() {
+        let line = line.context("reading stdin")?;
+        if !line.trim().is_empty() {
+            ask_one(engine, &line, json, explain, &mut out)?;
+        }
+    }
+    Ok(())
+}
+
+fn ask_one(engine: &Engine, q: &str, json: bool, explain: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let answer = engine.answer(q, None);
+    let best = answer.or_else(|| engine.search(q, 1).into_iter().next());
+    let score = best.map_or(0.0, |m| m.score);
+    if json {
+        let mut obj = serde_json::json!({
+            "query": q,
+            "id": answer.map(|m| m.entry.id.as_str()),
+            "score": (score * 1e4).round() / 1e4,
+            "answer": answer.map(|m| m.entry.answer.as_str()),
+        });
+        if explain && let Some(m) = best {
+            obj["explain"] = serde_json::to_value(engine.explain(q, &m))?;
+        }
+        writeln!(out, "{obj}")?;
+        return Ok(());
+    }
+    match answer {
+        Some(m) => writeln!(out, "{} ({:.3})\n{}", m.entry.id, m.score, m.entry.answer)?,
+        None => writeln!(
+            out,
+            "(no answer: best score {score:.3} is below the threshold {:.2})",
+            engine.params().threshold
+        )?,
+    }
+    if explain && let Some(m) = best {
+        let x = engine.explain(q, &m);
+        writeln!(out, "  candidate {} via {:?}: {:?}", m.entry.id, m.unit, x.unit_text)?;
+        for (term, qw, dw, c) in &x.terms {
+            writeln!(out, "  {term:<24} query {qw:.3} × entry {dw:.3} = {c:.3}")?;
+        }
+        for (typed, fixed) in &x.corrected {
+            writeln!(out, "  corrected {typed:?} → {fixed:?}")?;
+        }
+        if !x.unknown.is_empty() {
+            writeln!(out, "  unknown words: {}", x.unknown.join(", "))?;
+        }
+    }
+    writeln!(out)?;
+    Ok(())
+}

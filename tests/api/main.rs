@@ -1,0 +1,4 @@
+//! End-to-end tests: the real server on a random loopback port, spoken to over HTTP.
+
+mod helpers;
+mod webhook;

@@ -1,0 +1,91 @@
+//! The `wabot` binary as an admin uses it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn wabot() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wabot"));
+    cmd.env_remove("WABOT_CONFIG").env_remove("TWILIO_AUTH_TOKEN").env_remove("WABOT_CORPUS");
+    cmd
+}
+
+fn run_with_stdin(mut cmd: Command, input: &str) -> (bool, String, String) {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn ask_answers_one_question() {
+    let out = wabot().args(["ask", "how do I reset my password"]).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("password-reset-en ("), "{stdout}");
+}
+
+#[test]
+fn ask_json_reads_stdin_one_line_per_query() {
+    let mut cmd = wabot();
+    cmd.args(["ask", "--json"]);
+    let (ok, stdout, stderr) = run_with_stdin(cmd, "où est ma fiche de paie ?\nrecette de la tarte tatin\n");
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["query"], "où est ma fiche de paie ?");
+    assert!(lines[0]["id"].as_str().unwrap().starts_with("payslip"), "{}", lines[0]);
+    assert!(lines[0]["answer"].as_str().unwrap().contains("portail RH"));
+    assert!(lines[1]["id"].is_null(), "{}", lines[1]);
+    assert!(lines[1]["answer"].is_null());
+    assert!(lines[1]["score"].as_f64().unwrap() < 0.3);
+}
+
+#[test]
+fn ask_explain_shows_terms_and_weights() {
+    let out = wabot().args(["ask", "--explain", "pasword reset"]).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("corrected \"pasword\" → \"password\""), "{stdout}");
+    assert!(stdout.contains("query ") && stdout.contains(" × entry "), "{stdout}");
+}
+
+#[test]
+fn a_malformed_corpus_is_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("faq.jsonl");
+    std::fs::write(
+        &path,
+        "{\"id\": \"a\", \"lang\": \"en\", \"questions\": [\"q\"], \"answer\": \"a\"}\n{oops}\n",
+    )
+    .unwrap();
+    let out = wabot().args(["ask", "--corpus"]).arg(&path).arg("q").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("faq.jsonl:2:"), "{stderr}");
+}
+
+#[test]
+fn chat_runs_the_dialog_in_the_terminal() {
+    let mut cmd = wabot();
+    cmd.arg("chat");
+    let (ok, stdout, _) = run_with_stdin(cmd, "bonjour\ncomment poser des congés ?\n");
+    assert!(ok);
+    assert!(stdout.contains("Bonjour ! Je suis"), "{stdout}");
+    assert!(stdout.contains("portail RH"), "{stdout}");
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_a_token() {
+    let out = wabot().args(["serve", "--listen", "0.0.0.0:0"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("refusing to listen on 0.0.0.0:0 without TWILIO_AUTH_TOKEN"), "{stderr}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for sub in ["serve", "chat", "ask", "eval"] {
+        let out = wabot().args([sub, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{sub}");
+        assert!(String::from_utf8(out.stdout).unwrap().contains("Usage: wabot"), "{sub}");
+    }
+}
