@@ -274,7 +274,7 @@ impl Index {
             ids.dedup();
             if ids.is_empty() {
                 unknown.push(w.surface.clone());
-                unknown_sq += (self.max_idf * f).powi(2);
+                unknown_sq += (self.max_idf * f * params.unknown_weight).powi(2);
                 continue;
             }
             // A word whose two stems both exist counts once in all, not twice.

@@ -144,6 +144,9 @@ pub struct EngineParams {
     pub threshold: f32,
     /// How much an answer's text counts against a question's (0 ignores answers).
     pub answer_weight: f32,
+    /// How much a word the index does not know counts in the query's norm, relative to
+    /// the rarest known word: 1 makes every unknown word dilute the match fully.
+    pub unknown_weight: f32,
     /// Correct unknown words to the closest known word.
     pub fuzzy: bool,
     /// Weight of a typo-corrected word relative to a word typed right.
@@ -154,7 +157,14 @@ pub struct EngineParams {
 
 impl Default for EngineParams {
     fn default() -> Self {
-        EngineParams { threshold: 0.30, answer_weight: 0.75, fuzzy: true, fuzzy_weight: 0.8, concepts: true }
+        EngineParams {
+            threshold: 0.30,
+            answer_weight: 0.75,
+            unknown_weight: 1.0,
+            fuzzy: true,
+            fuzzy_weight: 0.8,
+            concepts: true,
+        }
     }
 }
 
