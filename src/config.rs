@@ -7,7 +7,7 @@
 //! | listen address | `listen` | `WABOT_LISTEN` | `127.0.0.1:5000` |
 //! | corpus path | `corpus` | `WABOT_CORPUS` | the embedded corpus |
 //! | public base URL | `public_url` | `WABOT_PUBLIC_URL` | none (the listen address) |
-//! | match threshold | `threshold` | `WABOT_THRESHOLD` | `0.30` |
+//! | match threshold | `threshold` | `WABOT_THRESHOLD` | `0.25` |
 //! | max request body | `max_body_bytes` | `WABOT_MAX_BODY_BYTES` | `65536` |
 //! | Twilio auth token | — | `TWILIO_AUTH_TOKEN` | none: signatures unchecked, loopback only |
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::corpus::KnowledgeBase;
-use crate::engine::{Engine, FaqEntry, Lang, Match};
+use crate::engine::{Engine, FaqEntry, Lang};
 use crate::store::{Pending, Session, SessionStore, StoreError};
 use messages as msg;
 
@@ -245,16 +245,22 @@ impl Dialog {
         }
         // Not sure enough to answer: offer the nearest questions, if any come close.
         let floor = self.engine.params().threshold * SUGGESTION_FLOOR;
-        let suggestions: Vec<Match<'_>> =
-            self.engine.search(text, MAX_SUGGESTIONS).into_iter().filter(|m| m.score >= floor).collect();
+        // Each suggestion in the user's language where its topic has it, each topic once.
+        let mut suggestions: Vec<&FaqEntry> = Vec::new();
+        for m in self.engine.search(text, 2 * MAX_SUGGESTIONS).iter().filter(|m| m.score >= floor) {
+            let entry = self.engine.twin(m.entry, lang).unwrap_or(m.entry);
+            if suggestions.len() < MAX_SUGGESTIONS && !suggestions.iter().any(|s| s.id == entry.id) {
+                suggestions.push(entry);
+            }
+        }
         if suggestions.is_empty() {
             return reply(lang, Outcome::Declined, msg::NOT_UNDERSTOOD.get(lang));
         }
         let mut out = String::from(msg::SUGGESTIONS.get(lang));
-        for (i, m) in suggestions.iter().enumerate() {
-            out.push_str(&format!("\n{}. {}", i + 1, m.entry.questions[0]));
+        for (i, e) in suggestions.iter().enumerate() {
+            out.push_str(&format!("\n{}. {}", i + 1, e.questions[0]));
         }
-        session.pending = Some(Pending::Entries(suggestions.iter().map(|m| m.entry.id.clone()).collect()));
+        session.pending = Some(Pending::Entries(suggestions.iter().map(|e| e.id.clone()).collect()));
         reply(lang, Outcome::Suggested, &out)
     }
 
@@ -340,5 +346,35 @@ mod tests {
         let d = dialog();
         assert_eq!(say(&d, "français").lang, Lang::Fr);
         assert_eq!(say(&d, "menu").lang, Lang::Fr);
+    }
+
+    #[test]
+    fn a_close_miss_offers_numbered_suggestions_in_the_users_language() {
+        use crate::engine::{EngineParams, FaqEntry, Lexicon};
+        let entries = vec![
+            FaqEntry::new(
+                "pw-en",
+                Lang::En,
+                &["How do I reset my password on the portal?"],
+                "Use it.example.com.",
+            ),
+            FaqEntry::new(
+                "pw-fr",
+                Lang::Fr,
+                &["Comment réinitialiser mon password ?"],
+                "Allez sur it.example.com.",
+            ),
+        ];
+        let kb = Arc::new(KnowledgeBase::default());
+        // A high threshold turns every good match into a close miss.
+        let params = EngineParams { threshold: 0.95, ..EngineParams::default() };
+        let engine = Arc::new(Engine::with_params(&entries, &Lexicon::default(), params));
+        let d = Dialog::new(kb, engine, Arc::new(MemoryStore::default()));
+        let r = say(&d, "reset my password please");
+        assert_eq!(r.outcome, Outcome::Suggested, "{r:?}");
+        assert!(r.messages[0].ends_with("\n1. How do I reset my password on the portal?"), "{r:?}");
+        let chosen = say(&d, "1");
+        assert_eq!(chosen.outcome, Outcome::Answered { id: "pw-en".into(), score: 1.0 });
+        assert_eq!(chosen.messages, ["Use it.example.com."]);
     }
 }

@@ -95,6 +95,11 @@ impl FuzzyIndex {
                 if candidate.chars().count().abs_diff(chars) > max {
                     continue;
                 }
+                // Thumbs rarely miss a word's first letter; a correction that changes it
+                // (`tatin` → `matin`) is more often a different word.
+                if candidate.chars().next() != word.chars().next() {
+                    continue;
+                }
                 let Some(d) = osa_distance(word, candidate, max) else {
                     continue;
                 };
@@ -207,6 +212,7 @@ mod tests {
         let ix = index(&["password", "leave", "pay"]);
         assert_eq!(ix.correct("pat"), None);
         assert_eq!(ix.correct("weather"), None);
+        assert_eq!(ix.correct("bassword"), None, "the first letter is kept");
         assert_eq!(ix.correct("password"), None);
     }
 
@@ -222,7 +228,11 @@ mod tests {
         let ix = index(&vocab);
         for q in ["formaton", "infromation", "salair", "slary", "badeg", "remoet", "xyzzyx"] {
             let max = allowed_edits(q.chars().count());
-            let brute = vocab.iter().filter_map(|w| osa_distance(q, w, max).map(|d| (d, *w))).min();
+            let brute = vocab
+                .iter()
+                .filter(|w| w.chars().next() == q.chars().next())
+                .filter_map(|w| osa_distance(q, w, max).map(|d| (d, *w)))
+                .min();
             assert_eq!(ix.correct(q).map(|(w, d)| (d, w)), brute, "{q}");
         }
     }

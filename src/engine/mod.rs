@@ -153,17 +153,21 @@ pub struct EngineParams {
     pub fuzzy_weight: f32,
     /// Add lexicon concept terms.
     pub concepts: bool,
+    /// Weight of a concept term in a query relative to a word.
+    pub concept_weight: f32,
 }
 
 impl Default for EngineParams {
     fn default() -> Self {
         EngineParams {
-            threshold: 0.30,
+            threshold: 0.25,
             answer_weight: 0.75,
             unknown_weight: 1.0,
+
             fuzzy: true,
             fuzzy_weight: 0.8,
             concepts: true,
+            concept_weight: 1.5,
         }
     }
 }

@@ -44,9 +44,10 @@ pub fn fold_into(input: &str, out: &mut String) {
 /// Splits `text` into folded words, the unit everything else works on.
 ///
 /// Words come from Unicode word segmentation (UAX #29), so punctuation and emoji are
-/// dropped. Apostrophes split a word (`l'attestation` → `l`, `attestation`;
-/// `don't` → `don`, `t`) and one-letter pieces are dropped, which removes French elided
-/// articles and pronouns. Every returned word is non-empty and already folded.
+/// dropped. French elisions and English clitics are cut off (`l'attestation` →
+/// `attestation`, `what's` → `what`, `don't` → `don`); other apostrophes are removed
+/// (`aujourd'hui` → `aujourdhui`). One-letter words other than digits are dropped. Every
+/// returned word is non-empty and already folded.
 pub fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for_each_word(text, |w| out.push(w.to_owned()));
@@ -57,18 +58,57 @@ pub fn words(text: &str) -> Vec<String> {
 pub fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
     let mut folded = String::with_capacity(text.len());
     fold_into(text, &mut folded);
+    let mut joined = String::new();
     for segment in folded.unicode_words() {
-        for piece in segment.split('\'') {
-            let piece = piece.trim_matches(|c: char| !c.is_alphanumeric());
-            if piece.chars().nth(1).is_some() {
-                f(piece);
-            } else if piece.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-                // A lone digit still carries meaning ("13th month" aside, "form 2").
-                f(piece);
+        let word = if segment.contains('\'') {
+            let mut pieces: Vec<&str> = segment.split('\'').collect();
+            while pieces.len() > 1 && FRENCH_ELISIONS.contains(&pieces[0]) {
+                pieces.remove(0);
             }
+            while pieces.len() > 1 && pieces.last().is_some_and(|p| ENGLISH_CLITICS.contains(p)) {
+                pieces.pop();
+            }
+            joined.clear();
+            pieces.iter().for_each(|p| joined.push_str(p));
+            joined.as_str()
+        } else {
+            segment
+        };
+        let word = word.trim_matches(|c: char| !c.is_alphanumeric());
+        // A lone digit still carries meaning ("form 2"); a lone letter does not.
+        if word.chars().nth(1).is_some() || word.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            f(word);
         }
     }
 }
+
+/// Folded words written with a capital inside a sentence (`Lyon`, `Portugal`): names,
+/// which typo correction must leave alone.
+pub fn proper_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut sentence_start = true;
+    for (_, token) in text.split_word_bound_indices() {
+        let mut chars = token.chars();
+        let Some(first) = chars.next() else { continue };
+        if first.is_alphabetic() {
+            let rest_lower = chars.clone().any(|c| c.is_lowercase());
+            if !sentence_start && first.is_uppercase() && rest_lower {
+                names.push(fold(token));
+            }
+            sentence_start = false;
+        } else if matches!(first, '.' | '!' | '?' | '\n' | '¿' | '¡') {
+            sentence_start = true;
+        }
+    }
+    names
+}
+
+/// French words elided before a vowel: `l'attestation` is `attestation`.
+const FRENCH_ELISIONS: &[&str] =
+    &["c", "d", "j", "jusqu", "l", "lorsqu", "m", "n", "puisqu", "qu", "quoiqu", "s", "t"];
+
+/// English endings after an apostrophe: `what's` is `what`, `don't` is `don`.
+const ENGLISH_CLITICS: &[&str] = &["d", "ll", "m", "re", "s", "t", "ve"];
 
 #[cfg(test)]
 mod tests {
@@ -92,7 +132,21 @@ mod tests {
     #[test]
     fn french_elision_is_split_off() {
         assert_eq!(words("L'attestation d’employeur"), ["attestation", "employeur"]);
-        assert_eq!(words("Qu'est-ce que c'est ?"), ["qu", "est", "ce", "que", "est"]);
+        assert_eq!(words("Qu'est-ce que c'est ?"), ["est", "ce", "que", "est"]);
+        assert_eq!(words("aujourd'hui, jusqu'à lundi"), ["aujourdhui", "lundi"]);
+    }
+
+    #[test]
+    fn capitalised_words_inside_a_sentence_are_names() {
+        assert_eq!(proper_names("Can I work from Portugal? Lyon is nice. PDF please"), ["portugal"]);
+    }
+
+    #[test]
+    fn english_clitics_are_cut_off() {
+        assert_eq!(
+            words("What's my manager's email? I don't know"),
+            ["what", "my", "manager", "email", "don", "know"]
+        );
     }
 
     #[test]
