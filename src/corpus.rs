@@ -298,28 +298,11 @@ fn parse_jsonl(file: &str, text: &str) -> Result<Located, CorpusError> {
 }
 
 fn validate(file: &str, line: usize, e: &FaqEntry) -> Result<(), CorpusError> {
-    let fail = |message: &str| CorpusError::InvalidEntry {
-        file: file.to_owned(),
-        line,
-        id: e.id.clone(),
-        message: message.to_owned(),
-    };
-    let id_ok = !e.id.is_empty()
-        && e.id.len() <= 128
-        && e.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if !id_ok {
-        return Err(fail("id must be 1 to 128 ASCII letters, digits, '-', '_', '.' or ':'"));
-    }
-    if e.questions.is_empty() {
-        return Err(fail("needs at least one question"));
-    }
-    if e.questions.iter().any(|q| q.trim().is_empty()) {
-        return Err(fail("has an empty question"));
-    }
-    if e.answer.trim().is_empty() {
-        return Err(fail("has an empty answer"));
-    }
-    Ok(())
+    e.validate().map_err(|err| match err {
+        crate::engine::EngineError::InvalidEntry { id, message } => {
+            CorpusError::InvalidEntry { file: file.to_owned(), line, id, message }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -127,8 +127,8 @@ pub struct Report {
 }
 
 /// The engine's answer to one query, and its best-ranked candidate whatever the score.
-fn judge<'a>(engine: &'a Engine, q: &str) -> (Option<Match<'a>>, Option<Match<'a>>) {
-    let mut lowered = *engine.params();
+fn judge(engine: &Engine, q: &str) -> (Option<Match>, Option<Match>) {
+    let mut lowered = engine.params();
     lowered.threshold = 0.0;
     // At threshold 0 the answer is the candidate the sweep applies other thresholds to.
     let ranked = engine.answer_with(q, None, &lowered);
@@ -169,8 +169,10 @@ pub fn evaluate(engine: &Engine, queries: &[LabelledQuery]) -> Report {
     let mut results = Vec::with_capacity(queries.len());
     let mut misses = Vec::new();
     let mut ranked_ok = 0;
-    for q in queries {
-        let (answered, ranked) = judge(engine, &q.q);
+    use rayon::prelude::*;
+    let judged: Vec<(Option<Match>, Option<Match>)> =
+        queries.par_iter().map(|q| judge(engine, &q.q)).collect();
+    for (q, (answered, ranked)) in queries.iter().zip(judged) {
         let best = ranked.map(|m| (m.entry.id.clone(), m.score));
         ranked_ok += usize::from(q.expected.is_some() && best.as_ref().map(|b| &b.0) == q.expected.as_ref());
         let got = answered.map(|m| m.entry.id.clone());

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use wabot::config::Settings;
 use wabot::corpus::KnowledgeBase;
 use wabot::dialog::Dialog;
-use wabot::engine::{Engine, EngineParams};
+use wabot::engine::{Engine, EngineParams, Match};
 use wabot::server::Server;
 use wabot::store::MemoryStore;
 
@@ -173,42 +173,71 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
+/// Lines read from stdin are matched this many at a time, in parallel.
+const ASK_BATCH: usize = 4096;
+
 fn ask(engine: &Engine, json: bool, explain: bool, question: Vec<String>) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !question.is_empty() {
-        return ask_one(engine, &question.join(" "), json, explain, &mut out);
+        let q = question.join(" ");
+        let answer = engine.answer(&q, None);
+        ask_one(engine, &q, answer, json, explain, &mut out)?;
+        return Ok(out.flush()?);
     }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         bail!("give a QUESTION, or pipe questions on stdin (one per line)");
     }
-    for line in stdin.lock().lines() {
-        let line = line.context("reading stdin")?;
-        if !line.trim().is_empty() {
-            ask_one(engine, &line, json, explain, &mut out)?;
+    let mut lines = stdin.lock().lines();
+    loop {
+        let mut batch = Vec::with_capacity(ASK_BATCH);
+        for line in lines.by_ref() {
+            let line = line.context("reading stdin")?;
+            if !line.trim().is_empty() {
+                batch.push(line);
+            }
+            if batch.len() == ASK_BATCH {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        for (q, answer) in batch.iter().zip(engine.answer_batch(&batch, None)) {
+            ask_one(engine, q, answer, json, explain, &mut out)?;
         }
     }
-    Ok(())
+    Ok(out.flush()?)
 }
 
-fn ask_one(engine: &Engine, q: &str, json: bool, explain: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    let answer = engine.answer(q, None);
-    let best = answer.or_else(|| engine.search(q, 1).into_iter().next());
-    let score = best.map_or(0.0, |m| m.score);
+fn ask_one(
+    engine: &Engine,
+    q: &str,
+    answer: Option<Match>,
+    json: bool,
+    explain: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    // Declined: still say how close the best candidate came.
+    let best = match &answer {
+        Some(m) => Some(m.clone()),
+        None => engine.search(q, 1).into_iter().next(),
+    };
+    let score = best.as_ref().map_or(0.0, |m| m.score);
     if json {
         let mut obj = serde_json::json!({
             "query": q,
-            "id": answer.map(|m| m.entry.id.as_str()),
+            "id": answer.as_ref().map(|m| m.entry.id.as_str()),
             "score": (score * 1e4).round() / 1e4,
-            "answer": answer.map(|m| m.entry.answer.as_str()),
+            "answer": answer.as_ref().map(|m| m.entry.answer.as_str()),
         });
-        if explain && let Some(m) = best {
-            obj["explain"] = serde_json::to_value(engine.explain(q, &m))?;
+        if explain && let Some(m) = &best {
+            obj["explain"] = serde_json::to_value(engine.explain(q, m))?;
         }
         writeln!(out, "{obj}")?;
         return Ok(());
     }
-    match answer {
+    match &answer {
         Some(m) => writeln!(out, "{} ({:.3})\n{}", m.entry.id, m.score, m.entry.answer)?,
         None => writeln!(
             out,
@@ -216,9 +245,9 @@ fn ask_one(engine: &Engine, q: &str, json: bool, explain: bool, out: &mut impl W
             engine.params().threshold
         )?,
     }
-    if explain && let Some(m) = best {
-        let x = engine.explain(q, &m);
-        writeln!(out, "  candidate {} via {:?}: {:?}", m.entry.id, m.unit, x.unit_text)?;
+    if explain && let Some(m) = &best {
+        let x = engine.explain(q, m);
+        writeln!(out, "  candidate {} via {:?}: {:?}", m.matched.id, m.unit, x.unit_text)?;
         for (term, qw, dw, c) in &x.terms {
             writeln!(out, "  {term:<24} query {qw:.3} × entry {dw:.3} = {c:.3}")?;
         }

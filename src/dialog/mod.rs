@@ -215,7 +215,7 @@ impl Dialog {
                 match entry {
                     Some(e) => {
                         let outcome = Outcome::Answered { id: e.id.clone(), score: 1.0 };
-                        reply(lang, outcome, &self.answer_text(e, lang))
+                        reply(lang, outcome, &self.answer_text(&e, lang))
                     }
                     None => reply(lang, Outcome::Other, msg::BAD_CHOICE.get(lang)),
                 }
@@ -238,17 +238,17 @@ impl Dialog {
         session.pending = None;
         let known = self.engine.detect_language(text).or(session.lang);
         let answer = self.engine.answer(text, known);
-        let lang = known.or(answer.map(|m| m.entry.lang)).unwrap_or(Lang::En);
+        let lang = known.or(answer.as_ref().map(|m| m.entry.lang)).unwrap_or(Lang::En);
         if let Some(m) = answer {
             let outcome = Outcome::Answered { id: m.entry.id.clone(), score: m.score };
-            return reply(lang, outcome, &self.answer_text(m.entry, lang));
+            return reply(lang, outcome, &self.answer_text(&m.entry, lang));
         }
         // Not sure enough to answer: offer the nearest questions, if any come close.
         let floor = self.engine.params().threshold * SUGGESTION_FLOOR;
         // Each suggestion in the user's language where its topic has it, each topic once.
-        let mut suggestions: Vec<&FaqEntry> = Vec::new();
-        for m in self.engine.search(text, 2 * MAX_SUGGESTIONS).iter().filter(|m| m.score >= floor) {
-            let entry = self.engine.twin(m.entry, lang).unwrap_or(m.entry);
+        let mut suggestions: Vec<Arc<FaqEntry>> = Vec::new();
+        for m in self.engine.search(text, 2 * MAX_SUGGESTIONS).into_iter().filter(|m| m.score >= floor) {
+            let entry = self.engine.twin(&m.entry, lang).unwrap_or(m.entry);
             if suggestions.len() < MAX_SUGGESTIONS && !suggestions.iter().any(|s| s.id == entry.id) {
                 suggestions.push(entry);
             }

@@ -10,7 +10,33 @@ use std::collections::HashMap;
 
 use super::stopwords::is_stop_word;
 use super::text;
-use super::{Lang, Lexicon};
+use super::{FaqEntry, Lang, Lexicon, Unit};
+
+/// Stems already computed, by stemmer: words repeat, stemming is the costly step.
+#[derive(Debug, Default)]
+pub struct StemCache([HashMap<String, String>; 2]);
+
+impl StemCache {
+    fn stem(&mut self, stemmer: &Stemmer, s: usize, word: &str) -> String {
+        if let Some(stem) = self.0[s].get(word) {
+            return stem.clone();
+        }
+        let stem = stemmer.stem(word).into_owned();
+        if self.0[s].len() < 200_000 {
+            self.0[s].insert(word.to_owned(), stem.clone());
+        }
+        stem
+    }
+}
+
+/// An entry as the index stores it.
+#[derive(Debug, Clone)]
+pub struct EntryAnalysis {
+    /// Each unit with its terms and their counts, sorted by term.
+    pub units: Vec<(Unit, Vec<(String, u32)>)>,
+    /// The distinct content words of the entry's indexed texts, for typo correction.
+    pub words: Vec<String>,
+}
 
 /// Prefix of concept terms; stems never contain it since words are alphanumeric.
 pub const CONCEPT_PREFIX: char = '~';
@@ -45,6 +71,8 @@ pub struct Analyzer {
     phrases: HashMap<String, Vec<usize>>,
     phrase_list: Vec<Phrase>,
     concept_names: Vec<String>,
+    /// Some phrase must match stop words too, so documents stem them as well.
+    phrases_use_stop_words: bool,
 }
 
 impl std::fmt::Debug for Analyzer {
@@ -72,6 +100,7 @@ impl Analyzer {
             phrases: HashMap::new(),
             phrase_list: Vec::new(),
             concept_names: Vec::new(),
+            phrases_use_stop_words: false,
         };
         for (c, concept) in lexicon.concepts.iter().enumerate() {
             let name = concept.en.first().or(concept.fr.first()).cloned().unwrap_or_default();
@@ -92,6 +121,7 @@ impl Analyzer {
             return;
         }
         let stems = [0, 1].map(|s| chosen.iter().map(|w| w.stems[s].clone()).collect::<Vec<_>>());
+        self.phrases_use_stop_words |= strict;
         let id = self.phrase_list.len();
         for first in [&stems[0][0], &stems[1][0]] {
             let ids = self.phrases.entry(first.clone()).or_default();
@@ -126,11 +156,58 @@ impl Analyzer {
     /// The terms of a document written in `lang`: the stems of its content words, then
     /// one concept term per lexicon phrase it contains.
     pub fn document_terms(&self, text: &str, lang: Lang) -> Vec<String> {
-        let words = self.words(text);
+        self.document_terms_cached(text, lang, &mut StemCache::default())
+    }
+
+    /// [`Analyzer::document_terms`] reusing the stems of words seen before.
+    pub fn document_terms_cached(&self, text: &str, lang: Lang, cache: &mut StemCache) -> Vec<String> {
         let s = stemmer_index(lang);
+        let mut words = Vec::new();
+        text::for_each_word(text, |w| {
+            let content = !is_stop_word(w);
+            let stem = if content || self.phrases_use_stop_words {
+                cache.stem(&self.stemmers[s], s, w)
+            } else {
+                String::new()
+            };
+            let mut stems = [String::new(), String::new()];
+            stems[s] = stem;
+            words.push(Word { surface: w.to_owned(), stems, content });
+        });
         let mut terms: Vec<String> = words.iter().filter(|w| w.content).map(|w| w.stems[s].clone()).collect();
         terms.extend(self.concepts(&words, &[s]).into_iter().map(|c| self.concept_term(c)));
         terms
+    }
+
+    /// An entry's units and content words, ready to index.
+    pub fn analyze_entry(&self, e: &FaqEntry, index_answer: bool, cache: &mut StemCache) -> EntryAnalysis {
+        let mut texts: Vec<(Unit, &str)> =
+            e.questions.iter().enumerate().map(|(i, q)| (Unit::Question(i), q.as_str())).collect();
+        if index_answer {
+            texts.push((Unit::Answer, e.answer.as_str()));
+        }
+        let mut units = Vec::with_capacity(texts.len());
+        let mut words: Vec<String> = Vec::new();
+        for (unit, text) in texts {
+            let mut terms = self.document_terms_cached(text, e.lang, cache);
+            terms.sort_unstable();
+            let mut counted: Vec<(String, u32)> = Vec::with_capacity(terms.len());
+            for t in terms {
+                match counted.last_mut() {
+                    Some((last, n)) if *last == t => *n += 1,
+                    _ => counted.push((t, 1)),
+                }
+            }
+            units.push((unit, counted));
+            text::for_each_word(text, |w| {
+                if !is_stop_word(w) {
+                    words.push(w.to_owned());
+                }
+            });
+        }
+        words.sort_unstable();
+        words.dedup();
+        EntryAnalysis { units, words }
     }
 
     /// The concepts whose phrases occur in `words`, matching stems of the given stemmers

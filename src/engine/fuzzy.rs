@@ -5,6 +5,8 @@
 //! then find every candidate within that many edits without scanning the vocabulary.
 //! Candidates are confirmed with the optimal-string-alignment distance (insertions,
 //! deletions, substitutions and adjacent transpositions — the typos thumbs make).
+//! The index is immutable once built: a flat sorted array of `(variant hash, word)`, so
+//! it costs 16 bytes a variant and no allocation per key.
 
 use std::collections::HashMap;
 
@@ -28,41 +30,47 @@ pub fn allowed_edits(chars: usize) -> usize {
     }
 }
 
-/// The vocabulary of known words, indexed by their deletions.
+/// A vocabulary of words with their counts, indexed by their deletions.
 #[derive(Debug, Default, Clone)]
 pub struct FuzzyIndex {
-    words: Vec<(String, u32)>,
-    ids: HashMap<String, u32>,
-    deletes: HashMap<String, Vec<u32>>,
+    words: Vec<(Box<str>, u32)>,
+    ids: HashMap<Box<str>, u32>,
+    /// `(hash of a deletion variant, word id)`, sorted.
+    deletes: Vec<(u64, u32)>,
 }
 
 impl FuzzyIndex {
-    /// An empty index.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records one more occurrence of `word`; frequent words win ties.
-    pub fn insert(&mut self, word: &str) {
-        if let Some(&id) = self.ids.get(word) {
-            self.words[id as usize].1 += 1;
-            return;
-        }
-        let id = self.words.len() as u32;
-        self.words.push((word.to_owned(), 1));
-        self.ids.insert(word.to_owned(), id);
-        let prefix: String = word.chars().take(PREFIX_CHARS).collect();
-        for variant in deletions(&prefix, MAX_EDITS) {
-            let ids = self.deletes.entry(variant).or_default();
-            if ids.last() != Some(&id) {
-                ids.push(id);
+    /// Indexes `words` with their counts; a word given twice has its counts added.
+    pub fn from_counts<'a>(words: impl IntoIterator<Item = (&'a str, u32)>) -> Self {
+        let mut ix = FuzzyIndex::default();
+        for (word, count) in words {
+            match ix.ids.get(word) {
+                Some(&id) => ix.words[id as usize].1 += count,
+                None => {
+                    ix.ids.insert(word.into(), ix.words.len() as u32);
+                    ix.words.push((word.into(), count));
+                }
             }
         }
+        let mut variants = Vec::new();
+        for (id, (word, _)) in ix.words.iter().enumerate() {
+            let prefix: String = word.chars().take(PREFIX_CHARS).collect();
+            deletions(&prefix, MAX_EDITS, &mut variants);
+            ix.deletes.extend(variants.iter().map(|v| (hash(v), id as u32)));
+        }
+        ix.deletes.sort_unstable();
+        ix.deletes.dedup();
+        ix
     }
 
-    /// True when `word` itself is in the vocabulary.
-    pub fn contains(&self, word: &str) -> bool {
-        self.ids.contains_key(word)
+    /// How many times `word` was counted (0 when unknown).
+    pub fn count(&self, word: &str) -> u32 {
+        self.ids.get(word).map_or(0, |&id| self.words[id as usize].1)
+    }
+
+    /// Every word with its count.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.words.iter().map(|(w, c)| (&**w, *c))
     }
 
     /// Number of distinct words.
@@ -70,57 +78,78 @@ impl FuzzyIndex {
         self.words.len()
     }
 
-    /// True when no word was inserted.
+    /// True when there is no word.
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
     }
 
-    /// The closest known word to `word` within its allowed edits, with the edit count.
-    /// Ties go to the more frequent word, then the alphabetically first, so the answer
-    /// never depends on insertion order.
-    pub fn correct(&self, word: &str) -> Option<(&str, usize)> {
+    /// Every known word within `word`'s allowed edits that starts with the same letter
+    /// (thumbs rarely miss a word's first letter: `tatin` is not a typo of `matin`),
+    /// with its distance. `word` itself is not a candidate.
+    pub fn candidates(&self, word: &str) -> Vec<(&str, usize)> {
         let chars = word.chars().count();
         let max = allowed_edits(chars);
-        if max == 0 || self.contains(word) {
-            return None;
+        let mut out: Vec<(&str, usize)> = Vec::new();
+        if max == 0 || self.deletes.is_empty() {
+            return out;
         }
+        let first = word.chars().next();
         let prefix: String = word.chars().take(PREFIX_CHARS).collect();
-        let mut best: Option<(usize, u32, &str)> = None;
-        for variant in deletions(&prefix, max) {
-            let Some(ids) = self.deletes.get(&variant) else {
-                continue;
-            };
-            for &id in ids {
-                let (candidate, freq) = &self.words[id as usize];
-                if candidate.chars().count().abs_diff(chars) > max {
+        let mut variants = Vec::new();
+        deletions(&prefix, max, &mut variants);
+        for v in &variants {
+            let h = hash(v);
+            let start = self.deletes.partition_point(|&(k, _)| k < h);
+            for &(_, id) in self.deletes[start..].iter().take_while(|&&(k, _)| k == h) {
+                let candidate = &*self.words[id as usize].0;
+                if candidate == word
+                    || candidate.chars().next() != first
+                    || candidate.chars().count().abs_diff(chars) > max
+                    || out.iter().any(|(w, _)| *w == candidate)
+                {
                     continue;
                 }
-                // Thumbs rarely miss a word's first letter; a correction that changes it
-                // (`tatin` → `matin`) is more often a different word.
-                if candidate.chars().next() != word.chars().next() {
-                    continue;
-                }
-                let Some(d) = osa_distance(word, candidate, max) else {
-                    continue;
-                };
-                let better = match best {
-                    None => true,
-                    Some((bd, bf, bw)) => {
-                        (d, std::cmp::Reverse(*freq), candidate.as_str()) < (bd, std::cmp::Reverse(bf), bw)
-                    }
-                };
-                if better {
-                    best = Some((d, *freq, candidate));
+                if let Some(d) = osa_distance(word, candidate, max) {
+                    out.push((candidate, d));
                 }
             }
         }
-        best.map(|(d, _, w)| (w, d))
+        out
+    }
+
+    /// The closest word to `word` within its allowed edits, with the edit count. Ties go
+    /// to the more frequent word, then the alphabetically first, so the answer never
+    /// depends on insertion order. `None` for a known word.
+    pub fn correct(&self, word: &str) -> Option<(&str, usize)> {
+        if self.count(word) > 0 {
+            return None;
+        }
+        best_candidate(self.candidates(word).into_iter().map(|(w, d)| (w, d, self.count(w))))
     }
 }
 
-/// `word` and every string obtained by deleting up to `max` of its characters.
-fn deletions(word: &str, max: usize) -> Vec<String> {
-    let mut out = vec![word.to_owned()];
+/// The best of `(word, distance, count)` candidates: fewest edits, then most frequent,
+/// then alphabetical. Candidates with a zero count are skipped.
+pub fn best_candidate<'a>(
+    candidates: impl IntoIterator<Item = (&'a str, usize, u32)>,
+) -> Option<(&'a str, usize)> {
+    candidates
+        .into_iter()
+        .filter(|&(_, _, count)| count > 0)
+        .min_by(|a, b| (a.1, std::cmp::Reverse(a.2), a.0).cmp(&(b.1, std::cmp::Reverse(b.2), b.0)))
+        .map(|(w, d, _)| (w, d))
+}
+
+/// FNV-1a: a fast, stable hash for deletion variants; collisions only cost a
+/// distance check.
+fn hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// `word` and every string obtained by deleting up to `max` of its characters, into `out`.
+fn deletions(word: &str, max: usize, out: &mut Vec<String>) {
+    out.clear();
+    out.push(word.to_owned());
     let mut frontier = vec![word.chars().collect::<Vec<char>>()];
     for _ in 0..max {
         let mut next = Vec::new();
@@ -141,7 +170,6 @@ fn deletions(word: &str, max: usize) -> Vec<String> {
     }
     out.sort_unstable();
     out.dedup();
-    out
 }
 
 /// Optimal-string-alignment distance between `a` and `b`, or `None` when above `max`.
@@ -181,11 +209,7 @@ mod tests {
     use super::*;
 
     fn index(words: &[&str]) -> FuzzyIndex {
-        let mut ix = FuzzyIndex::new();
-        for w in words {
-            ix.insert(w);
-        }
-        ix
+        FuzzyIndex::from_counts(words.iter().map(|w| (*w, 1)))
     }
 
     #[test]
@@ -219,14 +243,15 @@ mod tests {
     #[test]
     fn ties_go_to_the_more_frequent_word() {
         let ix = index(&["leave", "leaves", "leaves", "leaver"]);
+        assert_eq!(ix.count("leaves"), 2);
         assert_eq!(ix.correct("leavez"), Some(("leaves", 1)));
     }
 
     #[test]
     fn corrections_agree_with_a_brute_force_scan() {
-        let vocab = ["formation", "information", "salaire", "salary", "badge", "bagde", "remote"];
+        let vocab = ["formation", "information", "salaire", "salary", "badge", "bagde", "remote", "remotely"];
         let ix = index(&vocab);
-        for q in ["formaton", "infromation", "salair", "slary", "badeg", "remoet", "xyzzyx"] {
+        for q in ["formaton", "infromation", "salair", "slary", "badeg", "remoet", "remotley", "xyzzyx"] {
             let max = allowed_edits(q.chars().count());
             let brute = vocab
                 .iter()

@@ -1,8 +1,8 @@
-//! The TF-IDF index and cosine scoring.
+//! The index: segments, deletions, and scoring.
 //!
 //! The SMART `lnc.ltc` TF-IDF scheme: units weigh their terms by log term frequency, the
 //! query by log term frequency times idf, both L2-normalised; the score is their cosine.
-//! With `N` entries and `df(t)` the number of entries whose text holds term `t`:
+//! With `N` live entries and `df(t)` the number of live entries whose text holds `t`:
 //!
 //! ```text
 //! idf(t)      = ln((1 + N) / (1 + df(t))) + 1
@@ -12,36 +12,37 @@
 //! ```
 //!
 //! Idf enters once, on the query side: a unit's vector depends on its own text only, so
-//! adding or removing entries changes no stored weight — only `N` and `df`, read at query
-//! time. (Measured on the quality set, this scores as well as weighting both sides.)
-//! Document frequency counts entries, not units, so an entry asked five ways does not make
-//! its own words look common. A query word the index has never seen (and could not
-//! correct) still counts in the query's norm with the highest idf: "how do I cook pasta on
-//! my laptop" must not score like "laptop".
+//! adding or removing entries changes no stored weight — only `N` and `df`, which are
+//! summed over the segments at query time. Results are therefore exactly those of a fresh
+//! build over the same entries. (Measured on the quality set, this scores as well as
+//! weighting both sides.) Document frequency counts entries, not units, so an entry asked
+//! five ways does not make its own words look common. A query word the index has never
+//! seen (and could not correct) still counts in the query's norm with the highest idf:
+//! "how do I cook pasta on my laptop" must not score like "laptop".
+//!
+//! Scoring is exact top-k with pruning (MaxScore): query terms are taken by decreasing
+//! upper bound (query weight × the term's largest unit weight); each new unit found in a
+//! term's postings is scored in full with the [`super::simd::dot`] kernel; once the bounds
+//! of the remaining terms add up to less than the k-th best score (or the floor asked
+//! for), no unit still unseen can enter the results and the long postings of common terms
+//! are never read.
 
-use sprs::{CsMat, TriMat};
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::analyze::{Analyzer, Word};
-use super::fuzzy::FuzzyIndex;
-use super::{EngineParams, FaqEntry, Lang, Lexicon};
-
-/// Which text of an entry a unit is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    /// The entry's `n`-th question.
-    Question(usize),
-    /// The entry's answer.
-    Answer,
-}
+use super::analyze::{Analyzer, StemCache, Word};
+use super::fuzzy::{FuzzyIndex, best_candidate};
+use super::segment::{Deletes, NewEntry, Segment};
+use super::{EngineParams, FaqEntry, Lang, Lexicon, Unit, simd, text};
 
 /// A scored entry.
-#[derive(Debug, Clone, Copy)]
-pub struct Match<'a> {
+#[derive(Debug, Clone)]
+pub struct Match {
     /// The entry to answer with.
-    pub entry: &'a FaqEntry,
+    pub entry: Arc<FaqEntry>,
     /// The entry whose text matched: `entry` itself, or its twin in another language.
-    pub matched: &'a FaqEntry,
+    pub matched: Arc<FaqEntry>,
     /// Cosine similarity of its best unit, in `[0, 1]`.
     pub score: f32,
     /// The unit that scored best.
@@ -51,8 +52,8 @@ pub struct Match<'a> {
 /// A query as the index sees it.
 #[derive(Debug, Clone, Default)]
 pub struct QueryVector {
-    /// `(term id, weight)`, sorted by term id, L2-normalised with the unknown words.
-    pub terms: Vec<(u32, f32)>,
+    /// `(term, weight)`, L2-normalised together with the unknown words.
+    pub terms: Vec<(String, f32)>,
     /// Content words the index does not know.
     pub unknown: Vec<String>,
     /// Typos corrected: `(typed, corrected)`.
@@ -74,126 +75,135 @@ pub struct Explanation {
     pub unit_text: String,
 }
 
-/// The built index.
-#[derive(Debug)]
+/// An immutable snapshot of the index. Cloning it is cheap (segments are shared), which
+/// is how the writer prepares the next snapshot while readers keep using this one.
+#[derive(Debug, Clone)]
 pub struct Index {
-    analyzer: Analyzer,
-    entries: Vec<FaqEntry>,
-    by_id: HashMap<String, usize>,
-    /// Entry index by topic and language.
-    twins: HashMap<(String, Lang), usize>,
-    vocab: HashMap<String, u32>,
-    terms: Vec<String>,
-    idf: Vec<f32>,
-    max_idf: f32,
-    /// `(entry, unit)` for each row of `matrix`.
-    units: Vec<(u32, Unit)>,
-    /// Units × terms, compressed by column: each column is a term's postings.
-    matrix: CsMat<f32>,
-    /// Content words seen in the entries and the lexicon, for typo correction.
-    fuzzy: FuzzyIndex,
-    answer_weight: f32,
+    params: EngineParams,
+    analyzer: Arc<Analyzer>,
+    /// Words of the lexicon: known to typo correction even when no entry uses them.
+    lexicon_words: Arc<FuzzyIndex>,
+    segments: Vec<Arc<Segment>>,
+    deletes: Vec<Arc<Deletes>>,
+    live: usize,
+    next_seq: u64,
 }
 
 /// A prefix shorter than this is too ambiguous to stand for a word.
 const MIN_PREFIX_CHARS: usize = 5;
 
-fn idf(n_entries: usize, df: usize) -> f32 {
+/// A segment is merged into its predecessor once it holds at least this fraction of it.
+const MERGE_RATIO: usize = 4;
+
+fn idf(n_entries: usize, df: u32) -> f32 {
     ((1.0 + n_entries as f32) / (1.0 + df as f32)).ln() + 1.0
 }
 
+/// Reusable per-thread buffers: the query as a dense vector over a segment's terms, and
+/// the units already scored.
+#[derive(Default)]
+struct Scratch {
+    dense: Vec<f32>,
+    seen: Vec<u32>,
+    epoch: u32,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The best `k` distinct entries seen so far.
+struct TopK {
+    k: usize,
+    floor: f32,
+    /// `(score, seq, segment, entry, unit)`.
+    items: Vec<(f32, u64, usize, u32, Unit)>,
+}
+
+impl TopK {
+    /// The score a unit must beat to matter.
+    fn bar(&self) -> f32 {
+        if self.items.len() < self.k {
+            self.floor
+        } else {
+            self.items.iter().map(|i| i.0).fold(f32::INFINITY, f32::min).max(self.floor)
+        }
+    }
+
+    fn offer(&mut self, score: f32, seq: u64, seg: usize, entry: u32, unit: Unit) {
+        if score < self.floor || score <= 0.0 {
+            return;
+        }
+        if let Some(item) = self.items.iter_mut().find(|i| i.2 == seg && i.3 == entry) {
+            if score > item.0 {
+                item.0 = score;
+                item.4 = unit;
+            }
+            return;
+        }
+        let new = (score, seq, seg, entry, unit);
+        if self.items.len() < self.k {
+            self.items.push(new);
+            return;
+        }
+        // The worst: lowest score, then latest insertion.
+        let worst = (0..self.items.len()).max_by(|&a, &b| {
+            let (x, y) = (&self.items[a], &self.items[b]);
+            y.0.total_cmp(&x.0).then(x.1.cmp(&y.1))
+        });
+        if let Some(w) = worst {
+            let old = &self.items[w];
+            if score > old.0 || (score == old.0 && seq < old.1) {
+                self.items[w] = new;
+            }
+        }
+    }
+}
+
 impl Index {
-    /// Indexes `entries`. Later entries with an id already seen are ignored; the corpus
-    /// loader rejects duplicates before this point.
+    /// Indexes `entries` in one segment. Later entries with an id already seen replace
+    /// earlier ones; the corpus loader refuses duplicates before this point.
     pub fn build(entries: &[FaqEntry], lexicon: &Lexicon, params: &EngineParams) -> Index {
-        let analyzer = Analyzer::new(if params.concepts { lexicon } else { &EMPTY_LEXICON });
-        let mut by_id = HashMap::new();
-        let mut kept = Vec::with_capacity(entries.len());
-        for e in entries {
-            if !by_id.contains_key(&e.id) {
-                by_id.insert(e.id.clone(), kept.len());
-                kept.push(e.clone());
-            }
+        use rayon::prelude::*;
+        let empty = Lexicon::default();
+        let analyzer = Arc::new(Analyzer::new(if params.concepts { lexicon } else { &empty }));
+        let mut lexicon_words: Vec<(String, u32)> = Vec::new();
+        for phrase in lexicon.concepts.iter().flat_map(|c| c.en.iter().chain(&c.fr)) {
+            text::for_each_word(phrase, |w| lexicon_words.push((w.to_owned(), 1)));
         }
-
-        let mut vocab: HashMap<String, u32> = HashMap::new();
-        let mut terms: Vec<String> = Vec::new();
-        let mut df: Vec<u32> = Vec::new();
-        let mut fuzzy = FuzzyIndex::new();
-        let mut units = Vec::new();
-        let mut rows: Vec<Vec<(u32, u32)>> = Vec::new();
-        let mut seen_in_entry: Vec<u32> = Vec::new();
-
-        for (e_ix, e) in kept.iter().enumerate() {
-            let mut texts: Vec<(Unit, &str)> =
-                e.questions.iter().enumerate().map(|(i, q)| (Unit::Question(i), q.as_str())).collect();
-            if params.answer_weight > 0.0 {
-                texts.push((Unit::Answer, e.answer.as_str()));
-            }
-            for (unit, text) in texts {
-                let mut counts: HashMap<u32, u32> = HashMap::new();
-                for term in analyzer.document_terms(text, e.lang) {
-                    let id = *vocab.entry(term).or_insert_with_key(|t| {
-                        terms.push(t.clone());
-                        df.push(0);
-                        seen_in_entry.push(u32::MAX);
-                        (terms.len() - 1) as u32
-                    });
-                    *counts.entry(id).or_default() += 1;
-                    if seen_in_entry[id as usize] != e_ix as u32 {
-                        seen_in_entry[id as usize] = e_ix as u32;
-                        df[id as usize] += 1;
-                    }
-                }
-                for w in analyzer.words(text).into_iter().filter(|w| w.content) {
-                    fuzzy.insert(&w.surface);
-                }
-                let mut row: Vec<(u32, u32)> = counts.into_iter().collect();
-                row.sort_unstable();
-                rows.push(row);
-                units.push((e_ix as u32, unit));
-            }
+        let mut last: HashMap<&str, usize> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            last.insert(&e.id, i);
         }
-        for concept in &lexicon.concepts {
-            for phrase in concept.en.iter().chain(&concept.fr) {
-                for w in analyzer.words(phrase).into_iter().filter(|w| w.content) {
-                    fuzzy.insert(&w.surface);
-                }
-            }
-        }
-
-        let mut twins = HashMap::new();
-        for (i, e) in kept.iter().enumerate() {
-            twins.entry((e.topic_key().to_owned(), e.lang)).or_insert(i);
-        }
-        let n = kept.len();
-        let idf_v: Vec<f32> = df.iter().map(|&d| idf(n, d as usize)).collect();
-        let mut tri = TriMat::new((rows.len(), terms.len()));
-        for (r, row) in rows.iter().enumerate() {
-            let weights: Vec<f32> = row.iter().map(|&(_, tf)| 1.0 + (tf as f32).ln()).collect();
-            let norm = weights.iter().map(|w| w * w).sum::<f32>().sqrt();
-            if norm == 0.0 {
-                continue;
-            }
-            for (&(t, _), w) in row.iter().zip(weights) {
-                tri.add_triplet(r, t as usize, w / norm);
-            }
-        }
-
+        let index_answer = params.answer_weight > 0.0;
+        let kept: Vec<(usize, &FaqEntry)> =
+            entries.iter().enumerate().filter(|(i, e)| last.get(e.id.as_str()) == Some(i)).collect();
+        let analysed: Vec<NewEntry> = kept
+            .par_iter()
+            .map_init(StemCache::default, |cache, &(i, e)| NewEntry {
+                entry: Arc::new(e.clone()),
+                seq: i as u64,
+                analysis: analyzer.analyze_entry(e, index_answer, cache),
+            })
+            .collect();
+        let live = analysed.len();
+        let segment = Segment::build(analysed);
         Index {
+            params: *params,
             analyzer,
-            entries: kept,
-            by_id,
-            twins,
-            vocab,
-            terms,
-            idf: idf_v,
-            max_idf: idf(n, 0),
-            units,
-            matrix: tri.to_csc(),
-            fuzzy,
-            answer_weight: params.answer_weight,
+            lexicon_words: Arc::new(FuzzyIndex::from_counts(
+                lexicon_words.iter().map(|(w, c)| (w.as_str(), *c)),
+            )),
+            segments: vec![Arc::new(segment)],
+            deletes: vec![Arc::new(Deletes::default())],
+            live,
+            next_seq: entries.len() as u64,
         }
+    }
+
+    /// The parameters the index was built with.
+    pub fn params(&self) -> &EngineParams {
+        &self.params
     }
 
     /// The analyzer in use.
@@ -201,48 +211,122 @@ impl Index {
         &self.analyzer
     }
 
-    /// The indexed entries, in order.
-    pub fn entries(&self) -> &[FaqEntry] {
-        &self.entries
+    /// Number of live entries.
+    pub fn len(&self) -> usize {
+        self.live
     }
 
-    /// The entry with this id.
-    pub fn entry(&self, id: &str) -> Option<&FaqEntry> {
-        self.by_id.get(id).map(|&i| &self.entries[i])
+    /// True when no entry is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
     }
 
-    fn unit_weight(&self, unit: Unit) -> f32 {
-        match unit {
-            Unit::Question(_) => 1.0,
-            Unit::Answer => self.answer_weight,
+    /// Number of segments (for tests and diagnostics).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    fn is_deleted(&self, seg: usize, e: u32) -> bool {
+        self.deletes[seg].entries.contains(&e)
+    }
+
+    /// Live entries in insertion order.
+    pub fn entries(&self) -> Vec<Arc<FaqEntry>> {
+        let mut all: Vec<(u64, Arc<FaqEntry>)> = Vec::with_capacity(self.live);
+        for (s, seg) in self.segments.iter().enumerate() {
+            for (e, entry) in seg.entries.iter().enumerate() {
+                if !self.is_deleted(s, e as u32) {
+                    all.push((seg.seqs[e], entry.clone()));
+                }
+            }
         }
+        all.sort_unstable_by_key(|(seq, _)| *seq);
+        all.into_iter().map(|(_, e)| e).collect()
     }
 
-    /// The entry of `e`'s topic in `lang`, if there is one.
-    pub fn twin(&self, e: &FaqEntry, lang: Lang) -> Option<&FaqEntry> {
+    /// Where the live entry `id` is: `(segment, local entry)`.
+    fn locate(&self, id: &str) -> Option<(usize, u32)> {
+        self.segments
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(s, seg)| seg.ids.get(id).copied().filter(|&e| !self.is_deleted(s, e)).map(|e| (s, e)))
+    }
+
+    /// The live entry with this id.
+    pub fn entry(&self, id: &str) -> Option<Arc<FaqEntry>> {
+        self.locate(id).map(|(s, e)| self.segments[s].entries[e as usize].clone())
+    }
+
+    /// The entry of `e`'s topic in `lang`, if `e` is in another language and one exists
+    /// (the earliest inserted, if several).
+    pub fn twin(&self, e: &FaqEntry, lang: Lang) -> Option<Arc<FaqEntry>> {
         if e.lang == lang {
             return None;
         }
-        self.twins.get(&(e.topic_key().to_owned(), lang)).map(|&i| &self.entries[i])
+        let key = (e.topic_key().to_owned(), lang);
+        let mut best: Option<(u64, &Arc<FaqEntry>)> = None;
+        for (s, seg) in self.segments.iter().enumerate() {
+            let Some(locals) = seg.topics.get(&key) else { continue };
+            if let Some(&l) = locals.iter().find(|&&l| !self.is_deleted(s, l)) {
+                let seq = seg.seqs[l as usize];
+                if best.is_none_or(|(b, _)| seq < b) {
+                    best = Some((seq, &seg.entries[l as usize]));
+                }
+            }
+        }
+        best.map(|(_, e)| e.clone())
     }
 
-    /// Number of distinct terms.
-    pub fn vocabulary_len(&self) -> usize {
-        self.terms.len()
+    /// Live entries holding `term`.
+    fn df(&self, term: &str) -> u32 {
+        let mut df = 0;
+        for (seg, del) in self.segments.iter().zip(&self.deletes) {
+            if let Some(&t) = seg.terms.get(term) {
+                df += seg.df[t as usize] - del.df.get(&t).copied().unwrap_or(0);
+            }
+        }
+        df
+    }
+
+    /// Live entries holding the content word `word`.
+    fn word_count(&self, word: &str) -> u32 {
+        let mut n = 0;
+        for (seg, del) in self.segments.iter().zip(&self.deletes) {
+            n += seg.words.count(word).saturating_sub(del.words.get(word).copied().unwrap_or(0));
+        }
+        n
     }
 
     fn known(&self, w: &Word) -> bool {
-        w.stems.iter().any(|s| self.vocab.contains_key(s)) || self.fuzzy.contains(&w.surface)
+        w.stems.iter().any(|s| self.df(s) > 0)
+            || self.word_count(&w.surface) > 0
+            || self.lexicon_words.count(&w.surface) > 0
     }
 
-    /// The longest indexed term that is a prefix of `word` and keeps most of it.
-    fn known_prefix(&self, word: &str) -> Option<&str> {
+    /// The closest known word to `word`, over every segment and the lexicon.
+    fn correct(&self, word: &str) -> Option<String> {
+        let mut candidates: Vec<(&str, usize)> = self.lexicon_words.candidates(word);
+        for seg in &self.segments {
+            for c in seg.words.candidates(word) {
+                if !candidates.iter().any(|(w, _)| *w == c.0) {
+                    candidates.push(c);
+                }
+            }
+        }
+        let counted = candidates.into_iter().map(|(w, d)| {
+            // Lexicon words count once, so an entry's word wins a tie with them.
+            let n = self.word_count(w) * 2 + u32::from(self.lexicon_words.count(w) > 0);
+            (w, d, n)
+        });
+        best_candidate(counted).map(|(w, _)| w.to_owned())
+    }
+
+    /// The longest live term that is a prefix of `word` and keeps most of it.
+    fn known_prefix(&self, word: &str) -> Option<String> {
         let chars: Vec<(usize, char)> = word.char_indices().collect();
         let min = MIN_PREFIX_CHARS.max((chars.len() * 2).div_ceil(3));
-        (min..chars.len()).rev().find_map(|n| {
-            let prefix = &word[..chars[n].0];
-            self.vocab.get_key_value(prefix).map(|(k, _)| k.as_str())
-        })
+        (min..chars.len()).rev().map(|n| &word[..chars[n].0]).find(|p| self.df(p) > 0).map(str::to_owned)
     }
 
     /// Analyses a query: stems both ways, typo correction, concepts, TF-IDF, norm.
@@ -252,125 +336,171 @@ impl Index {
         let mut factor = vec![1.0f32; words.len()];
         let mut corrected = Vec::new();
         if params.fuzzy {
-            let names = super::text::proper_names(text);
+            let names = text::proper_names(text);
             for (i, w) in words.iter_mut().enumerate() {
-                if !w.content || self.known(w) || names.contains(&w.surface) {
+                if !w.content || names.contains(&w.surface) || self.known(w) {
                     continue;
                 }
-                if let Some((fixed, _)) = self.fuzzy.correct(&w.surface) {
-                    corrected.push((w.surface.clone(), fixed.to_owned()));
-                    *w = self.analyzer.word(fixed);
+                if let Some(fixed) = self.correct(&w.surface) {
+                    corrected.push((w.surface.clone(), fixed.clone()));
+                    *w = self.analyzer.word(&fixed);
                     factor[i] = params.fuzzy_weight;
                 } else if let Some(stem) = self.known_prefix(&w.surface) {
                     // A derived form the stemmer did not reduce: `teletravailler` → `teletravail`.
-                    corrected.push((w.surface.clone(), stem.to_owned()));
-                    w.stems = [stem.to_owned(), stem.to_owned()];
+                    corrected.push((w.surface.clone(), stem.clone()));
+                    w.stems = [stem.clone(), stem];
                     factor[i] = params.fuzzy_weight;
                 }
             }
         }
 
-        let mut tf: HashMap<u32, f32> = HashMap::new();
+        let n = self.live;
+        let max_idf = idf(n, 0);
+        let mut tf: Vec<(String, f32, u32)> = Vec::new();
+        let mut add = |term: &str, weight: f32, df: u32| match tf.iter_mut().find(|(t, _, _)| t == term) {
+            Some(slot) => slot.1 += weight,
+            None => tf.push((term.to_owned(), weight, df)),
+        };
         let mut unknown = Vec::new();
         let mut unknown_sq = 0.0f32;
         for (w, f) in words.iter().zip(&factor).filter(|(w, _)| w.content) {
-            let mut ids: Vec<u32> = w.stems.iter().filter_map(|s| self.vocab.get(s).copied()).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            if ids.is_empty() {
+            let mut stems: Vec<(&str, u32)> =
+                w.stems.iter().map(|s| (s.as_str(), self.df(s))).filter(|&(_, df)| df > 0).collect();
+            stems.dedup_by(|a, b| a.0 == b.0);
+            if stems.is_empty() {
                 unknown.push(w.surface.clone());
-                unknown_sq += (self.max_idf * f * params.unknown_weight).powi(2);
+                unknown_sq += (max_idf * f * params.unknown_weight).powi(2);
                 continue;
             }
             // A word whose two stems both exist counts once in all, not twice.
-            let share = f / (ids.len() as f32).sqrt();
-            for id in ids {
-                *tf.entry(id).or_default() += share;
+            let share = f / (stems.len() as f32).sqrt();
+            for (s, df) in stems {
+                add(s, share, df);
             }
         }
         if params.concepts {
             for c in self.analyzer.concepts(&words, &[0, 1]) {
-                if let Some(&id) = self.vocab.get(&self.analyzer.concept_term(c)) {
-                    *tf.entry(id).or_default() += params.concept_weight;
+                let term = self.analyzer.concept_term(c);
+                let df = self.df(&term);
+                if df > 0 {
+                    add(&term, params.concept_weight, df);
                 }
             }
         }
-
-        let mut terms: Vec<(u32, f32)> = tf.into_iter().map(|(t, f)| (t, f * self.idf[t as usize])).collect();
-        terms.sort_unstable_by_key(|&(t, _)| t);
+        let mut terms: Vec<(String, f32)> = tf.into_iter().map(|(t, f, df)| (t, f * idf(n, df))).collect();
         let norm = (terms.iter().map(|(_, w)| w * w).sum::<f32>() + unknown_sq).sqrt();
         if norm > 0.0 {
             for (_, w) in &mut terms {
                 *w /= norm;
             }
         }
+        terms.sort_by(|a, b| a.0.cmp(&b.0));
         QueryVector { terms, unknown, corrected, lang }
     }
 
-    /// Cosine score of every unit, answer units already weighted.
-    fn unit_scores(&self, q: &QueryVector) -> Vec<f32> {
-        let mut acc = vec![0.0f32; self.units.len()];
-        for &(t, qw) in &q.terms {
-            if let Some(col) = self.matrix.outer_view(t as usize) {
-                for (u, &dw) in col.iter() {
-                    acc[u] += qw * dw;
-                }
-            }
+    fn unit_weight(&self, unit: Unit) -> f32 {
+        match unit {
+            Unit::Question(_) => 1.0,
+            Unit::Answer => self.params.answer_weight,
         }
-        for (score, (_, unit)) in acc.iter_mut().zip(&self.units) {
-            *score *= self.unit_weight(*unit);
-        }
-        acc
     }
 
-    /// The `k` best entries, best first; ties by entry order.
-    pub fn top_k(&self, q: &QueryVector, k: usize) -> Vec<Match<'_>> {
+    /// The `k` best entries scoring at least `floor`, best first; ties go to the entry
+    /// inserted first.
+    pub fn top_k(&self, q: &QueryVector, k: usize, floor: f32) -> Vec<Match> {
         if q.terms.is_empty() || k == 0 {
             return Vec::new();
         }
-        let scores = self.unit_scores(q);
-        let mut best: Vec<(f32, Unit)> = vec![(0.0, Unit::Answer); self.entries.len()];
-        for (score, &(e, unit)) in scores.iter().zip(&self.units) {
-            let slot = &mut best[e as usize];
-            if *score > slot.0 {
-                *slot = (*score, unit);
+        let mut top = TopK { k, floor, items: Vec::with_capacity(k + 1) };
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            for s in 0..self.segments.len() {
+                self.score_segment(s, q, &mut top, &mut scratch);
             }
-        }
-        let mut ranked: Vec<(usize, f32, Unit)> = best
+        });
+        let mut items = top.items;
+        items.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        items
             .into_iter()
-            .enumerate()
-            .filter(|(_, (s, _))| *s > 0.0)
-            .map(|(e, (s, u))| (e, s, u))
-            .collect();
-        let by_score =
-            |a: &(usize, f32, Unit), b: &(usize, f32, Unit)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if ranked.len() > k {
-            ranked.select_nth_unstable_by(k - 1, by_score);
-            ranked.truncate(k);
-        }
-        ranked.sort_unstable_by(by_score);
-        ranked
-            .into_iter()
-            .map(|(e, score, unit)| {
-                let entry = &self.entries[e];
-                Match { entry, matched: entry, score: score.min(1.0), unit }
+            .map(|(score, _, s, e, unit)| {
+                let entry = self.segments[s].entries[e as usize].clone();
+                Match { matched: entry.clone(), entry, score: score.min(1.0), unit }
             })
             .collect()
     }
 
-    /// The terms `q` shares with `m`'s unit, and their weights.
-    pub fn explain(&self, q: &QueryVector, m: &Match<'_>) -> Explanation {
-        let e = self.by_id.get(&m.matched.id).copied().unwrap_or(usize::MAX);
-        let row = self.units.iter().position(|&(ue, u)| ue as usize == e && u == m.unit);
-        let mut terms = Vec::new();
-        if let Some(row) = row {
-            for &(t, qw) in &q.terms {
-                let Some(col) = self.matrix.outer_view(t as usize) else {
+    fn score_segment(&self, s: usize, q: &QueryVector, top: &mut TopK, scratch: &mut Scratch) {
+        let seg = &self.segments[s];
+        // (local term, query weight, upper bound), by decreasing bound.
+        let mut local: Vec<(u32, f32, f32)> = q
+            .terms
+            .iter()
+            .filter_map(|(t, w)| {
+                seg.terms.get(t.as_str()).map(|&id| (id, *w, w * seg.max_weight[id as usize]))
+            })
+            .collect();
+        if local.is_empty() {
+            return;
+        }
+        local.sort_by(|a, b| b.2.total_cmp(&a.2));
+        if scratch.dense.len() < seg.term_names.len() {
+            scratch.dense.resize(seg.term_names.len(), 0.0);
+        }
+        if scratch.seen.len() < seg.unit_kinds.len() {
+            scratch.seen.resize(seg.unit_kinds.len(), 0);
+        }
+        scratch.epoch = scratch.epoch.wrapping_add(1);
+        if scratch.epoch == 0 {
+            scratch.seen.iter_mut().for_each(|v| *v = 0);
+            scratch.epoch = 1;
+        }
+        let epoch = scratch.epoch;
+        for &(t, w, _) in &local {
+            scratch.dense[t as usize] = w;
+        }
+        let mut rest: f32 = local.iter().map(|l| l.2).sum();
+        for &(t, _, bound) in &local {
+            // No unit still unseen can score above `rest`.
+            if rest < top.bar() {
+                break;
+            }
+            rest -= bound;
+            let Some(col) = seg.postings.outer_view(t as usize) else { continue };
+            for &u in col.indices() {
+                let seen = &mut scratch.seen[u as usize];
+                if *seen == epoch {
                     continue;
-                };
-                if let Some(&dw) = col.get(row) {
-                    let c = qw * dw * self.unit_weight(m.unit);
-                    terms.push((self.analyzer.describe_term(&self.terms[t as usize]), qw, dw, c));
+                }
+                *seen = epoch;
+                let e = seg.unit_entry[u as usize];
+                if self.is_deleted(s, e) {
+                    continue;
+                }
+                let Some(row) = seg.rows.outer_view(u as usize) else { continue };
+                let kind = seg.unit_kinds[u as usize];
+                let score = simd::dot(row.indices(), row.data(), &scratch.dense) * self.unit_weight(kind);
+                top.offer(score, seg.seqs[e as usize], s, e, kind);
+            }
+        }
+        for &(t, _, _) in &local {
+            scratch.dense[t as usize] = 0.0;
+        }
+    }
+
+    /// The terms `q` shares with `m`'s unit, and their weights.
+    pub fn explain(&self, q: &QueryVector, m: &Match) -> Explanation {
+        let mut terms = Vec::new();
+        if let Some((s, e)) = self.locate(&m.matched.id) {
+            let seg = &self.segments[s];
+            let unit = seg.units_of(e).find(|&u| seg.unit_kinds[u as usize] == m.unit);
+            if let Some(row) = unit.and_then(|u| seg.rows.outer_view(u as usize)) {
+                let weights: HashMap<&str, f32> = q.terms.iter().map(|(t, w)| (t.as_str(), *w)).collect();
+                for (t, &dw) in row.iter() {
+                    let name = &*seg.term_names[t];
+                    if let Some(&qw) = weights.get(name) {
+                        let c = qw * dw * self.unit_weight(m.unit);
+                        terms.push((self.analyzer.describe_term(name), qw, dw, c));
+                    }
                 }
             }
         }
@@ -381,9 +511,70 @@ impl Index {
         };
         Explanation { terms, unknown: q.unknown.clone(), corrected: q.corrected.clone(), unit_text }
     }
-}
 
-static EMPTY_LEXICON: Lexicon = Lexicon { concepts: Vec::new() };
+    /// This index with `entry` added, replacing the live entry with its id; returns the
+    /// replaced entry. Only the new entry is analysed: nothing is refitted.
+    pub(crate) fn upsert(&mut self, entry: FaqEntry) -> Option<Arc<FaqEntry>> {
+        let replaced = self.remove(&entry.id);
+        let analysis =
+            self.analyzer.analyze_entry(&entry, self.params.answer_weight > 0.0, &mut StemCache::default());
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let segment = Segment::build(vec![NewEntry { entry: Arc::new(entry), seq, analysis }]);
+        self.segments.push(Arc::new(segment));
+        self.deletes.push(Arc::new(Deletes::default()));
+        self.live += 1;
+        self.merge_small_segments();
+        replaced
+    }
+
+    /// This index without the live entry `id`; returns it.
+    pub(crate) fn remove(&mut self, id: &str) -> Option<Arc<FaqEntry>> {
+        let (s, e) = self.locate(id)?;
+        let seg = &self.segments[s];
+        let entry = seg.entries[e as usize].clone();
+        let words = self
+            .analyzer
+            .analyze_entry(&entry, self.params.answer_weight > 0.0, &mut StemCache::default())
+            .words;
+        self.deletes[s] = Arc::new(self.deletes[s].with(seg, e, &words));
+        self.live -= 1;
+        Some(entry)
+    }
+
+    /// Keeps segment sizes decreasing geometrically, so there are O(log n) of them and an
+    /// entry is copied O(log n) times over its life; also drops mostly-deleted segments.
+    fn merge_small_segments(&mut self) {
+        loop {
+            let n = self.segments.len();
+            let live = |i: usize| self.segments[i].len() - self.deletes[i].entries.len();
+            if n >= 2 && live(n - 1) * MERGE_RATIO >= live(n - 2) {
+                let merged = Segment::merge(&[
+                    (&self.segments[n - 2], &self.deletes[n - 2]),
+                    (&self.segments[n - 1], &self.deletes[n - 1]),
+                ]);
+                self.segments.truncate(n - 2);
+                self.deletes.truncate(n - 2);
+                self.segments.push(Arc::new(merged));
+                self.deletes.push(Arc::new(Deletes::default()));
+                continue;
+            }
+            // Rewrite a segment that is mostly deletions.
+            if let Some(i) = (0..n).find(|&i| self.deletes[i].entries.len() * 2 > self.segments[i].len()) {
+                let rewritten = Segment::merge(&[(&self.segments[i], &self.deletes[i])]);
+                if rewritten.is_empty() {
+                    self.segments.remove(i);
+                    self.deletes.remove(i);
+                } else {
+                    self.segments[i] = Arc::new(rewritten);
+                    self.deletes[i] = Arc::new(Deletes::default());
+                }
+                continue;
+            }
+            break;
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -441,5 +632,14 @@ mod tests {
         let e = Engine::build(&entries(), &Lexicon::default());
         assert!(e.search("weather tomorrow", 3).is_empty());
         assert!(e.best("").is_none());
+    }
+
+    #[test]
+    fn a_later_duplicate_id_replaces_the_earlier_entry() {
+        let mut list = entries();
+        list.push(FaqEntry::new("pw-en", Lang::En, &["Where is the canteen?"], "Ground floor."));
+        let e = Engine::build(&list, &Lexicon::default());
+        assert_eq!(e.len(), 3);
+        assert_eq!(e.entry("pw-en").unwrap().answer, "Ground floor.");
     }
 }

@@ -20,13 +20,41 @@
 pub mod analyze;
 pub mod fuzzy;
 pub mod index;
+pub mod segment;
+pub mod simd;
 pub mod stopwords;
 pub mod text;
 
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 pub use analyze::Analyzer;
-pub use index::{Explanation, Index, Match, QueryVector, Unit};
+pub use index::{Explanation, Index, Match, QueryVector};
+
+/// Which text of an entry a unit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// The entry's `n`-th question.
+    Question(usize),
+    /// The entry's answer.
+    Answer,
+}
+
+/// What a change to the index can fail with.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The entry cannot be indexed.
+    #[error("entry {id:?}: {message}")]
+    InvalidEntry {
+        /// The entry's id.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
+}
 
 /// A language the FAQ and the bot speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -96,6 +124,30 @@ impl FaqEntry {
             category: None,
             topic: None,
         }
+    }
+
+    /// Checks the entry can be indexed and answered: a usable id, at least one question,
+    /// no empty question, a non-empty answer.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let fail = |message: &str| {
+            Err(EngineError::InvalidEntry { id: self.id.clone(), message: message.to_owned() })
+        };
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 128
+            && self.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+        if !id_ok {
+            return fail("id must be 1 to 128 ASCII letters, digits, '-', '_', '.' or ':'");
+        }
+        if self.questions.is_empty() {
+            return fail("needs at least one question");
+        }
+        if self.questions.iter().any(|q| q.trim().is_empty()) {
+            return fail("has an empty question");
+        }
+        if self.answer.trim().is_empty() {
+            return fail("has an empty answer");
+        }
+        Ok(())
     }
 
     /// The topic this entry answers (see [`FaqEntry::topic`]).
@@ -172,11 +224,12 @@ impl Default for EngineParams {
     }
 }
 
-/// The matching engine over a fixed set of entries.
+/// The matching engine: readers query an immutable snapshot of the index and never
+/// wait; the single writer prepares the next snapshot and publishes it atomically.
 #[derive(Debug)]
 pub struct Engine {
-    params: EngineParams,
-    index: Index,
+    current: ArcSwap<Index>,
+    writer: Mutex<()>,
 }
 
 impl Engine {
@@ -187,73 +240,137 @@ impl Engine {
 
     /// Builds the engine with the given parameters.
     pub fn with_params(entries: &[FaqEntry], lexicon: &Lexicon, params: EngineParams) -> Engine {
-        Engine { params, index: Index::build(entries, lexicon, &params) }
+        Engine {
+            current: ArcSwap::from_pointee(Index::build(entries, lexicon, &params)),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// The current snapshot: unaffected by later changes.
+    pub fn snapshot(&self) -> Arc<Index> {
+        self.current.load_full()
     }
 
     /// The parameters in force.
-    pub fn params(&self) -> &EngineParams {
-        &self.params
+    pub fn params(&self) -> EngineParams {
+        *self.current.load().params()
     }
 
-    /// The indexed entries.
-    pub fn entries(&self) -> &[FaqEntry] {
-        self.index.entries()
+    /// Number of live entries.
+    pub fn len(&self) -> usize {
+        self.current.load().len()
+    }
+
+    /// True when no entry is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The live entries, in insertion order.
+    pub fn entries(&self) -> Vec<Arc<FaqEntry>> {
+        self.current.load().entries()
     }
 
     /// The entry with this id.
-    pub fn entry(&self, id: &str) -> Option<&FaqEntry> {
-        self.index.entry(id)
+    pub fn entry(&self, id: &str) -> Option<Arc<FaqEntry>> {
+        self.current.load().entry(id)
     }
 
     /// The entry of `e`'s topic in `lang`, when `e` is in another language and one exists.
-    pub fn twin(&self, e: &FaqEntry, lang: Lang) -> Option<&FaqEntry> {
-        self.index.twin(e, lang)
+    pub fn twin(&self, e: &FaqEntry, lang: Lang) -> Option<Arc<FaqEntry>> {
+        self.current.load().twin(e, lang)
     }
 
     /// The `k` best entries for `query`, best first, whatever their score.
-    pub fn search(&self, query: &str, k: usize) -> Vec<Match<'_>> {
-        let q = self.index.query_vector(query, &self.params);
-        self.index.top_k(&q, k)
+    pub fn search(&self, query: &str, k: usize) -> Vec<Match> {
+        let index = self.current.load();
+        let q = index.query_vector(query, index.params());
+        index.top_k(&q, k, 0.0)
     }
 
     /// The best entry if its score reaches the threshold.
-    pub fn best(&self, query: &str) -> Option<Match<'_>> {
-        self.search(query, 1).into_iter().next().filter(|m| m.score >= self.params.threshold)
+    pub fn best(&self, query: &str) -> Option<Match> {
+        let index = self.current.load();
+        let q = index.query_vector(query, index.params());
+        index.top_k(&q, 1, index.params().threshold).into_iter().next()
     }
 
     /// The answer for a user: the best entry above the threshold, given in the user's
     /// language (`preferred`, else the language `query` is written in) when the entry's
     /// topic has an entry in that language.
-    pub fn answer(&self, query: &str, preferred: Option<Lang>) -> Option<Match<'_>> {
-        self.answer_with(query, preferred, &self.params)
+    pub fn answer(&self, query: &str, preferred: Option<Lang>) -> Option<Match> {
+        let index = self.current.load();
+        answer_in(&index, query, preferred, index.params())
     }
 
-    /// [`Engine::answer`] with other parameters (a lower threshold, say) for scoring;
-    /// the index is the one built with [`Engine::params`].
-    pub fn answer_with(
+    /// [`Engine::answer`] with other parameters (a lower threshold, say) for scoring.
+    pub fn answer_with(&self, query: &str, preferred: Option<Lang>, params: &EngineParams) -> Option<Match> {
+        answer_in(&self.current.load(), query, preferred, params)
+    }
+
+    /// [`Engine::answer`] for many queries at once, on all cores; one snapshot serves
+    /// the whole batch.
+    pub fn answer_batch<S: AsRef<str> + Sync>(
         &self,
-        query: &str,
+        queries: &[S],
         preferred: Option<Lang>,
-        params: &EngineParams,
-    ) -> Option<Match<'_>> {
-        let q = self.index.query_vector(query, params);
-        let top = self.index.top_k(&q, 1).into_iter().next().filter(|m| m.score >= params.threshold)?;
-        let lang = preferred.or(q.lang).unwrap_or(top.entry.lang);
-        match self.index.twin(top.entry, lang) {
-            Some(twin) => Some(Match { entry: twin, ..top }),
-            None => Some(top),
-        }
+    ) -> Vec<Option<Match>> {
+        use rayon::prelude::*;
+        let index = self.snapshot();
+        queries.par_iter().map(|q| answer_in(&index, q.as_ref(), preferred, index.params())).collect()
     }
 
     /// Why `query` scored what it did against `m`'s unit: the shared terms and weights.
-    pub fn explain(&self, query: &str, m: &Match<'_>) -> Explanation {
-        let q = self.index.query_vector(query, &self.params);
-        self.index.explain(&q, m)
+    pub fn explain(&self, query: &str, m: &Match) -> Explanation {
+        let index = self.current.load();
+        let q = index.query_vector(query, index.params());
+        index.explain(&q, m)
     }
 
     /// The language `text` is most likely written in, if it says.
     pub fn detect_language(&self, text: &str) -> Option<Lang> {
-        let words = self.index.analyzer().words(text);
+        let index = self.current.load();
+        let words = index.analyzer().words(text);
         Analyzer::detect_language(&words, text)
+    }
+
+    /// Adds `entry`, or replaces the entry with its id; returns the replaced one. Only
+    /// the new entry is analysed, and the next query sees the change.
+    pub fn upsert(&self, entry: FaqEntry) -> Result<Option<Arc<FaqEntry>>, EngineError> {
+        entry.validate()?;
+        Ok(self.write(|next| next.upsert(entry)))
+    }
+
+    /// Removes the entry `id`; returns it, or `None` if there was none.
+    pub fn remove(&self, id: &str) -> Option<Arc<FaqEntry>> {
+        self.write(|next| next.remove(id))
+    }
+
+    /// Replaces the whole index (a corpus reloaded from disk, a new lexicon).
+    pub fn reload(&self, entries: &[FaqEntry], lexicon: &Lexicon) {
+        let params = self.params();
+        let fresh = Index::build(entries, lexicon, &params);
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.current.store(Arc::new(fresh));
+    }
+
+    fn write<T>(&self, change: impl FnOnce(&mut Index) -> T) -> T {
+        // One writer at a time; readers are never blocked. A panic in a previous change
+        // left the published snapshot intact, so a poisoned lock is safe to reuse.
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = Index::clone(&self.current.load());
+        let out = change(&mut next);
+        self.current.store(Arc::new(next));
+        out
+    }
+}
+
+fn answer_in(index: &Index, query: &str, preferred: Option<Lang>, params: &EngineParams) -> Option<Match> {
+    let q = index.query_vector(query, params);
+    let top = index.top_k(&q, 1, params.threshold).into_iter().next()?;
+    let lang = preferred.or(q.lang).unwrap_or(top.entry.lang);
+    match index.twin(&top.entry, lang) {
+        Some(twin) => Some(Match { entry: twin, ..top }),
+        None => Some(top),
     }
 }
