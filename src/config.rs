@@ -10,16 +10,23 @@
 //! | match threshold | `threshold` | `WABOT_THRESHOLD` | `0.25` |
 //! | max request body | `max_body_bytes` | `WABOT_MAX_BODY_BYTES` | `65536` |
 //! | Twilio auth token | — | `TWILIO_AUTH_TOKEN` | none: signatures unchecked, loopback only |
+//! | admin API token | — | `WABOT_ADMIN_TOKEN` | none: no admin API |
+//! | journal of live FAQ changes | `faq_journal` | `WABOT_FAQ_JOURNAL` | `data/faq-journal.jsonl` |
+//! | corpus polling period, seconds | `corpus_poll_secs` | `WABOT_CORPUS_POLL_SECS` | `5` (0: off) |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use thiserror::Error;
 
 /// Names of the secrets that must never appear in a configuration file.
-const SECRET_KEYS: &[&str] = &["twilio_auth_token", "auth_token", "smtp_password", "password"];
+const SECRET_KEYS: &[&str] =
+    &["twilio_auth_token", "auth_token", "admin_token", "wabot_admin_token", "smtp_password", "password"];
+
+/// The shortest admin token accepted: anything shorter could be guessed.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// What can be wrong with the configuration.
 #[derive(Debug, Error)]
@@ -77,6 +84,12 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Twilio auth token: when set, every webhook must carry a valid signature.
     pub twilio_auth_token: Option<SecretString>,
+    /// Bearer token of the admin API (`/admin/faq`); without it the API does not exist.
+    pub admin_token: Option<SecretString>,
+    /// The journal of FAQ changes made through the admin API, replayed at startup.
+    pub faq_journal: PathBuf,
+    /// How often the corpus files are checked for changes, in seconds; 0 never.
+    pub corpus_poll_secs: u64,
 }
 
 impl Default for Settings {
@@ -88,6 +101,9 @@ impl Default for Settings {
             threshold: crate::engine::EngineParams::default().threshold,
             max_body_bytes: 64 * 1024,
             twilio_auth_token: None,
+            admin_token: None,
+            faq_journal: PathBuf::from("data/faq-journal.jsonl"),
+            corpus_poll_secs: 5,
         }
     }
 }
@@ -100,6 +116,8 @@ struct FileSettings {
     public_url: Option<String>,
     threshold: Option<f32>,
     max_body_bytes: Option<usize>,
+    faq_journal: Option<PathBuf>,
+    corpus_poll_secs: Option<u64>,
 }
 
 impl Settings {
@@ -122,8 +140,11 @@ impl Settings {
                 s.listen =
                     parse_addr(&l).map_err(|message| ConfigError::File { path: path.to_owned(), message })?;
             }
-            // A relative corpus path in a file is relative to that file.
-            s.corpus = f.corpus.map(|c| path.parent().map_or(c.clone(), |dir| dir.join(&c)));
+            // A relative path in a file is relative to that file.
+            let relative = |p: PathBuf| path.parent().map_or(p.clone(), |dir| dir.join(&p));
+            s.corpus = f.corpus.map(relative);
+            s.faq_journal = f.faq_journal.map_or(s.faq_journal, relative);
+            s.corpus_poll_secs = f.corpus_poll_secs.unwrap_or(s.corpus_poll_secs);
             s.public_url = f.public_url.or(s.public_url);
             s.threshold = f.threshold.unwrap_or(s.threshold);
             s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
@@ -144,8 +165,17 @@ impl Settings {
         if let Some(v) = env("WABOT_MAX_BODY_BYTES") {
             s.max_body_bytes = v.parse().map_err(|e| env_err("WABOT_MAX_BODY_BYTES")(format!("{e}")))?;
         }
+        if let Some(v) = env("WABOT_FAQ_JOURNAL") {
+            s.faq_journal = PathBuf::from(v);
+        }
+        if let Some(v) = env("WABOT_CORPUS_POLL_SECS") {
+            s.corpus_poll_secs = v.parse().map_err(|e| env_err("WABOT_CORPUS_POLL_SECS")(format!("{e}")))?;
+        }
         if let Some(v) = env("TWILIO_AUTH_TOKEN").filter(|v| !v.is_empty()) {
             s.twilio_auth_token = Some(SecretString::from(v));
+        }
+        if let Some(v) = env("WABOT_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
+            s.admin_token = Some(SecretString::from(v));
         }
         s.validate()?;
         Ok(s)
@@ -158,6 +188,16 @@ impl Settings {
                 "threshold must be between 0 and 1, got {}",
                 self.threshold
             )));
+        }
+        if let Some(token) = &self.admin_token
+            && token.expose_secret().chars().count() < MIN_ADMIN_TOKEN_LEN
+        {
+            return Err(ConfigError::Invalid(format!(
+                "WABOT_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LEN} characters"
+            )));
+        }
+        if self.faq_journal.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("faq_journal must be a file path".into()));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
@@ -198,7 +238,6 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -245,6 +284,55 @@ mod tests {
     fn the_token_never_prints() {
         let s = Settings::load_with(None, env(&[("TWILIO_AUTH_TOKEN", "sup3rs3cret")])).unwrap();
         assert!(!format!("{s:?}").contains("sup3rs3cret"));
+    }
+
+    #[test]
+    fn the_admin_token_comes_from_the_environment_only_and_never_prints() {
+        let s = Settings::load_with(None, env(&[])).unwrap();
+        assert!(s.admin_token.is_none(), "no admin API by default");
+        let token = "adm1n-s3cret-0123456789";
+        let s = Settings::load_with(None, env(&[("WABOT_ADMIN_TOKEN", token)])).unwrap();
+        assert_eq!(s.admin_token.as_ref().unwrap().expose_secret(), token);
+        assert!(!format!("{s:?}").contains(token));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wabot.toml");
+        std::fs::write(&path, format!("admin_token = \"{token}\"\n")).unwrap();
+        let err = Settings::load_with(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("set it in the environment"), "{err}");
+        assert!(!err.contains(token));
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_without_being_shown() {
+        let err =
+            Settings::load_with(None, env(&[("WABOT_ADMIN_TOKEN", "hunter2")])).unwrap_err().to_string();
+        assert!(err.contains("at least 16 characters"), "{err}");
+        assert!(!err.contains("hunter2"));
+    }
+
+    #[test]
+    fn the_journal_and_polling_have_defaults_a_file_and_the_environment() {
+        let s = Settings::load_with(None, env(&[])).unwrap();
+        assert_eq!(s.faq_journal, PathBuf::from("data/faq-journal.jsonl"));
+        assert_eq!(s.corpus_poll_secs, 5);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wabot.toml");
+        std::fs::write(&path, "faq_journal = \"state/journal.jsonl\"\ncorpus_poll_secs = 0\n").unwrap();
+        let s = Settings::load_with(Some(&path), env(&[])).unwrap();
+        assert_eq!(s.faq_journal, dir.path().join("state/journal.jsonl"), "relative to the file");
+        assert_eq!(s.corpus_poll_secs, 0);
+
+        let s = Settings::load_with(
+            Some(&path),
+            env(&[("WABOT_FAQ_JOURNAL", "/var/lib/wabot/j.jsonl"), ("WABOT_CORPUS_POLL_SECS", "30")]),
+        )
+        .unwrap();
+        assert_eq!(s.faq_journal, PathBuf::from("/var/lib/wabot/j.jsonl"));
+        assert_eq!(s.corpus_poll_secs, 30);
+        let err = Settings::load_with(None, env(&[("WABOT_CORPUS_POLL_SECS", "-1")])).unwrap_err();
+        assert!(err.to_string().starts_with("environment variable WABOT_CORPUS_POLL_SECS"), "{err}");
     }
 
     #[test]

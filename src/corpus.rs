@@ -6,9 +6,14 @@
 //! each `*.jsonl` file holds FAQ JSONL, one entry object per line; `lexicon.toml` holds
 //! the bilingual concepts (a corpus without one uses the shipped lexicon). Every problem is
 //! reported with the file, the line and what is wrong, and ids must be unique across files.
+//!
+//! [`journal`] holds the live changes made through the admin API, replayed over the corpus.
+
+pub mod journal;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -134,21 +139,8 @@ impl KnowledgeBase {
 
     /// Loads a corpus directory, or a single `.toml`/`.jsonl` file.
     pub fn load(path: &Path) -> Result<KnowledgeBase, CorpusError> {
-        let io = |source| CorpusError::Io { path: path.to_owned(), source };
-        let meta = std::fs::metadata(path).map_err(io)?;
-        let paths: Vec<PathBuf> = if meta.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(io)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("toml" | "jsonl")))
-                .collect();
-            v.sort();
-            v
-        } else {
-            vec![path.to_owned()]
-        };
-        let mut files = Vec::with_capacity(paths.len());
-        for p in paths {
+        let mut files = Vec::new();
+        for p in corpus_files(path)? {
             let text =
                 std::fs::read_to_string(&p).map_err(|source| CorpusError::Io { path: p.clone(), source })?;
             files.push((p.display().to_string(), text));
@@ -222,6 +214,47 @@ impl KnowledgeBase {
     /// The entries of category `id`.
     pub fn entries_in<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a FaqEntry> + 'a {
         self.entries.iter().filter(move |e| e.category.as_deref() == Some(id))
+    }
+}
+
+/// The files a corpus path stands for: the directory's `*.toml` and `*.jsonl` files in name
+/// order, or the file itself.
+fn corpus_files(path: &Path) -> Result<Vec<PathBuf>, CorpusError> {
+    let io = |source| CorpusError::Io { path: path.to_owned(), source };
+    if !std::fs::metadata(path).map_err(io)?.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("toml" | "jsonl")))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// What a corpus looks like on disk: its files, each with its size and modification time.
+/// When two stamps differ, a file was added, removed or written in between; polling
+/// compares them to reload only on a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp(Result<Vec<(PathBuf, u64, Option<SystemTime>)>, String>);
+
+impl Stamp {
+    /// The stamp of the corpus at `path` now. An unreadable path has a stamp too (the
+    /// error), so that it differs from the readable corpus before and after.
+    pub fn of(path: &Path) -> Stamp {
+        let files = corpus_files(path).map_err(|e| e.to_string()).map(|files| {
+            files
+                .into_iter()
+                .map(|p| {
+                    let meta = std::fs::metadata(&p).ok();
+                    let len = meta.as_ref().map_or(0, |m| m.len());
+                    let modified = meta.and_then(|m| m.modified().ok());
+                    (p, len, modified)
+                })
+                .collect()
+        });
+        Stamp(files)
     }
 }
 
@@ -370,6 +403,26 @@ mod tests {
         assert!(load(&[("a.toml", text)]).unwrap_err().to_string().contains("at least one question"));
         let line = "{\"id\": \"a\", \"lang\": \"en\", \"questions\": [\"q\"], \"answer\": \" \"}";
         assert!(load(&[("a.jsonl", line)]).unwrap_err().to_string().contains("empty answer"));
+    }
+
+    #[test]
+    fn a_stamp_changes_when_a_corpus_file_is_added_written_or_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.jsonl");
+        std::fs::write(&a, "{}\n").unwrap();
+        let before = Stamp::of(dir.path());
+        assert_eq!(Stamp::of(dir.path()), before);
+        std::fs::write(dir.path().join("notes.txt"), "not a corpus file").unwrap();
+        assert_eq!(Stamp::of(dir.path()), before, "other files do not count");
+        std::fs::write(&a, "{}\n{}\n").unwrap();
+        let written = Stamp::of(dir.path());
+        assert_ne!(written, before);
+        std::fs::write(dir.path().join("b.toml"), "").unwrap();
+        let added = Stamp::of(dir.path());
+        assert_ne!(added, written);
+        std::fs::remove_file(dir.path().join("b.toml")).unwrap();
+        assert_ne!(Stamp::of(dir.path()), added);
+        assert_ne!(Stamp::of(&dir.path().join("gone")), before);
     }
 
     #[test]

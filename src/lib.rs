@@ -8,11 +8,14 @@
 //! | module | owns |
 //! |---|---|
 //! | [`engine`] | TF-IDF + cosine matching: tokenizer, stop words, stemming, lexicon expansion, index, scoring. Pure: no I/O, no async. |
-//! | [`corpus`] | The knowledge base on disk: the hand-edited TOML format, FAQ JSONL, the embedded default corpus and lexicon. |
+//! | [`corpus`] | The knowledge base on disk: the hand-edited TOML format, FAQ JSONL, the embedded default corpus and lexicon, the journal of live changes. |
+//! | [`faq`] | The live FAQ: changes journaled then served, reloads of the corpus from disk; the engine and dialog in use. |
 //! | [`dialog`] | What the bot says: greetings, menu, FAQ answers, fallback, in the user's language. Transport-agnostic. |
 //! | [`store`] | Per-user conversation state behind the [`store::SessionStore`] trait. |
+//! | [`synthetic`] | Deterministic synthetic FAQ corpora and queries of any size, for benches and load tests. Pure. |
 //! | [`channel`] | Twilio's WhatsApp webhook format: form parsing, `X-Twilio-Signature`, TwiML replies. |
 //! | [`server`] | The axum HTTP server: `POST /bot`, `GET /healthz`, limits, startup. |
+//! | [`admin`] | The admin HTTP API (`/admin/faq`): the live FAQ read and changed, behind a bearer token. |
 //! | [`config`] | Typed settings: TOML file plus environment overrides; secrets only from the environment. |
 //! | [`chat`] | `wabot chat`: the same dialog in a terminal. |
 //! | [`eval`] | `wabot eval`: accuracy of the engine on a labelled query set, with a threshold sweep. |
@@ -20,6 +23,8 @@
 //! A message's path: [`server`] receives the webhook → [`channel`] parses the form and checks the
 //! signature → [`dialog`] loads the sender's state from [`store`], asks [`engine`] for the best
 //! FAQ entry and words the reply → [`channel`] renders TwiML → [`server`] answers.
+//! An admin change: [`admin`] checks the bearer token → [`faq`] writes it to the
+//! [`corpus::journal`], then to the [`engine`], which the next message sees.
 //!
 //! ```
 //! let kb = wabot::corpus::KnowledgeBase::embedded().unwrap();
@@ -29,6 +34,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod channel;
 pub mod chat;
 pub mod config;
@@ -37,7 +43,9 @@ pub mod dialog;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod faq;
 pub mod server;
 pub mod store;
+pub mod synthetic;
 
 pub use error::{Error, Result};

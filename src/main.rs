@@ -10,6 +10,7 @@ use wabot::config::Settings;
 use wabot::corpus::KnowledgeBase;
 use wabot::dialog::Dialog;
 use wabot::engine::{Engine, EngineParams, Match};
+use wabot::faq::{self, Faq, FaqOptions};
 use wabot::server::Server;
 use wabot::store::MemoryStore;
 
@@ -129,29 +130,64 @@ fn serve(
     if let Some(c) = corpus {
         settings.corpus = Some(c);
     }
-    let (kb, engine) = load(settings.corpus.as_deref(), &settings)?;
-    let entries = engine.entries().len();
-    let dialog = Arc::new(Dialog::new(kb, engine, Arc::new(MemoryStore::default())));
+    let options = FaqOptions {
+        corpus: settings.corpus.clone(),
+        journal: Some(settings.faq_journal.clone()),
+        params: EngineParams { threshold: settings.threshold, ..EngineParams::default() },
+    };
+    let faq = Arc::new(Faq::open(options, Arc::new(MemoryStore::default())).context("loading the FAQ")?);
+    let entries = faq.engine().len();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let server = Server::bind(&settings, dialog).await?;
+        let server = Server::bind(&settings, Arc::clone(&faq)).await?;
         if settings.twilio_auth_token.is_none() {
             tracing::warn!(
                 "TWILIO_AUTH_TOKEN is not set: webhook requests are NOT authenticated. \
                  Listening on loopback only; set TWILIO_AUTH_TOKEN before exposing wabot."
             );
         }
+        if settings.admin_token.is_some() {
+            tracing::info!(journal = %settings.faq_journal.display(), "admin API on: /admin/faq");
+        } else {
+            tracing::info!("admin API off: set WABOT_ADMIN_TOKEN to enable /admin/faq");
+        }
+        spawn_reloads(&faq, &settings);
         tracing::info!(
             addr = %server.local_addr(),
             webhook_url = %settings.webhook_url(),
             entries,
             signature_check = settings.twilio_auth_token.is_some(),
+            admin_api = settings.admin_token.is_some(),
             "wabot is listening"
         );
         server.run(shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// Reloads the corpus on SIGHUP, and when its files change if polling is on.
+fn spawn_reloads(faq: &Arc<Faq>, settings: &Settings) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            let faq = Arc::clone(faq);
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    faq::reload_and_log(&faq, "SIGHUP").await;
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot catch SIGHUP: reload on signal is off"),
+    }
+    // The embedded corpus cannot change: nothing to poll.
+    if let Some(corpus) = &settings.corpus
+        && settings.corpus_poll_secs > 0
+    {
+        let period = std::time::Duration::from_secs(settings.corpus_poll_secs);
+        tracing::info!(corpus = %corpus.display(), every_secs = settings.corpus_poll_secs, "watching the corpus");
+        tokio::spawn(faq::poll(Arc::clone(faq), period));
+    }
 }
 
 async fn shutdown_signal() {

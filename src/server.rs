@@ -1,4 +1,5 @@
-//! The HTTP server: `POST /bot` (Twilio's WhatsApp webhook), `GET /healthz`.
+//! The HTTP server: `POST /bot` (Twilio's WhatsApp webhook), `GET /healthz`, and the
+//! [`admin`](crate::admin) routes when an admin token is set.
 //!
 //! Owns routing, request limits, the webhook's order of checks (content type → form →
 //! signature → dialog) and the mapping of every failure to a status code. Nothing is
@@ -22,6 +23,7 @@ use crate::channel::{self, WebhookForm};
 use crate::config::Settings;
 use crate::dialog::{Dialog, Incoming, Outcome, messages};
 use crate::engine::Lang;
+use crate::faq::Faq;
 
 /// The header Twilio signs its requests with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -95,15 +97,15 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds `settings.listen` (port 0 picks a free port) and builds the routes.
-    pub async fn bind(settings: &Settings, dialog: Arc<Dialog>) -> Result<Server, ServerError> {
+    /// Binds `settings.listen` (port 0 picks a free port) and builds the routes over `faq`.
+    pub async fn bind(settings: &Settings, faq: Arc<Faq>) -> Result<Server, ServerError> {
         if settings.twilio_auth_token.is_none() && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        Ok(Server { listener, router: router(settings, dialog) })
+        Ok(Server { listener, router: router(settings, faq) })
     }
 
     /// The address actually bound.
@@ -121,18 +123,19 @@ impl Server {
     }
 }
 
-/// The application's routes.
-pub fn router(settings: &Settings, dialog: Arc<Dialog>) -> Router {
+/// The application's routes; `/admin` only when `settings.admin_token` is set.
+pub fn router(settings: &Settings, faq: Arc<Faq>) -> Router {
     let state = AppState {
-        dialog,
+        dialog: Arc::clone(faq.dialog()),
         auth_token: settings.twilio_auth_token.clone(),
         webhook_url: settings.webhook_url().into(),
     };
-    Router::new()
-        .route("/bot", post(webhook))
-        .route("/healthz", get(healthz))
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .with_state(state)
+    let mut router =
+        Router::new().route("/bot", post(webhook)).route("/healthz", get(healthz)).with_state(state);
+    if let Some(token) = &settings.admin_token {
+        router = router.merge(crate::admin::router(faq, token));
+    }
+    router.layer(DefaultBodyLimit::max(settings.max_body_bytes))
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -8,12 +8,46 @@ use proptest::prelude::*;
 use wabot::engine::{Concept, Engine, EngineParams, FaqEntry, Lang, Lexicon};
 
 const EN: &[&str] = &[
-    "leave", "payslip", "password", "badge", "laptop", "expense", "receipt", "holiday", "salary", "training",
-    "remote", "manager", "certificate", "reset", "lost", "request", "balance", "office", "parking", "meal",
+    "leave",
+    "payslip",
+    "password",
+    "badge",
+    "laptop",
+    "expense",
+    "receipt",
+    "holiday",
+    "salary",
+    "training",
+    "remote",
+    "manager",
+    "certificate",
+    "reset",
+    "lost",
+    "request",
+    "balance",
+    "office",
+    "parking",
+    "meal",
 ];
 const FR: &[&str] = &[
-    "congé", "bulletin", "paie", "passe", "badge", "ordinateur", "frais", "justificatif", "salaire",
-    "formation", "télétravail", "responsable", "attestation", "perdu", "demande", "solde", "bureau", "repas",
+    "congé",
+    "bulletin",
+    "paie",
+    "passe",
+    "badge",
+    "ordinateur",
+    "frais",
+    "justificatif",
+    "salaire",
+    "formation",
+    "télétravail",
+    "responsable",
+    "attestation",
+    "perdu",
+    "demande",
+    "solde",
+    "bureau",
+    "repas",
 ];
 
 fn lexicon() -> Lexicon {
@@ -42,7 +76,12 @@ impl Spec {
     fn entry(&self, id: usize) -> FaqEntry {
         let questions: Vec<String> = self.questions.iter().map(|q| text(q, self.lang)).collect();
         let refs: Vec<&str> = questions.iter().map(String::as_str).collect();
-        let mut e = FaqEntry::new(&format!("e{id}-{}", self.lang.code()), self.lang, &refs, &text(&self.answer, self.lang));
+        let mut e = FaqEntry::new(
+            &format!("e{id}-{}", self.lang.code()),
+            self.lang,
+            &refs,
+            &text(&self.answer, self.lang),
+        );
         e.topic = Some(format!("t{}", self.topic));
         e
     }
@@ -101,8 +140,18 @@ fn assert_same(live: &Engine, params: EngineParams) -> Result<(), TestCaseError>
     prop_assert_eq!(live.len(), fresh.len());
     for q in queries() {
         let (a, b) = (live.search(&q, 5), fresh.search(&q, 5));
-        let ids = |v: &[wabot::engine::Match]| v.iter().map(|m| m.entry.id.clone()).collect::<Vec<_>>();
-        prop_assert_eq!(ids(&a), ids(&b), "query {:?}", q);
+        let ids = |v: &[wabot::engine::Match]| {
+            v.iter().map(|m| format!("{} {:.7}", m.entry.id, m.score)).collect::<Vec<_>>()
+        };
+        let order: Vec<String> = live.entries().iter().map(|e| e.id.clone()).collect();
+        prop_assert_eq!(
+            ids(&a),
+            ids(&b),
+            "query {:?}, live order {:?}, segments {}",
+            q,
+            order,
+            live.snapshot().segment_count()
+        );
         for (x, y) in a.iter().zip(&b) {
             prop_assert!((x.score - y.score).abs() < 1e-5, "query {:?}: {} vs {}", q, x.score, y.score);
             prop_assert_eq!(x.unit, y.unit);
@@ -151,7 +200,8 @@ proptest! {
 fn many_single_adds_merge_into_few_segments() {
     let live = Engine::build(&[], &Lexicon::default());
     for i in 0..2000 {
-        let spec = Spec { lang: Lang::En, topic: i, questions: vec![vec![i, i / 3, i / 7]], answer: vec![i / 11] };
+        let spec =
+            Spec { lang: Lang::En, topic: i, questions: vec![vec![i, i / 3, i / 7]], answer: vec![i / 11] };
         live.upsert(spec.entry(i)).unwrap();
     }
     assert_eq!(live.len(), 2000);

@@ -4,14 +4,19 @@
 //! Transport-agnostic: the Twilio webhook and `wabot chat` both hand an [`Incoming`]
 //! message to [`Dialog::handle`] and send back the [`Reply`]'s messages. The user's state
 //! (language, the numbered choice on offer) lives in a [`SessionStore`].
+//!
+//! The FAQ can change while the bot runs (see [`crate::faq`]): the menu lists the engine's
+//! live entries, under the categories of the knowledge base last set with
+//! [`Dialog::set_knowledge_base`].
 
 pub mod messages;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use thiserror::Error;
 
-use crate::corpus::KnowledgeBase;
+use crate::corpus::{Category, KnowledgeBase};
 use crate::engine::{Engine, FaqEntry, Lang};
 use crate::store::{Pending, Session, SessionStore, StoreError};
 use messages as msg;
@@ -75,7 +80,8 @@ pub enum DialogError {
 
 /// The conversation logic, shared by every channel.
 pub struct Dialog {
-    kb: Arc<KnowledgeBase>,
+    /// Menu categories and their titles; swapped when the corpus is reloaded.
+    kb: ArcSwap<KnowledgeBase>,
     engine: Arc<Engine>,
     store: Arc<dyn SessionStore>,
 }
@@ -130,7 +136,18 @@ fn command(text: &str) -> Option<Command> {
 impl Dialog {
     /// A dialog answering from `kb` through `engine`, keeping state in `store`.
     pub fn new(kb: Arc<KnowledgeBase>, engine: Arc<Engine>, store: Arc<dyn SessionStore>) -> Self {
-        Dialog { kb, engine, store }
+        Dialog { kb: ArcSwap::new(kb), engine, store }
+    }
+
+    /// Replaces the knowledge base the menu's categories come from (a reloaded corpus).
+    /// Conversations in progress keep going; the next menu shows the new categories.
+    pub fn set_knowledge_base(&self, kb: Arc<KnowledgeBase>) {
+        self.kb.store(kb);
+    }
+
+    /// The knowledge base in use.
+    pub fn knowledge_base(&self) -> Arc<KnowledgeBase> {
+        self.kb.load_full()
     }
 
     /// The engine in use.
@@ -186,9 +203,23 @@ impl Dialog {
         }
     }
 
+    /// The menu's categories: those of the knowledge base that have a live entry, then
+    /// those named only by live entries (added through the admin API), titled by their id.
+    fn categories(&self, live: &[Arc<FaqEntry>]) -> Vec<Category> {
+        let kb = self.kb.load();
+        let has_entry = |id: &str| live.iter().any(|e| e.category.as_deref() == Some(id));
+        let mut out: Vec<Category> = kb.categories().iter().filter(|c| has_entry(&c.id)).cloned().collect();
+        for id in live.iter().filter_map(|e| e.category.as_deref()) {
+            if !out.iter().any(|c| c.id == id) && !kb.categories().iter().any(|c| c.id == id) {
+                out.push(Category { id: id.to_owned(), title_en: id.to_owned(), title_fr: id.to_owned() });
+            }
+        }
+        out
+    }
+
     fn menu(&self, lang: Lang) -> String {
         let mut out = String::from(msg::MENU_HEADER.get(lang));
-        for (i, c) in self.kb.categories().iter().enumerate() {
+        for (i, c) in self.categories(&self.engine.entries()).iter().enumerate() {
             out.push_str(&format!("\n{}. {}", i + 1, c.title(lang)));
         }
         out.push('\n');
@@ -199,10 +230,13 @@ impl Dialog {
     fn choose(&self, session: &mut Session, n: usize, lang: Lang) -> Reply {
         match session.pending.clone() {
             Some(Pending::Categories) => {
-                let Some(category) = n.checked_sub(1).and_then(|i| self.kb.categories().get(i)) else {
+                let live = self.engine.entries();
+                let categories = self.categories(&live);
+                let Some(category) = n.checked_sub(1).and_then(|i| categories.get(i)) else {
                     return reply(lang, Outcome::Other, msg::BAD_CHOICE.get(lang));
                 };
-                let entries = self.in_language(self.kb.entries_in(&category.id), lang);
+                let in_category = live.iter().filter(|e| e.category.as_deref() == Some(&category.id));
+                let entries = self.in_language(in_category, lang);
                 let mut out = msg::CATEGORY_HEADER.get(lang).replace("{title}", category.title(lang));
                 for (i, e) in entries.iter().enumerate() {
                     out.push_str(&format!("\n{}. {}", i + 1, e.questions[0]));
@@ -227,10 +261,10 @@ impl Dialog {
     /// Entries of a category for a user writing in `lang`: those in `lang`, plus those
     /// whose topic has no entry in `lang`.
     fn in_language<'a>(
-        &'a self,
-        entries: impl Iterator<Item = &'a FaqEntry>,
+        &self,
+        entries: impl Iterator<Item = &'a Arc<FaqEntry>>,
         lang: Lang,
-    ) -> Vec<&'a FaqEntry> {
+    ) -> Vec<&'a Arc<FaqEntry>> {
         entries.filter(|e| e.lang == lang || self.engine.twin(e, lang).is_none()).collect()
     }
 

@@ -6,7 +6,7 @@
 //! queries alike, which is how an English question finds a French-only entry.
 
 use rust_stemmers::{Algorithm, Stemmer};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::stopwords::is_stop_word;
 use super::text;
@@ -97,7 +97,7 @@ impl Analyzer {
         let stemmers = [Stemmer::create(Algorithm::English), Stemmer::create(Algorithm::French)];
         let mut analyzer = Analyzer {
             stemmers,
-            phrases: HashMap::new(),
+            phrases: HashMap::default(),
             phrase_list: Vec::new(),
             concept_names: Vec::new(),
             phrases_use_stop_words: false,
@@ -218,26 +218,22 @@ impl Analyzer {
         let mut found = Vec::new();
         for (stream, strict) in [(&content, false), (&all, true)] {
             for start in 0..stream.len() {
-                let mut candidates: Vec<usize> = Vec::new();
                 for &s in stemmers {
-                    if let Some(ids) = self.phrases.get(&stream[start].stems[s]) {
-                        candidates.extend(ids);
-                    }
-                }
-                candidates.sort_unstable();
-                candidates.dedup();
-                for id in candidates {
-                    let phrase = &self.phrase_list[id];
-                    if phrase.strict != strict {
-                        continue;
-                    }
-                    let matches = stemmers.iter().any(|&s| {
-                        let p = &phrase.stems[s];
-                        start + p.len() <= stream.len()
-                            && p.iter().zip(&stream[start..]).all(|(ps, w)| *ps == w.stems[s])
-                    });
-                    if matches {
-                        found.push(phrase.concept);
+                    let Some(ids) = self.phrases.get(stream[start].stems[s].as_str()) else { continue };
+                    for &id in ids {
+                        let phrase = &self.phrase_list[id];
+                        if phrase.strict != strict {
+                            continue;
+                        }
+                        // All the phrase's words must match under one stemmer.
+                        let matches = stemmers.iter().any(|&s| {
+                            let p = &phrase.stems[s];
+                            start + p.len() <= stream.len()
+                                && p.iter().zip(&stream[start..]).all(|(ps, w)| *ps == w.stems[s])
+                        });
+                        if matches {
+                            found.push(phrase.concept);
+                        }
                     }
                 }
             }

@@ -8,10 +8,11 @@
 //! The index is immutable once built: a flat sorted array of `(variant hash, word)`, so
 //! it costs 16 bytes a variant and no allocation per key.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
-/// The most edits a correction may need.
-pub const MAX_EDITS: usize = 2;
+/// The most edits a correction may need. Two edits were measured to fix no more of the
+/// quality set's typos than one, at 3.6× the index size.
+pub const MAX_EDITS: usize = 1;
 
 /// Only this many leading characters are indexed: it bounds the index's size, and typos
 /// further in are still confirmed by the full distance.
@@ -23,11 +24,7 @@ const MIN_WORD_CHARS: usize = 5;
 
 /// How many edits a word of `chars` characters may be away from its correction.
 pub fn allowed_edits(chars: usize) -> usize {
-    match chars {
-        0..MIN_WORD_CHARS => 0,
-        5..=7 => 1,
-        _ => MAX_EDITS,
-    }
+    if chars < MIN_WORD_CHARS { 0 } else { MAX_EDITS }
 }
 
 /// A vocabulary of words with their counts, indexed by their deletions.
@@ -76,6 +73,11 @@ impl FuzzyIndex {
     /// Number of distinct words.
     pub fn len(&self) -> usize {
         self.words.len()
+    }
+
+    /// Number of indexed deletion variants.
+    pub fn variants(&self) -> usize {
+        self.deletes.len()
     }
 
     /// True when there is no word.
@@ -227,7 +229,7 @@ mod tests {
         assert_eq!(ix.correct("pasword"), Some(("password", 1)));
         assert_eq!(ix.correct("paysilp"), Some(("payslip", 1)));
         assert_eq!(ix.correct("attestaion"), Some(("attestation", 1)));
-        assert_eq!(ix.correct("atestaton"), Some(("attestation", 2)));
+        assert_eq!(ix.correct("atestaton"), None, "two edits away");
         assert_eq!(ix.correct("travial"), Some(("travail", 1)));
     }
 

@@ -20,15 +20,15 @@
 //! seen (and could not correct) still counts in the query's norm with the highest idf:
 //! "how do I cook pasta on my laptop" must not score like "laptop".
 //!
-//! Scoring is exact top-k with pruning (MaxScore): query terms are taken by decreasing
-//! upper bound (query weight × the term's largest unit weight); each new unit found in a
-//! term's postings is scored in full with the [`super::simd::dot`] kernel; once the bounds
-//! of the remaining terms add up to less than the k-th best score (or the floor asked
-//! for), no unit still unseen can enter the results and the long postings of common terms
-//! are never read.
+//! Scoring is exact top-k with pruning (MaxScore): query terms are taken rarest first;
+//! each new unit found in a term's postings is scored in full with the
+//! [`super::simd::dot`] kernel; once the upper bounds (query weight × the term's largest
+//! unit weight) of the remaining terms add up to less than the k-th best score (or the
+//! floor asked for), no unit still unseen can enter the results and the long postings of
+//! common terms are never read.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::analyze::{Analyzer, StemCache, Word};
@@ -92,6 +92,9 @@ pub struct Index {
 /// A prefix shorter than this is too ambiguous to stand for a word.
 const MIN_PREFIX_CHARS: usize = 5;
 
+/// Margin kept when pruning on score bounds, well above `f32` rounding of a dot product.
+const PRUNING_SLACK: f32 = 1e-5;
+
 /// A segment is merged into its predecessor once it holds at least this fraction of it.
 const MERGE_RATIO: usize = 4;
 
@@ -135,7 +138,7 @@ impl TopK {
             return;
         }
         if let Some(item) = self.items.iter_mut().find(|i| i.2 == seg && i.3 == entry) {
-            if score > item.0 {
+            if score > item.0 || (score == item.0 && unit < item.4) {
                 item.0 = score;
                 item.4 = unit;
             }
@@ -171,7 +174,7 @@ impl Index {
         for phrase in lexicon.concepts.iter().flat_map(|c| c.en.iter().chain(&c.fr)) {
             text::for_each_word(phrase, |w| lexicon_words.push((w.to_owned(), 1)));
         }
-        let mut last: HashMap<&str, usize> = HashMap::new();
+        let mut last: HashMap<&str, usize> = HashMap::default();
         for (i, e) in entries.iter().enumerate() {
             last.insert(&e.id, i);
         }
@@ -219,6 +222,21 @@ impl Index {
     /// True when no entry is indexed.
     pub fn is_empty(&self) -> bool {
         self.live == 0
+    }
+
+    /// Sizes of the index, for diagnostics: segments, units, terms, postings, words.
+    pub fn stats(&self) -> String {
+        let sum = |f: &dyn Fn(&Segment) -> usize| self.segments.iter().map(|s| f(s)).sum::<usize>();
+        format!(
+            "{} segments, {} entries, {} units, {} terms, {} postings, {} words ({} typo variants)",
+            self.segments.len(),
+            self.live,
+            sum(&|s| s.unit_kinds.len()),
+            sum(&|s| s.term_names.len()),
+            sum(&|s| s.rows.nnz()),
+            sum(&|s| s.words.len()),
+            sum(&|s| s.words.variants()),
+        )
     }
 
     /// Number of segments (for tests and diagnostics).
@@ -442,7 +460,9 @@ impl Index {
         if local.is_empty() {
             return;
         }
-        local.sort_by(|a, b| b.2.total_cmp(&a.2));
+        // Cheapest postings first: rare terms find the best units early, which raises the
+        // bar and lets the long postings of common terms be skipped. Any order is exact.
+        local.sort_by_key(|&(t, _, _)| seg.postings.indptr().outer_inds_sz(t as usize).len());
         if scratch.dense.len() < seg.term_names.len() {
             scratch.dense.resize(seg.term_names.len(), 0.0);
         }
@@ -458,13 +478,13 @@ impl Index {
         for &(t, w, _) in &local {
             scratch.dense[t as usize] = w;
         }
-        let mut rest: f32 = local.iter().map(|l| l.2).sum();
-        for &(t, _, bound) in &local {
-            // No unit still unseen can score above `rest`.
-            if rest < top.bar() {
+        for (i, &(t, _, _)) in local.iter().enumerate() {
+            // No unit still unseen can score above `rest`; the slack absorbs rounding, so
+            // a unit scoring exactly the bar is never skipped.
+            let rest: f32 = local[i..].iter().map(|l| l.2).sum();
+            if rest + PRUNING_SLACK < top.bar() {
                 break;
             }
-            rest -= bound;
             let Some(col) = seg.postings.outer_view(t as usize) else { continue };
             for &u in col.indices() {
                 let seen = &mut scratch.seen[u as usize];

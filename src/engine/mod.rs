@@ -34,8 +34,9 @@ use thiserror::Error;
 pub use analyze::Analyzer;
 pub use index::{Explanation, Index, Match, QueryVector};
 
-/// Which text of an entry a unit is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which text of an entry a unit is. Ordered questions first, then the answer: of two
+/// units scoring the same, the first is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Unit {
     /// The entry's `n`-th question.
     Question(usize),

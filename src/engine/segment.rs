@@ -6,7 +6,7 @@
 //! built; deletions are recorded beside it in a [`Deletes`] overlay, applied at query
 //! time and dropped when the segment is next merged.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 
 use sprs::CsMatI;
@@ -128,7 +128,38 @@ impl Builder {
         self.seqs.push(seq);
     }
 
-    fn finish(self) -> Segment {
+    /// Renumbers terms in name order, so that a unit's terms are summed in the same order
+    /// whatever segment holds it: scores are then bit-identical to a fresh build's.
+    fn canonical_term_order(&mut self) {
+        let n = self.term_names.len();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.term_names[a as usize].cmp(&self.term_names[b as usize]));
+        let mut new_id = vec![0u32; n];
+        for (new, &old) in order.iter().enumerate() {
+            new_id[old as usize] = new as u32;
+        }
+        self.term_names = order.iter().map(|&old| self.term_names[old as usize].clone()).collect();
+        self.df = order.iter().map(|&old| self.df[old as usize]).collect();
+        for id in self.terms.values_mut() {
+            *id = new_id[*id as usize];
+        }
+        let mut pairs: Vec<(u32, f32)> = Vec::new();
+        for r in 0..self.indptr.len() - 1 {
+            let (a, b) = (self.indptr[r] as usize, self.indptr[r + 1] as usize);
+            pairs.clear();
+            pairs.extend(
+                self.indices[a..b].iter().zip(&self.data[a..b]).map(|(&t, &w)| (new_id[t as usize], w)),
+            );
+            pairs.sort_unstable_by_key(|&(t, _)| t);
+            for (i, (t, w)) in pairs.iter().enumerate() {
+                self.indices[a + i] = *t;
+                self.data[a + i] = *w;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Segment {
+        self.canonical_term_order();
         let shape = (self.unit_kinds.len(), self.term_names.len());
         let rows = Matrix::new(shape, self.indptr, self.indices, self.data);
         let postings = rows.to_other_storage();
@@ -136,8 +167,8 @@ impl Builder {
         for (t, col) in postings.outer_iterator().enumerate() {
             max_weight[t] = col.data().iter().copied().fold(0.0, f32::max);
         }
-        let mut ids = HashMap::with_capacity(self.entries.len());
-        let mut topics: HashMap<(String, Lang), Vec<u32>> = HashMap::new();
+        let mut ids = HashMap::with_capacity_and_hasher(self.entries.len(), Default::default());
+        let mut topics: HashMap<(String, Lang), Vec<u32>> = HashMap::default();
         for (i, e) in self.entries.iter().enumerate() {
             ids.insert(e.id.clone(), i as u32);
             topics.entry((e.topic_key().to_owned(), e.lang)).or_default().push(i as u32);

@@ -4,6 +4,10 @@
 //! ("please", "I need", "svp", "je voudrais") which say nothing about the topic.
 //! Both lists apply to every text: a query's language is not known in advance.
 
+use std::sync::LazyLock;
+
+use rustc_hash::FxHashMap;
+
 /// English stop words.
 pub const ENGLISH: &[&str] = &[
     "a",
@@ -354,9 +358,22 @@ pub const FRENCH: &[&str] = &[
     "ya",
 ];
 
+/// Each stop word with whether it is English and whether it is French. Looking a word up
+/// is the tokenizer's most frequent operation, hence a hash set rather than a search.
+static LOOKUP: LazyLock<FxHashMap<&'static str, (bool, bool)>> = LazyLock::new(|| {
+    let mut map = FxHashMap::default();
+    for w in ENGLISH {
+        map.entry(*w).or_insert((false, false)).0 = true;
+    }
+    for w in FRENCH {
+        map.entry(*w).or_insert((false, false)).1 = true;
+    }
+    map
+});
+
 /// True when `word` (folded) is a stop word in English or French.
 pub fn is_stop_word(word: &str) -> bool {
-    ENGLISH.binary_search(&word).is_ok() || FRENCH.binary_search(&word).is_ok()
+    LOOKUP.contains_key(word)
 }
 
 /// How many of `words` are stop words of English only and of French only: a cheap,
@@ -364,11 +381,9 @@ pub fn is_stop_word(word: &str) -> bool {
 pub fn language_votes<'a>(words: impl IntoIterator<Item = &'a str>) -> (usize, usize) {
     let (mut en, mut fr) = (0, 0);
     for w in words {
-        let is_en = ENGLISH.binary_search(&w).is_ok();
-        let is_fr = FRENCH.binary_search(&w).is_ok();
-        match (is_en, is_fr) {
-            (true, false) => en += 1,
-            (false, true) => fr += 1,
+        match LOOKUP.get(w) {
+            Some((true, false)) => en += 1,
+            Some((false, true)) => fr += 1,
             _ => {}
         }
     }

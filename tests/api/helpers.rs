@@ -1,6 +1,7 @@
 //! Starts the real application on port 0 with its own fresh state.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use secrecy::SecretString;
@@ -8,30 +9,47 @@ use tokio::sync::oneshot;
 use wabot::channel::{WebhookForm, compute_signature};
 use wabot::config::Settings;
 use wabot::corpus::KnowledgeBase;
-use wabot::dialog::Dialog;
-use wabot::engine::Engine;
+use wabot::faq::{Faq, FaqOptions};
 use wabot::server::Server;
 use wabot::store::MemoryStore;
 
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const PUBLIC_URL: &str = "https://wabot.example.com";
+pub const ADMIN_TOKEN: &str = "test-admin-token-fedcba9876543210";
 
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub token: Option<String>,
-    _stop: oneshot::Sender<()>,
+    /// The live FAQ behind the server, to reload it as `SIGHUP` or polling would.
+    pub faq: Arc<Faq>,
+    stop: Option<oneshot::Sender<()>>,
+    stopped: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub struct Options {
     pub token: Option<&'static str>,
+    /// `WABOT_ADMIN_TOKEN`: the admin API exists only with it.
+    pub admin_token: Option<&'static str>,
+    /// A knowledge base already loaded (else `corpus`, else the embedded one).
     pub kb: Option<KnowledgeBase>,
+    /// A corpus directory or file, read at startup and at reloads.
+    pub corpus: Option<PathBuf>,
+    /// The journal of admin changes; without one they live in memory only.
+    pub journal: Option<PathBuf>,
     pub max_body_bytes: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { token: Some(TOKEN), kb: None, max_body_bytes: 64 * 1024 }
+        Options {
+            token: Some(TOKEN),
+            admin_token: None,
+            kb: None,
+            corpus: None,
+            journal: None,
+            max_body_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -44,19 +62,36 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         public_url: Some(PUBLIC_URL.to_owned()),
         twilio_auth_token: opts.token.map(|t| SecretString::from(t.to_owned())),
+        admin_token: opts.admin_token.map(|t| SecretString::from(t.to_owned())),
         max_body_bytes: opts.max_body_bytes,
         ..Settings::default()
     };
-    let kb = Arc::new(opts.kb.unwrap_or_else(|| KnowledgeBase::embedded().expect("embedded corpus")));
-    let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
-    let dialog = Arc::new(Dialog::new(kb, engine, Arc::new(MemoryStore::default())));
-    let server = Server::bind(&settings, dialog).await.expect("bind");
+    let options = FaqOptions { corpus: opts.corpus, journal: opts.journal, ..FaqOptions::default() };
+    let store = Arc::new(MemoryStore::default());
+    let faq = match opts.kb {
+        Some(kb) => Faq::with_knowledge_base(kb, options, store),
+        None => Faq::open(options, store),
+    };
+    let faq = Arc::new(faq.expect("the FAQ loads"));
+    let server = Server::bind(&settings, Arc::clone(&faq)).await.expect("bind");
     let addr = server.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    TestApp { addr, client: reqwest::Client::new(), token: opts.token.map(str::to_owned), _stop: stop }
+    let running = tokio::spawn(async move {
+        server
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the server runs");
+    });
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        token: opts.token.map(str::to_owned),
+        faq,
+        stop: Some(stop),
+        stopped: Some(running),
+    }
 }
 
 /// A webhook form as Twilio sends it for a WhatsApp text message.
@@ -90,6 +125,21 @@ pub struct Answer {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Shuts the server down as a signal would, and waits until it has stopped.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stopped) = self.stopped.take() {
+            stopped.await.expect("the server stops cleanly");
+        }
+    }
+
+    /// A request to the admin API, with `WABOT_ADMIN_TOKEN`'s bearer token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN)
     }
 
     /// Posts raw bytes to /bot with the given signature header.

@@ -1,4 +1,5 @@
 //! End-to-end tests: the real server on a random loopback port, spoken to over HTTP.
 
+mod admin;
 mod helpers;
 mod webhook;

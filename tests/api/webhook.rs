@@ -196,11 +196,9 @@ async fn without_a_token_a_public_address_is_refused() {
         twilio_auth_token: None,
         ..Default::default()
     };
-    let kb = std::sync::Arc::new(KnowledgeBase::embedded().unwrap());
-    let engine = std::sync::Arc::new(wabot::engine::Engine::build(kb.entries(), kb.lexicon()));
-    let dialog =
-        wabot::dialog::Dialog::new(kb, engine, std::sync::Arc::new(wabot::store::MemoryStore::default()));
-    let err = wabot::server::Server::bind(&settings, std::sync::Arc::new(dialog)).await.unwrap_err();
+    let store = std::sync::Arc::new(wabot::store::MemoryStore::default());
+    let faq = wabot::faq::Faq::open(wabot::faq::FaqOptions::default(), store).unwrap();
+    let err = wabot::server::Server::bind(&settings, std::sync::Arc::new(faq)).await.unwrap_err();
     assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"), "{err}");
 }
 
