@@ -478,20 +478,27 @@ impl Index {
         for &(t, w, _) in &local {
             scratch.dense[t as usize] = w;
         }
-        for (i, &(t, _, _)) in local.iter().enumerate() {
+        let mut bar = top.bar();
+        for (i, &(t, w, _)) in local.iter().enumerate() {
             // No unit still unseen can score above `rest`; the slack absorbs rounding, so
             // a unit scoring exactly the bar is never skipped.
-            let rest: f32 = local[i..].iter().map(|l| l.2).sum();
-            if rest + PRUNING_SLACK < top.bar() {
+            let after: f32 = local[i + 1..].iter().map(|l| l.2).sum();
+            if local[i].2 + after + PRUNING_SLACK < bar {
                 break;
             }
             let Some(col) = seg.postings.outer_view(t as usize) else { continue };
-            for &u in col.indices() {
+            for (&u, &dw) in col.indices().iter().zip(col.data()) {
                 let seen = &mut scratch.seen[u as usize];
                 if *seen == epoch {
                     continue;
                 }
                 *seen = epoch;
+                // A unit first met here holds none of the terms before this one: its score
+                // is at most this term's share plus the bounds of the terms after it. Most
+                // units of a common term fail that test without their row being read.
+                if w * dw + after + PRUNING_SLACK < bar {
+                    continue;
+                }
                 let e = seg.unit_entry[u as usize];
                 if self.is_deleted(s, e) {
                     continue;
@@ -500,6 +507,7 @@ impl Index {
                 let kind = seg.unit_kinds[u as usize];
                 let score = simd::dot(row.indices(), row.data(), &scratch.dense) * self.unit_weight(kind);
                 top.offer(score, seg.seqs[e as usize], s, e, kind);
+                bar = top.bar();
             }
         }
         for &(t, _, _) in &local {
