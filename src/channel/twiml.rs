@@ -14,7 +14,10 @@ const XML_DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 pub fn twiml(messages: &[String]) -> String {
     let mut xml = String::from(XML_DECLARATION);
     xml.push_str("<Response>");
-    for part in messages.iter().flat_map(|message| split_message(message, MAX_MESSAGE_CHARS)) {
+    // Characters XML cannot carry go before splitting, so that no part is left empty or
+    // untrimmed once they are dropped.
+    let carried = messages.iter().map(|m| m.chars().filter(|&c| is_xml_char(c)).collect::<String>());
+    for part in carried.flat_map(|message| split_message(&message, MAX_MESSAGE_CHARS)) {
         xml.push_str("<Message>");
         xml.push_str(&xml_escape(&part));
         xml.push_str("</Message>");
@@ -337,5 +340,15 @@ mod tests {
         assert_eq!(texts.len(), 3);
         assert_eq!(texts[0], "]]&gt;&lt;script&gt;&amp;amp;&lt;/script&gt;");
         assert!(!xml.contains("<Redirect>"));
+    }
+
+    #[test]
+    fn a_message_of_forbidden_characters_sends_nothing() {
+        // Found by fuzzing: a lone control character made an empty <Message>.
+        assert_eq!(twiml(&["\u{1}".to_owned()]), format!("{XML_DECLARATION}<Response></Response>"));
+        assert_eq!(
+            twiml(&["a \u{1}".to_owned()]),
+            format!("{XML_DECLARATION}<Response><Message>a</Message></Response>")
+        );
     }
 }

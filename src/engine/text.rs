@@ -36,6 +36,9 @@ pub fn fold_into(input: &str, out: &mut String) {
             'ł' => out.push('l'),
             // Typographic apostrophes become the ASCII one so elision is handled alike.
             '\u{2019}' | '\u{2018}' | '\u{02BC}' | '\u{FF07}' => out.push('\''),
+            // French typography's no-break spaces (`1 000 €`, `48 h`) separate words like a
+            // space; word segmentation would otherwise glue `1 000` into one word.
+            '\u{00A0}' | '\u{2007}' | '\u{202F}' => out.push(' '),
             c => out.push(c),
         }
     }
@@ -134,6 +137,13 @@ mod tests {
         assert_eq!(words("L'attestation d’employeur"), ["attestation", "employeur"]);
         assert_eq!(words("Qu'est-ce que c'est ?"), ["est", "ce", "que", "est"]);
         assert_eq!(words("aujourd'hui, jusqu'à lundi"), ["aujourdhui", "lundi"]);
+    }
+
+    #[test]
+    fn no_break_spaces_separate_words() {
+        // Found by fuzzing: U+202F joined digits and letters into one word.
+        assert_eq!(words("1\u{202F}000 € sous 48\u{202F}h"), ["1", "000", "sous", "48"]);
+        assert_eq!(words("1\u{00A0}000"), words("1 000"));
     }
 
     #[test]
