@@ -12,6 +12,9 @@ use super::stopwords::is_stop_word;
 use super::text;
 use super::{FaqEntry, Lang, Lexicon, Unit};
 
+/// Words a stem cache remembers at most, per stemmer.
+const STEM_CACHE_WORDS: usize = 100_000;
+
 /// Stems already computed, by stemmer: words repeat, stemming is the costly step.
 #[derive(Debug, Default)]
 pub struct StemCache([HashMap<String, String>; 2]);
@@ -22,11 +25,16 @@ impl StemCache {
             return stem.clone();
         }
         let stem = stemmer.stem(word).into_owned();
-        if self.0[s].len() < 200_000 {
+        if self.0[s].len() < STEM_CACHE_WORDS {
             self.0[s].insert(word.to_owned(), stem.clone());
         }
         stem
     }
+}
+
+thread_local! {
+    /// Stems of query words; a stem depends only on the word and the language.
+    static QUERY_STEMS: std::cell::RefCell<StemCache> = std::cell::RefCell::new(StemCache::default());
 }
 
 /// An entry as the index stores it.
@@ -144,13 +152,14 @@ impl Analyzer {
         out
     }
 
-    /// One folded word with its stems.
+    /// One folded word with its stems. Queries repeat the same words, so each thread
+    /// keeps the stems it has computed.
     pub fn word(&self, surface: &str) -> Word {
-        Word {
-            surface: surface.to_owned(),
-            stems: [0, 1].map(|s| self.stemmers[s].stem(surface).into_owned()),
-            content: !is_stop_word(surface),
-        }
+        let stems = QUERY_STEMS.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            [0, 1].map(|s| cache.stem(&self.stemmers[s], s, surface))
+        });
+        Word { surface: surface.to_owned(), stems, content: !is_stop_word(surface) }
     }
 
     /// The terms of a document written in `lang`: the stems of its content words, then

@@ -357,9 +357,13 @@ impl Index {
         let mut factor = vec![1.0f32; words.len()];
         let mut corrected = Vec::new();
         if params.fuzzy {
-            let names = text::proper_names(text);
+            let mut names: Option<Vec<String>> = None;
             for (i, w) in words.iter_mut().enumerate() {
-                if !w.content || names.contains(&w.surface) || self.known(w) {
+                if !w.content || self.known(w) {
+                    continue;
+                }
+                // Only a message with an unknown word needs its names found.
+                if names.get_or_insert_with(|| text::proper_names(text)).contains(&w.surface) {
                     continue;
                 }
                 if let Some(fixed) = self.correct(&w.surface) {
