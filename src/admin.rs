@@ -160,7 +160,7 @@ async fn put(
     body: Bytes,
 ) -> Response {
     let stored = async {
-        if !is_json(&headers) {
+        if !crate::server::has_media_type(&headers, "application/json") {
             return Err(AdminError::ContentType);
         }
         let entry = parse_entry(&id, &body)?;
@@ -198,14 +198,6 @@ async fn delete(State(faq): State<Arc<Faq>>, Path(id): Path<String>) -> Response
         Ok(None) => refused("delete", &id, AdminError::NotFound(id.clone())),
         Err(e) => refused("delete", &id, e),
     }
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// The entry in a PUT body: a FAQ JSONL object, its `id` the path's or left out.

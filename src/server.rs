@@ -143,12 +143,13 @@ async fn healthz(State(state): State<AppState>) -> Response {
     axum::Json(body).into_response()
 }
 
-fn is_form(headers: &HeaderMap) -> bool {
+/// True when the request's `Content-Type` is `media_type`, whatever its parameters.
+pub(crate) fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
 }
 
 async fn webhook(
@@ -156,7 +157,7 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebhookError> {
-    if !is_form(&headers) {
+    if !has_media_type(&headers, "application/x-www-form-urlencoded") {
         return Err(WebhookError::ContentType);
     }
     let form = WebhookForm::parse(&body)?;
