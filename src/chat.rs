@@ -12,7 +12,7 @@ pub fn run(dialog: &Dialog, input: impl BufRead, mut output: impl Write) -> io::
     writeln!(
         output,
         "wabot chat — {} FAQ entries. Type a question (or hi, menu, aide); /quit or Ctrl-D to leave.",
-        dialog.engine().entries().len()
+        dialog.engine().len()
     )?;
     write!(output, "> ")?;
     output.flush()?;

@@ -139,7 +139,7 @@ pub fn router(settings: &Settings, faq: Arc<Faq>) -> Router {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    let body = serde_json::json!({ "status": "ok", "entries": state.dialog.engine().entries().len() });
+    let body = serde_json::json!({ "status": "ok", "entries": state.dialog.engine().len() });
     axum::Json(body).into_response()
 }
 

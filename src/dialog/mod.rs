@@ -88,7 +88,7 @@ pub struct Dialog {
 
 impl std::fmt::Debug for Dialog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dialog").field("entries", &self.engine.entries().len()).finish()
+        f.debug_struct("Dialog").field("entries", &self.engine.len()).finish()
     }
 }
 
