@@ -11,6 +11,7 @@
 //! | [`corpus`] | The knowledge base on disk: the hand-edited TOML format, FAQ JSONL, the embedded default corpus and lexicon, the journal of live changes. |
 //! | [`faq`] | The live FAQ: changes journaled then served, reloads of the corpus from disk; the engine and dialog in use. |
 //! | [`dialog`] | What the bot says: greetings, menu, FAQ answers, fallback, in the user's language. Transport-agnostic. |
+//! | [`directory`] | The employee directory (CSV): who an employee ID belongs to. |
 //! | [`store`] | Per-user conversation state behind the [`store::SessionStore`] trait. |
 //! | [`synthetic`] | Deterministic synthetic FAQ corpora and queries of any size, for benches and load tests. Pure. |
 //! | [`channel`] | Twilio's WhatsApp webhook format: form parsing, `X-Twilio-Signature`, TwiML replies. |
@@ -40,6 +41,7 @@ pub mod chat;
 pub mod config;
 pub mod corpus;
 pub mod dialog;
+pub mod directory;
 pub mod engine;
 pub mod error;
 pub mod eval;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::directory::Employee;
 use crate::engine::Lang;
 
 /// What a store can fail with.
@@ -36,6 +37,8 @@ pub struct Session {
     pub lang: Option<Lang>,
     /// The numbered choice on offer, if any.
     pub pending: Option<Pending>,
+    /// Who the user is, once their badge has been read and found in the directory.
+    pub employee: Option<Employee>,
 }
 
 /// Where sessions live.
@@ -119,7 +122,7 @@ mod tests {
     fn a_saved_session_is_loaded_back() {
         let store = MemoryStore::default();
         assert_eq!(store.load("whatsapp:+1").unwrap(), Session::default());
-        let s = Session { lang: Some(Lang::Fr), pending: Some(Pending::Categories) };
+        let s = Session { lang: Some(Lang::Fr), pending: Some(Pending::Categories), employee: None };
         store.save("whatsapp:+1", &s).unwrap();
         assert_eq!(store.load("whatsapp:+1").unwrap(), s);
         assert_eq!(store.load("whatsapp:+2").unwrap(), Session::default());
@@ -138,7 +141,7 @@ mod tests {
     #[test]
     fn idle_sessions_expire() {
         let store = MemoryStore::new(10, Duration::ZERO);
-        store.save("u", &Session { lang: Some(Lang::En), pending: None }).unwrap();
+        store.save("u", &Session { lang: Some(Lang::En), ..Session::default() }).unwrap();
         assert_eq!(store.load("u").unwrap().lang, None);
     }
 }
