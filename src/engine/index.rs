@@ -20,12 +20,20 @@
 //! seen (and could not correct) still counts in the query's norm with the highest idf:
 //! "how do I cook pasta on my laptop" must not score like "laptop".
 //!
-//! Scoring is exact top-k with pruning (MaxScore): query terms are taken rarest first;
-//! each new unit found in a term's postings is scored in full with the
-//! [`super::simd::dot`] kernel; once the upper bounds (query weight × the term's largest
-//! unit weight) of the remaining terms add up to less than the k-th best score (or the
-//! floor asked for), no unit still unseen can enter the results and the long postings of
-//! common terms are never read.
+//! Scoring is exact top-k with pruning (MaxScore, document at a time). Each term's
+//! postings are kept apart for questions and answers, which are weighted differently;
+//! questions are walked first, and their best score usually rules the answers out whole.
+//! A walk merges the postings of the *essential* terms — the rarest, as many as it takes
+//! for a unit holding none of them to fall short of the bar (the k-th best score so far,
+//! or the floor) — and drops terms as the bar rises, so the long postings of common terms
+//! are only looked up, never read through. Bounds come from two facts: a term adds at
+//! most its query weight times its largest unit weight, and a unit vector's weights on
+//! any set of terms have a norm of at most 1, so by Cauchy–Schwarz those terms add at
+//! most the norm of their query weights. Only a unit whose bound still reaches the bar
+//! is scored in full, with the [`super::simd::dot`] kernel over its row, so the score is
+//! the same whatever segment holds the unit. A first walk guesses a high bar; if it does
+//! not fill the results above the guess, a second walk with the true bar completes them.
+//! A test checks the results against scoring every unit.
 
 use rustc_hash::FxHashMap as HashMap;
 use std::cell::RefCell;
@@ -33,7 +41,7 @@ use std::sync::Arc;
 
 use super::analyze::{Analyzer, StemCache, Word};
 use super::fuzzy::{FuzzyIndex, best_candidate};
-use super::segment::{Deletes, NewEntry, Segment};
+use super::segment::{Deletes, NewEntry, Postings, Segment};
 use super::{EngineParams, FaqEntry, Lang, Lexicon, Unit, simd, text};
 
 /// A scored entry.
@@ -95,8 +103,27 @@ const MIN_PREFIX_CHARS: usize = 5;
 /// Margin kept when pruning on score bounds, well above `f32` rounding of a dot product.
 const PRUNING_SLACK: f32 = 1e-5;
 
+/// The first walk over a segment guesses this fraction of the best score possible.
+const GUESS_FRACTION: f32 = 0.8;
+
+/// Allowance for a stored unit vector whose squared norm rounds a little above 1.
+const NORM_SLACK: f32 = 1e-4;
+
 /// A segment is merged into its predecessor once it holds at least this fraction of it.
 const MERGE_RATIO: usize = 4;
+
+/// The first position in `units[from..to]` (sorted) holding at least `u`, or `to`:
+/// galloping, since the next unit looked up is usually near.
+fn seek(units: &[u32], from: usize, to: usize, u: u32) -> usize {
+    let mut lo = from;
+    let mut step = 1;
+    while lo + step < to && units[lo + step] < u {
+        lo += step;
+        step *= 2;
+    }
+    let hi = (lo + step + 1).min(to);
+    lo + units[lo..hi].partition_point(|&x| x < u)
+}
 
 fn idf(n_entries: usize, df: u32) -> f32 {
     ((1.0 + n_entries as f32) / (1.0 + df as f32)).ln() + 1.0
@@ -107,11 +134,13 @@ fn idf(n_entries: usize, df: u32) -> f32 {
 #[derive(Default)]
 struct Scratch {
     dense: Vec<f32>,
-    /// One bit per unit: already met in this segment. A bitset keeps it in cache: 50 KB
-    /// for 400,000 units.
-    seen: Vec<u64>,
-    /// The words of `seen` set, to clear them afterwards.
-    dirty: Vec<u32>,
+    /// For each query term `i` (and one past the last), over terms `i..`: the sum of
+    /// their bounds, and the norm of their query weights.
+    after: Vec<(f32, f32)>,
+    /// Per query term: `(next posting, end of its postings, query weight)`.
+    cursors: Vec<(usize, usize, f32)>,
+    /// The query's terms in the segment: `(local term, query weight, upper bound)`.
+    local: Vec<(u32, f32, f32)>,
 }
 
 thread_local! {
@@ -456,73 +485,152 @@ impl Index {
 
     fn score_segment(&self, s: usize, q: &QueryVector, top: &mut TopK, scratch: &mut Scratch) {
         let seg = &self.segments[s];
-        // (local term, query weight, upper bound), by decreasing bound.
-        let mut local: Vec<(u32, f32, f32)> = q
-            .terms
-            .iter()
-            .filter_map(|(t, w)| {
-                seg.terms.get(t.as_str()).map(|&id| (id, *w, w * seg.max_weight[id as usize]))
-            })
-            .collect();
+        let local: Vec<(u32, f32)> =
+            q.terms.iter().filter_map(|(t, w)| seg.terms.get(t.as_str()).map(|&id| (id, *w))).collect();
         if local.is_empty() {
             return;
         }
-        // Cheapest postings first: rare terms find the best units early, which raises the
-        // bar and lets the long postings of common terms be skipped. Any order is exact.
-        local.sort_by_key(|&(t, _, _)| seg.postings.indptr().outer_inds_sz(t as usize).len());
         if scratch.dense.len() < seg.term_names.len() {
             scratch.dense.resize(seg.term_names.len(), 0.0);
         }
-        let words = seg.unit_kinds.len().div_ceil(64);
-        if scratch.seen.len() < words {
-            scratch.seen.resize(words, 0);
-        }
-        for &(t, w, _) in &local {
+        for &(t, w) in &local {
             scratch.dense[t as usize] = w;
         }
-        let mut bar = top.bar();
-        for (i, &(t, w, _)) in local.iter().enumerate() {
-            // No unit still unseen can score above `rest`; the slack absorbs rounding, so
-            // a unit scoring exactly the bar is never skipped.
-            let after: f32 = local[i + 1..].iter().map(|l| l.2).sum();
-            if local[i].2 + after + PRUNING_SLACK < bar {
-                break;
-            }
-            let Some(col) = seg.postings.outer_view(t as usize) else { continue };
-            for (&u, &dw) in col.indices().iter().zip(col.data()) {
-                let (word, bit) = ((u / 64) as usize, 1u64 << (u % 64));
-                let seen = &mut scratch.seen[word];
-                if *seen & bit != 0 {
-                    continue;
-                }
-                if *seen == 0 {
-                    scratch.dirty.push(word as u32);
-                }
-                *seen |= bit;
-                // A unit first met here holds none of the terms before this one: its score
-                // is at most this term's share plus the bounds of the terms after it. Most
-                // units of a common term fail that test without their row being read.
-                if w * dw + after + PRUNING_SLACK < bar {
-                    continue;
-                }
-                let e = seg.unit_entry[u as usize];
-                if self.is_deleted(s, e) {
-                    continue;
-                }
-                let Some(row) = seg.rows.outer_view(u as usize) else { continue };
-                let kind = seg.unit_kinds[u as usize];
-                let score = simd::dot(row.indices(), row.data(), &scratch.dense) * self.unit_weight(kind);
-                top.offer(score, seg.seqs[e as usize], s, e, kind);
-                bar = top.bar();
+        // The heavier class first: its best score is the bar the other must beat.
+        let mut classes = [(Unit::Question(0), 1.0), (Unit::Answer, self.params.answer_weight)];
+        if classes[1].1 > classes[0].1 {
+            classes.swap(0, 1);
+        }
+        for (kind, lift) in classes {
+            if lift > 0.0 {
+                self.score_class(s, &local, &seg.postings[kind.class()], lift, top, scratch);
             }
         }
-        for &(t, _, _) in &local {
+        for &(t, _) in &local {
             scratch.dense[t as usize] = 0.0;
         }
-        for &w in &scratch.dirty {
-            scratch.seen[w as usize] = 0;
+    }
+
+    /// Offers `top` the units of one class, whose cosines are multiplied by `lift`.
+    fn score_class(
+        &self,
+        s: usize,
+        terms: &[(u32, f32)],
+        postings: &Postings,
+        lift: f32,
+        top: &mut TopK,
+        scratch: &mut Scratch,
+    ) {
+        let len = |t: u32| postings.matrix.indptr().outer_inds_sz(t as usize).len();
+        // (local term, query weight, upper bound), rarest first: the short postings of
+        // rare terms lead, and the long ones of common terms drop out of the walk as soon
+        // as the bar allows.
+        scratch.local.clear();
+        scratch.local.extend(
+            terms
+                .iter()
+                .filter(|&&(t, _)| len(t) > 0)
+                .map(|&(t, w)| (t, w, w * postings.max_weight[t as usize])),
+        );
+        scratch.local.sort_by_key(|&(t, _, _)| len(t));
+        // after[i], over terms i..: the sum of their bounds, and the norm of their query
+        // weights. The most a unit can take from them is the smaller of the two, since a
+        // unit vector's weights on them have a norm of at most 1 (Cauchy–Schwarz).
+        scratch.after.clear();
+        let (mut bound_sum, mut sq_sum) = (0.0f32, 0.0f32);
+        scratch.after.push((0.0, 0.0));
+        for &(_, w, b) in scratch.local.iter().rev() {
+            bound_sum += b;
+            sq_sum += w * w;
+            scratch.after.push((bound_sum, sq_sum.sqrt()));
         }
-        scratch.dirty.clear();
+        scratch.after.reverse();
+        // A first walk with a guessed bar finds the best units while pruning hard; when it
+        // fills the results above the guess, no unit it skipped could have entered them.
+        // Otherwise a second walk, with the true bar, finishes the job.
+        let (reach_bound, reach_norm) = scratch.after[0];
+        let guess = GUESS_FRACTION * lift * reach_bound.min(reach_norm);
+        if guess > top.bar() {
+            self.walk(s, postings, lift, top, scratch, guess);
+            if top.bar() >= guess {
+                return;
+            }
+        }
+        self.walk(s, postings, lift, top, scratch, 0.0);
+    }
+
+    /// Document-at-a-time over the postings of the essential terms: the rarest ones, as
+    /// many as it takes for a unit holding none of them to fall short of the bar (the
+    /// k-th best score, the floor, or `min_bar` if higher). A unit met there has its
+    /// weights on them summed from the postings; the other terms are then looked up one
+    /// by one while the unit can still reach the bar, and only a unit that does has its
+    /// row read and scored in full.
+    fn walk(
+        &self,
+        s: usize,
+        postings: &Postings,
+        lift: f32,
+        top: &mut TopK,
+        scratch: &mut Scratch,
+        min_bar: f32,
+    ) {
+        let seg = &self.segments[s];
+        let Scratch { dense, after, cursors, local } = scratch;
+        let reach = |i: usize| after[i].0.min(after[i].1);
+        cursors.clear();
+        cursors.extend(local.iter().map(|&(t, w, _)| {
+            let range = postings.matrix.indptr().outer_inds_sz(t as usize);
+            (range.start, range.end, w)
+        }));
+        let units = postings.matrix.indices();
+        let weights = postings.matrix.data();
+        let mut bar = top.bar().max(min_bar);
+        let mut essential = local.len();
+        loop {
+            while essential > 0 && lift * reach(essential - 1) + PRUNING_SLACK < bar {
+                essential -= 1;
+            }
+            let (lead, rest) = cursors.split_at_mut(essential);
+            let Some(u) = lead.iter().filter(|c| c.0 < c.1).map(|c| units[c.0]).min() else { break };
+            let (mut partial, mut sq) = (0.0f32, 0.0f32);
+            for c in lead.iter_mut() {
+                if c.0 < c.1 && units[c.0] == u {
+                    let dw = weights[c.0];
+                    partial += c.2 * dw;
+                    sq += dw * dw;
+                    c.0 += 1;
+                }
+            }
+            // What the other terms could add: by their bounds, and by the norm the unit
+            // vector has left (`NORM_SLACK` covers a stored norm a hair above 1).
+            let mut reachable = true;
+            for (j, c) in rest.iter_mut().enumerate() {
+                let (rest_bound, rest_norm) = after[essential + j];
+                let left = (1.0 + NORM_SLACK - sq).max(0.0).sqrt();
+                if lift * (partial + rest_bound.min(left * rest_norm)) + PRUNING_SLACK < bar {
+                    reachable = false;
+                    break;
+                }
+                c.0 = seek(units, c.0, c.1, u);
+                if c.0 < c.1 && units[c.0] == u {
+                    let dw = weights[c.0];
+                    partial += c.2 * dw;
+                    sq += dw * dw;
+                }
+            }
+            if !reachable || lift * partial + PRUNING_SLACK < bar {
+                continue;
+            }
+            let e = seg.unit_entry[u as usize];
+            if self.is_deleted(s, e) {
+                continue;
+            }
+            let Some(row) = seg.rows.outer_view(u as usize) else { continue };
+            let kind = seg.unit_kinds[u as usize];
+            let score = simd::dot(row.indices(), row.data(), dense) * self.unit_weight(kind);
+            top.offer(score, seg.seqs[e as usize], s, e, kind);
+            bar = top.bar().max(min_bar);
+        }
     }
 
     /// The terms `q` shares with `m`'s unit, and their weights.
@@ -679,5 +787,76 @@ mod tests {
         let e = Engine::build(&list, &Lexicon::default());
         assert_eq!(e.len(), 3);
         assert_eq!(e.entry("pw-en").unwrap().answer, "Ground floor.");
+    }
+
+    /// Every live unit scored, nothing pruned: what [`Index::top_k`] must return.
+    fn top_k_exhaustive(index: &Index, q: &QueryVector, k: usize, floor: f32) -> Vec<(String, f32, Unit)> {
+        let mut best: Vec<(f32, u64, String, Unit)> = Vec::new();
+        for (s, seg) in index.segments.iter().enumerate() {
+            let mut dense = vec![0.0f32; seg.term_names.len()];
+            for (t, w) in &q.terms {
+                if let Some(&id) = seg.terms.get(t.as_str()) {
+                    dense[id as usize] = *w;
+                }
+            }
+            for e in 0..seg.len() as u32 {
+                if index.is_deleted(s, e) {
+                    continue;
+                }
+                let mut entry_best: Option<(f32, Unit)> = None;
+                for u in seg.units_of(e) {
+                    let row = seg.rows.outer_view(u as usize).unwrap();
+                    let kind = seg.unit_kinds[u as usize];
+                    let score = simd::dot(row.indices(), row.data(), &dense) * index.unit_weight(kind);
+                    if entry_best.is_none_or(|(b, bu)| score > b || (score == b && kind < bu)) {
+                        entry_best = Some((score, kind));
+                    }
+                }
+                if let Some((score, unit)) = entry_best.filter(|&(sc, _)| sc >= floor && sc > 0.0) {
+                    let entry = &seg.entries[e as usize];
+                    best.push((score, seg.seqs[e as usize], entry.id.clone(), unit));
+                }
+            }
+        }
+        best.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        best.into_iter().take(k).map(|(score, _, id, unit)| (id, score.min(1.0), unit)).collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Pruning never changes the results: the walks return exactly what scoring every
+        /// unit does, over several segments with deletions, for any k, floor and weights.
+        #[test]
+        fn pruned_top_k_equals_exhaustive_scoring(
+            seed in 0u64..1_000,
+            size in 20usize..300,
+            changes in 0usize..15,
+            k in 1usize..6,
+            floor in proptest::sample::select(vec![0.0f32, 0.1, 0.25, 0.5]),
+            answer_weight in proptest::sample::select(vec![0.0f32, 0.5, 0.75, 1.0, 1.5]),
+        ) {
+            use crate::synthetic;
+            let corpus = synthetic::corpus(size, seed);
+            let params = EngineParams { answer_weight, ..EngineParams::default() };
+            let (initial, later) = corpus.split_at(size.saturating_sub(changes));
+            let engine = Engine::with_params(initial, &Lexicon::default(), params);
+            for (i, entry) in later.iter().enumerate() {
+                engine.upsert(entry.clone()).unwrap();
+                if i % 3 == 0 {
+                    engine.remove(&initial[(i * 7) % initial.len()].id);
+                }
+            }
+            let index = engine.snapshot();
+            let mut queries: Vec<String> = synthetic::queries(&corpus, 12, seed).into_iter().map(|(q, _)| q).collect();
+            queries.extend(corpus.iter().take(4).map(|e| e.answer.clone()));
+            for query in &queries {
+                let q = index.query_vector(query, &params);
+                let got: Vec<(String, f32, Unit)> =
+                    index.top_k(&q, k, floor).into_iter().map(|m| (m.entry.id.clone(), m.score, m.unit)).collect();
+                let want = top_k_exhaustive(&index, &q, k, floor);
+                proptest::prop_assert_eq!(got, want, "{}", query);
+            }
+        }
     }
 }

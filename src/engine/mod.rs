@@ -44,6 +44,13 @@ pub enum Unit {
     Answer,
 }
 
+impl Unit {
+    /// 0 for questions, 1 for answers: the two classes of units, weighted apart.
+    pub(crate) fn class(self) -> usize {
+        usize::from(self == Unit::Answer)
+    }
+}
+
 /// What a change to the index can fail with.
 #[derive(Debug, Error)]
 pub enum EngineError {

@@ -46,12 +46,58 @@ pub struct Segment {
     pub(crate) unit_entry: Vec<u32>,
     /// Units × terms, by row: each unit's L2-normalised log-tf vector.
     pub(crate) rows: Matrix,
-    /// The same matrix by column: each term's postings.
-    pub(crate) postings: Matrix,
-    /// The largest weight in each term's postings, for pruning.
-    pub(crate) max_weight: Vec<f32>,
+    /// Each term's postings, the questions' apart from the answers' (indexed by
+    /// [`Unit::class`]): the two are scored with different weights, so a walk over the
+    /// questions can raise the bar high enough to skip the answers altogether.
+    pub(crate) postings: [Postings; 2],
     /// Content words with the number of entries holding them.
     pub(crate) words: FuzzyIndex,
+}
+
+/// The postings of one class of units: the unit matrix's columns, restricted to them.
+#[derive(Debug)]
+pub struct Postings {
+    /// Units × terms, by column: for each term, the units holding it and its weight there,
+    /// in unit order.
+    pub(crate) matrix: Matrix,
+    /// The largest weight in each term's postings, for pruning.
+    pub(crate) max_weight: Vec<f32>,
+}
+
+impl Postings {
+    /// The columns of `rows` over the units of `class`, by counting sort: units stay in
+    /// order within each term.
+    fn of_class(rows: &Matrix, kinds: &[Unit], class: usize) -> Postings {
+        let (n_units, n_terms) = rows.shape();
+        let mut indptr = vec![0u32; n_terms + 1];
+        for (u, row) in rows.outer_iterator().enumerate() {
+            if kinds[u].class() == class {
+                for &t in row.indices() {
+                    indptr[t as usize + 1] += 1;
+                }
+            }
+        }
+        for t in 0..n_terms {
+            indptr[t + 1] += indptr[t];
+        }
+        let nnz = indptr[n_terms] as usize;
+        let mut next: Vec<u32> = indptr[..n_terms].to_vec();
+        let (mut indices, mut data) = (vec![0u32; nnz], vec![0f32; nnz]);
+        let mut max_weight = vec![0f32; n_terms];
+        for (u, row) in rows.outer_iterator().enumerate() {
+            if kinds[u].class() != class {
+                continue;
+            }
+            for (&t, &w) in row.indices().iter().zip(row.data()) {
+                let at = next[t as usize] as usize;
+                indices[at] = u as u32;
+                data[at] = w;
+                next[t as usize] += 1;
+                max_weight[t as usize] = max_weight[t as usize].max(w);
+            }
+        }
+        Postings { matrix: Matrix::new_csc((n_units, n_terms), indptr, indices, data), max_weight }
+    }
 }
 
 /// Entries deleted from a segment since it was built, and what they took with them.
@@ -162,11 +208,7 @@ impl Builder {
         self.canonical_term_order();
         let shape = (self.unit_kinds.len(), self.term_names.len());
         let rows = Matrix::new(shape, self.indptr, self.indices, self.data);
-        let postings = rows.to_other_storage();
-        let mut max_weight = vec![0.0f32; shape.1];
-        for (t, col) in postings.outer_iterator().enumerate() {
-            max_weight[t] = col.data().iter().copied().fold(0.0, f32::max);
-        }
+        let postings = [0, 1].map(|class| Postings::of_class(&rows, &self.unit_kinds, class));
         let mut ids = HashMap::with_capacity_and_hasher(self.entries.len(), Default::default());
         let mut topics: HashMap<(String, Lang), Vec<u32>> = HashMap::default();
         for (i, e) in self.entries.iter().enumerate() {
@@ -189,7 +231,6 @@ impl Builder {
             unit_entry: self.unit_entry,
             rows,
             postings,
-            max_weight,
         }
     }
 }
