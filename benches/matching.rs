@@ -22,6 +22,10 @@ use wabot::corpus::KnowledgeBase;
 use wabot::engine::{Engine, FaqEntry, Lexicon, text};
 use wabot::synthetic;
 
+// The binary's allocator, so that the figures are the ones `wabot` gets.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Seed of every corpus and query list here.
 const SEED: u64 = 42;
 /// Queries generated per fixture, before keeping the verified ones.

@@ -269,7 +269,28 @@ impl Analyzer {
     pub fn detect_language(words: &[Word], raw: &str) -> Option<Lang> {
         let (en, mut fr) = super::stopwords::language_votes(words.iter().map(|w| w.surface.as_str()));
         // Accented letters French uses but English does not.
-        if raw.chars().any(|c| "éèêàâçùûîïôœÉÈÊÀÇ".contains(c)) {
+        let french_letter = |c| {
+            matches!(
+                c,
+                'é' | 'è'
+                    | 'ê'
+                    | 'à'
+                    | 'â'
+                    | 'ç'
+                    | 'ù'
+                    | 'û'
+                    | 'î'
+                    | 'ï'
+                    | 'ô'
+                    | 'œ'
+                    | 'É'
+                    | 'È'
+                    | 'Ê'
+                    | 'À'
+                    | 'Ç'
+            )
+        };
+        if raw.chars().any(french_letter) {
             fr += 1;
         }
         match en.cmp(&fr) {

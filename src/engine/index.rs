@@ -314,10 +314,11 @@ impl Index {
         if e.lang == lang {
             return None;
         }
-        let key = (e.topic_key().to_owned(), lang);
         let mut best: Option<(u64, &Arc<FaqEntry>)> = None;
         for (s, seg) in self.segments.iter().enumerate() {
-            let Some(locals) = seg.topics.get(&key) else { continue };
+            let Some(locals) = seg.topics.get(e.topic_key()).map(|by_lang| &by_lang[lang as usize]) else {
+                continue;
+            };
             if let Some(&l) = locals.iter().find(|&&l| !self.is_deleted(s, l)) {
                 let seq = seg.seqs[l as usize];
                 if best.is_none_or(|(b, _)| seq < b) {

@@ -13,7 +13,7 @@ use sprs::CsMatI;
 
 use super::analyze::EntryAnalysis;
 use super::fuzzy::FuzzyIndex;
-use super::{FaqEntry, Lang, Unit};
+use super::{FaqEntry, Unit};
 
 /// Sparse matrix with 32-bit indices: half the memory of `usize` ones.
 pub type Matrix = CsMatI<f32, u32>;
@@ -35,7 +35,8 @@ pub struct Segment {
     pub(crate) entries: Vec<Arc<FaqEntry>>,
     pub(crate) seqs: Vec<u64>,
     pub(crate) ids: HashMap<String, u32>,
-    pub(crate) topics: HashMap<(String, Lang), Vec<u32>>,
+    /// Entries by topic, then language (`Lang as usize`).
+    pub(crate) topics: HashMap<Box<str>, [Vec<u32>; 2]>,
     pub(crate) terms: HashMap<Box<str>, u32>,
     pub(crate) term_names: Vec<Box<str>>,
     /// Entries of this segment (deleted ones included) holding each term.
@@ -210,10 +211,10 @@ impl Builder {
         let rows = Matrix::new(shape, self.indptr, self.indices, self.data);
         let postings = [0, 1].map(|class| Postings::of_class(&rows, &self.unit_kinds, class));
         let mut ids = HashMap::with_capacity_and_hasher(self.entries.len(), Default::default());
-        let mut topics: HashMap<(String, Lang), Vec<u32>> = HashMap::default();
+        let mut topics: HashMap<Box<str>, [Vec<u32>; 2]> = HashMap::default();
         for (i, e) in self.entries.iter().enumerate() {
             ids.insert(e.id.clone(), i as u32);
-            topics.entry((e.topic_key().to_owned(), e.lang)).or_default().push(i as u32);
+            topics.entry(e.topic_key().into()).or_default()[e.lang as usize].push(i as u32);
         }
         let mut words: Vec<(&str, u32)> = self.words.iter().map(|(w, &c)| (&**w, c)).collect();
         words.sort_unstable();
