@@ -5,6 +5,7 @@
 //! Lexicon phrases ("fiche de paie", "payslip") add a shared *concept term* to documents and
 //! queries alike, which is how an English question finds a French-only entry.
 
+use compact_str::CompactString;
 use rust_stemmers::{Algorithm, Stemmer};
 use rustc_hash::FxHashMap as HashMap;
 
@@ -17,20 +18,24 @@ const STEM_CACHE_WORDS: usize = 100_000;
 
 /// Stems already computed, by stemmer: words repeat, stemming is the costly step.
 #[derive(Debug, Default)]
-pub struct StemCache([HashMap<String, String>; 2]);
+pub struct StemCache([HashMap<Term, Term>; 2]);
 
 impl StemCache {
-    fn stem(&mut self, stemmer: &Stemmer, s: usize, word: &str) -> String {
+    fn stem(&mut self, stemmer: &Stemmer, s: usize, word: &str) -> Term {
         if let Some(stem) = self.0[s].get(word) {
             return stem.clone();
         }
-        let stem = stemmer.stem(word).into_owned();
+        let stem = Term::from(stemmer.stem(word));
         if self.0[s].len() < STEM_CACHE_WORDS {
-            self.0[s].insert(word.to_owned(), stem.clone());
+            self.0[s].insert(word.into(), stem.clone());
         }
         stem
     }
 }
+
+/// A word or a term: almost always short enough to be held inline, without a heap
+/// allocation (analysing a large corpus makes millions of them).
+pub type Term = CompactString;
 
 thread_local! {
     /// Stems of query words; a stem depends only on the word and the language.
@@ -41,9 +46,9 @@ thread_local! {
 #[derive(Debug, Clone)]
 pub struct EntryAnalysis {
     /// Each unit with its terms and their counts, sorted by term.
-    pub units: Vec<(Unit, Vec<(String, u32)>)>,
+    pub units: Vec<(Unit, Vec<(Term, u32)>)>,
     /// The distinct content words of the entry's indexed texts, for typo correction.
-    pub words: Vec<String>,
+    pub words: Vec<Term>,
 }
 
 /// Prefix of concept terms; stems never contain it since words are alphanumeric.
@@ -53,9 +58,9 @@ pub const CONCEPT_PREFIX: char = '~';
 #[derive(Debug, Clone)]
 pub struct Word {
     /// The folded word.
-    pub surface: String,
+    pub surface: Term,
     /// `[english stem, french stem]`.
-    pub stems: [String; 2],
+    pub stems: [Term; 2],
     /// False for stop words.
     pub content: bool,
 }
@@ -64,7 +69,7 @@ pub struct Word {
 #[derive(Debug, Clone)]
 struct Phrase {
     /// Stems of the phrase's words, under each stemmer (`[en, fr]`).
-    stems: [Vec<String>; 2],
+    stems: [Vec<Term>; 2],
     /// Matched against the full word stream (stop words included) rather than the
     /// content words only: set when dropping stop words would leave one generic word
     /// ("time off" must not match every "time").
@@ -76,7 +81,7 @@ struct Phrase {
 pub struct Analyzer {
     stemmers: [Stemmer; 2],
     /// Phrases by their first stem, for both stemmers.
-    phrases: HashMap<String, Vec<usize>>,
+    phrases: HashMap<Term, Vec<usize>>,
     phrase_list: Vec<Phrase>,
     concept_names: Vec<String>,
     /// Some phrase must match stop words too, so documents stem them as well.
@@ -159,17 +164,17 @@ impl Analyzer {
             let mut cache = cache.borrow_mut();
             [0, 1].map(|s| cache.stem(&self.stemmers[s], s, surface))
         });
-        Word { surface: surface.to_owned(), stems, content: !is_stop_word(surface) }
+        Word { surface: surface.into(), stems, content: !is_stop_word(surface) }
     }
 
     /// The terms of a document written in `lang`: the stems of its content words, then
     /// one concept term per lexicon phrase it contains.
-    pub fn document_terms(&self, text: &str, lang: Lang) -> Vec<String> {
+    pub fn document_terms(&self, text: &str, lang: Lang) -> Vec<Term> {
         self.document_terms_cached(text, lang, &mut StemCache::default())
     }
 
     /// [`Analyzer::document_terms`] reusing the stems of words seen before.
-    pub fn document_terms_cached(&self, text: &str, lang: Lang, cache: &mut StemCache) -> Vec<String> {
+    pub fn document_terms_cached(&self, text: &str, lang: Lang, cache: &mut StemCache) -> Vec<Term> {
         let s = stemmer_index(lang);
         let mut words = Vec::new();
         text::for_each_word(text, |w| {
@@ -177,14 +182,14 @@ impl Analyzer {
             let stem = if content || self.phrases_use_stop_words {
                 cache.stem(&self.stemmers[s], s, w)
             } else {
-                String::new()
+                Term::default()
             };
-            let mut stems = [String::new(), String::new()];
+            let mut stems = [Term::default(), Term::default()];
             stems[s] = stem;
-            words.push(Word { surface: w.to_owned(), stems, content });
+            words.push(Word { surface: w.into(), stems, content });
         });
-        let mut terms: Vec<String> = words.iter().filter(|w| w.content).map(|w| w.stems[s].clone()).collect();
-        terms.extend(self.concepts(&words, &[s]).into_iter().map(|c| self.concept_term(c)));
+        let mut terms: Vec<Term> = words.iter().filter(|w| w.content).map(|w| w.stems[s].clone()).collect();
+        terms.extend(self.concepts(&words, &[s]).into_iter().map(|c| self.concept_term(c).into()));
         terms
     }
 
@@ -196,11 +201,11 @@ impl Analyzer {
             texts.push((Unit::Answer, e.answer.as_str()));
         }
         let mut units = Vec::with_capacity(texts.len());
-        let mut words: Vec<String> = Vec::new();
+        let mut words: Vec<Term> = Vec::new();
         for (unit, text) in texts {
             let mut terms = self.document_terms_cached(text, e.lang, cache);
             terms.sort_unstable();
-            let mut counted: Vec<(String, u32)> = Vec::with_capacity(terms.len());
+            let mut counted: Vec<(Term, u32)> = Vec::with_capacity(terms.len());
             for t in terms {
                 match counted.last_mut() {
                     Some((last, n)) if *last == t => *n += 1,
@@ -210,7 +215,7 @@ impl Analyzer {
             units.push((unit, counted));
             text::for_each_word(text, |w| {
                 if !is_stop_word(w) {
-                    words.push(w.to_owned());
+                    words.push(w.into());
                 }
             });
         }
@@ -323,8 +328,8 @@ mod tests {
         let a = Analyzer::new(&lexicon());
         let fr = a.document_terms("Où trouver ma fiche de paie ?", Lang::Fr);
         let en = a.document_terms("Where is my payslip?", Lang::En);
-        assert!(fr.contains(&"~0".to_owned()), "{fr:?}");
-        assert!(en.contains(&"~0".to_owned()), "{en:?}");
+        assert!(fr.iter().any(|t| t == "~0"), "{fr:?}");
+        assert!(en.iter().any(|t| t == "~0"), "{en:?}");
     }
 
     #[test]

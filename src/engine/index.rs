@@ -393,17 +393,17 @@ impl Index {
                     continue;
                 }
                 // Only a message with an unknown word needs its names found.
-                if names.get_or_insert_with(|| text::proper_names(text)).contains(&w.surface) {
+                if names.get_or_insert_with(|| text::proper_names(text)).iter().any(|n| *n == w.surface) {
                     continue;
                 }
                 if let Some(fixed) = self.correct(&w.surface) {
-                    corrected.push((w.surface.clone(), fixed.clone()));
+                    corrected.push((w.surface.to_string(), fixed.clone()));
                     *w = self.analyzer.word(&fixed);
                     factor[i] = params.fuzzy_weight;
                 } else if let Some(stem) = self.known_prefix(&w.surface) {
                     // A derived form the stemmer did not reduce: `teletravailler` → `teletravail`.
-                    corrected.push((w.surface.clone(), stem.clone()));
-                    w.stems = [stem.clone(), stem];
+                    corrected.push((w.surface.to_string(), stem.clone()));
+                    w.stems = [stem.as_str().into(), stem.as_str().into()];
                     factor[i] = params.fuzzy_weight;
                 }
             }
@@ -423,7 +423,7 @@ impl Index {
                 w.stems.iter().map(|s| (s.as_str(), self.df(s))).filter(|&(_, df)| df > 0).collect();
             stems.dedup_by(|a, b| a.0 == b.0);
             if stems.is_empty() {
-                unknown.push(w.surface.clone());
+                unknown.push(w.surface.to_string());
                 unknown_sq += (max_idf * f * params.unknown_weight).powi(2);
                 continue;
             }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use sprs::CsMatI;
 
-use super::analyze::EntryAnalysis;
+use super::analyze::{EntryAnalysis, Term};
 use super::fuzzy::FuzzyIndex;
 use super::{FaqEntry, Unit};
 
@@ -237,7 +237,7 @@ impl Builder {
 }
 
 /// `1 + ln tf` per term, L2-normalised: the `lnc` unit vector.
-fn lnc(terms: &[(String, u32)]) -> Vec<(&str, f32)> {
+fn lnc(terms: &[(Term, u32)]) -> Vec<(&str, f32)> {
     let weights: Vec<f32> = terms.iter().map(|&(_, tf)| 1.0 + (tf as f32).ln()).collect();
     let norm = weights.iter().map(|w| w * w).sum::<f32>().sqrt();
     terms.iter().zip(weights).filter(|_| norm > 0.0).map(|((t, _), w)| (t.as_str(), w / norm)).collect()
@@ -314,7 +314,7 @@ impl Segment {
 
 impl Deletes {
     /// These deletions plus entry `e` of `seg`, whose content words are `words`.
-    pub(crate) fn with(&self, seg: &Segment, e: u32, words: &[String]) -> Deletes {
+    pub(crate) fn with(&self, seg: &Segment, e: u32, words: &[Term]) -> Deletes {
         let mut next = self.clone();
         if next.entries.insert(e) {
             for t in seg.entry_terms(e) {

@@ -4,8 +4,7 @@
 //! query written with or without accents, capitals or typographic apostrophes meet on the
 //! same folded words.
 
-use unicode_normalization::UnicodeNormalization;
-use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 use unicode_segmentation::UnicodeSegmentation;
 
 /// Lowercases `input` and removes accents: `Congés Maternité` → `conges maternite`.
@@ -25,22 +24,35 @@ pub fn fold_into(input: &str, out: &mut String) {
         out.extend(input.chars().map(|c| c.to_ascii_lowercase()));
         return;
     }
-    for c in input.chars().flat_map(char::to_lowercase).nfd() {
-        match c {
-            c if is_combining_mark(c) => {}
-            'œ' => out.push_str("oe"),
-            'æ' => out.push_str("ae"),
-            'ß' => out.push_str("ss"),
-            'ø' => out.push('o'),
-            'đ' => out.push('d'),
-            'ł' => out.push('l'),
-            // Typographic apostrophes become the ASCII one so elision is handled alike.
-            '\u{2019}' | '\u{2018}' | '\u{02BC}' | '\u{FF07}' => out.push('\''),
-            // French typography's no-break spaces (`1 000 €`, `48 h`) separate words like a
-            // space; word segmentation would otherwise glue `1 000` into one word.
-            '\u{00A0}' | '\u{2007}' | '\u{202F}' => out.push(' '),
-            c => out.push(c),
+    // Character by character: canonical decomposition of one character does not depend on
+    // its neighbours, and the only reordering NFD does is among combining marks, which
+    // are all dropped.
+    for c in input.chars() {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+            continue;
         }
+        for lower in c.to_lowercase() {
+            decompose_canonical(lower, |d| push_folded(d, out));
+        }
+    }
+}
+
+fn push_folded(c: char, out: &mut String) {
+    match c {
+        c if is_combining_mark(c) => {}
+        'œ' => out.push_str("oe"),
+        'æ' => out.push_str("ae"),
+        'ß' => out.push_str("ss"),
+        'ø' => out.push('o'),
+        'đ' => out.push('d'),
+        'ł' => out.push('l'),
+        // Typographic apostrophes become the ASCII one so elision is handled alike.
+        '\u{2019}' | '\u{2018}' | '\u{02BC}' | '\u{FF07}' => out.push('\''),
+        // French typography's no-break spaces (`1 000 €`, `48 h`) separate words like a
+        // space; word segmentation would otherwise glue `1 000` into one word.
+        '\u{00A0}' | '\u{2007}' | '\u{202F}' => out.push(' '),
+        c => out.push(c),
     }
 }
 
@@ -168,5 +180,24 @@ mod tests {
     #[test]
     fn numbers_are_kept() {
         assert_eq!(words("form 2 for 2024"), ["form", "2", "for", "2024"]);
+    }
+
+    /// The whole-string definition: lowercase, NFD, marks dropped, the special letters.
+    fn fold_reference(input: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        let mut out = String::new();
+        for c in input.chars().flat_map(char::to_lowercase).nfd() {
+            push_folded(c, &mut out);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn folding_char_by_char_equals_folding_the_whole_string(
+            s in "[a-zA-Z0-9 '’éèêëàâäçùûüîïôöœæßÉÈÀÇŒ\u{0301}\u{0300}\u{0327}\u{0323}\u{00A0}ǅǱẞİ]{0,40}|\\PC{0,40}"
+        ) {
+            proptest::prop_assert_eq!(fold(&s), fold_reference(&s));
+        }
     }
 }
