@@ -128,6 +128,7 @@ impl Server {
             .map_err(|e| StoreError::Backend(e.to_string()))
             .and_then(|r| r)
             .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?;
+        tracing::info!(db = %settings.db.display(), "database open");
         // One permit: the single SQLite connection serialises calls anyway.
         let store = Durable::new(Arc::new(store), 1);
         let wakeup = Arc::new(tokio::sync::Notify::new());

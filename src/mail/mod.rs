@@ -339,7 +339,10 @@ impl Outbox {
         tracing::info!(smtp = ?self.settings.smtp_host(), "mail on: delivering queued requests");
         loop {
             if let Err(e) = self.drain().await {
+                // The store, not SMTP, failed: wait before trying again rather than spin.
                 tracing::error!(error = %e, "outbox: store failed; retrying");
+                tokio::time::sleep(Duration::from_millis(self.settings.retry_initial_ms)).await;
+                continue;
             }
             let next = self.store.run(|s| s.next_mail_due()).await.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "outbox: store failed");

@@ -9,6 +9,7 @@
 
 pub mod desk;
 pub mod form;
+pub mod report;
 
 use serde::{Deserialize, Serialize};
 
