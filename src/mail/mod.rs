@@ -336,7 +336,7 @@ impl Outbox {
     /// Delivers forever: whatever is due, then sleeps until the next due time, a wake-up,
     /// or [`IDLE_POLL`].
     pub async fn run(self) {
-        tracing::info!(smtp = ?self.settings.smtp_host(), "mail on: delivering queued requests");
+        tracing::info!(smtp = %self.settings.smtp_host().unwrap_or_default(), "mail on: delivering queued requests");
         loop {
             if let Err(e) = self.drain().await {
                 // The store, not SMTP, failed: wait before trying again rather than spin.
