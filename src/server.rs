@@ -108,6 +108,7 @@ pub struct Server {
     listener: TcpListener,
     router: Router,
     outbox: Option<Outbox>,
+    store: Durable,
 }
 
 impl std::fmt::Debug for Server {
@@ -139,11 +140,11 @@ impl Server {
             );
         }
         faq.dialog().set_requests(Some(Arc::new(RequestForm::new(settings.requests.clone()))));
-        let desk = Arc::new(Desk::new(Arc::clone(faq.dialog()), store, wakeup));
+        let desk = Arc::new(Desk::new(Arc::clone(faq.dialog()), store.clone(), wakeup));
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        Ok(Server { listener, router: router(settings, faq, desk), outbox })
+        Ok(Server { listener, router: router(settings, faq, desk), outbox, store })
     }
 
     /// The address actually bound.
@@ -157,6 +158,7 @@ impl Server {
     /// not marked sent, and goes again at the next start.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
         let worker = self.outbox.map(|o| tokio::spawn(o.run()));
+        let pruner = tokio::spawn(self.store.prune_forever(std::time::Duration::from_secs(3600)));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
@@ -164,6 +166,7 @@ impl Server {
         if let Some(w) = worker {
             w.abort();
         }
+        pruner.abort();
         served
     }
 }

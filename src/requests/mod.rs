@@ -225,6 +225,60 @@ mod tests {
     }
 
     #[test]
+    fn types_mail_and_the_database_come_from_the_file_and_the_environment() {
+        use crate::config::Settings;
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wabot.toml");
+        std::fs::write(
+            &path,
+            r#"
+db = "state/wabot.db"
+[mail]
+smtp_url = "smtp://bot@mail.example.com:587?tls=required"
+from = "HR bot <bot@example.com>"
+retry_initial_ms = 250
+[requests]
+idle_secs = 60
+[[requests.types]]
+id = "visa-letter"
+label_en = "Visa invitation letter"
+label_fr = "Lettre d'invitation pour visa"
+email = "mobility@example.com"
+"#,
+        )
+        .unwrap();
+        let env = |k: &str| match k {
+            "WABOT_SMTP_PASSWORD" => Some("s3cret-pw".to_owned()),
+            "WABOT_MAIL_REPLY_TO" => Some("hr@example.com".to_owned()),
+            "WABOT_REQUEST_IDLE_SECS" => Some("120".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load_with(Some(&path), env).unwrap();
+        assert_eq!(s.db, dir.path().join("state/wabot.db"));
+        assert_eq!(s.requests.types.len(), 1);
+        assert_eq!(s.requests.types[0].label(Lang::Fr), "Lettre d'invitation pour visa");
+        assert_eq!(s.requests.idle_secs, 120);
+        assert_eq!(s.mail.retry_initial_ms, 250);
+        assert_eq!(s.mail.reply_to.as_deref(), Some("hr@example.com"));
+        assert_eq!(s.mail.smtp_password.as_ref().unwrap().expose_secret(), "s3cret-pw");
+        assert_eq!(s.mail.smtp_host().as_deref(), Some("mail.example.com:587"));
+        assert!(!format!("{s:?}").contains("s3cret-pw"));
+
+        let defaults = Settings::load_with(None, |_| None).unwrap();
+        assert_eq!(defaults.db, std::path::PathBuf::from("data/wabot.db"));
+        assert!(defaults.mail.smtp_url.is_none(), "mail off by default");
+        assert_eq!(defaults.requests, RequestSettings::default());
+
+        std::fs::write(&path, "[mail]\nsmtp_password = \"pw-in-file\"\n").unwrap();
+        let err = Settings::load_with(Some(&path), |_| None).unwrap_err().to_string();
+        assert!(err.contains("set it in the environment") && !err.contains("pw-in-file"), "{err}");
+        std::fs::write(&path, "[[requests.types]]\nid = \"x\"\nlabel_en = \"X\"\nlabel_fr = \"X\"\nemail = \"not an address\"\n").unwrap();
+        let err = Settings::load_with(Some(&path), |_| None).unwrap_err().to_string();
+        assert!(err.contains("is not an e-mail address"), "{err}");
+    }
+
+    #[test]
     fn the_default_types_are_valid() {
         RequestSettings::default().validate().unwrap();
         let mut s = RequestSettings::default();

@@ -8,12 +8,18 @@
 //! the same trait, with the same atomicity: one transaction per [`Ledger::commit`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::{Session, SessionStore, StoreError};
 use crate::engine::Lang;
+
+/// How long a MessageSid is remembered: Twilio retries within minutes, a week is ample.
+pub const MESSAGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long an inactive conversation (its language, a badge identification) is kept.
+pub const SESSION_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// In a committed turn's messages, replaced by the ticket allocated in the same transaction.
 pub const TICKET_PLACEHOLDER: &str = "{ticket}";
@@ -153,6 +159,9 @@ pub trait Ledger: SessionStore {
     fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError>;
     /// One request by ticket.
     fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError>;
+    /// Forgets MessageSids received before `messages_before_ms` and sessions inactive since
+    /// before `sessions_before_ms`; requests and the outbox are kept. The rows removed.
+    fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError>;
 }
 
 /// A [`Ledger`] for async callers: each call runs on the blocking pool, at most `permits`
@@ -179,6 +188,23 @@ impl Durable {
     /// The ledger, for blocking callers (the CLI).
     pub fn ledger(&self) -> &Arc<dyn Ledger> {
         &self.ledger
+    }
+
+    /// Prunes old MessageSids and sessions now, then every `every`, forever (see
+    /// [`MESSAGE_RETENTION`], [`SESSION_RETENTION`]): without it both tables only grow.
+    pub async fn prune_forever(self, every: Duration) {
+        loop {
+            let now = crate::requests::now_ms();
+            let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            let (m, s) =
+                (now.saturating_sub(ms(MESSAGE_RETENTION)), now.saturating_sub(ms(SESSION_RETENTION)));
+            match self.run(move |l| l.prune(m, s)).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, "pruned old MessageSids and sessions"),
+                Err(e) => tracing::warn!(error = %e, "pruning failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
     }
 
     /// Runs `f` on the blocking pool. Once started, `f` runs to the end even if the caller

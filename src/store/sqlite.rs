@@ -390,6 +390,19 @@ impl Ledger for SqliteStore {
         rows.map(|r| r.map(|(_, rec)| rec).map_err(backend)).collect()
     }
 
+    fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let m = tx
+            .execute("DELETE FROM messages WHERE received_ms < ?1", [messages_before_ms])
+            .map_err(backend)?;
+        let s = tx
+            .execute("DELETE FROM sessions WHERE updated_ms < ?1", [sessions_before_ms])
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(m + s)
+    }
+
     fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
         self.lock()
             .query_row(
@@ -502,6 +515,9 @@ mod tests {
             (rec.mail, rec.attempts, rec.last_error.as_deref()),
             (MailState::Queued, 1, Some("connection refused"))
         );
+        assert_eq!(store.prune(NOW + 1, NOW + 1).unwrap(), 2, "the MessageSid and the session");
+        assert!(store.replay("SM1").unwrap().is_none());
+        assert_eq!(store.requests(10).unwrap().len(), 1, "requests are kept");
         store.mark_sent(due[0].id, NOW + 2000).unwrap();
         let rec = store.request("REQ-2026-000001").unwrap().unwrap();
         assert_eq!((rec.mail, rec.attempts, rec.sent_at_ms), (MailState::Sent, 2, Some(NOW + 2000)));
