@@ -29,6 +29,10 @@ pub enum StoreError {
     /// The backing storage failed.
     #[error("session store: {0}")]
     Backend(String),
+    /// The session changed since it was loaded (another message of the same user was
+    /// committed meanwhile): nothing was written; handle the message again.
+    #[error("session store: the session changed concurrently")]
+    Conflict,
 }
 
 /// A choice the user was just offered, so that a bare number answers it.

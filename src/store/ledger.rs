@@ -60,6 +60,9 @@ pub struct Turn<'a> {
     pub message_sid: Option<&'a str>,
     /// The session after the message.
     pub session: &'a Session,
+    /// The version the session had when loaded ([`Ledger::load_versioned`]); a different
+    /// stored version fails the commit with [`StoreError::Conflict`].
+    pub session_version: i64,
     /// The reply; with a request, [`TICKET_PLACEHOLDER`] is replaced by its ticket.
     pub messages: &'a [String],
     /// The request the message confirmed, if any.
@@ -141,8 +144,12 @@ pub struct OutboxItem {
 }
 
 /// The durable store. Implementations must make [`Ledger::commit`] atomic: the session,
-/// the request, its outbox row and the MessageSid's reply are all written, or none.
+/// the request, its outbox row and the MessageSid's reply are all written, or none; and
+/// conditional on the session's version, so two messages of one user handled at once (a
+/// double-tapped "yes") cannot both act on the same state.
 pub trait Ledger: SessionStore {
+    /// The user's session and its version, which each commit increments (0: none stored).
+    fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError>;
     /// The messages committed for `message_sid`, if it was already handled.
     fn replay(&self, message_sid: &str) -> Result<Option<Vec<String>>, StoreError>;
     /// Commits a turn (see [`Turn`]); allocates the request's ticket inside the transaction.

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[r"
 CREATE TABLE sessions (
     user        TEXT PRIMARY KEY,
     data        TEXT NOT NULL,
+    version     INTEGER NOT NULL DEFAULT 1,
     updated_ms  INTEGER NOT NULL
 );
 CREATE TABLE messages (
@@ -205,8 +206,9 @@ fn save_session(
 ) -> Result<(), StoreError> {
     let data = serde_json::to_string(session).map_err(backend)?;
     tx.execute(
-        "INSERT INTO sessions (user, data, updated_ms) VALUES (?1, ?2, ?3)
-         ON CONFLICT (user) DO UPDATE SET data = excluded.data, updated_ms = excluded.updated_ms",
+        "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT (user) DO UPDATE
+         SET data = excluded.data, version = version + 1, updated_ms = excluded.updated_ms",
         params![user, data, now_ms],
     )
     .map_err(backend)?;
@@ -267,19 +269,7 @@ fn insert_request(
 
 impl SessionStore for SqliteStore {
     fn load(&self, user: &str) -> Result<Session, StoreError> {
-        let data: Option<String> = self
-            .lock()
-            .query_row("SELECT data FROM sessions WHERE user = ?1", [user], |r| r.get(0))
-            .optional()
-            .map_err(backend)?;
-        match data {
-            // A session this version cannot read is a fresh start, not an error forever.
-            Some(d) => Ok(serde_json::from_str(&d).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "unreadable stored session: starting afresh");
-                Session::default()
-            })),
-            None => Ok(Session::default()),
-        }
+        self.load_versioned(user).map(|(s, _)| s)
     }
 
     fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
@@ -291,6 +281,27 @@ impl SessionStore for SqliteStore {
 }
 
 impl Ledger for SqliteStore {
+    fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError> {
+        let row: Option<(String, i64)> = self
+            .lock()
+            .query_row("SELECT data, version FROM sessions WHERE user = ?1", [user], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(backend)?;
+        match row {
+            // A session this version cannot read is a fresh start, not an error forever.
+            Some((d, version)) => Ok((
+                serde_json::from_str(&d).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "unreadable stored session: starting afresh");
+                    Session::default()
+                }),
+                version,
+            )),
+            None => Ok((Session::default(), 0)),
+        }
+    }
+
     fn replay(&self, message_sid: &str) -> Result<Option<Vec<String>>, StoreError> {
         let reply: Option<String> = self
             .lock()
@@ -319,6 +330,15 @@ impl Ledger for SqliteStore {
                 let messages = serde_json::from_str(&reply).map_err(backend)?;
                 return Ok(Committed { messages, ticket: None, replayed: true });
             }
+        }
+        let stored: i64 = tx
+            .query_row("SELECT version FROM sessions WHERE user = ?1", [turn.user], |r| r.get(0))
+            .optional()
+            .map_err(backend)?
+            .unwrap_or(0);
+        if stored != turn.session_version {
+            // Dropping the transaction rolls back the MessageSid's claim too.
+            return Err(StoreError::Conflict);
         }
         let ticket = turn.request.map(|req| insert_request(&tx, turn, req)).transpose()?;
         let messages: Vec<String> = match &ticket {
@@ -442,16 +462,21 @@ mod tests {
     /// A moment in November 2026, UTC.
     const NOW: i64 = 1_795_089_600_000;
 
+    const USER: &str = "whatsapp:+33600000000";
+
+    /// A turn on the session as currently stored.
     fn turn<'a>(
+        store: &SqliteStore,
         sid: &'a str,
         session: &'a Session,
         messages: &'a [String],
         req: Option<&'a NewRequest>,
     ) -> Turn<'a> {
         Turn {
-            user: "whatsapp:+33600000000",
+            user: USER,
             message_sid: Some(sid),
             session,
+            session_version: store.load_versioned(USER).unwrap().1,
             messages,
             request: req,
             now_ms: NOW,
@@ -484,26 +509,45 @@ mod tests {
         let session = Session::default();
         let msgs = vec![format!("Ticket {TICKET_PLACEHOLDER}")];
         let req = request();
-        let first = store.commit(&turn("SM1", &session, &msgs, Some(&req))).unwrap();
+        let first = store.commit(&turn(&store, "SM1", &session, &msgs, Some(&req))).unwrap();
         assert_eq!(first.ticket.as_deref(), Some("REQ-2026-000001"));
         assert_eq!(first.messages, ["Ticket REQ-2026-000001"]);
-        let again = store.commit(&turn("SM1", &session, &msgs, Some(&req))).unwrap();
+        let again = store.commit(&turn(&store, "SM1", &session, &msgs, Some(&req))).unwrap();
         assert!(again.replayed);
         assert_eq!(again.messages, first.messages);
         assert_eq!(store.requests(10).unwrap().len(), 1);
-        let second = store.commit(&turn("SM2", &session, &msgs, Some(&req))).unwrap();
+        let second = store.commit(&turn(&store, "SM2", &session, &msgs, Some(&req))).unwrap();
         assert_eq!(second.ticket.as_deref(), Some("REQ-2026-000002"));
-        let next_year = Turn { now_ms: NOW + 60 * 86_400_000, ..turn("SM3", &session, &msgs, Some(&req)) };
+        let next_year =
+            Turn { now_ms: NOW + 60 * 86_400_000, ..turn(&store, "SM3", &session, &msgs, Some(&req)) };
         assert_eq!(store.commit(&next_year).unwrap().ticket.as_deref(), Some("REQ-2027-000001"));
         assert_eq!(store.replay("SM2").unwrap().unwrap(), ["Ticket REQ-2026-000002"]);
         assert!(store.replay("SM9").unwrap().is_none());
     }
 
     #[test]
+    fn a_commit_on_a_stale_session_writes_nothing() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let msgs = vec!["ok".to_owned()];
+        let session = Session { lang: Some(Lang::Fr), ..Session::default() };
+        let stale = turn(&store, "SM1", &session, &msgs, None);
+        store.commit(&turn(&store, "SM0", &session, &msgs, None)).unwrap();
+        assert!(matches!(store.commit(&stale), Err(StoreError::Conflict)));
+        assert!(store.replay("SM1").unwrap().is_none(), "the MessageSid's claim was rolled back");
+        assert_eq!(store.load_versioned(USER).unwrap().1, 1);
+        let req = request();
+        let stale = Turn { request: Some(&req), ..stale };
+        assert!(matches!(store.commit(&stale), Err(StoreError::Conflict)));
+        assert!(store.requests(10).unwrap().is_empty(), "no request from a stale turn");
+        store.commit(&turn(&store, "SM1", &session, &msgs, Some(&req))).unwrap();
+        assert_eq!(store.load_versioned(USER).unwrap().1, 2);
+    }
+
+    #[test]
     fn the_outbox_retries_then_marks_sent() {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec![String::new()];
-        store.commit(&turn("SM1", &Session::default(), &msgs, Some(&request()))).unwrap();
+        store.commit(&turn(&store, "SM1", &Session::default(), &msgs, Some(&request()))).unwrap();
         let due = store.due_mail(NOW, 10).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].request.first_name, "Élodie");

@@ -175,6 +175,39 @@ async fn twenty_concurrent_deliveries_of_the_same_confirmation_make_one_request_
 }
 
 #[tokio::test]
+async fn a_double_tapped_yes_makes_one_request() {
+    let app = spawn_app().await;
+    say(&app, &["request", "1", "Ana", "Lopez", "skip"]).await;
+    // Five messages (five MessageSids) at once, all answering the same summary: whatever
+    // the interleaving, one request. (The desk's unit test forces the losing interleaving.)
+    let taps: Vec<_> = (0..5)
+        .map(|_| {
+            let form = whatsapp_form("yes");
+            let sig = compute_signature(TOKEN.as_bytes(), &format!("{PUBLIC_URL}/bot"), form.params());
+            let (client, url) = (app.client.clone(), app.url("/bot"));
+            tokio::spawn(async move {
+                let resp = client
+                    .post(url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("x-twilio-signature", sig)
+                    .body(form.to_body())
+                    .send()
+                    .await
+                    .expect("request");
+                twiml_messages(&resp.text().await.expect("body")).remove(0)
+            })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for t in taps {
+        replies.push(t.await.expect("task"));
+    }
+    let confirmations = replies.iter().filter(|r| r.contains("REQ-")).count();
+    assert_eq!(confirmations, 1, "{replies:?}");
+    assert_eq!(ledger(&app).requests(10).unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn a_retried_faq_message_gets_the_same_reply_without_a_second_turn() {
     let app = spawn_app().await;
     let form = whatsapp_form("menu");
