@@ -100,6 +100,10 @@ const SUBMITTED: Bi = Bi(
     "Your request is registered under the number *{ticket}*. It will be e-mailed to {email}; keep the number to follow it up.",
     "Votre demande est enregistrée sous le numéro *{ticket}*. Elle sera envoyée par e-mail à {email} ; gardez ce numéro pour la suivre.",
 );
+const MID_FORM: Bi = Bi(
+    "You are making a request: answer the question below, or type *cancel* to stop it.",
+    "Vous êtes en train de faire une demande : répondez à la question ci-dessous, ou tapez *annuler* pour l'arrêter.",
+);
 const CANCELLED: Bi = Bi(
     "Request cancelled: nothing was sent. Type *request* to start a new one, or *menu*.",
     "Demande annulée : rien n'a été envoyé. Tapez *demande* pour en faire une nouvelle, ou *menu*.",
@@ -133,6 +137,15 @@ fn start_command(key: &str) -> Option<Lang> {
         }
         _ => None,
     }
+}
+
+/// Words that mean "get me out of here" or "where am I", not an answer: the form reminds
+/// the user where they are instead of taking `menu` for a first name.
+fn is_interruption(key: &str) -> bool {
+    matches!(
+        key,
+        "menu" | "help" | "aide" | "options" | "sommaire" | "start" | "hi" | "hello" | "bonjour" | "salut"
+    )
 }
 
 fn is_cancel(key: &str) -> bool {
@@ -200,9 +213,35 @@ impl RequestForm {
             return Some(self.reply(lang, CANCELLED.get(lang)));
         }
         draft.touched_ms = now_ms;
+        if is_interruption(&key) {
+            let text = format!("{}\n\n{}", MID_FORM.get(lang), self.question(session, &draft, lang));
+            session.request = Some(draft);
+            return Some(self.reply(lang, &text));
+        }
         let (reply, next) = self.step(session, draft, text, &key, lang);
         session.request = next;
         Some(reply)
+    }
+
+    /// The question of the draft's current step, asked again.
+    fn question(&self, session: &Session, draft: &Draft, lang: Lang) -> String {
+        let kind = self.kind(draft);
+        let label = kind.map_or("", |k| k.label(lang));
+        match (draft.step, kind) {
+            (Step::FirstName, _) => ASK_FIRST.get(lang).replace("{label}", label),
+            (Step::LastName, _) => ASK_LAST.get(lang).to_owned(),
+            (Step::Details, _) => match &session.employee {
+                Some(e) => ASK_DETAILS_KNOWN
+                    .get(lang)
+                    .replace("{label}", label)
+                    .replace("{name}", &super::clean_line(&e.full_name(), 2 * super::MAX_NAME_CHARS + 1)),
+                None => ASK_DETAILS.get(lang).to_owned(),
+            },
+            (Step::Confirm, Some(k)) => self.summary(session, draft, k, lang).messages.remove(0),
+            (Step::Kind, _) | (Step::Confirm, None) => {
+                format!("{}\n{}", ASK_KIND.get(lang), self.type_list(lang))
+            }
+        }
     }
 
     /// A fresh draft at the first step, and the question.
@@ -435,6 +474,19 @@ mod tests {
         let r = run(&f, &mut s, &["skip", "maybe"]);
         assert!(r.messages[0].starts_with("Please reply *yes*"), "{r:?}");
         assert_eq!(submitted(&run(&f, &mut s, &["y"])).last_name, "Lopez");
+    }
+
+    #[test]
+    fn menu_or_help_mid_form_reminds_the_user_and_asks_again() {
+        let f = form();
+        let mut s = Session::default();
+        let r = run(&f, &mut s, &["request", "1", "menu"]);
+        assert!(r.messages[0].starts_with("You are making a request"), "{r:?}");
+        assert!(r.messages[0].ends_with("What is your first name?"), "{r:?}");
+        assert_eq!(s.request.as_ref().unwrap().step, Step::FirstName, "`menu` is not a first name");
+        let r = run(&f, &mut s, &["Ana", "Lopez", "skip", "aide"]);
+        assert!(r.messages[0].contains("• Name: Ana Lopez"), "the summary again: {r:?}");
+        assert_eq!(submitted(&run(&f, &mut s, &["yes"])).first_name, "Ana");
     }
 
     #[test]
