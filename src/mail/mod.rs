@@ -465,6 +465,29 @@ mod tests {
     }
 
     #[test]
+    fn plain_starttls_and_implicit_tls_urls_all_build_a_transport() {
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://helpdesk@mail.example.com:587?tls=required",
+            "smtp://helpdesk@mail.example.com:587?tls=opportunistic",
+            "smtps://helpdesk@mail.example.com",
+            "smtps://help%40desk@mail.example.com:465",
+        ] {
+            let s = MailSettings {
+                smtp_url: Some(SecretString::from(url)),
+                smtp_password: url.contains('@').then(|| SecretString::from("pw")),
+                ..MailSettings::default()
+            };
+            s.validate().unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(s.transport().unwrap().is_some());
+        }
+        let bad = MailSettings { smtp_url: Some(SecretString::from("imap://x")), ..MailSettings::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("not a valid SMTP URL"));
+        assert!(MailSettings::default().transport().unwrap().is_none(), "no URL: mail off");
+        assert_eq!(percent_decode("help%40desk"), "help@desk");
+    }
+
+    #[test]
     fn a_password_without_a_user_is_refused_and_never_printed() {
         let s = MailSettings {
             smtp_url: Some(SecretString::from("smtp://mail.example.com:587?tls=required")),
