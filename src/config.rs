@@ -13,6 +13,14 @@
 //! | admin API token | — | `WABOT_ADMIN_TOKEN` | none: no admin API |
 //! | journal of live FAQ changes | `faq_journal` | `WABOT_FAQ_JOURNAL` | `data/faq-journal.jsonl` |
 //! | corpus polling period, seconds | `corpus_poll_secs` | `WABOT_CORPUS_POLL_SECS` | `5` (0: off) |
+//! | SQLite database (sessions, requests, outbox) | `db` | `WABOT_DB` | `data/wabot.db` |
+//! | SMTP server (lettre URL) | `mail.smtp_url` | `WABOT_SMTP_URL` | none: mail off, requests queue |
+//! | SMTP password | — | `WABOT_SMTP_PASSWORD` | none |
+//! | sender | `mail.from` | `WABOT_MAIL_FROM` | `wabot <wabot@example.com>` |
+//! | Reply-To | `mail.reply_to` | `WABOT_MAIL_REPLY_TO` | none |
+//! | mail retry delays, ms | `mail.retry_initial_ms`, `mail.retry_max_ms` | `WABOT_MAIL_RETRY_INITIAL_MS`, `WABOT_MAIL_RETRY_MAX_MS` | `5000`, `900000` |
+//! | request types | `[[requests.types]]` | — | [`crate::requests::default_types`] |
+//! | request form idle expiry, seconds | `requests.idle_secs` | `WABOT_REQUEST_IDLE_SECS` | `1800` |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -90,6 +98,12 @@ pub struct Settings {
     pub faq_journal: PathBuf,
     /// How often the corpus files are checked for changes, in seconds; 0 never.
     pub corpus_poll_secs: u64,
+    /// The SQLite database: sessions, requests, the e-mail outbox, processed MessageSids.
+    pub db: PathBuf,
+    /// E-mail delivery of requests.
+    pub mail: crate::mail::MailSettings,
+    /// The request form and its types.
+    pub requests: crate::requests::RequestSettings,
 }
 
 impl Default for Settings {
@@ -104,6 +118,9 @@ impl Default for Settings {
             admin_token: None,
             faq_journal: PathBuf::from("data/faq-journal.jsonl"),
             corpus_poll_secs: 5,
+            db: PathBuf::from("data/wabot.db"),
+            mail: crate::mail::MailSettings::default(),
+            requests: crate::requests::RequestSettings::default(),
         }
     }
 }
@@ -118,6 +135,9 @@ struct FileSettings {
     max_body_bytes: Option<usize>,
     faq_journal: Option<PathBuf>,
     corpus_poll_secs: Option<u64>,
+    db: Option<PathBuf>,
+    mail: Option<crate::mail::MailFile>,
+    requests: Option<crate::requests::RequestsFile>,
 }
 
 impl Settings {
@@ -148,6 +168,9 @@ impl Settings {
             s.public_url = f.public_url.or(s.public_url);
             s.threshold = f.threshold.unwrap_or(s.threshold);
             s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
+            s.db = f.db.map_or(s.db, relative);
+            s.mail.apply_file(f.mail.unwrap_or_default());
+            s.requests.apply_file(f.requests.unwrap_or_default());
         }
         let env_err = |name: &'static str| move |message: String| ConfigError::Env { name, message };
         if let Some(v) = env("WABOT_LISTEN") {
@@ -177,6 +200,11 @@ impl Settings {
         if let Some(v) = env("WABOT_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
             s.admin_token = Some(SecretString::from(v));
         }
+        if let Some(v) = env("WABOT_DB").filter(|v| !v.is_empty()) {
+            s.db = PathBuf::from(v);
+        }
+        s.mail.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
+        s.requests.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.validate()?;
         Ok(s)
     }
@@ -199,6 +227,8 @@ impl Settings {
         if self.faq_journal.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("faq_journal must be a file path".into()));
         }
+        self.mail.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.requests.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
         }
@@ -224,8 +254,12 @@ impl Settings {
 fn parse_file(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
     let value: toml::Table = toml::from_str(text)
         .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.message().to_owned() })?;
-    if let Some(key) = value.keys().find(|k| SECRET_KEYS.contains(&k.as_str())) {
-        return Err(ConfigError::SecretInFile { path: path.to_owned(), key: key.clone() });
+    // Secrets are refused at the top level and in tables (`[mail] smtp_password`).
+    let tables = value.values().filter_map(|v| v.as_table());
+    for table in std::iter::once(&value).chain(tables) {
+        if let Some(key) = table.keys().find(|k| SECRET_KEYS.contains(&k.as_str())) {
+            return Err(ConfigError::SecretInFile { path: path.to_owned(), key: key.clone() });
+        }
     }
     toml::from_str(text)
         .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.message().to_owned() })

@@ -12,7 +12,9 @@
 //! | [`faq`] | The live FAQ: changes journaled then served, reloads of the corpus from disk; the engine and dialog in use. |
 //! | [`dialog`] | What the bot says: greetings, menu, FAQ answers, fallback, in the user's language. Transport-agnostic. |
 //! | [`directory`] | The employee directory (CSV): who an employee ID belongs to. |
-//! | [`store`] | Per-user conversation state behind the [`store::SessionStore`] trait. |
+//! | [`store`] | Per-user conversation state behind the [`store::SessionStore`] trait; the durable [`store::Ledger`] (sessions, requests, outbox, processed MessageSids) on SQLite. |
+//! | [`requests`] | Administrative requests: configured types, the guided form, the [`requests::Desk`] committing each turn before replying. |
+//! | [`mail`] | The e-mail outbox worker (lettre, SMTP): composes a request's message and delivers it with retries. |
 //! | [`synthetic`] | Deterministic synthetic FAQ corpora and queries of any size, for benches and load tests. Pure. |
 //! | [`channel`] | Twilio's WhatsApp webhook format: form parsing, `X-Twilio-Signature`, TwiML replies. |
 //! | [`server`] | The axum HTTP server: `POST /bot`, `GET /healthz`, limits, startup. |
@@ -24,6 +26,10 @@
 //! A message's path: [`server`] receives the webhook → [`channel`] parses the form and checks the
 //! signature → [`dialog`] loads the sender's state from [`store`], asks [`engine`] for the best
 //! FAQ entry and words the reply → [`channel`] renders TwiML → [`server`] answers.
+//! On the webhook, [`requests::Desk`] wraps the dialog: a MessageSid already handled gets
+//! its stored reply; otherwise the turn (session, a confirmed request with its ticket, its
+//! outbox row) is committed to the [`store::Ledger`] before the reply leaves, and the
+//! [`mail`] worker e-mails queued requests in the background.
 //! An admin change: [`admin`] checks the bearer token → [`faq`] writes it to the
 //! [`corpus::journal`], then to the [`engine`], which the next message sees.
 //!
@@ -46,6 +52,8 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod faq;
+pub mod mail;
+pub mod requests;
 pub mod server;
 pub mod store;
 pub mod synthetic;

@@ -71,6 +71,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Administrative requests in the database (WABOT_DB) and their e-mail status.
+    Requests {
+        #[command(subcommand)]
+        action: RequestsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestsAction {
+    /// The latest requests, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One request, with its e-mail's attempts and last error.
+    Show {
+        /// The ticket, e.g. REQ-2026-000123.
+        ticket: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -99,7 +125,39 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Requests { action } => requests(&settings, action),
     }
+}
+
+fn requests(settings: &Settings, action: RequestsAction) -> anyhow::Result<()> {
+    use wabot::requests::report;
+    use wabot::store::Ledger;
+    if !settings.db.exists() {
+        bail!("no database at {} (set WABOT_DB): no request was ever stored there", settings.db.display());
+    }
+    let store = wabot::store::sqlite::SqliteStore::open(&settings.db)
+        .with_context(|| format!("opening {}", settings.db.display()))?;
+    match action {
+        RequestsAction::List { limit, json } => {
+            let records = store.requests(limit)?;
+            if json {
+                for r in &records {
+                    println!("{}", serde_json::to_string(r)?);
+                }
+            } else {
+                print!("{}", report::list(&records));
+            }
+        }
+        RequestsAction::Show { ticket, json } => {
+            let Some(r) = store.request(&ticket)? else { bail!("no request {ticket}") };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", report::show(&r));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn load(corpus: Option<&Path>, settings: &Settings) -> anyhow::Result<(Arc<KnowledgeBase>, Arc<Engine>)> {

@@ -3,7 +3,9 @@
 //!
 //! Owns routing, request limits, the webhook's order of checks (content type → form →
 //! signature → dialog) and the mapping of every failure to a status code. Nothing is
-//! processed before the signature is verified.
+//! processed before the signature is verified. Opens the durable store (`WABOT_DB`) and
+//! runs the e-mail outbox worker beside the HTTP server; the webhook's turns go through
+//! [`Desk`] (deduplication by MessageSid, commit before reply).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +26,10 @@ use crate::config::Settings;
 use crate::dialog::{Dialog, Incoming, Outcome, messages};
 use crate::engine::Lang;
 use crate::faq::Faq;
+use crate::mail::{MailError, Outbox};
+use crate::requests::{Desk, RequestForm};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Durable, StoreError};
 
 /// The header Twilio signs its requests with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -46,6 +52,18 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The durable store could not be opened.
+    #[error("database {path}: {source}")]
+    Store {
+        /// The database file.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: StoreError,
+    },
+    /// The e-mail settings are unusable.
+    #[error(transparent)]
+    Mail(#[from] MailError),
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
@@ -55,6 +73,7 @@ pub enum ServerError {
 #[derive(Clone)]
 struct AppState {
     dialog: Arc<Dialog>,
+    desk: Arc<Desk>,
     auth_token: Option<SecretString>,
     webhook_url: Arc<str>,
 }
@@ -88,6 +107,8 @@ impl IntoResponse for WebhookError {
 pub struct Server {
     listener: TcpListener,
     router: Router,
+    outbox: Option<Outbox>,
+    store: Durable,
 }
 
 impl std::fmt::Debug for Server {
@@ -102,10 +123,28 @@ impl Server {
         if settings.twilio_auth_token.is_none() && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
+        let path = settings.db.clone();
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))
+            .and_then(|r| r)
+            .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?;
+        tracing::info!(db = %settings.db.display(), "database open");
+        // One permit: the single SQLite connection serialises calls anyway.
+        let store = Durable::new(Arc::new(store), 1);
+        let wakeup = Arc::new(tokio::sync::Notify::new());
+        let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?;
+        if outbox.is_none() {
+            tracing::warn!(
+                "mail is off (WABOT_SMTP_URL is not set): requests are stored and queued, not e-mailed"
+            );
+        }
+        faq.dialog().set_requests(Some(Arc::new(RequestForm::new(settings.requests.clone()))));
+        let desk = Arc::new(Desk::new(Arc::clone(faq.dialog()), store.clone(), wakeup));
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        Ok(Server { listener, router: router(settings, faq) })
+        Ok(Server { listener, router: router(settings, faq, desk), outbox, store })
     }
 
     /// The address actually bound.
@@ -115,18 +154,28 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// The outbox worker runs beside it and stops with it; an e-mail in flight then is
+    /// not marked sent, and goes again at the next start.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
-        axum::serve(self.listener, self.router)
+        let worker = self.outbox.map(|o| tokio::spawn(o.run()));
+        let pruner = tokio::spawn(self.store.prune_forever(std::time::Duration::from_secs(3600)));
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(ServerError::Serve)
+            .map_err(ServerError::Serve);
+        if let Some(w) = worker {
+            w.abort();
+        }
+        pruner.abort();
+        served
     }
 }
 
 /// The application's routes; `/admin` only when `settings.admin_token` is set.
-pub fn router(settings: &Settings, faq: Arc<Faq>) -> Router {
+pub fn router(settings: &Settings, faq: Arc<Faq>, desk: Arc<Desk>) -> Router {
     let state = AppState {
         dialog: Arc::clone(faq.dialog()),
+        desk,
         auth_token: settings.twilio_auth_token.clone(),
         webhook_url: settings.webhook_url().into(),
     };
@@ -181,23 +230,32 @@ async fn webhook(
         text: form.body().to_owned(),
         profile_name: form.profile_name().map(str::to_owned),
     };
-    let messages = match state.dialog.handle(&incoming) {
-        Ok(reply) => {
-            log_outcome(form.message_sid(), &reply.outcome);
-            reply.messages
+    let sid = form.message_sid().map(str::to_owned);
+    let messages = match state.desk.handle(incoming, sid).await {
+        Ok(handled) => {
+            match &handled.outcome {
+                Some(outcome) => log_outcome(form.message_sid(), outcome, handled.ticket.as_deref()),
+                None => tracing::info!(message_sid = form.message_sid(), "duplicate delivery: same reply"),
+            }
+            handled.messages
         }
         Err(e) => {
-            tracing::error!(error = %e, message_sid = form.message_sid(), "dialog failed");
+            // Nothing was committed, the MessageSid included: the user can simply resend.
+            tracing::error!(error = %e, message_sid = form.message_sid(), "turn failed");
             vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()]
         }
     };
     Ok(([(header::CONTENT_TYPE, channel::TWIML_CONTENT_TYPE)], channel::twiml(&messages)).into_response())
 }
 
-fn log_outcome(message_sid: Option<&str>, outcome: &Outcome) {
+/// One line per message; never what the user typed.
+fn log_outcome(message_sid: Option<&str>, outcome: &Outcome, ticket: Option<&str>) {
     match outcome {
         Outcome::Answered { id, score } => {
             tracing::info!(message_sid, entry = %id, score = *score, "answered");
+        }
+        Outcome::RequestSubmitted(req) => {
+            tracing::info!(message_sid, ticket, kind = %req.kind, "request accepted and queued for e-mail");
         }
         other => tracing::info!(message_sid, outcome = ?other, "replied"),
     }

@@ -3,11 +3,21 @@
 //! The dialog only ever loads a user's [`Session`], works on it and saves it back, so the
 //! in-memory [`MemoryStore`] here and a durable store can stand in for each other.
 //! Users are keyed by their channel address (`whatsapp:+33…`).
+//!
+//! The durable side — conversation state that survives a restart, requests with their
+//! tickets, the e-mail outbox and the processed MessageSids — is the [`Ledger`] trait,
+//! implemented on SQLite by [`sqlite::SqliteStore`].
+
+pub mod ledger;
+pub mod sqlite;
+
+pub use ledger::{Committed, Durable, Ledger, MailState, NewRequest, OutboxItem, RequestRecord, Turn};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::directory::Employee;
@@ -19,10 +29,14 @@ pub enum StoreError {
     /// The backing storage failed.
     #[error("session store: {0}")]
     Backend(String),
+    /// The session changed since it was loaded (another message of the same user was
+    /// committed meanwhile): nothing was written; handle the message again.
+    #[error("session store: the session changed concurrently")]
+    Conflict,
 }
 
 /// A choice the user was just offered, so that a bare number answers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Pending {
     /// The menu of categories was shown.
     Categories,
@@ -30,8 +44,10 @@ pub enum Pending {
     Entries(Vec<String>),
 }
 
-/// One user's conversation state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One user's conversation state. Serialised as JSON by durable stores: fields added
+/// later must default, so that sessions saved by an older version still load.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Session {
     /// The language the user writes in, once known.
     pub lang: Option<Lang>,
@@ -39,6 +55,8 @@ pub struct Session {
     pub pending: Option<Pending>,
     /// Who the user is, once their badge has been read and found in the directory.
     pub employee: Option<Employee>,
+    /// The administrative request being filled in, if any.
+    pub request: Option<crate::requests::Draft>,
 }
 
 /// Where sessions live.
@@ -122,7 +140,7 @@ mod tests {
     fn a_saved_session_is_loaded_back() {
         let store = MemoryStore::default();
         assert_eq!(store.load("whatsapp:+1").unwrap(), Session::default());
-        let s = Session { lang: Some(Lang::Fr), pending: Some(Pending::Categories), employee: None };
+        let s = Session { lang: Some(Lang::Fr), pending: Some(Pending::Categories), ..Session::default() };
         store.save("whatsapp:+1", &s).unwrap();
         assert_eq!(store.load("whatsapp:+1").unwrap(), s);
         assert_eq!(store.load("whatsapp:+2").unwrap(), Session::default());

@@ -13,11 +13,12 @@ pub mod messages;
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use thiserror::Error;
 
 use crate::corpus::{Category, KnowledgeBase};
 use crate::engine::{Engine, FaqEntry, Lang};
+use crate::requests::RequestForm;
 use crate::store::{Pending, Session, SessionStore, StoreError};
 use messages as msg;
 
@@ -57,6 +58,11 @@ pub enum Outcome {
     Declined,
     /// Small talk, language switch, empty message.
     Other,
+    /// A step of the request form (see [`crate::requests::form`]).
+    Request,
+    /// The user confirmed a request: it must be committed (see [`crate::requests::Desk`])
+    /// before the reply, which holds the ticket placeholder, is sent.
+    RequestSubmitted(Box<crate::store::NewRequest>),
 }
 
 /// The bot's reply to one message.
@@ -84,6 +90,8 @@ pub struct Dialog {
     kb: ArcSwap<KnowledgeBase>,
     engine: Arc<Engine>,
     store: Arc<dyn SessionStore>,
+    /// The request form, when requests are on (the server sets it).
+    requests: ArcSwapOption<RequestForm>,
 }
 
 impl std::fmt::Debug for Dialog {
@@ -136,13 +144,19 @@ fn command(text: &str) -> Option<Command> {
 impl Dialog {
     /// A dialog answering from `kb` through `engine`, keeping state in `store`.
     pub fn new(kb: Arc<KnowledgeBase>, engine: Arc<Engine>, store: Arc<dyn SessionStore>) -> Self {
-        Dialog { kb: ArcSwap::new(kb), engine, store }
+        Dialog { kb: ArcSwap::new(kb), engine, store, requests: ArcSwapOption::empty() }
     }
 
     /// Replaces the knowledge base the menu's categories come from (a reloaded corpus).
     /// Conversations in progress keep going; the next menu shows the new categories.
     pub fn set_knowledge_base(&self, kb: Arc<KnowledgeBase>) {
         self.kb.store(kb);
+    }
+
+    /// Turns the request form on (`request`/`demande`, and an entry at the end of the menu)
+    /// or off. Submitting needs a [`crate::requests::Desk`] to commit the request.
+    pub fn set_requests(&self, form: Option<Arc<RequestForm>>) {
+        self.requests.store(form);
     }
 
     /// The knowledge base in use.
@@ -168,6 +182,11 @@ impl Dialog {
     pub fn respond(&self, session: &mut Session, msg: &Incoming) -> Reply {
         let text = msg.text.trim();
         let fallback_lang = session.lang.unwrap_or(Lang::En);
+        if let Some(form) = self.requests.load_full()
+            && let Some(reply) = form.respond(session, text, crate::requests::now_ms())
+        {
+            return reply;
+        }
         if text.is_empty() {
             return reply(fallback_lang, Outcome::Other, msg::EMPTY.get(fallback_lang));
         }
@@ -222,6 +241,10 @@ impl Dialog {
         for (i, c) in self.categories(&self.engine.entries()).iter().enumerate() {
             out.push_str(&format!("\n{}. {}", i + 1, c.title(lang)));
         }
+        if self.requests.load().is_some() {
+            let n = self.categories(&self.engine.entries()).len() + 1;
+            out.push_str(&format!("\n{n}. {}", RequestForm::menu_label(lang)));
+        }
         out.push('\n');
         out.push_str(msg::MENU_FOOTER.get(lang));
         out
@@ -232,6 +255,11 @@ impl Dialog {
             Some(Pending::Categories) => {
                 let live = self.engine.entries();
                 let categories = self.categories(&live);
+                if n == categories.len() + 1
+                    && let Some(form) = self.requests.load_full()
+                {
+                    return form.start(session, lang, crate::requests::now_ms());
+                }
                 let Some(category) = n.checked_sub(1).and_then(|i| categories.get(i)) else {
                     return reply(lang, Outcome::Other, msg::BAD_CHOICE.get(lang));
                 };

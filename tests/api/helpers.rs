@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use secrecy::SecretString;
 use tokio::sync::oneshot;
@@ -23,8 +24,12 @@ pub struct TestApp {
     pub token: Option<String>,
     /// The live FAQ behind the server, to reload it as `SIGHUP` or polling would.
     pub faq: Arc<Faq>,
+    /// The database file (`WABOT_DB`), to restart on the same state.
+    pub db: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<()>>,
+    /// Holds the temporary directory of a database the test did not choose.
+    _dir: Option<tempfile::TempDir>,
 }
 
 pub struct Options {
@@ -38,6 +43,12 @@ pub struct Options {
     /// The journal of admin changes; without one they live in memory only.
     pub journal: Option<PathBuf>,
     pub max_body_bytes: usize,
+    /// The database; `None` for a fresh one in a temporary directory.
+    pub db: Option<PathBuf>,
+    /// E-mail settings (no SMTP URL: mail off).
+    pub mail: wabot::mail::MailSettings,
+    /// The request form's settings.
+    pub requests: wabot::requests::RequestSettings,
 }
 
 impl Default for Options {
@@ -49,6 +60,9 @@ impl Default for Options {
             corpus: None,
             journal: None,
             max_body_bytes: 64 * 1024,
+            db: None,
+            mail: wabot::mail::MailSettings::default(),
+            requests: wabot::requests::RequestSettings::default(),
         }
     }
 }
@@ -58,7 +72,17 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(opts: Options) -> TestApp {
+    let (db, dir) = match opts.db {
+        Some(db) => (db, None),
+        None => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            (dir.path().join("wabot.db"), Some(dir))
+        }
+    };
     let settings = Settings {
+        db: db.clone(),
+        mail: opts.mail,
+        requests: opts.requests,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         public_url: Some(PUBLIC_URL.to_owned()),
         twilio_auth_token: opts.token.map(|t| SecretString::from(t.to_owned())),
@@ -89,28 +113,42 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         client: reqwest::Client::new(),
         token: opts.token.map(str::to_owned),
         faq,
+        db,
         stop: Some(stop),
         stopped: Some(running),
+        _dir: dir,
     }
 }
 
-/// A webhook form as Twilio sends it for a WhatsApp text message.
+/// A MessageSid no other message of this test run has.
+pub fn fresh_sid() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("SM{:032x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A webhook form as Twilio sends it for a WhatsApp text message, with a fresh MessageSid.
 pub fn whatsapp_form(body: &str) -> WebhookForm {
+    whatsapp_form_with(body, &fresh_sid(), "whatsapp:+33612345678")
+}
+
+/// A webhook form for `body` from `from` (`whatsapp:+…`) with the given MessageSid.
+pub fn whatsapp_form_with(body: &str, sid: &str, from: &str) -> WebhookForm {
+    let wa_id = from.trim_start_matches("whatsapp:+");
     let pairs = [
-        ("SmsMessageSid", "SM0123456789abcdef0123456789abcdef"),
+        ("SmsMessageSid", sid),
         ("NumMedia", "0"),
         ("ProfileName", "Élodie"),
         ("MessageType", "text"),
-        ("SmsSid", "SM0123456789abcdef0123456789abcdef"),
-        ("WaId", "33612345678"),
+        ("SmsSid", sid),
+        ("WaId", wa_id),
         ("SmsStatus", "received"),
         ("Body", body),
         ("To", "whatsapp:+14155238886"),
         ("NumSegments", "1"),
         ("ReferralNumMedia", "0"),
-        ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+        ("MessageSid", sid),
         ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
-        ("From", "whatsapp:+33612345678"),
+        ("From", from),
         ("ApiVersion", "2010-04-01"),
     ];
     WebhookForm::from_pairs(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())

@@ -2,4 +2,7 @@
 
 mod admin;
 mod helpers;
+mod requests;
+#[path = "../support/smtp.rs"]
+mod smtp;
 mod webhook;

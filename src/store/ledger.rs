@@ -1,0 +1,230 @@
+//! The durable store's contract: conversation turns committed atomically with the request
+//! they create and the MessageSid they answer, the e-mail outbox, and the request records
+//! the CLI shows.
+//!
+//! [`Ledger`] is synchronous (SQLite blocks); async callers go through [`Durable`], which
+//! runs each call on tokio's blocking pool behind a semaphore so that a burst of webhooks
+//! never grows that pool. A PostgreSQL implementation for several replicas would implement
+//! the same trait, with the same atomicity: one transaction per [`Ledger::commit`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use super::{Session, SessionStore, StoreError};
+use crate::engine::Lang;
+
+/// How long a MessageSid is remembered: Twilio retries within minutes, a week is ample.
+pub const MESSAGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long an inactive conversation (its language, a badge identification) is kept.
+pub const SESSION_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// In a committed turn's messages, replaced by the ticket allocated in the same transaction.
+pub const TICKET_PLACEHOLDER: &str = "{ticket}";
+
+/// A request the user confirmed: stored with a ticket and queued for e-mail in the turn's
+/// transaction. Every text field is already sanitised (see [`crate::requests::clean_line`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRequest {
+    /// The request type's id in the configuration.
+    pub kind: String,
+    /// The request type's label, in English then French, as it was when the user asked.
+    pub kind_label: String,
+    /// The service address the e-mail goes to.
+    pub recipient: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Directory ID, when the employee was identified by badge.
+    pub employee_id: Option<String>,
+    /// Directory e-mail, when the employee was identified by badge.
+    pub employee_email: Option<String>,
+    /// Directory department, when the employee was identified by badge.
+    pub department: Option<String>,
+    /// The optional free-text details.
+    pub details: Option<String>,
+    /// The language of the conversation.
+    pub lang: Lang,
+}
+
+/// One handled message, to commit in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Turn<'a> {
+    /// The user (channel address).
+    pub user: &'a str,
+    /// Twilio's MessageSid: a second turn with the same one commits nothing and gets the
+    /// first one's messages back.
+    pub message_sid: Option<&'a str>,
+    /// The session after the message.
+    pub session: &'a Session,
+    /// The version the session had when loaded ([`Ledger::load_versioned`]); a different
+    /// stored version fails the commit with [`StoreError::Conflict`].
+    pub session_version: i64,
+    /// The reply; with a request, [`TICKET_PLACEHOLDER`] is replaced by its ticket.
+    pub messages: &'a [String],
+    /// The request the message confirmed, if any.
+    pub request: Option<&'a NewRequest>,
+    /// The time of the turn, milliseconds since the Unix epoch.
+    pub now_ms: i64,
+}
+
+/// What [`Ledger::commit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The messages to send back: this turn's, or those of the turn first committed with
+    /// the same MessageSid.
+    pub messages: Vec<String>,
+    /// The ticket allocated for this turn's request.
+    pub ticket: Option<String>,
+    /// True when the MessageSid had already been committed: nothing was written.
+    pub replayed: bool,
+}
+
+/// Where a request's e-mail stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailState {
+    /// Waiting in the outbox (never tried, or tried and failed).
+    Queued,
+    /// Accepted by the SMTP server.
+    Sent,
+}
+
+/// A stored request and the state of its e-mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestRecord {
+    /// Human ticket number, `REQ-2026-000123`.
+    pub ticket: String,
+    /// The user's channel address (`whatsapp:+33…`).
+    pub user: String,
+    /// The request type's id.
+    pub kind: String,
+    /// The request type's label.
+    pub kind_label: String,
+    /// The service address.
+    pub recipient: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Directory ID, if identified.
+    pub employee_id: Option<String>,
+    /// Directory e-mail, if identified.
+    pub employee_email: Option<String>,
+    /// Directory department, if identified.
+    pub department: Option<String>,
+    /// Free-text details.
+    pub details: Option<String>,
+    /// The conversation's language.
+    pub lang: Lang,
+    /// When it was accepted, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// The e-mail's state.
+    pub mail: MailState,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// The last delivery error, if any.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (queued only), ms since the epoch.
+    pub next_attempt_ms: Option<i64>,
+    /// When the SMTP server accepted it, ms since the epoch.
+    pub sent_at_ms: Option<i64>,
+}
+
+/// An e-mail due for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    /// The outbox row.
+    pub id: i64,
+    /// The request it carries.
+    pub request: RequestRecord,
+}
+
+/// The durable store. Implementations must make [`Ledger::commit`] atomic: the session,
+/// the request, its outbox row and the MessageSid's reply are all written, or none; and
+/// conditional on the session's version, so two messages of one user handled at once (a
+/// double-tapped "yes") cannot both act on the same state.
+pub trait Ledger: SessionStore {
+    /// The user's session and its version, which each commit increments (0: none stored).
+    fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError>;
+    /// The messages committed for `message_sid`, if it was already handled.
+    fn replay(&self, message_sid: &str) -> Result<Option<Vec<String>>, StoreError>;
+    /// Commits a turn (see [`Turn`]); allocates the request's ticket inside the transaction.
+    fn commit(&self, turn: &Turn<'_>) -> Result<Committed, StoreError>;
+    /// Queued e-mails due at `now_ms`, oldest first.
+    fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+    /// When the earliest queued e-mail is due, if any is queued.
+    fn next_mail_due(&self) -> Result<Option<i64>, StoreError>;
+    /// Records that the SMTP server accepted the e-mail.
+    fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError>;
+    /// Records a failed attempt and when to try again.
+    fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError>;
+    /// The latest requests, newest first.
+    fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError>;
+    /// One request by ticket.
+    fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError>;
+    /// Forgets MessageSids received before `messages_before_ms` and sessions inactive since
+    /// before `sessions_before_ms`; requests and the outbox are kept. The rows removed.
+    fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError>;
+}
+
+/// A [`Ledger`] for async callers: each call runs on the blocking pool, at most `permits`
+/// at a time (1 for SQLite, whose single connection serialises calls anyway), so a burst
+/// of webhooks waits on the semaphore instead of parking threads on a mutex.
+#[derive(Clone)]
+pub struct Durable {
+    ledger: Arc<dyn Ledger>,
+    gate: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable").field("permits", &self.gate.available_permits()).finish()
+    }
+}
+
+impl Durable {
+    /// Wraps `ledger`, allowing `permits` calls in flight.
+    pub fn new(ledger: Arc<dyn Ledger>, permits: usize) -> Self {
+        Durable { ledger, gate: Arc::new(Semaphore::new(permits.max(1))) }
+    }
+
+    /// The ledger, for blocking callers (the CLI).
+    pub fn ledger(&self) -> &Arc<dyn Ledger> {
+        &self.ledger
+    }
+
+    /// Prunes old MessageSids and sessions now, then every `every`, forever (see
+    /// [`MESSAGE_RETENTION`], [`SESSION_RETENTION`]): without it both tables only grow.
+    pub async fn prune_forever(self, every: Duration) {
+        loop {
+            let now = crate::requests::now_ms();
+            let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            let (m, s) =
+                (now.saturating_sub(ms(MESSAGE_RETENTION)), now.saturating_sub(ms(SESSION_RETENTION)));
+            match self.run(move |l| l.prune(m, s)).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, "pruned old MessageSids and sessions"),
+                Err(e) => tracing::warn!(error = %e, "pruning failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Runs `f` on the blocking pool. Once started, `f` runs to the end even if the caller
+    /// is dropped (a client hanging up mid-commit still gets its turn committed).
+    pub async fn run<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Ledger) -> Result<R, StoreError> + Send + 'static,
+    {
+        let _permit = self.gate.acquire().await.map_err(|_| StoreError::Backend("store is closed".into()))?;
+        let ledger = Arc::clone(&self.ledger);
+        tokio::task::spawn_blocking(move || f(&*ledger))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}

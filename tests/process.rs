@@ -1,0 +1,167 @@
+//! The real `wabot` binary, killed with SIGKILL: a request it accepted is e-mailed after the
+//! restart. And `wabot requests list|show` on the same database.
+
+#[path = "support/smtp.rs"]
+mod smtp;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use smtp::{SmtpSink, free_port};
+use wabot::channel::{WebhookForm, compute_signature};
+
+const TOKEN: &str = "process-test-token-0123456789";
+const PUBLIC_URL: &str = "https://wabot.example.com";
+const USER: &str = "whatsapp:+33611112222";
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Wabot {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Wabot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wabot(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wabot"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WABOT_DB", dir.join("wabot.db"))
+        .env("WABOT_FAQ_JOURNAL", dir.join("faq-journal.jsonl"))
+        .env("WABOT_LOG", "info");
+    cmd
+}
+
+/// Starts `wabot serve` on a free port and waits for `/healthz`.
+async fn serve(dir: &Path, smtp_port: u16) -> Wabot {
+    let port = free_port();
+    let child = wabot(dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .env("WABOT_PUBLIC_URL", PUBLIC_URL)
+        .env("WABOT_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
+        .env("WABOT_MAIL_FROM", "wabot@example.org")
+        .env("WABOT_MAIL_RETRY_INITIAL_MS", "100")
+        .env("WABOT_MAIL_RETRY_MAX_MS", "300")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start wabot");
+    let app = Wabot { child, port };
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
+            && r.status() == 200
+        {
+            return app;
+        }
+        assert!(start.elapsed() < WAIT, "wabot did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+static NEXT_SID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Sends one signed WhatsApp message; the first TwiML message of the reply.
+async fn say(app: &Wabot, text: &str) -> String {
+    let sid = format!("SMproc{:026}", NEXT_SID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let pairs =
+        [("MessageSid", sid.as_str()), ("From", USER), ("To", "whatsapp:+14155238886"), ("Body", text)];
+    let form = WebhookForm::from_pairs(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect());
+    let sig = compute_signature(TOKEN.as_bytes(), &format!("{PUBLIC_URL}/bot"), form.params());
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/bot", app.port))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", sig)
+        .body(form.to_body())
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(resp.status(), 200);
+    let xml = resp.text().await.expect("body");
+    let doc = roxmltree::Document::parse(&xml).expect("TwiML");
+    doc.descendants().find(|n| n.has_tag_name("Message")).and_then(|n| n.text()).unwrap_or("").to_owned()
+}
+
+fn cli(dir: &Path, args: &[&str]) -> String {
+    let out = wabot(dir).args(args).output().expect("run wabot");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+#[tokio::test]
+async fn a_request_accepted_before_a_sigkill_is_emailed_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp_port = free_port(); // nothing listens there yet: SMTP is down
+    let app = serve(dir.path(), smtp_port).await;
+    for step in ["request", "1", "Élodie", "Garçon", "skip"] {
+        say(&app, step).await;
+    }
+    let confirmation = say(&app, "yes").await;
+    let at = confirmation.find("REQ-").expect("a ticket in the confirmation");
+    let ticket = confirmation[at..at + 15].to_owned();
+
+    // Stored, tried, not sent: the moment to die.
+    let start = Instant::now();
+    loop {
+        let shown = cli(dir.path(), &["requests", "show", &ticket]);
+        if shown.contains("last error") {
+            assert!(shown.contains("queued"), "{shown}");
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "no failed attempt recorded: {shown}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut app = app;
+    app.child.kill().expect("SIGKILL"); // Child::kill is SIGKILL on Unix
+    app.child.wait().expect("reaped");
+
+    let sink = SmtpSink::start_on(smtp_port);
+    let app = serve(dir.path(), smtp_port).await;
+    let got = sink.wait_for(1, WAIT).await;
+    assert_eq!(got[0].rcpt_tos, ["hr@example.com"]);
+    assert!(got[0].header("Subject").starts_with(&format!("[{ticket}]")), "{:?}", got[0].headers);
+    assert!(got[0].body.contains("Élodie Garçon"));
+
+    let start = Instant::now();
+    loop {
+        let shown = cli(dir.path(), &["requests", "show", &ticket]);
+        if shown.contains("mail           sent") {
+            assert!(!shown.contains("last error"), "{shown}");
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "not marked sent: {shown}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let list = cli(dir.path(), &["requests", "list"]);
+    assert!(list.starts_with("TICKET"), "{list}");
+    assert!(list.contains(&ticket) && list.contains("work-certificate") && list.contains("sent "), "{list}");
+    drop(app);
+    assert_eq!(sink.messages().len(), 1, "delivered once");
+
+    // The same record as JSON, for scripts.
+    let json = cli(dir.path(), &["requests", "show", &ticket, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["mail"], "sent");
+    assert_eq!(v["first_name"], "Élodie");
+}
+
+#[test]
+fn requests_commands_explain_a_missing_database_and_an_unknown_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wabot(dir.path()).args(["requests", "list"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no database at"), "{out:?}");
+    wabot::store::sqlite::SqliteStore::open(&dir.path().join("wabot.db")).unwrap();
+    assert_eq!(cli(dir.path(), &["requests", "list"]), "no requests\n");
+    let out = wabot(dir.path()).args(["requests", "show", "REQ-2026-000001"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no request REQ-2026-000001"));
+}
