@@ -175,6 +175,17 @@ impl Analyzer {
 
     /// [`Analyzer::document_terms`] reusing the stems of words seen before.
     pub fn document_terms_cached(&self, text: &str, lang: Lang, cache: &mut StemCache) -> Vec<Term> {
+        self.analyze_text(text, lang, cache, &mut Vec::new())
+    }
+
+    /// The terms of `text`; its content words are appended to `content_words`.
+    fn analyze_text(
+        &self,
+        text: &str,
+        lang: Lang,
+        cache: &mut StemCache,
+        content_words: &mut Vec<Term>,
+    ) -> Vec<Term> {
         let s = stemmer_index(lang);
         let mut words = Vec::new();
         text::for_each_word(text, |w| {
@@ -190,20 +201,38 @@ impl Analyzer {
         });
         let mut terms: Vec<Term> = words.iter().filter(|w| w.content).map(|w| w.stems[s].clone()).collect();
         terms.extend(self.concepts(&words, &[s]).into_iter().map(|c| self.concept_term(c).into()));
+        content_words.extend(words.into_iter().filter(|w| w.content).map(|w| w.surface));
         terms
+    }
+
+    /// The texts of an entry the index holds: its questions, and its answer if indexed.
+    fn entry_texts(e: &FaqEntry, index_answer: bool) -> impl Iterator<Item = (Unit, &str)> {
+        let questions = e.questions.iter().enumerate().map(|(i, q)| (Unit::Question(i), q.as_str()));
+        questions.chain(index_answer.then_some((Unit::Answer, e.answer.as_str())))
+    }
+
+    /// The distinct content words of an entry's indexed texts, without analysing them
+    /// further: what removing the entry takes from typo correction.
+    pub fn entry_words(&self, e: &FaqEntry, index_answer: bool) -> Vec<Term> {
+        let mut words: Vec<Term> = Vec::new();
+        for (_, text) in Self::entry_texts(e, index_answer) {
+            text::for_each_word(text, |w| {
+                if !is_stop_word(w) {
+                    words.push(w.into());
+                }
+            });
+        }
+        words.sort_unstable();
+        words.dedup();
+        words
     }
 
     /// An entry's units and content words, ready to index.
     pub fn analyze_entry(&self, e: &FaqEntry, index_answer: bool, cache: &mut StemCache) -> EntryAnalysis {
-        let mut texts: Vec<(Unit, &str)> =
-            e.questions.iter().enumerate().map(|(i, q)| (Unit::Question(i), q.as_str())).collect();
-        if index_answer {
-            texts.push((Unit::Answer, e.answer.as_str()));
-        }
-        let mut units = Vec::with_capacity(texts.len());
+        let mut units = Vec::with_capacity(e.questions.len() + 1);
         let mut words: Vec<Term> = Vec::new();
-        for (unit, text) in texts {
-            let mut terms = self.document_terms_cached(text, e.lang, cache);
+        for (unit, text) in Self::entry_texts(e, index_answer) {
+            let mut terms = self.analyze_text(text, e.lang, cache, &mut words);
             terms.sort_unstable();
             let mut counted: Vec<(Term, u32)> = Vec::with_capacity(terms.len());
             for t in terms {
@@ -213,11 +242,6 @@ impl Analyzer {
                 }
             }
             units.push((unit, counted));
-            text::for_each_word(text, |w| {
-                if !is_stop_word(w) {
-                    words.push(w.into());
-                }
-            });
         }
         words.sort_unstable();
         words.dedup();

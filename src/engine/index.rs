@@ -95,6 +95,9 @@ pub struct Index {
     deletes: Vec<Arc<Deletes>>,
     live: usize,
     next_seq: u64,
+    /// Stems the writer has computed, shared by the snapshots it publishes: an edited
+    /// entry mostly reuses words the index has seen.
+    writer_stems: Arc<std::sync::Mutex<StemCache>>,
 }
 
 /// A prefix shorter than this is too ambiguous to stand for a word.
@@ -233,6 +236,7 @@ impl Index {
             deletes: vec![Arc::new(Deletes::default())],
             live,
             next_seq: entries.len() as u64,
+            writer_stems: Arc::default(),
         }
     }
 
@@ -663,8 +667,10 @@ impl Index {
     /// replaced entry. Only the new entry is analysed: nothing is refitted.
     pub(crate) fn upsert(&mut self, entry: FaqEntry) -> Option<Arc<FaqEntry>> {
         let replaced = self.remove(&entry.id);
-        let analysis =
-            self.analyzer.analyze_entry(&entry, self.params.answer_weight > 0.0, &mut StemCache::default());
+        let analysis = {
+            let mut stems = self.writer_stems.lock().unwrap_or_else(|p| p.into_inner());
+            self.analyzer.analyze_entry(&entry, self.params.answer_weight > 0.0, &mut stems)
+        };
         let seq = self.next_seq;
         self.next_seq += 1;
         let segment = Segment::build(vec![NewEntry { entry: Arc::new(entry), seq, analysis }]);
@@ -680,10 +686,7 @@ impl Index {
         let (s, e) = self.locate(id)?;
         let seg = &self.segments[s];
         let entry = seg.entries[e as usize].clone();
-        let words = self
-            .analyzer
-            .analyze_entry(&entry, self.params.answer_weight > 0.0, &mut StemCache::default())
-            .words;
+        let words = self.analyzer.entry_words(&entry, self.params.answer_weight > 0.0);
         self.deletes[s] = Arc::new(self.deletes[s].with(seg, e, &words));
         self.live -= 1;
         Some(entry)
