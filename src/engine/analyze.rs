@@ -33,6 +33,12 @@ impl StemCache {
     }
 }
 
+/// The hash phrases are looked up and compared by.
+fn stem_hash(stem: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(stem)
+}
+
 /// A word or a term: almost always short enough to be held inline, without a heap
 /// allocation (analysing a large corpus makes millions of them).
 pub type Term = CompactString;
@@ -70,6 +76,8 @@ pub struct Word {
 struct Phrase {
     /// Stems of the phrase's words, under each stemmer (`[en, fr]`).
     stems: [Vec<Term>; 2],
+    /// Their [`stem_hash`]es, compared before the strings.
+    hashes: [Vec<u64>; 2],
     /// Matched against the full word stream (stop words included) rather than the
     /// content words only: set when dropping stop words would leave one generic word
     /// ("time off" must not match every "time").
@@ -80,8 +88,8 @@ struct Phrase {
 /// Turns texts into terms. Cheap to share: it holds no per-index state.
 pub struct Analyzer {
     stemmers: [Stemmer; 2],
-    /// Phrases by their first stem, for both stemmers.
-    phrases: HashMap<Term, Vec<usize>>,
+    /// Phrases by the [`stem_hash`] of their first stem, for both stemmers.
+    phrases: HashMap<u64, Vec<usize>>,
     phrase_list: Vec<Phrase>,
     concept_names: Vec<String>,
     /// Some phrase must match stop words too, so documents stem them as well.
@@ -136,13 +144,14 @@ impl Analyzer {
         let stems = [0, 1].map(|s| chosen.iter().map(|w| w.stems[s].clone()).collect::<Vec<_>>());
         self.phrases_use_stop_words |= strict;
         let id = self.phrase_list.len();
-        for first in [&stems[0][0], &stems[1][0]] {
-            let ids = self.phrases.entry(first.clone()).or_default();
+        let hashes = [0, 1].map(|s| stems[s].iter().map(|t| stem_hash(t)).collect::<Vec<_>>());
+        for first in [hashes[0][0], hashes[1][0]] {
+            let ids = self.phrases.entry(first).or_default();
             if ids.last() != Some(&id) {
                 ids.push(id);
             }
         }
-        self.phrase_list.push(Phrase { stems, strict, concept });
+        self.phrase_list.push(Phrase { stems, hashes, strict, concept });
     }
 
     /// The stem of a folded word under `lang`'s stemmer.
@@ -251,13 +260,19 @@ impl Analyzer {
     /// The concepts whose phrases occur in `words`, matching stems of the given stemmers
     /// (a phrase matches when all its words match under one stemmer). One entry per match.
     pub fn concepts(&self, words: &[Word], stemmers: &[usize]) -> Vec<u32> {
-        let content: Vec<&Word> = words.iter().filter(|w| w.content).collect();
-        let all: Vec<&Word> = words.iter().collect();
+        // Stems are compared by hash first: most candidate phrases fail on a word, and
+        // hashing each word once is cheaper than comparing strings again and again.
+        let hashes: Vec<[u64; 2]> = words
+            .iter()
+            .map(|w| [0, 1].map(|s| if stemmers.contains(&s) { stem_hash(&w.stems[s]) } else { 0 }))
+            .collect();
+        let content: Vec<usize> = (0..words.len()).filter(|&i| words[i].content).collect();
+        let all: Vec<usize> = (0..words.len()).collect();
         let mut found = Vec::new();
         for (stream, strict) in [(&content, false), (&all, true)] {
             for start in 0..stream.len() {
                 for &s in stemmers {
-                    let Some(ids) = self.phrases.get(stream[start].stems[s].as_str()) else { continue };
+                    let Some(ids) = self.phrases.get(&hashes[stream[start]][s]) else { continue };
                     for &id in ids {
                         let phrase = &self.phrase_list[id];
                         if phrase.strict != strict {
@@ -265,9 +280,11 @@ impl Analyzer {
                         }
                         // All the phrase's words must match under one stemmer.
                         let matches = stemmers.iter().any(|&s| {
-                            let p = &phrase.stems[s];
-                            start + p.len() <= stream.len()
-                                && p.iter().zip(&stream[start..]).all(|(ps, w)| *ps == w.stems[s])
+                            let (p, ph) = (&phrase.stems[s], &phrase.hashes[s]);
+                            let at = &stream[start..];
+                            at.len() >= p.len()
+                                && ph.iter().zip(at).all(|(h, &w)| *h == hashes[w][s])
+                                && p.iter().zip(at).all(|(ps, &w)| *ps == words[w].stems[s])
                         });
                         if matches {
                             found.push(phrase.concept);

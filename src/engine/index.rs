@@ -146,7 +146,12 @@ struct Scratch {
     local: Vec<(u32, f32, f32)>,
 }
 
+/// Entries analysed together in a build before their analyses are added to the segment.
+const BUILD_BATCH: usize = 4096;
+
 thread_local! {
+    /// Stems computed by this thread for builds: corpora share most of their words.
+    static BUILD_STEMS: RefCell<StemCache> = RefCell::new(StemCache::default());
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
@@ -216,16 +221,19 @@ impl Index {
         let index_answer = params.answer_weight > 0.0;
         let kept: Vec<(usize, &FaqEntry)> =
             entries.iter().enumerate().filter(|(i, e)| last.get(e.id.as_str()) == Some(i)).collect();
-        let analysed: Vec<NewEntry> = kept
-            .par_iter()
-            .map_init(StemCache::default, |cache, &(i, e)| NewEntry {
-                entry: Arc::new(e.clone()),
-                seq: i as u64,
-                analysis: analyzer.analyze_entry(e, index_answer, cache),
-            })
-            .collect();
-        let live = analysed.len();
-        let segment = Segment::build(analysed);
+        // Analysed in parallel batches, each added to the segment while the next is analysed.
+        let live = kept.len();
+        let batches: Vec<&[(usize, &FaqEntry)]> = kept.chunks(BUILD_BATCH).collect();
+        let segment = Segment::build_pipelined(&batches, |batch| {
+            batch
+                .par_iter()
+                .map(|&(i, e)| {
+                    let analysis = BUILD_STEMS
+                        .with(|stems| analyzer.analyze_entry(e, index_answer, &mut stems.borrow_mut()));
+                    NewEntry { entry: Arc::new(e.clone()), seq: i as u64, analysis }
+                })
+                .collect()
+        });
         Index {
             params: *params,
             analyzer,

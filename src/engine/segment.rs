@@ -144,6 +144,18 @@ impl Builder {
         id
     }
 
+    fn push_new(&mut self, n: NewEntry) {
+        for w in &n.analysis.words {
+            if let Some(count) = self.words.get_mut(w.as_str()) {
+                *count += 1;
+            } else {
+                self.words.insert(w.as_str().into(), 1);
+            }
+        }
+        let units = n.analysis.units.iter().map(|(kind, terms)| (*kind, lnc(terms)));
+        self.push_entry(n.entry, n.seq, units);
+    }
+
     /// Adds one entry whose units are given as `(kind, [(term, weight)])`, weights final.
     fn push_entry<'a>(
         &mut self,
@@ -245,15 +257,25 @@ fn lnc(terms: &[(Term, u32)]) -> Vec<(&str, f32)> {
 
 impl Segment {
     /// A segment holding `entries`, in the order given.
-    pub fn build(entries: Vec<NewEntry>) -> Segment {
+    pub fn build(entries: impl IntoIterator<Item = NewEntry>) -> Segment {
         let mut b = Builder::new();
         for n in entries {
-            for w in &n.analysis.words {
-                *b.words.entry(w.as_str().into()).or_default() += 1;
-            }
-            let units = n.analysis.units.iter().map(|(kind, terms)| (*kind, lnc(terms)));
-            b.push_entry(n.entry.clone(), n.seq, units);
+            b.push_new(n);
         }
+        b.finish()
+    }
+
+    /// A segment built from batches of entries, in order, each made by `make` while the
+    /// previous one is added: analysis on the other cores overlaps the single-threaded
+    /// assembly, and a large build never holds every entry's analysis at once.
+    pub fn build_pipelined<B: Sync>(batches: &[B], make: impl Fn(&B) -> Vec<NewEntry> + Sync) -> Segment {
+        let mut b = Builder::new();
+        let mut ready: Vec<NewEntry> = Vec::new();
+        for batch in batches {
+            let (_, next) = rayon::join(|| ready.drain(..).for_each(|n| b.push_new(n)), || make(batch));
+            ready = next;
+        }
+        ready.into_iter().for_each(|n| b.push_new(n));
         b.finish()
     }
 
