@@ -192,8 +192,45 @@ fn query(c: &mut Criterion) {
                 m
             })
         });
+        latency_percentiles(size);
     }
     group.finish();
+}
+
+/// Criterion's figure above is the mean over the cycle of queries; a query's own latency
+/// varies with its words, so this prints the distribution over the queries: each one's
+/// median over repeated runs, then the percentiles of those.
+fn latency_percentiles(size: Size) {
+    const RUNS: usize = 201;
+    let f = fixture(size);
+    let mut per_query: Vec<Duration> = f
+        .queries
+        .iter()
+        .map(|(q, id)| {
+            let mut runs: Vec<Duration> = (0..RUNS)
+                .map(|_| {
+                    let started = Instant::now();
+                    let m = f.engine.answer(black_box(q), None);
+                    let took = started.elapsed();
+                    assert!(m.is_some_and(|m| m.entry.id == *id), "{q}");
+                    took
+                })
+                .collect();
+            runs.sort_unstable();
+            runs[RUNS / 2]
+        })
+        .collect();
+    per_query.sort_unstable();
+    let at = |p: usize| per_query[(per_query.len() - 1) * p / 100];
+    eprintln!(
+        "query/{}: per-query latency over {} queries: p50 {:.1?}, p90 {:.1?}, p99 {:.1?}, max {:.1?}",
+        size.label(),
+        per_query.len(),
+        at(50),
+        at(90),
+        at(99),
+        at(100)
+    );
 }
 
 fn batch(c: &mut Criterion) {

@@ -140,8 +140,8 @@ struct Scratch {
     /// For each query term `i` (and one past the last), over terms `i..`: the sum of
     /// their bounds, and the norm of their query weights.
     after: Vec<(f32, f32)>,
-    /// Per query term: `(next posting, end of its postings, query weight)`.
-    cursors: Vec<(usize, usize, f32)>,
+    /// Per query term, where the walk is in its postings.
+    cursors: Vec<Cursor>,
     /// The query's terms in the segment: `(local term, query weight, upper bound)`.
     local: Vec<(u32, f32, f32)>,
 }
@@ -153,6 +153,34 @@ thread_local! {
     /// Stems computed by this thread for builds: corpora share most of their words.
     static BUILD_STEMS: RefCell<StemCache> = RefCell::new(StemCache::default());
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// A position in one term's postings.
+struct Cursor {
+    /// The next posting.
+    pos: usize,
+    /// The end of the term's postings.
+    end: usize,
+    /// The term's query weight.
+    weight: f32,
+    /// The unit at `pos`, or [`Cursor::DONE`] past the end: kept here so the walk finds
+    /// the next unit without reading the postings again.
+    unit: u32,
+}
+
+impl Cursor {
+    const DONE: u32 = u32::MAX;
+
+    fn new(units: &[u32], pos: usize, end: usize, weight: f32) -> Cursor {
+        let mut c = Cursor { pos, end, weight, unit: Cursor::DONE };
+        c.advance(units, pos);
+        c
+    }
+
+    fn advance(&mut self, units: &[u32], pos: usize) {
+        self.pos = pos;
+        self.unit = if pos < self.end { units[pos] } else { Cursor::DONE };
+    }
 }
 
 /// The best `k` distinct entries seen so far.
@@ -590,13 +618,13 @@ impl Index {
         let seg = &self.segments[s];
         let Scratch { dense, after, cursors, local } = scratch;
         let reach = |i: usize| after[i].0.min(after[i].1);
+        let units = postings.matrix.indices();
+        let weights = postings.matrix.data();
         cursors.clear();
         cursors.extend(local.iter().map(|&(t, w, _)| {
             let range = postings.matrix.indptr().outer_inds_sz(t as usize);
-            (range.start, range.end, w)
+            Cursor::new(units, range.start, range.end, w)
         }));
-        let units = postings.matrix.indices();
-        let weights = postings.matrix.data();
         let mut bar = top.bar().max(min_bar);
         let mut essential = local.len();
         loop {
@@ -604,14 +632,17 @@ impl Index {
                 essential -= 1;
             }
             let (lead, rest) = cursors.split_at_mut(essential);
-            let Some(u) = lead.iter().filter(|c| c.0 < c.1).map(|c| units[c.0]).min() else { break };
+            let u = lead.iter().map(|c| c.unit).min().unwrap_or(Cursor::DONE);
+            if u == Cursor::DONE {
+                break;
+            }
             let (mut partial, mut sq) = (0.0f32, 0.0f32);
             for c in lead.iter_mut() {
-                if c.0 < c.1 && units[c.0] == u {
-                    let dw = weights[c.0];
-                    partial += c.2 * dw;
+                if c.unit == u {
+                    let dw = weights[c.pos];
+                    partial += c.weight * dw;
                     sq += dw * dw;
-                    c.0 += 1;
+                    c.advance(units, c.pos + 1);
                 }
             }
             // What the other terms could add: by their bounds, and by the norm the unit
@@ -624,10 +655,12 @@ impl Index {
                     reachable = false;
                     break;
                 }
-                c.0 = seek(units, c.0, c.1, u);
-                if c.0 < c.1 && units[c.0] == u {
-                    let dw = weights[c.0];
-                    partial += c.2 * dw;
+                if c.unit < u {
+                    c.advance(units, seek(units, c.pos, c.end, u));
+                }
+                if c.unit == u {
+                    let dw = weights[c.pos];
+                    partial += c.weight * dw;
                     sq += dw * dw;
                 }
             }
