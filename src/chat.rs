@@ -1,18 +1,29 @@
 //! `wabot chat`: the same dialog as the webhook, in a terminal, with no network.
+//!
+//! The binary runs each line through the same turn as the webhook (the durable store, the
+//! request form, the e-mail outbox); [`run`] only handles the terminal.
 
 use std::io::{self, BufRead, Write};
 
-use crate::dialog::{Dialog, Incoming};
+#[cfg(doc)]
+use crate::dialog::Dialog;
+use crate::dialog::Incoming;
 
 /// The user key a terminal conversation runs under.
 pub const CHAT_USER: &str = "terminal";
 
-/// Converses over `input`/`output` until end of input or `/quit`.
-pub fn run(dialog: &Dialog, input: impl BufRead, mut output: impl Write) -> io::Result<()> {
+/// Converses over `input`/`output` until end of input or `/quit`, handing each line to
+/// `respond`; `entries` is the FAQ's size, for the banner.
+pub fn run<E: std::fmt::Display>(
+    entries: usize,
+    mut respond: impl FnMut(Incoming) -> Result<Vec<String>, E>,
+    input: impl BufRead,
+    mut output: impl Write,
+) -> io::Result<()> {
     writeln!(
         output,
-        "wabot chat — {} FAQ entries. Type a question (or hi, menu, aide); /quit or Ctrl-D to leave.",
-        dialog.engine().len()
+        "wabot chat — {entries} FAQ entries. Type a question (or hi, menu, aide, request, demande); \
+         /quit or Ctrl-D to leave."
     )?;
     write!(output, "> ")?;
     output.flush()?;
@@ -22,9 +33,9 @@ pub fn run(dialog: &Dialog, input: impl BufRead, mut output: impl Write) -> io::
             break;
         }
         let incoming = Incoming { user: CHAT_USER.to_owned(), text: line, profile_name: None };
-        match dialog.handle(&incoming) {
-            Ok(reply) => {
-                for m in reply.messages {
+        match respond(incoming) {
+            Ok(messages) => {
+                for m in messages {
                     writeln!(output, "{m}\n")?;
                 }
             }
@@ -41,6 +52,7 @@ pub fn run(dialog: &Dialog, input: impl BufRead, mut output: impl Write) -> io::
 mod tests {
     use super::*;
     use crate::corpus::KnowledgeBase;
+    use crate::dialog::Dialog;
     use crate::engine::Engine;
     use crate::store::MemoryStore;
     use std::sync::Arc;
@@ -51,7 +63,8 @@ mod tests {
         let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
         let dialog = Dialog::new(kb, engine, Arc::new(MemoryStore::default()));
         let mut out = Vec::new();
-        run(&dialog, "bonjour\nmenu\n/quit\nhi\n".as_bytes(), &mut out).unwrap();
+        let respond = |msg: Incoming| dialog.handle(&msg).map(|r| r.messages);
+        run(dialog.engine().len(), respond, "bonjour\nmenu\n/quit\nhi\n".as_bytes(), &mut out).unwrap();
         let out = String::from_utf8(out).unwrap();
         assert!(out.contains("Bonjour ! Je suis"), "{out}");
         assert!(out.contains("\n1. "), "{out}");

@@ -104,12 +104,7 @@ fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref()).context("loading the configuration")?;
     match cli.command {
         Command::Serve { listen, corpus } => serve(settings, listen, corpus),
-        Command::Chat { corpus } => {
-            let (kb, engine) = load(corpus.as_deref().or(settings.corpus.as_deref()), &settings)?;
-            let dialog = Dialog::new(kb, engine, Arc::new(MemoryStore::default()));
-            wabot::chat::run(&dialog, std::io::stdin().lock(), std::io::stdout().lock())?;
-            Ok(())
-        }
+        Command::Chat { corpus } => chat(&settings, corpus),
         Command::Ask { corpus, json, explain, question } => {
             let (_, engine) = load(corpus.as_deref().or(settings.corpus.as_deref()), &settings)?;
             ask(&engine, json, explain, question)
@@ -127,6 +122,24 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Requests { action } => requests(&settings, action),
     }
+}
+
+/// The terminal conversation, through the same turns as the webhook: requests filed here
+/// are stored in `settings.db` and e-mailed like any other.
+fn chat(settings: &Settings, corpus: Option<PathBuf>) -> anyhow::Result<()> {
+    let (kb, engine) = load(corpus.as_deref().or(settings.corpus.as_deref()), settings)?;
+    let dialog = Arc::new(Dialog::new(kb, Arc::clone(&engine), Arc::new(MemoryStore::default())));
+    if let Some(dir) = settings.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let (desk, outbox) = runtime.block_on(wabot::server::open_desk(settings, dialog))?;
+    if let Some(outbox) = outbox {
+        runtime.spawn(outbox.run());
+    }
+    let respond = |msg| runtime.block_on(desk.handle(msg, None)).map(|h| h.messages);
+    wabot::chat::run(engine.len(), respond, std::io::stdin().lock(), std::io::stdout().lock())?;
+    Ok(())
 }
 
 fn requests(settings: &Settings, action: RequestsAction) -> anyhow::Result<()> {

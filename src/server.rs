@@ -123,24 +123,9 @@ impl Server {
         if settings.twilio_auth_token.is_none() && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
-        let path = settings.db.clone();
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))
-            .and_then(|r| r)
-            .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?;
-        tracing::info!(db = %settings.db.display(), "database open");
-        // One permit: the single SQLite connection serialises calls anyway.
-        let store = Durable::new(Arc::new(store), 1);
-        let wakeup = Arc::new(tokio::sync::Notify::new());
-        let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?;
-        if outbox.is_none() {
-            tracing::warn!(
-                "mail is off (WABOT_SMTP_URL is not set): requests are stored and queued, not e-mailed"
-            );
-        }
-        faq.dialog().set_requests(Some(Arc::new(RequestForm::new(settings.requests.clone()))));
-        let desk = Arc::new(Desk::new(Arc::clone(faq.dialog()), store.clone(), wakeup));
+        let (desk, outbox) = open_desk(settings, Arc::clone(faq.dialog())).await?;
+        let store = desk.store().clone();
+        let desk = Arc::new(desk);
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
@@ -169,6 +154,33 @@ impl Server {
         pruner.abort();
         served
     }
+}
+
+/// Opens the durable store at `settings.db` and the e-mail outbox, and gives `dialog` the
+/// request form: what a turn of the dialog needs, for the webhook and `wabot chat` alike.
+/// The outbox (none when mail is off) must be run for requests to be e-mailed.
+pub async fn open_desk(
+    settings: &Settings,
+    dialog: Arc<Dialog>,
+) -> Result<(Desk, Option<Outbox>), ServerError> {
+    let path = settings.db.clone();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))
+        .and_then(|r| r)
+        .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?;
+    tracing::info!(db = %settings.db.display(), "database open");
+    // One permit: the single SQLite connection serialises calls anyway.
+    let store = Durable::new(Arc::new(store), 1);
+    let wakeup = Arc::new(tokio::sync::Notify::new());
+    let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?;
+    if outbox.is_none() {
+        tracing::warn!(
+            "mail is off (WABOT_SMTP_URL is not set): requests are stored and queued, not e-mailed"
+        );
+    }
+    dialog.set_requests(Some(Arc::new(RequestForm::new(settings.requests.clone()))));
+    Ok((Desk::new(dialog, store, wakeup), outbox))
 }
 
 /// The application's routes; `/admin` only when `settings.admin_token` is set.

@@ -65,12 +65,27 @@ fn a_malformed_corpus_is_reported_with_file_and_line() {
 
 #[test]
 fn chat_runs_the_dialog_in_the_terminal() {
+    let db = tempfile::tempdir().unwrap();
     let mut cmd = wabot();
-    cmd.arg("chat");
+    cmd.arg("chat").env("WABOT_DB", db.path().join("wabot.db"));
     let (ok, stdout, _) = run_with_stdin(cmd, "bonjour\ncomment poser des congés ?\n");
     assert!(ok);
     assert!(stdout.contains("Bonjour ! Je suis"), "{stdout}");
     assert!(stdout.contains("portail RH"), "{stdout}");
+}
+
+#[test]
+fn a_request_filed_in_chat_is_stored_and_listed() {
+    let db = tempfile::tempdir().unwrap();
+    let path = db.path().join("wabot.db");
+    let mut cmd = wabot();
+    cmd.arg("chat").env("WABOT_DB", &path).env_remove("WABOT_SMTP_URL");
+    let (ok, stdout, stderr) = run_with_stdin(cmd, "request\n1\nÉlodie\nGarçon\nskip\nyes\n");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("REQ-"), "{stdout}");
+    let out = wabot().args(["requests", "list"]).env("WABOT_DB", &path).output().unwrap();
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(listed.contains("Élodie Garçon") && listed.contains("queued"), "{listed}");
 }
 
 #[test]
