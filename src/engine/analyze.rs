@@ -33,12 +33,6 @@ impl StemCache {
     }
 }
 
-/// The hash phrases are looked up and compared by.
-fn stem_hash(stem: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(stem)
-}
-
 /// A word or a term: almost always short enough to be held inline, without a heap
 /// allocation (analysing a large corpus makes millions of them).
 pub type Term = CompactString;
@@ -74,22 +68,26 @@ pub struct Word {
 /// One lexicon phrase, ready to match.
 #[derive(Debug, Clone)]
 struct Phrase {
-    /// Stems of the phrase's words, under each stemmer (`[en, fr]`).
-    stems: [Vec<Term>; 2],
-    /// Their [`stem_hash`]es, compared before the strings.
-    hashes: [Vec<u64>; 2],
-    /// Matched against the full word stream (stop words included) rather than the
-    /// content words only: set when dropping stop words would leave one generic word
-    /// ("time off" must not match every "time").
-    strict: bool,
+    /// The phrase's words, as ids of their stems in the phrase vocabulary, under each
+    /// stemmer (`[en, fr]`).
+    stems: [Vec<u32>; 2],
     concept: u32,
 }
+
+/// A stem no phrase uses.
+const NO_STEM: u32 = u32::MAX;
 
 /// Turns texts into terms. Cheap to share: it holds no per-index state.
 pub struct Analyzer {
     stemmers: [Stemmer; 2],
-    /// Phrases by the [`stem_hash`] of their first stem, for both stemmers.
-    phrases: HashMap<u64, Vec<usize>>,
+    /// Every stem a phrase uses, numbered: a word is looked up once, then phrases are
+    /// matched by comparing numbers.
+    phrase_stems: HashMap<Term, u32>,
+    /// Phrase ids by the id of their first stem (under either stemmer); `[0]` for phrases
+    /// matched against content words, `[1]` for *strict* ones, matched against every word
+    /// (stop words included) because dropping stop words would leave one generic word
+    /// ("time off" must not match every "time").
+    phrases: [Vec<Vec<u32>>; 2],
     phrase_list: Vec<Phrase>,
     concept_names: Vec<String>,
     /// Some phrase must match stop words too, so documents stem them as well.
@@ -118,7 +116,8 @@ impl Analyzer {
         let stemmers = [Stemmer::create(Algorithm::English), Stemmer::create(Algorithm::French)];
         let mut analyzer = Analyzer {
             stemmers,
-            phrases: HashMap::default(),
+            phrase_stems: HashMap::default(),
+            phrases: [Vec::new(), Vec::new()],
             phrase_list: Vec::new(),
             concept_names: Vec::new(),
             phrases_use_stop_words: false,
@@ -141,17 +140,24 @@ impl Analyzer {
         if chosen.is_empty() {
             return;
         }
-        let stems = [0, 1].map(|s| chosen.iter().map(|w| w.stems[s].clone()).collect::<Vec<_>>());
+        let mut intern = |stem: &Term| {
+            let next = self.phrase_stems.len() as u32;
+            *self.phrase_stems.entry(stem.clone()).or_insert(next)
+        };
+        let stems = [0, 1].map(|s| chosen.iter().map(|w| intern(&w.stems[s])).collect::<Vec<u32>>());
         self.phrases_use_stop_words |= strict;
-        let id = self.phrase_list.len();
-        let hashes = [0, 1].map(|s| stems[s].iter().map(|t| stem_hash(t)).collect::<Vec<_>>());
-        for first in [hashes[0][0], hashes[1][0]] {
-            let ids = self.phrases.entry(first).or_default();
+        let id = self.phrase_list.len() as u32;
+        let by_first = &mut self.phrases[usize::from(strict)];
+        for first in [stems[0][0], stems[1][0]] {
+            if by_first.len() <= first as usize {
+                by_first.resize(first as usize + 1, Vec::new());
+            }
+            let ids = &mut by_first[first as usize];
             if ids.last() != Some(&id) {
                 ids.push(id);
             }
         }
-        self.phrase_list.push(Phrase { stems, hashes, strict, concept });
+        self.phrase_list.push(Phrase { stems, concept });
     }
 
     /// The stem of a folded word under `lang`'s stemmer.
@@ -260,31 +266,30 @@ impl Analyzer {
     /// The concepts whose phrases occur in `words`, matching stems of the given stemmers
     /// (a phrase matches when all its words match under one stemmer). One entry per match.
     pub fn concepts(&self, words: &[Word], stemmers: &[usize]) -> Vec<u32> {
-        // Stems are compared by hash first: most candidate phrases fail on a word, and
-        // hashing each word once is cheaper than comparing strings again and again.
-        let hashes: Vec<[u64; 2]> = words
+        let ids: Vec<[u32; 2]> = words
             .iter()
-            .map(|w| [0, 1].map(|s| if stemmers.contains(&s) { stem_hash(&w.stems[s]) } else { 0 }))
+            .map(|w| {
+                [0, 1].map(|s| {
+                    let known = stemmers.contains(&s).then(|| self.phrase_stems.get(w.stems[s].as_str()));
+                    known.flatten().copied().unwrap_or(NO_STEM)
+                })
+            })
             .collect();
         let content: Vec<usize> = (0..words.len()).filter(|&i| words[i].content).collect();
         let all: Vec<usize> = (0..words.len()).collect();
         let mut found = Vec::new();
-        for (stream, strict) in [(&content, false), (&all, true)] {
+        for (stream, by_first) in [(&content, &self.phrases[0]), (&all, &self.phrases[1])] {
             for start in 0..stream.len() {
                 for &s in stemmers {
-                    let Some(ids) = self.phrases.get(&hashes[stream[start]][s]) else { continue };
-                    for &id in ids {
-                        let phrase = &self.phrase_list[id];
-                        if phrase.strict != strict {
-                            continue;
-                        }
+                    let first = ids[stream[start]][s];
+                    let Some(candidates) = by_first.get(first as usize) else { continue };
+                    for &id in candidates {
+                        let phrase = &self.phrase_list[id as usize];
                         // All the phrase's words must match under one stemmer.
                         let matches = stemmers.iter().any(|&s| {
-                            let (p, ph) = (&phrase.stems[s], &phrase.hashes[s]);
+                            let p = &phrase.stems[s];
                             let at = &stream[start..];
-                            at.len() >= p.len()
-                                && ph.iter().zip(at).all(|(h, &w)| *h == hashes[w][s])
-                                && p.iter().zip(at).all(|(ps, &w)| *ps == words[w].stems[s])
+                            at.len() >= p.len() && p.iter().zip(at).all(|(&stem, &w)| stem == ids[w][s])
                         });
                         if matches {
                             found.push(phrase.concept);
