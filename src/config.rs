@@ -13,6 +13,7 @@
 //! | admin API token | — | `WABOT_ADMIN_TOKEN` | none: no admin API |
 //! | journal of live FAQ changes | `faq_journal` | `WABOT_FAQ_JOURNAL` | `data/faq-journal.jsonl` |
 //! | corpus polling period, seconds | `corpus_poll_secs` | `WABOT_CORPUS_POLL_SECS` | `5` (0: off) |
+//! | badge OCR | `[badge]` table | `WABOT_OCR*`, `WABOT_DIRECTORY`, `TWILIO_ACCOUNT_SID` | see [`crate::badge::BadgeSettings`] |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,8 @@ pub struct Settings {
     pub faq_journal: PathBuf,
     /// How often the corpus files are checked for changes, in seconds; 0 never.
     pub corpus_poll_secs: u64,
+    /// Badge OCR (`[badge]` in the file; see [`crate::badge::BadgeSettings`]).
+    pub badge: crate::badge::BadgeSettings,
 }
 
 impl Default for Settings {
@@ -104,6 +107,7 @@ impl Default for Settings {
             admin_token: None,
             faq_journal: PathBuf::from("data/faq-journal.jsonl"),
             corpus_poll_secs: 5,
+            badge: crate::badge::BadgeSettings::default(),
         }
     }
 }
@@ -118,6 +122,7 @@ struct FileSettings {
     max_body_bytes: Option<usize>,
     faq_journal: Option<PathBuf>,
     corpus_poll_secs: Option<u64>,
+    badge: Option<crate::badge::BadgeFile>,
 }
 
 impl Settings {
@@ -148,6 +153,9 @@ impl Settings {
             s.public_url = f.public_url.or(s.public_url);
             s.threshold = f.threshold.unwrap_or(s.threshold);
             s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
+            if let Some(badge) = f.badge {
+                s.badge.apply_file(badge, relative);
+            }
         }
         let env_err = |name: &'static str| move |message: String| ConfigError::Env { name, message };
         if let Some(v) = env("WABOT_LISTEN") {
@@ -177,6 +185,7 @@ impl Settings {
         if let Some(v) = env("WABOT_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
             s.admin_token = Some(SecretString::from(v));
         }
+        s.badge.apply_env(&env)?;
         s.validate()?;
         Ok(s)
     }

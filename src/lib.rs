@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod badge;
 pub mod channel;
 pub mod chat;
 pub mod config;
@@ -46,8 +47,11 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod faq;
+pub mod media;
+pub mod ocr;
 pub mod server;
 pub mod store;
 pub mod synthetic;
+pub mod twilio_rest;
 
 pub use error::{Error, Result};

@@ -57,6 +57,8 @@ struct AppState {
     dialog: Arc<Dialog>,
     auth_token: Option<SecretString>,
     webhook_url: Arc<str>,
+    /// Badge OCR, when on: photos go there.
+    badges: Option<Arc<crate::badge::BadgeDesk>>,
 }
 
 /// A request the webhook refuses, with the status that fits.
@@ -99,13 +101,22 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Binds `settings.listen` (port 0 picks a free port) and builds the routes over `faq`.
     pub async fn bind(settings: &Settings, faq: Arc<Faq>) -> Result<Server, ServerError> {
+        Server::bind_with_badges(settings, faq, None).await
+    }
+
+    /// [`Server::bind`], with photos of badges read by `badges`.
+    pub async fn bind_with_badges(
+        settings: &Settings,
+        faq: Arc<Faq>,
+        badges: Option<Arc<crate::badge::BadgeDesk>>,
+    ) -> Result<Server, ServerError> {
         if settings.twilio_auth_token.is_none() && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        Ok(Server { listener, router: router(settings, faq) })
+        Ok(Server { listener, router: router_with_badges(settings, faq, badges) })
     }
 
     /// The address actually bound.
@@ -125,10 +136,20 @@ impl Server {
 
 /// The application's routes; `/admin` only when `settings.admin_token` is set.
 pub fn router(settings: &Settings, faq: Arc<Faq>) -> Router {
+    router_with_badges(settings, faq, None)
+}
+
+/// [`router`], with photos of badges read by `badges`.
+pub fn router_with_badges(
+    settings: &Settings,
+    faq: Arc<Faq>,
+    badges: Option<Arc<crate::badge::BadgeDesk>>,
+) -> Router {
     let state = AppState {
         dialog: Arc::clone(faq.dialog()),
         auth_token: settings.twilio_auth_token.clone(),
         webhook_url: settings.webhook_url().into(),
+        badges,
     };
     let mut router =
         Router::new().route("/bot", post(webhook)).route("/healthz", get(healthz)).with_state(state);
@@ -175,6 +196,20 @@ async fn webhook(
         if !valid {
             return Err(WebhookError::BadSignature);
         }
+    }
+    if let Some(badges) = &state.badges
+        && let Some(media) = form.media()?.into_iter().next()
+    {
+        let photo = crate::badge::PhotoMessage {
+            user: form.from()?.to_owned(),
+            bot: form.to().unwrap_or_default().to_owned(),
+            message_sid: form.message_sid().map(str::to_owned),
+            media,
+        };
+        let reply = badges.accept(photo);
+        return Ok(
+            ([(header::CONTENT_TYPE, channel::TWIML_CONTENT_TYPE)], channel::twiml(&[reply])).into_response()
+        );
     }
     let incoming = Incoming {
         user: form.from()?.to_owned(),

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 use tokio::sync::oneshot;
+use wabot::badge::BadgeDesk;
 use wabot::channel::{WebhookForm, compute_signature};
 use wabot::config::Settings;
 use wabot::corpus::KnowledgeBase;
 use wabot::faq::{Faq, FaqOptions};
 use wabot::server::Server;
-use wabot::store::MemoryStore;
+use wabot::store::{MemoryStore, SessionStore};
 
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const PUBLIC_URL: &str = "https://wabot.example.com";
@@ -23,9 +24,14 @@ pub struct TestApp {
     pub token: Option<String>,
     /// The live FAQ behind the server, to reload it as `SIGHUP` or polling would.
     pub faq: Arc<Faq>,
+    /// The sessions behind the dialog and badge reading.
+    pub store: Arc<MemoryStore>,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// Builds badge reading over the app's session store.
+pub type BuildDesk = Box<dyn FnOnce(Arc<dyn SessionStore>) -> BadgeDesk + Send>;
 
 pub struct Options {
     pub token: Option<&'static str>,
@@ -38,6 +44,8 @@ pub struct Options {
     /// The journal of admin changes; without one they live in memory only.
     pub journal: Option<PathBuf>,
     pub max_body_bytes: usize,
+    /// Badge OCR: builds the desk over the app's session store (see `badge.rs`).
+    pub badges: Option<BuildDesk>,
 }
 
 impl Default for Options {
@@ -49,6 +57,7 @@ impl Default for Options {
             corpus: None,
             journal: None,
             max_body_bytes: 64 * 1024,
+            badges: None,
         }
     }
 }
@@ -69,11 +78,12 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let options = FaqOptions { corpus: opts.corpus, journal: opts.journal, ..FaqOptions::default() };
     let store = Arc::new(MemoryStore::default());
     let faq = match opts.kb {
-        Some(kb) => Faq::with_knowledge_base(kb, options, store),
-        None => Faq::open(options, store),
+        Some(kb) => Faq::with_knowledge_base(kb, options, store.clone()),
+        None => Faq::open(options, store.clone()),
     };
     let faq = Arc::new(faq.expect("the FAQ loads"));
-    let server = Server::bind(&settings, Arc::clone(&faq)).await.expect("bind");
+    let badges = opts.badges.map(|build| Arc::new(build(store.clone())));
+    let server = Server::bind_with_badges(&settings, Arc::clone(&faq), badges).await.expect("bind");
     let addr = server.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(async move {
@@ -89,6 +99,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         client: reqwest::Client::new(),
         token: opts.token.map(str::to_owned),
         faq,
+        store,
         stop: Some(stop),
         stopped: Some(running),
     }

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real server on a random loopback port, spoken to over HTTP.
 
 mod admin;
+mod badge;
 mod helpers;
 mod webhook;
