@@ -57,7 +57,7 @@ pub struct OcrParams {
 }
 
 /// The default cap on the detector input's long side (see the README's measurements).
-pub const DEFAULT_MAX_SIDE: u32 = 960;
+pub const DEFAULT_MAX_SIDE: u32 = 640;
 
 impl Default for OcrParams {
     fn default() -> Self {
