@@ -521,3 +521,78 @@ enum ReadError {
     #[error(transparent)]
     Ocr(#[from] OcrError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_environment_sets_badge_reading_and_the_account_sid_never_prints() {
+        let mut s = BadgeSettings::default();
+        s.apply_env(&env(&[
+            ("WABOT_OCR_MAX_SIDE", "800"),
+            ("WABOT_OCR_WORKERS", "2"),
+            ("WABOT_DIRECTORY", "/srv/employees.csv"),
+            ("TWILIO_ACCOUNT_SID", "AC5ecret0123"),
+        ]))
+        .unwrap();
+        assert_eq!((s.max_side, s.workers), (800, 2));
+        assert_eq!(s.directory, Some(PathBuf::from("/srv/employees.csv")));
+        assert!(!format!("{s:?}").contains("AC5ecret0123"));
+        s.apply_env(&env(&[("WABOT_OCR", "off")])).unwrap();
+        assert!(!s.enabled);
+    }
+
+    #[test]
+    fn bad_badge_settings_name_the_problem() {
+        let err = BadgeSettings::default().apply_env(&env(&[("WABOT_OCR_WORKERS", "many")])).unwrap_err();
+        assert!(err.to_string().starts_with("environment variable WABOT_OCR_WORKERS"), "{err}");
+        let err = BadgeSettings::default().apply_env(&env(&[("WABOT_OCR_MAX_SIDE", "10")])).unwrap_err();
+        assert!(err.to_string().contains("max_side must be 64 to 4096"), "{err}");
+        let err = BadgeSettings::default()
+            .apply_env(&env(&[("WABOT_TWILIO_API_BASE", "http://api.twilio.com")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("must be https://"), "{err}");
+        let s = BadgeSettings { id_patterns: vec!["(".into()], ..BadgeSettings::default() };
+        assert!(s.validate().unwrap_err().to_string().contains("not a valid regular expression"));
+    }
+
+    #[test]
+    fn the_threads_per_worker_share_the_cores() {
+        let s = BadgeSettings { workers: 64, ..BadgeSettings::default() };
+        assert_eq!(s.threads_per_worker(), 1, "never zero");
+        let s = BadgeSettings { threads: 3, ..BadgeSettings::default() };
+        assert_eq!(s.threads_per_worker(), 3);
+    }
+
+    #[test]
+    fn the_embedded_example_directory_loads() {
+        let dir = Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "example").unwrap();
+        assert_eq!(dir.get("21957b").map(|e| e.full_name()), Some("Loïc Martin".to_owned()));
+    }
+
+    #[test]
+    fn a_badge_table_in_the_file_is_read_with_paths_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wabot.toml");
+        std::fs::write(
+            &path,
+            "[badge]\ndirectory = \"staff.csv\"\nid_patterns = ['EMP-\\d{6}']\nqueue = 2\n",
+        )
+        .unwrap();
+        let s = crate::config::Settings::load_with(Some(&path), |_| None).unwrap();
+        assert_eq!(s.badge.directory, Some(dir.path().join("staff.csv")));
+        assert_eq!(s.badge.id_patterns, vec![r"EMP-\d{6}".to_owned()]);
+        assert_eq!(s.badge.queue, 2);
+        std::fs::write(&path, "[badge]\naccount_sid = \"AC1\"\n").unwrap();
+        let err = crate::config::Settings::load_with(Some(&path), |_| None).unwrap_err().to_string();
+        assert!(err.contains("unknown field `account_sid`") && !err.contains("AC1"), "{err}");
+    }
+}

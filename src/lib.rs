@@ -12,6 +12,10 @@
 //! | [`faq`] | The live FAQ: changes journaled then served, reloads of the corpus from disk; the engine and dialog in use. |
 //! | [`dialog`] | What the bot says: greetings, menu, FAQ answers, fallback, in the user's language. Transport-agnostic. |
 //! | [`directory`] | The employee directory (CSV): who an employee ID belongs to. |
+//! | [`ocr`] | Badge OCR: PP-OCRv6 detection + recognition on `rten`, the employee ID in the text, a bounded worker pool. Behind the [`ocr::BadgeReader`] trait. |
+//! | [`media`] | Downloading a user's photo safely: credentials only to Twilio's media paths, redirects without them, size, type and dimension checks. |
+//! | [`twilio_rest`] | Sending a message through Twilio's REST API, with retries: replies that come after the webhook. |
+//! | [`badge`] | A badge photo from webhook to reply: download → OCR pool → directory → session → REST reply. |
 //! | [`store`] | Per-user conversation state behind the [`store::SessionStore`] trait. |
 //! | [`synthetic`] | Deterministic synthetic FAQ corpora and queries of any size, for benches and load tests. Pure. |
 //! | [`channel`] | Twilio's WhatsApp webhook format: form parsing, `X-Twilio-Signature`, TwiML replies. |
@@ -24,6 +28,9 @@
 //! A message's path: [`server`] receives the webhook → [`channel`] parses the form and checks the
 //! signature → [`dialog`] loads the sender's state from [`store`], asks [`engine`] for the best
 //! FAQ entry and words the reply → [`channel`] renders TwiML → [`server`] answers.
+//! A badge photo: [`server`] hands it to [`badge`], which answers at once; in the background
+//! [`media`] downloads it, [`ocr`] reads it on a worker, [`directory`] names the employee,
+//! [`store`] remembers them and [`twilio_rest`] sends the result.
 //! An admin change: [`admin`] checks the bearer token → [`faq`] writes it to the
 //! [`corpus::journal`], then to the [`engine`], which the next message sees.
 //!

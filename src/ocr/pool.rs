@@ -43,12 +43,36 @@ impl Slot {
     {
         let Slot { permit, jobs } = self;
         let (done, result) = oneshot::channel();
+        let mut finish = Finish { permit: Some(permit), done: Some(done) };
         let wrapped: Job = Box::new(move || {
-            let _permit = permit;
-            let _ = done.send(job());
+            let out = job();
+            finish.send(out);
         });
         jobs.try_send(wrapped).map_err(|_| PoolError::Stopped)?;
         result.await.map_err(|_| PoolError::Stopped)
+    }
+}
+
+/// Frees the pool's place *before* the caller hears of the result (or of a panic, when this
+/// is dropped while unwinding), so a caller that got its answer always finds room again.
+struct Finish<T> {
+    permit: Option<OwnedSemaphorePermit>,
+    done: Option<oneshot::Sender<T>>,
+}
+
+impl<T> Finish<T> {
+    fn send(&mut self, out: T) {
+        self.permit.take();
+        if let Some(done) = self.done.take() {
+            let _ = done.send(out);
+        }
+    }
+}
+
+impl<T> Drop for Finish<T> {
+    fn drop(&mut self) {
+        self.permit.take();
+        self.done.take();
     }
 }
 

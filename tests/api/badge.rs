@@ -167,11 +167,7 @@ fn fake(lines: Vec<&'static str>) -> Arc<dyn BadgeReader> {
 }
 
 /// The desk as `BadgeDesk::build` makes it, pointed at `api` with short retry delays.
-fn desk(
-    reader: Arc<dyn BadgeReader>,
-    api: &FakeTwilio,
-    queue: usize,
-) -> Option<BuildDesk> {
+fn desk(reader: Arc<dyn BadgeReader>, api: &FakeTwilio, queue: usize) -> Option<BuildDesk> {
     let base = Url::parse(&api.url("/")).unwrap();
     let token = SecretString::from(TOKEN.to_owned());
     Some(Box::new(move |store| {
