@@ -445,7 +445,6 @@ impl BadgeDesk {
                 tracing::warn!(message_sid = sid, error = %e, "badge photo not downloaded");
                 let said = match e {
                     MediaError::TooLarge { .. } => messages::TOO_LARGE,
-                    MediaError::NotAnImageType(_) => messages::NOT_A_PHOTO,
                     _ => messages::DOWNLOAD_FAILED,
                 };
                 return (said.get(lang).to_owned(), BadgeOutcome::BadMedia);

@@ -33,9 +33,6 @@ const MAX_REDIRECTS: usize = 5;
 /// Why a photo could not be had.
 #[derive(Debug, Error)]
 pub enum MediaError {
-    /// The declared type is not an image.
-    #[error("the attachment is not an image (type {0})")]
-    NotAnImageType(String),
     /// The URL is unusable or not allowed.
     #[error("media URL refused: {0}")]
     Url(String),

@@ -2,9 +2,9 @@
 //! SHA-256 before `rten` loads them, so a truncated download or another version is refused
 //! with the command that fixes it rather than read as garbage.
 //!
-//! Default directory: `WABOT_OCR_MODELS` / `ocr_models` in the configuration, else `models/`
-//! of the source checkout wabot was built from (so `cargo run` works from anywhere), else
-//! `models/` in the working directory.
+//! Directory: `WABOT_OCR_MODELS` or `models` in the configuration's `[badge]` table, else
+//! `models/` of the source checkout wabot was built from (so `cargo run` works from anywhere),
+//! else `models/` in the working directory (a binary copied to another machine).
 
 use std::path::{Path, PathBuf};
 
