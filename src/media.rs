@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use image::{ImageFormat, ImageReader, Limits, RgbImage};
 use reqwest::Url;
-use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, LOCATION};
+use reqwest::header::{CONTENT_LENGTH, LOCATION};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
@@ -152,7 +152,6 @@ impl MediaFetcher {
             if !status.is_success() {
                 return Err(MediaError::Status(status.as_u16()));
             }
-            debug_assert!(!response.headers().contains_key(AUTHORIZATION));
             return self.read_body(response).await;
         }
         Err(MediaError::TooManyRedirects)
