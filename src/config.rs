@@ -21,6 +21,7 @@
 //! | mail retry delays, ms | `mail.retry_initial_ms`, `mail.retry_max_ms` | `WABOT_MAIL_RETRY_INITIAL_MS`, `WABOT_MAIL_RETRY_MAX_MS` | `5000`, `900000` |
 //! | request types | `[[requests.types]]` | — | [`crate::requests::default_types`] |
 //! | request form idle expiry, seconds | `requests.idle_secs` | `WABOT_REQUEST_IDLE_SECS` | `1800` |
+//! | badge OCR | `[badge]` table | `WABOT_OCR*`, `WABOT_DIRECTORY`, `TWILIO_ACCOUNT_SID` | see [`crate::badge::BadgeSettings`] |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -104,6 +105,8 @@ pub struct Settings {
     pub mail: crate::mail::MailSettings,
     /// The request form and its types.
     pub requests: crate::requests::RequestSettings,
+    /// Badge OCR (`[badge]` in the file; see [`crate::badge::BadgeSettings`]).
+    pub badge: crate::badge::BadgeSettings,
 }
 
 impl Default for Settings {
@@ -121,6 +124,7 @@ impl Default for Settings {
             db: PathBuf::from("data/wabot.db"),
             mail: crate::mail::MailSettings::default(),
             requests: crate::requests::RequestSettings::default(),
+            badge: crate::badge::BadgeSettings::default(),
         }
     }
 }
@@ -138,6 +142,7 @@ struct FileSettings {
     db: Option<PathBuf>,
     mail: Option<crate::mail::MailFile>,
     requests: Option<crate::requests::RequestsFile>,
+    badge: Option<crate::badge::BadgeFile>,
 }
 
 impl Settings {
@@ -171,6 +176,9 @@ impl Settings {
             s.db = f.db.map_or(s.db, relative);
             s.mail.apply_file(f.mail.unwrap_or_default());
             s.requests.apply_file(f.requests.unwrap_or_default());
+            if let Some(badge) = f.badge {
+                s.badge.apply_file(badge, relative);
+            }
         }
         let env_err = |name: &'static str| move |message: String| ConfigError::Env { name, message };
         if let Some(v) = env("WABOT_LISTEN") {
@@ -205,6 +213,7 @@ impl Settings {
         }
         s.mail.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.requests.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
+        s.badge.apply_env(&env)?;
         s.validate()?;
         Ok(s)
     }

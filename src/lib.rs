@@ -15,6 +15,10 @@
 //! | [`store`] | Per-user conversation state behind the [`store::SessionStore`] trait; the durable [`store::Ledger`] (sessions, requests, outbox, processed MessageSids) on SQLite. |
 //! | [`requests`] | Administrative requests: configured types, the guided form, the [`requests::Desk`] committing each turn before replying. |
 //! | [`mail`] | The e-mail outbox worker (lettre, SMTP): composes a request's message and delivers it with retries. |
+//! | [`ocr`] | Badge OCR: PP-OCRv6 detection + recognition on `rten`, the employee ID in the text, a bounded worker pool. Behind the [`ocr::BadgeReader`] trait. |
+//! | [`media`] | Downloading a user's photo safely: credentials only to Twilio's media paths, redirects without them, size, type and dimension checks. |
+//! | [`twilio_rest`] | Sending a message through Twilio's REST API, with retries: replies that come after the webhook. |
+//! | [`badge`] | A badge photo from webhook to reply: download → OCR pool → directory → session → REST reply. |
 //! | [`synthetic`] | Deterministic synthetic FAQ corpora and queries of any size, for benches and load tests. Pure. |
 //! | [`channel`] | Twilio's WhatsApp webhook format: form parsing, `X-Twilio-Signature`, TwiML replies. |
 //! | [`server`] | The axum HTTP server: `POST /bot`, `GET /healthz`, limits, startup. |
@@ -30,6 +34,9 @@
 //! its stored reply; otherwise the turn (session, a confirmed request with its ticket, its
 //! outbox row) is committed to the [`store::Ledger`] before the reply leaves, and the
 //! [`mail`] worker e-mails queued requests in the background.
+//! A badge photo: [`server`] hands it to [`badge`], which answers at once; in the background
+//! [`media`] downloads it, [`ocr`] reads it on a worker, [`directory`] names the employee,
+//! [`store`] remembers them and [`twilio_rest`] sends the result.
 //! An admin change: [`admin`] checks the bearer token → [`faq`] writes it to the
 //! [`corpus::journal`], then to the [`engine`], which the next message sees.
 //!
@@ -42,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod badge;
 pub mod channel;
 pub mod chat;
 pub mod config;
@@ -53,9 +61,12 @@ pub mod error;
 pub mod eval;
 pub mod faq;
 pub mod mail;
+pub mod media;
+pub mod ocr;
 pub mod requests;
 pub mod server;
 pub mod store;
 pub mod synthetic;
+pub mod twilio_rest;
 
 pub use error::{Error, Result};

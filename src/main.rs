@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use wabot::badge::BadgeDesk;
 use wabot::config::Settings;
 use wabot::corpus::KnowledgeBase;
 use wabot::dialog::Dialog;
@@ -59,6 +60,21 @@ enum Command {
         /// The question; without it, questions are read from stdin.
         question: Vec<String>,
     },
+    /// Read badge photos: the text lines with confidences, the employee ID, the time taken.
+    Ocr {
+        /// One JSON object per image: {"image", "employee_id", "lines": [{"text", "confidence"}], "ms"}.
+        #[arg(long)]
+        json: bool,
+        /// Cap on the detector input's long side, pixels [default: the configured `max_side`].
+        #[arg(long)]
+        max_side: Option<u32>,
+        /// rten threads [default: the configured threads per worker].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// The photos (JPEG, PNG or WebP).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
     /// Measure matching quality on a labelled query set (JSONL {"q", "expected"}).
     Eval {
         /// Corpus directory or file [default: the embedded corpus].
@@ -109,6 +125,7 @@ fn main() -> anyhow::Result<()> {
             let (_, engine) = load(corpus.as_deref().or(settings.corpus.as_deref()), &settings)?;
             ask(&engine, json, explain, question)
         }
+        Command::Ocr { json, max_side, threads, images } => ocr(&settings, json, max_side, threads, &images),
         Command::Eval { corpus, queries, json } => {
             let (_, engine) = load(corpus.as_deref().or(settings.corpus.as_deref()), &settings)?;
             let set = wabot::eval::load_queries(&queries, &engine)?;
@@ -206,11 +223,34 @@ fn serve(
         journal: Some(settings.faq_journal.clone()),
         params: EngineParams { threshold: settings.threshold, ..EngineParams::default() },
     };
+    // The webhook's turns load and save sessions in the database; the FAQ's own dialog store
+    // only serves the admin API's previews.
     let faq = Arc::new(Faq::open(options, Arc::new(MemoryStore::default())).context("loading the FAQ")?);
     let entries = faq.engine().len();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let server = Server::bind(&settings, Arc::clone(&faq)).await?;
+        let store = wabot::server::open_store(&settings).await?;
+        let badges = if settings.badge.enabled {
+            let desk = BadgeDesk::build(&settings.badge, settings.twilio_auth_token.as_ref(), store.clone())
+                .context("starting badge OCR (set WABOT_OCR=off to run without it)")?;
+            Some(Arc::new(desk))
+        } else {
+            None
+        };
+        let server = Server::bind_with(&settings, Arc::clone(&faq), store, badges.clone()).await?;
+        match &badges {
+            Some(desk) if desk.can_reply() => tracing::info!(
+                workers = settings.badge.workers,
+                threads_per_worker = settings.badge.threads_per_worker(),
+                employees = desk.directory().len(),
+                "badge OCR on"
+            ),
+            Some(_) => tracing::warn!(
+                "badge OCR loaded but TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is unset: photos are answered \
+                 with \"not available\" since results go out through Twilio's REST API"
+            ),
+            None => tracing::info!("badge OCR off"),
+        }
         if settings.twilio_auth_token.is_none() {
             tracing::warn!(
                 "TWILIO_AUTH_TOKEN is not set: webhook requests are NOT authenticated. \
@@ -366,5 +406,48 @@ fn ask_one(
         }
     }
     writeln!(out)?;
+    Ok(())
+}
+
+fn ocr(
+    settings: &Settings,
+    json: bool,
+    max_side: Option<u32>,
+    threads: Option<usize>,
+    images: &[PathBuf],
+) -> anyhow::Result<()> {
+    use wabot::ocr::{BadgeReader, IdExtractor, ModelPaths, OcrBadgeReader, OcrEngine, OcrParams};
+    let badge = &settings.badge;
+    let params = OcrParams {
+        max_side: max_side.unwrap_or(badge.max_side),
+        threads: threads.unwrap_or_else(|| badge.threads_per_worker()),
+    };
+    let engine = OcrEngine::load(&ModelPaths::in_dir(&badge.models), params)?;
+    let reader = OcrBadgeReader::new(engine, IdExtractor::new(&badge.id_patterns)?);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for path in images {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let started = std::time::Instant::now();
+        let image =
+            wabot::media::decode_image(&bytes).with_context(|| format!("decoding {}", path.display()))?;
+        let text = reader.read_badge(&image)?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if json {
+            let obj = serde_json::json!({
+                "image": path.display().to_string(),
+                "employee_id": text.employee_id(),
+                "lines": text.lines,
+                "ms": (ms * 10.0).round() / 10.0,
+            });
+            writeln!(out, "{obj}")?;
+        } else {
+            writeln!(out, "{}  ({ms:.0} ms, turned {}°)", path.display(), text.rotation)?;
+            for line in &text.lines {
+                writeln!(out, "  {:.2}  {}", line.confidence, line.text)?;
+            }
+            writeln!(out, "  employee ID: {}\n", text.employee_id().unwrap_or("(none found)"))?;
+        }
+        out.flush()?;
+    }
     Ok(())
 }

@@ -76,6 +76,8 @@ struct AppState {
     desk: Arc<Desk>,
     auth_token: Option<SecretString>,
     webhook_url: Arc<str>,
+    /// Badge OCR, when on: photos go there.
+    badges: Option<Arc<crate::badge::BadgeDesk>>,
 }
 
 /// A request the webhook refuses, with the status that fits.
@@ -118,18 +120,32 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds `settings.listen` (port 0 picks a free port) and builds the routes over `faq`.
+    /// Binds `settings.listen` (port 0 picks a free port) and builds the routes over `faq`,
+    /// with the database at `settings.db`.
     pub async fn bind(settings: &Settings, faq: Arc<Faq>) -> Result<Server, ServerError> {
+        let store = open_store(settings).await?;
+        Server::bind_with(settings, faq, store, None).await
+    }
+
+    /// [`Server::bind`] over a store already open (see [`open_store`]), with photos of
+    /// badges read by `badges` (built over the same store, so that the employee it
+    /// identifies is in the session the request form reads).
+    pub async fn bind_with(
+        settings: &Settings,
+        faq: Arc<Faq>,
+        store: Arc<SqliteStore>,
+        badges: Option<Arc<crate::badge::BadgeDesk>>,
+    ) -> Result<Server, ServerError> {
         if settings.twilio_auth_token.is_none() && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
-        let (desk, outbox) = open_desk(settings, Arc::clone(faq.dialog())).await?;
+        let (desk, outbox) = desk_over(settings, store, Arc::clone(faq.dialog()))?;
         let store = desk.store().clone();
         let desk = Arc::new(desk);
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        Ok(Server { listener, router: router(settings, faq, desk), outbox, store })
+        Ok(Server { listener, router: router(settings, faq, desk, badges), outbox, store })
     }
 
     /// The address actually bound.
@@ -156,13 +172,8 @@ impl Server {
     }
 }
 
-/// Opens the durable store at `settings.db` and the e-mail outbox, and gives `dialog` the
-/// request form: what a turn of the dialog needs, for the webhook and `wabot chat` alike.
-/// The outbox (none when mail is off) must be run for requests to be e-mailed.
-pub async fn open_desk(
-    settings: &Settings,
-    dialog: Arc<Dialog>,
-) -> Result<(Desk, Option<Outbox>), ServerError> {
+/// Opens (creating it if need be) the SQLite database at `settings.db`, migrated.
+pub async fn open_store(settings: &Settings) -> Result<Arc<SqliteStore>, ServerError> {
     let path = settings.db.clone();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
         .await
@@ -170,8 +181,26 @@ pub async fn open_desk(
         .and_then(|r| r)
         .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?;
     tracing::info!(db = %settings.db.display(), "database open");
+    Ok(Arc::new(store))
+}
+
+/// Opens the durable store at `settings.db` and the e-mail outbox, and gives `dialog` the
+/// request form: what a turn of the dialog needs, for the webhook and `wabot chat` alike.
+/// The outbox (none when mail is off) must be run for requests to be e-mailed.
+pub async fn open_desk(
+    settings: &Settings,
+    dialog: Arc<Dialog>,
+) -> Result<(Desk, Option<Outbox>), ServerError> {
+    desk_over(settings, open_store(settings).await?, dialog)
+}
+
+fn desk_over(
+    settings: &Settings,
+    store: Arc<SqliteStore>,
+    dialog: Arc<Dialog>,
+) -> Result<(Desk, Option<Outbox>), ServerError> {
     // One permit: the single SQLite connection serialises calls anyway.
-    let store = Durable::new(Arc::new(store), 1);
+    let store = Durable::new(store, 1);
     let wakeup = Arc::new(tokio::sync::Notify::new());
     let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?;
     if outbox.is_none() {
@@ -183,13 +212,20 @@ pub async fn open_desk(
     Ok((Desk::new(dialog, store, wakeup), outbox))
 }
 
-/// The application's routes; `/admin` only when `settings.admin_token` is set.
-pub fn router(settings: &Settings, faq: Arc<Faq>, desk: Arc<Desk>) -> Router {
+/// The application's routes; `/admin` only when `settings.admin_token` is set; photos of
+/// badges go to `badges`, when given.
+pub fn router(
+    settings: &Settings,
+    faq: Arc<Faq>,
+    desk: Arc<Desk>,
+    badges: Option<Arc<crate::badge::BadgeDesk>>,
+) -> Router {
     let state = AppState {
         dialog: Arc::clone(faq.dialog()),
         desk,
         auth_token: settings.twilio_auth_token.clone(),
         webhook_url: settings.webhook_url().into(),
+        badges,
     };
     let mut router =
         Router::new().route("/bot", post(webhook)).route("/healthz", get(healthz)).with_state(state);
@@ -236,6 +272,20 @@ async fn webhook(
         if !valid {
             return Err(WebhookError::BadSignature);
         }
+    }
+    if let Some(badges) = &state.badges
+        && let Some(media) = form.media()?.into_iter().next()
+    {
+        let photo = crate::badge::PhotoMessage {
+            user: form.from()?.to_owned(),
+            bot: form.to().unwrap_or_default().to_owned(),
+            message_sid: form.message_sid().map(str::to_owned),
+            media,
+        };
+        let reply = badges.accept(photo);
+        return Ok(
+            ([(header::CONTENT_TYPE, channel::TWIML_CONTENT_TYPE)], channel::twiml(&[reply])).into_response()
+        );
     }
     let incoming = Incoming {
         user: form.from()?.to_owned(),

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod sqlite;
 
 pub use ledger::{Committed, Durable, Ledger, MailState, NewRequest, OutboxItem, RequestRecord, Turn};
+pub use sqlite::SqliteStore;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

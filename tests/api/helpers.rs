@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use secrecy::SecretString;
 use tokio::sync::oneshot;
+use wabot::badge::BadgeDesk;
 use wabot::channel::{WebhookForm, compute_signature};
 use wabot::config::Settings;
 use wabot::corpus::KnowledgeBase;
 use wabot::faq::{Faq, FaqOptions};
 use wabot::server::Server;
-use wabot::store::MemoryStore;
+use wabot::store::{MemoryStore, SessionStore, SqliteStore};
 
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const PUBLIC_URL: &str = "https://wabot.example.com";
@@ -26,11 +27,16 @@ pub struct TestApp {
     pub faq: Arc<Faq>,
     /// The database file (`WABOT_DB`), to restart on the same state.
     pub db: PathBuf,
+    /// The sessions behind the webhook and badge reading (the database).
+    pub store: Arc<SqliteStore>,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<()>>,
     /// Holds the temporary directory of a database the test did not choose.
     _dir: Option<tempfile::TempDir>,
 }
+
+/// Builds badge reading over the app's session store.
+pub type BuildDesk = Box<dyn FnOnce(Arc<dyn SessionStore>) -> BadgeDesk + Send>;
 
 pub struct Options {
     pub token: Option<&'static str>,
@@ -49,6 +55,8 @@ pub struct Options {
     pub mail: wabot::mail::MailSettings,
     /// The request form's settings.
     pub requests: wabot::requests::RequestSettings,
+    /// Badge OCR: builds the desk over the app's session store (see `badge.rs`).
+    pub badges: Option<BuildDesk>,
 }
 
 impl Default for Options {
@@ -63,6 +71,7 @@ impl Default for Options {
             db: None,
             mail: wabot::mail::MailSettings::default(),
             requests: wabot::requests::RequestSettings::default(),
+            badges: None,
         }
     }
 }
@@ -91,13 +100,14 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         ..Settings::default()
     };
     let options = FaqOptions { corpus: opts.corpus, journal: opts.journal, ..FaqOptions::default() };
-    let store = Arc::new(MemoryStore::default());
     let faq = match opts.kb {
-        Some(kb) => Faq::with_knowledge_base(kb, options, store),
-        None => Faq::open(options, store),
+        Some(kb) => Faq::with_knowledge_base(kb, options, Arc::new(MemoryStore::default())),
+        None => Faq::open(options, Arc::new(MemoryStore::default())),
     };
     let faq = Arc::new(faq.expect("the FAQ loads"));
-    let server = Server::bind(&settings, Arc::clone(&faq)).await.expect("bind");
+    let store = wabot::server::open_store(&settings).await.expect("the database opens");
+    let badges = opts.badges.map(|build| Arc::new(build(store.clone())));
+    let server = Server::bind_with(&settings, Arc::clone(&faq), store.clone(), badges).await.expect("bind");
     let addr = server.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(async move {
@@ -114,6 +124,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         token: opts.token.map(str::to_owned),
         faq,
         db,
+        store,
         stop: Some(stop),
         stopped: Some(running),
         _dir: dir,

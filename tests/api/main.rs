@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on a random loopback port, spoken to over HTTP.
 
 mod admin;
+mod badge;
 mod helpers;
 mod requests;
 #[path = "../support/smtp.rs"]

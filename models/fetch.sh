@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Re-fetches the OCR models from the rapidocr 3.10.0 wheel on PyPI and verifies them.
+#
+#   models/fetch.sh            # download the wheel, extract the two models and the licence, verify
+#   models/fetch.sh --check    # only verify the files already here
+#
+# Needs python3 with pip (the wheel is a zip; Python extracts it) and sha256sum.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+WHEEL_VERSION=3.10.0
+WHEEL_SHA256=2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050
+# The same sums are in NOTICE, in MODEL_LICENSES.md (section 6) and in src/ocr/models.rs.
+SUMS="090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f  PP-OCRv6_det_small.onnx
+6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884  PP-OCRv6_rec_small.onnx"
+
+if [[ "${1:-}" != "--check" ]]; then
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    python3 -m pip download --quiet --no-deps --only-binary=:all: "rapidocr==$WHEEL_VERSION" -d "$tmp"
+    wheel="$tmp/rapidocr-$WHEEL_VERSION-py3-none-any.whl"
+    echo "$WHEEL_SHA256  $wheel" | sha256sum --check --quiet
+    python3 - "$wheel" <<'PY'
+import sys, zipfile
+members = {
+    "rapidocr/models/PP-OCRv6_det_small.onnx": "PP-OCRv6_det_small.onnx",
+    "rapidocr/models/PP-OCRv6_rec_small.onnx": "PP-OCRv6_rec_small.onnx",
+    "rapidocr-3.10.0.dist-info/licenses/MODEL_LICENSES.md": "MODEL_LICENSES.md",
+}
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for src, dst in members.items():
+        with z.open(src) as f, open(dst + ".part", "wb") as out:
+            out.write(f.read())
+PY
+    for f in PP-OCRv6_det_small.onnx PP-OCRv6_rec_small.onnx MODEL_LICENSES.md; do mv "$f.part" "$f"; done
+fi
+echo "$SUMS" | sha256sum --check

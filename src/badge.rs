@@ -1,0 +1,597 @@
+//! Identifying an employee from a photo of their badge: the webhook's side of badge OCR.
+//!
+//! When a WhatsApp message carries an image, the webhook calls [`BadgeDesk::accept`], which
+//! answers at once ("Reading your badge…") and does the rest in the background, since OCR
+//! may take longer than Twilio waits for a webhook: download the photo
+//! ([`media`](crate::media)), decode and read it on the OCR pool ([`ocr`](crate::ocr)), look the
+//! ID up in the employee [`Directory`], remember the employee in the user's session, and send
+//! the result through Twilio's REST API ([`twilio_rest`](crate::twilio_rest)).
+//!
+//! Every bad input gets its own reply: a file that is not an image, one too large, one that
+//! cannot be read, a photo with no ID (tips for a better photo), an ID nobody has; a full
+//! queue is answered at once with "try again in a moment".
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use crate::directory::{Directory, DirectoryError};
+use crate::engine::Lang;
+use crate::media::{self, MediaError, MediaFetcher, MediaPolicy};
+use crate::ocr::{
+    self, BadgeReader, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrParams, OcrPool, PoolError,
+};
+use crate::store::SessionStore;
+use crate::twilio_rest::{RestConfig, RestSender};
+
+/// The example directory matching the badges in `tests/data/badges/`, used when no
+/// directory is configured so the demo works out of the box.
+pub const EXAMPLE_DIRECTORY: &str = include_str!("../corpus/employees.example.csv");
+
+/// Twilio's REST API.
+pub const TWILIO_API_BASE: &str = "https://api.twilio.com";
+
+/// A sentence in English and French.
+#[derive(Debug, Clone, Copy)]
+pub struct Said {
+    en: &'static str,
+    fr: &'static str,
+}
+
+impl Said {
+    /// The sentence in `lang`.
+    pub fn get(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => self.en,
+            Lang::Fr => self.fr,
+        }
+    }
+}
+
+/// Everything badge reading says.
+pub mod messages {
+    use super::Said;
+
+    /// The webhook's immediate answer to a photo.
+    pub const READING: Said = Said {
+        en: "Reading your badge… I'll reply in a few seconds.",
+        fr: "Je lis votre badge… Réponse dans quelques secondes.",
+    };
+    /// Identified; `{name}`, `{department}`, `{id}` are filled in.
+    pub const WELCOME: Said = Said {
+        en: "Thank you, {name} ({department})! I've identified you as employee {id}. How can I help you?",
+        fr: "Merci, {name} ({department}) ! Je vous ai identifié(e) : matricule {id}. Comment puis-je vous aider ?",
+    };
+    /// An ID was read but nobody has it; `{id}` is filled in.
+    pub const UNKNOWN_ID: Said = Said {
+        en: "I read the employee ID {id} on your badge, but I can't find it in the staff directory. Please check the photo, or contact HR if your badge is new.",
+        fr: "J'ai lu le matricule {id} sur votre badge, mais je ne le trouve pas dans l'annuaire du personnel. Vérifiez la photo, ou contactez les RH si votre badge est récent.",
+    };
+    /// No ID could be read.
+    pub const NO_ID: Said = Said {
+        en: "I couldn't read an employee ID on this photo. Tips: put the badge flat on a plain surface, in good light without glare, fill most of the photo with it, and hold the phone steady.",
+        fr: "Je n'ai pas pu lire de matricule sur cette photo. Conseils : posez le badge à plat sur un fond uni, bien éclairé et sans reflet, qu'il remplisse presque toute la photo, et tenez le téléphone immobile.",
+    };
+    /// The attachment is not an image.
+    pub const NOT_A_PHOTO: Said = Said {
+        en: "That file isn't a photo. To identify yourself, send a photo (JPEG or PNG) of your employee badge.",
+        fr: "Ce fichier n'est pas une photo. Pour vous identifier, envoyez une photo (JPEG ou PNG) de votre badge.",
+    };
+    /// The file is over the limit.
+    pub const TOO_LARGE: Said = Said {
+        en: "That file is too large (5 MB at most). Please send a normal photo of your badge.",
+        fr: "Ce fichier est trop volumineux (5 Mo au maximum). Envoyez une photo normale de votre badge.",
+    };
+    /// The file is not a usable image.
+    pub const UNREADABLE_FILE: Said = Said {
+        en: "I couldn't open that image (it isn't a valid JPEG, PNG or WebP photo, or it is far too large). Please take a new photo of your badge.",
+        fr: "Je n'ai pas pu ouvrir cette image (ce n'est pas une photo JPEG, PNG ou WebP valide, ou elle est beaucoup trop grande). Reprenez une photo de votre badge.",
+    };
+    /// The download failed.
+    pub const DOWNLOAD_FAILED: Said = Said {
+        en: "I couldn't download your photo. Please send it again in a moment.",
+        fr: "Je n'ai pas pu télécharger votre photo. Renvoyez-la dans un instant.",
+    };
+    /// The OCR queue is full.
+    pub const BUSY: Said = Said {
+        en: "I'm reading a lot of badges right now. Please send your photo again in a moment.",
+        fr: "Je lis beaucoup de badges en ce moment. Renvoyez votre photo dans un instant.",
+    };
+    /// Badge reading is off on this server.
+    pub const UNAVAILABLE: Said = Said {
+        en: "Badge reading isn't available at the moment. Please ask your question as text.",
+        fr: "La lecture de badge n'est pas disponible pour le moment. Posez votre question par écrit.",
+    };
+    /// Something failed inside.
+    pub const FAILED: Said = Said {
+        en: "Sorry, something went wrong while reading your badge. Please try again in a moment.",
+        fr: "Désolé, un problème est survenu pendant la lecture de votre badge. Réessayez dans un instant.",
+    };
+}
+
+/// Badge reading settings (`[badge]` in the TOML file).
+#[derive(Debug, Clone)]
+pub struct BadgeSettings {
+    /// Read badges at all.
+    pub enabled: bool,
+    /// Directory holding the two ONNX models.
+    pub models: PathBuf,
+    /// Cap on the detector input's long side, pixels.
+    pub max_side: u32,
+    /// OCR worker threads.
+    pub workers: usize,
+    /// `rten` threads per worker; 0: the cores divided among the workers.
+    pub threads: usize,
+    /// Photos waiting beyond those being read; more are told to try again.
+    pub queue: usize,
+    /// Employee directory CSV; `None`: the shipped example.
+    pub directory: Option<PathBuf>,
+    /// Organisation-specific ID patterns, tried before the default labels.
+    pub id_patterns: Vec<String>,
+    /// Twilio's API base URL.
+    pub twilio_api_base: String,
+    /// `TWILIO_ACCOUNT_SID` (environment only).
+    pub twilio_account_sid: Option<SecretString>,
+    /// Test only: media and REST over `http://` to loopback.
+    pub allow_http_loopback: bool,
+}
+
+impl Default for BadgeSettings {
+    fn default() -> Self {
+        BadgeSettings {
+            enabled: true,
+            models: ocr::ModelPaths::default_dir(),
+            max_side: ocr::pipeline::DEFAULT_MAX_SIDE,
+            workers: 1,
+            threads: 0,
+            queue: 8,
+            directory: None,
+            id_patterns: Vec::new(),
+            twilio_api_base: TWILIO_API_BASE.to_owned(),
+            twilio_account_sid: None,
+            allow_http_loopback: false,
+        }
+    }
+}
+
+/// The `[badge]` table of the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BadgeFile {
+    enabled: Option<bool>,
+    models: Option<PathBuf>,
+    max_side: Option<u32>,
+    workers: Option<usize>,
+    threads: Option<usize>,
+    queue: Option<usize>,
+    directory: Option<PathBuf>,
+    id_patterns: Option<Vec<String>>,
+    twilio_api_base: Option<String>,
+}
+
+impl BadgeSettings {
+    /// Applies the file's `[badge]` table; `relative` resolves paths against the file.
+    pub fn apply_file(&mut self, f: BadgeFile, relative: impl Fn(PathBuf) -> PathBuf) {
+        self.enabled = f.enabled.unwrap_or(self.enabled);
+        self.models = f.models.map_or(self.models.clone(), &relative);
+        self.max_side = f.max_side.unwrap_or(self.max_side);
+        self.workers = f.workers.unwrap_or(self.workers);
+        self.threads = f.threads.unwrap_or(self.threads);
+        self.queue = f.queue.unwrap_or(self.queue);
+        self.directory = f.directory.map(&relative).or(self.directory.take());
+        self.id_patterns = f.id_patterns.unwrap_or(std::mem::take(&mut self.id_patterns));
+        self.twilio_api_base = f.twilio_api_base.unwrap_or(std::mem::take(&mut self.twilio_api_base));
+    }
+
+    /// Applies `WABOT_OCR*`, `WABOT_DIRECTORY`, `WABOT_TWILIO_API_BASE`, `TWILIO_ACCOUNT_SID`.
+    pub fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse().map_err(|e: T::Err| ConfigError::Env { name, message: e.to_string() })
+        }
+        if let Some(v) = env("WABOT_OCR") {
+            self.enabled = match v.to_ascii_lowercase().as_str() {
+                "on" | "1" | "true" | "yes" => true,
+                "off" | "0" | "false" | "no" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "WABOT_OCR",
+                        message: format!("{v:?} is not on or off"),
+                    });
+                }
+            };
+        }
+        if let Some(v) = env("WABOT_OCR_MODELS") {
+            self.models = PathBuf::from(v);
+        }
+        if let Some(v) = env("WABOT_OCR_MAX_SIDE") {
+            self.max_side = num("WABOT_OCR_MAX_SIDE", &v)?;
+        }
+        if let Some(v) = env("WABOT_OCR_WORKERS") {
+            self.workers = num("WABOT_OCR_WORKERS", &v)?;
+        }
+        if let Some(v) = env("WABOT_OCR_THREADS") {
+            self.threads = num("WABOT_OCR_THREADS", &v)?;
+        }
+        if let Some(v) = env("WABOT_OCR_QUEUE") {
+            self.queue = num("WABOT_OCR_QUEUE", &v)?;
+        }
+        if let Some(v) = env("WABOT_DIRECTORY") {
+            self.directory = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("WABOT_TWILIO_API_BASE") {
+            self.twilio_api_base = v;
+        }
+        if let Some(v) = env("TWILIO_ACCOUNT_SID").filter(|v| !v.is_empty()) {
+            self.twilio_account_sid = Some(SecretString::from(v));
+        }
+        self.validate()
+    }
+
+    /// Checks values that parse but are still wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(64..=4096).contains(&self.max_side) {
+            return Err(ConfigError::Invalid(format!(
+                "badge max_side must be 64 to 4096, got {}",
+                self.max_side
+            )));
+        }
+        if self.workers == 0 || self.workers > 64 {
+            return Err(ConfigError::Invalid(format!("badge workers must be 1 to 64, got {}", self.workers)));
+        }
+        let base = Url::parse(&self.twilio_api_base)
+            .map_err(|e| ConfigError::Invalid(format!("twilio_api_base {:?}: {e}", self.twilio_api_base)))?;
+        if base.scheme() != "https" && !self.allow_http_loopback {
+            return Err(ConfigError::Invalid(format!(
+                "twilio_api_base must be https://, got {:?}",
+                self.twilio_api_base
+            )));
+        }
+        IdExtractor::new(&self.id_patterns).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(())
+    }
+
+    /// `rten` threads per worker: as configured, else the cores shared among the workers.
+    pub fn threads_per_worker(&self) -> usize {
+        if self.threads > 0 {
+            return self.threads;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / self.workers.max(1)).max(1)
+    }
+}
+
+/// What can stop badge reading from starting.
+#[derive(Debug, Error)]
+pub enum BadgeError {
+    /// The models could not be loaded.
+    #[error(transparent)]
+    Ocr(#[from] OcrError),
+    /// The directory could not be loaded.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The settings are unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An HTTP client could not be built.
+    #[error("badge reading: {0}")]
+    Client(String),
+}
+
+/// A WhatsApp message carrying a photo.
+#[derive(Debug, Clone)]
+pub struct PhotoMessage {
+    /// The user (`From`, `whatsapp:+…`): the reply goes there.
+    pub user: String,
+    /// The bot's number (`To`): the reply comes from there.
+    pub bot: String,
+    /// `MessageSid`, for the logs.
+    pub message_sid: Option<String>,
+    /// The first attachment.
+    pub media: crate::channel::Media,
+}
+
+/// What reading a badge came to, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadgeOutcome {
+    /// The employee was found.
+    Identified(String),
+    /// An ID was read that the directory lacks.
+    UnknownId(String),
+    /// No ID was read.
+    NoId,
+    /// The file was refused or could not be had.
+    BadMedia,
+    /// The OCR pool was full.
+    Busy,
+    /// Something failed inside.
+    Failed,
+}
+
+/// Badge reading: the reader, its pool, the downloader, the directory, the REST sender.
+pub struct BadgeDesk {
+    reader: Arc<dyn BadgeReader>,
+    pool: OcrPool,
+    fetcher: MediaFetcher,
+    sender: Option<RestSender>,
+    directory: Arc<Directory>,
+    store: Arc<dyn SessionStore>,
+}
+
+impl std::fmt::Debug for BadgeDesk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BadgeDesk")
+            .field("workers", &self.pool.workers())
+            .field("employees", &self.directory.len())
+            .field("replies", &self.sender.is_some())
+            .finish()
+    }
+}
+
+impl BadgeDesk {
+    /// Assembles a desk from its parts (tests pass a fake reader).
+    pub fn new(
+        reader: Arc<dyn BadgeReader>,
+        pool: OcrPool,
+        fetcher: MediaFetcher,
+        sender: Option<RestSender>,
+        directory: Arc<Directory>,
+        store: Arc<dyn SessionStore>,
+    ) -> Self {
+        BadgeDesk { reader, pool, fetcher, sender, directory, store }
+    }
+
+    /// Loads the models and the directory and builds the clients. Without
+    /// `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN` there is no way to reply after the
+    /// webhook: photos are then answered with [`messages::UNAVAILABLE`].
+    pub fn build(
+        settings: &BadgeSettings,
+        auth_token: Option<&SecretString>,
+        store: Arc<dyn SessionStore>,
+    ) -> Result<BadgeDesk, BadgeError> {
+        settings.validate()?;
+        let params = OcrParams { max_side: settings.max_side, threads: settings.threads_per_worker() };
+        let engine = OcrEngine::load(&ocr::ModelPaths::in_dir(&settings.models), params)?;
+        let ids = IdExtractor::new(&settings.id_patterns).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let reader = Arc::new(OcrBadgeReader::new(engine, ids));
+        let directory = match &settings.directory {
+            Some(path) => Directory::load(path)?,
+            None => {
+                Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "corpus/employees.example.csv (embedded)")?
+            }
+        };
+        let api_base = Url::parse(&settings.twilio_api_base)
+            .map_err(|e| ConfigError::Invalid(format!("twilio_api_base: {e}")))?;
+        let sid = settings.twilio_account_sid.as_ref().map(|s| s.expose_secret().to_owned());
+        let mut policy = MediaPolicy::twilio(api_base.clone(), sid.clone(), auth_token.cloned());
+        policy.allow_http_loopback = settings.allow_http_loopback;
+        let fetcher = MediaFetcher::new(policy).map_err(|e| BadgeError::Client(e.to_string()))?;
+        let sender = match (sid, auth_token) {
+            (Some(sid), Some(token)) => Some(
+                RestSender::new(RestConfig::new(api_base, sid, token.clone()))
+                    .map_err(|e| BadgeError::Client(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let pool = OcrPool::new(settings.workers, settings.queue);
+        Ok(BadgeDesk::new(reader, pool, fetcher, sender, Arc::new(directory), store))
+    }
+
+    /// True when results can be sent (REST credentials are set).
+    pub fn can_reply(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// The employee directory.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Handles a photo message: the immediate answer for the webhook, the rest in the
+    /// background with the result sent through the REST API.
+    pub fn accept(self: &Arc<Self>, photo: PhotoMessage) -> String {
+        let lang = self.lang_of(&photo.user);
+        if !media::is_image_type(photo.media.content_type.as_deref()) {
+            tracing::info!(message_sid = photo.message_sid.as_deref(), "attachment is not an image");
+            return messages::NOT_A_PHOTO.get(lang).to_owned();
+        }
+        let Some(sender) = self.sender.clone() else {
+            tracing::warn!(
+                "a badge photo arrived but TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is unset: cannot reply"
+            );
+            return messages::UNAVAILABLE.get(lang).to_owned();
+        };
+        let slot = match self.pool.reserve() {
+            Ok(slot) => slot,
+            Err(_) => {
+                tracing::warn!(message_sid = photo.message_sid.as_deref(), "OCR queue full: photo refused");
+                return messages::BUSY.get(lang).to_owned();
+            }
+        };
+        let desk = Arc::clone(self);
+        tokio::spawn(async move {
+            let (reply, _) = desk.read(&photo, lang, slot).await;
+            // Failures are logged by the sender, with Twilio's error.
+            let _ = sender.send(&photo.bot, &photo.user, &reply).await;
+        });
+        messages::READING.get(lang).to_owned()
+    }
+
+    fn lang_of(&self, user: &str) -> Lang {
+        self.store.load(user).ok().and_then(|s| s.lang).unwrap_or(Lang::En)
+    }
+
+    /// Downloads and reads the photo in `slot`, identifies the employee and remembers them in
+    /// the session; returns the reply.
+    pub async fn read(
+        &self,
+        photo: &PhotoMessage,
+        lang: Lang,
+        slot: ocr::pool::Slot,
+    ) -> (String, BadgeOutcome) {
+        let started = Instant::now();
+        let sid = photo.message_sid.as_deref();
+        let bytes = match self.fetcher.fetch(&photo.media.url).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(message_sid = sid, error = %e, "badge photo not downloaded");
+                let said = match e {
+                    MediaError::TooLarge { .. } => messages::TOO_LARGE,
+                    _ => messages::DOWNLOAD_FAILED,
+                };
+                return (said.get(lang).to_owned(), BadgeOutcome::BadMedia);
+            }
+        };
+        let reader = Arc::clone(&self.reader);
+        let read = slot
+            .run(move || {
+                let image = media::decode_image(&bytes)?;
+                Ok::<_, ReadError>(reader.read_badge(&image)?)
+            })
+            .await;
+        let text = match read {
+            Ok(Ok(text)) => text,
+            Ok(Err(ReadError::Media(e))) => {
+                tracing::warn!(message_sid = sid, error = %e, "badge photo refused");
+                return (messages::UNREADABLE_FILE.get(lang).to_owned(), BadgeOutcome::BadMedia);
+            }
+            Ok(Err(ReadError::Ocr(e))) => {
+                tracing::error!(message_sid = sid, error = %e, "badge OCR failed");
+                return (messages::FAILED.get(lang).to_owned(), BadgeOutcome::Failed);
+            }
+            Err(PoolError::Busy) => return (messages::BUSY.get(lang).to_owned(), BadgeOutcome::Busy),
+            Err(PoolError::Stopped) => {
+                tracing::error!(message_sid = sid, "badge OCR worker stopped");
+                return (messages::FAILED.get(lang).to_owned(), BadgeOutcome::Failed);
+            }
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        let found = text.candidates.iter().find_map(|id| self.directory.get(id));
+        let (reply, outcome) = match (found, text.employee_id()) {
+            (Some(employee), _) => {
+                let remembered = self.store.load(&photo.user).and_then(|mut session| {
+                    session.employee = Some(employee.clone());
+                    self.store.save(&photo.user, &session)
+                });
+                if let Err(e) = remembered {
+                    tracing::error!(message_sid = sid, error = %e, "cannot remember the identified employee");
+                }
+                let reply = messages::WELCOME
+                    .get(lang)
+                    .replace("{name}", &employee.full_name())
+                    .replace("{department}", &employee.department)
+                    .replace("{id}", &employee.id);
+                (reply, BadgeOutcome::Identified(employee.id.clone()))
+            }
+            (None, Some(id)) => {
+                (messages::UNKNOWN_ID.get(lang).replace("{id}", id), BadgeOutcome::UnknownId(id.to_owned()))
+            }
+            (None, None) => (messages::NO_ID.get(lang).to_owned(), BadgeOutcome::NoId),
+        };
+        let kind = match &outcome {
+            BadgeOutcome::Identified(_) => "identified",
+            BadgeOutcome::UnknownId(_) => "unknown id",
+            _ => "no id",
+        };
+        tracing::info!(
+            message_sid = sid,
+            outcome = kind,
+            rotation = text.rotation,
+            lines = text.lines.len(),
+            ms,
+            "badge read"
+        );
+        (reply, outcome)
+    }
+}
+
+#[derive(Debug, Error)]
+enum ReadError {
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Ocr(#[from] OcrError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_environment_sets_badge_reading_and_the_account_sid_never_prints() {
+        let mut s = BadgeSettings::default();
+        s.apply_env(&env(&[
+            ("WABOT_OCR_MAX_SIDE", "800"),
+            ("WABOT_OCR_WORKERS", "2"),
+            ("WABOT_DIRECTORY", "/srv/employees.csv"),
+            ("TWILIO_ACCOUNT_SID", "AC5ecret0123"),
+        ]))
+        .unwrap();
+        assert_eq!((s.max_side, s.workers), (800, 2));
+        assert_eq!(s.directory, Some(PathBuf::from("/srv/employees.csv")));
+        assert!(!format!("{s:?}").contains("AC5ecret0123"));
+        s.apply_env(&env(&[("WABOT_OCR", "off")])).unwrap();
+        assert!(!s.enabled);
+    }
+
+    #[test]
+    fn bad_badge_settings_name_the_problem() {
+        let err = BadgeSettings::default().apply_env(&env(&[("WABOT_OCR_WORKERS", "many")])).unwrap_err();
+        assert!(err.to_string().starts_with("environment variable WABOT_OCR_WORKERS"), "{err}");
+        let err = BadgeSettings::default().apply_env(&env(&[("WABOT_OCR_MAX_SIDE", "10")])).unwrap_err();
+        assert!(err.to_string().contains("max_side must be 64 to 4096"), "{err}");
+        let err = BadgeSettings::default()
+            .apply_env(&env(&[("WABOT_TWILIO_API_BASE", "http://api.twilio.com")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("must be https://"), "{err}");
+        let s = BadgeSettings { id_patterns: vec!["(".into()], ..BadgeSettings::default() };
+        assert!(s.validate().unwrap_err().to_string().contains("not a valid regular expression"));
+    }
+
+    #[test]
+    fn the_threads_per_worker_share_the_cores() {
+        let s = BadgeSettings { workers: 64, ..BadgeSettings::default() };
+        assert_eq!(s.threads_per_worker(), 1, "never zero");
+        let s = BadgeSettings { threads: 3, ..BadgeSettings::default() };
+        assert_eq!(s.threads_per_worker(), 3);
+    }
+
+    #[test]
+    fn the_embedded_example_directory_loads() {
+        let dir = Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "example").unwrap();
+        assert_eq!(dir.get("21957b").map(|e| e.full_name()), Some("Loïc Martin".to_owned()));
+    }
+
+    #[test]
+    fn a_badge_table_in_the_file_is_read_with_paths_relative_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wabot.toml");
+        std::fs::write(
+            &path,
+            "[badge]\ndirectory = \"staff.csv\"\nid_patterns = ['EMP-\\d{6}']\nqueue = 2\n",
+        )
+        .unwrap();
+        let s = crate::config::Settings::load_with(Some(&path), |_| None).unwrap();
+        assert_eq!(s.badge.directory, Some(dir.path().join("staff.csv")));
+        assert_eq!(s.badge.id_patterns, vec![r"EMP-\d{6}".to_owned()]);
+        assert_eq!(s.badge.queue, 2);
+        std::fs::write(&path, "[badge]\naccount_sid = \"AC1\"\n").unwrap();
+        let err = crate::config::Settings::load_with(Some(&path), |_| None).unwrap_err().to_string();
+        assert!(err.contains("unknown field `account_sid`") && !err.contains("AC1"), "{err}");
+    }
+}
