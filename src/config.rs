@@ -21,6 +21,11 @@
 //! | mail retry delays, ms | `mail.retry_initial_ms`, `mail.retry_max_ms` | `WABOT_MAIL_RETRY_INITIAL_MS`, `WABOT_MAIL_RETRY_MAX_MS` | `5000`, `900000` |
 //! | request types | `[[requests.types]]` | — | [`crate::requests::default_types`] |
 //! | request form idle expiry, seconds | `requests.idle_secs` | `WABOT_REQUEST_IDLE_SECS` | `1800` |
+//! | request timeout, ms | `limits.request_timeout_ms` | `WABOT_REQUEST_TIMEOUT_MS` | `10000` |
+//! | requests in flight before shedding (503) | `limits.max_in_flight` | `WABOT_MAX_IN_FLIGHT` | `1024` |
+//! | messages per sender per minute (0: off) | `limits.sender_per_minute` | `WABOT_SENDER_PER_MINUTE` | `30` |
+//! | a sender's burst | `limits.sender_burst` | `WABOT_SENDER_BURST` | `10` |
+//! | log format (`human`, `json`) | `log_format` | `WABOT_LOG_FORMAT` | `human` |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -104,6 +109,10 @@ pub struct Settings {
     pub mail: crate::mail::MailSettings,
     /// The request form and its types.
     pub requests: crate::requests::RequestSettings,
+    /// Timeout, load shedding, per-sender rate limit.
+    pub limits: crate::limits::LimitSettings,
+    /// How log lines are written.
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 impl Default for Settings {
@@ -121,6 +130,8 @@ impl Default for Settings {
             db: PathBuf::from("data/wabot.db"),
             mail: crate::mail::MailSettings::default(),
             requests: crate::requests::RequestSettings::default(),
+            limits: crate::limits::LimitSettings::default(),
+            log_format: crate::telemetry::LogFormat::default(),
         }
     }
 }
@@ -138,6 +149,8 @@ struct FileSettings {
     db: Option<PathBuf>,
     mail: Option<crate::mail::MailFile>,
     requests: Option<crate::requests::RequestsFile>,
+    limits: Option<crate::limits::LimitsFile>,
+    log_format: Option<String>,
 }
 
 impl Settings {
@@ -171,6 +184,11 @@ impl Settings {
             s.db = f.db.map_or(s.db, relative);
             s.mail.apply_file(f.mail.unwrap_or_default());
             s.requests.apply_file(f.requests.unwrap_or_default());
+            s.limits.apply_file(f.limits.unwrap_or_default());
+            if let Some(v) = f.log_format {
+                s.log_format =
+                    v.parse().map_err(|message| ConfigError::File { path: path.to_owned(), message })?;
+            }
         }
         let env_err = |name: &'static str| move |message: String| ConfigError::Env { name, message };
         if let Some(v) = env("WABOT_LISTEN") {
@@ -205,6 +223,10 @@ impl Settings {
         }
         s.mail.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.requests.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
+        s.limits.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
+        if let Some(v) = env("WABOT_LOG_FORMAT") {
+            s.log_format = v.parse().map_err(env_err("WABOT_LOG_FORMAT"))?;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -229,6 +251,7 @@ impl Settings {
         }
         self.mail.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.requests.validate().map_err(ConfigError::Invalid)?;
+        self.limits.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
         }

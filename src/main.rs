@@ -38,6 +38,9 @@ enum Command {
         /// Corpus directory or file [default: the embedded corpus].
         #[arg(long)]
         corpus: Option<PathBuf>,
+        /// Log lines as `human` text or `json` objects [default: WABOT_LOG_FORMAT, else human].
+        #[arg(long)]
+        log_format: Option<wabot::telemetry::LogFormat>,
     },
     /// Talk to the bot in the terminal, with no network.
     Chat {
@@ -103,7 +106,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref()).context("loading the configuration")?;
     match cli.command {
-        Command::Serve { listen, corpus } => serve(settings, listen, corpus),
+        Command::Serve { listen, corpus, log_format } => {
+            wabot::telemetry::init(log_format.unwrap_or(settings.log_format));
+            serve(settings, listen, corpus)
+        }
         Command::Chat { corpus } => {
             let (kb, engine) = load(corpus.as_deref().or(settings.corpus.as_deref()), &settings)?;
             let dialog = Dialog::new(kb, engine, Arc::new(MemoryStore::default()));
@@ -170,18 +176,11 @@ fn load(corpus: Option<&Path>, settings: &Settings) -> anyhow::Result<(Arc<Knowl
     Ok((Arc::new(kb), Arc::new(engine)))
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WABOT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
 fn serve(
     mut settings: Settings,
     listen: Option<std::net::SocketAddr>,
     corpus: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    init_logging();
     if let Some(l) = listen {
         settings.listen = l;
     }

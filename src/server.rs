@@ -1,4 +1,4 @@
-//! The HTTP server: `POST /bot` (Twilio's WhatsApp webhook), `GET /healthz`, and the
+//! The HTTP server: `POST /bot` (Twilio's WhatsApp webhook), `GET /healthz`, `GET /metrics`, and the
 //! [`admin`](crate::admin) routes when an admin token is set.
 //!
 //! Owns routing, request limits, the webhook's order of checks (content type → form →
@@ -20,13 +20,16 @@ use axum::routing::{get, post};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::channel::{self, WebhookForm};
 use crate::config::Settings;
 use crate::dialog::{Dialog, Incoming, Outcome, messages};
 use crate::engine::Lang;
 use crate::faq::Faq;
+use crate::limits::{MAX_BODY_CHARS, SenderLimiter};
 use crate::mail::{MailError, Outbox};
+use crate::metrics::{MessageOutcome, Metrics};
 use crate::requests::{Desk, RequestForm};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Durable, StoreError};
@@ -76,6 +79,8 @@ struct AppState {
     desk: Arc<Desk>,
     auth_token: Option<SecretString>,
     webhook_url: Arc<str>,
+    limiter: Option<Arc<SenderLimiter>>,
+    metrics: Arc<Metrics>,
 }
 
 /// A request the webhook refuses, with the status that fits.
@@ -109,6 +114,7 @@ pub struct Server {
     router: Router,
     outbox: Option<Outbox>,
     store: Durable,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Server {
@@ -133,7 +139,9 @@ impl Server {
         // One permit: the single SQLite connection serialises calls anyway.
         let store = Durable::new(Arc::new(store), 1);
         let wakeup = Arc::new(tokio::sync::Notify::new());
-        let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?;
+        let metrics = Arc::new(Metrics::new());
+        let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?
+            .map(|o| o.with_metrics(Arc::clone(&metrics)));
         if outbox.is_none() {
             tracing::warn!(
                 "mail is off (WABOT_SMTP_URL is not set): requests are stored and queued, not e-mailed"
@@ -144,7 +152,13 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        Ok(Server { listener, router: router(settings, faq, desk), outbox, store })
+        let router = router(settings, faq, desk, Arc::clone(&metrics));
+        Ok(Server { listener, router, outbox, store, metrics })
+    }
+
+    /// The server's metrics, e.g. for OCR to record its durations.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// The address actually bound.
@@ -171,20 +185,25 @@ impl Server {
     }
 }
 
-/// The application's routes; `/admin` only when `settings.admin_token` is set.
-pub fn router(settings: &Settings, faq: Arc<Faq>, desk: Arc<Desk>) -> Router {
+/// The application's routes, `/metrics` included; `/admin` only when `settings.admin_token`
+/// is set. Every route is behind the [`crate::limits`] layers.
+pub fn router(settings: &Settings, faq: Arc<Faq>, desk: Arc<Desk>, metrics: Arc<Metrics>) -> Router {
+    let store = desk.store().clone();
     let state = AppState {
         dialog: Arc::clone(faq.dialog()),
         desk,
         auth_token: settings.twilio_auth_token.clone(),
         webhook_url: settings.webhook_url().into(),
+        limiter: SenderLimiter::new(&settings.limits).map(Arc::new),
+        metrics: Arc::clone(&metrics),
     };
     let mut router =
         Router::new().route("/bot", post(webhook)).route("/healthz", get(healthz)).with_state(state);
+    router = router.merge(crate::metrics::router(metrics, store));
     if let Some(token) = &settings.admin_token {
         router = router.merge(crate::admin::router(faq, token));
     }
-    router.layer(DefaultBodyLimit::max(settings.max_body_bytes))
+    crate::limits::apply(router.layer(DefaultBodyLimit::max(settings.max_body_bytes)), &settings.limits)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -206,6 +225,7 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebhookError> {
+    let started = std::time::Instant::now();
     if !has_media_type(&headers, "application/x-www-form-urlencoded") {
         return Err(WebhookError::ContentType);
     }
@@ -225,38 +245,74 @@ async fn webhook(
             return Err(WebhookError::BadSignature);
         }
     }
+    let from = form.from()?;
+    let span = tracing::info_span!(
+        "message",
+        message_sid = form.message_sid(),
+        from = %crate::telemetry::mask_sender(from)
+    );
+    let (outcome, messages) = turn(&state, &form).instrument(span).await;
+    state.metrics.message(outcome, started.elapsed());
+    Ok(([(header::CONTENT_TYPE, channel::TWIML_CONTENT_TYPE)], channel::twiml(&messages)).into_response())
+}
+
+/// A signed message's reply: refused politely by the per-sender limits, else handled by the
+/// desk.
+async fn turn(state: &AppState, form: &WebhookForm) -> (MessageOutcome, Vec<String>) {
+    let from = form.from().unwrap_or_default();
+    let refusal = if state.limiter.as_ref().is_some_and(|l| !l.allow(from, form.message_sid())) {
+        Some((MessageOutcome::RateLimited, &messages::SLOW_DOWN))
+    } else if form.body().chars().count() > MAX_BODY_CHARS {
+        Some((MessageOutcome::TooLong, &messages::TOO_LONG))
+    } else {
+        None
+    };
+    if let Some((outcome, text)) = refusal {
+        // No store work: the language is guessed from the message itself.
+        let lang = state.dialog.engine().detect_language(form.body()).unwrap_or(Lang::En);
+        tracing::info!(outcome = outcome.as_str(), "message refused");
+        return (outcome, vec![text.get(lang).to_owned()]);
+    }
     let incoming = Incoming {
-        user: form.from()?.to_owned(),
+        user: from.to_owned(),
         text: form.body().to_owned(),
         profile_name: form.profile_name().map(str::to_owned),
     };
     let sid = form.message_sid().map(str::to_owned);
-    let messages = match state.desk.handle(incoming, sid).await {
+    match state.desk.handle(incoming, sid).await {
         Ok(handled) => {
-            match &handled.outcome {
-                Some(outcome) => log_outcome(form.message_sid(), outcome, handled.ticket.as_deref()),
-                None => tracing::info!(message_sid = form.message_sid(), "duplicate delivery: same reply"),
-            }
-            handled.messages
+            let outcome = match &handled.outcome {
+                Some(outcome) => {
+                    log_outcome(outcome, handled.ticket.as_deref());
+                    if let Outcome::Answered { score, .. } = outcome {
+                        state.metrics.match_score(*score);
+                    }
+                    MessageOutcome::from(outcome)
+                }
+                None => {
+                    tracing::info!("duplicate delivery: same reply");
+                    MessageOutcome::Duplicate
+                }
+            };
+            (outcome, handled.messages)
         }
         Err(e) => {
             // Nothing was committed, the MessageSid included: the user can simply resend.
-            tracing::error!(error = %e, message_sid = form.message_sid(), "turn failed");
-            vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()]
+            tracing::error!(error = %e, "turn failed");
+            (MessageOutcome::Error, vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()])
         }
-    };
-    Ok(([(header::CONTENT_TYPE, channel::TWIML_CONTENT_TYPE)], channel::twiml(&messages)).into_response())
+    }
 }
 
-/// One line per message; never what the user typed.
-fn log_outcome(message_sid: Option<&str>, outcome: &Outcome, ticket: Option<&str>) {
+/// One line per message, in its span (MessageSid, masked sender); never what the user typed.
+fn log_outcome(outcome: &Outcome, ticket: Option<&str>) {
     match outcome {
         Outcome::Answered { id, score } => {
-            tracing::info!(message_sid, entry = %id, score = *score, "answered");
+            tracing::info!(entry = %id, score = *score, "answered");
         }
         Outcome::RequestSubmitted(req) => {
-            tracing::info!(message_sid, ticket, kind = %req.kind, "request accepted and queued for e-mail");
+            tracing::info!(ticket, kind = %req.kind, "request accepted and queued for e-mail");
         }
-        other => tracing::info!(message_sid, outcome = ?other, "replied"),
+        other => tracing::info!(outcome = MessageOutcome::from(other).as_str(), "replied"),
     }
 }

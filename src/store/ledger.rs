@@ -158,6 +158,11 @@ pub trait Ledger: SessionStore {
     fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
     /// When the earliest queued e-mail is due, if any is queued.
     fn next_mail_due(&self) -> Result<Option<i64>, StoreError>;
+    /// E-mails queued and not yet delivered, for the metrics; `None` when the store cannot
+    /// tell cheaply.
+    fn outbox_depth(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
     /// Records that the SMTP server accepted the e-mail.
     fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError>;
     /// Records a failed attempt and when to try again.

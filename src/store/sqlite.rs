@@ -376,6 +376,14 @@ impl Ledger for SqliteStore {
             .map_err(backend)
     }
 
+    fn outbox_depth(&self) -> Result<Option<u64>, StoreError> {
+        let n: i64 = self
+            .lock()
+            .query_row("SELECT count(*) FROM outbox WHERE state = 'queued'", [], |r| r.get(0))
+            .map_err(backend)?;
+        Ok(Some(u64::try_from(n).unwrap_or(0)))
+    }
+
     fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError> {
         self.lock()
             .execute(

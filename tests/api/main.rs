@@ -2,6 +2,8 @@
 
 mod admin;
 mod helpers;
+mod limits;
+mod metrics;
 mod requests;
 #[path = "../support/smtp.rs"]
 mod smtp;
