@@ -21,6 +21,7 @@
 //! | [`limits`] | Tower layers on every route (timeout, concurrency limit shedding with 503 + `Retry-After`) and the per-sender rate limit. |
 //! | [`metrics`] | Prometheus `GET /metrics`: a registry per server; messages by outcome, latencies, scores, OCR, outbox, e-mail failures. |
 //! | [`telemetry`] | Logging (human or JSON) and masking of phone numbers. |
+//! | [`unanswered`] | Declined questions grouped by their folded words and counted in the store; `GET /admin/unanswered`. |
 //! | [`admin`] | The admin HTTP API (`/admin/faq`): the live FAQ read and changed, behind a bearer token. |
 //! | [`config`] | Typed settings: TOML file plus environment overrides; secrets only from the environment. |
 //! | [`chat`] | `wabot chat`: the same dialog in a terminal. |
@@ -63,5 +64,6 @@ pub mod server;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;
+pub mod unanswered;
 
 pub use error::{Error, Result};

@@ -74,6 +74,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The most frequent questions the FAQ could not answer (from WABOT_DB).
+    Unanswered {
+        /// How many.
+        #[arg(long, default_value_t = wabot::unanswered::DEFAULT_LIMIT)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Administrative requests in the database (WABOT_DB) and their e-mail status.
     Requests {
         #[command(subcommand)]
@@ -132,7 +141,26 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Requests { action } => requests(&settings, action),
+        Command::Unanswered { limit, json } => unanswered(&settings, limit, json),
     }
+}
+
+fn unanswered(settings: &Settings, limit: usize, json: bool) -> anyhow::Result<()> {
+    use wabot::store::Ledger;
+    if !settings.db.exists() {
+        bail!("no database at {} (set WABOT_DB): no question was ever stored there", settings.db.display());
+    }
+    let store = wabot::store::sqlite::SqliteStore::open(&settings.db)
+        .with_context(|| format!("opening {}", settings.db.display()))?;
+    let rows = store.unanswered(limit)?;
+    if json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", wabot::unanswered::report(&rows));
+    }
+    Ok(())
 }
 
 fn requests(settings: &Settings, action: RequestsAction) -> anyhow::Result<()> {

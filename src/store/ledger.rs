@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::{Session, SessionStore, StoreError};
 use crate::engine::Lang;
+use crate::unanswered::Unanswered;
 
 /// How long a MessageSid is remembered: Twilio retries within minutes, a week is ample.
 pub const MESSAGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -162,6 +163,17 @@ pub trait Ledger: SessionStore {
     /// tell cheaply.
     fn outbox_depth(&self) -> Result<Option<u64>, StoreError> {
         Ok(None)
+    }
+    /// Counts one more declined question under its grouping key (see
+    /// [`crate::unanswered::group_key`]); never the sender.
+    fn record_unanswered(&self, question: &str, now_ms: i64) -> Result<(), StoreError> {
+        let _ = (question, now_ms);
+        Ok(())
+    }
+    /// The most frequent declined questions, most frequent first.
+    fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
+        let _ = limit;
+        Ok(Vec::new())
     }
     /// Records that the SMTP server accepted the e-mail.
     fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError>;

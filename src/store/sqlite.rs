@@ -22,13 +22,15 @@ use super::ledger::{
 };
 use super::{Session, SessionStore, StoreError};
 use crate::engine::Lang;
+use crate::unanswered::Unanswered;
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema, one migration per entry; applied in order from `user_version`. Never edit
 /// a shipped entry: append a new one.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE sessions (
     user        TEXT PRIMARY KEY,
     data        TEXT NOT NULL,
@@ -72,7 +74,17 @@ CREATE TABLE outbox (
     sent_ms         INTEGER
 );
 CREATE INDEX outbox_due ON outbox(next_attempt_ms) WHERE state = 'queued';
-"];
+",
+    r"
+CREATE TABLE unanswered (
+    question    TEXT PRIMARY KEY,
+    count       INTEGER NOT NULL,
+    first_ms    INTEGER NOT NULL,
+    last_ms     INTEGER NOT NULL
+);
+CREATE INDEX unanswered_count ON unanswered(count DESC);
+",
+];
 
 /// The durable store on one SQLite file.
 pub struct SqliteStore {
@@ -382,6 +394,38 @@ impl Ledger for SqliteStore {
             .query_row("SELECT count(*) FROM outbox WHERE state = 'queued'", [], |r| r.get(0))
             .map_err(backend)?;
         Ok(Some(u64::try_from(n).unwrap_or(0)))
+    }
+
+    fn record_unanswered(&self, question: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.lock()
+            .execute(
+                "INSERT INTO unanswered (question, count, first_ms, last_ms) VALUES (?1, 1, ?2, ?2)
+                 ON CONFLICT(question) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms",
+                params![question, now_ms],
+            )
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT question, count, first_ms, last_ms FROM unanswered
+                 ORDER BY count DESC, last_ms DESC LIMIT ?1",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(Unanswered {
+                    question: r.get(0)?,
+                    count: r.get(1)?,
+                    first_ms: r.get(2)?,
+                    last_ms: r.get(3)?,
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
     }
 
     fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError> {

@@ -7,4 +7,5 @@ mod metrics;
 mod requests;
 #[path = "../support/smtp.rs"]
 mod smtp;
+mod unanswered;
 mod webhook;
