@@ -2,6 +2,7 @@
 
 mod admin;
 mod helpers;
+mod hostile;
 mod limits;
 mod metrics;
 mod requests;
