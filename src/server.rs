@@ -136,8 +136,8 @@ impl Server {
             .and_then(|r| r)
             .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?;
         tracing::info!(db = %settings.db.display(), "database open");
-        // One permit: the single SQLite connection serialises calls anyway.
-        let store = Durable::new(Arc::new(store), 1);
+        // Several callers at once, so that concurrent turns share one group commit.
+        let store = Durable::new(Arc::new(store), crate::store::sqlite::CONCURRENT_CALLS);
         let wakeup = Arc::new(tokio::sync::Notify::new());
         let metrics = Arc::new(Metrics::new());
         let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?
