@@ -189,8 +189,9 @@ pub trait Ledger: SessionStore {
 }
 
 /// A [`Ledger`] for async callers: each call runs on the blocking pool, at most `permits`
-/// at a time (1 for SQLite, whose single connection serialises calls anyway), so a burst
-/// of webhooks waits on the semaphore instead of parking threads on a mutex.
+/// at a time ([`CONCURRENT_CALLS`](super::sqlite::CONCURRENT_CALLS) for SQLite: enough for
+/// its group commit to batch turns), so a burst of webhooks waits on the semaphore instead
+/// of growing the blocking pool.
 #[derive(Clone)]
 pub struct Durable {
     ledger: Arc<dyn Ledger>,
