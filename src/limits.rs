@@ -9,7 +9,7 @@
 //! store work.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::BoxError;
@@ -18,6 +18,8 @@ use axum::error_handling::HandleErrorLayer;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
+
+use crate::metrics::Metrics;
 
 /// What Twilio accepts in one WhatsApp message body; a longer one is answered politely
 /// instead of being matched.
@@ -111,11 +113,11 @@ impl LimitSettings {
 }
 
 /// Wraps every route of `router` in the timeout and the server-wide concurrency limit;
-/// past the limit, a request is shed at once with 503 and `Retry-After`.
-pub fn apply(router: Router, settings: &LimitSettings) -> Router {
+/// past the limit, a request is shed at once with 503 and `Retry-After`, counted in `metrics`.
+pub fn apply(router: Router, settings: &LimitSettings, metrics: Arc<Metrics>) -> Router {
     router.layer(
         ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(unavailable))
+            .layer(HandleErrorLayer::new(move |e: BoxError| unavailable(Arc::clone(&metrics), e)))
             .load_shed()
             // Global: one semaphore for all routes, not one per route.
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(settings.max_in_flight))
@@ -123,7 +125,7 @@ pub fn apply(router: Router, settings: &LimitSettings) -> Router {
     )
 }
 
-async fn unavailable(error: BoxError) -> Response {
+async fn unavailable(metrics: Arc<Metrics>, error: BoxError) -> Response {
     let reason = if error.is::<tower::load_shed::error::Overloaded>() {
         "overloaded"
     } else if error.is::<tower::timeout::error::Elapsed>() {
@@ -131,6 +133,7 @@ async fn unavailable(error: BoxError) -> Response {
     } else {
         "unavailable"
     };
+    metrics.unavailable(reason);
     tracing::warn!(reason, "request refused with 503");
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}, retry later")).into_response();
     response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(RETRY_AFTER_SECS));

@@ -94,11 +94,17 @@ struct OutcomeLabels {
     outcome: MessageOutcome,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 /// The server's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     messages: Family<OutcomeLabels, Counter>,
+    unavailable: Family<ReasonLabels, Counter>,
     reply_seconds: Histogram,
     match_score: Histogram,
     ocr_seconds: Histogram,
@@ -119,6 +125,12 @@ impl Metrics {
         let mut registry = Registry::with_prefix("wabot");
         let messages = Family::<OutcomeLabels, Counter>::default();
         registry.register("messages", "Webhook messages handled, by outcome", messages.clone());
+        let unavailable = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "unavailable",
+            "Requests answered 503 by the limits (overloaded, timed out)",
+            unavailable.clone(),
+        );
         // 100 µs … 3.3 s.
         let reply_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register(
@@ -144,6 +156,7 @@ impl Metrics {
         Metrics {
             registry,
             messages,
+            unavailable,
             reply_seconds,
             match_score,
             ocr_seconds,
@@ -157,6 +170,11 @@ impl Metrics {
     pub fn message(&self, outcome: MessageOutcome, elapsed: Duration) {
         self.messages.get_or_create(&OutcomeLabels { outcome }).inc();
         self.reply_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request refused with 503 by the limits, for `reason`.
+    pub fn unavailable(&self, reason: &'static str) {
+        self.unavailable.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// Records the score of an answered match.
@@ -230,6 +248,7 @@ mod tests {
         m.match_score(0.62);
         m.observe_ocr(Duration::from_millis(120));
         m.mail_failed();
+        m.unavailable("overloaded");
         m.set_outbox_depth(3);
         let text = m.encode();
         assert!(text.contains("wabot_messages_total{outcome=\"answered\"} 1"), "{text}");
@@ -239,6 +258,7 @@ mod tests {
         assert!(text.contains("wabot_match_score_count 1"), "{text}");
         assert!(text.contains("wabot_ocr_seconds_count 1"), "{text}");
         assert!(text.contains("wabot_outbox_depth 3"), "{text}");
+        assert!(text.contains("wabot_unavailable_total{reason=\"overloaded\"} 1"), "{text}");
         assert!(text.contains("wabot_mail_failures_total 1"), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }

@@ -199,12 +199,13 @@ pub fn router(settings: &Settings, faq: Arc<Faq>, desk: Arc<Desk>, metrics: Arc<
     };
     let mut router =
         Router::new().route("/bot", post(webhook)).route("/healthz", get(healthz)).with_state(state);
-    router = router.merge(crate::metrics::router(metrics, store.clone()));
+    router = router.merge(crate::metrics::router(Arc::clone(&metrics), store.clone()));
     if let Some(token) = &settings.admin_token {
         router = router.merge(crate::admin::router(faq, token));
         router = router.merge(crate::unanswered::router(store, token));
     }
-    crate::limits::apply(router.layer(DefaultBodyLimit::max(settings.max_body_bytes)), &settings.limits)
+    let limited = router.layer(DefaultBodyLimit::max(settings.max_body_bytes));
+    crate::limits::apply(limited, &settings.limits, metrics)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

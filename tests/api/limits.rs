@@ -68,10 +68,14 @@ async fn past_the_concurrency_limit_a_request_is_shed_at_once_with_503_and_retry
     assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
     assert!(started.elapsed() < Duration::from_secs(1), "shed, not queued: {:?}", started.elapsed());
 
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 503, "the limit is server-wide, /metrics included");
     let first = slow.finish().await;
     assert!(first.starts_with("HTTP/1.1 200"), "the request in flight completes: {first}");
     assert!(first.contains("it.example.com/password"), "{first}");
     assert_eq!(app.ask("How can I reset my password?").await.len(), 1, "a slot is free again");
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("wabot_unavailable_total{reason=\"overloaded\"} 2"), "{text}");
 }
 
 #[tokio::test]
