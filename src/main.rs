@@ -222,7 +222,11 @@ fn serve(
     };
     let faq = Arc::new(Faq::open(options, Arc::new(MemoryStore::default())).context("loading the FAQ")?);
     let entries = faq.engine().len();
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(wabot::server::MAX_BLOCKING_THREADS)
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(&settings, Arc::clone(&faq)).await?;
         if settings.twilio_auth_token.is_none() {
