@@ -93,6 +93,13 @@ pub fn router(faq: Arc<Faq>, token: &SecretString) -> Router {
         .with_state(faq)
 }
 
+/// `router` behind the same bearer token as `/admin/faq` (for admin routes kept in other
+/// modules, e.g. [`crate::unanswered`]).
+pub fn protect(router: Router, token: &SecretString) -> Router {
+    let expected = Arc::new(digest(token.expose_secret()));
+    router.route_layer(middleware::from_fn_with_state(expected, require_bearer))
+}
+
 /// Tokens are compared as digests: equal lengths, so the comparison's time depends on
 /// neither the expected token's content nor its length.
 fn digest(token: &str) -> [u8; 20] {

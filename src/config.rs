@@ -22,6 +22,11 @@
 //! | request types | `[[requests.types]]` | — | [`crate::requests::default_types`] |
 //! | request form idle expiry, seconds | `requests.idle_secs` | `WABOT_REQUEST_IDLE_SECS` | `1800` |
 //! | badge OCR | `[badge]` table | `WABOT_OCR*`, `WABOT_DIRECTORY`, `TWILIO_ACCOUNT_SID` | see [`crate::badge::BadgeSettings`] |
+//! | request timeout, ms | `limits.request_timeout_ms` | `WABOT_REQUEST_TIMEOUT_MS` | `10000` |
+//! | requests in flight before shedding (503) | `limits.max_in_flight` | `WABOT_MAX_IN_FLIGHT` | `1024` |
+//! | messages per sender per minute (0: off) | `limits.sender_per_minute` | `WABOT_SENDER_PER_MINUTE` | `30` |
+//! | a sender's burst | `limits.sender_burst` | `WABOT_SENDER_BURST` | `10` |
+//! | log format (`human`, `json`) | `log_format` | `WABOT_LOG_FORMAT` | `human` |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -107,6 +112,10 @@ pub struct Settings {
     pub requests: crate::requests::RequestSettings,
     /// Badge OCR (`[badge]` in the file; see [`crate::badge::BadgeSettings`]).
     pub badge: crate::badge::BadgeSettings,
+    /// Timeout, load shedding, per-sender rate limit.
+    pub limits: crate::limits::LimitSettings,
+    /// How log lines are written.
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 impl Default for Settings {
@@ -125,6 +134,8 @@ impl Default for Settings {
             mail: crate::mail::MailSettings::default(),
             requests: crate::requests::RequestSettings::default(),
             badge: crate::badge::BadgeSettings::default(),
+            limits: crate::limits::LimitSettings::default(),
+            log_format: crate::telemetry::LogFormat::default(),
         }
     }
 }
@@ -143,6 +154,8 @@ struct FileSettings {
     mail: Option<crate::mail::MailFile>,
     requests: Option<crate::requests::RequestsFile>,
     badge: Option<crate::badge::BadgeFile>,
+    limits: Option<crate::limits::LimitsFile>,
+    log_format: Option<String>,
 }
 
 impl Settings {
@@ -179,6 +192,11 @@ impl Settings {
             if let Some(badge) = f.badge {
                 s.badge.apply_file(badge, relative);
             }
+            s.limits.apply_file(f.limits.unwrap_or_default());
+            if let Some(v) = f.log_format {
+                s.log_format =
+                    v.parse().map_err(|message| ConfigError::File { path: path.to_owned(), message })?;
+            }
         }
         let env_err = |name: &'static str| move |message: String| ConfigError::Env { name, message };
         if let Some(v) = env("WABOT_LISTEN") {
@@ -214,6 +232,10 @@ impl Settings {
         s.mail.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.requests.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.badge.apply_env(&env)?;
+        s.limits.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
+        if let Some(v) = env("WABOT_LOG_FORMAT") {
+            s.log_format = v.parse().map_err(env_err("WABOT_LOG_FORMAT"))?;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -238,6 +260,7 @@ impl Settings {
         }
         self.mail.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.requests.validate().map_err(ConfigError::Invalid)?;
+        self.limits.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
         }

@@ -22,6 +22,10 @@
 //! | [`synthetic`] | Deterministic synthetic FAQ corpora and queries of any size, for benches and load tests. Pure. |
 //! | [`channel`] | Twilio's WhatsApp webhook format: form parsing, `X-Twilio-Signature`, TwiML replies. |
 //! | [`server`] | The axum HTTP server: `POST /bot`, `GET /healthz`, limits, startup. |
+//! | [`limits`] | Tower layers on every route (timeout, concurrency limit shedding with 503 + `Retry-After`) and the per-sender rate limit. |
+//! | [`metrics`] | Prometheus `GET /metrics`: a registry per server; messages by outcome, latencies, scores, OCR, outbox, e-mail failures. |
+//! | [`telemetry`] | Logging (human or JSON) and masking of phone numbers. |
+//! | [`unanswered`] | Declined questions grouped by their folded words and counted in the store; `GET /admin/unanswered`. |
 //! | [`admin`] | The admin HTTP API (`/admin/faq`): the live FAQ read and changed, behind a bearer token. |
 //! | [`config`] | Typed settings: TOML file plus environment overrides; secrets only from the environment. |
 //! | [`chat`] | `wabot chat`: the same dialog in a terminal. |
@@ -60,13 +64,17 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod faq;
+pub mod limits;
 pub mod mail;
 pub mod media;
+pub mod metrics;
 pub mod ocr;
 pub mod requests;
 pub mod server;
 pub mod store;
 pub mod synthetic;
+pub mod telemetry;
 pub mod twilio_rest;
+pub mod unanswered;
 
 pub use error::{Error, Result};

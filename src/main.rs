@@ -39,6 +39,9 @@ enum Command {
         /// Corpus directory or file [default: the embedded corpus].
         #[arg(long)]
         corpus: Option<PathBuf>,
+        /// Log lines as `human` text or `json` objects [default: WABOT_LOG_FORMAT, else human].
+        #[arg(long)]
+        log_format: Option<wabot::telemetry::LogFormat>,
     },
     /// Talk to the bot in the terminal, with no network.
     Chat {
@@ -87,6 +90,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The most frequent questions the FAQ could not answer (from WABOT_DB).
+    Unanswered {
+        /// How many.
+        #[arg(long, default_value_t = wabot::unanswered::DEFAULT_LIMIT)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Administrative requests in the database (WABOT_DB) and their e-mail status.
     Requests {
         #[command(subcommand)]
@@ -119,7 +131,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref()).context("loading the configuration")?;
     match cli.command {
-        Command::Serve { listen, corpus } => serve(settings, listen, corpus),
+        Command::Serve { listen, corpus, log_format } => {
+            wabot::telemetry::init(log_format.unwrap_or(settings.log_format));
+            serve(settings, listen, corpus)
+        }
         Command::Chat { corpus } => chat(&settings, corpus),
         Command::Ask { corpus, json, explain, question } => {
             let (_, engine) = load(corpus.as_deref().or(settings.corpus.as_deref()), &settings)?;
@@ -138,6 +153,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Requests { action } => requests(&settings, action),
+        Command::Unanswered { limit, json } => unanswered(&settings, limit, json),
     }
 }
 
@@ -156,6 +172,24 @@ fn chat(settings: &Settings, corpus: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let respond = |msg| runtime.block_on(desk.handle(msg, None)).map(|h| h.messages);
     wabot::chat::run(engine.len(), respond, std::io::stdin().lock(), std::io::stdout().lock())?;
+    Ok(())
+}
+
+fn unanswered(settings: &Settings, limit: usize, json: bool) -> anyhow::Result<()> {
+    use wabot::store::Ledger;
+    if !settings.db.exists() {
+        bail!("no database at {} (set WABOT_DB): no question was ever stored there", settings.db.display());
+    }
+    let store = wabot::store::sqlite::SqliteStore::open(&settings.db)
+        .with_context(|| format!("opening {}", settings.db.display()))?;
+    let rows = store.unanswered(limit)?;
+    if json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", wabot::unanswered::report(&rows));
+    }
     Ok(())
 }
 
@@ -200,18 +234,11 @@ fn load(corpus: Option<&Path>, settings: &Settings) -> anyhow::Result<(Arc<Knowl
     Ok((Arc::new(kb), Arc::new(engine)))
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WABOT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
 fn serve(
     mut settings: Settings,
     listen: Option<std::net::SocketAddr>,
     corpus: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    init_logging();
     if let Some(l) = listen {
         settings.listen = l;
     }
@@ -227,7 +254,11 @@ fn serve(
     // only serves the admin API's previews.
     let faq = Arc::new(Faq::open(options, Arc::new(MemoryStore::default())).context("loading the FAQ")?);
     let entries = faq.engine().len();
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(wabot::server::MAX_BLOCKING_THREADS)
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async move {
         let store = wabot::server::open_store(&settings).await?;
         let badges = if settings.badge.enabled {

@@ -1,4 +1,4 @@
-//! The HTTP server: `POST /bot` (Twilio's WhatsApp webhook), `GET /healthz`, and the
+//! The HTTP server: `POST /bot` (Twilio's WhatsApp webhook), `GET /healthz`, `GET /metrics`, and the
 //! [`admin`](crate::admin) routes when an admin token is set.
 //!
 //! Owns routing, request limits, the webhook's order of checks (content type → form →
@@ -20,16 +20,24 @@ use axum::routing::{get, post};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::channel::{self, WebhookForm};
 use crate::config::Settings;
 use crate::dialog::{Dialog, Incoming, Outcome, messages};
 use crate::engine::Lang;
 use crate::faq::Faq;
+use crate::limits::{MAX_BODY_CHARS, SenderLimiter};
 use crate::mail::{MailError, Outbox};
+use crate::metrics::{MessageOutcome, Metrics};
 use crate::requests::{Desk, RequestForm};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Durable, StoreError};
+
+/// The blocking pool's bound for `wabot serve`: the store's callers plus a margin for
+/// reloads. Tokio's default (512) let a 10-minute soak keep ~120 threads, each holding its
+/// own allocator pages (RSS about 290 MiB instead of 78).
+pub const MAX_BLOCKING_THREADS: usize = crate::store::sqlite::CONCURRENT_CALLS + 8;
 
 /// The header Twilio signs its requests with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -78,6 +86,8 @@ struct AppState {
     webhook_url: Arc<str>,
     /// Badge OCR, when on: photos go there.
     badges: Option<Arc<crate::badge::BadgeDesk>>,
+    limiter: Option<Arc<SenderLimiter>>,
+    metrics: Arc<Metrics>,
 }
 
 /// A request the webhook refuses, with the status that fits.
@@ -111,6 +121,7 @@ pub struct Server {
     router: Router,
     outbox: Option<Outbox>,
     store: Durable,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Server {
@@ -142,10 +153,18 @@ impl Server {
         let (desk, outbox) = desk_over(settings, store, Arc::clone(faq.dialog()))?;
         let store = desk.store().clone();
         let desk = Arc::new(desk);
+        let metrics = Arc::new(Metrics::new());
+        let outbox = outbox.map(|o| o.with_metrics(Arc::clone(&metrics)));
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        Ok(Server { listener, router: router(settings, faq, desk, badges), outbox, store })
+        let router = router(settings, faq, desk, badges, Arc::clone(&metrics));
+        Ok(Server { listener, router, outbox, store, metrics })
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// The address actually bound.
@@ -199,8 +218,8 @@ fn desk_over(
     store: Arc<SqliteStore>,
     dialog: Arc<Dialog>,
 ) -> Result<(Desk, Option<Outbox>), ServerError> {
-    // One permit: the single SQLite connection serialises calls anyway.
-    let store = Durable::new(store, 1);
+    // Several callers at once, so that concurrent turns share one group commit.
+    let store = Durable::new(store, crate::store::sqlite::CONCURRENT_CALLS);
     let wakeup = Arc::new(tokio::sync::Notify::new());
     let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?;
     if outbox.is_none() {
@@ -212,27 +231,35 @@ fn desk_over(
     Ok((Desk::new(dialog, store, wakeup), outbox))
 }
 
-/// The application's routes; `/admin` only when `settings.admin_token` is set; photos of
-/// badges go to `badges`, when given.
+/// The application's routes, `/metrics` included; `/admin` only when `settings.admin_token`
+/// is set; photos of badges go to `badges`, when given. Every route is behind the
+/// [`crate::limits`] layers.
 pub fn router(
     settings: &Settings,
     faq: Arc<Faq>,
     desk: Arc<Desk>,
     badges: Option<Arc<crate::badge::BadgeDesk>>,
+    metrics: Arc<Metrics>,
 ) -> Router {
+    let store = desk.store().clone();
     let state = AppState {
         dialog: Arc::clone(faq.dialog()),
         desk,
         auth_token: settings.twilio_auth_token.clone(),
         webhook_url: settings.webhook_url().into(),
         badges,
+        limiter: SenderLimiter::new(&settings.limits).map(Arc::new),
+        metrics: Arc::clone(&metrics),
     };
     let mut router =
         Router::new().route("/bot", post(webhook)).route("/healthz", get(healthz)).with_state(state);
+    router = router.merge(crate::metrics::router(Arc::clone(&metrics), store.clone()));
     if let Some(token) = &settings.admin_token {
         router = router.merge(crate::admin::router(faq, token));
+        router = router.merge(crate::unanswered::router(store, token));
     }
-    router.layer(DefaultBodyLimit::max(settings.max_body_bytes))
+    let limited = router.layer(DefaultBodyLimit::max(settings.max_body_bytes));
+    crate::limits::apply(limited, &settings.limits, metrics)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -254,6 +281,7 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebhookError> {
+    let started = std::time::Instant::now();
     if !has_media_type(&headers, "application/x-www-form-urlencoded") {
         return Err(WebhookError::ContentType);
     }
@@ -273,52 +301,88 @@ async fn webhook(
             return Err(WebhookError::BadSignature);
         }
     }
-    if let Some(badges) = &state.badges
-        && let Some(media) = form.media()?.into_iter().next()
-    {
+    let from = form.from()?;
+    let span = tracing::info_span!(
+        "message",
+        message_sid = form.message_sid(),
+        from = %crate::telemetry::mask_sender(from)
+    );
+    let media = form.media()?.into_iter().next();
+    let (outcome, messages) = turn(&state, &form, media).instrument(span).await;
+    state.metrics.message(outcome, started.elapsed());
+    Ok(([(header::CONTENT_TYPE, channel::TWIML_CONTENT_TYPE)], channel::twiml(&messages)).into_response())
+}
+
+/// A signed message's reply: refused politely by the per-sender limits, else handled by the
+/// desk.
+async fn turn(
+    state: &AppState,
+    form: &WebhookForm,
+    media: Option<crate::channel::Media>,
+) -> (MessageOutcome, Vec<String>) {
+    let from = form.from().unwrap_or_default();
+    let refusal = if state.limiter.as_ref().is_some_and(|l| !l.allow(from, form.message_sid())) {
+        Some((MessageOutcome::RateLimited, &messages::SLOW_DOWN))
+    } else if form.body().chars().count() > MAX_BODY_CHARS {
+        Some((MessageOutcome::TooLong, &messages::TOO_LONG))
+    } else {
+        None
+    };
+    if let Some((outcome, text)) = refusal {
+        // No store work: the language is guessed from the message itself.
+        let lang = state.dialog.engine().detect_language(form.body()).unwrap_or(Lang::En);
+        tracing::info!(outcome = outcome.as_str(), "message refused");
+        return (outcome, vec![text.get(lang).to_owned()]);
+    }
+    if let (Some(badges), Some(media)) = (&state.badges, media) {
         let photo = crate::badge::PhotoMessage {
-            user: form.from()?.to_owned(),
+            user: from.to_owned(),
             bot: form.to().unwrap_or_default().to_owned(),
             message_sid: form.message_sid().map(str::to_owned),
             media,
         };
-        let reply = badges.accept(photo);
-        return Ok(
-            ([(header::CONTENT_TYPE, channel::TWIML_CONTENT_TYPE)], channel::twiml(&[reply])).into_response()
-        );
+        return (MessageOutcome::Badge, vec![badges.accept(photo)]);
     }
     let incoming = Incoming {
-        user: form.from()?.to_owned(),
+        user: from.to_owned(),
         text: form.body().to_owned(),
         profile_name: form.profile_name().map(str::to_owned),
     };
     let sid = form.message_sid().map(str::to_owned);
-    let messages = match state.desk.handle(incoming, sid).await {
+    match state.desk.handle(incoming, sid).await {
         Ok(handled) => {
-            match &handled.outcome {
-                Some(outcome) => log_outcome(form.message_sid(), outcome, handled.ticket.as_deref()),
-                None => tracing::info!(message_sid = form.message_sid(), "duplicate delivery: same reply"),
-            }
-            handled.messages
+            let outcome = match &handled.outcome {
+                Some(outcome) => {
+                    log_outcome(outcome, handled.ticket.as_deref());
+                    if let Outcome::Answered { score, .. } = outcome {
+                        state.metrics.match_score(*score);
+                    }
+                    MessageOutcome::from(outcome)
+                }
+                None => {
+                    tracing::info!("duplicate delivery: same reply");
+                    MessageOutcome::Duplicate
+                }
+            };
+            (outcome, handled.messages)
         }
         Err(e) => {
             // Nothing was committed, the MessageSid included: the user can simply resend.
-            tracing::error!(error = %e, message_sid = form.message_sid(), "turn failed");
-            vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()]
+            tracing::error!(error = %e, "turn failed");
+            (MessageOutcome::Error, vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()])
         }
-    };
-    Ok(([(header::CONTENT_TYPE, channel::TWIML_CONTENT_TYPE)], channel::twiml(&messages)).into_response())
+    }
 }
 
-/// One line per message; never what the user typed.
-fn log_outcome(message_sid: Option<&str>, outcome: &Outcome, ticket: Option<&str>) {
+/// One line per message, in its span (MessageSid, masked sender); never what the user typed.
+fn log_outcome(outcome: &Outcome, ticket: Option<&str>) {
     match outcome {
         Outcome::Answered { id, score } => {
-            tracing::info!(message_sid, entry = %id, score = *score, "answered");
+            tracing::info!(entry = %id, score = *score, "answered");
         }
         Outcome::RequestSubmitted(req) => {
-            tracing::info!(message_sid, ticket, kind = %req.kind, "request accepted and queued for e-mail");
+            tracing::info!(ticket, kind = %req.kind, "request accepted and queued for e-mail");
         }
-        other => tracing::info!(message_sid, outcome = ?other, "replied"),
+        other => tracing::info!(outcome = MessageOutcome::from(other).as_str(), "replied"),
     }
 }

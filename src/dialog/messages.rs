@@ -88,3 +88,15 @@ pub const INTERNAL_ERROR: Text = Text {
     en: "Sorry, something went wrong on my side. Please try again in a moment.",
     fr: "Désolé, un problème est survenu de mon côté. Merci de réessayer dans un instant.",
 };
+
+/// To a sender over the rate limit (see [`crate::limits`]); the message was not read.
+pub const SLOW_DOWN: Text = Text {
+    en: "You are sending messages faster than I can read them. Please wait a minute, then send your question again.",
+    fr: "Vous envoyez des messages plus vite que je ne peux les lire. Merci de patienter une minute, puis de renvoyer votre question.",
+};
+
+/// To a message longer than WhatsApp allows (see [`crate::limits::MAX_BODY_CHARS`]).
+pub const TOO_LONG: Text = Text {
+    en: "Your message is too long for me. Please ask your question in a few sentences (under 1,600 characters).",
+    fr: "Votre message est trop long pour moi. Merci de poser votre question en quelques phrases (moins de 1 600 caractères).",
+};

@@ -302,6 +302,7 @@ pub struct Outbox {
     from: Mailbox,
     reply_to: Option<Mailbox>,
     wakeup: Arc<Notify>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -330,7 +331,21 @@ impl Outbox {
             })?),
             None => None,
         };
-        Ok(Some(Outbox { store, transport, settings: settings.clone(), from, reply_to, wakeup }))
+        Ok(Some(Outbox {
+            store,
+            transport,
+            settings: settings.clone(),
+            from,
+            reply_to,
+            wakeup,
+            metrics: None,
+        }))
+    }
+
+    /// Counts deliveries and failed attempts in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Delivers forever: whatever is due, then sleeps until the next due time, a wake-up,
@@ -390,10 +405,16 @@ impl Outbox {
             Ok(()) => {
                 let at = now_ms();
                 self.store.run(move |s| s.mark_sent(id, at)).await?;
+                if let Some(m) = &self.metrics {
+                    m.mail_sent();
+                }
                 tracing::info!(ticket = %ticket, attempts = request.attempts + 1, "request e-mailed");
                 Ok(true)
             }
             Err(error) => {
+                if let Some(m) = &self.metrics {
+                    m.mail_failed();
+                }
                 let attempts = request.attempts + 1;
                 let delay = self.settings.retry_delay_ms(attempts);
                 let retry_at = now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));

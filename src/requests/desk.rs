@@ -91,6 +91,16 @@ impl Desk {
         if committed.ticket.is_some() {
             self.mail_wakeup.notify_one();
         }
+        if !committed.replayed
+            && matches!(outcome, Outcome::Declined)
+            && let Some(key) = crate::unanswered::group_key(&msg.text)
+        {
+            // Statistics for HR, after the turn: a failure here must not fail the reply.
+            let now = super::now_ms();
+            if let Err(e) = self.store.run(move |s| s.record_unanswered(&key, now)).await {
+                tracing::warn!(error = %e, "declined question not counted");
+            }
+        }
         Ok(Handled {
             messages: committed.messages,
             outcome: (!committed.replayed).then_some(outcome),

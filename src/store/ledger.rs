@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::{Session, SessionStore, StoreError};
 use crate::engine::Lang;
+use crate::unanswered::Unanswered;
 
 /// How long a MessageSid is remembered: Twilio retries within minutes, a week is ample.
 pub const MESSAGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -158,6 +159,22 @@ pub trait Ledger: SessionStore {
     fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
     /// When the earliest queued e-mail is due, if any is queued.
     fn next_mail_due(&self) -> Result<Option<i64>, StoreError>;
+    /// E-mails queued and not yet delivered, for the metrics; `None` when the store cannot
+    /// tell cheaply.
+    fn outbox_depth(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+    /// Counts one more declined question under its grouping key (see
+    /// [`crate::unanswered::group_key`]); never the sender.
+    fn record_unanswered(&self, question: &str, now_ms: i64) -> Result<(), StoreError> {
+        let _ = (question, now_ms);
+        Ok(())
+    }
+    /// The most frequent declined questions, most frequent first.
+    fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
     /// Records that the SMTP server accepted the e-mail.
     fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError>;
     /// Records a failed attempt and when to try again.
@@ -172,8 +189,9 @@ pub trait Ledger: SessionStore {
 }
 
 /// A [`Ledger`] for async callers: each call runs on the blocking pool, at most `permits`
-/// at a time (1 for SQLite, whose single connection serialises calls anyway), so a burst
-/// of webhooks waits on the semaphore instead of parking threads on a mutex.
+/// at a time ([`CONCURRENT_CALLS`](super::sqlite::CONCURRENT_CALLS) for SQLite: enough for
+/// its group commit to batch turns), so a burst of webhooks waits on the semaphore instead
+/// of growing the blocking pool.
 #[derive(Clone)]
 pub struct Durable {
     ledger: Arc<dyn Ledger>,

@@ -57,6 +57,8 @@ pub struct Options {
     pub requests: wabot::requests::RequestSettings,
     /// Badge OCR: builds the desk over the app's session store (see `badge.rs`).
     pub badges: Option<BuildDesk>,
+    /// Timeout, load shedding, per-sender rate limit (the production defaults).
+    pub limits: wabot::limits::LimitSettings,
 }
 
 impl Default for Options {
@@ -72,6 +74,7 @@ impl Default for Options {
             mail: wabot::mail::MailSettings::default(),
             requests: wabot::requests::RequestSettings::default(),
             badges: None,
+            limits: wabot::limits::LimitSettings::default(),
         }
     }
 }
@@ -97,6 +100,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         twilio_auth_token: opts.token.map(|t| SecretString::from(t.to_owned())),
         admin_token: opts.admin_token.map(|t| SecretString::from(t.to_owned())),
         max_body_bytes: opts.max_body_bytes,
+        limits: opts.limits,
         ..Settings::default()
     };
     let options = FaqOptions { corpus: opts.corpus, journal: opts.journal, ..FaqOptions::default() };
@@ -176,11 +180,22 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Shuts the server down as a signal would, and waits until it has stopped.
-    pub async fn stop(mut self) {
+    /// Tells the server to shut down, as a signal would, without waiting.
+    pub fn begin_stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Rows in a table of the database, read as the CLI would, beside the server.
+    pub fn rows(&self, table: &str) -> i64 {
+        let conn = rusqlite::Connection::open(&self.db).expect("open the database");
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).expect("count")
+    }
+
+    /// Shuts the server down as a signal would, and waits until it has stopped.
+    pub async fn stop(mut self) {
+        self.begin_stop();
         if let Some(stopped) = self.stopped.take() {
             stopped.await.expect("the server stops cleanly");
         }

@@ -3,7 +3,11 @@
 mod admin;
 mod badge;
 mod helpers;
+mod hostile;
+mod limits;
+mod metrics;
 mod requests;
 #[path = "../support/smtp.rs"]
 mod smtp;
+mod unanswered;
 mod webhook;

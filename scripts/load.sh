@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Load (or soak) test on loopback: builds release, starts `wabot serve` on a fresh database
+# in a temporary directory, runs `wabot-load` against it for a bounded time, stops the server.
+#
+#   scripts/load.sh                 # 10 s load, 32 connections
+#   DURATION=30 CONNECTIONS=64 scripts/load.sh
+#   scripts/load.sh --soak          # 600 s, server RSS sampled every 10 s
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+PORT=${PORT:-5077}
+EXTRA=()
+if [[ "${1:-}" == "--soak" ]]; then
+    DURATION=${SOAK_DURATION:-600}
+    EXTRA=(--rss-every 10)
+fi
+
+cargo build --release --locked --bin wabot --bin wabot-load >&2
+
+tmp=$(mktemp -d)
+export TWILIO_AUTH_TOKEN="load-test-token-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+export WABOT_DB="$tmp/wabot.db"
+export WABOT_FAQ_JOURNAL="$tmp/journal.jsonl"
+export WABOT_LOG=${WABOT_LOG:-warn}
+./target/release/wabot serve --listen "127.0.0.1:$PORT" 2>"$tmp/server.log" &
+server=$!
+cleanup() {
+    kill -TERM "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+echo "machine: $(nproc) cores, $(uptime | sed 's/.*load average/load average/')" >&2
+timeout $((DURATION + 60)) ./target/release/wabot-load \
+    --addr "127.0.0.1:$PORT" --connections "$CONNECTIONS" --duration "$DURATION" \
+    --rss-pid "$server" "${EXTRA[@]}"
+echo "database after the run: $(du -h "$WABOT_DB" | cut -f1)" >&2

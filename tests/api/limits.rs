@@ -1,0 +1,147 @@
+//! The limits: load shedding, timeout, per-sender rate limit, long bodies, graceful shutdown.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wabot::channel::compute_signature;
+use wabot::limits::LimitSettings;
+
+use crate::helpers::*;
+
+/// A signed request whose body is only half sent: the server is inside the handler,
+/// waiting for the rest, and holds a slot of the concurrency limit.
+struct SlowRequest {
+    stream: TcpStream,
+    rest: Vec<u8>,
+}
+
+impl SlowRequest {
+    async fn start(app: &TestApp, text: &str) -> SlowRequest {
+        let form = whatsapp_form(text);
+        let sig = compute_signature(TOKEN.as_bytes(), &format!("{PUBLIC_URL}/bot"), form.params());
+        let body = form.to_body().into_bytes();
+        let head = format!(
+            "POST /bot HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             X-Twilio-Signature: {sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            app.addr,
+            body.len()
+        );
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
+        let half = body.len() / 2;
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body[..half]).await.unwrap();
+        // Let the server parse the head and enter the handler.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        SlowRequest { stream, rest: body[half..].to_vec() }
+    }
+
+    /// Sends the rest of the body and returns the raw response.
+    async fn finish(mut self) -> String {
+        self.stream.write_all(&self.rest).await.unwrap();
+        self.response().await
+    }
+
+    async fn response(mut self) -> String {
+        let mut out = Vec::new();
+        self.stream.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn past_the_concurrency_limit_a_request_is_shed_at_once_with_503_and_retry_after() {
+    let limits = LimitSettings { max_in_flight: 1, ..LimitSettings::default() };
+    let app = spawn_with(Options { limits, ..Options::default() }).await;
+    let slow = SlowRequest::start(&app, "How can I reset my password?").await;
+
+    let started = Instant::now();
+    let resp = app
+        .client
+        .post(app.url("/bot"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("Body=hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
+    assert!(started.elapsed() < Duration::from_secs(1), "shed, not queued: {:?}", started.elapsed());
+
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 503, "the limit is server-wide, /metrics included");
+    let first = slow.finish().await;
+    assert!(first.starts_with("HTTP/1.1 200"), "the request in flight completes: {first}");
+    assert!(first.contains("it.example.com/password"), "{first}");
+    assert_eq!(app.ask("How can I reset my password?").await.len(), 1, "a slot is free again");
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("wabot_unavailable_total{reason=\"overloaded\"} 2"), "{text}");
+}
+
+#[tokio::test]
+async fn a_request_that_takes_too_long_gets_503_with_retry_after() {
+    let limits = LimitSettings { request_timeout_ms: 300, ..LimitSettings::default() };
+    let app = spawn_with(Options { limits, ..Options::default() }).await;
+    let started = Instant::now();
+    let slow = SlowRequest::start(&app, "hi").await;
+    let response = slow.response().await;
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("retry-after: 1"), "{response}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert_eq!(app.rows("messages"), 0, "nothing was handled");
+}
+
+#[tokio::test]
+async fn a_sender_over_the_rate_limit_is_asked_to_slow_down_in_their_language_and_nothing_is_stored() {
+    let limits = LimitSettings { sender_per_minute: 1, sender_burst: 2, ..LimitSettings::default() };
+    let app = spawn_with(Options { limits, ..Options::default() }).await;
+    let alice = "whatsapp:+33611111111";
+    for _ in 0..2 {
+        let answer =
+            app.post_signed(&whatsapp_form_with("How can I reset my password?", &fresh_sid(), alice)).await;
+        assert!(twiml_messages(&answer.text)[0].contains("it.example.com/password"));
+    }
+    let answer =
+        app.post_signed(&whatsapp_form_with("How can I reset my password?", &fresh_sid(), alice)).await;
+    assert_eq!(answer.status, 200, "Twilio must not retry a refused message");
+    let messages = twiml_messages(&answer.text);
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].starts_with("You are sending messages faster"), "{messages:?}");
+    let fr = app
+        .post_signed(&whatsapp_form_with("Comment réinitialiser mon mot de passe ?", &fresh_sid(), alice))
+        .await;
+    assert!(twiml_messages(&fr.text)[0].starts_with("Vous envoyez des messages plus vite"), "{}", fr.text);
+    assert_eq!(app.rows("messages"), 2, "refused messages leave no trace");
+
+    let bob = whatsapp_form_with("How can I reset my password?", &fresh_sid(), "whatsapp:+33622222222");
+    assert!(twiml_messages(&app.post_signed(&bob).await.text)[0].contains("password"), "others are served");
+}
+
+#[tokio::test]
+async fn a_body_over_1600_characters_gets_a_polite_reply_and_no_dialog() {
+    let app = spawn_app().await;
+    let long = "Bonjour, j'ai une question sur mes congés. ".repeat(40);
+    assert!(long.chars().count() > 1600);
+    let answer = app.post_signed(&whatsapp_form(&long)).await;
+    assert_eq!(answer.status, 200);
+    let messages = twiml_messages(&answer.text);
+    assert!(messages[0].starts_with("Votre message est trop long"), "{messages:?}");
+    assert_eq!(app.rows("messages"), 0);
+    assert_eq!(app.rows("sessions"), 0);
+    let exactly = "a".repeat(1600);
+    let messages = app.ask(&exactly).await;
+    assert!(!messages[0].contains("too long"), "1,600 characters are fine: {messages:?}");
+}
+
+#[tokio::test]
+async fn on_shutdown_the_request_in_flight_is_finished_and_committed() {
+    let mut app = spawn_app().await;
+    let slow = SlowRequest::start(&app, "How can I reset my password?").await;
+    app.begin_stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let response = slow.finish().await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("it.example.com/password"), "{response}");
+    assert_eq!(app.rows("messages"), 1, "its turn was committed before the reply");
+    tokio::time::timeout(Duration::from_secs(5), app.stop()).await.expect("the server stops");
+}
