@@ -324,6 +324,8 @@ pub struct BadgeDesk {
     sender: Option<RestSender>,
     directory: Arc<Directory>,
     store: Arc<dyn SessionStore>,
+    /// Where OCR durations are recorded, once the server has set it.
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for BadgeDesk {
@@ -346,7 +348,12 @@ impl BadgeDesk {
         directory: Arc<Directory>,
         store: Arc<dyn SessionStore>,
     ) -> Self {
-        BadgeDesk { reader, pool, fetcher, sender, directory, store }
+        BadgeDesk { reader, pool, fetcher, sender, directory, store, metrics: std::sync::OnceLock::new() }
+    }
+
+    /// Records each photo's reading time in `metrics` (`wabot_ocr_seconds`).
+    pub fn record_to(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Loads the models and the directory and builds the clients. Without
@@ -474,6 +481,9 @@ impl BadgeDesk {
             }
         };
         let ms = started.elapsed().as_millis() as u64;
+        if let Some(metrics) = self.metrics.get() {
+            metrics.observe_ocr(started.elapsed());
+        }
         let found = text.candidates.iter().find_map(|id| self.directory.get(id));
         let (reply, outcome) = match (found, text.employee_id()) {
             (Some(employee), _) => {

@@ -155,6 +155,9 @@ impl Server {
         let desk = Arc::new(desk);
         let metrics = Arc::new(Metrics::new());
         let outbox = outbox.map(|o| o.with_metrics(Arc::clone(&metrics)));
+        if let Some(badges) = &badges {
+            badges.record_to(Arc::clone(&metrics));
+        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;

@@ -259,6 +259,10 @@ async fn a_badge_photo_is_answered_at_once_then_identified_by_name_through_the_r
 
     let session = app.store.load("whatsapp:+33612345678").unwrap();
     assert_eq!(session.employee.map(|e| e.email), Some("elodie.garcon@example.com".to_owned()));
+    let metrics =
+        app.client.get(format!("http://{}/metrics", app.addr)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("wabot_ocr_seconds_count 1"), "{metrics}");
+    assert!(metrics.contains("wabot_messages_total{outcome=\"badge\"} 1"), "{metrics}");
 }
 
 #[tokio::test]
