@@ -534,13 +534,7 @@ enum ReadError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |k| map.get(k).cloned()
-    }
+    use crate::config::test_env as env;
 
     #[test]
     fn the_environment_sets_badge_reading_and_the_account_sid_never_prints() {
