@@ -11,7 +11,10 @@
 pub mod ledger;
 pub mod sqlite;
 
-pub use ledger::{Committed, Durable, Ledger, MailState, NewRequest, OutboxItem, RequestRecord, Turn};
+pub use ledger::{
+    CommitReceiver, Committed, Durable, Ledger, MailState, NewRequest, OutboxItem, OwnedTurn, RequestRecord,
+    Turn,
+};
 pub use sqlite::SqliteStore;
 
 use std::collections::HashMap;

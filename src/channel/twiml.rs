@@ -62,6 +62,10 @@ pub fn split_message(text: &str, max_chars: usize) -> Vec<String> {
     let max_chars = max_chars.max(1);
     let mut parts = Vec::new();
     let mut rest = text.trim();
+    if rest.len() <= max_chars {
+        // No more characters than bytes: it fits whole, without counting them.
+        return if rest.is_empty() { parts } else { vec![rest.to_owned()] };
+    }
     while !rest.is_empty() {
         let Some(cut) = find_cut(rest, max_chars) else {
             parts.push(rest.to_owned());

@@ -1,13 +1,14 @@
-//! The webhook's side of a turn: deduplicate by MessageSid, run the dialog, commit, reply.
+//! The webhook's side of a turn: run the dialog, commit, reply; deduplicated by MessageSid.
 //!
-//! Order, and why: (1) a MessageSid already committed gets its stored messages at once;
-//! (2) the session is loaded and the dialog answers, with no I/O; (3) the session, a
-//! confirmed request (its ticket allocated there), its outbox row and the MessageSid's
-//! messages are committed in one transaction — a duplicate racing this turn loses at the
-//! MessageSid's unique key and gets the winner's messages; a turn whose session changed
-//! since (another message of the same user, committed meanwhile) commits nothing and is
-//! handled again from (2); (4) only then is the reply returned, and the mail worker woken. So a user told "registered" has a stored request,
-//! and a retried webhook never creates a second one.
+//! Order, and why: (1) the session is loaded — from the store's memory, usually — and the
+//! dialog answers, with no I/O; (2) the MessageSid, the session, a confirmed request (its
+//! ticket allocated there), its outbox row and a declined question's count are committed in
+//! one transaction — a MessageSid already committed, or a duplicate racing this turn, finds
+//! its key taken and gets the first reply back, with nothing written; a turn whose session
+//! changed since (another message of the same user, committed meanwhile) commits nothing and
+//! is handled again from (1); (3) only then is the reply returned, and the mail worker
+//! woken. So a user told "registered" has a stored request, and a retried webhook never
+//! creates a second one.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use tokio::sync::Notify;
 
 use crate::dialog::{Dialog, Incoming, Outcome};
 use crate::engine::Lang;
-use crate::store::{Committed, Durable, StoreError, Turn};
+use crate::store::{Committed, Durable, OwnedTurn, StoreError};
 
 /// How many times a turn is handled again after losing a race on its user's session.
 const MAX_CONFLICTS: usize = 8;
@@ -66,78 +67,58 @@ impl Desk {
 
     /// Handles one message; `message_sid` is Twilio's id of it, the deduplication key.
     pub async fn handle(&self, msg: Incoming, message_sid: Option<String>) -> Result<Handled, DeskError> {
-        let user = msg.user.clone();
-        if let Some(sid) = message_sid.clone() {
-            let (replay, session) = self
-                .store
-                .run(move |s| {
-                    let replay = s.replay(&sid)?;
-                    let session = if replay.is_some() { Some(s.load(&user)?) } else { None };
-                    Ok((replay, session))
-                })
-                .await?;
-            if let Some(messages) = replay {
-                let lang = session.and_then(|s| s.lang).unwrap_or(Lang::En);
-                return Ok(Handled { messages, outcome: None, lang, ticket: None, replayed: true });
-            }
-        }
         let mut conflicts = 0;
-        let (committed, outcome, lang) = loop {
+        loop {
             match self.turn(&msg, message_sid.clone()).await {
                 Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
-                other => break other?,
+                Err(e) => return Err(e.into()),
+                Ok((committed, outcome, lang)) => {
+                    if committed.ticket.is_some() {
+                        self.mail_wakeup.notify_one();
+                    }
+                    return Ok(Handled {
+                        messages: committed.messages,
+                        outcome: (!committed.replayed).then_some(outcome),
+                        lang,
+                        ticket: committed.ticket,
+                        replayed: committed.replayed,
+                    });
+                }
             }
-        };
-        if committed.ticket.is_some() {
-            self.mail_wakeup.notify_one();
         }
-        if !committed.replayed
-            && matches!(outcome, Outcome::Declined)
-            && let Some(key) = crate::unanswered::group_key(&msg.text)
-        {
-            // Statistics for HR, after the turn: a failure here must not fail the reply.
-            let now = super::now_ms();
-            if let Err(e) = self.store.run(move |s| s.record_unanswered(&key, now)).await {
-                tracing::warn!(error = %e, "declined question not counted");
-            }
-        }
-        Ok(Handled {
-            messages: committed.messages,
-            outcome: (!committed.replayed).then_some(outcome),
-            lang,
-            ticket: committed.ticket,
-            replayed: committed.replayed,
-        })
     }
 
-    /// Loads the session, answers, commits: once.
+    /// Loads the session, answers, commits: once. A MessageSid already committed is found
+    /// by the commit, which then writes nothing and gives the first reply back: the dialog
+    /// has no side effects, so answering a duplicate again costs only the matching.
     async fn turn(
         &self,
         msg: &Incoming,
         sid: Option<String>,
     ) -> Result<(Committed, Outcome, Lang), StoreError> {
-        let user = msg.user.clone();
-        let (mut session, version) = self.store.run(move |s| s.load_versioned(&user)).await?;
+        let (mut session, version) = self.store.load_session(&msg.user).await?;
         let reply = self.dialog.respond(&mut session, msg);
         session.lang = Some(reply.lang);
         let request = match &reply.outcome {
             Outcome::RequestSubmitted(req) => Some((**req).clone()),
             _ => None,
         };
-        let user = msg.user.clone();
-        let messages = reply.messages;
+        // Counted for HR with the turn itself, so a redelivery is not counted twice.
+        let unanswered = match reply.outcome {
+            Outcome::Declined => crate::unanswered::group_key(&msg.text),
+            _ => None,
+        };
         let committed = self
             .store
-            .run(move |s| {
-                s.commit(&Turn {
-                    user: &user,
-                    message_sid: sid.as_deref(),
-                    session: &session,
-                    session_version: version,
-                    messages: &messages,
-                    request: request.as_ref(),
-                    now_ms: super::now_ms(),
-                })
+            .commit(OwnedTurn {
+                user: msg.user.clone(),
+                message_sid: sid,
+                session,
+                session_version: version,
+                messages: reply.messages,
+                request,
+                unanswered,
+                now_ms: super::now_ms(),
             })
             .await?;
         Ok((committed, reply.outcome, reply.lang))
@@ -153,7 +134,7 @@ mod tests {
     use crate::engine::Engine;
     use crate::requests::{RequestForm, RequestSettings};
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{Ledger, NewRequest, OutboxItem, RequestRecord, Session, SessionStore};
+    use crate::store::{Ledger, NewRequest, OutboxItem, RequestRecord, Session, SessionStore, Turn};
 
     const USER: &str = "whatsapp:+33600000000";
 
@@ -193,6 +174,7 @@ mod tests {
                     session_version: version,
                     messages: &msgs,
                     request: Some(&req),
+                    unanswered: None,
                     now_ms: turn.now_ms,
                 })?;
             }

@@ -68,9 +68,69 @@ pub struct Turn<'a> {
     pub messages: &'a [String],
     /// The request the message confirmed, if any.
     pub request: Option<&'a NewRequest>,
+    /// A question the FAQ declined, by its grouping key (see
+    /// [`crate::unanswered::group_key`]): counted with the turn, so a redelivery is not
+    /// counted twice. Never the sender.
+    pub unanswered: Option<&'a str>,
     /// The time of the turn, milliseconds since the Unix epoch.
     pub now_ms: i64,
 }
+
+/// A [`Turn`] that owns its parts, to hand over to a store that commits it later
+/// ([`Ledger::submit`]).
+#[derive(Debug, Clone)]
+pub struct OwnedTurn {
+    /// See [`Turn::user`].
+    pub user: String,
+    /// See [`Turn::message_sid`].
+    pub message_sid: Option<String>,
+    /// See [`Turn::session`].
+    pub session: Session,
+    /// See [`Turn::session_version`].
+    pub session_version: i64,
+    /// See [`Turn::messages`].
+    pub messages: Vec<String>,
+    /// See [`Turn::request`].
+    pub request: Option<NewRequest>,
+    /// See [`Turn::unanswered`].
+    pub unanswered: Option<String>,
+    /// See [`Turn::now_ms`].
+    pub now_ms: i64,
+}
+
+impl OwnedTurn {
+    /// The turn, borrowed.
+    pub fn turn(&self) -> Turn<'_> {
+        Turn {
+            user: &self.user,
+            message_sid: self.message_sid.as_deref(),
+            session: &self.session,
+            session_version: self.session_version,
+            messages: &self.messages,
+            request: self.request.as_ref(),
+            unanswered: self.unanswered.as_deref(),
+            now_ms: self.now_ms,
+        }
+    }
+}
+
+impl From<&Turn<'_>> for OwnedTurn {
+    fn from(t: &Turn<'_>) -> Self {
+        OwnedTurn {
+            user: t.user.to_owned(),
+            message_sid: t.message_sid.map(str::to_owned),
+            session: t.session.clone(),
+            session_version: t.session_version,
+            messages: t.messages.to_vec(),
+            request: t.request.cloned(),
+            unanswered: t.unanswered.map(str::to_owned),
+            now_ms: t.now_ms,
+        }
+    }
+}
+
+/// Where the result of a turn handed to [`Ledger::submit`] arrives, once it is committed.
+pub type CommitReceiver = tokio::sync::oneshot::Receiver<Result<Committed, StoreError>>;
 
 /// What [`Ledger::commit`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +215,18 @@ pub trait Ledger: SessionStore {
     fn replay(&self, message_sid: &str) -> Result<Option<Vec<String>>, StoreError>;
     /// Commits a turn (see [`Turn`]); allocates the request's ticket inside the transaction.
     fn commit(&self, turn: &Turn<'_>) -> Result<Committed, StoreError>;
+    /// Queues `turn` to be committed as [`Ledger::commit`] would, and returns at once with
+    /// where its result will arrive: async callers need no blocking thread to wait for it.
+    /// A store that only commits synchronously gives the turn back.
+    fn submit(&self, turn: Box<OwnedTurn>) -> Result<CommitReceiver, Box<OwnedTurn>> {
+        Err(turn)
+    }
+    /// The user's session and version as last committed, when the store holds them in
+    /// memory: no I/O. `None` means "ask [`Ledger::load_versioned`]", not "no session".
+    fn cached_session(&self, user: &str) -> Option<(Session, i64)> {
+        let _ = user;
+        None
+    }
     /// Queued e-mails due at `now_ms`, oldest first.
     fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
     /// When the earliest queued e-mail is due, if any is queued.
@@ -163,12 +235,6 @@ pub trait Ledger: SessionStore {
     /// tell cheaply.
     fn outbox_depth(&self) -> Result<Option<u64>, StoreError> {
         Ok(None)
-    }
-    /// Counts one more declined question under its grouping key (see
-    /// [`crate::unanswered::group_key`]); never the sender.
-    fn record_unanswered(&self, question: &str, now_ms: i64) -> Result<(), StoreError> {
-        let _ = (question, now_ms);
-        Ok(())
     }
     /// The most frequent declined questions, most frequent first.
     fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
@@ -229,6 +295,29 @@ impl Durable {
                 Err(e) => tracing::warn!(error = %e, "pruning failed"),
             }
             tokio::time::sleep(every).await;
+        }
+    }
+
+    /// The user's session and its version: from the store's memory when it has them,
+    /// else read on the blocking pool.
+    pub async fn load_session(&self, user: &str) -> Result<(Session, i64), StoreError> {
+        if let Some(hit) = self.ledger.cached_session(user) {
+            return Ok(hit);
+        }
+        let user = user.to_owned();
+        self.run(move |l| l.load_versioned(&user)).await
+    }
+
+    /// Commits `turn` (see [`Ledger::commit`]). A store that queues turns
+    /// ([`Ledger::submit`]) is awaited without a blocking thread; the others run on the
+    /// blocking pool. Either way, once handed over the turn is committed even if the caller
+    /// is dropped.
+    pub async fn commit(&self, turn: OwnedTurn) -> Result<Committed, StoreError> {
+        match self.ledger.submit(Box::new(turn)) {
+            Ok(done) => {
+                done.await.map_err(|_| StoreError::Backend("the store stopped before committing".into()))?
+            }
+            Err(turn) => self.run(move |l| l.commit(&turn.turn())).await,
         }
     }
 

@@ -1,36 +1,56 @@
-//! The [`Ledger`] on SQLite: one file (`WABOT_DB`), WAL journal, `synchronous = FULL`,
-//! schema migrations applied on open (tracked in `PRAGMA user_version`).
+//! The [`Ledger`] on SQLite: one file (`WABOT_DB`), WAL journal, schema migrations applied
+//! on open (tracked in `PRAGMA user_version`).
 //!
-//! One connection behind a mutex. SQLite has a single writer anyway, every statement here
-//! takes well under a millisecond, and async callers reach it through
-//! [`Durable`](super::Durable), which bounds how many blocking threads wait for it. A
-//! second process (`wabot requests list`) opens its own connection; WAL lets it read while
-//! the server writes, and the busy timeout covers the moments both write.
+//! Two connections: one every write goes through, and one for reads, so that reading a
+//! session or the outbox never waits behind a batch being committed (WAL lets readers run
+//! beside the writer). A second process (`wabot requests list`) opens its own connections;
+//! the busy timeout covers the moments both write.
 //!
-//! Atomicity of a turn: `BEGIN IMMEDIATE` takes the write lock first, then the MessageSid is
-//! inserted with `ON CONFLICT DO NOTHING`. A duplicate — even one racing this very turn —
-//! finds the row, rolls back and returns the first turn's messages.
+//! Atomicity of a turn: the MessageSid is inserted with `ON CONFLICT DO NOTHING` first — a
+//! duplicate, even one racing this very turn, finds the row and gets the first turn's
+//! messages — then the session is written only if its version is still the one the turn
+//! was computed on, else nothing of the turn is kept ([`StoreError::Conflict`]).
 //!
-//! Group commit: with `synchronous = FULL` each transaction waits for an fsync, which caps
-//! one-transaction-per-turn at about a thousand turns a second. So [`Ledger::commit`] queues
-//! its turn, then takes the connection; whoever gets it commits every queued turn in one
-//! transaction, each inside its own savepoint (a conflict or a duplicate rolls back that turn
-//! alone), with one fsync for the batch, and hands each caller its result only after COMMIT.
-//! A caller whose turn a previous holder already committed just takes its result. Nothing is
-//! acknowledged before it is durable.
+//! Group commit: turns are queued ([`Ledger::submit`], or [`Ledger::commit`] which waits),
+//! and one writer thread commits everything queued in one transaction, each turn inside its
+//! own savepoint (a conflict or a duplicate rolls back that turn alone), then hands each
+//! caller its result — only after COMMIT. Nothing is acknowledged before it is written.
+//!
+//! Durability is chosen per transaction. A batch holding a confirmed request commits with
+//! `synchronous = FULL`: the user is told "registered under REQ-…" only once the request is
+//! on disk, power cut included. A batch of conversation turns only (FAQ answers, menus, form
+//! steps) commits with `synchronous = NORMAL`: written to the WAL before the reply, so it
+//! survives the process being killed, and synced at the next durable commit or checkpoint;
+//! a power cut may forget the last of them — a redelivered MessageSid then gets a fresh
+//! answer and a form resumes one step earlier, nothing the user was promised. Waiting for a
+//! disk flush on every FAQ answer would cap the webhook at the disk's fsync rate.
+//!
+//! Sessions are cached in memory, keyed by user, with the version last committed
+//! ([`Ledger::cached_session`]): a turn usually needs no read at all. The cache is only a
+//! guess of the stored version — the commit checks it inside the transaction, and a turn
+//! that finds it stale (another process wrote, an entry was pruned) is retried on a fresh
+//! read.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::ledger::{
-    Committed, Ledger, MailState, NewRequest, OutboxItem, RequestRecord, TICKET_PLACEHOLDER, Turn,
+    CommitReceiver, Committed, Ledger, MailState, NewRequest, OutboxItem, OwnedTurn, RequestRecord,
+    TICKET_PLACEHOLDER, Turn,
 };
 use super::{Session, SessionStore, StoreError};
 use crate::engine::Lang;
 use crate::unanswered::Unanswered;
+
+mod checkpoint;
+mod sessions;
+
+use checkpoint::Checkpointer;
+use sessions::{Cached, SessionCache, Stored};
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,43 +114,240 @@ CREATE INDEX unanswered_count ON unanswered(count DESC);
 ",
 ];
 
-/// Calls [`Durable`](super::Durable) should let wait on one store at once: enough turns
-/// for group commit to batch, few enough blocking threads.
-pub const CONCURRENT_CALLS: usize = 32;
+/// Calls [`Durable`](super::Durable) should let wait on one store at once: the reads and
+/// rare writes that go through the blocking pool (commits are queued, see
+/// [`Ledger::submit`]).
+pub const CONCURRENT_CALLS: usize = 8;
 
-/// Where a queued turn's result is left for its caller.
-type Slot = Arc<Mutex<Option<Result<Committed, StoreError>>>>;
+/// Sessions kept in memory: the most recent users'. Each costs about 200 bytes (the key,
+/// the session's stored JSON, the cache's links).
+pub const SESSION_CACHE: usize = 100_000;
 
-/// A turn queued for the next group commit, owning what [`Turn`] borrows.
-struct QueuedTurn {
-    user: String,
-    message_sid: Option<String>,
-    session: Session,
-    session_version: i64,
-    messages: Vec<String>,
-    request: Option<NewRequest>,
-    now_ms: i64,
-    slot: Slot,
+/// The page size of a new database. A turn rewrites a few scattered b-tree pages — its
+/// MessageSid's index leaf, its session — and the WAL takes each whole: 1 KiB pages write
+/// a quarter of what SQLite's default 4 KiB would, for the same turns.
+const PAGE_SIZE: i64 = 1024;
+
+/// A session a turn leaves as it was is not written again, unless it was last written this
+/// long ago: its `updated_ms` keeps an active user's session from being pruned.
+const SESSION_TOUCH_MS: i64 = 24 * 3600 * 1000;
+
+/// Turns committed in one transaction at most: a longer queue is split, so that one batch
+/// never holds the writer for long.
+const MAX_BATCH: usize = 256;
+
+/// What one turn's caller waits on.
+enum Done {
+    /// A blocking caller ([`Ledger::commit`]).
+    Blocking(std::sync::mpsc::SyncSender<Result<Committed, StoreError>>),
+    /// An async caller ([`Ledger::submit`]).
+    Async(tokio::sync::oneshot::Sender<Result<Committed, StoreError>>),
 }
 
-impl QueuedTurn {
-    fn turn(&self) -> Turn<'_> {
-        Turn {
-            user: &self.user,
-            message_sid: self.message_sid.as_deref(),
-            session: &self.session,
-            session_version: self.session_version,
-            messages: &self.messages,
-            request: self.request.as_ref(),
-            now_ms: self.now_ms,
+impl Done {
+    fn send(self, result: Result<Committed, StoreError>) {
+        // A caller that went away (a client that hung up) no longer needs the result; the
+        // turn is committed all the same.
+        match self {
+            Done::Blocking(tx) => drop(tx.send(result)),
+            Done::Async(tx) => drop(tx.send(result)),
+        }
+    }
+}
+
+/// A turn waiting for the writer.
+struct QueuedTurn {
+    turn: Box<OwnedTurn>,
+    done: Done,
+}
+
+/// The writer's queue.
+#[derive(Default)]
+struct Queue {
+    turns: Vec<QueuedTurn>,
+    /// False once the store is dropped or the writer has stopped: nothing more is taken.
+    closed: bool,
+}
+
+/// How a transaction is flushed to disk (`PRAGMA synchronous`), see the module doc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// In the WAL before COMMIT returns; survives a crash of the process.
+    Normal,
+    /// Also flushed to the disk before COMMIT returns; survives a power cut.
+    Full,
+}
+
+/// The connection writes go through, and the synchronous level it is at.
+struct Writer {
+    conn: Connection,
+    sync: Sync,
+}
+
+impl Writer {
+    /// Sets the level the next transaction commits with (outside a transaction).
+    fn durability(&mut self, sync: Sync) -> Result<&mut Connection, StoreError> {
+        if self.sync != sync {
+            let value = match sync {
+                Sync::Normal => "NORMAL",
+                Sync::Full => "FULL",
+            };
+            self.conn.pragma_update(None, "synchronous", value).map_err(backend)?;
+            self.sync = sync;
+        }
+        Ok(&mut self.conn)
+    }
+}
+
+/// Every user with a stored session.
+fn stored_users(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare("SELECT user FROM sessions").map_err(backend)?;
+    let users = stmt.query_map([], |r| r.get(0)).map_err(backend)?;
+    users.collect::<Result<_, _>>().map_err(backend)
+}
+
+/// What the store's handle and its writer thread share.
+struct Shared {
+    writer: Mutex<Writer>,
+    /// `None` for an in-memory database, which a second connection would not see: reads
+    /// then use the writer's connection.
+    reader: Option<Mutex<Connection>>,
+    queue: Mutex<Queue>,
+    queued: Condvar,
+    /// Signalled when the store closes, for the checkpointer.
+    closing: Condvar,
+    sessions: SessionCache,
+}
+
+impl Shared {
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        // Every write runs in a transaction that rolls back when dropped, so a panic while
+        // holding the lock leaves the database consistent.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a read on the reader connection (the writer's, in memory).
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        match &self.reader {
+            Some(reader) => f(&reader.lock().unwrap_or_else(|p| p.into_inner())),
+            None => f(&self.writer().conn),
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enqueue(&self, turn: Box<OwnedTurn>, done: Done) {
+        let mut queue = self.queue();
+        if queue.closed {
+            drop(queue);
+            done.send(Err(StoreError::Backend("the store is closed".into())));
+            return;
+        }
+        queue.turns.push(QueuedTurn { turn, done });
+        drop(queue);
+        self.queued.notify_one();
+    }
+
+    /// The writer thread: commits whatever is queued, batch after batch, until the store
+    /// is dropped and the queue is empty.
+    fn write_forever(&self) {
+        // However the loop ends, later turns are refused instead of waiting forever.
+        struct Close<'a>(&'a Shared);
+        impl Drop for Close<'_> {
+            fn drop(&mut self) {
+                let pending = {
+                    let mut queue = self.0.queue();
+                    queue.closed = true;
+                    std::mem::take(&mut queue.turns)
+                };
+                for q in pending {
+                    q.done.send(Err(StoreError::Backend("the store's writer stopped".into())));
+                }
+            }
+        }
+        let _close = Close(self);
+        loop {
+            let batch = {
+                let mut queue = self.queue();
+                while queue.turns.is_empty() && !queue.closed {
+                    queue = self.queued.wait(queue).unwrap_or_else(|p| p.into_inner());
+                }
+                if queue.turns.is_empty() {
+                    return;
+                }
+                let n = queue.turns.len().min(MAX_BATCH);
+                queue.turns.drain(..n).collect::<Vec<_>>()
+            };
+            self.commit_batch(batch);
+        }
+    }
+
+    /// The checkpointer thread (see [`checkpoint`]), until the store closes.
+    fn checkpoint_forever(&self, mut checkpointer: Checkpointer) {
+        loop {
+            {
+                let queue = self.queue();
+                if queue.closed {
+                    return;
+                }
+                let (queue, _) =
+                    self.closing.wait_timeout(queue, checkpoint::POLL).unwrap_or_else(|p| p.into_inner());
+                if queue.closed {
+                    return;
+                }
+            }
+            checkpointer.tick(|| self.writer());
+        }
+    }
+
+    /// Commits `batch` and answers each caller; the session cache follows what committed.
+    fn commit_batch(&self, batch: Vec<QueuedTurn>) {
+        // Serialised, and compared with the cache, before taking the connection.
+        let writes: Vec<Result<SessionWrite, StoreError>> = batch
+            .iter()
+            .map(|q| {
+                let t = &q.turn;
+                let data = serde_json::to_string(&t.session).map_err(backend)?;
+                let fresh = t.now_ms.saturating_sub(SESSION_TOUCH_MS);
+                // A turn with a request always moves the version: a second confirmation
+                // computed on the same state must conflict, whatever the session's text.
+                let unchanged =
+                    t.request.is_none() && self.sessions.holds(&t.user, &data, t.session_version, fresh);
+                Ok(if unchanged { SessionWrite::Keep } else { SessionWrite::Store(data) })
+            })
+            .collect();
+        let turns: Vec<Turn<'_>> = batch.iter().map(|q| q.turn.turn()).collect();
+        let sync = if turns.iter().any(|t| t.request.is_some()) { Sync::Full } else { Sync::Normal };
+        let results = {
+            let mut writer = self.writer();
+            match writer.durability(sync) {
+                Ok(conn) => commit_batch(conn, &turns, &writes),
+                Err(e) => turns.iter().map(|_| Err(StoreError::Backend(e.to_string()))).collect(),
+            }
+        };
+        drop(turns);
+        for (queued, result) in batch.into_iter().zip(results) {
+            let t = &queued.turn;
+            match &result {
+                Ok(Written { session: Some(data), .. }) => self.sessions.offer(
+                    &t.user,
+                    Stored { data: data.clone(), version: t.session_version + 1, updated_ms: t.now_ms },
+                ),
+                Err(StoreError::Conflict) => self.sessions.forget(&t.user),
+                _ => {}
+            }
+            queued.done.send(result.map(|w| w.committed));
         }
     }
 }
 
 /// The durable store on one SQLite file.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
-    queue: Mutex<Vec<QueuedTurn>>,
+    shared: Arc<Shared>,
+    /// The writer, and for a file the checkpointer.
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -147,24 +364,55 @@ impl SqliteStore {
     /// Opens (creating it and its directory if needed) the database at `path` and brings
     /// its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_tuned(path, |c| c)
+    }
+
+    fn open_tuned(
+        path: &Path,
+        tune: impl FnOnce(Checkpointer) -> Checkpointer,
+    ) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path)
-            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
-        Self::setup(conn)
+        let open = || -> Result<Connection, StoreError> {
+            let conn = Connection::open(path)
+                .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+            Ok(conn)
+        };
+        let mut writer = Self::setup(open()?)?;
+        // Checkpoints are the checkpointer's (see `Shared::checkpoint_forever`), not the
+        // writer's: with SQLite's automatic one, every thousand pages a batch would wait for
+        // two fsyncs. The hook replaces it, and tells the checkpointer the WAL's size.
+        let wal_frames = Arc::new(AtomicI64::new(0));
+        let frames = Arc::clone(&wal_frames);
+        writer
+            .conn
+            .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+                frames.store(i64::from(pages), Ordering::Relaxed);
+                Ok(())
+            }))
+            .map_err(backend)?;
+        let reader = open()?;
+        reader.pragma_update(None, "query_only", "ON").map_err(backend)?;
+        let checkpointer = open()?;
+        checkpointer.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        Self::start(writer, Some((reader, tune(Checkpointer::new(checkpointer, wal_frames)))))
     }
 
     /// A private in-memory database (tests, or a server that must not keep anything).
     pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
-        Self::setup(Connection::open_in_memory().map_err(backend)?)
+        let writer = Self::setup(Connection::open_in_memory().map_err(backend)?)?;
+        Self::start(writer, None)
     }
 
-    fn setup(mut conn: Connection) -> Result<SqliteStore, StoreError> {
+    fn setup(mut conn: Connection) -> Result<Writer, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
-        // WAL: readers (the CLI) never block the server's writes. FULL: a commit the user
-        // was told about survives a power cut, not only a crash.
+        // Only a new database takes it; an existing one keeps its page size.
+        conn.pragma_update(None, "page_size", PAGE_SIZE).map_err(backend)?;
+        // WAL: readers (the CLI, the reader connection) never block the writes, and a
+        // commit is one append to the log.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(backend)?;
         if mode != "wal" && mode != "memory" {
             tracing::warn!(journal_mode = %mode, "SQLite did not switch to WAL");
@@ -172,19 +420,82 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), queue: Mutex::new(Vec::new()) })
+        Ok(Writer { conn, sync: Sync::Full })
+    }
+
+    /// Starts the writer thread and, for a file, the checkpointer thread; reads go to the
+    /// file's `reader` connection.
+    fn start(writer: Writer, file: Option<(Connection, Checkpointer)>) -> Result<SqliteStore, StoreError> {
+        let (reader, checkpointer) = file.unzip();
+        let users = stored_users(&writer.conn)?;
+        let shared = Arc::new(Shared {
+            writer: Mutex::new(writer),
+            reader: reader.map(Mutex::new),
+            queue: Mutex::new(Queue::default()),
+            queued: Condvar::new(),
+            closing: Condvar::new(),
+            sessions: SessionCache::new(SESSION_CACHE, users),
+        });
+        let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(run)
+                .map_err(|e| StoreError::Backend(format!("starting the store's {name} thread: {e}")))
+        };
+        let mut threads = Vec::new();
+        let writing = Arc::clone(&shared);
+        threads.push(spawn("wabot-store", Box::new(move || writing.write_forever()))?);
+        if let Some(checkpointer) = checkpointer {
+            let checkpointing = Arc::clone(&shared);
+            let run = Box::new(move || checkpointing.checkpoint_forever(checkpointer));
+            match spawn("wabot-checkpoint", run) {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    SqliteStore { shared, threads }.close();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(SqliteStore { shared, threads })
+    }
+
+    /// Stops the threads: the writer commits what is still queued first.
+    fn close(&mut self) {
+        self.shared.queue().closed = true;
+        self.shared.queued.notify_all();
+        self.shared.closing.notify_all();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
     }
 
     /// The schema version (number of migrations applied).
     pub fn schema_version(&self) -> Result<usize, StoreError> {
-        let v: i64 = self.lock().query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+        let v: i64 =
+            self.shared.read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend))?;
         Ok(usize::try_from(v).unwrap_or(0))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // Every write runs in a transaction that rolls back when dropped, so a panic while
-        // holding the lock leaves the database consistent.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// A write outside the turns' batches, committed at `sync`.
+    fn write<R>(
+        &self,
+        sync: Sync,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut writer = self.shared.writer();
+        let tx = writer
+            .durability(sync)?
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let r = f(&tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(r)
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -252,36 +563,49 @@ fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
     ))
 }
 
-fn save_session(tx: &Connection, user: &str, session: &Session, now_ms: i64) -> Result<(), StoreError> {
-    let data = serde_json::to_string(session).map_err(backend)?;
-    tx.execute(
-        "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 1, ?3)
-         ON CONFLICT (user) DO UPDATE
-         SET data = excluded.data, version = version + 1, updated_ms = excluded.updated_ms",
-        params![user, data, now_ms],
-    )
-    .map_err(backend)?;
-    Ok(())
+/// Runs a cached statement (parsed once per connection).
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(backend)
+}
+
+/// One row of a cached statement.
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.query_row(params, f).optional()).map_err(backend)
+}
+
+/// A stored session's JSON, read back; one this version cannot read is a fresh start, not
+/// an error forever.
+fn decode_session(data: &str) -> Session {
+    serde_json::from_str(data).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "unreadable stored session: starting afresh");
+        Session::default()
+    })
 }
 
 fn insert_request(tx: &Connection, turn: &Turn<'_>, req: &NewRequest) -> Result<String, StoreError> {
     // The year of the request, in UTC, and the next number of that year: both inside the
     // transaction, so two requests never share a ticket.
-    let year: i64 = tx
-        .query_row("SELECT CAST(strftime('%Y', ?1 / 1000, 'unixepoch') AS INTEGER)", [turn.now_ms], |r| {
+    let year: i64 =
+        one(tx, "SELECT CAST(strftime('%Y', ?1 / 1000, 'unixepoch') AS INTEGER)", [turn.now_ms], |r| {
             r.get(0)
-        })
-        .map_err(backend)?;
-    let seq: i64 = tx
-        .query_row(
-            "INSERT INTO ticket_seq (year, last) VALUES (?1, 1)
-             ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last",
-            [year],
-            |r| r.get(0),
-        )
-        .map_err(backend)?;
+        })?
+        .ok_or_else(|| backend("no year for the request's time"))?;
+    let seq: i64 = one(
+        tx,
+        "INSERT INTO ticket_seq (year, last) VALUES (?1, 1)
+         ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last",
+        [year],
+        |r| r.get(0),
+    )?
+    .ok_or_else(|| backend("no ticket number allocated"))?;
     let ticket = format_ticket(year, seq);
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO requests (ticket, user, message_sid, kind, kind_label, recipient, first_name,
              last_name, employee_id, employee_email, department, details, lang, created_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -301,43 +625,77 @@ fn insert_request(tx: &Connection, turn: &Turn<'_>, req: &NewRequest) -> Result<
             lang_code(req.lang),
             turn.now_ms
         ],
-    )
-    .map_err(backend)?;
+    )?;
     let request_id = tx.last_insert_rowid();
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO outbox (request_id, state, next_attempt_ms) VALUES (?1, 'queued', ?2)",
         params![request_id, turn.now_ms],
-    )
-    .map_err(backend)?;
+    )?;
     Ok(ticket)
 }
 
+/// How a turn's session is committed.
+#[derive(Debug)]
+enum SessionWrite {
+    /// Written as this JSON, over the version the turn was computed on.
+    Store(String),
+    /// Left as stored (the turn did not change it): only its version is checked.
+    Keep,
+}
+
+/// What one turn wrote: its result, and the session as it wrote it (JSON), for the cache.
+#[derive(Debug)]
+struct Written {
+    committed: Committed,
+    session: Option<Box<str>>,
+}
+
 /// One turn's statements, inside the group's transaction (in a savepoint).
-fn commit_in(tx: &Connection, turn: &Turn<'_>) -> Result<Committed, StoreError> {
+fn commit_in(tx: &Connection, turn: &Turn<'_>, session: &SessionWrite) -> Result<Written, StoreError> {
     // Claim the MessageSid first: a duplicate stops here, before anything is written.
+    // Without a request the reply is already final; with one it waits for its ticket.
     if let Some(sid) = turn.message_sid {
-        let claimed = tx
-            .execute(
-                "INSERT INTO messages (sid, user, reply, received_ms) VALUES (?1, ?2, '[]', ?3)
-                 ON CONFLICT (sid) DO NOTHING",
-                params![sid, turn.user, turn.now_ms],
-            )
-            .map_err(backend)?;
+        let reply = match turn.request {
+            None => serde_json::to_string(turn.messages).map_err(backend)?,
+            Some(_) => "[]".to_owned(),
+        };
+        let claimed = exec(
+            tx,
+            "INSERT INTO messages (sid, user, reply, received_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (sid) DO NOTHING",
+            params![sid, turn.user, reply, turn.now_ms],
+        )?;
         if claimed == 0 {
-            let reply: String = tx
-                .query_row("SELECT reply FROM messages WHERE sid = ?1", [sid], |r| r.get(0))
-                .map_err(backend)?;
+            let reply: String = one(tx, "SELECT reply FROM messages WHERE sid = ?1", [sid], |r| r.get(0))?
+                .ok_or_else(|| backend("a claimed MessageSid has no row"))?;
             let messages = serde_json::from_str(&reply).map_err(backend)?;
-            return Ok(Committed { messages, ticket: None, replayed: true });
+            let committed = Committed { messages, ticket: None, replayed: true };
+            return Ok(Written { committed, session: None });
         }
     }
-    let stored: i64 = tx
-        .query_row("SELECT version FROM sessions WHERE user = ?1", [turn.user], |r| r.get(0))
-        .optional()
-        .map_err(backend)?
-        .unwrap_or(0);
-    if stored != turn.session_version {
-        // Dropping the savepoint rolls back the MessageSid's claim too.
+    // The session, only over the version the turn was computed on; otherwise rolling back
+    // the savepoint takes the MessageSid's claim back too.
+    let written = match session {
+        SessionWrite::Keep => {
+            let stored =
+                one(tx, "SELECT version FROM sessions WHERE user = ?1", [turn.user], |r| r.get::<_, i64>(0))?;
+            usize::from(stored == Some(turn.session_version))
+        }
+        SessionWrite::Store(data) if turn.session_version == 0 => exec(
+            tx,
+            "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (user) DO NOTHING",
+            params![turn.user, data, turn.now_ms],
+        )?,
+        SessionWrite::Store(data) => exec(
+            tx,
+            "UPDATE sessions SET data = ?2, version = version + 1, updated_ms = ?3
+             WHERE user = ?1 AND version = ?4",
+            params![turn.user, data, turn.now_ms, turn.session_version],
+        )?,
+    };
+    if written == 0 {
         return Err(StoreError::Conflict);
     }
     let ticket = turn.request.map(|req| insert_request(tx, turn, req)).transpose()?;
@@ -345,31 +703,71 @@ fn commit_in(tx: &Connection, turn: &Turn<'_>) -> Result<Committed, StoreError> 
         Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
         None => turn.messages.to_vec(),
     };
-    if let Some(sid) = turn.message_sid {
+    if let (Some(sid), Some(_)) = (turn.message_sid, &ticket) {
         let reply = serde_json::to_string(&messages).map_err(backend)?;
-        tx.execute("UPDATE messages SET reply = ?2 WHERE sid = ?1", params![sid, reply]).map_err(backend)?;
+        exec(tx, "UPDATE messages SET reply = ?2 WHERE sid = ?1", params![sid, reply])?;
     }
-    save_session(tx, turn.user, turn.session, turn.now_ms)?;
-    Ok(Committed { messages, ticket, replayed: false })
+    if let Some(question) = turn.unanswered {
+        exec(
+            tx,
+            "INSERT INTO unanswered (question, count, first_ms, last_ms) VALUES (?1, 1, ?2, ?2)
+             ON CONFLICT(question) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms",
+            params![question, turn.now_ms],
+        )?;
+    }
+    let session = match session {
+        SessionWrite::Store(data) => Some(data.as_str().into()),
+        SessionWrite::Keep => None,
+    };
+    Ok(Written { committed: Committed { messages, ticket, replayed: false }, session })
 }
 
-/// Commits `batch` in one transaction, each turn in its own savepoint; every result is an
+/// Runs `f` in a savepoint: kept when it succeeds, rolled back — it alone — when it fails.
+/// The outer error means the transaction itself can no longer be trusted.
+fn in_savepoint<R>(
+    tx: &Connection,
+    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+) -> Result<Result<R, StoreError>, StoreError> {
+    exec(tx, "SAVEPOINT turn", [])?;
+    match f(tx) {
+        Ok(r) => {
+            exec(tx, "RELEASE turn", [])?;
+            Ok(Ok(r))
+        }
+        Err(e) => {
+            exec(tx, "ROLLBACK TO turn", [])?;
+            exec(tx, "RELEASE turn", [])?;
+            Ok(Err(e))
+        }
+    }
+}
+
+/// Commits `turns` in one transaction, each turn in its own savepoint; every result is an
 /// error if the transaction itself does not commit.
-fn commit_batch(conn: &mut Connection, batch: &[QueuedTurn]) -> Vec<Result<Committed, StoreError>> {
-    let failed = |e: &rusqlite::Error| batch.iter().map(|_| Err(backend(e))).collect();
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+fn commit_batch(
+    conn: &mut Connection,
+    turns: &[Turn<'_>],
+    sessions: &[Result<SessionWrite, StoreError>],
+) -> Vec<Result<Written, StoreError>> {
+    let failed = |e: &dyn std::fmt::Display| turns.iter().map(|_| Err(backend(e))).collect();
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return failed(&e),
     };
-    let mut results = Vec::with_capacity(batch.len());
-    for queued in batch {
-        let result = tx.savepoint().map_err(backend).and_then(|sp| {
-            // Dropped without commit, the savepoint rolls this turn back, and only it.
-            let committed = commit_in(&sp, &queued.turn())?;
-            sp.commit().map_err(backend)?;
-            Ok(committed)
-        });
-        results.push(result);
+    let mut results = Vec::with_capacity(turns.len());
+    for (turn, session) in turns.iter().zip(sessions) {
+        let session = match session {
+            Ok(session) => session,
+            Err(e) => {
+                results.push(Err(StoreError::Backend(e.to_string())));
+                continue;
+            }
+        };
+        match in_savepoint(&tx, |sp| commit_in(sp, turn, session)) {
+            Ok(result) => results.push(result),
+            // Dropping the transaction rolls the whole batch back.
+            Err(e) => return failed(&e),
+        }
     }
     match tx.commit() {
         Ok(()) => results,
@@ -383,193 +781,192 @@ impl SessionStore for SqliteStore {
     }
 
     fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-        save_session(&tx, user, session, crate::requests::now_ms())?;
-        tx.commit().map_err(backend)
+        // Outside a conversation turn (a badge identified): rare, and worth a flush.
+        let data = serde_json::to_string(session).map_err(backend)?;
+        let now = crate::requests::now_ms();
+        let version = self.write(Sync::Full, |tx| {
+            one(
+                tx,
+                "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT (user) DO UPDATE
+                 SET data = excluded.data, version = version + 1, updated_ms = excluded.updated_ms
+                 RETURNING version",
+                params![user, data, now],
+                |r| r.get::<_, i64>(0),
+            )?
+            .ok_or_else(|| backend("the session was not written"))
+        })?;
+        self.shared.sessions.offer(user, Stored { data: data.into(), version, updated_ms: now });
+        Ok(())
     }
 }
 
 impl Ledger for SqliteStore {
     fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError> {
-        let row: Option<(String, i64)> = self
-            .lock()
-            .query_row("SELECT data, version FROM sessions WHERE user = ?1", [user], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+        if let Cached::Session(s) = self.shared.sessions.get(user) {
+            return Ok((decode_session(&s.data), s.version));
+        }
+        let row: Option<(String, i64, i64)> = self.shared.read(|c| {
+            one(c, "SELECT data, version, updated_ms FROM sessions WHERE user = ?1", [user], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
-            .optional()
-            .map_err(backend)?;
+        })?;
         match row {
-            // A session this version cannot read is a fresh start, not an error forever.
-            Some((d, version)) => Ok((
-                serde_json::from_str(&d).unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "unreadable stored session: starting afresh");
-                    Session::default()
-                }),
-                version,
-            )),
+            Some((data, version, updated_ms)) => {
+                let session = decode_session(&data);
+                self.shared.sessions.offer(user, Stored { data: data.into(), version, updated_ms });
+                Ok((session, version))
+            }
             None => Ok((Session::default(), 0)),
+        }
+    }
+
+    fn cached_session(&self, user: &str) -> Option<(Session, i64)> {
+        match self.shared.sessions.get(user) {
+            Cached::Session(s) => Some((decode_session(&s.data), s.version)),
+            Cached::None => Some((Session::default(), 0)),
+            Cached::Unknown => None,
         }
     }
 
     fn replay(&self, message_sid: &str) -> Result<Option<Vec<String>>, StoreError> {
         let reply: Option<String> = self
-            .lock()
-            .query_row("SELECT reply FROM messages WHERE sid = ?1", [message_sid], |r| r.get(0))
-            .optional()
-            .map_err(backend)?;
+            .shared
+            .read(|c| one(c, "SELECT reply FROM messages WHERE sid = ?1", [message_sid], |r| r.get(0)))?;
         reply.map(|r| serde_json::from_str(&r).map_err(backend)).transpose()
     }
 
     fn commit(&self, turn: &Turn<'_>) -> Result<Committed, StoreError> {
-        let slot: Slot = Arc::new(Mutex::new(None));
-        let queued = QueuedTurn {
-            user: turn.user.to_owned(),
-            message_sid: turn.message_sid.map(str::to_owned),
-            session: turn.session.clone(),
-            session_version: turn.session_version,
-            messages: turn.messages.to_vec(),
-            request: turn.request.cloned(),
-            now_ms: turn.now_ms,
-            slot: Arc::clone(&slot),
-        };
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(queued);
-        let mut conn = self.lock();
-        // Turns are taken from the queue and their slots filled under the connection's lock:
-        // an empty slot here means this turn is still queued.
-        if let Some(done) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return done;
-        }
-        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
-        for (queued, result) in batch.iter().zip(commit_batch(&mut conn, &batch)) {
-            *queued.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-        }
-        drop(conn);
-        let done = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        done.unwrap_or_else(|| Err(StoreError::Backend("the turn was not committed".into())))
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.shared.enqueue(Box::new(OwnedTurn::from(turn)), Done::Blocking(tx));
+        rx.recv().map_err(|_| StoreError::Backend("the store's writer stopped".into()))?
+    }
+
+    fn submit(&self, turn: Box<OwnedTurn>) -> Result<CommitReceiver, Box<OwnedTurn>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.shared.enqueue(turn, Done::Async(tx));
+        Ok(rx)
     }
 
     fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM outbox o JOIN requests r ON r.id = o.request_id
-                 WHERE o.state = 'queued' AND o.next_attempt_ms <= ?1
-                 ORDER BY o.next_attempt_ms, o.id LIMIT ?2"
-            ))
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![now_ms, i64::try_from(limit).unwrap_or(i64::MAX)], record)
-            .map_err(backend)?;
-        rows.map(|r| r.map(|(id, request)| OutboxItem { id, request }).map_err(backend)).collect()
+        self.shared.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM outbox o JOIN requests r ON r.id = o.request_id
+                     WHERE o.state = 'queued' AND o.next_attempt_ms <= ?1
+                     ORDER BY o.next_attempt_ms, o.id LIMIT ?2"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now_ms, i64::try_from(limit).unwrap_or(i64::MAX)], record)
+                .map_err(backend)?;
+            rows.map(|r| r.map(|(id, request)| OutboxItem { id, request }).map_err(backend)).collect()
+        })
     }
 
     fn next_mail_due(&self) -> Result<Option<i64>, StoreError> {
-        self.lock()
-            .query_row("SELECT min(next_attempt_ms) FROM outbox WHERE state = 'queued'", [], |r| r.get(0))
-            .map_err(backend)
+        self.shared.read(|c| {
+            one(c, "SELECT min(next_attempt_ms) FROM outbox WHERE state = 'queued'", [], |r| r.get(0))
+                .map(Option::flatten)
+        })
     }
 
     fn outbox_depth(&self) -> Result<Option<u64>, StoreError> {
-        let n: i64 = self
-            .lock()
-            .query_row("SELECT count(*) FROM outbox WHERE state = 'queued'", [], |r| r.get(0))
-            .map_err(backend)?;
-        Ok(Some(u64::try_from(n).unwrap_or(0)))
-    }
-
-    fn record_unanswered(&self, question: &str, now_ms: i64) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
-                "INSERT INTO unanswered (question, count, first_ms, last_ms) VALUES (?1, 1, ?2, ?2)
-                 ON CONFLICT(question) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms",
-                params![question, now_ms],
-            )
-            .map(|_| ())
-            .map_err(backend)
+        let n: Option<i64> = self
+            .shared
+            .read(|c| one(c, "SELECT count(*) FROM outbox WHERE state = 'queued'", [], |r| r.get(0)))?;
+        Ok(Some(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)))
     }
 
     fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT question, count, first_ms, last_ms FROM unanswered
-                 ORDER BY count DESC, last_ms DESC LIMIT ?1",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                Ok(Unanswered {
-                    question: r.get(0)?,
-                    count: r.get(1)?,
-                    first_ms: r.get(2)?,
-                    last_ms: r.get(3)?,
+        self.shared.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT question, count, first_ms, last_ms FROM unanswered
+                     ORDER BY count DESC, last_ms DESC LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                    Ok(Unanswered {
+                        question: r.get(0)?,
+                        count: r.get(1)?,
+                        first_ms: r.get(2)?,
+                        last_ms: r.get(3)?,
+                    })
                 })
-            })
-            .map_err(backend)?;
-        rows.collect::<Result<_, _>>().map_err(backend)
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
     }
 
     fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
+        // Flushed: a "sent" forgotten in a power cut would send the e-mail again.
+        self.write(Sync::Full, |tx| {
+            exec(
+                tx,
                 "UPDATE outbox SET state = 'sent', sent_ms = ?2, attempts = attempts + 1, last_error = NULL
                  WHERE id = ?1",
                 params![outbox_id, at_ms],
             )
-            .map_err(backend)?;
+        })?;
         Ok(())
     }
 
     fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
+        self.write(Sync::Normal, |tx| {
+            exec(
+                tx,
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3
                  WHERE id = ?1 AND state = 'queued'",
                 params![outbox_id, error, retry_at_ms],
             )
-            .map_err(backend)?;
+        })?;
         Ok(())
     }
 
     fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM requests r JOIN outbox o ON o.request_id = r.id
-                 ORDER BY r.id DESC LIMIT ?1"
-            ))
-            .map_err(backend)?;
-        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], record).map_err(backend)?;
-        rows.map(|r| r.map(|(_, rec)| rec).map_err(backend)).collect()
+        self.shared.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM requests r JOIN outbox o ON o.request_id = r.id
+                     ORDER BY r.id DESC LIMIT ?1"
+                ))
+                .map_err(backend)?;
+            let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], record).map_err(backend)?;
+            rows.map(|r| r.map(|(_, rec)| rec).map_err(backend)).collect()
+        })
     }
 
     fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-        let m = tx
-            .execute("DELETE FROM messages WHERE received_ms < ?1", [messages_before_ms])
-            .map_err(backend)?;
-        let s = tx
-            .execute("DELETE FROM sessions WHERE updated_ms < ?1", [sessions_before_ms])
-            .map_err(backend)?;
-        tx.commit().map_err(backend)?;
+        let (m, s) = self.write(Sync::Normal, |tx| {
+            let m = exec(tx, "DELETE FROM messages WHERE received_ms < ?1", [messages_before_ms])?;
+            let s = exec(tx, "DELETE FROM sessions WHERE updated_ms < ?1", [sessions_before_ms])?;
+            Ok((m, s))
+        })?;
+        if s > 0 {
+            // Hourly at most: simpler than finding which cached users were pruned.
+            // Under the writer's lock: no turn commits between the read and the reset.
+            let writer = self.shared.writer();
+            self.shared.sessions.reset(stored_users(&writer.conn)?);
+        }
         Ok(m + s)
     }
 
     fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
-        self.lock()
-            .query_row(
+        let ticket = ticket.trim().to_ascii_uppercase();
+        self.shared.read(|c| {
+            one(
+                c,
                 &format!(
                     "SELECT {RECORD_COLUMNS} FROM requests r JOIN outbox o ON o.request_id = r.id
                      WHERE r.ticket = ?1"
                 ),
-                [ticket.trim().to_ascii_uppercase()],
+                [ticket],
                 record,
             )
-            .optional()
             .map(|r| r.map(|(_, rec)| rec))
-            .map_err(backend)
+        })
     }
 }
 
@@ -613,6 +1010,7 @@ mod tests {
             session_version: store.load_versioned(USER).unwrap().1,
             messages,
             request: req,
+            unanswered: None,
             now_ms: NOW,
         }
     }
@@ -638,6 +1036,7 @@ mod tests {
                             session_version: 0,
                             messages: &msgs,
                             request: (i % 5 == 0).then_some(&req),
+                            unanswered: None,
                             now_ms: NOW,
                         };
                         let done = store.commit(&turn).unwrap();
@@ -654,7 +1053,8 @@ mod tests {
             .collect();
         let tickets: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(tickets, 40);
-        let conn = store.lock();
+        let writer = store.shared.writer();
+        let conn = &writer.conn;
         let count = |table: &str| -> i64 {
             conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
         };
@@ -675,23 +1075,13 @@ mod tests {
             session_version: 0,
             messages: &msgs,
             request: None,
+            unanswered: None,
             now_ms: NOW,
         };
         let stale = Turn { message_sid: Some("SM-b"), ..first };
-        let batch: Vec<QueuedTurn> = [first, stale]
-            .iter()
-            .map(|t| QueuedTurn {
-                user: t.user.into(),
-                message_sid: t.message_sid.map(str::to_owned),
-                session: t.session.clone(),
-                session_version: t.session_version,
-                messages: t.messages.to_vec(),
-                request: None,
-                now_ms: t.now_ms,
-                slot: Arc::new(Mutex::new(None)),
-            })
-            .collect();
-        let results = commit_batch(&mut store.lock(), &batch);
+        let writes =
+            [first, stale].map(|t| Ok(SessionWrite::Store(serde_json::to_string(t.session).unwrap())));
+        let results = commit_batch(&mut store.shared.writer().conn, &[first, stale], &writes);
         assert!(results[0].is_ok());
         assert!(matches!(results[1], Err(StoreError::Conflict)), "{:?}", results[1]);
         assert!(store.replay("SM-a").unwrap().is_some());
@@ -714,7 +1104,8 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.load("u").unwrap(), s);
         assert_eq!(store.load("other").unwrap(), Session::default());
-        let mode: String = store.lock().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String =
+            store.shared.writer().conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
     }
 
@@ -781,5 +1172,148 @@ mod tests {
         let rec = store.request("REQ-2026-000001").unwrap().unwrap();
         assert_eq!((rec.mail, rec.attempts, rec.sent_at_ms), (MailState::Sent, 2, Some(NOW + 2000)));
         assert_eq!(store.next_mail_due().unwrap(), None);
+    }
+
+    fn faq_turn<'a>(
+        user: &'a str,
+        sid: &'a str,
+        session: &'a Session,
+        version: i64,
+        msgs: &'a [String],
+    ) -> Turn<'a> {
+        Turn {
+            user,
+            message_sid: Some(sid),
+            session,
+            session_version: version,
+            messages: msgs,
+            request: None,
+            unanswered: None,
+            now_ms: NOW,
+        }
+    }
+
+    #[test]
+    fn conversation_turns_commit_without_a_flush_and_a_request_with_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("w.db")).unwrap();
+        let msgs = vec!["ok".to_owned()];
+        let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
+        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
+        assert_eq!(store.shared.writer().sync, Sync::Normal);
+        let req = request();
+        store.commit(&Turn { request: Some(&req), ..faq_turn(USER, "SM2", &fr, 1, &msgs) }).unwrap();
+        assert_eq!(store.shared.writer().sync, Sync::Full, "the request's batch waits for the disk");
+        store.save(USER, &fr).unwrap();
+        assert_eq!(store.shared.writer().sync, Sync::Full);
+    }
+
+    #[test]
+    fn a_new_user_needs_no_read_and_a_cached_session_follows_each_commit() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(store.cached_session(USER), Some((Session::default(), 0)), "known to have none");
+        let msgs = vec!["ok".to_owned()];
+        let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
+        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
+        assert_eq!(store.cached_session(USER), Some((fr.clone(), 1)));
+        let menu = Session { pending: Some(Pending::Categories), ..fr.clone() };
+        store.commit(&faq_turn(USER, "SM2", &menu, 1, &msgs)).unwrap();
+        assert_eq!(store.cached_session(USER), Some((menu, 2)));
+    }
+
+    #[test]
+    fn a_turn_that_leaves_the_session_as_it_was_does_not_rewrite_it_but_still_checks_its_version() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let msgs = vec!["ok".to_owned()];
+        let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
+        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
+        store.commit(&faq_turn(USER, "SM2", &fr, 1, &msgs)).unwrap();
+        assert_eq!(store.load_versioned(USER).unwrap().1, 1, "nothing changed, nothing written");
+        assert!(store.replay("SM2").unwrap().is_some(), "the MessageSid is recorded all the same");
+        let en = Session { lang: Some(Lang::En), ..Session::default() };
+        store.commit(&faq_turn(USER, "SM3", &en, 1, &msgs)).unwrap();
+        let stale = store.commit(&faq_turn(USER, "SM4", &fr, 1, &msgs));
+        assert!(matches!(stale, Err(StoreError::Conflict)), "computed on version 1, now 2: {stale:?}");
+        assert!(store.replay("SM4").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_session_changed_behind_the_cache_fails_the_turn_once_then_is_read_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let msgs = vec!["ok".to_owned()];
+        let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
+        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
+        let other = "whatsapp:+33611111111";
+        // Another process writes both users' sessions.
+        let outside = Connection::open(&path).unwrap();
+        outside.busy_timeout(BUSY_TIMEOUT).unwrap();
+        let en = serde_json::to_string(&Session { lang: Some(Lang::En), ..Session::default() }).unwrap();
+        outside
+            .execute("UPDATE sessions SET data = ?1, version = 7 WHERE user = ?2", params![en, USER])
+            .unwrap();
+        outside
+            .execute(
+                "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 3, 0)",
+                params![other, en],
+            )
+            .unwrap();
+        let (cached, version) = store.cached_session(USER).unwrap();
+        let stale = store.commit(&faq_turn(USER, "SM2", &cached, version, &msgs));
+        assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+        assert_eq!(store.cached_session(USER), None, "forgotten: the next turn reads");
+        assert_eq!(
+            store.load_versioned(USER).unwrap(),
+            (Session { lang: Some(Lang::En), ..Session::default() }, 7)
+        );
+        assert_eq!(
+            store.cached_session(other),
+            Some((Session::default(), 0)),
+            "a guess, unknown to this store"
+        );
+        let guessed = store.commit(&faq_turn(other, "SM3", &fr, 0, &msgs));
+        assert!(matches!(guessed, Err(StoreError::Conflict)), "{guessed:?}");
+        assert_eq!(store.cached_session(other), None, "now known to have one: read next time");
+        assert_eq!(store.load_versioned(other).unwrap().1, 3);
+    }
+
+    #[test]
+    fn a_declined_question_is_counted_with_its_turn_and_not_again_on_a_redelivery() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let msgs = vec!["sorry".to_owned()];
+        let s = Session::default();
+        let turn = Turn { unanswered: Some("weather tomorrow"), ..faq_turn(USER, "SM1", &s, 0, &msgs) };
+        store.commit(&turn).unwrap();
+        assert!(store.commit(&turn).unwrap().replayed);
+        let asked = store.unanswered(10).unwrap();
+        assert_eq!(asked.len(), 1);
+        assert_eq!((asked[0].question.as_str(), asked[0].count), ("weather tomorrow", 1));
+    }
+
+    #[test]
+    fn under_steady_commits_the_wal_is_checkpointed_and_starts_over_so_it_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let store =
+            SqliteStore::open_tuned(&path, |c| c.with_limits(256 << 10, Duration::from_secs(60))).unwrap();
+        let wal = dir.path().join("w.db-wal");
+        let msgs = vec!["x".repeat(400)];
+        let mut largest = 0;
+        for i in 0..12_000 {
+            let user = format!("whatsapp:+3360{:07}", i % 3000);
+            let (session, version) = store.load_versioned(&user).unwrap();
+            let session =
+                Session { lang: Some(if (i / 3000) % 2 == 0 { Lang::En } else { Lang::Fr }), ..session };
+            store.commit(&faq_turn(&user, &format!("SM{i}"), &session, version, &msgs)).unwrap();
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+        // Each turn logged its session's, its MessageSid's and its reply's pages, some
+        // 40 MB in all: without the log starting over, the WAL would hold them all.
+        assert!(largest < 16 << 20, "the WAL grew to {largest} bytes");
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert!(store.replay("SM0").unwrap().is_some() && store.replay("SM11999").unwrap().is_some());
+        assert_eq!(store.load_versioned("whatsapp:+33600002999").unwrap().1, 4);
     }
 }
