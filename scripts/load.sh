@@ -2,14 +2,14 @@
 # Load (or soak) test on loopback: builds release, starts `wabot serve` on a fresh database
 # in a temporary directory, runs `wabot-load` against it for a bounded time, stops the server.
 #
-#   scripts/load.sh                 # 10 s load, 32 connections
+#   scripts/load.sh                 # 10 s load, 16 connections
 #   DURATION=30 CONNECTIONS=64 scripts/load.sh
 #   scripts/load.sh --soak          # 600 s, server RSS sampled every 10 s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
-CONNECTIONS=${CONNECTIONS:-32}
+CONNECTIONS=${CONNECTIONS:-16}
 PORT=${PORT:-5077}
 EXTRA=()
 if [[ "${1:-}" == "--soak" ]]; then

@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     token: String,
     /// Concurrent keep-alive connections.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     connections: usize,
     /// How long to send, in seconds.
     #[arg(long, default_value_t = 10)]
@@ -46,12 +46,17 @@ struct Args {
     /// Seconds between memory samples.
     #[arg(long, default_value_t = 10)]
     rss_every: u64,
+    /// Print every second's latency, not only the three slowest seconds.
+    #[arg(long)]
+    timeline: bool,
 }
 
 /// What one connection saw.
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u32>,
+    /// The second of the run each response came in, beside its latency.
+    seconds: Vec<u32>,
     ok: u64,
     unavailable: u64,
     other: u64,
@@ -81,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
             senders: args.senders.max(1),
             conn: conn as u64,
             stop: Arc::clone(&stop),
+            started,
         };
         tasks.push(tokio::spawn(job.run()));
     }
@@ -91,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     for t in tasks {
         let t = t.await?;
         all.latencies_us.extend(t.latencies_us);
+        all.seconds.extend(t.seconds);
         all.ok += t.ok;
         all.unavailable += t.unavailable;
         all.other += t.other;
@@ -113,6 +120,7 @@ struct Job {
     senders: u64,
     conn: u64,
     stop: Arc<AtomicBool>,
+    started: Instant,
 }
 
 impl Job {
@@ -142,6 +150,7 @@ impl Job {
             match exchange(s, &request, &mut buf).await {
                 Ok((status, keep_alive)) => {
                     tally.latencies_us.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    tally.seconds.push(u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX));
                     match status {
                         200 => tally.ok += 1,
                         503 => tally.unavailable += 1,
@@ -264,6 +273,32 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// One second of the run.
+struct Window {
+    second: u32,
+    count: usize,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+/// The run, second by second.
+fn per_second(t: &Tally) -> Vec<Window> {
+    let mut by_second: std::collections::BTreeMap<u32, Vec<u32>> = std::collections::BTreeMap::new();
+    for (s, l) in t.seconds.iter().zip(&t.latencies_us) {
+        by_second.entry(*s).or_default().push(*l);
+    }
+    by_second
+        .into_iter()
+        .map(|(second, mut lat)| {
+            lat.sort_unstable();
+            let at = |p: f64| {
+                f64::from(lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1]) / 1000.0
+            };
+            Window { second, count: lat.len(), p99_ms: at(0.99), max_ms: at(1.0) }
+        })
+        .collect()
+}
+
 fn report(args: &Args, t: &Tally, elapsed: f64, rss: &[(u64, u64)]) {
     let mut lat = t.latencies_us.clone();
     lat.sort_unstable();
@@ -287,12 +322,26 @@ fn report(args: &Args, t: &Tally, elapsed: f64, rss: &[(u64, u64)]) {
         t.errors
     );
     println!(
-        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
         pct(0.50),
         pct(0.90),
         pct(0.99),
+        pct(0.999),
         lat.last().map_or(0.0, |m| f64::from(*m) / 1000.0)
     );
+    let windows = per_second(t);
+    let slow: Vec<&Window> = windows.iter().filter(|w| w.p99_ms > 5.0).collect();
+    println!("seconds with a p99 over 5 ms: {} of {}", slow.len(), windows.len());
+    let mut worst: Vec<&Window> = windows.iter().collect();
+    worst.sort_by(|a, b| b.max_ms.total_cmp(&a.max_ms));
+    for w in
+        if args.timeline { windows.iter().collect() } else { worst.into_iter().take(3).collect::<Vec<_>>() }
+    {
+        println!(
+            "  t={:>4}s {:>6} responses  p99 {:>6.2} ms  max {:>7.2} ms",
+            w.second, w.count, w.p99_ms, w.max_ms
+        );
+    }
     if let (Some(first), Some(last)) = (rss.first(), rss.last()) {
         let max = rss.iter().map(|r| r.1).max().unwrap_or(0);
         println!(
