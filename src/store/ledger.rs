@@ -2,10 +2,13 @@
 //! they create and the MessageSid they answer, the e-mail outbox, and the request records
 //! the CLI shows.
 //!
-//! [`Ledger`] is synchronous (SQLite blocks); async callers go through [`Durable`], which
-//! runs each call on tokio's blocking pool behind a semaphore so that a burst of webhooks
-//! never grows that pool. A PostgreSQL implementation for several replicas would implement
-//! the same trait, with the same atomicity: one transaction per [`Ledger::commit`].
+//! [`Ledger`] is synchronous (SQLite blocks); async callers go through [`Durable`]. A turn's
+//! commit is handed to the store's own writer ([`Ledger::submit`]) and awaited without a
+//! thread; a session the store holds in memory is read without one
+//! ([`Ledger::cached_session`]); anything else runs on tokio's blocking pool behind a
+//! semaphore, so that a burst of webhooks never grows that pool. A PostgreSQL
+//! implementation for several replicas would implement the same trait, with the same
+//! atomicity: one transaction per [`Ledger::commit`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -254,10 +257,10 @@ pub trait Ledger: SessionStore {
     fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError>;
 }
 
-/// A [`Ledger`] for async callers: each call runs on the blocking pool, at most `permits`
-/// at a time ([`CONCURRENT_CALLS`](super::sqlite::CONCURRENT_CALLS) for SQLite: enough for
-/// its group commit to batch turns), so a burst of webhooks waits on the semaphore instead
-/// of growing the blocking pool.
+/// A [`Ledger`] for async callers. Commits and cached sessions need no thread (see the
+/// module doc); other calls run on the blocking pool, at most `permits` at a time
+/// ([`CONCURRENT_CALLS`](super::sqlite::CONCURRENT_CALLS) for SQLite), so a burst of
+/// webhooks waits on the semaphore instead of growing the blocking pool.
 #[derive(Clone)]
 pub struct Durable {
     ledger: Arc<dyn Ledger>,
