@@ -1,10 +1,11 @@
 //! The [`Ledger`] on SQLite: one file (`WABOT_DB`), WAL journal, schema migrations applied
 //! on open (tracked in `PRAGMA user_version`).
 //!
-//! Two connections: one every write goes through, and one for reads, so that reading a
+//! Three connections: one every write goes through, one for reads, so that reading a
 //! session or the outbox never waits behind a batch being committed (WAL lets readers run
-//! beside the writer). A second process (`wabot requests list`) opens its own connections;
-//! the busy timeout covers the moments both write.
+//! beside the writer), and the checkpointer's ([`checkpoint`]: copying the WAL into the
+//! database happens off the writer's path). A second process (`wabot requests list`)
+//! opens its own connections; the busy timeout covers the moments both write.
 //!
 //! Atomicity of a turn: the MessageSid is inserted with `ON CONFLICT DO NOTHING` first — a
 //! duplicate, even one racing this very turn, finds the row and gets the first turn's
@@ -29,7 +30,8 @@
 //! ([`Ledger::cached_session`]): a turn usually needs no read at all. The cache is only a
 //! guess of the stored version — the commit checks it inside the transaction, and a turn
 //! that finds it stale (another process wrote, an entry was pruned) is retried on a fresh
-//! read.
+//! read. A turn that leaves its session as the cache holds it does not rewrite it: its
+//! version is checked all the same.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -165,7 +167,7 @@ struct QueuedTurn {
 #[derive(Default)]
 struct Queue {
     turns: Vec<QueuedTurn>,
-    /// False once the store is dropped or the writer has stopped: nothing more is taken.
+    /// True once the store is dropped or the writer has stopped: nothing more is taken.
     closed: bool,
 }
 

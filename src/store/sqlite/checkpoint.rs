@@ -124,6 +124,9 @@ impl Checkpointer {
 
 /// The WAL and database files, opened beside SQLite to sync them ahead of a checkpoint.
 struct WalWriteback {
+    /// The WAL's path; the file itself, once it exists (SQLite creates it at the first
+    /// write after opening).
+    wal_path: Option<String>,
     wal: Option<File>,
     db: Option<File>,
     /// A page and its frame header.
@@ -142,10 +145,11 @@ const OS_PAGE: u64 = 4096;
 impl WalWriteback {
     fn new(conn: &Connection) -> Self {
         let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap_or(4096);
-        let open = |suffix: &str| conn.path().and_then(|p| File::open(format!("{p}{suffix}")).ok());
+        let wal_path = conn.path().filter(|p| !p.is_empty()).map(|p| format!("{p}-wal"));
         WalWriteback {
-            wal: open("-wal"),
-            db: open(""),
+            wal: wal_path.as_ref().and_then(|p| File::open(p).ok()),
+            wal_path,
+            db: conn.path().filter(|p| !p.is_empty()).and_then(|p| File::open(p).ok()),
             frame_bytes: u64::try_from(page).unwrap_or(4096) + FRAME_HEADER,
             started: 0,
         }
@@ -161,11 +165,19 @@ impl WalWriteback {
         (self.bytes(frames) / OS_PAGE).saturating_sub(1) * OS_PAGE
     }
 
+    fn wal(&mut self) -> Option<&File> {
+        if self.wal.is_none() {
+            self.wal = self.wal_path.as_ref().and_then(|p| File::open(p).ok());
+        }
+        self.wal.as_ref()
+    }
+
     /// Starts writing the log back, up to `frames` pages, without waiting.
     fn start(&mut self, frames: i64) {
         let end = self.settled(frames);
         if end > self.started {
-            write_back(self.wal.as_ref(), self.started, end, false);
+            let from = self.started;
+            write_back(self.wal(), from, end, false);
             self.started = end;
         }
     }
@@ -177,11 +189,12 @@ impl WalWriteback {
             let _ = db.sync_data();
         }
         let end = self.settled(frames);
-        write_back(self.wal.as_ref(), 0, end, true);
-        self.started = self.started.max(end);
-        if let Some(wal) = &self.wal {
+        let wal = self.wal();
+        write_back(wal, 0, end, true);
+        if let Some(wal) = wal {
             let _ = wal.sync_data();
         }
+        self.started = self.started.max(end);
     }
 
     fn restarted(&mut self) {
