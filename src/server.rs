@@ -304,6 +304,7 @@ async fn webhook(
             return Err(WebhookError::BadSignature);
         }
     }
+    form.check_single_values()?;
     let from = form.from()?;
     let span = tracing::info_span!(
         "message",

@@ -79,6 +79,37 @@ impl WebhookForm {
         &self.params
     }
 
+    /// Refuses a form in which a parameter that carries the message — who sent it, to
+    /// whom, its text, its id, its media — is given twice: Twilio never does, and taking the
+    /// first (or the last) would be a guess. Other parameters may repeat; the signature
+    /// covers them all.
+    pub fn check_single_values(&self) -> Result<(), ChannelError> {
+        const SINGLE: &[&str] = &[
+            "From",
+            "To",
+            "Body",
+            "MessageSid",
+            "SmsMessageSid",
+            "AccountSid",
+            "NumMedia",
+            "ProfileName",
+            "WaId",
+        ];
+        let carries = |name: &str| {
+            SINGLE.contains(&name)
+                || ["MediaUrl", "MediaContentType"].iter().any(|p| {
+                    name.strip_prefix(p)
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                })
+        };
+        for (i, (name, _)) in self.params.iter().enumerate() {
+            if carries(name) && self.params[..i].iter().any(|(n, _)| n == name) {
+                return Err(ChannelError::RepeatedField(name.clone()));
+            }
+        }
+        Ok(())
+    }
+
     /// The first value of the parameter `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
@@ -265,6 +296,22 @@ mod tests {
     fn only_the_first_equals_sign_separates_name_and_value() {
         let form = WebhookForm::parse(b"a=b=c").unwrap();
         assert_eq!(form.get("a"), Some("b=c"));
+    }
+
+    #[test]
+    fn a_repeated_parameter_that_carries_the_message_is_refused_and_others_are_not() {
+        let form = |pairs: &[(&str, &str)]| {
+            WebhookForm::from_pairs(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+        };
+        let ok = form(&[("From", "whatsapp:+1"), ("Body", "hi"), ("ButtonText", "a"), ("ButtonText", "b")]);
+        assert!(ok.check_single_values().is_ok());
+        for field in ["From", "Body", "MessageSid", "MediaUrl0", "MediaContentType12"] {
+            let twice = form(&[("From", "whatsapp:+1"), (field, "a"), ("Body", "hi"), (field, "b")]);
+            let err = twice.check_single_values().unwrap_err();
+            assert!(matches!(&err, ChannelError::RepeatedField(f) if f == field), "{field}: {err}");
+        }
+        let look_alike = form(&[("MediaUrlX", "a"), ("MediaUrlX", "b")]);
+        assert!(look_alike.check_single_values().is_ok());
     }
 
     #[test]

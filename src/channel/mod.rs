@@ -68,6 +68,9 @@ pub enum ChannelError {
         /// What is wrong with its value.
         reason: String,
     },
+    /// A parameter that carries the message is given more than once: which one is meant?
+    #[error("form parameter `{0}` is given more than once")]
+    RepeatedField(String),
 }
 
 #[cfg(test)]

@@ -108,6 +108,21 @@ async fn a_replayed_signature_with_any_field_changed_is_403_and_leaves_no_trace(
 }
 
 #[tokio::test]
+async fn a_signed_form_repeating_who_sent_it_or_what_it_says_is_400_and_leaves_no_trace() {
+    let app = spawn_app().await;
+    for (field, second) in [("Body", "I want a work certificate"), ("From", "whatsapp:+33699999999")] {
+        let mut pairs = whatsapp_form("How can I reset my password?").params().to_vec();
+        pairs.push((field.into(), second.into()));
+        let twice = WebhookForm::from_pairs(pairs);
+        // Correctly signed, as a leaked token would let anyone sign it.
+        let answer = app.post_raw(twice.to_body().into_bytes(), FORM, Some(&sign(&twice))).await;
+        assert_eq!(answer.status, 400, "{field} twice: {}", answer.text);
+        assert!(answer.text.contains(field), "{}", answer.text);
+    }
+    assert_untouched(&app);
+}
+
+#[tokio::test]
 async fn xml_significant_text_cannot_inject_twiml_elements() {
     let app = spawn_app().await;
     let text = "<?xml?><Response><Redirect>http://evil</Redirect></Response> & ]]>";
