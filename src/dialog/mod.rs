@@ -298,18 +298,17 @@ impl Dialog {
 
     fn answer(&self, session: &mut Session, text: &str) -> Reply {
         session.pending = None;
-        let known = self.engine.detect_language(text).or(session.lang);
-        let answer = self.engine.answer(text, known);
-        let lang = known.or(answer.as_ref().map(|m| m.entry.lang)).unwrap_or(Lang::En);
-        if let Some(m) = answer {
+        // Not sure enough to answer: the nearest questions are offered, if any come close.
+        let floor = self.engine.params().threshold * SUGGESTION_FLOOR;
+        let found = self.engine.consult(text, session.lang, 2 * MAX_SUGGESTIONS, floor);
+        let lang = found.lang.or(found.answer.as_ref().map(|m| m.entry.lang)).unwrap_or(Lang::En);
+        if let Some(m) = found.answer {
             let outcome = Outcome::Answered { id: m.entry.id.clone(), score: m.score };
             return reply(lang, outcome, &self.answer_text(&m.entry, lang));
         }
-        // Not sure enough to answer: offer the nearest questions, if any come close.
-        let floor = self.engine.params().threshold * SUGGESTION_FLOOR;
         // Each suggestion in the user's language where its topic has it, each topic once.
         let mut suggestions: Vec<Arc<FaqEntry>> = Vec::new();
-        for m in self.engine.search(text, 2 * MAX_SUGGESTIONS).into_iter().filter(|m| m.score >= floor) {
+        for m in found.nearest {
             let entry = self.engine.twin(&m.entry, lang).unwrap_or(m.entry);
             if suggestions.len() < MAX_SUGGESTIONS && !suggestions.iter().any(|s| s.id == entry.id) {
                 suggestions.push(entry);

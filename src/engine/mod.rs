@@ -311,6 +311,24 @@ impl Engine {
         answer_in(&index, query, preferred, index.params())
     }
 
+    /// What a user's message comes to, the query analysed once: its language (as written,
+    /// else `fallback`), the answer as [`Engine::answer`] gives it, and when there is none,
+    /// up to `k` nearest entries scoring at least `floor`, best first.
+    pub fn consult(&self, query: &str, fallback: Option<Lang>, k: usize, floor: f32) -> Consultation {
+        let index = self.current.load();
+        let params = index.params();
+        let q = index.query_vector(query, params);
+        let lang = q.lang.or(fallback);
+        let answer = index.top_k(&q, 1, params.threshold).into_iter().next().map(|top| {
+            match index.twin(&top.entry, lang.unwrap_or(top.entry.lang)) {
+                Some(twin) => Match { entry: twin, ..top },
+                None => top,
+            }
+        });
+        let nearest = if answer.is_some() { Vec::new() } else { index.top_k(&q, k, floor) };
+        Consultation { lang, answer, nearest }
+    }
+
     /// [`Engine::answer`] with other parameters (a lower threshold, say) for scoring.
     pub fn answer_with(&self, query: &str, preferred: Option<Lang>, params: &EngineParams) -> Option<Match> {
         answer_in(&self.current.load(), query, preferred, params)
@@ -373,6 +391,17 @@ impl Engine {
     }
 }
 
+/// What [`Engine::consult`] found.
+#[derive(Debug, Clone)]
+pub struct Consultation {
+    /// The language of the message, as written, else the one the caller knew.
+    pub lang: Option<Lang>,
+    /// The answer, when an entry reaches the threshold.
+    pub answer: Option<Match>,
+    /// Without an answer, the nearest entries, best first.
+    pub nearest: Vec<Match>,
+}
+
 fn answer_in(index: &Index, query: &str, preferred: Option<Lang>, params: &EngineParams) -> Option<Match> {
     let q = index.query_vector(query, params);
     let top = index.top_k(&q, 1, params.threshold).into_iter().next()?;
@@ -380,5 +409,39 @@ fn answer_in(index: &Index, query: &str, preferred: Option<Lang>, params: &Engin
     match index.twin(&top.entry, lang) {
         Some(twin) => Some(Match { entry: twin, ..top }),
         None => Some(top),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::KnowledgeBase;
+
+    #[test]
+    fn a_consultation_gives_what_answer_and_search_give_separately() {
+        let kb = KnowledgeBase::embedded().unwrap();
+        let engine = Engine::build(kb.entries(), kb.lexicon());
+        for (query, fallback) in
+            [("comment obtenir mon bulletin de paie", None), ("payslip copy please", Some(Lang::Fr))]
+        {
+            let found = engine.consult(query, fallback, 6, 0.1);
+            let lang = engine.detect_language(query).or(fallback);
+            assert_eq!(found.lang, lang, "{query}");
+            let answer = engine.answer(query, lang).unwrap();
+            assert_eq!(found.answer.unwrap().entry.id, answer.entry.id, "{query}");
+            assert!(found.nearest.is_empty(), "an answer needs no suggestions");
+        }
+        let vague = "bonjour j'ai une question sur le truc";
+        let found = engine.consult(vague, None, 6, 0.01);
+        assert!(found.answer.is_none() && engine.answer(vague, None).is_none());
+        let searched: Vec<String> = engine
+            .search(vague, 6)
+            .into_iter()
+            .filter(|m| m.score >= 0.01)
+            .map(|m| m.entry.id.clone())
+            .collect();
+        let nearest: Vec<String> = found.nearest.iter().map(|m| m.entry.id.clone()).collect();
+        assert_eq!(nearest, searched);
+        assert!(!nearest.is_empty(), "something comes close to {vague:?}");
     }
 }
