@@ -1,19 +1,33 @@
 //! Identifying an employee from a photo of their badge: the webhook's side of badge OCR.
 //!
-//! When a WhatsApp message carries an image, the webhook calls [`BadgeDesk::accept`], which
-//! answers at once ("Reading your badge…") and does the rest in the background, since OCR
-//! may take longer than Twilio waits for a webhook: download the photo
-//! ([`media`](crate::media)), decode and read it on the OCR pool ([`ocr`](crate::ocr)), look the
-//! ID up in the employee [`Directory`], remember the employee in the user's session, and send
-//! the result through Twilio's REST API ([`twilio_rest`](crate::twilio_rest)).
+//! When a WhatsApp message carries an image, the webhook calls [`BadgeDesk::accept`]. What
+//! can be told at once is: a file that is not an image, no way to reply (REST credentials
+//! unset), a full OCR pool ("try again in a moment"). Otherwise the photo becomes a
+//! [`PhotoJob`], committed to the durable store together with its MessageSid's claim and the
+//! answer "Reading your badge…" before the webhook returns that answer; a redelivery of the
+//! same MessageSid finds the claim and gets the same answer, with no second job. The rest
+//! runs in the background, since OCR may take longer than Twilio waits for a webhook:
+//! download the photo ([`media`](crate::media)), decode and read it on the OCR pool
+//! ([`ocr`](crate::ocr)), look the ID up in the employee [`Directory`], remember the employee
+//! in the user's session, and send the result through Twilio's REST API
+//! ([`twilio_rest`](crate::twilio_rest)).
+//!
+//! A job is done, and forgotten, once its result was sent or never can be (Twilio refused
+//! the message). Until then it is pending in the store: on shutdown the photos being read or
+//! waiting are simply left there ([`BadgeDesk::stop`]), after a crash too, and the next start
+//! resumes them ([`BadgeDesk::resume`]), oldest first, each as a place in the OCR pool frees
+//! up; one pending for longer than [`STALE_AFTER`] is dropped unread. A result sent just
+//! before a crash, and not yet marked done, is sent again after the restart: delivery is at
+//! least once, as for the e-mail outbox.
 //!
 //! Every bad input gets its own reply: a file that is not an image, one too large, one that
-//! cannot be read, a photo with no ID (tips for a better photo), an ID nobody has; a full
-//! queue is answered at once with "try again in a moment".
+//! cannot be read, a photo with no ID (tips for a better photo), an ID nobody has. Logs carry
+//! the MessageSid and the job's id, never the user's number.
 
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
@@ -24,10 +38,11 @@ use crate::config::ConfigError;
 use crate::directory::{Directory, DirectoryError};
 use crate::engine::Lang;
 use crate::media::{self, MediaError, MediaFetcher, MediaPolicy};
+use crate::ocr::pool::Slot;
 use crate::ocr::{
     self, BadgeReader, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrParams, OcrPool, PoolError,
 };
-use crate::store::SessionStore;
+use crate::store::{Durable, Enqueued, Ledger, PendingPhoto, PhotoJob, StoreError};
 use crate::twilio_rest::{RestConfig, RestSender};
 
 /// The example directory matching the badges in `tests/data/badges/`, used when no
@@ -36,6 +51,20 @@ pub const EXAMPLE_DIRECTORY: &str = include_str!("../corpus/employees.example.cs
 
 /// Twilio's REST API.
 pub const TWILIO_API_BASE: &str = "https://api.twilio.com";
+
+/// A photo pending longer than this is dropped unread at startup: Twilio's media may be
+/// gone, and a result a day late would only puzzle a user who has moved on.
+pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Pending photos resumed at one start, at most. Far beyond what is ever pending (the OCR
+/// pool's places, plus results Twilio could not be reached for); the rest wait for the
+/// next start.
+const RESUME_LIMIT: usize = 1000;
+
+/// Badge reading's store calls on the blocking pool at once: a claim, a session, a "done",
+/// all rare, within the margin [`MAX_BLOCKING_THREADS`](crate::server::MAX_BLOCKING_THREADS)
+/// leaves beside the webhook's turns.
+const STORE_CALLS: usize = 2;
 
 /// A sentence in English and French.
 #[derive(Debug, Clone, Copy)]
@@ -293,10 +322,19 @@ pub struct PhotoMessage {
     pub user: String,
     /// The bot's number (`To`): the reply comes from there.
     pub bot: String,
-    /// `MessageSid`, for the logs.
+    /// `MessageSid`: the deduplication key, and the logs'.
     pub message_sid: Option<String>,
     /// The first attachment.
     pub media: crate::channel::Media,
+}
+
+/// The webhook's answer to a photo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The messages to reply with.
+    pub messages: Vec<String>,
+    /// True when the MessageSid had been handled before: nothing new was done.
+    pub replayed: bool,
 }
 
 /// What reading a badge came to, for logs and tests.
@@ -316,16 +354,19 @@ pub enum BadgeOutcome {
     Failed,
 }
 
-/// Badge reading: the reader, its pool, the downloader, the directory, the REST sender.
+/// Badge reading: the reader, its pool, the downloader, the directory, the REST sender, the
+/// store holding sessions and pending photos.
 pub struct BadgeDesk {
     reader: Arc<dyn BadgeReader>,
     pool: OcrPool,
     fetcher: MediaFetcher,
     sender: Option<RestSender>,
     directory: Arc<Directory>,
-    store: Arc<dyn SessionStore>,
+    store: Durable,
     /// Where OCR durations are recorded, once the server has set it.
     metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
+    /// The photos being read and sent, and the resumption: stopped with the server.
+    tasks: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl std::fmt::Debug for BadgeDesk {
@@ -346,9 +387,18 @@ impl BadgeDesk {
         fetcher: MediaFetcher,
         sender: Option<RestSender>,
         directory: Arc<Directory>,
-        store: Arc<dyn SessionStore>,
+        store: Arc<dyn Ledger>,
     ) -> Self {
-        BadgeDesk { reader, pool, fetcher, sender, directory, store, metrics: std::sync::OnceLock::new() }
+        BadgeDesk {
+            reader,
+            pool,
+            fetcher,
+            sender,
+            directory,
+            store: Durable::new(store, STORE_CALLS),
+            metrics: std::sync::OnceLock::new(),
+            tasks: Mutex::new(tokio::task::JoinSet::new()),
+        }
     }
 
     /// Records each photo's reading time in `metrics` (`wabot_ocr_seconds`).
@@ -362,7 +412,7 @@ impl BadgeDesk {
     pub fn build(
         settings: &BadgeSettings,
         auth_token: Option<&SecretString>,
-        store: Arc<dyn SessionStore>,
+        store: Arc<dyn Ledger>,
     ) -> Result<BadgeDesk, BadgeError> {
         settings.validate()?;
         let params = OcrParams { max_side: settings.max_side, threads: settings.threads_per_worker() };
@@ -402,51 +452,185 @@ impl BadgeDesk {
         &self.directory
     }
 
-    /// Handles a photo message: the immediate answer for the webhook, the rest in the
-    /// background with the result sent through the REST API.
-    pub fn accept(self: &Arc<Self>, photo: PhotoMessage) -> String {
-        let lang = self.lang_of(&photo.user);
+    /// Handles a photo message: the immediate answer for the webhook, given only once the
+    /// job is committed (see the module doc); the rest in the background, with the result
+    /// sent through the REST API.
+    pub async fn accept(self: &Arc<Self>, photo: PhotoMessage) -> Accepted {
+        let sid = photo.message_sid.clone();
+        let lang = self.lang_of(&photo.user).await;
+        let said = |s: Said| Accepted { messages: vec![s.get(lang).to_owned()], replayed: false };
         if !media::is_image_type(photo.media.content_type.as_deref()) {
-            tracing::info!(message_sid = photo.message_sid.as_deref(), "attachment is not an image");
-            return messages::NOT_A_PHOTO.get(lang).to_owned();
+            tracing::info!(message_sid = sid.as_deref(), "attachment is not an image");
+            return said(messages::NOT_A_PHOTO);
         }
-        let Some(sender) = self.sender.clone() else {
+        if self.sender.is_none() {
             tracing::warn!(
                 "a badge photo arrived but TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is unset: cannot reply"
             );
-            return messages::UNAVAILABLE.get(lang).to_owned();
-        };
+            return said(messages::UNAVAILABLE);
+        }
         let slot = match self.pool.reserve() {
             Ok(slot) => slot,
             Err(_) => {
-                tracing::warn!(message_sid = photo.message_sid.as_deref(), "OCR queue full: photo refused");
-                return messages::BUSY.get(lang).to_owned();
+                // A redelivery of a photo already queued gets its first answer, not "busy".
+                if let Some(first) = self.replay(sid.clone()).await {
+                    tracing::info!(message_sid = sid.as_deref(), "duplicate delivery of a photo: same reply");
+                    return Accepted { messages: first, replayed: true };
+                }
+                tracing::warn!(message_sid = sid.as_deref(), "OCR queue full: photo refused");
+                return said(messages::BUSY);
             }
         };
-        let desk = Arc::clone(self);
-        tokio::spawn(async move {
-            let (reply, _) = desk.read(&photo, lang, slot).await;
-            // Failures are logged by the sender, with Twilio's error.
-            let _ = sender.send(&photo.bot, &photo.user, &reply).await;
-        });
-        messages::READING.get(lang).to_owned()
+        let job = PhotoJob {
+            user: photo.user,
+            bot: photo.bot,
+            message_sid: photo.message_sid,
+            media_url: photo.media.url,
+            content_type: photo.media.content_type,
+            lang,
+            created_ms: crate::requests::now_ms(),
+        };
+        let reply = vec![messages::READING.get(lang).to_owned()];
+        let stored =
+            self.store.run(move |l| l.enqueue_photo(&job, &reply).map(|done| (done, job, reply))).await;
+        match stored {
+            Ok((Enqueued::Queued(id), job, reply)) => {
+                tracing::info!(message_sid = sid.as_deref(), job = id, "badge photo queued");
+                self.start(PendingPhoto { id, job }, slot);
+                Accepted { messages: reply, replayed: false }
+            }
+            Ok((Enqueued::Replayed(first), ..)) => {
+                tracing::info!(message_sid = sid.as_deref(), "duplicate delivery of a photo: same reply");
+                Accepted { messages: first, replayed: true }
+            }
+            Err(e) => {
+                // Nothing was committed, the MessageSid included: a redelivery is read afresh.
+                tracing::error!(message_sid = sid.as_deref(), error = %e, "badge photo not stored");
+                said(messages::FAILED)
+            }
+        }
     }
 
-    fn lang_of(&self, user: &str) -> Lang {
-        self.store.load(user).ok().and_then(|s| s.lang).unwrap_or(Lang::En)
+    /// Resumes the photos accepted before this start and not yet answered: oldest first,
+    /// each as soon as a place in the OCR pool is free — waiting for it, never refused. One
+    /// pending for longer than [`STALE_AFTER`] is dropped unread. Returns how many will be
+    /// read. Call it once, before the webhook takes photos, so that none is read twice.
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let pending = self.store.run(|l| l.pending_photos(RESUME_LIMIT)).await?;
+        if pending.len() == RESUME_LIMIT {
+            tracing::warn!(limit = RESUME_LIMIT, "more badge photos pending than one start resumes");
+        }
+        let now = crate::requests::now_ms();
+        let cutoff = now.saturating_sub(i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX));
+        let (stale, live): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.job.created_ms < cutoff);
+        for photo in stale {
+            tracing::info!(
+                job = photo.id,
+                message_sid = photo.job.message_sid.as_deref(),
+                age_hours = now.saturating_sub(photo.job.created_ms) / 3_600_000,
+                "badge photo pending too long: dropped unread"
+            );
+            let id = photo.id;
+            self.store.run(move |l| l.photo_done(id)).await?;
+        }
+        if live.is_empty() {
+            return Ok(0);
+        }
+        if self.sender.is_none() {
+            tracing::warn!(
+                jobs = live.len(),
+                "badge photos are pending but TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is unset: left queued"
+            );
+            return Ok(0);
+        }
+        let count = live.len();
+        tracing::info!(jobs = count, "resuming badge photos accepted before the restart");
+        let desk = Arc::clone(self);
+        self.spawn(async move {
+            for photo in live {
+                let Ok(slot) = desk.pool.reserve_waiting().await else {
+                    return;
+                };
+                desk.start(photo, slot);
+            }
+        });
+        Ok(count)
+    }
+
+    /// Stops the photos being read, sent or waiting for a place, wherever they are: their
+    /// jobs stay pending in the store for the next start. Shutdown never waits for OCR or
+    /// for Twilio. (The tasks hold the desk: until this is called it is not dropped.)
+    pub fn stop(&self) {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).abort_all();
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        // Each task's lock is brief: a spawn, or the abort.
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(finished) = tasks.try_join_next() {
+            if let Err(e) = finished
+                && e.is_panic()
+            {
+                tracing::error!("a badge photo's task panicked");
+            }
+        }
+        tasks.spawn(task);
+    }
+
+    fn start(self: &Arc<Self>, photo: PendingPhoto, slot: Slot) {
+        let desk = Arc::clone(self);
+        self.spawn(async move { desk.finish(photo, slot).await });
+    }
+
+    /// Reads the photo in `slot`, sends the result, and marks the job done once it was
+    /// sent or can never be.
+    async fn finish(&self, photo: PendingPhoto, slot: Slot) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        let (id, sid) = (photo.id, photo.job.message_sid.as_deref());
+        let (reply, _) = self.read(&photo.job, slot).await;
+        // Failures are logged by the sender, with Twilio's error.
+        match sender.send(&photo.job.bot, &photo.job.user, &reply).await {
+            Ok(()) => tracing::info!(message_sid = sid, job = id, "badge result sent"),
+            Err(e) if !e.is_retryable() => {
+                tracing::warn!(message_sid = sid, job = id, "badge result refused by Twilio: job dropped");
+            }
+            Err(_) => {
+                tracing::warn!(
+                    message_sid = sid,
+                    job = id,
+                    "badge result not sent: the photo stays pending for the next start"
+                );
+                return;
+            }
+        }
+        if let Err(e) = self.store.run(move |l| l.photo_done(id)).await {
+            tracing::error!(
+                message_sid = sid,
+                job = id,
+                error = %e,
+                "badge result sent but not marked done: it may be sent again after a restart"
+            );
+        }
+    }
+
+    /// The first reply to `sid`, if it was handled before.
+    async fn replay(&self, sid: Option<String>) -> Option<Vec<String>> {
+        let sid = sid?;
+        self.store.run(move |l| l.replay(&sid)).await.ok().flatten()
+    }
+
+    async fn lang_of(&self, user: &str) -> Lang {
+        self.store.load_session(user).await.ok().and_then(|(s, _)| s.lang).unwrap_or(Lang::En)
     }
 
     /// Downloads and reads the photo in `slot`, identifies the employee and remembers them in
     /// the session; returns the reply.
-    pub async fn read(
-        &self,
-        photo: &PhotoMessage,
-        lang: Lang,
-        slot: ocr::pool::Slot,
-    ) -> (String, BadgeOutcome) {
+    pub async fn read(&self, photo: &PhotoJob, slot: Slot) -> (String, BadgeOutcome) {
         let started = Instant::now();
-        let sid = photo.message_sid.as_deref();
-        let bytes = match self.fetcher.fetch(&photo.media.url).await {
+        let (sid, lang) = (photo.message_sid.as_deref(), photo.lang);
+        let bytes = match self.fetcher.fetch(&photo.media_url).await {
             Ok(bytes) => bytes,
             Err(e) => {
                 tracing::warn!(message_sid = sid, error = %e, "badge photo not downloaded");
@@ -487,10 +671,15 @@ impl BadgeDesk {
         let found = text.candidates.iter().find_map(|id| self.directory.get(id));
         let (reply, outcome) = match (found, text.employee_id()) {
             (Some(employee), _) => {
-                let remembered = self.store.load(&photo.user).and_then(|mut session| {
-                    session.employee = Some(employee.clone());
-                    self.store.save(&photo.user, &session)
-                });
+                let (user, identified) = (photo.user.clone(), employee.clone());
+                let remembered = self
+                    .store
+                    .run(move |l| {
+                        let mut session = l.load(&user)?;
+                        session.employee = Some(identified);
+                        l.save(&user, &session)
+                    })
+                    .await;
                 if let Err(e) = remembered {
                     tracing::error!(message_sid = sid, error = %e, "cannot remember the identified employee");
                 }

@@ -35,7 +35,7 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Durable, StoreError};
 
 /// The blocking pool's bound for `wabot serve`: the store's callers plus a margin for
-/// reloads. Tokio's default (512) let a 10-minute soak keep ~120 threads, each holding its
+/// reloads and badge reading's few store calls. Tokio's default (512) let a 10-minute soak keep ~120 threads, each holding its
 /// own allocator pages (RSS about 290 MiB instead of 78).
 pub const MAX_BLOCKING_THREADS: usize = crate::store::sqlite::CONCURRENT_CALLS + 8;
 
@@ -122,6 +122,7 @@ pub struct Server {
     outbox: Option<Outbox>,
     store: Durable,
     metrics: Arc<Metrics>,
+    badges: Option<Arc<crate::badge::BadgeDesk>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -161,8 +162,8 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        let router = router(settings, faq, desk, badges, Arc::clone(&metrics));
-        Ok(Server { listener, router, outbox, store, metrics })
+        let router = router(settings, faq, desk, badges.clone(), Arc::clone(&metrics));
+        Ok(Server { listener, router, outbox, store, metrics, badges })
     }
 
     /// The server's metrics.
@@ -178,8 +179,16 @@ impl Server {
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
     /// The outbox worker runs beside it and stops with it; an e-mail in flight then is
-    /// not marked sent, and goes again at the next start.
+    /// not marked sent, and goes again at the next start. Likewise badge photos: those
+    /// accepted before this start and not answered are resumed before the first request is
+    /// taken, and those still being read or sent when it stops stay pending in the store.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        if let Some(badges) = &self.badges
+            && let Err(e) = badges.resume().await
+        {
+            // They stay pending: the next start tries again.
+            tracing::error!(error = %e, "cannot resume the pending badge photos");
+        }
         let worker = self.outbox.map(|o| tokio::spawn(o.run()));
         let pruner = tokio::spawn(self.store.prune_forever(std::time::Duration::from_secs(3600)));
         let served = axum::serve(self.listener, self.router)
@@ -190,6 +199,9 @@ impl Server {
             w.abort();
         }
         pruner.abort();
+        if let Some(badges) = &self.badges {
+            badges.stop();
+        }
         served
     }
 }
@@ -345,7 +357,9 @@ async fn turn(
             message_sid: form.message_sid().map(str::to_owned),
             media,
         };
-        return (MessageOutcome::Badge, vec![badges.accept(photo)]);
+        let accepted = badges.accept(photo).await;
+        let outcome = if accepted.replayed { MessageOutcome::Duplicate } else { MessageOutcome::Badge };
+        return (outcome, accepted.messages);
     }
     let incoming = Incoming {
         user: from.to_owned(),

@@ -5,15 +5,15 @@
 //! Users are keyed by their channel address (`whatsapp:+33…`).
 //!
 //! The durable side — conversation state that survives a restart, requests with their
-//! tickets, the e-mail outbox and the processed MessageSids — is the [`Ledger`] trait,
-//! implemented on SQLite by [`sqlite::SqliteStore`].
+//! tickets, the e-mail outbox, badge photos awaiting their result and the processed
+//! MessageSids — is the [`Ledger`] trait, implemented on SQLite by [`sqlite::SqliteStore`].
 
 pub mod ledger;
 pub mod sqlite;
 
 pub use ledger::{
-    CommitReceiver, Committed, Durable, Ledger, MailState, NewRequest, OutboxItem, OwnedTurn, RequestRecord,
-    Turn,
+    CommitReceiver, Committed, Durable, Enqueued, Ledger, MailState, NewRequest, OutboxItem, OwnedTurn,
+    PendingPhoto, PhotoJob, RequestRecord, Turn,
 };
 pub use sqlite::SqliteStore;
 

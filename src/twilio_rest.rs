@@ -36,6 +36,20 @@ pub enum SendError {
     Url(String),
 }
 
+impl SendError {
+    /// True when trying again later may succeed: Twilio unreachable, rate-limited (429) or
+    /// failing (5xx). A refusal of the message itself (4xx) or a bad URL will not improve.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SendError::Network(_) => true,
+            SendError::Refused { status, .. } => {
+                *status == StatusCode::TOO_MANY_REQUESTS.as_u16() || *status >= 500
+            }
+            SendError::Url(_) => false,
+        }
+    }
+}
+
 /// How a sender reaches Twilio.
 #[derive(Debug, Clone)]
 pub struct RestConfig {
@@ -118,11 +132,7 @@ impl RestSender {
             let result = self.post(from, to, body).await;
             let retry = match &result {
                 Ok(()) => return Ok(()),
-                Err(SendError::Network(_)) => true,
-                Err(SendError::Refused { status, .. }) => {
-                    *status == StatusCode::TOO_MANY_REQUESTS.as_u16() || *status >= 500
-                }
-                Err(SendError::Url(_)) => false,
+                Err(e) => e.is_retryable(),
             };
             if !retry || attempt >= self.config.attempts {
                 return result;

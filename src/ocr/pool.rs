@@ -140,6 +140,13 @@ impl OcrPool {
         Ok(Slot { permit, jobs: self.jobs.clone() })
     }
 
+    /// Waits for a place in the pool, for work that must not be refused (photos accepted
+    /// before a restart); waiters are served in order, before later [`OcrPool::reserve`]s.
+    pub async fn reserve_waiting(&self) -> Result<Slot, PoolError> {
+        let permit = Arc::clone(&self.admission).acquire_owned().await.map_err(|_| PoolError::Stopped)?;
+        Ok(Slot { permit, jobs: self.jobs.clone() })
+    }
+
     /// Jobs running or waiting now.
     pub fn in_flight(&self) -> usize {
         self.capacity - self.admission.available_permits()
@@ -187,6 +194,23 @@ mod tests {
         }
         assert_eq!(pool.in_flight(), 0);
         assert_eq!(pool.run(|| 7).await, Ok(7), "room again once the jobs are done");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reservation_gets_the_next_free_place_before_a_new_caller() {
+        let pool = Arc::new(OcrPool::new(1, 0));
+        let held = pool.reserve().unwrap();
+        let waiting = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.reserve_waiting().await.unwrap().run(|| 5).await })
+        };
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        assert!(matches!(pool.reserve(), Err(PoolError::Busy)), "the freed place went to the waiter");
+        assert_eq!(waiting.await.unwrap(), Ok(5));
+        assert_eq!(pool.in_flight(), 0);
     }
 
     #[tokio::test]

@@ -134,7 +134,10 @@ mod tests {
     use crate::engine::Engine;
     use crate::requests::{RequestForm, RequestSettings};
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{Ledger, NewRequest, OutboxItem, RequestRecord, Session, SessionStore, Turn};
+    use crate::store::{
+        Enqueued, Ledger, NewRequest, OutboxItem, PendingPhoto, PhotoJob, RequestRecord, Session, SessionStore,
+        Turn,
+    };
 
     const USER: &str = "whatsapp:+33600000000";
 
@@ -200,6 +203,15 @@ mod tests {
         }
         fn prune(&self, m: i64, s: i64) -> Result<usize, StoreError> {
             self.inner.prune(m, s)
+        }
+        fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError> {
+            self.inner.enqueue_photo(job, reply)
+        }
+        fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError> {
+            self.inner.pending_photos(limit)
+        }
+        fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
+            self.inner.photo_done(id)
         }
     }
 

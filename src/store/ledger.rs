@@ -1,6 +1,6 @@
 //! The durable store's contract: conversation turns committed atomically with the request
-//! they create and the MessageSid they answer, the e-mail outbox, and the request records
-//! the CLI shows.
+//! they create and the MessageSid they answer, the e-mail outbox, the badge photos waiting
+//! for their result, and the request records the CLI shows.
 //!
 //! [`Ledger`] is synchronous (SQLite blocks); async callers go through [`Durable`]. A turn's
 //! commit is handed to the store's own writer ([`Ledger::submit`]) and awaited without a
@@ -207,6 +207,44 @@ pub struct OutboxItem {
     pub request: RequestRecord,
 }
 
+/// A badge photo accepted for reading: a promise that a result will be sent to the user,
+/// kept until it is ([`Ledger::enqueue_photo`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoJob {
+    /// The user (`From`): the result goes there.
+    pub user: String,
+    /// The bot's number (`To`): the result comes from there.
+    pub bot: String,
+    /// Twilio's MessageSid: a redelivery of it finds the claim and queues nothing.
+    pub message_sid: Option<String>,
+    /// Where Twilio serves the photo (`MediaUrl0`).
+    pub media_url: String,
+    /// Its declared type (`MediaContentType0`).
+    pub content_type: Option<String>,
+    /// The user's language when the photo arrived: the result is written in it.
+    pub lang: Lang,
+    /// When the photo was accepted, ms since the Unix epoch.
+    pub created_ms: i64,
+}
+
+/// A [`PhotoJob`] as stored, waiting for its result to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPhoto {
+    /// The job's row, for [`Ledger::photo_done`].
+    pub id: i64,
+    /// The job.
+    pub job: PhotoJob,
+}
+
+/// What [`Ledger::enqueue_photo`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// The MessageSid was claimed and the job stored under this id.
+    Queued(i64),
+    /// The MessageSid had already been handled: nothing was written; its first reply.
+    Replayed(Vec<String>),
+}
+
 /// The durable store. Implementations must make [`Ledger::commit`] atomic: the session,
 /// the request, its outbox row and the MessageSid's reply are all written, or none; and
 /// conditional on the session's version, so two messages of one user handled at once (a
@@ -252,6 +290,17 @@ pub trait Ledger: SessionStore {
     fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError>;
     /// One request by ticket.
     fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError>;
+    /// Claims the job's MessageSid with `reply` (the webhook's answer) and stores the job, in
+    /// one durable transaction: once this returns [`Enqueued::Queued`], the photo is read
+    /// and answered even if the process stops right after. A MessageSid already claimed —
+    /// by a photo or a text — stores nothing and gives its first reply back.
+    fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError>;
+    /// Photo jobs not yet done, oldest first, at most `limit`.
+    fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError>;
+    /// Records that the job's result was sent, or can never be: the job is forgotten (its
+    /// MessageSid's claim stays, so a redelivery still gets the first reply). False when
+    /// there was no such job.
+    fn photo_done(&self, id: i64) -> Result<bool, StoreError>;
     /// Forgets MessageSids received before `messages_before_ms` and sessions inactive since
     /// before `sessions_before_ms`; requests and the outbox are kept. The rows removed.
     fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError>;

@@ -26,6 +26,10 @@
 //! answer and a form resumes one step earlier, nothing the user was promised. Waiting for a
 //! disk flush on every FAQ answer would cap the webhook at the disk's fsync rate.
 //!
+//! A badge photo's job ([`Ledger::enqueue_photo`]) is written outside the batches, with its
+//! MessageSid's claim, at `synchronous = FULL`: "Reading your badge…" is a promise, like
+//! "registered under REQ-…".
+//!
 //! Sessions are cached in memory, keyed by user, with the version last committed
 //! ([`Ledger::cached_session`]): a turn usually needs no read at all. The cache is only a
 //! guess of the stored version — the commit checks it inside the transaction, and a turn
@@ -41,8 +45,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::ledger::{
-    CommitReceiver, Committed, Ledger, MailState, NewRequest, OutboxItem, OwnedTurn, RequestRecord,
-    TICKET_PLACEHOLDER, Turn,
+    CommitReceiver, Committed, Enqueued, Ledger, MailState, NewRequest, OutboxItem, OwnedTurn, PendingPhoto,
+    PhotoJob, RequestRecord, TICKET_PLACEHOLDER, Turn,
 };
 use super::{Session, SessionStore, StoreError};
 use crate::engine::Lang;
@@ -113,6 +117,20 @@ CREATE TABLE unanswered (
     last_ms     INTEGER NOT NULL
 );
 CREATE INDEX unanswered_count ON unanswered(count DESC);
+",
+    // Badge photos accepted and not yet answered; a row is deleted once its result is sent
+    // (see `Ledger::photo_done`), so the table is the pending set and stays small.
+    r"
+CREATE TABLE photo_jobs (
+    id           INTEGER PRIMARY KEY,
+    message_sid  TEXT UNIQUE,
+    user         TEXT NOT NULL,
+    bot          TEXT NOT NULL,
+    media_url    TEXT NOT NULL,
+    content_type TEXT,
+    lang         TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL
+);
 ",
 ];
 
@@ -530,6 +548,10 @@ fn lang_code(lang: Lang) -> &'static str {
     }
 }
 
+fn lang_from_code(code: &str) -> Lang {
+    if code == "fr" { Lang::Fr } else { Lang::En }
+}
+
 const RECORD_COLUMNS: &str = "r.ticket, r.user, r.kind, r.kind_label, r.recipient, r.first_name, \
      r.last_name, r.employee_id, r.employee_email, r.department, r.details, r.lang, r.created_ms, \
      o.state, o.attempts, o.last_error, o.next_attempt_ms, o.sent_ms, o.id";
@@ -554,7 +576,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
             employee_email: row.get(8)?,
             department: row.get(9)?,
             details: row.get(10)?,
-            lang: if lang == "fr" { Lang::Fr } else { Lang::En },
+            lang: lang_from_code(&lang),
             created_at_ms: row.get(12)?,
             mail,
             attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
@@ -955,6 +977,79 @@ impl Ledger for SqliteStore {
         Ok(m + s)
     }
 
+    fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError> {
+        let reply = serde_json::to_string(reply).map_err(backend)?;
+        self.write(Sync::Full, |tx| {
+            if let Some(sid) = &job.message_sid {
+                let claimed = exec(
+                    tx,
+                    "INSERT INTO messages (sid, user, reply, received_ms) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (sid) DO NOTHING",
+                    params![sid, job.user, reply, job.created_ms],
+                )?;
+                if claimed == 0 {
+                    let first: String =
+                        one(tx, "SELECT reply FROM messages WHERE sid = ?1", [sid], |r| r.get(0))?
+                            .ok_or_else(|| backend("a claimed MessageSid has no row"))?;
+                    return Ok(Enqueued::Replayed(serde_json::from_str(&first).map_err(backend)?));
+                }
+            }
+            exec(
+                tx,
+                "INSERT INTO photo_jobs (message_sid, user, bot, media_url, content_type, lang, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    job.message_sid,
+                    job.user,
+                    job.bot,
+                    job.media_url,
+                    job.content_type,
+                    lang_code(job.lang),
+                    job.created_ms
+                ],
+            )?;
+            Ok(Enqueued::Queued(tx.last_insert_rowid()))
+        })
+    }
+
+    fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError> {
+        self.shared.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, message_sid, user, bot, media_url, content_type, lang, created_ms
+                     FROM photo_jobs ORDER BY created_ms, id LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                    let lang: String = r.get(6)?;
+                    Ok(PendingPhoto {
+                        id: r.get(0)?,
+                        job: PhotoJob {
+                            message_sid: r.get(1)?,
+                            user: r.get(2)?,
+                            bot: r.get(3)?,
+                            media_url: r.get(4)?,
+                            content_type: r.get(5)?,
+                            lang: lang_from_code(&lang),
+                            created_ms: r.get(7)?,
+                        },
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+    }
+
+    /// Deletes the job rather than marking it: the outcome is in the log and the metrics,
+    /// the MessageSid's claim (in `messages`) keeps answering redeliveries, and a done
+    /// job's user number and media URL are nothing to keep. Flushed: a "done" lost in a
+    /// power cut would send the result again.
+    fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
+        let deleted = self.write(Sync::Full, |tx| exec(tx, "DELETE FROM photo_jobs WHERE id = ?1", [id]))?;
+        Ok(deleted > 0)
+    }
+
     fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
         let ticket = ticket.trim().to_ascii_uppercase();
         self.shared.read(|c| {
@@ -1335,5 +1430,81 @@ mod tests {
         let last = format!("SM{}", turns - 1);
         assert!(store.replay("SM0").unwrap().is_some() && store.replay(&last).unwrap().is_some());
         assert!(store.load_versioned("whatsapp:+33600000000").unwrap().1 >= 1);
+    }
+
+    fn photo(sid: Option<&str>, user: &str, created_ms: i64) -> PhotoJob {
+        PhotoJob {
+            user: user.to_owned(),
+            bot: "whatsapp:+14155238886".to_owned(),
+            message_sid: sid.map(str::to_owned),
+            media_url: format!("https://api.twilio.com/media/{}", sid.unwrap_or("none")),
+            content_type: Some("image/jpeg".to_owned()),
+            lang: Lang::Fr,
+            created_ms,
+        }
+    }
+
+    #[test]
+    fn a_photo_job_is_committed_with_its_message_sid_and_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let reading = vec!["Je lis votre badge…".to_owned()];
+        store.commit(&faq_turn(USER, "SM-text", &Session::default(), 0, &["ok".to_owned()])).unwrap();
+        assert_eq!(store.shared.writer().sync, Sync::Normal);
+        let job = photo(Some("SM-photo"), USER, NOW);
+        let Enqueued::Queued(id) = store.enqueue_photo(&job, &reading).unwrap() else {
+            panic!("a new MessageSid queues its job")
+        };
+        assert_eq!(store.shared.writer().sync, Sync::Full, "a promise to the user waits for the disk");
+        assert_eq!(store.replay("SM-photo").unwrap(), Some(reading.clone()), "claimed with the reply");
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.pending_photos(10).unwrap(), vec![PendingPhoto { id, job }], "survives a reopen");
+    }
+
+    #[test]
+    fn a_redelivered_photo_gets_its_first_reply_and_no_second_job() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let first = vec!["Reading your badge…".to_owned()];
+        assert!(matches!(store.enqueue_photo(&photo(Some("SM1"), USER, NOW), &first), Ok(Enqueued::Queued(_))));
+        let again = PhotoJob { lang: Lang::En, created_ms: NOW + 5000, ..photo(Some("SM1"), USER, NOW) };
+        assert_eq!(
+            store.enqueue_photo(&again, &["something else".to_owned()]).unwrap(),
+            Enqueued::Replayed(first)
+        );
+        assert_eq!(store.pending_photos(10).unwrap().len(), 1);
+        // The claim is the one text turns use: a MessageSid already answered as text (or
+        // the other way round) is not handled twice.
+        let text = vec!["an answer".to_owned()];
+        store.commit(&faq_turn(USER, "SM2", &Session::default(), 0, &text)).unwrap();
+        assert_eq!(store.enqueue_photo(&photo(Some("SM2"), USER, NOW), &[]).unwrap(), Enqueued::Replayed(text));
+        assert!(store.commit(&faq_turn(USER, "SM1", &Session::default(), 1, &[])).unwrap().replayed);
+        assert_eq!(store.pending_photos(10).unwrap().len(), 1, "the claim and the job go together");
+    }
+
+    #[test]
+    fn pending_photos_come_oldest_first_and_a_done_one_is_gone_but_still_claimed() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let mut ids = Vec::new();
+        for (sid, at) in [("SM-c", NOW + 300), ("SM-a", NOW + 100), ("SM-b", NOW + 200)] {
+            match store.enqueue_photo(&photo(Some(sid), USER, at), &["…".to_owned()]).unwrap() {
+                Enqueued::Queued(id) => ids.push(id),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Without a MessageSid nothing can be claimed, but the job is kept all the same.
+        store.enqueue_photo(&photo(None, USER, NOW + 400), &[]).unwrap();
+        let pending = store.pending_photos(10).unwrap();
+        let order: Vec<_> = pending.iter().map(|p| p.job.message_sid.as_deref()).collect();
+        assert_eq!(order, [Some("SM-a"), Some("SM-b"), Some("SM-c"), None]);
+        assert_eq!(store.pending_photos(2).unwrap().len(), 2);
+        assert!(store.photo_done(ids[1]).unwrap());
+        assert!(!store.photo_done(ids[1]).unwrap(), "done once");
+        let order: Vec<_> =
+            store.pending_photos(10).unwrap().into_iter().map(|p| p.job.message_sid).collect();
+        assert_eq!(order, [Some("SM-b".to_owned()), Some("SM-c".to_owned()), None]);
+        assert!(store.replay("SM-a").unwrap().is_some(), "a redelivery still finds the claim");
+        assert!(matches!(store.enqueue_photo(&photo(Some("SM-a"), USER, NOW), &[]), Ok(Enqueued::Replayed(_))));
     }
 }
