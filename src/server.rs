@@ -35,8 +35,8 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Durable, StoreError};
 
 /// The blocking pool's bound for `wabot serve`: the store's callers plus a margin for
-/// reloads and badge reading's few store calls. Tokio's default (512) let a 10-minute soak keep ~120 threads, each holding its
-/// own allocator pages (RSS about 290 MiB instead of 78).
+/// reloads and badge reading's few store calls. Tokio's default (512) let a 10-minute soak
+/// keep ~120 threads, each holding its own allocator pages (RSS about 290 MiB instead of 78).
 pub const MAX_BLOCKING_THREADS: usize = crate::store::sqlite::CONCURRENT_CALLS + 8;
 
 /// The header Twilio signs its requests with.

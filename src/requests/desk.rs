@@ -135,8 +135,8 @@ mod tests {
     use crate::requests::{RequestForm, RequestSettings};
     use crate::store::sqlite::SqliteStore;
     use crate::store::{
-        Enqueued, Ledger, NewRequest, OutboxItem, PendingPhoto, PhotoJob, RequestRecord, Session, SessionStore,
-        Turn,
+        Enqueued, Ledger, NewRequest, OutboxItem, PendingPhoto, PhotoJob, RequestRecord, Session,
+        SessionStore, Turn,
     };
 
     const USER: &str = "whatsapp:+33600000000";

@@ -1467,7 +1467,10 @@ mod tests {
     fn a_redelivered_photo_gets_its_first_reply_and_no_second_job() {
         let store = SqliteStore::open_in_memory().unwrap();
         let first = vec!["Reading your badge…".to_owned()];
-        assert!(matches!(store.enqueue_photo(&photo(Some("SM1"), USER, NOW), &first), Ok(Enqueued::Queued(_))));
+        assert!(matches!(
+            store.enqueue_photo(&photo(Some("SM1"), USER, NOW), &first),
+            Ok(Enqueued::Queued(_))
+        ));
         let again = PhotoJob { lang: Lang::En, created_ms: NOW + 5000, ..photo(Some("SM1"), USER, NOW) };
         assert_eq!(
             store.enqueue_photo(&again, &["something else".to_owned()]).unwrap(),
@@ -1478,7 +1481,10 @@ mod tests {
         // the other way round) is not handled twice.
         let text = vec!["an answer".to_owned()];
         store.commit(&faq_turn(USER, "SM2", &Session::default(), 0, &text)).unwrap();
-        assert_eq!(store.enqueue_photo(&photo(Some("SM2"), USER, NOW), &[]).unwrap(), Enqueued::Replayed(text));
+        assert_eq!(
+            store.enqueue_photo(&photo(Some("SM2"), USER, NOW), &[]).unwrap(),
+            Enqueued::Replayed(text)
+        );
         assert!(store.commit(&faq_turn(USER, "SM1", &Session::default(), 1, &[])).unwrap().replayed);
         assert_eq!(store.pending_photos(10).unwrap().len(), 1, "the claim and the job go together");
     }
@@ -1505,6 +1511,9 @@ mod tests {
             store.pending_photos(10).unwrap().into_iter().map(|p| p.job.message_sid).collect();
         assert_eq!(order, [Some("SM-b".to_owned()), Some("SM-c".to_owned()), None]);
         assert!(store.replay("SM-a").unwrap().is_some(), "a redelivery still finds the claim");
-        assert!(matches!(store.enqueue_photo(&photo(Some("SM-a"), USER, NOW), &[]), Ok(Enqueued::Replayed(_))));
+        assert!(matches!(
+            store.enqueue_photo(&photo(Some("SM-a"), USER, NOW), &[]),
+            Ok(Enqueued::Replayed(_))
+        ));
     }
 }

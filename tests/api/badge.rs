@@ -23,7 +23,7 @@ use wabot::media::{MediaFetcher, MediaPolicy};
 use wabot::ocr::{
     BadgeReader, BadgeText, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrPool, TextLine,
 };
-use wabot::store::SessionStore;
+use wabot::store::{Ledger, SessionStore};
 use wabot::twilio_rest::{RestConfig, RestSender};
 
 use crate::helpers::*;
@@ -357,6 +357,91 @@ async fn when_the_queue_is_full_the_user_is_told_at_once_to_try_again() {
     open.send(()).unwrap();
     let sends = api.wait_for_sends(1).await;
     assert!(sends[0].form["Body"].contains("Élodie Garçon"));
+}
+
+#[tokio::test]
+async fn a_redelivered_photo_gets_the_same_answer_and_is_read_and_answered_once() {
+    let (api, cdn) = api_and_cdn().await;
+    cdn.serve_file("ME9", "image/jpeg", badge_jpeg("01-elodie.jpg"));
+    let app =
+        spawn_with(Options { badges: desk(fake(vec!["ID: 712056"]), &api, 2), ..Options::default() }).await;
+    // Twilio redelivers a webhook it got no answer to in time: same MessageSid, same form.
+    let form = photo_form(&media_url(&api, "ME9"), "image/jpeg", "whatsapp:+33612345678");
+    let first = app.post_signed(&form).await;
+    let again = app.post_signed(&form).await;
+    assert_eq!((first.status, again.status), (200, 200));
+    assert_eq!(twiml_messages(&again.text), twiml_messages(&first.text));
+    let sends = api.wait_for_sends(1).await;
+    assert!(sends[0].form["Body"].contains("Élodie Garçon"), "{sends:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(api.sends().len(), 1, "one result for one photo");
+    let downloads = api.calls().iter().filter(|c| c.path.contains("/Media/")).count();
+    assert_eq!(downloads, 1, "downloaded once");
+    assert_eq!(app.rows("photo_jobs"), 0, "done once answered");
+    // And once more after it was answered: still the first answer, nothing sent.
+    let late = app.post_signed(&form).await;
+    assert_eq!(twiml_messages(&late.text), twiml_messages(&first.text));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(api.sends().len(), 1);
+}
+
+#[tokio::test]
+async fn a_photo_accepted_before_a_stop_is_answered_after_the_restart_and_a_day_old_one_is_dropped() {
+    let (api, cdn) = api_and_cdn().await;
+    cdn.serve_file("ME10", "image/jpeg", badge_jpeg("01-elodie.jpg"));
+    cdn.serve_file("ME11", "image/jpeg", badge_jpeg("01-elodie.jpg"));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wabot.db");
+
+    // The first server accepts the photo, then stops while it is being read.
+    let (open, gate) = std::sync::mpsc::channel::<()>();
+    let stuck = Arc::new(FakeReader { lines: vec!["ID: 712056"], gate: Some(Mutex::new(gate)) });
+    let app =
+        spawn_with(Options { db: Some(db.clone()), badges: desk(stuck, &api, 2), ..Options::default() })
+            .await;
+    let reply = post_photo(&app, &media_url(&api, "ME10"), "image/jpeg").await;
+    assert!(reply[0].starts_with("Reading your badge"), "{reply:?}");
+    assert_eq!(app.rows("photo_jobs"), 1, "the job is stored before the answer");
+    app.stop().await;
+    drop(open);
+    assert_eq!(api.sends().len(), 0);
+
+    // Meanwhile, a photo accepted more than a day ago and never answered.
+    let store = wabot::store::SqliteStore::open(&db).unwrap();
+    let day_ago = wabot::requests::now_ms() - 25 * 3600 * 1000;
+    let old = wabot::store::PhotoJob {
+        user: "whatsapp:+33699999999".to_owned(),
+        bot: "whatsapp:+14155238886".to_owned(),
+        message_sid: Some(fresh_sid()),
+        media_url: media_url(&api, "ME11"),
+        content_type: Some("image/jpeg".to_owned()),
+        lang: wabot::engine::Lang::En,
+        created_ms: day_ago,
+    };
+    store.enqueue_photo(&old, &["Reading your badge…".to_owned()]).unwrap();
+    drop(store);
+
+    // The next start resumes the first and drops the other unread.
+    let app = spawn_with(Options {
+        db: Some(db),
+        badges: desk(fake(vec!["ID: 712056"]), &api, 2),
+        ..Options::default()
+    })
+    .await;
+    let sends = api.wait_for_sends(1).await;
+    assert_eq!(sends[0].form["To"], "whatsapp:+33612345678");
+    assert!(sends[0].form["Body"].contains("Élodie Garçon"), "{sends:?}");
+    for _ in 0..100 {
+        if app.rows("photo_jobs") == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.rows("photo_jobs"), 0, "both jobs are done");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(api.sends().len(), 1, "nothing sent for the stale photo");
+    assert!(!api.calls().iter().any(|c| c.path.ends_with("/ME11")), "nor downloaded");
+    assert!(!cdn.calls().iter().any(|c| c.path.ends_with("/ME11")));
 }
 
 #[tokio::test]
