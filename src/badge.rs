@@ -42,7 +42,7 @@ use crate::ocr::pool::Slot;
 use crate::ocr::{
     self, BadgeReader, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrParams, OcrPool, PoolError,
 };
-use crate::store::{Durable, Enqueued, Ledger, PendingPhoto, PhotoJob, StoreError};
+use crate::store::{Durable, Enqueued, Ledger, PendingPhoto, PhotoJob, StoreError, Turn};
 use crate::twilio_rest::{RestConfig, RestSender};
 
 /// The example directory matching the badges in `tests/data/badges/`, used when no
@@ -675,9 +675,27 @@ impl BadgeDesk {
                 let remembered = self
                     .store
                     .run(move |l| {
-                        let mut session = l.load(&user)?;
-                        session.employee = Some(identified);
-                        l.save(&user, &session)
+                        // Conditional on the session's version, as a text turn is: a
+                        // message of the user's committed meanwhile is not overwritten.
+                        for _ in 0..3 {
+                            let (mut session, version) = l.load_versioned(&user)?;
+                            session.employee = Some(identified.clone());
+                            let turn = Turn {
+                                user: &user,
+                                message_sid: None,
+                                session: &session,
+                                session_version: version,
+                                messages: &[],
+                                request: None,
+                                unanswered: None,
+                                now_ms: crate::requests::now_ms(),
+                            };
+                            match l.commit(&turn) {
+                                Err(StoreError::Conflict) => continue,
+                                done => return done.map(|_| ()),
+                            }
+                        }
+                        Err(StoreError::Conflict)
                     })
                     .await;
                 if let Err(e) = remembered {
