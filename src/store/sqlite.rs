@@ -58,6 +58,14 @@ mod sessions;
 use checkpoint::Checkpointer;
 use sessions::{Cached, SessionCache, Stored};
 
+/// Rows [`Ledger::prune`] looks at, or deletes, per transaction: a few milliseconds of the
+/// writer's time, however large the tables.
+const PRUNE_CHUNK: i64 = 2000;
+
+fn chunk_len() -> usize {
+    usize::try_from(PRUNE_CHUNK).unwrap_or(usize::MAX)
+}
+
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -962,19 +970,78 @@ impl Ledger for SqliteStore {
         })
     }
 
+    /// In short transactions, so that turns commit in between: MessageSids oldest first
+    /// along the table (they are inserted in time order), stopping at the first one to
+    /// keep; sessions found on the reader connection, then deleted unless a turn touched
+    /// them meanwhile.
     fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError> {
-        let (m, s) = self.write(Sync::Normal, |tx| {
-            let m = exec(tx, "DELETE FROM messages WHERE received_ms < ?1", [messages_before_ms])?;
-            let s = exec(tx, "DELETE FROM sessions WHERE updated_ms < ?1", [sessions_before_ms])?;
-            Ok((m, s))
-        })?;
-        if s > 0 {
-            // Hourly at most: simpler than finding which cached users were pruned.
-            // Under the writer's lock: no turn commits between the read and the reset.
-            let writer = self.shared.writer();
-            self.shared.sessions.reset(stored_users(&writer.conn)?);
+        let mut removed = 0;
+        loop {
+            let (deleted, done) = self.write(Sync::Normal, |tx| {
+                let mut stmt = tx
+                    .prepare_cached("SELECT rowid, received_ms FROM messages ORDER BY rowid LIMIT ?1")
+                    .map_err(backend)?;
+                let rows: Vec<(i64, i64)> = stmt
+                    .query_map([PRUNE_CHUNK], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(backend)?;
+                let old = rows.iter().take_while(|(_, at)| *at < messages_before_ms).count();
+                let Some(&(last, _)) = old.checked_sub(1).and_then(|i| rows.get(i)) else {
+                    return Ok((0, true));
+                };
+                let deleted = exec(tx, "DELETE FROM messages WHERE rowid <= ?1", [last])?;
+                Ok((deleted, old < rows.len() || rows.len() < chunk_len()))
+            })?;
+            removed += deleted;
+            if done {
+                break;
+            }
         }
-        Ok(m + s)
+        let mut after = i64::MIN;
+        loop {
+            // The candidates, a range of rows at a time, without holding the writer.
+            let (rows, last) = self.shared.read(|c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT rowid, user, updated_ms FROM sessions WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                    )
+                    .map_err(backend)?;
+                let rows: Vec<(i64, String, i64)> = stmt
+                    .query_map(params![after, PRUNE_CHUNK], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(backend)?;
+                let last = rows.last().map(|(id, ..)| *id);
+                let idle = rows.into_iter().filter(|(.., at)| *at < sessions_before_ms).map(|(_, u, _)| u);
+                Ok((idle.collect::<Vec<_>>(), last))
+            })?;
+            if !rows.is_empty() {
+                removed += self.write(Sync::Normal, |tx| {
+                    let mut deleted = 0;
+                    for user in &rows {
+                        // Still idle? A turn may have come since the read.
+                        if exec(
+                            tx,
+                            "DELETE FROM sessions WHERE user = ?1 AND updated_ms < ?2",
+                            params![user, sessions_before_ms],
+                        )? > 0
+                        {
+                            deleted += 1;
+                            // Under the writer's lock: no turn commits in between. Should
+                            // the transaction fail, forgetting costs only a read.
+                            self.shared.sessions.pruned(user);
+                        }
+                    }
+                    Ok(deleted)
+                })?;
+            }
+            match last {
+                Some(id) => after = id,
+                None => break,
+            }
+        }
+        Ok(removed)
     }
 
     fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError> {
@@ -1430,6 +1497,57 @@ mod tests {
         let last = format!("SM{}", turns - 1);
         assert!(store.replay("SM0").unwrap().is_some() && store.replay(&last).unwrap().is_some());
         assert!(store.load_versioned("whatsapp:+33600000000").unwrap().1 >= 1);
+    }
+
+    #[test]
+    fn pruning_in_chunks_removes_only_what_is_old_and_a_pruned_user_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("w.db")).unwrap();
+        let msgs = vec!["hi".to_owned()];
+        let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
+        // 5,000 idle users' turns an hour before the cut-off, then 100 recent ones; more
+        // than two chunks of each table.
+        let (cut, n) = (NOW + 3_600_000, 5_000);
+        for i in 0..n + 100 {
+            let user = format!("whatsapp:+3361{i:07}");
+            let sid = format!("SM{i}");
+            let now_ms = if i < n { NOW } else { cut + 1 };
+            store.commit(&Turn { now_ms, ..faq_turn(&user, &sid, &fr, 0, &msgs) }).unwrap();
+        }
+        // A recent turn of an old user keeps their session, not their old MessageSid.
+        let kept = "whatsapp:+33610000007";
+        let (_, version) = store.load_versioned(kept).unwrap();
+        store
+            .commit(&Turn {
+                now_ms: cut + 1,
+                ..faq_turn(kept, "SM-late", &Session::default(), version, &msgs)
+            })
+            .unwrap();
+        assert_eq!(store.prune(cut, cut).unwrap(), 2 * n - 1, "MessageSids and sessions");
+        assert!(
+            store.replay("SM0").unwrap().is_none()
+                && store.replay(&format!("SM{}", n - 1)).unwrap().is_none()
+        );
+        assert!(
+            store.replay(&format!("SM{n}")).unwrap().is_some() && store.replay("SM-late").unwrap().is_some()
+        );
+        let count = |t: &str| -> i64 {
+            store
+                .shared
+                .read(|c| {
+                    c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).map_err(backend)
+                })
+                .unwrap()
+        };
+        assert_eq!((count("messages"), count("sessions")), (101, 101));
+        assert_eq!(store.load_versioned(kept).unwrap().1, version + 1);
+        // A pruned user was cached: now known to have nothing, their next turn is a first.
+        let gone = "whatsapp:+33610000001";
+        assert_eq!(store.cached_session(gone), Some((Session::default(), 0)));
+        store
+            .commit(&Turn { now_ms: cut + 2, ..faq_turn(gone, "SM-back", &Session::default(), 0, &msgs) })
+            .unwrap();
+        assert_eq!(store.prune(cut, cut).unwrap(), 0, "nothing more is old");
     }
 
     fn photo(sid: Option<&str>, user: &str, created_ms: i64) -> PhotoJob {

@@ -97,11 +97,11 @@ impl SessionCache {
         cache.stored.insert(user_hash(user));
     }
 
-    /// Starts over knowing only that `stored` users have a session (after pruning).
-    pub(super) fn reset(&self, stored: impl IntoIterator<Item = String>) {
-        let stored = stored.into_iter().map(|u| user_hash(&u)).collect();
+    /// Forgets `user`, whose session was just deleted (pruned): their next turn commits as
+    /// a new user's.
+    pub(super) fn pruned(&self, user: &str) {
         let mut cache = self.lock();
-        cache.recent.clear();
-        cache.stored = stored;
+        cache.recent.pop(user);
+        cache.stored.remove(&user_hash(user));
     }
 }
