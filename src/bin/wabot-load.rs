@@ -4,7 +4,8 @@
 //! after the other: questions of the embedded corpus in both languages plus a few the FAQ
 //! cannot answer, a fresh MessageSid each, spread over many senders. It reports throughput,
 //! status codes and latency percentiles; with `--rss-pid`, it samples that process's resident
-//! memory every `--rss-every` seconds (the soak test). See `scripts/load.sh`.
+//! memory every `--rss-every` seconds (the soak test) and reports its CPU time per message,
+//! which tells runs on machines of different speeds apart. See `scripts/load.sh`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(job.run()));
     }
     let sampler = args.rss_pid.map(|pid| tokio::spawn(sample_rss(pid, args.rss_every, Arc::clone(&stop))));
+    let cpu_before = (args.rss_pid.and_then(cpu_seconds), cpu_seconds_of("self"));
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     stop.store(true, Ordering::Relaxed);
     let mut all = Tally::default();
@@ -104,11 +106,15 @@ async fn main() -> anyhow::Result<()> {
         all.errors += t.errors;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = Cpu {
+        server: args.rss_pid.and_then(cpu_seconds).zip(cpu_before.0).map(|(after, before)| after - before),
+        load: cpu_seconds_of("self").zip(cpu_before.1).map(|(after, before)| after - before),
+    };
     let rss = match sampler {
         Some(s) => s.await?,
         None => Vec::new(),
     };
-    report(&args, &all, elapsed, &rss);
+    report(&args, &all, elapsed, &rss, &cpu);
     Ok(())
 }
 
@@ -273,6 +279,27 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time used during the run, in seconds: the server's and this load generator's.
+struct Cpu {
+    server: Option<f64>,
+    load: Option<f64>,
+}
+
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_seconds_of(&pid.to_string())
+}
+
+/// User and system time of a process (`/proc/PID/stat`, fields 14 and 15, in USER_HZ
+/// ticks: 100 per second on every Linux architecture), all its threads together.
+fn cpu_seconds_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: count fields after it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace().skip(11);
+    let (user, system): (u64, u64) = (fields.next()?.parse().ok()?, fields.next()?.parse().ok()?);
+    Some((user + system) as f64 / 100.0)
+}
+
 /// One second of the run.
 struct Window {
     second: u32,
@@ -299,7 +326,7 @@ fn per_second(t: &Tally) -> Vec<Window> {
         .collect()
 }
 
-fn report(args: &Args, t: &Tally, elapsed: f64, rss: &[(u64, u64)]) {
+fn report(args: &Args, t: &Tally, elapsed: f64, rss: &[(u64, u64)], cpu: &Cpu) {
     let mut lat = t.latencies_us.clone();
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
@@ -341,6 +368,19 @@ fn report(args: &Args, t: &Tally, elapsed: f64, rss: &[(u64, u64)]) {
             "  t={:>4}s {:>6} responses  p99 {:>6.2} ms  max {:>7.2} ms",
             w.second, w.count, w.p99_ms, w.max_ms
         );
+    }
+    // CPU per message tells runs on machines of different speeds apart.
+    let per_message = |s: f64| s * 1e6 / total.max(1) as f64;
+    match (cpu.server, cpu.load) {
+        (Some(server), Some(load)) => println!(
+            "cpu per message: server {:.0} µs, wabot-load {:.0} µs ({:.0}% and {:.0}% of one core)",
+            per_message(server),
+            per_message(load),
+            server * 100.0 / elapsed,
+            load * 100.0 / elapsed
+        ),
+        (None, Some(load)) => println!("cpu per message: wabot-load {:.0} µs", per_message(load)),
+        _ => {}
     }
     if let (Some(first), Some(last)) = (rss.first(), rss.last()) {
         let max = rss.iter().map(|r| r.1).max().unwrap_or(0);
