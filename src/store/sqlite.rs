@@ -229,9 +229,7 @@ impl Writer {
 
 /// Every user with a stored session.
 fn stored_users(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare("SELECT user FROM sessions").map_err(backend)?;
-    let users = stmt.query_map([], |r| r.get(0)).map_err(backend)?;
-    users.collect::<Result<_, _>>().map_err(backend)
+    all(conn, "SELECT user FROM sessions", [], |r| r.get(0))
 }
 
 /// What the store's handle and its writer thread share.
@@ -600,6 +598,21 @@ fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<u
     conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(backend)
 }
 
+/// Every row of a cached statement.
+fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.query_map(params, f)?.collect()).map_err(backend)
+}
+
+/// A `LIMIT` for SQLite.
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 /// One row of a cached statement.
 fn one<T>(
     conn: &Connection,
@@ -881,19 +894,13 @@ impl Ledger for SqliteStore {
     }
 
     fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        self.shared.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {RECORD_COLUMNS} FROM outbox o JOIN requests r ON r.id = o.request_id
-                     WHERE o.state = 'queued' AND o.next_attempt_ms <= ?1
-                     ORDER BY o.next_attempt_ms, o.id LIMIT ?2"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![now_ms, i64::try_from(limit).unwrap_or(i64::MAX)], record)
-                .map_err(backend)?;
-            rows.map(|r| r.map(|(id, request)| OutboxItem { id, request }).map_err(backend)).collect()
-        })
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM outbox o JOIN requests r ON r.id = o.request_id
+             WHERE o.state = 'queued' AND o.next_attempt_ms <= ?1
+             ORDER BY o.next_attempt_ms, o.id LIMIT ?2"
+        );
+        let rows = self.shared.read(|c| all(c, &sql, params![now_ms, sql_limit(limit)], record))?;
+        Ok(rows.into_iter().map(|(id, request)| OutboxItem { id, request }).collect())
     }
 
     fn next_mail_due(&self) -> Result<Option<i64>, StoreError> {
@@ -911,24 +918,21 @@ impl Ledger for SqliteStore {
     }
 
     fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
-        self.shared.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT question, count, first_ms, last_ms FROM unanswered
-                     ORDER BY count DESC, last_ms DESC LIMIT ?1",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+        self.shared.read(|c| {
+            all(
+                c,
+                "SELECT question, count, first_ms, last_ms FROM unanswered
+                 ORDER BY count DESC, last_ms DESC LIMIT ?1",
+                [sql_limit(limit)],
+                |r| {
                     Ok(Unanswered {
                         question: r.get(0)?,
                         count: r.get(1)?,
                         first_ms: r.get(2)?,
                         last_ms: r.get(3)?,
                     })
-                })
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                },
+            )
         })
     }
 
@@ -958,16 +962,12 @@ impl Ledger for SqliteStore {
     }
 
     fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
-        self.shared.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {RECORD_COLUMNS} FROM requests r JOIN outbox o ON o.request_id = r.id
-                     ORDER BY r.id DESC LIMIT ?1"
-                ))
-                .map_err(backend)?;
-            let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], record).map_err(backend)?;
-            rows.map(|r| r.map(|(_, rec)| rec).map_err(backend)).collect()
-        })
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM requests r JOIN outbox o ON o.request_id = r.id
+             ORDER BY r.id DESC LIMIT ?1"
+        );
+        let rows = self.shared.read(|c| all(c, &sql, [sql_limit(limit)], record))?;
+        Ok(rows.into_iter().map(|(_, rec)| rec).collect())
     }
 
     /// In short transactions, so that turns commit in between: MessageSids oldest first
@@ -978,14 +978,12 @@ impl Ledger for SqliteStore {
         let mut removed = 0;
         loop {
             let (deleted, done) = self.write(Sync::Normal, |tx| {
-                let mut stmt = tx
-                    .prepare_cached("SELECT rowid, received_ms FROM messages ORDER BY rowid LIMIT ?1")
-                    .map_err(backend)?;
-                let rows: Vec<(i64, i64)> = stmt
-                    .query_map([PRUNE_CHUNK], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(backend)?
-                    .collect::<Result<_, _>>()
-                    .map_err(backend)?;
+                let rows: Vec<(i64, i64)> = all(
+                    tx,
+                    "SELECT rowid, received_ms FROM messages ORDER BY rowid LIMIT ?1",
+                    [PRUNE_CHUNK],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
                 let old = rows.iter().take_while(|(_, at)| *at < messages_before_ms).count();
                 let Some(&(last, _)) = old.checked_sub(1).and_then(|i| rows.get(i)) else {
                     return Ok((0, true));
@@ -1002,16 +1000,12 @@ impl Ledger for SqliteStore {
         loop {
             // The candidates, a range of rows at a time, without holding the writer.
             let (rows, last) = self.shared.read(|c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT rowid, user, updated_ms FROM sessions WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-                    )
-                    .map_err(backend)?;
-                let rows: Vec<(i64, String, i64)> = stmt
-                    .query_map(params![after, PRUNE_CHUNK], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .map_err(backend)?
-                    .collect::<Result<_, _>>()
-                    .map_err(backend)?;
+                let rows: Vec<(i64, String, i64)> = all(
+                    c,
+                    "SELECT rowid, user, updated_ms FROM sessions WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                    params![after, PRUNE_CHUNK],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
                 let last = rows.last().map(|(id, ..)| *id);
                 let idle = rows.into_iter().filter(|(.., at)| *at < sessions_before_ms).map(|(_, u, _)| u);
                 Ok((idle.collect::<Vec<_>>(), last))
@@ -1080,15 +1074,13 @@ impl Ledger for SqliteStore {
     }
 
     fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError> {
-        self.shared.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT id, message_sid, user, bot, media_url, content_type, lang, created_ms
-                     FROM photo_jobs ORDER BY created_ms, id LIMIT ?1",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+        self.shared.read(|c| {
+            all(
+                c,
+                "SELECT id, message_sid, user, bot, media_url, content_type, lang, created_ms
+                 FROM photo_jobs ORDER BY created_ms, id LIMIT ?1",
+                [sql_limit(limit)],
+                |r| {
                     let lang: String = r.get(6)?;
                     Ok(PendingPhoto {
                         id: r.get(0)?,
@@ -1102,9 +1094,8 @@ impl Ledger for SqliteStore {
                             created_ms: r.get(7)?,
                         },
                     })
-                })
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)
+                },
+            )
         })
     }
 
