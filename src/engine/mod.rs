@@ -319,12 +319,7 @@ impl Engine {
         let params = index.params();
         let q = index.query_vector(query, params);
         let lang = q.lang.or(fallback);
-        let answer = index.top_k(&q, 1, params.threshold).into_iter().next().map(|top| {
-            match index.twin(&top.entry, lang.unwrap_or(top.entry.lang)) {
-                Some(twin) => Match { entry: twin, ..top },
-                None => top,
-            }
-        });
+        let answer = best_in(&index, &q, lang, params);
         let nearest = if answer.is_some() { Vec::new() } else { index.top_k(&q, k, floor) };
         Consultation { lang, answer, nearest }
     }
@@ -404,9 +399,14 @@ pub struct Consultation {
 
 fn answer_in(index: &Index, query: &str, preferred: Option<Lang>, params: &EngineParams) -> Option<Match> {
     let q = index.query_vector(query, params);
-    let top = index.top_k(&q, 1, params.threshold).into_iter().next()?;
-    let lang = preferred.or(q.lang).unwrap_or(top.entry.lang);
-    match index.twin(&top.entry, lang) {
+    best_in(index, &q, preferred.or(q.lang), params)
+}
+
+/// The best entry for `q` if it reaches the threshold, in `lang` where it has a twin there
+/// (in its own language without one).
+fn best_in(index: &Index, q: &QueryVector, lang: Option<Lang>, params: &EngineParams) -> Option<Match> {
+    let top = index.top_k(q, 1, params.threshold).into_iter().next()?;
+    match index.twin(&top.entry, lang.unwrap_or(top.entry.lang)) {
         Some(twin) => Some(Match { entry: twin, ..top }),
         None => Some(top),
     }
