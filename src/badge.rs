@@ -35,14 +35,14 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::config::ConfigError;
-use crate::directory::{Directory, DirectoryError};
+use crate::directory::{Directory, DirectoryError, Employee};
 use crate::engine::Lang;
 use crate::media::{self, MediaError, MediaFetcher, MediaPolicy};
 use crate::ocr::pool::Slot;
 use crate::ocr::{
     self, BadgeReader, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrParams, OcrPool, PoolError,
 };
-use crate::store::{Durable, Enqueued, Ledger, PendingPhoto, PhotoJob, StoreError, Turn};
+use crate::store::{Durable, Enqueued, Ledger, OwnedTurn, PendingPhoto, PhotoJob, StoreError};
 use crate::twilio_rest::{RestConfig, RestSender};
 
 /// The example directory matching the badges in `tests/data/badges/`, used when no
@@ -65,6 +65,10 @@ const RESUME_LIMIT: usize = 1000;
 /// all rare, within the margin [`MAX_BLOCKING_THREADS`](crate::server::MAX_BLOCKING_THREADS)
 /// leaves beside the webhook's turns.
 const STORE_CALLS: usize = 2;
+
+/// Times the identified employee is written again after a message of the same user took
+/// the session's version first.
+const REMEMBER_ATTEMPTS: usize = 3;
 
 /// A sentence in English and French.
 #[derive(Debug, Clone, Copy)]
@@ -615,6 +619,31 @@ impl BadgeDesk {
         }
     }
 
+    /// Keeps `employee` in the user's session. Conditional on the session's version, as a
+    /// text turn is: a message of the user's committed meanwhile is not overwritten, the
+    /// session is read again instead.
+    async fn remember(&self, user: &str, employee: &Employee) -> Result<(), StoreError> {
+        for _ in 0..REMEMBER_ATTEMPTS {
+            let (mut session, version) = self.store.load_session(user).await?;
+            session.employee = Some(employee.clone());
+            let turn = OwnedTurn {
+                user: user.to_owned(),
+                message_sid: None,
+                session,
+                session_version: version,
+                messages: Vec::new(),
+                request: None,
+                unanswered: None,
+                now_ms: crate::requests::now_ms(),
+            };
+            match self.store.commit(turn).await {
+                Err(StoreError::Conflict) => continue,
+                done => return done.map(|_| ()),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
     /// The first reply to `sid`, if it was handled before.
     async fn replay(&self, sid: Option<String>) -> Option<Vec<String>> {
         let sid = sid?;
@@ -671,33 +700,7 @@ impl BadgeDesk {
         let found = text.candidates.iter().find_map(|id| self.directory.get(id));
         let (reply, outcome) = match (found, text.employee_id()) {
             (Some(employee), _) => {
-                let (user, identified) = (photo.user.clone(), employee.clone());
-                let remembered = self
-                    .store
-                    .run(move |l| {
-                        // Conditional on the session's version, as a text turn is: a
-                        // message of the user's committed meanwhile is not overwritten.
-                        for _ in 0..3 {
-                            let (mut session, version) = l.load_versioned(&user)?;
-                            session.employee = Some(identified.clone());
-                            let turn = Turn {
-                                user: &user,
-                                message_sid: None,
-                                session: &session,
-                                session_version: version,
-                                messages: &[],
-                                request: None,
-                                unanswered: None,
-                                now_ms: crate::requests::now_ms(),
-                            };
-                            match l.commit(&turn) {
-                                Err(StoreError::Conflict) => continue,
-                                done => return done.map(|_| ()),
-                            }
-                        }
-                        Err(StoreError::Conflict)
-                    })
-                    .await;
+                let remembered = self.remember(&photo.user, employee).await;
                 if let Err(e) = remembered {
                     tracing::error!(message_sid = sid, error = %e, "cannot remember the identified employee");
                 }
