@@ -78,14 +78,19 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
-    /// Measure matching quality on a labelled query set (JSONL {"q", "expected"}).
+    /// Measure matching quality on a labelled query set (JSONL {"q", "expected", "kind"}),
+    /// or on the FAQ's own questions held out in turn (--self).
     Eval {
         /// Corpus directory or file [default: the embedded corpus].
         #[arg(long)]
         corpus: Option<PathBuf>,
         /// The labelled queries.
-        #[arg(long)]
-        queries: PathBuf,
+        #[arg(long, required_unless_present = "self_check", conflicts_with = "self_check")]
+        queries: Option<PathBuf>,
+        /// Hold each question of the FAQ out in turn: top-1, entries mixed up, a suggested
+        /// threshold. No labelled queries needed.
+        #[arg(long = "self")]
+        self_check: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -141,20 +146,28 @@ fn main() -> anyhow::Result<()> {
             ask(&engine, json, explain, question)
         }
         Command::Ocr { json, max_side, threads, images } => ocr(&settings, json, max_side, threads, &images),
-        Command::Eval { corpus, queries, json } => {
+        Command::Eval { corpus, queries, self_check, json } => {
             let (_, engine) = load(corpus.as_deref().or(settings.corpus.as_deref()), &settings)?;
-            let set = wabot::eval::load_queries(&queries, &engine)?;
-            let report = wabot::eval::evaluate(&engine, &set);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{report}");
+            match queries {
+                Some(queries) if !self_check => {
+                    let set = wabot::eval::load_queries(&queries, &engine)?;
+                    print_report(&wabot::eval::evaluate(&engine, &set), json)
+                }
+                _ => print_report(&wabot::eval::self_check::self_evaluate(&engine), json),
             }
-            Ok(())
         }
         Command::Requests { action } => requests(&settings, action),
         Command::Unanswered { limit, json } => unanswered(&settings, limit, json),
     }
+}
+
+fn print_report<R: serde::Serialize + std::fmt::Display>(report: &R, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
 }
 
 /// The terminal conversation, through the same turns as the webhook: requests filed here

@@ -104,3 +104,40 @@ fn every_command_has_help() {
         assert!(String::from_utf8(out.stdout).unwrap().contains("Usage: wabot"), "{sub}");
     }
 }
+
+#[test]
+fn eval_self_holds_out_the_faqs_own_questions_and_names_the_entries_it_mixes_up() {
+    let out = wabot().args(["eval", "--self", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["probes"].as_u64().unwrap() > report["entries"].as_u64().unwrap(), "{report}");
+    let top1 = report["ranking_top1"].as_f64().unwrap();
+    assert!((0.5..=1.0).contains(&top1), "{report}");
+    let suggested = report["suggested"]["threshold"].as_f64().unwrap();
+    assert!(suggested > 0.0 && suggested < 1.0, "{report}");
+    let confusions = report["confusions"].as_array().unwrap();
+    assert!(confusions.iter().all(|c| c["a"] != c["b"] && c["count"].as_u64().unwrap() > 0));
+}
+
+#[test]
+fn eval_reports_figures_per_kind_of_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("q.jsonl");
+    std::fs::write(
+        &queries,
+        concat!(
+            "{\"q\": \"how do I reset my password\", \"expected\": \"password-reset-en\", \"kind\": \"keyword\"}\n",
+            "{\"q\": \"recette de la tarte tatin\", \"expected\": null, \"kind\": \"out-of-scope\"}\n",
+        ),
+    )
+    .unwrap();
+    let out = wabot().args(["eval", "--json", "--queries"]).arg(&queries).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds = report["by_kind"].as_array().unwrap();
+    assert_eq!(kinds.len(), 2, "{report}");
+    assert_eq!(kinds[0]["kind"], "keyword");
+    assert_eq!(kinds[0]["accuracy"], 1.0);
+    assert_eq!(kinds[1]["kind"], "out-of-scope");
+    assert_eq!(kinds[1]["accuracy"], 1.0);
+}

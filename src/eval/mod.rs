@@ -1,9 +1,13 @@
 //! `wabot eval`: how well the engine answers a labelled set of queries.
 //!
 //! Queries are JSONL, `{"q": "…", "expected": "entry-id"}` or `"expected": null` for a
-//! question the FAQ must decline. Reported: top-1 accuracy on in-scope queries (the
+//! question the FAQ must decline, with an optional `"kind"` (`paraphrase`, `typo`…) for
+//! figures per kind of message. Reported: top-1 accuracy on in-scope queries (the
 //! answer given is the expected entry), out-of-scope rejection (declined when it should),
-//! answered/declined rates, and the same at other thresholds.
+//! answered/declined rates, and the same at other thresholds. [`self_check`] measures an FAQ
+//! on its own questions, without labelled queries (`wabot eval --self`).
+
+pub mod self_check;
 
 use std::path::Path;
 
@@ -54,6 +58,10 @@ pub struct LabelledQuery {
     pub q: String,
     /// The entry that should answer, or `None` when the FAQ should decline.
     pub expected: Option<String>,
+    /// What kind of message it is (`paraphrase`, `typo`, `out-of-scope`…), for figures
+    /// per kind; free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// Reads a JSONL query file and checks its expected ids against `engine`.
@@ -94,6 +102,18 @@ pub struct Figures {
     pub answered_rate: f32,
 }
 
+/// How one kind of message fares at the engine's threshold.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct KindFigures {
+    /// The kind, as the query file names it.
+    pub kind: String,
+    /// How many queries of this kind.
+    pub queries: usize,
+    /// Right outcomes over queries: the expected entry answered, or an out-of-scope
+    /// message declined.
+    pub accuracy: f32,
+}
+
 /// A query answered wrongly at the configured threshold.
 #[derive(Debug, Clone, Serialize)]
 pub struct Miss {
@@ -122,6 +142,8 @@ pub struct Report {
     pub ranking_accuracy: f32,
     /// Figures over a range of thresholds.
     pub sweep: Vec<Figures>,
+    /// Per kind of message (when the queries say), at the engine's threshold.
+    pub by_kind: Vec<KindFigures>,
     /// The queries answered wrongly at the engine's threshold.
     pub misses: Vec<Miss>,
 }
@@ -169,6 +191,7 @@ pub fn evaluate(engine: &Engine, queries: &[LabelledQuery]) -> Report {
     let mut results = Vec::with_capacity(queries.len());
     let mut misses = Vec::new();
     let mut ranked_ok = 0;
+    let mut kinds: Vec<(String, usize, usize)> = Vec::new();
     use rayon::prelude::*;
     let judged: Vec<(Option<Match>, Option<Match>)> =
         queries.par_iter().map(|q| judge(engine, &q.q)).collect();
@@ -176,7 +199,8 @@ pub fn evaluate(engine: &Engine, queries: &[LabelledQuery]) -> Report {
         let best = ranked.map(|m| (m.entry.id.clone(), m.score));
         ranked_ok += usize::from(q.expected.is_some() && best.as_ref().map(|b| &b.0) == q.expected.as_ref());
         let got = answered.map(|m| m.entry.id.clone());
-        if got != q.expected {
+        let right = got == q.expected;
+        if !right {
             misses.push(Miss {
                 q: q.q.clone(),
                 expected: q.expected.clone(),
@@ -185,7 +209,20 @@ pub fn evaluate(engine: &Engine, queries: &[LabelledQuery]) -> Report {
             });
         }
         results.push((q.expected.clone(), best));
+        if let Some(kind) = &q.kind {
+            match kinds.iter_mut().find(|(k, _, _)| k == kind) {
+                Some((_, n, ok)) => {
+                    *n += 1;
+                    *ok += usize::from(right);
+                }
+                None => kinds.push((kind.clone(), 1, usize::from(right))),
+            }
+        }
     }
+    let by_kind = kinds
+        .into_iter()
+        .map(|(kind, queries, ok)| KindFigures { kind, queries, accuracy: ok as f32 / queries as f32 })
+        .collect();
     let in_scope = queries.iter().filter(|q| q.expected.is_some()).count();
     let sweep = (1..=14).map(|i| figures(&results, i as f32 * 0.05)).collect();
     Report {
@@ -195,6 +232,7 @@ pub fn evaluate(engine: &Engine, queries: &[LabelledQuery]) -> Report {
         at_threshold: figures(&results, threshold),
         ranking_accuracy: if in_scope == 0 { 0.0 } else { ranked_ok as f32 / in_scope as f32 },
         sweep,
+        by_kind,
         misses,
     }
 }
@@ -212,6 +250,12 @@ impl std::fmt::Display for Report {
         writeln!(f, "out-of-scope rejection:    {:.3}", t.out_of_scope_rejection)?;
         writeln!(f, "answered: {:.3}   declined: {:.3}", t.answered_rate, 1.0 - t.answered_rate)?;
         writeln!(f, "ranking accuracy (best candidate, any score): {:.3}", self.ranking_accuracy)?;
+        if !self.by_kind.is_empty() {
+            writeln!(f, "\nkind            queries  right")?;
+            for k in &self.by_kind {
+                writeln!(f, "  {:<14} {:>5}  {:.3}", k.kind, k.queries, k.accuracy)?;
+            }
+        }
         writeln!(f, "\nthreshold  top-1  oos-rejection  answered")?;
         for s in &self.sweep {
             writeln!(
