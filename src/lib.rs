@@ -8,6 +8,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`engine`] | TF-IDF + cosine matching: tokenizer, stop words, stemming, lexicon expansion, index, scoring. Pure: no I/O, no async. |
+//! | [`semantic_models`] | Where the sentence encoder's file is and what it must be: read, SHA-256 checked, handed to [`engine::semantic`] as bytes. |
 //! | [`corpus`] | The knowledge base on disk: the hand-edited TOML format, FAQ JSONL, the embedded default corpus and lexicon, the journal of live changes. |
 //! | [`faq`] | The live FAQ: changes journaled then served, reloads of the corpus from disk; the engine and dialog in use. |
 //! | [`dialog`] | What the bot says: greetings, menu, FAQ answers, fallback, in the user's language. Transport-agnostic. |
@@ -70,6 +71,7 @@ pub mod media;
 pub mod metrics;
 pub mod ocr;
 pub mod requests;
+pub mod semantic_models;
 pub mod server;
 pub mod store;
 pub mod synthetic;
