@@ -78,5 +78,6 @@ pub mod synthetic;
 pub mod telemetry;
 pub mod twilio_rest;
 pub mod unanswered;
+pub mod use_m3_model;
 
 pub use error::{Error, Result};
