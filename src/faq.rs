@@ -33,6 +33,8 @@ pub struct FaqOptions {
     pub journal: Option<PathBuf>,
     /// The engine's parameters.
     pub params: EngineParams,
+    /// The semantic scorer beside the lexical one; `None`: lexical only.
+    pub semantic: Option<crate::engine::hybrid::SemanticSetup>,
 }
 
 /// What a change or a reload can fail with.
@@ -144,7 +146,15 @@ impl Faq {
         if !ops.is_empty() {
             tracing::info!(changes = ops.len(), entries = entries.len(), "replayed the FAQ journal");
         }
-        let engine = Engine::with_params(&entries, kb.lexicon(), options.params);
+        let engine = match options.semantic {
+            Some(setup) => {
+                let started = std::time::Instant::now();
+                let engine = Engine::with_semantic(&entries, kb.lexicon(), options.params, setup.models, setup.cache);
+                tracing::info!(entries = entries.len(), ms = started.elapsed().as_millis() as u64, "embedded the FAQ");
+                engine
+            }
+            None => Engine::with_params(&entries, kb.lexicon(), options.params),
+        };
         let dialog = Arc::new(Dialog::new(Arc::new(kb), Arc::new(engine), store));
         Ok(Faq { corpus: options.corpus, dialog, writer: Mutex::new(Writer { journal, ops, seen }) })
     }

@@ -20,6 +20,7 @@
 
 pub mod analyze;
 pub mod fuzzy;
+pub mod hybrid;
 pub mod index;
 pub mod segment;
 pub mod semantic;
@@ -243,7 +244,34 @@ impl Default for EngineParams {
 #[derive(Debug)]
 pub struct Engine {
     current: ArcSwap<Index>,
+    /// The semantic scorer, when on: the encoders and the entries' vectors.
+    semantic: Option<Dense>,
     writer: Mutex<()>,
+}
+
+/// The semantic side of the engine: its snapshot is published after the lexical one's, so
+/// a reader may see an entry in one and not yet the other (it then scores 0 there).
+struct Dense {
+    models: hybrid::Semantic,
+    index: ArcSwap<hybrid::SemanticIndex>,
+    cache: Arc<dyn hybrid::VectorCache + Send>,
+}
+
+impl std::fmt::Debug for Dense {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dense").field("models", &self.models).field("rows", &self.index.load().rows()).finish()
+    }
+}
+
+/// An entry ranked by the fused scorer, with what each scorer said.
+#[derive(Debug, Clone)]
+pub struct Ranked {
+    /// The entry.
+    pub entry: Arc<FaqEntry>,
+    /// The evidence and the confidence.
+    pub evidence: hybrid::Evidence,
+    /// The unit the lexical engine matched, when its best entry is this one.
+    pub unit: Unit,
 }
 
 impl Engine {
@@ -256,8 +284,41 @@ impl Engine {
     pub fn with_params(entries: &[FaqEntry], lexicon: &Lexicon, params: EngineParams) -> Engine {
         Engine {
             current: ArcSwap::from_pointee(Index::build(entries, lexicon, &params)),
+            semantic: None,
             writer: Mutex::new(()),
         }
+    }
+
+    /// Builds the engine with a semantic scorer beside the lexical one: every entry is
+    /// embedded (from `cache` where it has the vectors) and answers come from the fused
+    /// confidence ([`hybrid`]); `params.threshold` is then a confidence.
+    pub fn with_semantic(
+        entries: &[FaqEntry],
+        lexicon: &Lexicon,
+        params: EngineParams,
+        models: hybrid::Semantic,
+        cache: Arc<dyn hybrid::VectorCache + Send>,
+    ) -> Engine {
+        let index = models.build(entries, cache.as_ref());
+        Engine {
+            current: ArcSwap::from_pointee(Index::build(entries, lexicon, &params)),
+            semantic: Some(Dense { models, index: ArcSwap::from_pointee(index), cache }),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// Whether the semantic scorer is on.
+    pub fn is_semantic(&self) -> bool {
+        self.semantic.is_some()
+    }
+
+    /// The `k` best entries by the fused scorer, best first, with their evidence; `None`
+    /// when the semantic scorer is off.
+    pub fn rank(&self, query: &str, k: usize) -> Option<Vec<Ranked>> {
+        let dense = self.semantic.as_ref()?;
+        let index = self.current.load();
+        let q = index.query_vector(query, index.params());
+        Some(rank_in(&index, dense, query, &q, k))
     }
 
     /// The current snapshot: unaffected by later changes.
@@ -299,14 +360,16 @@ impl Engine {
     pub fn search(&self, query: &str, k: usize) -> Vec<Match> {
         let index = self.current.load();
         let q = index.query_vector(query, index.params());
-        index.top_k(&q, k, 0.0)
+        match &self.semantic {
+            Some(dense) => rank_in(&index, dense, query, &q, k).into_iter().map(Ranked::into_match).collect(),
+            None => index.top_k(&q, k, 0.0),
+        }
     }
 
     /// The best entry if its score reaches the threshold.
     pub fn best(&self, query: &str) -> Option<Match> {
-        let index = self.current.load();
-        let q = index.query_vector(query, index.params());
-        index.top_k(&q, 1, index.params().threshold).into_iter().next()
+        let threshold = self.params().threshold;
+        self.search(query, 1).into_iter().next().filter(|m| m.score >= threshold)
     }
 
     /// The answer for a user: the best entry above the threshold, given in the user's
@@ -314,7 +377,7 @@ impl Engine {
     /// topic has an entry in that language.
     pub fn answer(&self, query: &str, preferred: Option<Lang>) -> Option<Match> {
         let index = self.current.load();
-        answer_in(&index, query, preferred, index.params())
+        answer_in(&index, self.semantic.as_ref(), query, preferred, index.params())
     }
 
     /// What a user's message comes to, the query analysed once: its language (as written,
@@ -325,14 +388,24 @@ impl Engine {
         let params = index.params();
         let q = index.query_vector(query, params);
         let lang = q.lang.or(fallback);
-        let answer = best_in(&index, &q, lang, params);
-        let nearest = if answer.is_some() { Vec::new() } else { index.top_k(&q, k, floor) };
+        let Some(dense) = &self.semantic else {
+            let answer = best_in(&index, &q, lang, params);
+            let nearest = if answer.is_some() { Vec::new() } else { index.top_k(&q, k, floor) };
+            return Consultation { lang, answer, nearest };
+        };
+        let ranked = rank_in(&index, dense, query, &q, k.max(1));
+        let answer = answered(&index, ranked.first(), lang, params);
+        let nearest = if answer.is_some() {
+            Vec::new()
+        } else {
+            ranked.into_iter().filter(|r| r.evidence.confidence >= floor).map(Ranked::into_match).collect()
+        };
         Consultation { lang, answer, nearest }
     }
 
     /// [`Engine::answer`] with other parameters (a lower threshold, say) for scoring.
     pub fn answer_with(&self, query: &str, preferred: Option<Lang>, params: &EngineParams) -> Option<Match> {
-        answer_in(&self.current.load(), query, preferred, params)
+        answer_in(&self.current.load(), self.semantic.as_ref(), query, preferred, params)
     }
 
     /// [`Engine::answer`] for many queries at once, on all cores; one snapshot serves
@@ -344,7 +417,8 @@ impl Engine {
     ) -> Vec<Option<Match>> {
         use rayon::prelude::*;
         let index = self.snapshot();
-        queries.par_iter().map(|q| answer_in(&index, q.as_ref(), preferred, index.params())).collect()
+        let dense = self.semantic.as_ref();
+        queries.par_iter().map(|q| answer_in(&index, dense, q.as_ref(), preferred, index.params())).collect()
     }
 
     /// Why `query` scored what it did against `m`'s unit: the shared terms and weights.
@@ -365,28 +439,49 @@ impl Engine {
     /// the new entry is analysed, and the next query sees the change.
     pub fn upsert(&self, entry: FaqEntry) -> Result<Option<Arc<FaqEntry>>, EngineError> {
         entry.validate()?;
-        Ok(self.write(|next| next.upsert(entry)))
+        // Embedding takes milliseconds: done before the writer's lock is taken.
+        let vectors = self.semantic.as_ref().map(|d| d.models.embed_entry(&entry, d.cache.as_ref()));
+        let id = entry.id.clone();
+        Ok(self.write(|next, dense| {
+            if let (Some(dense), Some(vectors)) = (dense, vectors) {
+                let mut sem = hybrid::SemanticIndex::clone(&dense.index.load());
+                sem.upsert(&id, vectors);
+                dense.index.store(Arc::new(sem));
+            }
+            next.upsert(entry)
+        }))
     }
 
     /// Removes the entry `id`; returns it, or `None` if there was none.
     pub fn remove(&self, id: &str) -> Option<Arc<FaqEntry>> {
-        self.write(|next| next.remove(id))
+        self.write(|next, dense| {
+            if let Some(dense) = dense {
+                let mut sem = hybrid::SemanticIndex::clone(&dense.index.load());
+                sem.remove(id);
+                dense.index.store(Arc::new(sem));
+            }
+            next.remove(id)
+        })
     }
 
     /// Replaces the whole index (a corpus reloaded from disk, a new lexicon).
     pub fn reload(&self, entries: &[FaqEntry], lexicon: &Lexicon) {
         let params = self.params();
         let fresh = Index::build(entries, lexicon, &params);
+        let sem = self.semantic.as_ref().map(|d| d.models.build(entries, d.cache.as_ref()));
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(dense), Some(sem)) = (&self.semantic, sem) {
+            dense.index.store(Arc::new(sem));
+        }
         self.current.store(Arc::new(fresh));
     }
 
-    fn write<T>(&self, change: impl FnOnce(&mut Index) -> T) -> T {
+    fn write<T>(&self, change: impl FnOnce(&mut Index, Option<&Dense>) -> T) -> T {
         // One writer at a time; readers are never blocked. A panic in a previous change
         // left the published snapshot intact, so a poisoned lock is safe to reuse.
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = Index::clone(&self.current.load());
-        let out = change(&mut next);
+        let out = change(&mut next, self.semantic.as_ref());
         self.current.store(Arc::new(next));
         out
     }
@@ -403,9 +498,78 @@ pub struct Consultation {
     pub nearest: Vec<Match>,
 }
 
-fn answer_in(index: &Index, query: &str, preferred: Option<Lang>, params: &EngineParams) -> Option<Match> {
+fn answer_in(
+    index: &Index,
+    dense: Option<&Dense>,
+    query: &str,
+    preferred: Option<Lang>,
+    params: &EngineParams,
+) -> Option<Match> {
     let q = index.query_vector(query, params);
-    best_in(index, &q, preferred.or(q.lang), params)
+    let lang = preferred.or(q.lang);
+    match dense {
+        Some(dense) => answered(index, rank_in(index, dense, query, &q, 1).first(), lang, params),
+        None => best_in(index, &q, lang, params),
+    }
+}
+
+/// The fused ranking's `k` best entries.
+fn rank_in(index: &Index, dense: &Dense, text: &str, q: &QueryVector, k: usize) -> Vec<Ranked> {
+    let entries = index.entries();
+    if entries.is_empty() {
+        return Vec::new();
+    }
+    let lexical_best = index.top_k(q, 1, 0.0).into_iter().next();
+    let lexical: Vec<f32> = entries
+        .iter()
+        .map(|e| match &lexical_best {
+            Some(m) if m.entry.topic_key() == e.topic_key() => m.score,
+            _ => 0.0,
+        })
+        .collect();
+    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+    let query = dense.models.embed_query(text);
+    let sims = dense.models.similarities(&dense.index.load(), &query, &ids);
+    let fused = hybrid::fuse(&sims, &lexical);
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    let by_fused = |a: &usize, b: &usize| fused[*b].total_cmp(&fused[*a]).then(a.cmp(b));
+    if k < order.len() {
+        order.select_nth_unstable_by(k, by_fused);
+        order.truncate(k);
+    }
+    order.sort_unstable_by(by_fused);
+    order
+        .into_iter()
+        .map(|i| {
+            let unit = match &lexical_best {
+                Some(m) if m.matched.id == entries[i].id => m.unit,
+                _ => Unit::Question(0),
+            };
+            Ranked { entry: Arc::clone(&entries[i]), evidence: hybrid::evidence(&sims, &lexical, &fused, i), unit }
+        })
+        .collect()
+}
+
+/// The answer from the fused ranking's best entry, if confident enough, in `lang` where its
+/// topic has an entry in it.
+fn answered(index: &Index, top: Option<&Ranked>, lang: Option<Lang>, params: &EngineParams) -> Option<Match> {
+    let top = top.filter(|r| r.evidence.confidence >= params.threshold)?.clone().into_match();
+    match index.twin(&top.entry, lang.unwrap_or(top.entry.lang)) {
+        Some(twin) => Some(Match { entry: twin, ..top }),
+        None => Some(top),
+    }
+}
+
+impl Ranked {
+    /// As a [`Match`] scored by its confidence.
+    pub fn into_match(self) -> Match {
+        Match {
+            matched: Arc::clone(&self.entry),
+            entry: self.entry,
+            score: self.evidence.confidence,
+            unit: self.unit,
+        }
+    }
 }
 
 /// The best entry for `q` if it reaches the threshold, in `lang` where it has a twin there

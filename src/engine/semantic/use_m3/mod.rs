@@ -27,27 +27,7 @@ use format::Sections;
 use network::Network;
 use tokenizer::Tokenizer;
 
-// `Role` and `SentenceEncoder` are shared by every encoder; they move to
-// `engine/semantic/mod.rs` when the encoders are put together.
-
-/// What a text is, for encoders that embed queries and passages differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// A user's message.
-    Query,
-    /// An entry's text: a question or an answer.
-    Passage,
-}
-
-/// A sentence encoder: text in, an L2-normalised vector out. Pure and thread-safe.
-pub trait SentenceEncoder: Send + Sync {
-    /// The vectors' dimension.
-    fn dim(&self) -> usize;
-    /// The model's identity (name + a hash of its bytes), for caches keyed by model.
-    fn model_id(&self) -> &str;
-    /// Embeds one text.
-    fn embed(&self, text: &str, role: Role) -> Vec<f32>;
-}
+pub use crate::engine::semantic::{Role, SentenceEncoder};
 
 /// What reading a USE-m3 model can fail with.
 #[derive(Debug, Error)]
