@@ -1395,6 +1395,45 @@ mod tests {
     }
 
     #[test]
+    fn the_dead_letter_migration_keeps_every_outbox_row_and_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            for (id, state) in [(1, "sent"), (2, "queued")] {
+                conn.execute(
+                    "INSERT INTO requests (id, ticket, user, kind, kind_label, recipient, first_name, last_name, lang, created_ms)
+                     VALUES (?1, ?2, 'whatsapp:+33600000000', 'k', 'K', 'hr@example.com', 'A', 'B', 'fr', ?3)",
+                    params![id, format!("REQ-2026-00000{id}"), NOW],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO outbox (id, request_id, state, attempts, next_attempt_ms, last_error, sent_ms)
+                     VALUES (?1, ?2, ?3, 2, ?4, 'x', NULL)",
+                    params![id * 10, id, state, NOW],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
+        let sent = store.request("REQ-2026-000001").unwrap().unwrap();
+        let queued = store.request("REQ-2026-000002").unwrap().unwrap();
+        assert_eq!((sent.mail, sent.attempts), (MailState::Sent, 2));
+        assert_eq!(
+            (queued.mail, queued.attempts, queued.last_error.as_deref()),
+            (MailState::Queued, 2, Some("x"))
+        );
+        let due = store.due_mail(NOW, 10).unwrap();
+        assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), [20], "ids kept, the due index rebuilt");
+        assert_eq!(store.mark_rejected(20, "550", NOW, 1).unwrap(), MailState::Dead);
+    }
+
+    #[test]
     fn permanent_rejections_dead_letter_the_mail_after_the_configured_count() {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec![String::new()];
