@@ -7,6 +7,10 @@
 //! | `PUT /admin/faq/{id}` | 201 when added, 200 when replaced, with the entry stored; the body is a FAQ JSONL object whose `id` may be left out, and must be the path's if present |
 //! | `DELETE /admin/faq/{id}` | 204; 404 if there is none |
 //!
+//! An `{id}` is 1 to 128 ASCII letters, digits, `-`, `_`, `.` or `:`, starting with a letter or
+//! a digit ([`crate::engine::valid_id`], the rule the corpus loaders apply): any other — `.`,
+//! `..`, an encoded `/`, a control character — is refused with 400 before anything is looked up.
+//!
 //! Owns authentication — `Authorization: Bearer <token>`, compared in constant time before
 //! anything else is looked at (401 otherwise) — the request format and the status of each
 //! failure: 400 for a body that is not a valid entry (the message names the problem), 415
@@ -20,7 +24,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +38,26 @@ use thiserror::Error;
 
 use crate::engine::FaqEntry;
 use crate::faq::{Faq, FaqError, Stored};
+
+/// An entry id from the path, checked against [`crate::engine::valid_id`].
+struct EntryId(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for EntryId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state).await.map_err(|e| {
+            tracing::warn!(op = %parts.method, status = 400, "admin request refused: unreadable id");
+            AdminError::BadRequest(e.body_text()).into_response()
+        })?;
+        if !crate::engine::valid_id(&id) {
+            // The id is not logged: it may hold anything.
+            tracing::warn!(op = %parts.method, status = 400, "admin request refused: invalid id");
+            return Err(AdminError::BadRequest(crate::engine::ID_RULE.to_owned()).into_response());
+        }
+        Ok(EntryId(id))
+    }
+}
 
 /// A request the admin API refuses, with the status that fits.
 #[derive(Debug, Error)]
@@ -150,7 +175,7 @@ async fn list(State(faq): State<Arc<Faq>>) -> Response {
     axum::Json(entries).into_response()
 }
 
-async fn get_one(State(faq): State<Arc<Faq>>, Path(id): Path<String>) -> Response {
+async fn get_one(State(faq): State<Arc<Faq>>, EntryId(id): EntryId) -> Response {
     match faq.engine().entry(&id) {
         Some(entry) => {
             tracing::info!(op = "get", id, "admin: entry read");
@@ -160,12 +185,7 @@ async fn get_one(State(faq): State<Arc<Faq>>, Path(id): Path<String>) -> Respons
     }
 }
 
-async fn put(
-    State(faq): State<Arc<Faq>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn put(State(faq): State<Arc<Faq>>, EntryId(id): EntryId, headers: HeaderMap, body: Bytes) -> Response {
     let stored = async {
         if !crate::server::has_media_type(&headers, "application/json") {
             return Err(AdminError::ContentType);
@@ -194,7 +214,7 @@ async fn put(
     }
 }
 
-async fn delete(State(faq): State<Arc<Faq>>, Path(id): Path<String>) -> Response {
+async fn delete(State(faq): State<Arc<Faq>>, EntryId(id): EntryId) -> Response {
     let target = id.clone();
     let removed = tokio::task::spawn_blocking(move || faq.delete(&target)).await;
     match removed.map_err(AdminError::Internal).and_then(|r| r.map_err(AdminError::from)) {

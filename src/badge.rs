@@ -173,6 +173,9 @@ pub struct BadgeSettings {
     pub twilio_account_sid: Option<SecretString>,
     /// Test only: media and REST over `http://` to loopback.
     pub allow_http_loopback: bool,
+    /// The hosts a media URL may redirect to (Twilio's media CDN, see
+    /// [`media::TWILIO_MEDIA_HOSTS`]).
+    pub media_redirect_hosts: Vec<String>,
 }
 
 impl Default for BadgeSettings {
@@ -189,6 +192,7 @@ impl Default for BadgeSettings {
             twilio_api_base: TWILIO_API_BASE.to_owned(),
             twilio_account_sid: None,
             allow_http_loopback: false,
+            media_redirect_hosts: media::TWILIO_MEDIA_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
         }
     }
 }
@@ -206,6 +210,7 @@ pub struct BadgeFile {
     directory: Option<PathBuf>,
     id_patterns: Option<Vec<String>>,
     twilio_api_base: Option<String>,
+    media_redirect_hosts: Option<Vec<String>>,
 }
 
 impl BadgeSettings {
@@ -220,9 +225,12 @@ impl BadgeSettings {
         self.directory = f.directory.map(&relative).or(self.directory.take());
         self.id_patterns = f.id_patterns.unwrap_or(std::mem::take(&mut self.id_patterns));
         self.twilio_api_base = f.twilio_api_base.unwrap_or(std::mem::take(&mut self.twilio_api_base));
+        self.media_redirect_hosts =
+            f.media_redirect_hosts.unwrap_or(std::mem::take(&mut self.media_redirect_hosts));
     }
 
-    /// Applies `WABOT_OCR*`, `WABOT_DIRECTORY`, `WABOT_TWILIO_API_BASE`, `TWILIO_ACCOUNT_SID`.
+    /// Applies `WABOT_OCR*`, `WABOT_DIRECTORY`, `WABOT_TWILIO_API_BASE`,
+    /// `WABOT_MEDIA_REDIRECT_HOSTS` (comma-separated), `TWILIO_ACCOUNT_SID`.
     pub fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
         where
@@ -262,6 +270,10 @@ impl BadgeSettings {
         }
         if let Some(v) = env("WABOT_TWILIO_API_BASE") {
             self.twilio_api_base = v;
+        }
+        if let Some(v) = env("WABOT_MEDIA_REDIRECT_HOSTS") {
+            self.media_redirect_hosts =
+                v.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect();
         }
         if let Some(v) = env("TWILIO_ACCOUNT_SID").filter(|v| !v.is_empty()) {
             self.twilio_account_sid = Some(SecretString::from(v));
@@ -434,6 +446,7 @@ impl BadgeDesk {
         let sid = settings.twilio_account_sid.as_ref().map(|s| s.expose_secret().to_owned());
         let mut policy = MediaPolicy::twilio(api_base.clone(), sid.clone(), auth_token.cloned());
         policy.allow_http_loopback = settings.allow_http_loopback;
+        policy.redirect_hosts = settings.media_redirect_hosts.clone();
         let fetcher = MediaFetcher::new(policy).map_err(|e| BadgeError::Client(e.to_string()))?;
         let sender = match (sid, auth_token) {
             (Some(sid), Some(token)) => Some(

@@ -10,6 +10,7 @@
 //! | match threshold | `threshold` | `WABOT_THRESHOLD` | `0.25` |
 //! | max request body | `max_body_bytes` | `WABOT_MAX_BODY_BYTES` | `65536` |
 //! | Twilio auth token | — | `TWILIO_AUTH_TOKEN` | none: signatures unchecked, loopback only |
+//! | Twilio SharedKey secret (webhooks signed per a Webhook Setting) | — | `TWILIO_WEBHOOK_SHARED_KEY` | none: such webhooks refused |
 //! | admin API token | — | `WABOT_ADMIN_TOKEN` | none: no admin API |
 //! | journal of live FAQ changes | `faq_journal` | `WABOT_FAQ_JOURNAL` | `data/faq-journal.jsonl` |
 //! | corpus polling period, seconds | `corpus_poll_secs` | `WABOT_CORPUS_POLL_SECS` | `5` (0: off) |
@@ -19,6 +20,10 @@
 //! | sender | `mail.from` | `WABOT_MAIL_FROM` | `wabot <wabot@example.com>` |
 //! | Reply-To | `mail.reply_to` | `WABOT_MAIL_REPLY_TO` | none |
 //! | mail retry delays, ms | `mail.retry_initial_ms`, `mail.retry_max_ms` | `WABOT_MAIL_RETRY_INITIAL_MS`, `WABOT_MAIL_RETRY_MAX_MS` | `5000`, `900000` |
+//! | one delivery's whole SMTP exchange, seconds | `mail.timeout_secs` | `WABOT_MAIL_TIMEOUT_SECS` | `30` |
+//! | deliveries at once | `mail.max_concurrent` | `WABOT_MAIL_MAX_CONCURRENT` | `4` |
+//! | permanent rejections before the dead letter | `mail.max_permanent_failures` | `WABOT_MAIL_MAX_PERMANENT_FAILURES` | `3` |
+//! | SMTP credentials without TLS to a non-loopback host | `mail.allow_plaintext_auth` | `WABOT_SMTP_ALLOW_PLAINTEXT_AUTH` | `false` |
 //! | request types | `[[requests.types]]` | — | [`crate::requests::default_types`] |
 //! | request form idle expiry, seconds | `requests.idle_secs` | `WABOT_REQUEST_IDLE_SECS` | `1800` |
 //! | badge OCR | `[badge]` table | `WABOT_OCR*`, `WABOT_DIRECTORY`, `TWILIO_ACCOUNT_SID` | see [`crate::badge::BadgeSettings`] |
@@ -26,6 +31,8 @@
 //! | requests in flight before shedding (503) | `limits.max_in_flight` | `WABOT_MAX_IN_FLIGHT` | `1024` |
 //! | messages per sender per minute (0: off) | `limits.sender_per_minute` | `WABOT_SENDER_PER_MINUTE` | `30` |
 //! | a sender's burst | `limits.sender_burst` | `WABOT_SENDER_BURST` | `10` |
+//! | header read and idle keep-alive bound, ms | `limits.header_read_timeout_ms` | `WABOT_HEADER_READ_TIMEOUT_MS` | `10000` |
+//! | open connections (0: the open-file limit less 256) | `limits.max_connections` | `WABOT_MAX_CONNECTIONS` | `0` |
 //! | log format (`human`, `json`) | `log_format` | `WABOT_LOG_FORMAT` | `human` |
 
 use std::net::SocketAddr;
@@ -36,8 +43,17 @@ use serde::Deserialize;
 use thiserror::Error;
 
 /// Names of the secrets that must never appear in a configuration file.
-const SECRET_KEYS: &[&str] =
-    &["twilio_auth_token", "auth_token", "admin_token", "wabot_admin_token", "smtp_password", "password"];
+const SECRET_KEYS: &[&str] = &[
+    "twilio_auth_token",
+    "auth_token",
+    "admin_token",
+    "wabot_admin_token",
+    "smtp_password",
+    "password",
+    "twilio_webhook_shared_key",
+    "webhook_shared_key",
+    "shared_key",
+];
 
 /// The shortest admin token accepted: anything shorter could be guessed.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -78,6 +94,19 @@ pub enum ConfigError {
         /// The key.
         key: String,
     },
+    /// A URL in the file carries a password.
+    #[error(
+        "configuration file {path}: `{key}` holds a password; remove it from the URL (the user name may stay) \
+         and set {env} in the environment instead"
+    )]
+    PasswordInUrl {
+        /// The file.
+        path: PathBuf,
+        /// The key holding the URL.
+        key: &'static str,
+        /// The environment variable to use instead.
+        env: &'static str,
+    },
     /// The settings contradict each other.
     #[error("{0}")]
     Invalid(String),
@@ -98,6 +127,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Twilio auth token: when set, every webhook must carry a valid signature.
     pub twilio_auth_token: Option<SecretString>,
+    /// The secret of a Twilio SharedKey: webhooks carrying
+    /// `X-Twilio-Webhooks-Signature-Settings` are checked with it.
+    pub twilio_webhook_shared_key: Option<SecretString>,
     /// Bearer token of the admin API (`/admin/faq`); without it the API does not exist.
     pub admin_token: Option<SecretString>,
     /// The journal of FAQ changes made through the admin API, replayed at startup.
@@ -127,6 +159,7 @@ impl Default for Settings {
             threshold: crate::engine::EngineParams::default().threshold,
             max_body_bytes: 64 * 1024,
             twilio_auth_token: None,
+            twilio_webhook_shared_key: None,
             admin_token: None,
             faq_journal: PathBuf::from("data/faq-journal.jsonl"),
             corpus_poll_secs: 5,
@@ -223,6 +256,9 @@ impl Settings {
         if let Some(v) = env("TWILIO_AUTH_TOKEN").filter(|v| !v.is_empty()) {
             s.twilio_auth_token = Some(SecretString::from(v));
         }
+        if let Some(v) = env("TWILIO_WEBHOOK_SHARED_KEY").filter(|v| !v.is_empty()) {
+            s.twilio_webhook_shared_key = Some(SecretString::from(v));
+        }
         if let Some(v) = env("WABOT_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
             s.admin_token = Some(SecretString::from(v));
         }
@@ -293,6 +329,14 @@ fn parse_file(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
             return Err(ConfigError::SecretInFile { path: path.to_owned(), key: key.clone() });
         }
     }
+    let smtp_url = value.get("mail").and_then(|m| m.get("smtp_url")).and_then(|v| v.as_str());
+    if smtp_url.and_then(|u| url::Url::parse(u).ok()).is_some_and(|u| u.password().is_some()) {
+        return Err(ConfigError::PasswordInUrl {
+            path: path.to_owned(),
+            key: "mail.smtp_url",
+            env: "WABOT_SMTP_PASSWORD",
+        });
+    }
     toml::from_str(text)
         .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.message().to_owned() })
 }
@@ -346,6 +390,24 @@ mod tests {
         let err = Settings::load_with(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(err.contains("set it in the environment"), "{err}");
         assert!(!err.contains("abc"));
+    }
+
+    #[test]
+    fn a_password_inside_the_files_smtp_url_is_refused_naming_the_key_and_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wabot.toml");
+        std::fs::write(&path, "[mail]\nsmtp_url = \"smtps://helpdesk:s3cr%40t-pw@mail.example.com\"\n")
+            .unwrap();
+        let err = Settings::load_with(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("`mail.smtp_url` holds a password"), "{err}");
+        assert!(err.contains("WABOT_SMTP_PASSWORD"), "{err}");
+        assert!(!err.contains("s3cr"), "the password is not repeated: {err}");
+
+        // A user name alone is fine; the password comes from the environment.
+        std::fs::write(&path, "[mail]\nsmtp_url = \"smtps://helpdesk@mail.example.com\"\n").unwrap();
+        let s = Settings::load_with(Some(&path), env(&[("WABOT_SMTP_PASSWORD", "pw-from-env")])).unwrap();
+        assert_eq!(s.mail.smtp_host().as_deref(), Some("mail.example.com:default"));
+        assert!(!format!("{s:?}").contains("pw-from-env"));
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! What keeps the public webhook up and fair: the tower layers every request passes
-//! (timeout, concurrency limit with load shedding) and the per-sender rate limit.
+//! What keeps the public webhook up and fair: the connection limits (a bound on reading a
+//! request's headers and on an idle keep-alive connection, a cap on open connections, the
+//! open-file limit raised at start), the tower layers every request passes (timeout,
+//! concurrency limit with load shedding) and the per-sender rate limit.
 //!
 //! Owns the limits and their settings; the order of checks inside the webhook stays in
 //! [`crate::server`]. A shed or timed-out request gets `503 Service Unavailable` with
@@ -42,7 +44,18 @@ pub struct LimitSettings {
     pub sender_per_minute: u32,
     /// Messages a sender may send in a burst above the sustained rate.
     pub sender_burst: u32,
+    /// The longest a client may take to send a request's headers, and the longest a
+    /// keep-alive connection may sit idle waiting for the next request, in milliseconds
+    /// (one timer: hyper's header read timeout, which starts when a request is awaited).
+    pub header_read_timeout_ms: u64,
+    /// Connections open at once; more wait to be accepted. 0: the open-file limit less
+    /// [`RESERVED_FDS`].
+    pub max_connections: usize,
 }
+
+/// File descriptors kept for everything but client connections (the database, SMTP, media
+/// downloads, the corpus) when the connection cap is sized from the open-file limit.
+pub const RESERVED_FDS: usize = 256;
 
 impl Default for LimitSettings {
     fn default() -> Self {
@@ -51,6 +64,8 @@ impl Default for LimitSettings {
             max_in_flight: 1024,
             sender_per_minute: 30,
             sender_burst: 10,
+            header_read_timeout_ms: 10_000,
+            max_connections: 0,
         }
     }
 }
@@ -63,6 +78,8 @@ pub struct LimitsFile {
     max_in_flight: Option<usize>,
     sender_per_minute: Option<u32>,
     sender_burst: Option<u32>,
+    header_read_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 impl LimitSettings {
@@ -72,10 +89,13 @@ impl LimitSettings {
         self.max_in_flight = f.max_in_flight.unwrap_or(self.max_in_flight);
         self.sender_per_minute = f.sender_per_minute.unwrap_or(self.sender_per_minute);
         self.sender_burst = f.sender_burst.unwrap_or(self.sender_burst);
+        self.header_read_timeout_ms = f.header_read_timeout_ms.unwrap_or(self.header_read_timeout_ms);
+        self.max_connections = f.max_connections.unwrap_or(self.max_connections);
     }
 
     /// Applies `WABOT_REQUEST_TIMEOUT_MS`, `WABOT_MAX_IN_FLIGHT`, `WABOT_SENDER_PER_MINUTE`,
-    /// `WABOT_SENDER_BURST`; an error names the variable.
+    /// `WABOT_SENDER_BURST`, `WABOT_HEADER_READ_TIMEOUT_MS`, `WABOT_MAX_CONNECTIONS`; an
+    /// error names the variable.
     pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), (&'static str, String)> {
         fn parse<T: std::str::FromStr>(
             env: &dyn Fn(&str) -> Option<String>,
@@ -94,6 +114,8 @@ impl LimitSettings {
         parse(env, "WABOT_MAX_IN_FLIGHT", &mut self.max_in_flight)?;
         parse(env, "WABOT_SENDER_PER_MINUTE", &mut self.sender_per_minute)?;
         parse(env, "WABOT_SENDER_BURST", &mut self.sender_burst)?;
+        parse(env, "WABOT_HEADER_READ_TIMEOUT_MS", &mut self.header_read_timeout_ms)?;
+        parse(env, "WABOT_MAX_CONNECTIONS", &mut self.max_connections)?;
         Ok(())
     }
 
@@ -108,8 +130,51 @@ impl LimitSettings {
         if self.sender_per_minute > 0 && self.sender_burst == 0 {
             return Err("limits.sender_burst must be at least 1 when the rate limit is on".into());
         }
+        if self.header_read_timeout_ms == 0 {
+            return Err("limits.header_read_timeout_ms must be at least 1".into());
+        }
         Ok(())
     }
+
+    /// The connection cap in force: as configured, else sized from the current open-file
+    /// limit (raise it first, see [`raise_fd_limit`]).
+    pub fn connection_cap(&self) -> usize {
+        if self.max_connections > 0 {
+            return self.max_connections;
+        }
+        let files = fd_limit().map_or(1024, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        files.saturating_sub(RESERVED_FDS).clamp(64, 1 << 20)
+    }
+}
+
+/// The soft limit on open files (`RLIMIT_NOFILE`).
+pub fn fd_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit only writes the struct it is given, which lives on this stack.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// Raises the soft limit on open files to the hard limit (a server with the usual soft
+/// limit of 1,024 runs out of descriptors long before it runs out of anything else); the
+/// soft limit before and after.
+pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit only writes the struct it is given, which lives on this stack.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = limit.rlim_cur;
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        // SAFETY: setrlimit only reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok((before, fd_limit()?))
 }
 
 /// Wraps every route of `router` in the timeout and the server-wide concurrency limit;
@@ -264,6 +329,19 @@ mod tests {
         assert!(SenderLimiter::new(&off).is_none());
         assert!(LimitSettings { max_in_flight: 0, ..LimitSettings::default() }.validate().is_err());
         assert!(LimitSettings { request_timeout_ms: 0, ..LimitSettings::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit_and_sizes_the_connection_cap() {
+        let (before, after) = raise_fd_limit().unwrap();
+        assert!(after >= before);
+        assert_eq!(fd_limit().unwrap(), after);
+        let auto = LimitSettings::default().connection_cap();
+        let expected =
+            usize::try_from(after).unwrap_or(usize::MAX).saturating_sub(RESERVED_FDS).clamp(64, 1 << 20);
+        assert_eq!(auto, expected);
+        assert_eq!(LimitSettings { max_connections: 10, ..LimitSettings::default() }.connection_cap(), 10);
+        assert!(LimitSettings { header_read_timeout_ms: 0, ..LimitSettings::default() }.validate().is_err());
     }
 
     #[test]

@@ -267,6 +267,12 @@ fn serve(
     // only serves the admin API's previews.
     let faq = Arc::new(Faq::open(options, Arc::new(MemoryStore::default())).context("loading the FAQ")?);
     let entries = faq.engine().len();
+    // Before anything opens files: the connection cap is sized from the raised limit.
+    match wabot::limits::raise_fd_limit() {
+        Ok((before, after)) if after > before => tracing::info!(before, after, "open-file limit raised"),
+        Ok((_, limit)) => tracing::info!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(wabot::server::MAX_BLOCKING_THREADS)
@@ -295,7 +301,7 @@ fn serve(
             ),
             None => tracing::info!("badge OCR off"),
         }
-        if settings.twilio_auth_token.is_none() {
+        if settings.twilio_auth_token.is_none() && settings.twilio_webhook_shared_key.is_none() {
             tracing::warn!(
                 "TWILIO_AUTH_TOKEN is not set: webhook requests are NOT authenticated. \
                  Listening on loopback only; set TWILIO_AUTH_TOKEN before exposing wabot."
@@ -311,7 +317,10 @@ fn serve(
             addr = %server.local_addr(),
             webhook_url = %settings.webhook_url(),
             entries,
-            signature_check = settings.twilio_auth_token.is_some(),
+            signature_check = settings.twilio_auth_token.is_some() || settings.twilio_webhook_shared_key.is_some(),
+            shared_key_signatures = settings.twilio_webhook_shared_key.is_some(),
+            max_connections = settings.limits.connection_cap(),
+            header_read_timeout_ms = settings.limits.header_read_timeout_ms,
             admin_api = settings.admin_token.is_some(),
             "wabot is listening"
         );

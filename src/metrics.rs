@@ -112,8 +112,10 @@ pub struct Metrics {
     match_score: Histogram,
     ocr_seconds: Histogram,
     outbox_depth: Gauge,
+    outbox_dead: Gauge,
     mail_sent: Counter,
     mail_failures: Counter,
+    mail_dead_lettered: Counter,
 }
 
 impl Default for Metrics {
@@ -152,6 +154,18 @@ impl Metrics {
         registry.register("mail_sent", "Request e-mails the SMTP server accepted", mail_sent.clone());
         let mail_failures = Counter::default();
         registry.register("mail_failures", "Failed attempts to e-mail a request", mail_failures.clone());
+        let outbox_dead = Gauge::default();
+        registry.register(
+            "outbox_dead",
+            "E-mails dead-lettered: rejected for good by the SMTP server, never tried again",
+            outbox_dead.clone(),
+        );
+        let mail_dead_lettered = Counter::default();
+        registry.register(
+            "mail_dead_lettered",
+            "Request e-mails dead-lettered by this process",
+            mail_dead_lettered.clone(),
+        );
         for outcome in [MessageOutcome::Answered, MessageOutcome::Declined, MessageOutcome::Error] {
             // Present at zero, so a rate() over them works from the first scrape.
             let _ = messages.get_or_create(&OutcomeLabels { outcome });
@@ -164,8 +178,10 @@ impl Metrics {
             match_score,
             ocr_seconds,
             outbox_depth,
+            outbox_dead,
             mail_sent,
             mail_failures,
+            mail_dead_lettered,
         }
     }
 
@@ -200,6 +216,16 @@ impl Metrics {
         self.mail_failures.inc();
     }
 
+    /// Counts an e-mail dead-lettered.
+    pub fn mail_dead_lettered(&self) {
+        self.mail_dead_lettered.inc();
+    }
+
+    /// Sets the number of dead-lettered e-mails in the store.
+    pub fn set_outbox_dead(&self, dead: u64) {
+        self.outbox_dead.set(i64::try_from(dead).unwrap_or(i64::MAX));
+    }
+
     /// Sets the outbox depth.
     pub fn set_outbox_depth(&self, depth: u64) {
         self.outbox_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
@@ -225,7 +251,7 @@ struct MetricsState {
     store: Durable,
 }
 
-/// `GET /metrics`; the outbox depth is read from the store at each scrape.
+/// `GET /metrics`; the outbox depth and dead letters are read from the store at each scrape.
 pub fn router(metrics: Arc<Metrics>, store: Durable) -> Router {
     Router::new().route("/metrics", get(scrape)).with_state(MetricsState { metrics, store })
 }
@@ -235,6 +261,11 @@ async fn scrape(State(state): State<MetricsState>) -> Response {
         Ok(Some(depth)) => state.metrics.set_outbox_depth(depth),
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox depth"),
+    }
+    match state.store.run(|s| s.dead_mail()).await {
+        Ok(Some(dead)) => state.metrics.set_outbox_dead(dead),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the dead letters"),
     }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.encode()).into_response()
 }

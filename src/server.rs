@@ -3,13 +3,18 @@
 //!
 //! Owns routing, request limits, the webhook's order of checks (content type → form →
 //! signature → dialog) and the mapping of every failure to a status code. Nothing is
-//! processed before the signature is verified. Opens the durable store (`WABOT_DB`) and
+//! processed before the signature is verified. Connections are accepted by hand (hyper's
+//! HTTP/1.1 server, not `axum::serve`): at most [`LimitSettings::connection_cap`] open at
+//! once, each closed when its client takes longer than `header_read_timeout_ms` to send a
+//! request's headers or leaves it idle that long between requests — so stalled or idle
+//! sockets cannot use up the process's file descriptors. Opens the durable store (`WABOT_DB`) and
 //! runs the e-mail outbox worker beside the HTTP server; the webhook's turns go through
 //! [`Desk`] (deduplication by MessageSid, commit before reply).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,9 +22,13 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::channel::{self, WebhookForm};
@@ -27,7 +36,7 @@ use crate::config::Settings;
 use crate::dialog::{Dialog, Incoming, Outcome, messages};
 use crate::engine::Lang;
 use crate::faq::Faq;
-use crate::limits::{MAX_BODY_CHARS, SenderLimiter};
+use crate::limits::{LimitSettings, MAX_BODY_CHARS, SenderLimiter};
 use crate::mail::{MailError, Outbox};
 use crate::metrics::{MessageOutcome, Metrics};
 use crate::requests::{Desk, RequestForm};
@@ -83,6 +92,8 @@ struct AppState {
     dialog: Arc<Dialog>,
     desk: Arc<Desk>,
     auth_token: Option<SecretString>,
+    /// The SharedKey's secret, for webhooks carrying `X-Twilio-Webhooks-Signature-Settings`.
+    shared_key: Option<SecretString>,
     webhook_url: Arc<str>,
     /// Badge OCR, when on: photos go there.
     badges: Option<Arc<crate::badge::BadgeDesk>>,
@@ -101,6 +112,12 @@ enum WebhookError {
     MissingSignature,
     #[error("invalid X-Twilio-Signature")]
     BadSignature,
+    #[error("unsupported X-Twilio-Webhooks-Signature-Settings")]
+    UnknownAlgorithm,
+    #[error("signed with a SharedKey, and TWILIO_WEBHOOK_SHARED_KEY is not set")]
+    NoSharedKey,
+    #[error("signed with the auth token, and TWILIO_AUTH_TOKEN is not set")]
+    NoAuthToken,
 }
 
 impl IntoResponse for WebhookError {
@@ -108,7 +125,11 @@ impl IntoResponse for WebhookError {
         let status = match self {
             WebhookError::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             WebhookError::Form(_) => StatusCode::BAD_REQUEST,
-            WebhookError::MissingSignature | WebhookError::BadSignature => StatusCode::FORBIDDEN,
+            WebhookError::MissingSignature
+            | WebhookError::BadSignature
+            | WebhookError::UnknownAlgorithm
+            | WebhookError::NoSharedKey
+            | WebhookError::NoAuthToken => StatusCode::FORBIDDEN,
         };
         tracing::warn!(status = status.as_u16(), error = %self, "webhook request refused");
         (status, self.to_string()).into_response()
@@ -119,6 +140,7 @@ impl IntoResponse for WebhookError {
 pub struct Server {
     listener: TcpListener,
     router: Router,
+    limits: LimitSettings,
     outbox: Option<Outbox>,
     store: Durable,
     metrics: Arc<Metrics>,
@@ -148,7 +170,8 @@ impl Server {
         store: Arc<SqliteStore>,
         badges: Option<Arc<crate::badge::BadgeDesk>>,
     ) -> Result<Server, ServerError> {
-        if settings.twilio_auth_token.is_none() && !settings.listen.ip().is_loopback() {
+        let unsigned = settings.twilio_auth_token.is_none() && settings.twilio_webhook_shared_key.is_none();
+        if unsigned && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
         let (desk, outbox) = desk_over(settings, store, Arc::clone(faq.dialog()))?;
@@ -163,7 +186,7 @@ impl Server {
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
         let router = router(settings, faq, desk, badges.clone(), Arc::clone(&metrics));
-        Ok(Server { listener, router, outbox, store, metrics, badges })
+        Ok(Server { listener, router, limits: settings.limits.clone(), outbox, store, metrics, badges })
     }
 
     /// The server's metrics.
@@ -191,10 +214,7 @@ impl Server {
         }
         let worker = self.outbox.map(|o| tokio::spawn(o.run()));
         let pruner = tokio::spawn(self.store.prune_forever(std::time::Duration::from_secs(3600)));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ServerError::Serve);
+        let served = serve(self.listener, self.router, &self.limits, shutdown).await;
         if let Some(w) = worker {
             w.abort();
         }
@@ -204,6 +224,71 @@ impl Server {
         }
         served
     }
+}
+
+/// Accepts connections until `shutdown` completes, at most `limits.connection_cap()` open at
+/// once (further clients wait in the listen backlog), each served over HTTP/1.1 with the
+/// header read and idle keep-alive bounded; then lets the requests in flight finish.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &LimitSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .keep_alive(true);
+    let cap = limits.connection_cap();
+    let places = Arc::new(Semaphore::new(cap));
+    let service = TowerToHyperService::new(router);
+    let graceful = GracefulShutdown::new();
+    tracing::debug!(
+        max_connections = cap,
+        header_read_timeout_ms = limits.header_read_timeout_ms,
+        "accepting"
+    );
+    tokio::pin!(shutdown);
+    loop {
+        let place = tokio::select! {
+            place = Arc::clone(&places).acquire_owned() => place,
+            () = &mut shutdown => break,
+        };
+        // The semaphore is never closed.
+        let Ok(place) = place else { break };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            // A client that hangs up or times out is its own business: nothing to report.
+            let _ = connection.await;
+            drop(place);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// After a failed `accept`: a connection that died in the backlog is nothing; anything
+/// else (out of file descriptors, whatever the cap) is logged and waited out briefly
+/// rather than retried in a hot loop.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept a connection");
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 /// Opens (creating it if need be) the SQLite database at `settings.db`, migrated.
@@ -261,6 +346,7 @@ pub fn router(
         dialog: Arc::clone(faq.dialog()),
         desk,
         auth_token: settings.twilio_auth_token.clone(),
+        shared_key: settings.twilio_webhook_shared_key.clone(),
         webhook_url: settings.webhook_url().into(),
         badges,
         limiter: SenderLimiter::new(&settings.limits).map(Arc::new),
@@ -301,21 +387,7 @@ async fn webhook(
         return Err(WebhookError::ContentType);
     }
     let form = WebhookForm::parse(&body)?;
-    if let Some(token) = &state.auth_token {
-        let signature = headers
-            .get(SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(WebhookError::MissingSignature)?;
-        let valid = channel::validate_signature(
-            token.expose_secret().as_bytes(),
-            &state.webhook_url,
-            form.params(),
-            signature,
-        );
-        if !valid {
-            return Err(WebhookError::BadSignature);
-        }
-    }
+    check_signature(&state, &headers, &form)?;
     form.check_single_values()?;
     let from = form.from()?;
     let span = tracing::info_span!(
@@ -327,6 +399,40 @@ async fn webhook(
     let (outcome, messages) = turn(&state, &form, media).instrument(span).await;
     state.metrics.message(outcome, started.elapsed());
     Ok(([(header::CONTENT_TYPE, channel::TWIML_CONTENT_TYPE)], channel::twiml(&messages)).into_response())
+}
+
+/// Checks `X-Twilio-Signature` when a secret is configured: with the SharedKey and the
+/// algorithm `X-Twilio-Webhooks-Signature-Settings` names, when the request carries that
+/// header; else with the auth token and HMAC-SHA1. An algorithm this version does not know is
+/// refused, as is a request whose kind of signature has no secret configured here.
+fn check_signature(state: &AppState, headers: &HeaderMap, form: &WebhookForm) -> Result<(), WebhookError> {
+    if state.auth_token.is_none() && state.shared_key.is_none() {
+        return Ok(());
+    }
+    let signature =
+        headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).ok_or(WebhookError::MissingSignature)?;
+    let (key, algorithm) = match headers.get(channel::SIGNATURE_SETTINGS_HEADER) {
+        Some(settings) => {
+            let algorithm = settings
+                .to_str()
+                .ok()
+                .and_then(channel::SignatureAlgorithm::from_settings)
+                .ok_or(WebhookError::UnknownAlgorithm)?;
+            (state.shared_key.as_ref().ok_or(WebhookError::NoSharedKey)?, algorithm)
+        }
+        None => (
+            state.auth_token.as_ref().ok_or(WebhookError::NoAuthToken)?,
+            channel::SignatureAlgorithm::HmacSha1,
+        ),
+    };
+    let valid = channel::validate_signature_with(
+        algorithm,
+        key.expose_secret().as_bytes(),
+        &state.webhook_url,
+        form.params(),
+        signature,
+    );
+    if valid { Ok(()) } else { Err(WebhookError::BadSignature) }
 }
 
 /// A signed message's reply: refused politely by the per-sender limits, else handled by the

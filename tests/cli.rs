@@ -140,4 +140,78 @@ fn eval_reports_figures_per_kind_of_message() {
     assert_eq!(kinds[0]["accuracy"], 1.0);
     assert_eq!(kinds[1]["kind"], "out-of-scope");
     assert_eq!(kinds[1]["accuracy"], 1.0);
+
+fn serve_refuses_a_password_inside_the_files_smtp_url_naming_the_key_and_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wabot.toml");
+    std::fs::write(
+        &path,
+        "[mail]\nsmtp_url = \"smtp://helpdesk:hunter22@mail.example.com:587?tls=required\"\n",
+    )
+    .unwrap();
+    let out = wabot().arg("--config").arg(&path).args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("`mail.smtp_url` holds a password"), "{stderr}");
+    assert!(stderr.contains("set WABOT_SMTP_PASSWORD in the environment"), "{stderr}");
+    assert!(!stderr.contains("hunter22"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_smtp_credentials_over_a_connection_without_tls() {
+    let db = tempfile::tempdir().unwrap();
+    let out = wabot()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("WABOT_DB", db.path().join("wabot.db"))
+        .env("WABOT_SMTP_URL", "smtp://helpdesk@mail.example.com:587")
+        .env("WABOT_SMTP_PASSWORD", "hunter22")
+        .env_remove("WABOT_SMTP_ALLOW_PLAINTEXT_AUTH")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("the SMTP credentials would go to mail.example.com:587 without TLS"), "{stderr}");
+    assert!(stderr.contains("WABOT_SMTP_ALLOW_PLAINTEXT_AUTH=1"), "{stderr}");
+    assert!(!stderr.contains("hunter22"), "{stderr}");
+}
+
+#[test]
+fn serve_warns_at_start_when_the_operator_allows_credentials_without_tls() {
+    use std::io::BufRead;
+    let db = tempfile::tempdir().unwrap();
+    let mut child = wabot()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("WABOT_DB", db.path().join("wabot.db"))
+        .env("WABOT_OCR", "off")
+        .env("WABOT_LOG", "warn")
+        // A relay on loopback needs no opt-in; a name that is not loopback does.
+        .env("WABOT_SMTP_URL", "smtp://helpdesk@relay.invalid:25")
+        .env("WABOT_SMTP_PASSWORD", "hunter22")
+        .env("WABOT_SMTP_ALLOW_PLAINTEXT_AUTH", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    // Should the warning never come, the server is stopped after a while and the test fails.
+    let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+    let watchdog = std::sync::Arc::clone(&child);
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        let _ = watchdog.lock().unwrap().kill();
+    });
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let warned = line.contains("WARN") && line.contains("credentials go to this server without TLS");
+        seen.push(line);
+        if warned {
+            break;
+        }
+    }
+    let mut child = child.lock().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.last().is_some_and(|l| l.contains("relay.invalid:25")), "{seen:#?}");
+    assert!(seen.iter().all(|l| !l.contains("hunter22")), "{seen:#?}");
 }

@@ -1,6 +1,8 @@
 //! The real `wabot` binary, killed with SIGKILL: a request it accepted is e-mailed after the
 //! restart. And `wabot requests list|show` on the same database.
 
+#[path = "support/python.rs"]
+mod python;
 #[path = "support/smtp.rs"]
 mod smtp;
 

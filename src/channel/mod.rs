@@ -27,7 +27,10 @@ mod signature;
 mod twiml;
 
 pub use form::{MAX_MEDIA, Media, WebhookForm};
-pub use signature::{compute_signature, url_port_variants, validate_signature};
+pub use signature::{
+    SIGNATURE_SETTINGS_HEADER, SignatureAlgorithm, compute_signature, compute_signature_with,
+    url_port_variants, validate_signature, validate_signature_with,
+};
 pub use twiml::{MAX_MESSAGE_CHARS, TWIML_CONTENT_TYPE, split_message, twiml, xml_escape};
 
 use thiserror::Error;

@@ -1,22 +1,80 @@
 //! `X-Twilio-Signature`: how Twilio proves a webhook came from it.
 //!
-//! The signature is `base64(HMAC-SHA1(auth_token, url ++ name₁ ++ value₁ ++ …))` with the
-//! parameters sorted by name. Repeated names follow Twilio's Python SDK: each distinct name in
-//! sorted order, then each of its distinct values in sorted order. Sorting is by code point
-//! (Rust's `str` order), which is what the SDKs' string sorts give.
+//! The signature is `base64(HMAC(key, url ++ name₁ ++ value₁ ++ …))` with the parameters
+//! sorted by name. Repeated names follow Twilio's Python SDK: each distinct name in sorted
+//! order, then each of its distinct values in sorted order. Sorting is by code point (Rust's
+//! `str` order), which is what the SDKs' string sorts give.
+//!
+//! By default the key is the account's auth token and the hash SHA-1. A webhook that a
+//! Twilio *Webhook Setting* signs with a SharedKey carries
+//! `X-Twilio-Webhooks-Signature-Settings: key=<key id>,algorithm=HMAC_SHA256`: the same
+//! string is then signed with the SharedKey's secret and the named hash (`HMAC_SHA1` or
+//! `HMAC_SHA256`), as Twilio's SDKs validate it (`twilio` for Python ≥ 9.13:
+//! `RequestValidator.validate(…, algorithm=get_signature_algorithm(header))`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 type HmacSha1 = Hmac<Sha1>;
+type HmacSha256 = Hmac<Sha256>;
 
-/// The signature Twilio would send for a request to `url` carrying `params`.
+/// The header naming the key and the algorithm of a SharedKey signature.
+pub const SIGNATURE_SETTINGS_HEADER: &str = "x-twilio-webhooks-signature-settings";
+
+/// The HMAC a webhook is signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureAlgorithm {
+    /// `HMAC_SHA1`: the auth token's signature, and a SharedKey's when so configured.
+    HmacSha1,
+    /// `HMAC_SHA256`: a SharedKey's.
+    HmacSha256,
+}
+
+impl SignatureAlgorithm {
+    /// The algorithm an `X-Twilio-Webhooks-Signature-Settings` value names, read as Twilio's
+    /// SDKs read it: comma-separated `name=value` parts; no `algorithm=` part means
+    /// `HMAC_SHA1`; the name is compared without regard to case. `None` for an algorithm
+    /// this version does not know — such a request is refused, never guessed at.
+    pub fn from_settings(header: &str) -> Option<SignatureAlgorithm> {
+        let named = header.split(',').find_map(|part| {
+            let (name, value) = part.split_once('=')?;
+            (name.trim() == "algorithm" && !value.trim().is_empty()).then(|| value.trim())
+        });
+        match named {
+            None => Some(SignatureAlgorithm::HmacSha1),
+            Some(name) if name.eq_ignore_ascii_case("HMAC_SHA1") => Some(SignatureAlgorithm::HmacSha1),
+            Some(name) if name.eq_ignore_ascii_case("HMAC_SHA256") => Some(SignatureAlgorithm::HmacSha256),
+            Some(_) => None,
+        }
+    }
+}
+
+/// The signature Twilio would send for a request to `url` carrying `params`, signed with
+/// the auth token (HMAC-SHA1).
 pub fn compute_signature(auth_token: &[u8], url: &str, params: &[(String, String)]) -> String {
+    compute_signature_with(SignatureAlgorithm::HmacSha1, auth_token, url, params)
+}
+
+/// The signature of a request to `url` carrying `params` with `key` and `algorithm`.
+pub fn compute_signature_with(
+    algorithm: SignatureAlgorithm,
+    key: &[u8],
+    url: &str,
+    params: &[(String, String)],
+) -> String {
+    match algorithm {
+        SignatureAlgorithm::HmacSha1 => sign::<HmacSha1>(key, url, params),
+        SignatureAlgorithm::HmacSha256 => sign::<HmacSha256>(key, url, params),
+    }
+}
+
+fn sign<M: Mac + hmac::digest::KeyInit>(key: &[u8], url: &str, params: &[(String, String)]) -> String {
     // HMAC takes keys of any length, so this cannot fail.
-    let mut mac = HmacSha1::new_from_slice(auth_token).expect("HMAC accepts any key length");
+    let mut mac = <M as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
     mac.update(url.as_bytes());
     for (name, value) in signing_order(params) {
         mac.update(name.as_bytes());
@@ -25,13 +83,24 @@ pub fn compute_signature(auth_token: &[u8], url: &str, params: &[(String, String
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// Whether `signature` is Twilio's signature of this request.
+/// Whether `signature` is Twilio's signature of this request with the auth token.
 ///
 /// Like Twilio's SDKs, accepts the URL as given, with the scheme's default port added and with
 /// it removed: a proxy may add or strip `:443` between what Twilio signed and what we see.
 /// The comparison is constant-time; an empty or malformed signature is simply invalid.
 pub fn validate_signature(
     auth_token: &[u8],
+    url: &str,
+    params: &[(String, String)],
+    signature: &str,
+) -> bool {
+    validate_signature_with(SignatureAlgorithm::HmacSha1, auth_token, url, params, signature)
+}
+
+/// [`validate_signature`] with `key` and `algorithm` (a SharedKey's).
+pub fn validate_signature_with(
+    algorithm: SignatureAlgorithm,
+    key: &[u8],
     url: &str,
     params: &[(String, String)],
     signature: &str,
@@ -45,7 +114,7 @@ pub fn validate_signature(
     candidates.dedup();
     // Comparing the encoded strings accepts only the canonical encoding Twilio sends.
     candidates.into_iter().any(|candidate| {
-        let expected = compute_signature(auth_token, candidate, params);
+        let expected = compute_signature_with(algorithm, key, candidate, params);
         bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
     })
 }
@@ -150,6 +219,37 @@ mod tests {
     fn twilios_published_vector_is_reproduced() {
         assert_eq!(compute_signature(TOKEN, URL, &twilio_params()), EXPECTED);
         assert!(validate_signature(TOKEN, URL, &twilio_params(), EXPECTED));
+    }
+
+    #[test]
+    fn the_settings_header_names_the_algorithm_as_twilios_sdks_read_it() {
+        use SignatureAlgorithm::*;
+        for (header, expected) in [
+            ("key=webhooks_sharedkey_123,algorithm=HMAC_SHA256", Some(HmacSha256)),
+            (" algorithm = hmac_sha256 , key=k", Some(HmacSha256)),
+            ("key=k,algorithm=HMAC_SHA1", Some(HmacSha1)),
+            ("key=k", Some(HmacSha1)),
+            ("", Some(HmacSha1)),
+            ("key=k,algorithm=", Some(HmacSha1)),
+            ("key=k,algorithm=HMAC_SHA512", None),
+            ("algorithm=MD5", None),
+        ] {
+            assert_eq!(SignatureAlgorithm::from_settings(header), expected, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn a_sha256_signature_is_the_same_string_signed_with_sha256() {
+        let url = "https://bot.example.org/bot";
+        let params = pairs(&[("b", "2"), ("a", "1")]);
+        let mut mac = HmacSha256::new_from_slice(b"shared").unwrap();
+        mac.update(format!("{url}a1b2").as_bytes());
+        let expected = STANDARD.encode(mac.finalize().into_bytes());
+        let computed = compute_signature_with(SignatureAlgorithm::HmacSha256, b"shared", url, &params);
+        assert_eq!(computed, expected);
+        assert!(validate_signature_with(SignatureAlgorithm::HmacSha256, b"shared", url, &params, &expected));
+        assert!(!validate_signature_with(SignatureAlgorithm::HmacSha256, b"other", url, &params, &expected));
+        assert!(!validate_signature_with(SignatureAlgorithm::HmacSha1, b"shared", url, &params, &expected));
     }
 
     #[test]

@@ -147,11 +147,8 @@ impl FaqEntry {
         let fail = |message: &str| {
             Err(EngineError::InvalidEntry { id: self.id.clone(), message: message.to_owned() })
         };
-        let id_ok = !self.id.is_empty()
-            && self.id.len() <= 128
-            && self.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-        if !id_ok {
-            return fail("id must be 1 to 128 ASCII letters, digits, '-', '_', '.' or ':'");
+        if !valid_id(&self.id) {
+            return fail(ID_RULE);
         }
         if self.questions.is_empty() {
             return fail("needs at least one question");
@@ -582,10 +579,39 @@ fn best_in(index: &Index, q: &QueryVector, lang: Option<Lang>, params: &EnginePa
     }
 }
 
+/// The longest entry id, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+
+/// What [`valid_id`] accepts, as error messages say it.
+pub const ID_RULE: &str =
+    "id must be 1 to 128 ASCII letters, digits, '-', '_', '.' or ':', starting with a letter or a digit";
+
+/// Whether `id` can name an entry: 1 to [`MAX_ID_LEN`] ASCII letters, digits, `-`, `_`, `.`
+/// or `:`, the first a letter or a digit — so never `.`, `..` or a hidden-file name, whatever
+/// path or log the id ends up in.
+pub fn valid_id(id: &str) -> bool {
+    id.len() <= MAX_ID_LEN
+        && id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::corpus::KnowledgeBase;
+
+    #[test]
+    fn ids_are_letters_digits_and_four_marks_starting_with_a_letter_or_digit() {
+        for ok in ["payslip-en", "a", "Leave_2026.v2:fr", &"x".repeat(MAX_ID_LEN)] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in [".", "..", ".hidden", "-x", "", "a/b", "a b", "café", "a\0", &"x".repeat(MAX_ID_LEN + 1)]
+        {
+            assert!(!valid_id(bad), "{bad:?}");
+            let entry = FaqEntry::new(bad, Lang::En, &["q?"], "a.");
+            assert!(entry.validate().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_consultation_gives_what_answer_and_search_give_separately() {

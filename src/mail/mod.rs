@@ -9,12 +9,27 @@
 //! Delivery is at least once: a crash between the server's "250 OK" and the mark would send
 //! that message again — with the same Message-ID, which lets mail systems drop the copy.
 //!
+//! A server that accepts the connection and then stalls (a tarpit, a half-open connection, a
+//! relay stuck mid-exchange) cannot hold the worker: the whole exchange — connect, greeting,
+//! every command, the data — is bounded by `timeout_secs`, and an expiry is a failed attempt
+//! like any other. Deliveries run concurrently, up to `max_concurrent` at once, each as soon
+//! as it is due: a message stuck on its server holds one place, not the queue behind it.
+//! A permanent rejection (5xx, or a message that cannot be composed) is retried like a
+//! transient failure until it has happened `max_permanent_failures` times; the e-mail is
+//! then dead-lettered (never tried again, shown as `dead` by `wabot requests`, counted in
+//! `wabot_outbox_dead`).
+//!
 //! Must not log message bodies or secrets: the SMTP URL may carry a user name, the
 //! password comes from `WABOT_SMTP_PASSWORD`; logs name the host and the ticket only.
+//! Credentials are refused over a connection that TLS does not protect unless the server
+//! is on loopback or `allow_plaintext_auth` is set (then a warning at start).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
@@ -24,16 +39,14 @@ use thiserror::Error;
 use tokio::sync::Notify;
 
 use crate::requests::clean_line;
-use crate::store::{Durable, OutboxItem, RequestRecord, StoreError};
+use crate::store::{Durable, MailState, OutboxItem, RequestRecord, StoreError};
 
-/// How many queued e-mails one pass takes.
-const BATCH: usize = 16;
 /// With nothing queued, the worker still looks at the outbox this often (a request
 /// committed by another process, e.g. a second replica, wakes nobody here).
 const IDLE_POLL: Duration = Duration::from_secs(30);
 
 /// E-mail settings (TOML `[mail]`, environment `WABOT_SMTP_URL`, `WABOT_SMTP_PASSWORD`,
-/// `WABOT_MAIL_FROM`, `WABOT_MAIL_REPLY_TO`).
+/// `WABOT_MAIL_*`, `WABOT_SMTP_ALLOW_PLAINTEXT_AUTH`).
 #[derive(Clone)]
 pub struct MailSettings {
     /// The SMTP server in lettre's URL form: `smtp://127.0.0.1:2525` (plain, a local
@@ -51,8 +64,16 @@ pub struct MailSettings {
     pub retry_initial_ms: u64,
     /// Longest retry delay, ms.
     pub retry_max_ms: u64,
-    /// SMTP command timeout, seconds.
+    /// The longest one delivery may take, seconds: connection, greeting, every command and
+    /// the data together.
     pub timeout_secs: u64,
+    /// Deliveries in progress at once.
+    pub max_concurrent: usize,
+    /// Permanent rejections (5xx) after which an e-mail is dead-lettered.
+    pub max_permanent_failures: u32,
+    /// Accept sending the SMTP credentials over a connection without TLS to a host that is
+    /// not loopback (warned about at start).
+    pub allow_plaintext_auth: bool,
 }
 
 impl Default for MailSettings {
@@ -65,6 +86,9 @@ impl Default for MailSettings {
             retry_initial_ms: 5_000,
             retry_max_ms: 15 * 60 * 1000,
             timeout_secs: 30,
+            max_concurrent: 4,
+            max_permanent_failures: 3,
+            allow_plaintext_auth: false,
         }
     }
 }
@@ -78,6 +102,10 @@ impl std::fmt::Debug for MailSettings {
             .field("reply_to", &self.reply_to)
             .field("retry_initial_ms", &self.retry_initial_ms)
             .field("retry_max_ms", &self.retry_max_ms)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("max_concurrent", &self.max_concurrent)
+            .field("max_permanent_failures", &self.max_permanent_failures)
+            .field("allow_plaintext_auth", &self.allow_plaintext_auth)
             .finish()
     }
 }
@@ -103,7 +131,42 @@ impl MailSettings {
                 "mail retry delays: need 0 < retry_initial_ms <= retry_max_ms".into(),
             ));
         }
+        if self.timeout_secs == 0 || self.max_concurrent == 0 || self.max_permanent_failures == 0 {
+            return Err(MailError::Settings(
+                "mail.timeout_secs, mail.max_concurrent and mail.max_permanent_failures must be at least 1"
+                    .into(),
+            ));
+        }
+        if let Some(host) = self.cleartext_credentials_host()
+            && !self.allow_plaintext_auth
+        {
+            return Err(MailError::Settings(format!(
+                "the SMTP credentials would go to {host} without TLS: use smtps://… or smtp://…?tls=required \
+                 in mail.smtp_url / WABOT_SMTP_URL, or accept it with mail.allow_plaintext_auth = true \
+                 (WABOT_SMTP_ALLOW_PLAINTEXT_AUTH=1)"
+            )));
+        }
         Ok(())
+    }
+
+    /// The server's host and port when credentials would be sent to it over a connection
+    /// that TLS does not protect: credentials set (a password in the URL or
+    /// `WABOT_SMTP_PASSWORD`), neither `smtps://` nor `?tls=required` (opportunistic
+    /// STARTTLS can be stripped by anyone on the path), and a host that is not loopback.
+    pub fn cleartext_credentials_host(&self) -> Option<String> {
+        let url = url::Url::parse(self.smtp_url.as_ref()?.expose_secret()).ok()?;
+        let credentials = url.password().is_some() || self.smtp_password.is_some();
+        let tls = url.scheme() == "smtps" || url.query_pairs().any(|(k, v)| k == "tls" && v == "required");
+        let loopback = match url.host()? {
+            // `smtp:` is not a special scheme to the URL parser: an IPv4 host stays text.
+            url::Host::Domain(d) => {
+                d.eq_ignore_ascii_case("localhost")
+                    || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            }
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        };
+        (credentials && !tls && !loopback).then(|| self.smtp_host()).flatten()
     }
 
     /// The transport, when an SMTP URL is set. The password, if any, goes with the URL's
@@ -128,7 +191,12 @@ impl MailSettings {
             let user = percent_decode(&user);
             builder = builder.credentials(Credentials::new(user, password.expose_secret().to_owned()));
         }
-        Ok(Some(builder.timeout(Some(Duration::from_secs(self.timeout_secs.max(1)))).build()))
+        Ok(Some(builder.timeout(Some(self.exchange_timeout())).build()))
+    }
+
+    /// The bound on one whole delivery.
+    pub fn exchange_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs.max(1))
     }
 
     /// The retry delay after `attempts` failures (1 for the first).
@@ -148,6 +216,9 @@ pub struct MailFile {
     retry_initial_ms: Option<u64>,
     retry_max_ms: Option<u64>,
     timeout_secs: Option<u64>,
+    max_concurrent: Option<usize>,
+    max_permanent_failures: Option<u32>,
+    allow_plaintext_auth: Option<bool>,
 }
 
 impl MailSettings {
@@ -161,11 +232,16 @@ impl MailSettings {
         self.retry_initial_ms = f.retry_initial_ms.unwrap_or(self.retry_initial_ms);
         self.retry_max_ms = f.retry_max_ms.unwrap_or(self.retry_max_ms);
         self.timeout_secs = f.timeout_secs.unwrap_or(self.timeout_secs);
+        self.max_concurrent = f.max_concurrent.unwrap_or(self.max_concurrent);
+        self.max_permanent_failures = f.max_permanent_failures.unwrap_or(self.max_permanent_failures);
+        self.allow_plaintext_auth = f.allow_plaintext_auth.unwrap_or(self.allow_plaintext_auth);
     }
 
     /// Applies `WABOT_SMTP_URL`, `WABOT_SMTP_PASSWORD`, `WABOT_MAIL_FROM`,
-    /// `WABOT_MAIL_REPLY_TO`, `WABOT_MAIL_RETRY_INITIAL_MS`, `WABOT_MAIL_RETRY_MAX_MS`; an
-    /// unusable value is reported with its variable's name (never its value).
+    /// `WABOT_MAIL_REPLY_TO`, `WABOT_MAIL_RETRY_INITIAL_MS`, `WABOT_MAIL_RETRY_MAX_MS`,
+    /// `WABOT_MAIL_TIMEOUT_SECS`, `WABOT_MAIL_MAX_CONCURRENT`,
+    /// `WABOT_MAIL_MAX_PERMANENT_FAILURES`, `WABOT_SMTP_ALLOW_PLAINTEXT_AUTH`; an unusable
+    /// value is reported with its variable's name (never its value).
     pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), (&'static str, String)> {
         let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         if let Some(v) = set("WABOT_SMTP_URL") {
@@ -188,6 +264,23 @@ impl MailSettings {
         }
         if let Some(v) = number("WABOT_MAIL_RETRY_MAX_MS")? {
             self.retry_max_ms = v;
+        }
+        if let Some(v) = number("WABOT_MAIL_TIMEOUT_SECS")? {
+            self.timeout_secs = v;
+        }
+        let small = |name: &'static str, v: u64| u32::try_from(v).map_err(|e| (name, e.to_string()));
+        if let Some(v) = number("WABOT_MAIL_MAX_CONCURRENT")? {
+            self.max_concurrent = small("WABOT_MAIL_MAX_CONCURRENT", v)? as usize;
+        }
+        if let Some(v) = number("WABOT_MAIL_MAX_PERMANENT_FAILURES")? {
+            self.max_permanent_failures = small("WABOT_MAIL_MAX_PERMANENT_FAILURES", v)?;
+        }
+        if let Some(v) = set("WABOT_SMTP_ALLOW_PLAINTEXT_AUTH") {
+            self.allow_plaintext_auth = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => return Err(("WABOT_SMTP_ALLOW_PLAINTEXT_AUTH", "expected 1 or 0".into())),
+            };
         }
         Ok(())
     }
@@ -321,6 +414,13 @@ impl Outbox {
     ) -> Result<Option<Outbox>, MailError> {
         settings.validate()?;
         let Some(transport) = settings.transport()? else { return Ok(None) };
+        if let Some(host) = settings.cleartext_credentials_host() {
+            tracing::warn!(
+                smtp = %host,
+                "mail.allow_plaintext_auth: the SMTP credentials go to this server without TLS; \
+                 anyone on the path can read them"
+            );
+        }
         let from = settings
             .from
             .parse()
@@ -348,60 +448,99 @@ impl Outbox {
         self
     }
 
-    /// Delivers forever: whatever is due, then sleeps until the next due time, a wake-up,
-    /// or [`IDLE_POLL`].
+    /// Delivers forever: every due e-mail as soon as one of the `max_concurrent` places is
+    /// free, each bounded by the exchange timeout; between, sleeps until the next due time, a
+    /// wake-up, a delivery ending, or [`IDLE_POLL`].
     pub async fn run(self) {
-        tracing::info!(smtp = %self.settings.smtp_host().unwrap_or_default(), "mail on: delivering queued requests");
+        tracing::info!(
+            smtp = %self.settings.smtp_host().unwrap_or_default(),
+            max_concurrent = self.settings.max_concurrent,
+            timeout_secs = self.settings.timeout_secs,
+            "mail on: delivering queued requests"
+        );
+        let mut in_flight = FuturesUnordered::new();
+        let mut taken: HashSet<i64> = HashSet::new();
         loop {
-            if let Err(e) = self.drain().await {
+            let now = now_ms();
+            let room = self.settings.max_concurrent.saturating_sub(taken.len());
+            // More due than places: wait for a place rather than for the next due time.
+            let mut backlog = room == 0;
+            let mut store_failed = false;
+            if room > 0 {
+                // The rows in flight are still queued and due: ask for enough to see past them.
+                let limit = taken.len() + room + 1;
+                match self.store.run(move |s| s.due_mail(now, limit)).await {
+                    Ok(due) => {
+                        let fresh: Vec<OutboxItem> =
+                            due.into_iter().filter(|i| !taken.contains(&i.id)).collect();
+                        backlog = fresh.len() > room;
+                        for item in fresh.into_iter().take(room) {
+                            taken.insert(item.id);
+                            in_flight.push(self.deliver(item));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox: store failed; retrying");
+                        store_failed = true;
+                    }
+                }
+            }
+            let wait = if backlog {
+                IDLE_POLL
+            } else if store_failed {
                 // The store, not SMTP, failed: wait before trying again rather than spin.
-                tracing::error!(error = %e, "outbox: store failed; retrying");
-                tokio::time::sleep(Duration::from_millis(self.settings.retry_initial_ms)).await;
-                continue;
-            }
-            let next = self.store.run(|s| s.next_mail_due()).await.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "outbox: store failed");
-                None
-            });
-            let wait = match next {
-                Some(at) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(IDLE_POLL),
-                None => IDLE_POLL,
+                Duration::from_millis(self.settings.retry_initial_ms)
+            } else {
+                match self.store.run(move |s| s.next_mail_due_after(now)).await {
+                    Ok(Some(at)) => {
+                        Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(IDLE_POLL)
+                    }
+                    Ok(None) => IDLE_POLL,
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox: store failed");
+                        Duration::from_millis(self.settings.retry_initial_ms)
+                    }
+                }
             };
-            if wait.is_zero() {
-                continue;
-            }
             tokio::select! {
+                Some((id, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                    taken.remove(&id);
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "outbox: store failed recording a delivery");
+                    }
+                }
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wakeup.notified() => {}
             }
         }
     }
 
-    /// Sends every e-mail due now; the number sent.
-    pub async fn drain(&self) -> Result<usize, MailError> {
-        let mut sent = 0;
-        loop {
-            let now = now_ms();
-            let due = self.store.run(move |s| s.due_mail(now, BATCH)).await?;
-            if due.is_empty() {
-                return Ok(sent);
-            }
-            for item in due {
-                if self.deliver(item).await? {
-                    sent += 1;
-                }
-            }
-        }
+    /// One attempt at `item`, its outcome recorded; the outbox row's id, and an error only
+    /// when the store failed.
+    async fn deliver(&self, item: OutboxItem) -> (i64, Result<(), MailError>) {
+        let id = item.id;
+        (id, self.attempt(item).await)
     }
 
-    async fn deliver(&self, item: OutboxItem) -> Result<bool, MailError> {
+    async fn attempt(&self, item: OutboxItem) -> Result<(), MailError> {
         let OutboxItem { id, request } = item;
         let ticket = request.ticket.clone();
-        let result = match compose(&request, &self.from, self.reply_to.as_ref()) {
-            Ok(message) => self.transport.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let limit = self.settings.exchange_timeout();
+        // (permanent, error)
+        let result: Result<(), (bool, String)> = match compose(&request, &self.from, self.reply_to.as_ref()) {
+            // lettre bounds the connection only: a server that accepts and then stalls is
+            // bounded here, the whole exchange at once.
+            Ok(message) => match tokio::time::timeout(limit, self.transport.send(message)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err((e.is_permanent(), e.to_string())),
+                Err(_) => {
+                    Err((false, format!("timed out: the SMTP exchange took more than {}s", limit.as_secs())))
+                }
+            },
+            // The same record composes the same way next time.
+            Err(e) => Err((true, e.to_string())),
         };
-        match result {
+        let (permanent, error) = match result {
             Ok(()) => {
                 let at = now_ms();
                 self.store.run(move |s| s.mark_sent(id, at)).await?;
@@ -409,20 +548,33 @@ impl Outbox {
                     m.mail_sent();
                 }
                 tracing::info!(ticket = %ticket, attempts = request.attempts + 1, "request e-mailed");
-                Ok(true)
+                return Ok(());
             }
-            Err(error) => {
-                if let Some(m) = &self.metrics {
-                    m.mail_failed();
-                }
-                let attempts = request.attempts + 1;
-                let delay = self.settings.retry_delay_ms(attempts);
-                let retry_at = now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
-                tracing::warn!(ticket = %ticket, attempts, retry_in_ms = delay, error = %error, "request e-mail not delivered");
-                self.store.run(move |s| s.mark_failed(id, &error, retry_at)).await?;
-                Ok(false)
-            }
+            Err(failure) => failure,
+        };
+        if let Some(m) = &self.metrics {
+            m.mail_failed();
         }
+        let attempts = request.attempts + 1;
+        let delay = self.settings.retry_delay_ms(attempts);
+        let retry_at = now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+        if !permanent {
+            tracing::warn!(ticket = %ticket, attempts, retry_in_ms = delay, error = %error, "request e-mail not delivered");
+            self.store.run(move |s| s.mark_failed(id, &error, retry_at)).await?;
+            return Ok(());
+        }
+        let dead_after = self.settings.max_permanent_failures;
+        let logged = error.clone();
+        let state = self.store.run(move |s| s.mark_rejected(id, &error, retry_at, dead_after)).await?;
+        if state == MailState::Dead {
+            if let Some(m) = &self.metrics {
+                m.mail_dead_lettered();
+            }
+            tracing::error!(ticket = %ticket, attempts, error = %logged, "request e-mail rejected for good: dead-lettered, not tried again");
+        } else {
+            tracing::warn!(ticket = %ticket, attempts, retry_in_ms = delay, error = %logged, "request e-mail rejected");
+        }
+        Ok(())
     }
 }
 
@@ -490,7 +642,7 @@ mod tests {
         for url in [
             "smtp://127.0.0.1:2525",
             "smtp://helpdesk@mail.example.com:587?tls=required",
-            "smtp://helpdesk@mail.example.com:587?tls=opportunistic",
+            "smtp://mail.example.com:587?tls=opportunistic",
             "smtps://helpdesk@mail.example.com",
             "smtps://help%40desk@mail.example.com:465",
         ] {
@@ -506,6 +658,66 @@ mod tests {
         assert!(bad.validate().unwrap_err().to_string().contains("not a valid SMTP URL"));
         assert!(MailSettings::default().transport().unwrap().is_none(), "no URL: mail off");
         assert_eq!(percent_decode("help%40desk"), "help@desk");
+    }
+
+    #[test]
+    fn credentials_without_tls_are_refused_unless_on_loopback_or_explicitly_allowed() {
+        let settings = |url: &str, password: Option<&str>| MailSettings {
+            smtp_url: Some(SecretString::from(url)),
+            smtp_password: password.map(SecretString::from),
+            ..MailSettings::default()
+        };
+        for url in [
+            "smtp://helpdesk@mail.example.com:587",
+            "smtp://helpdesk@mail.example.com:587?tls=opportunistic",
+            "smtp://helpdesk@10.0.0.5:25",
+        ] {
+            let s = settings(url, Some("hunter22"));
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains("without TLS"), "{url}: {err}");
+            assert!(
+                err.contains("mail.allow_plaintext_auth") && err.contains("WABOT_SMTP_ALLOW_PLAINTEXT_AUTH"),
+                "{err}"
+            );
+            assert!(!err.contains("hunter22"), "{err}");
+            let allowed = MailSettings { allow_plaintext_auth: true, ..s };
+            allowed.validate().unwrap();
+            assert!(allowed.cleartext_credentials_host().is_some(), "warned at start");
+        }
+        // A password in the (environment's) URL counts too.
+        let err =
+            settings("smtp://helpdesk:pw@mail.example.com:25", None).validate().unwrap_err().to_string();
+        assert!(err.contains("without TLS"), "{err}");
+        for url in [
+            "smtp://helpdesk@127.0.0.1:2525",
+            "smtp://helpdesk@localhost:2525",
+            "smtp://helpdesk@[::1]:2525",
+            "smtp://helpdesk@mail.example.com:587?tls=required",
+            "smtps://helpdesk@mail.example.com",
+        ] {
+            let s = settings(url, Some("hunter22"));
+            s.validate().unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(s.cleartext_credentials_host(), None, "{url}");
+        }
+        // No credentials, nothing to protect.
+        settings("smtp://mail.example.com:25", None).validate().unwrap();
+    }
+
+    #[test]
+    fn the_mail_settings_come_from_the_environment_too() {
+        let mut s = MailSettings::default();
+        let env = crate::config::test_env(&[
+            ("WABOT_MAIL_TIMEOUT_SECS", "2"),
+            ("WABOT_MAIL_MAX_CONCURRENT", "8"),
+            ("WABOT_MAIL_MAX_PERMANENT_FAILURES", "5"),
+            ("WABOT_SMTP_ALLOW_PLAINTEXT_AUTH", "1"),
+        ]);
+        s.apply_env(&env).unwrap();
+        assert_eq!((s.timeout_secs, s.max_concurrent, s.max_permanent_failures), (2, 8, 5));
+        assert!(s.allow_plaintext_auth);
+        let bad = crate::config::test_env(&[("WABOT_SMTP_ALLOW_PLAINTEXT_AUTH", "maybe")]);
+        assert_eq!(s.apply_env(&bad).unwrap_err().0, "WABOT_SMTP_ALLOW_PLAINTEXT_AUTH");
+        assert!(MailSettings { max_permanent_failures: 0, ..MailSettings::default() }.validate().is_err());
     }
 
     #[test]

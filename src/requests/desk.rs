@@ -135,7 +135,7 @@ mod tests {
     use crate::requests::{RequestForm, RequestSettings};
     use crate::store::sqlite::SqliteStore;
     use crate::store::{
-        Enqueued, Ledger, NewRequest, OutboxItem, PendingPhoto, PhotoJob, RequestRecord, Session,
+        Enqueued, Ledger, MailState, NewRequest, OutboxItem, PendingPhoto, PhotoJob, RequestRecord, Session,
         SessionStore, Turn,
     };
 
@@ -194,6 +194,15 @@ mod tests {
         }
         fn mark_failed(&self, id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
             self.inner.mark_failed(id, error, retry_at_ms)
+        }
+        fn mark_rejected(
+            &self,
+            id: i64,
+            error: &str,
+            retry_at_ms: i64,
+            dead_after: u32,
+        ) -> Result<MailState, StoreError> {
+            self.inner.mark_rejected(id, error, retry_at_ms, dead_after)
         }
         fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
             self.inner.requests(limit)

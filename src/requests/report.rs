@@ -6,8 +6,8 @@ use std::fmt::Write;
 use crate::mail::utc;
 use crate::store::{MailState, RequestRecord};
 
-/// Where the e-mail stands, in one phrase: `sent 2026-11-25 12:00 UTC (1 attempt)` or
-/// `queued (2 attempts)`.
+/// Where the e-mail stands, in one phrase: `sent 2026-11-25 12:00 UTC (1 attempt)`,
+/// `queued (2 attempts)` or `dead: rejected for good (3 attempts)`.
 pub fn mail_status(r: &RequestRecord) -> String {
     let attempts = match r.attempts {
         1 => "1 attempt".to_owned(),
@@ -15,6 +15,7 @@ pub fn mail_status(r: &RequestRecord) -> String {
     };
     match (r.mail, r.sent_at_ms) {
         (MailState::Sent, Some(at)) => format!("sent {} ({attempts})", utc(at)),
+        (MailState::Dead, _) => format!("dead: rejected for good ({attempts})"),
         _ => format!("queued ({attempts})"),
     }
 }

@@ -155,6 +155,10 @@ pub enum MailState {
     Queued,
     /// Accepted by the SMTP server.
     Sent,
+    /// Rejected for good: the SMTP server refused it permanently (5xx) as many times as
+    /// `mail.max_permanent_failures` allows. Never tried again; an administrator reads the
+    /// last error in `wabot requests show`.
+    Dead,
 }
 
 /// A stored request and the state of its e-mail.
@@ -272,6 +276,11 @@ pub trait Ledger: SessionStore {
     fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
     /// When the earliest queued e-mail is due, if any is queued.
     fn next_mail_due(&self) -> Result<Option<i64>, StoreError>;
+    /// When the earliest queued e-mail due strictly after `after_ms` is due: what the worker
+    /// waits for while the ones due now are in flight.
+    fn next_mail_due_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self.next_mail_due()?.map(|at| at.max(after_ms + 1)))
+    }
     /// E-mails queued and not yet delivered, for the metrics; `None` when the store cannot
     /// tell cheaply.
     fn outbox_depth(&self) -> Result<Option<u64>, StoreError> {
@@ -286,6 +295,20 @@ pub trait Ledger: SessionStore {
     fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError>;
     /// Records a failed attempt and when to try again.
     fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError>;
+    /// Records a permanent rejection (SMTP 5xx): like [`Ledger::mark_failed`], and once the
+    /// e-mail has been rejected `dead_after` times, it is dead-lettered ([`MailState::Dead`])
+    /// instead. The state it is left in.
+    fn mark_rejected(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        retry_at_ms: i64,
+        dead_after: u32,
+    ) -> Result<MailState, StoreError>;
+    /// E-mails dead-lettered, for the metrics; `None` when the store cannot count them.
+    fn dead_mail(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
     /// The latest requests, newest first.
     fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError>;
     /// One request by ticket.

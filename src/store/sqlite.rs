@@ -140,6 +140,26 @@ CREATE TABLE photo_jobs (
     created_ms   INTEGER NOT NULL
 );
 ",
+    // The dead letter: an e-mail the SMTP server rejected permanently (5xx) too many times
+    // ends in state 'dead', never tried again. SQLite cannot change a CHECK constraint, so
+    // the table is rebuilt, rows and ids kept.
+    r"
+CREATE TABLE outbox_v4 (
+    id                 INTEGER PRIMARY KEY,
+    request_id         INTEGER NOT NULL UNIQUE REFERENCES requests(id),
+    state              TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'dead')),
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms    INTEGER NOT NULL,
+    last_error         TEXT,
+    sent_ms            INTEGER,
+    permanent_failures INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO outbox_v4 (id, request_id, state, attempts, next_attempt_ms, last_error, sent_ms)
+    SELECT id, request_id, state, attempts, next_attempt_ms, last_error, sent_ms FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v4 RENAME TO outbox;
+CREATE INDEX outbox_due ON outbox(next_attempt_ms) WHERE state = 'queued';
+",
 ];
 
 /// Calls [`Durable`](super::Durable) should let wait on one store at once: the reads and
@@ -565,7 +585,11 @@ const RECORD_COLUMNS: &str = "r.ticket, r.user, r.kind, r.kind_label, r.recipien
 fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
     let lang: String = row.get(11)?;
     let state: String = row.get(13)?;
-    let mail = if state == "sent" { MailState::Sent } else { MailState::Queued };
+    let mail = match state.as_str() {
+        "sent" => MailState::Sent,
+        "dead" => MailState::Dead,
+        _ => MailState::Queued,
+    };
     let attempts: i64 = row.get(14)?;
     let next: i64 = row.get(16)?;
     Ok((
@@ -910,6 +934,18 @@ impl Ledger for SqliteStore {
         })
     }
 
+    fn next_mail_due_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError> {
+        self.shared.read(|c| {
+            one(
+                c,
+                "SELECT min(next_attempt_ms) FROM outbox WHERE state = 'queued' AND next_attempt_ms > ?1",
+                [after_ms],
+                |r| r.get(0),
+            )
+            .map(Option::flatten)
+        })
+    }
+
     fn outbox_depth(&self) -> Result<Option<u64>, StoreError> {
         let n: Option<i64> = self
             .shared
@@ -959,6 +995,35 @@ impl Ledger for SqliteStore {
             )
         })?;
         Ok(())
+    }
+
+    fn mark_rejected(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        retry_at_ms: i64,
+        dead_after: u32,
+    ) -> Result<MailState, StoreError> {
+        let state: Option<String> = self.write(Sync::Normal, |tx| {
+            one(
+                tx,
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3,
+                     permanent_failures = permanent_failures + 1,
+                     state = CASE WHEN permanent_failures + 1 >= ?4 THEN 'dead' ELSE 'queued' END
+                 WHERE id = ?1 AND state = 'queued'
+                 RETURNING state",
+                params![outbox_id, error, retry_at_ms, i64::from(dead_after.max(1))],
+                |r| r.get(0),
+            )
+        })?;
+        Ok(if state.as_deref() == Some("dead") { MailState::Dead } else { MailState::Queued })
+    }
+
+    fn dead_mail(&self) -> Result<Option<u64>, StoreError> {
+        let n: Option<i64> = self
+            .shared
+            .read(|c| one(c, "SELECT count(*) FROM outbox WHERE state = 'dead'", [], |r| r.get(0)))?;
+        Ok(Some(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)))
     }
 
     fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
@@ -1327,6 +1392,68 @@ mod tests {
         let rec = store.request("REQ-2026-000001").unwrap().unwrap();
         assert_eq!((rec.mail, rec.attempts, rec.sent_at_ms), (MailState::Sent, 2, Some(NOW + 2000)));
         assert_eq!(store.next_mail_due().unwrap(), None);
+    }
+
+    #[test]
+    fn the_dead_letter_migration_keeps_every_outbox_row_and_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            for (id, state) in [(1, "sent"), (2, "queued")] {
+                conn.execute(
+                    "INSERT INTO requests (id, ticket, user, kind, kind_label, recipient, first_name, last_name, lang, created_ms)
+                     VALUES (?1, ?2, 'whatsapp:+33600000000', 'k', 'K', 'hr@example.com', 'A', 'B', 'fr', ?3)",
+                    params![id, format!("REQ-2026-00000{id}"), NOW],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO outbox (id, request_id, state, attempts, next_attempt_ms, last_error, sent_ms)
+                     VALUES (?1, ?2, ?3, 2, ?4, 'x', NULL)",
+                    params![id * 10, id, state, NOW],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
+        let sent = store.request("REQ-2026-000001").unwrap().unwrap();
+        let queued = store.request("REQ-2026-000002").unwrap().unwrap();
+        assert_eq!((sent.mail, sent.attempts), (MailState::Sent, 2));
+        assert_eq!(
+            (queued.mail, queued.attempts, queued.last_error.as_deref()),
+            (MailState::Queued, 2, Some("x"))
+        );
+        let due = store.due_mail(NOW, 10).unwrap();
+        assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), [20], "ids kept, the due index rebuilt");
+        assert_eq!(store.mark_rejected(20, "550", NOW, 1).unwrap(), MailState::Dead);
+    }
+
+    #[test]
+    fn permanent_rejections_dead_letter_the_mail_after_the_configured_count() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let msgs = vec![String::new()];
+        store.commit(&turn(&store, "SM1", &Session::default(), &msgs, Some(&request()))).unwrap();
+        let id = store.due_mail(NOW, 10).unwrap()[0].id;
+        // A transient failure in between does not count towards the dead letter.
+        assert_eq!(store.mark_rejected(id, "550 no such user", NOW + 10, 2).unwrap(), MailState::Queued);
+        store.mark_failed(id, "timed out", NOW + 20).unwrap();
+        assert_eq!(store.dead_mail().unwrap(), Some(0));
+        assert_eq!(store.mark_rejected(id, "550 no such user", NOW + 30, 2).unwrap(), MailState::Dead);
+        let rec = store.request("REQ-2026-000001").unwrap().unwrap();
+        assert_eq!(
+            (rec.mail, rec.attempts, rec.last_error.as_deref()),
+            (MailState::Dead, 3, Some("550 no such user"))
+        );
+        assert_eq!(rec.next_attempt_ms, None);
+        assert!(store.due_mail(i64::MAX, 10).unwrap().is_empty(), "never tried again");
+        assert_eq!(store.next_mail_due().unwrap(), None);
+        assert_eq!(store.outbox_depth().unwrap(), Some(0));
+        assert_eq!(store.dead_mail().unwrap(), Some(1));
     }
 
     fn faq_turn<'a>(

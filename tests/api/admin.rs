@@ -152,6 +152,60 @@ async fn unknown_ids_are_not_found() {
     assert_eq!(error_of(delete).await, "no FAQ entry \"nope\"");
 }
 
+/// The status line of `method path` sent byte for byte (an HTTP client would resolve `.` and
+/// `..` segments before sending), with the admin token.
+async fn raw_status(app: &TestApp, method: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = if method == "PUT" { bike().to_string() } else { String::new() };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn dot_and_dot_dot_and_other_ids_outside_the_documented_set_are_refused_with_400() {
+    let app = spawn_with(admin_app()).await;
+    for method in ["GET", "PUT", "DELETE"] {
+        for path in [
+            "/admin/faq/.",
+            "/admin/faq/..",
+            "/admin/faq/%2E%2E",
+            "/admin/faq/.hidden",
+            "/admin/faq/a%2Fb",
+            "/admin/faq/a%00b",
+            "/admin/faq/caf%C3%A9",
+            "/admin/faq/a%20b",
+        ] {
+            assert_eq!(raw_status(&app, method, path).await, "HTTP/1.1 400 Bad Request", "{method} {path}");
+        }
+        let long = format!("/admin/faq/{}", "a".repeat(129));
+        assert_eq!(raw_status(&app, method, &long).await, "HTTP/1.1 400 Bad Request", "{method} 129 bytes");
+    }
+    let resp = app.admin(Method::GET, "/admin/faq/%2E%2E").send().await.unwrap();
+    assert_ne!(resp.status(), StatusCode::OK);
+    // The longest id and every allowed character still work.
+    let id = format!("b{}", "-_.:9Z".repeat(21));
+    assert_eq!(id.len(), 127);
+    let put = app
+        .admin(Method::PUT, &format!("/admin/faq/{id}"))
+        .header("content-type", "application/json")
+        .body(bike().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let invalid = app.admin(Method::GET, "/admin/faq/..x").send().await.unwrap();
+    assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(invalid).await, wabot::engine::ID_RULE);
+}
+
 #[tokio::test]
 async fn a_bad_body_is_refused_with_a_message_naming_the_problem() {
     let app = spawn_with(admin_app()).await;

@@ -166,13 +166,27 @@ fn fake(lines: Vec<&'static str>) -> Arc<dyn BadgeReader> {
     Arc::new(FakeReader { lines, gate: None })
 }
 
-/// The desk as `BadgeDesk::build` makes it, pointed at `api` with short retry delays.
+/// The desk as `BadgeDesk::build` makes it, pointed at `api` with short retry delays; media
+/// may redirect to the CDN `api` redirects to.
 fn desk(reader: Arc<dyn BadgeReader>, api: &FakeTwilio, queue: usize) -> Option<BuildDesk> {
+    let cdn = Url::parse(&api.rec.cdn.lock().unwrap()).ok();
+    let cdn = cdn.and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port()?)));
+    desk_redirecting_to(reader, api, queue, cdn.into_iter().collect())
+}
+
+/// [`desk`] with media redirects allowed to `redirect_hosts` only.
+fn desk_redirecting_to(
+    reader: Arc<dyn BadgeReader>,
+    api: &FakeTwilio,
+    queue: usize,
+    redirect_hosts: Vec<String>,
+) -> Option<BuildDesk> {
     let base = Url::parse(&api.url("/")).unwrap();
     let token = SecretString::from(TOKEN.to_owned());
     Some(Box::new(move |store| {
         let mut policy = MediaPolicy::twilio(base.clone(), Some(SID.to_owned()), Some(token.clone()));
         policy.allow_http_loopback = true;
+        policy.redirect_hosts = redirect_hosts;
         let mut rest = RestConfig::new(base, SID.to_owned(), token);
         rest.backoff = Duration::from_millis(10);
         rest.attempts = 3;
@@ -266,7 +280,7 @@ async fn a_badge_photo_is_answered_at_once_then_identified_by_name_through_the_r
 }
 
 #[tokio::test]
-async fn credentials_are_never_sent_to_a_media_url_on_another_host() {
+async fn a_media_url_on_another_host_is_never_fetched_with_or_without_credentials() {
     let (api, other) = api_and_cdn().await;
     other.serve_file("ME2", "image/jpeg", badge_jpeg("02-loic.jpg"));
     let app = spawn_with(Options {
@@ -274,16 +288,107 @@ async fn credentials_are_never_sent_to_a_media_url_on_another_host() {
         ..Options::default()
     })
     .await;
-    // Twilio's media path, but on a host that is not the API's.
+    // Twilio's media path, but on a host that is not the API's (the CDN's, allowed only as a
+    // redirect target).
     let forged = other.url(&format!("/2010-04-01/Accounts/{SID}/Messages/MM1/Media/ME2"));
     post_photo(&app, &forged, "image/jpeg").await;
     post_photo(&app, &other.url("/files/ME2"), "image/jpeg").await;
     let sends = api.wait_for_sends(2).await;
-    assert!(other.calls().len() >= 2, "{:?}", other.calls());
-    for call in other.calls() {
-        assert_eq!(call.authorization, None, "{call:?}");
+    assert!(other.calls().is_empty(), "{:?}", other.calls());
+    assert!(sends.iter().all(|s| s.form["Body"].contains("couldn't download your photo")), "{sends:?}");
+}
+
+/// A loopback listener that must never see a connection.
+struct Trap {
+    listener: std::net::TcpListener,
+}
+
+impl Trap {
+    fn new() -> Trap {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        Trap { listener }
     }
-    assert!(sends.iter().any(|s| s.form["Body"].contains("Loïc Martin")), "{sends:?}");
+
+    fn port(&self) -> u16 {
+        self.listener.local_addr().unwrap().port()
+    }
+
+    fn assert_untouched(&self, what: &str) {
+        match self.listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok((_, from)) => panic!("{what}: a connection arrived from {from}"),
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn media_urls_pointing_elsewhere_are_refused_before_any_connection() {
+    let (api, _cdn) = api_and_cdn().await;
+    let trap = Trap::new();
+    let app = spawn_with(Options {
+        badges: desk(fake(vec!["Matricule : 21957-B"]), &api, 2),
+        ..Options::default()
+    })
+    .await;
+    let (port, api_host) = (trap.port(), api.addr.to_string());
+    let path = format!("/2010-04-01/Accounts/{SID}/Messages/MM0123456789abcdef0123456789abcdef/Media/ME9");
+    let forms = [
+        format!("http://user@127.0.0.1:{port}{path}"),
+        format!("http://user:pw@{api_host}{path}"),
+        format!("http://127.0.0.1:{port}\\@{api_host}{path}"),
+        format!("http://{api_host}\\@127.0.0.1:{port}{path}"),
+        format!("http://localhost:{port}{path}"),
+        format!("http://2130706433:{port}{path}"),
+        format!("http://0x7f.0.0.1:{port}{path}"),
+        format!("http://0177.0.0.1:{port}{path}"),
+        format!("http://[::ffff:127.0.0.1]:{port}{path}"),
+        format!("http://[::1]:{port}{path}"),
+    ];
+    for (n, url) in forms.iter().enumerate() {
+        post_photo(&app, url, "image/jpeg").await;
+        let sends = api.wait_for_sends(n + 1).await;
+        assert!(sends[n].form["Body"].contains("couldn't download your photo"), "{url}: {:?}", sends[n]);
+        trap.assert_untouched(url);
+    }
+    assert!(api.calls().iter().all(|c| !c.path.contains("/Media/")), "{:?}", api.calls());
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_host_that_is_not_a_media_cdn_is_refused_before_any_connection() {
+    let api = FakeTwilio::start().await;
+    let trap = Trap::new();
+    *api.rec.cdn.lock().unwrap() = format!("http://127.0.0.1:{}", trap.port());
+    let allowed = vec!["mms.twiliocdn.com".to_owned()];
+    let app = spawn_with(Options {
+        badges: desk_redirecting_to(fake(vec!["Matricule : 21957-B"]), &api, 2, allowed),
+        ..Options::default()
+    })
+    .await;
+    post_photo(&app, &media_url(&api, "ME12"), "image/jpeg").await;
+    let sends = api.wait_for_sends(1).await;
+    assert!(sends[0].form["Body"].contains("couldn't download your photo"), "{sends:?}");
+    assert_eq!(api.calls().iter().filter(|c| c.path.contains("/Media/")).count(), 1, "the API was asked");
+    trap.assert_untouched("the redirect");
+}
+
+#[tokio::test]
+async fn a_redirect_to_an_allowed_name_that_resolves_to_a_private_address_is_refused_before_any_connection() {
+    let api = FakeTwilio::start().await;
+    let trap = Trap::new();
+    // `localhost` is on the allow-list here, and resolves to 127.0.0.1: the resolver refuses it.
+    let cdn = format!("localhost:{}", trap.port());
+    *api.rec.cdn.lock().unwrap() = format!("http://{cdn}");
+    let app = spawn_with(Options {
+        badges: desk_redirecting_to(fake(vec!["Matricule : 21957-B"]), &api, 2, vec![cdn]),
+        ..Options::default()
+    })
+    .await;
+    post_photo(&app, &media_url(&api, "ME13"), "image/jpeg").await;
+    let sends = api.wait_for_sends(1).await;
+    assert!(sends[0].form["Body"].contains("couldn't download your photo"), "{sends:?}");
+    trap.assert_untouched("localhost");
 }
 
 #[tokio::test]

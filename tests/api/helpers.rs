@@ -40,6 +40,8 @@ pub type BuildDesk = Box<dyn FnOnce(Arc<dyn Ledger>) -> BadgeDesk + Send>;
 
 pub struct Options {
     pub token: Option<&'static str>,
+    /// `TWILIO_WEBHOOK_SHARED_KEY`: the SharedKey's secret.
+    pub shared_key: Option<&'static str>,
     /// `WABOT_ADMIN_TOKEN`: the admin API exists only with it.
     pub admin_token: Option<&'static str>,
     /// A knowledge base already loaded (else `corpus`, else the embedded one).
@@ -65,6 +67,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             token: Some(TOKEN),
+            shared_key: None,
             admin_token: None,
             kb: None,
             corpus: None,
@@ -98,6 +101,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         public_url: Some(PUBLIC_URL.to_owned()),
         twilio_auth_token: opts.token.map(|t| SecretString::from(t.to_owned())),
+        twilio_webhook_shared_key: opts.shared_key.map(|t| SecretString::from(t.to_owned())),
         admin_token: opts.admin_token.map(|t| SecretString::from(t.to_owned())),
         max_body_bytes: opts.max_body_bytes,
         limits: opts.limits,
@@ -208,9 +212,20 @@ impl TestApp {
 
     /// Posts raw bytes to /bot with the given signature header.
     pub async fn post_raw(&self, body: Vec<u8>, content_type: &str, signature: Option<&str>) -> Answer {
+        let headers: Vec<(&str, &str)> = signature.map(|s| ("x-twilio-signature", s)).into_iter().collect();
+        self.post_with_headers(body, content_type, &headers).await
+    }
+
+    /// Posts raw bytes to /bot with the given headers.
+    pub async fn post_with_headers(
+        &self,
+        body: Vec<u8>,
+        content_type: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut req = self.client.post(self.url("/bot")).header("content-type", content_type).body(body);
-        if let Some(sig) = signature {
-            req = req.header("x-twilio-signature", sig);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();

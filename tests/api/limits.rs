@@ -145,3 +145,92 @@ async fn on_shutdown_the_request_in_flight_is_finished_and_committed() {
     assert_eq!(app.rows("messages"), 1, "its turn was committed before the reply");
     tokio::time::timeout(Duration::from_secs(5), app.stop()).await.expect("the server stops");
 }
+
+/// Reads `stream` until the server closes it (EOF or a reset), at most `within`; what was read.
+async fn read_until_closed(mut stream: TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    match tokio::time::timeout(within, stream.read_to_end(&mut got)).await {
+        Ok(Ok(_)) => Some(got),
+        // A reset is a close too.
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(got),
+        Ok(Err(e)) => panic!("reading a stalled connection: {e}"),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn with_two_thousand_stalled_connections_open_healthz_still_answers_and_the_stalled_ones_are_closed_after_the_header_timeout()
+ {
+    const STALLED: usize = 2000;
+    // This process holds both ends of every connection.
+    let (_, files) = wabot::limits::raise_fd_limit().unwrap();
+    assert!(
+        files as usize > 2 * STALLED + 256,
+        "the open-file hard limit ({files}) is too low for this test"
+    );
+    let header_timeout = Duration::from_millis(1500);
+    let limits = LimitSettings {
+        header_read_timeout_ms: header_timeout.as_millis() as u64,
+        ..LimitSettings::default()
+    };
+    let app = spawn_with(Options { limits, ..Options::default() }).await;
+
+    let opened = Instant::now();
+    let mut stalled = Vec::with_capacity(STALLED);
+    for i in 0..STALLED {
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
+        // Half send the start of a request and stop; half send nothing at all.
+        if i % 2 == 0 {
+            stream.write_all(b"POST /bot HTTP/1.1\r\nHost: wabot\r\nContent-Ty").await.unwrap();
+        }
+        stalled.push(stream);
+    }
+    println!("{STALLED} stalled connections opened in {:?}", opened.elapsed());
+
+    let asked = Instant::now();
+    let health = tokio::time::timeout(Duration::from_secs(5), app.client.get(app.url("/healthz")).send())
+        .await
+        .expect("/healthz answers while the stalled connections are open")
+        .unwrap();
+    let latency = asked.elapsed();
+    println!("/healthz answered in {latency:?} with {STALLED} stalled connections open");
+    assert_eq!(health.status(), 200);
+
+    // An idle keep-alive connection is bounded by the same timer.
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: wabot\r\n\r\n").await.unwrap();
+
+    // Every stalled socket is closed by the server once the header timeout has passed
+    // (counted from its opening), well before a slow machine's margin.
+    let margin = header_timeout + Duration::from_secs(10);
+    let closing: Vec<_> = stalled.into_iter().map(|s| tokio::spawn(read_until_closed(s, margin))).collect();
+    for (i, closed) in closing.into_iter().enumerate() {
+        let got = closed.await.unwrap().unwrap_or_else(|| panic!("stalled connection {i} still open"));
+        assert!(!String::from_utf8_lossy(&got).contains("200 OK"), "{i}");
+    }
+    println!("all closed {:?} after they were opened", opened.elapsed());
+    assert!(opened.elapsed() >= header_timeout, "not before the timeout");
+    let answered = read_until_closed(idle, margin).await.expect("the idle keep-alive connection is closed");
+    assert!(String::from_utf8_lossy(&answered).starts_with("HTTP/1.1 200 OK"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_a_client_waits_for_a_place_instead_of_breaking_the_server() {
+    let limits =
+        LimitSettings { header_read_timeout_ms: 500, max_connections: 4, ..LimitSettings::default() };
+    let app = spawn_with(Options { limits, ..Options::default() }).await;
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        stalled.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    // The fifth is accepted once a stalled one is closed by the header timeout.
+    let asked = Instant::now();
+    let health = tokio::time::timeout(Duration::from_secs(10), app.client.get(app.url("/healthz")).send())
+        .await
+        .expect("answered once a place is free")
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    println!("/healthz answered after {:?} behind 4 stalled connections", asked.elapsed());
+    drop(stalled);
+}

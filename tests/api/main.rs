@@ -6,6 +6,8 @@ mod helpers;
 mod hostile;
 mod limits;
 mod metrics;
+#[path = "../support/python.rs"]
+mod python;
 mod requests;
 #[path = "../support/smtp.rs"]
 mod smtp;

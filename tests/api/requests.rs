@@ -345,3 +345,138 @@ async fn the_menu_offers_requests_as_its_last_entry() {
     let cancelled = app.ask("cancel").await.remove(0);
     assert!(cancelled.starts_with("Request cancelled"), "{cancelled}");
 }
+
+/// Request types whose e-mails go to `(id, address)` each, in menu order.
+fn types_to(destinations: &[(&str, &str)]) -> wabot::requests::RequestSettings {
+    let types = destinations
+        .iter()
+        .map(|(id, email)| wabot::requests::RequestType {
+            id: (*id).into(),
+            label_en: format!("Request {id}"),
+            label_fr: format!("Demande {id}"),
+            email: (*email).into(),
+        })
+        .collect();
+    wabot::requests::RequestSettings { types, ..wabot::requests::RequestSettings::default() }
+}
+
+/// Files a request of the `n`th type (1-based); its ticket.
+async fn file_request(app: &TestApp, n: usize) -> String {
+    ticket_in(&say(app, &["request", &n.to_string(), "Élodie", "Garçon", "Two copies", "yes"]).await)
+}
+
+/// Waits until `ticket`'s record satisfies `done`, at most `within`.
+async fn wait_for_record(
+    app: &TestApp,
+    ticket: &str,
+    within: Duration,
+    done: impl Fn(&wabot::store::RequestRecord) -> bool,
+) -> wabot::store::RequestRecord {
+    let store = ledger(app);
+    let start = std::time::Instant::now();
+    loop {
+        let rec = store.request(ticket).unwrap().expect("the request is stored");
+        if done(&rec) {
+            return rec;
+        }
+        assert!(start.elapsed() < within, "not reached within {within:?}: {rec:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_accepts_and_never_greets_costs_a_timed_out_attempt_then_the_relay_behind_the_same_address_gets_the_mail()
+ {
+    // Listening, never accepting: the kernel completes the connection, nobody ever greets.
+    let tarpit = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tarpit.local_addr().unwrap().port();
+    let mail = MailSettings {
+        timeout_secs: 1,
+        retry_initial_ms: 500,
+        retry_max_ms: 500,
+        ..mail_to(format!("smtp://127.0.0.1:{port}"))
+    };
+    let app = spawn_with(Options { mail, ..Options::default() }).await;
+    let started = std::time::Instant::now();
+    let ticket = file_request(&app, 1).await;
+
+    let failed = wait_for_record(&app, &ticket, WAIT, |r| r.attempts >= 1).await;
+    println!("the stalled attempt failed after {:?}", started.elapsed());
+    assert_eq!(failed.mail, MailState::Queued);
+    let error = failed.last_error.clone().unwrap_or_default();
+    assert!(error.contains("timed out"), "{error}");
+    let report = wabot::requests::report::show(&failed);
+    assert!(report.contains("queued (1 attempt)") && report.contains("timed out"), "{report}");
+
+    // A healthy relay takes over the address.
+    drop(tarpit);
+    let sink = SmtpSink::start_on(port);
+    let switched = std::time::Instant::now();
+    // One timeout and one backoff at most, plus the sink's start and a margin for a loaded
+    // machine: the point is that the worker was not stuck.
+    let got = sink.wait_for(1, Duration::from_secs(1) + Duration::from_millis(500) + WAIT).await;
+    println!("delivered {:?} after the relay started", switched.elapsed());
+    assert!(got[0].header("Subject").starts_with(&format!("[{ticket}]")));
+    let rec = wait_until_sent(&app, &ticket).await;
+    assert!(rec.attempts >= 2, "the failed attempt stays counted: {rec:?}");
+}
+
+#[tokio::test]
+async fn one_stalled_destination_does_not_delay_another_destinations_mail() {
+    let sink = SmtpSink::start_with(free_port(), &["--stall-domain", "stall.example"]);
+    let mail = MailSettings { timeout_secs: 60, ..mail_to(sink.url()) };
+    let requests = types_to(&[("stuck", "desk@stall.example"), ("certificate", "hr@example.com")]);
+    // Two requests from one sender are twelve messages: more than a sender's burst.
+    let limits = wabot::limits::LimitSettings { sender_per_minute: 0, ..Default::default() };
+    let app = spawn_with(Options { mail, requests, limits, ..Options::default() }).await;
+
+    let stuck = file_request(&app, 1).await;
+    // The first exchange is under way and stuck at its RCPT TO.
+    let start = std::time::Instant::now();
+    while sink.rcpt_count("stall.example") == 0 {
+        assert!(start.elapsed() < WAIT, "the stalled exchange never began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let healthy = file_request(&app, 2).await;
+    let got = sink.wait_for(1, WAIT).await;
+    assert_eq!(got[0].rcpt_tos, ["hr@example.com"]);
+    assert!(got[0].header("Subject").starts_with(&format!("[{healthy}]")));
+    wait_until_sent(&app, &healthy).await;
+    // Delivered while the other is still stuck, well inside its 60 s timeout.
+    let rec = ledger(&app).request(&stuck).unwrap().unwrap();
+    assert_eq!((rec.mail, rec.attempts), (MailState::Queued, 0), "{rec:?}");
+}
+
+#[tokio::test]
+async fn a_permanent_rejection_is_dead_lettered_after_the_configured_number_of_attempts() {
+    let sink = SmtpSink::start_with(free_port(), &["--reject-domain", "gone.example"]);
+    let mail = MailSettings { max_permanent_failures: 3, ..mail_to(sink.url()) };
+    let requests = types_to(&[("gone", "nobody@gone.example"), ("certificate", "hr@example.com")]);
+    // Two requests from one sender are twelve messages: more than a sender's burst.
+    let limits = wabot::limits::LimitSettings { sender_per_minute: 0, ..Default::default() };
+    let app = spawn_with(Options { mail, requests, limits, ..Options::default() }).await;
+
+    let ticket = file_request(&app, 1).await;
+    let dead = wait_for_record(&app, &ticket, WAIT, |r| r.mail == MailState::Dead).await;
+    assert_eq!(dead.attempts, 3);
+    assert_eq!(dead.next_attempt_ms, None);
+    let error = dead.last_error.clone().unwrap_or_default();
+    assert!(error.contains("550"), "{error}");
+    assert!(wabot::requests::report::mail_status(&dead).starts_with("dead"), "{dead:?}");
+    assert!(
+        wabot::requests::report::list(std::slice::from_ref(&dead))
+            .contains("dead: rejected for good (3 attempts)")
+    );
+
+    // Never tried again, however many retry periods pass; other mail still goes.
+    let other = file_request(&app, 2).await;
+    wait_until_sent(&app, &other).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(sink.rcpt_count("gone.example"), 3);
+    assert_eq!(ledger(&app).request(&ticket).unwrap().unwrap(), dead);
+
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "wabot_outbox_dead 1"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "wabot_mail_dead_lettered_total 1"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "wabot_outbox_depth 0"), "{metrics}");
+}

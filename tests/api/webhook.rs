@@ -211,3 +211,104 @@ async fn healthz_reports_ok() {
     assert_eq!(body["status"], "ok");
     assert!(body["entries"].as_u64().unwrap() >= 60);
 }
+
+const SHARED_KEY: &str = "webhook-shared-key-secret-0123456789";
+const SETTINGS_SHA256: &str = "key=webhooks_sharedkey_0123456789abcdef,algorithm=HMAC_SHA256";
+
+/// The `X-Twilio-Signature` Twilio's own Python library (`twilio` on PyPI,
+/// `RequestValidator` with the algorithm `get_signature_algorithm` reads from the settings
+/// header) computes for `form` posted to the public webhook URL.
+fn signed_by_twilios_library(key: &str, algorithm: &str, form: &wabot::channel::WebhookForm) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let python = crate::python::python();
+    let path = crate::python::package_path(&python, "twilio==9.13.0", "twilio.request_validator", true);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/twilio_sign.py");
+    let mut command = Command::new(&python);
+    if let Some(path) = path {
+        command.env("PYTHONPATH", path);
+    }
+    let mut child = command
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let request = serde_json::json!({
+        "key": key,
+        "algorithm": algorithm,
+        "url": format!("{PUBLIC_URL}/bot"),
+        "params": form.params(),
+    });
+    child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "twilio_sign.py: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn post_with_settings(
+    app: &TestApp,
+    form: &wabot::channel::WebhookForm,
+    signature: &str,
+    settings: &str,
+) -> Answer {
+    let headers = [("x-twilio-signature", signature), ("x-twilio-webhooks-signature-settings", settings)];
+    app.post_with_headers(form.to_body().into_bytes(), "application/x-www-form-urlencoded", &headers).await
+}
+
+#[tokio::test]
+async fn a_request_signed_by_twilios_python_library_with_a_sha256_shared_key_is_answered_and_a_wrong_key_is_refused()
+ {
+    let app = spawn_with(Options { shared_key: Some(SHARED_KEY), ..Options::default() }).await;
+    let form = whatsapp_form("How can I reset my password?");
+    let signature = signed_by_twilios_library(SHARED_KEY, "HMAC_SHA256", &form);
+    let answer = post_with_settings(&app, &form, &signature, SETTINGS_SHA256).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(twiml_messages(&answer.text)[0].contains("it.example.com/password"));
+
+    let form = whatsapp_form("How can I reset my password?");
+    let wrong = signed_by_twilios_library("another-shared-key-secret", "HMAC_SHA256", &form);
+    let answer = post_with_settings(&app, &form, &wrong, SETTINGS_SHA256).await;
+    assert_eq!(answer.status, 403, "{}", answer.text);
+    assert!(!answer.text.contains("<Response>"));
+
+    // The header says which secret signed: the auth token's signature does not pass for the
+    // SharedKey's, nor the SharedKey's for the auth token's.
+    let form = whatsapp_form("hi");
+    let token_signed = compute_signature(TOKEN.as_bytes(), &format!("{PUBLIC_URL}/bot"), form.params());
+    assert_eq!(post_with_settings(&app, &form, &token_signed, SETTINGS_SHA256).await.status, 403);
+    let key_signed = signed_by_twilios_library(SHARED_KEY, "HMAC_SHA256", &form);
+    assert_eq!(
+        app.post_raw(form.to_body().into_bytes(), "application/x-www-form-urlencoded", Some(&key_signed))
+            .await
+            .status,
+        403
+    );
+    // And without the header, the auth token's signatures still work.
+    assert_eq!(app.post_signed(&form).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_shared_key_may_sign_with_sha1_too_and_an_unknown_algorithm_is_refused() {
+    let app = spawn_with(Options { shared_key: Some(SHARED_KEY), ..Options::default() }).await;
+    let form = whatsapp_form("hi");
+    let sha1 = signed_by_twilios_library(SHARED_KEY, "HMAC_SHA1", &form);
+    assert_eq!(post_with_settings(&app, &form, &sha1, "key=k,algorithm=HMAC_SHA1").await.status, 200);
+    let form = whatsapp_form("hi");
+    let signature = signed_by_twilios_library(SHARED_KEY, "HMAC_SHA256", &form);
+    for settings in ["key=k,algorithm=HMAC_SHA512", "key=k,algorithm=ED25519"] {
+        let answer = post_with_settings(&app, &form, &signature, settings).await;
+        assert_eq!(answer.status, 403, "{settings}");
+    }
+}
+
+#[tokio::test]
+async fn a_shared_key_signature_is_refused_when_no_shared_key_is_configured() {
+    let app = spawn_app().await;
+    let form = whatsapp_form("hi");
+    let signature = signed_by_twilios_library(SHARED_KEY, "HMAC_SHA256", &form);
+    let answer = post_with_settings(&app, &form, &signature, SETTINGS_SHA256).await;
+    assert_eq!(answer.status, 403);
+    assert!(answer.text.contains("TWILIO_WEBHOOK_SHARED_KEY"), "{}", answer.text);
+}

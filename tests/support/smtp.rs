@@ -60,45 +60,6 @@ fn script() -> PathBuf {
 /// The SMTP server's pinned version, from PyPI.
 const AIOSMTPD: &str = "aiosmtpd==1.4.6";
 
-/// A `PYTHONPATH` under which `python` imports aiosmtpd: none when it already does, else
-/// a directory under `target/` where it is installed once with pip (so that `cargo test`
-/// works on a fresh machine with only Python and pip).
-fn aiosmtpd_path(python: &str) -> Option<PathBuf> {
-    static PATH: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        let imports = |path: Option<&Path>| {
-            let mut cmd = Command::new(python);
-            cmd.args(["-c", "import aiosmtpd"]).stdout(Stdio::null()).stderr(Stdio::null());
-            if let Some(p) = path {
-                cmd.env("PYTHONPATH", p);
-            }
-            cmd.status().is_ok_and(|s| s.success())
-        };
-        if imports(None) {
-            return None;
-        }
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-python");
-        let dir = target.join(AIOSMTPD.replace("==", "-"));
-        if !imports(Some(&dir)) {
-            // Install beside, then move into place: test binaries may race to do this.
-            let staging = target.join(format!("staging-{}", std::process::id()));
-            let status = Command::new(python)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-                .arg(&staging)
-                .arg(AIOSMTPD)
-                .status()
-                .unwrap_or_else(|e| panic!("cannot run {python} -m pip: {e}"));
-            assert!(status.success(), "pip install {AIOSMTPD} failed");
-            if std::fs::rename(&staging, &dir).is_err() {
-                let _ = std::fs::remove_dir_all(&staging);
-            }
-            assert!(imports(Some(&dir)), "aiosmtpd installed in {} does not import", dir.display());
-        }
-        Some(dir)
-    })
-    .clone()
-}
-
 impl SmtpSink {
     /// Starts the server on a free port.
     pub fn start() -> SmtpSink {
@@ -107,16 +68,23 @@ impl SmtpSink {
 
     /// Starts the server on `port` and waits until it accepts connections.
     pub fn start_on(port: u16) -> SmtpSink {
+        SmtpSink::start_with(port, &[])
+    }
+
+    /// Starts the server on `port` with `smtp_sink.py`'s options (`--stall-domain D`,
+    /// `--reject-domain D`).
+    pub fn start_with(port: u16, options: &[&str]) -> SmtpSink {
         let dir = tempfile::tempdir().expect("temp dir");
-        let python = std::env::var("WABOT_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let python = crate::python::python();
         let mut command = Command::new(&python);
-        if let Some(path) = aiosmtpd_path(&python) {
+        if let Some(path) = crate::python::package_path(&python, AIOSMTPD, "aiosmtpd", false) {
             command.env("PYTHONPATH", path);
         }
         let mut child = command
             .arg(script())
             .arg(port.to_string())
             .arg(dir.path())
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -139,6 +107,12 @@ impl SmtpSink {
     /// `smtp://127.0.0.1:PORT`: plain SMTP, as to a local relay.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// RCPT TO commands stalled or refused so far for `domain`.
+    pub fn rcpt_count(&self, domain: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join(format!("rcpt-{domain}.count")))
+            .map_or(0, |n| n.trim().parse().unwrap_or(0))
     }
 
     /// The messages received so far, in arrival order.
