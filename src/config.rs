@@ -7,7 +7,8 @@
 //! | listen address | `listen` | `WABOT_LISTEN` | `127.0.0.1:5000` |
 //! | corpus path | `corpus` | `WABOT_CORPUS` | the embedded corpus |
 //! | public base URL | `public_url` | `WABOT_PUBLIC_URL` | none (the listen address) |
-//! | match threshold | `threshold` | `WABOT_THRESHOLD` | `0.25` |
+//! | semantic scorer beside the lexical engine | `matching.semantic` | `WABOT_SEMANTIC` | `on` |
+//! | match threshold | `threshold` | `WABOT_THRESHOLD` | `0.5` (fused confidence); `0.25` (cosine) with the semantic scorer off |
 //! | max request body | `max_body_bytes` | `WABOT_MAX_BODY_BYTES` | `65536` |
 //! | Twilio auth token | — | `TWILIO_AUTH_TOKEN` | none: signatures unchecked, loopback only |
 //! | Twilio SharedKey secret (webhooks signed per a Webhook Setting) | — | `TWILIO_WEBHOOK_SHARED_KEY` | none: such webhooks refused |
@@ -121,8 +122,12 @@ pub struct Settings {
     pub corpus: Option<PathBuf>,
     /// The public base URL Twilio calls (e.g. `https://abc.ngrok.app`); `/bot` is appended.
     pub public_url: Option<String>,
-    /// Match confidence threshold.
-    pub threshold: f32,
+    /// Match confidence threshold; `None`: the default of the matching in use (see
+    /// [`Settings::threshold`]).
+    pub threshold: Option<f32>,
+    /// Whether the semantic scorer runs beside the lexical engine (`[matching] semantic`,
+    /// `WABOT_SEMANTIC`: `on` or `off`).
+    pub semantic: bool,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Twilio auth token: when set, every webhook must carry a valid signature.
@@ -156,7 +161,8 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             corpus: None,
             public_url: None,
-            threshold: crate::engine::EngineParams::default().threshold,
+            threshold: None,
+            semantic: true,
             max_body_bytes: 64 * 1024,
             twilio_auth_token: None,
             twilio_webhook_shared_key: None,
@@ -180,6 +186,7 @@ struct FileSettings {
     corpus: Option<PathBuf>,
     public_url: Option<String>,
     threshold: Option<f32>,
+    matching: Option<MatchingFile>,
     max_body_bytes: Option<usize>,
     faq_journal: Option<PathBuf>,
     corpus_poll_secs: Option<u64>,
@@ -191,7 +198,33 @@ struct FileSettings {
     log_format: Option<String>,
 }
 
+/// The `[matching]` table.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MatchingFile {
+    semantic: Option<String>,
+}
+
+fn parse_on_off(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        other => Err(format!("semantic must be \"on\" or \"off\", got {other:?}")),
+    }
+}
+
 impl Settings {
+    /// The confidence threshold in force: the configured one, else the default of the
+    /// matching in use (the fused confidence's with the semantic scorer, the lexical
+    /// cosine's without).
+    pub fn threshold(&self) -> f32 {
+        self.threshold.unwrap_or(if self.semantic {
+            crate::engine::hybrid::DEFAULT_THRESHOLD
+        } else {
+            crate::engine::EngineParams::default().threshold
+        })
+    }
+
     /// Loads settings from the optional file and the process environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         Self::load_with(file, |k| std::env::var(k).ok())
@@ -217,7 +250,11 @@ impl Settings {
             s.faq_journal = f.faq_journal.map_or(s.faq_journal, relative);
             s.corpus_poll_secs = f.corpus_poll_secs.unwrap_or(s.corpus_poll_secs);
             s.public_url = f.public_url.or(s.public_url);
-            s.threshold = f.threshold.unwrap_or(s.threshold);
+            s.threshold = f.threshold.or(s.threshold);
+            if let Some(v) = f.matching.and_then(|m| m.semantic) {
+                s.semantic = parse_on_off(&v)
+                    .map_err(|message| ConfigError::File { path: path.to_owned(), message })?;
+            }
             s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
             s.db = f.db.map_or(s.db, relative);
             s.mail.apply_file(f.mail.unwrap_or_default());
@@ -242,7 +279,10 @@ impl Settings {
             s.public_url = Some(v);
         }
         if let Some(v) = env("WABOT_THRESHOLD") {
-            s.threshold = v.parse().map_err(|e| env_err("WABOT_THRESHOLD")(format!("{e}")))?;
+            s.threshold = Some(v.parse().map_err(|e| env_err("WABOT_THRESHOLD")(format!("{e}")))?);
+        }
+        if let Some(v) = env("WABOT_SEMANTIC") {
+            s.semantic = parse_on_off(&v).map_err(env_err("WABOT_SEMANTIC"))?;
         }
         if let Some(v) = env("WABOT_MAX_BODY_BYTES") {
             s.max_body_bytes = v.parse().map_err(|e| env_err("WABOT_MAX_BODY_BYTES")(format!("{e}")))?;
@@ -278,11 +318,10 @@ impl Settings {
 
     /// Checks values that each parse but may still be wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(ConfigError::Invalid(format!(
-                "threshold must be between 0 and 1, got {}",
-                self.threshold
-            )));
+        if let Some(t) = self.threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            return Err(ConfigError::Invalid(format!("threshold must be between 0 and 1, got {t}")));
         }
         if let Some(token) = &self.admin_token
             && token.expose_secret().chars().count() < MIN_ADMIN_TOKEN_LEN
@@ -377,9 +416,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.listen.port(), 7000);
-        assert_eq!(s.threshold, 0.5);
+        assert_eq!(s.threshold, Some(0.5));
         assert_eq!(s.corpus, Some(dir.path().join("faq")));
         assert_eq!(s.twilio_auth_token.unwrap().expose_secret(), "t0k");
+    }
+
+    #[test]
+    fn the_semantic_scorer_is_on_by_default_and_its_threshold_follows_the_matching_in_use() {
+        let s = Settings::load_with(None, env(&[])).unwrap();
+        assert!(s.semantic);
+        assert_eq!(s.threshold(), crate::engine::hybrid::DEFAULT_THRESHOLD);
+        let off = Settings::load_with(None, env(&[("WABOT_SEMANTIC", "off")])).unwrap();
+        assert!(!off.semantic);
+        assert_eq!(off.threshold(), crate::engine::EngineParams::default().threshold);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wabot.toml");
+        std::fs::write(&path, "threshold = 0.7\n[matching]\nsemantic = \"off\"\n").unwrap();
+        let file = Settings::load_with(Some(&path), env(&[])).unwrap();
+        assert!(!file.semantic);
+        assert_eq!(file.threshold(), 0.7);
+        let err = Settings::load_with(None, env(&[("WABOT_SEMANTIC", "maybe")])).unwrap_err().to_string();
+        assert!(err.contains("WABOT_SEMANTIC") && err.contains("\"on\" or \"off\""), "{err}");
     }
 
     #[test]

@@ -149,8 +149,13 @@ impl Faq {
         let engine = match options.semantic {
             Some(setup) => {
                 let started = std::time::Instant::now();
-                let engine = Engine::with_semantic(&entries, kb.lexicon(), options.params, setup.models, setup.cache);
-                tracing::info!(entries = entries.len(), ms = started.elapsed().as_millis() as u64, "embedded the FAQ");
+                let engine =
+                    Engine::with_semantic(&entries, kb.lexicon(), options.params, setup.models, setup.cache);
+                tracing::info!(
+                    entries = entries.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "embedded the FAQ"
+                );
                 engine
             }
             None => Engine::with_params(&entries, kb.lexicon(), options.params),

@@ -79,5 +79,6 @@ pub mod telemetry;
 pub mod twilio_rest;
 pub mod unanswered;
 pub mod use_m3_model;
+pub mod vector_cache;
 
 pub use error::{Error, Result};

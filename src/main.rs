@@ -242,9 +242,20 @@ fn load(corpus: Option<&Path>, settings: &Settings) -> anyhow::Result<(Arc<Knowl
         Some(path) => KnowledgeBase::load(path)?,
         None => KnowledgeBase::embedded()?,
     };
-    let params = EngineParams { threshold: settings.threshold, ..EngineParams::default() };
-    let engine = Engine::with_params(kb.entries(), kb.lexicon(), params);
+    let params = EngineParams { threshold: settings.threshold(), ..EngineParams::default() };
+    let engine = match semantic(settings)? {
+        Some(setup) => Engine::with_semantic(kb.entries(), kb.lexicon(), params, setup.models, setup.cache),
+        None => Engine::with_params(kb.entries(), kb.lexicon(), params),
+    };
     Ok((Arc::new(kb), Arc::new(engine)))
+}
+
+/// The semantic scorer the settings ask for, its vectors cached beside the database.
+fn semantic(settings: &Settings) -> anyhow::Result<Option<wabot::engine::hybrid::SemanticSetup>> {
+    let data = settings.db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    wabot::semantic_models::setup(settings.semantic, data).context(
+        "loading the semantic scorer (matching.semantic = \"off\" or WABOT_SEMANTIC=off runs lexical only)",
+    )
 }
 
 fn serve(
@@ -261,7 +272,8 @@ fn serve(
     let options = FaqOptions {
         corpus: settings.corpus.clone(),
         journal: Some(settings.faq_journal.clone()),
-        params: EngineParams { threshold: settings.threshold, ..EngineParams::default() },
+        params: EngineParams { threshold: settings.threshold(), ..EngineParams::default() },
+        semantic: semantic(&settings)?,
     };
     // The webhook's turns load and save sessions in the database; the FAQ's own dialog store
     // only serves the admin API's previews.
@@ -433,6 +445,9 @@ fn ask_one(
         });
         if explain && let Some(m) = &best {
             obj["explain"] = serde_json::to_value(engine.explain(q, m))?;
+            if let Some(top) = engine.rank(q, 1).and_then(|r| r.into_iter().next()) {
+                obj["fused"] = serde_json::to_value(&top.evidence)?;
+            }
         }
         writeln!(out, "{obj}")?;
         return Ok(());
@@ -444,6 +459,21 @@ fn ask_one(
             "(no answer: best score {score:.3} is below the threshold {:.2})",
             engine.params().threshold
         )?,
+    }
+    if explain && let Some(top) = engine.rank(q, 1).and_then(|r| r.into_iter().next()) {
+        let ev = &top.evidence;
+        writeln!(out, "  fused: confidence {:.3} for {}", ev.confidence, top.entry.id)?;
+        writeln!(out, "    lexical {:.3} (× {})", ev.lexical, wabot::engine::hybrid::LEXICAL_WEIGHT)?;
+        for (k, name) in engine.encoder_names().iter().enumerate() {
+            writeln!(
+                out,
+                "    {name:<28} similarity {:.3}, z {:+.2}{}",
+                ev.similarity[k],
+                ev.z[k],
+                if ev.ranked_first[k] { ", ranks it first" } else { "" }
+            )?;
+        }
+        writeln!(out, "    fused score {:.2}, margin over the next entry {:+.2}", ev.fused, ev.margin)?;
     }
     if explain && let Some(m) = &best {
         let x = engine.explain(q, m);

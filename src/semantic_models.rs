@@ -10,7 +10,57 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::engine::hybrid::{Encoder, Semantic};
 use crate::engine::semantic::{E5, SemanticError};
+use crate::engine::use_m3::UseM3Error;
+
+/// How much e5's whole-entry passage counts against its best question.
+const E5_PASSAGE_WEIGHT: f32 = 0.7;
+/// The same for USE-m3.
+const USE_PASSAGE_WEIGHT: f32 = 0.5;
+
+/// What loading the semantic scorer's encoders can fail with.
+#[derive(Debug, Error)]
+pub enum EncodersError {
+    /// multilingual-e5-small.
+    #[error(transparent)]
+    E5(#[from] SemanticError),
+    /// USE-m3.
+    #[error(transparent)]
+    UseM3(#[from] UseM3Error),
+    /// The cache of entry vectors.
+    #[error(transparent)]
+    Cache(#[from] crate::vector_cache::CacheError),
+}
+
+/// The semantic scorer as `serve`, `ask`, `eval` and `chat` run it: both encoders from the
+/// models directory, entry vectors cached in `data_dir`; `None` when `on` is false.
+pub fn setup(
+    on: bool,
+    data_dir: &Path,
+) -> Result<Option<crate::engine::hybrid::SemanticSetup>, EncodersError> {
+    if !on {
+        return Ok(None);
+    }
+    let models = load_encoders(&default_dir())?;
+    let cache = crate::vector_cache::DiskCache::open(data_dir)?;
+    Ok(Some(crate::engine::hybrid::SemanticSetup { models, cache: Arc::new(cache) }))
+}
+
+/// Loads both encoders of the semantic scorer from `dir` (e5, then USE-m3), each checked
+/// against its SHA-256.
+pub fn load_encoders(dir: &Path) -> Result<Semantic, EncodersError> {
+    let e5 = load_e5(dir)?;
+    let use_m3 = crate::use_m3_model::load_use_m3(dir)?;
+    Ok(Semantic::new(vec![
+        Encoder { model: Arc::new(e5), passage_weight: E5_PASSAGE_WEIGHT },
+        Encoder { model: Arc::new(use_m3), passage_weight: USE_PASSAGE_WEIGHT },
+    ]))
+}
 
 /// multilingual-e5-small's file name.
 pub const E5_FILE: &str = "multilingual-e5-small-enfr-q4.bin";

@@ -198,7 +198,8 @@ impl Semantic {
                         let Some(own) = dense.rows_of(&Arc::from(*id)) else { return 0.0 };
                         let Some((&passage, questions)) = own.split_first() else { return 0.0 };
                         let p = rows[passage as usize];
-                        let best_q = questions.iter().map(|&r| rows[r as usize]).fold(f32::NEG_INFINITY, f32::max);
+                        let best_q =
+                            questions.iter().map(|&r| rows[r as usize]).fold(f32::NEG_INFINITY, f32::max);
                         if best_q.is_finite() {
                             enc.passage_weight * p + (1.0 - enc.passage_weight) * best_q
                         } else {
@@ -249,12 +250,8 @@ pub fn fuse(similarity: &[Vec<f32>], lexical: &[f32]) -> Vec<f32> {
 
 /// The evidence for entry `i`, given every entry's fused score.
 pub fn evidence(similarity: &[Vec<f32>], lexical: &[f32], fused: &[f32], i: usize) -> Evidence {
-    let other_best = fused
-        .iter()
-        .enumerate()
-        .filter(|&(j, _)| j != i)
-        .map(|(_, &f)| f)
-        .fold(f32::NEG_INFINITY, f32::max);
+    let other_best =
+        fused.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &f)| f).fold(f32::NEG_INFINITY, f32::max);
     let margin = if other_best.is_finite() { fused[i] - other_best } else { fused[i] };
     let mut ev = Evidence { lexical: lexical[i], fused: fused[i], margin, ..Evidence::default() };
     for sims in similarity {

@@ -256,7 +256,10 @@ struct Dense {
 
 impl std::fmt::Debug for Dense {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dense").field("models", &self.models).field("rows", &self.index.load().rows()).finish()
+        f.debug_struct("Dense")
+            .field("models", &self.models)
+            .field("rows", &self.index.load().rows())
+            .finish()
     }
 }
 
@@ -302,6 +305,14 @@ impl Engine {
             semantic: Some(Dense { models, index: ArcSwap::from_pointee(index), cache }),
             writer: Mutex::new(()),
         }
+    }
+
+    /// The semantic scorer's encoders, by model id (none when it is off).
+    pub fn encoder_names(&self) -> Vec<String> {
+        self.semantic
+            .as_ref()
+            .map(|d| d.models.encoders().iter().map(|e| e.model.model_id().to_owned()).collect())
+            .unwrap_or_default()
     }
 
     /// Whether the semantic scorer is on.
@@ -542,7 +553,11 @@ fn rank_in(index: &Index, dense: &Dense, text: &str, q: &QueryVector, k: usize) 
                 Some(m) if m.matched.id == entries[i].id => m.unit,
                 _ => Unit::Question(0),
             };
-            Ranked { entry: Arc::clone(&entries[i]), evidence: hybrid::evidence(&sims, &lexical, &fused, i), unit }
+            Ranked {
+                entry: Arc::clone(&entries[i]),
+                evidence: hybrid::evidence(&sims, &lexical, &fused, i),
+                unit,
+            }
         })
         .collect()
 }
