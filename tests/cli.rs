@@ -7,7 +7,9 @@ fn wabot() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wabot"));
     cmd.env_remove("WABOT_CONFIG").env_remove("TWILIO_AUTH_TOKEN").env_remove("WABOT_CORPUS");
     // The semantic scorer caches entry vectors beside the database: keep them out of the checkout.
-    cmd.env("WABOT_DB", data_dir().join("wabot.db"));
+    // Lexical matching unless a test asks for the semantic scorer: each command would embed
+    // the FAQ at start, and these tests are about the commands, not the matching.
+    cmd.env("WABOT_DB", data_dir().join("wabot.db")).env("WABOT_SEMANTIC", "off");
     cmd
 }
 
@@ -45,6 +47,29 @@ fn ask_json_reads_stdin_one_line_per_query() {
     assert!(lines[1]["id"].is_null(), "{}", lines[1]);
     assert!(lines[1]["answer"].is_null());
     assert!(lines[1]["score"].as_f64().unwrap() < 0.3);
+}
+
+#[test]
+fn ask_with_the_semantic_scorer_answers_in_the_users_language_and_explains_each_scorers_part() {
+    let out = wabot()
+        .env("WABOT_SEMANTIC", "on")
+        .args(["ask", "--explain", "my kid is ill, can I stay home to look after him?"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("sick-child-en ("), "{stdout}");
+    assert!(
+        stdout.contains("fused: confidence") && stdout.contains("margin over the next entry"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("multilingual-e5-small") && stdout.contains("similarity"), "{stdout}");
+    let mut cmd = wabot();
+    cmd.env("WABOT_SEMANTIC", "on").args(["ask", "--json"]);
+    let (ok, stdout, stderr) = run_with_stdin(cmd, "who won the football match last night\n");
+    assert!(ok, "{stderr}");
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(line["id"].is_null(), "declined: {line}");
 }
 
 #[test]
