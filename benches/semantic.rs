@@ -33,9 +33,16 @@ const ENTRIES: usize = 1_000;
 fn e5() -> &'static E5 {
     static M: OnceLock<E5> = OnceLock::new();
     M.get_or_init(|| {
+        let before = rss_mib();
         let t = Instant::now();
         let m = semantic_models::load_e5(&semantic_models::default_dir()).expect("model");
-        eprintln!("model loaded in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+        let load = t.elapsed();
+        black_box(m.embed("warm-up", Role::Query));
+        eprintln!(
+            "model loaded in {:.0} ms; resident set {before:.0} MiB before, {:.0} MiB after loading and one embedding",
+            load.as_secs_f64() * 1e3,
+            rss_mib()
+        );
         m
     })
 }
@@ -47,6 +54,16 @@ fn messages() -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["q"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The process's resident set (VmRSS), in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kib.unwrap_or(0.0) / 1024.0
 }
 
 /// This thread's CPU time: on a shared machine, what wall time cannot say.

@@ -379,7 +379,7 @@ mod tests {
         let near: Vec<f32> = q.iter().zip(unit(2, 64)).map(|(a, b)| a + 0.3 * b).collect();
         index.upsert("a", &[unit(3, 64), near.clone()]).unwrap();
         index.upsert("b", &[unit(4, 64)]).unwrap();
-        index.upsert("c", &[q.clone()]).unwrap();
+        index.upsert("c", std::slice::from_ref(&q)).unwrap();
         let hits = index.top_k(&q, 2);
         assert_eq!(hits.iter().map(|h| *h.key).collect::<Vec<_>>(), ["c", "a"]);
         assert_eq!(hits[1].row, 1, "a's second row is its best");
