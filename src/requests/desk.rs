@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use thiserror::Error;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::dialog::{Dialog, Incoming, Outcome};
 use crate::engine::Lang;
@@ -51,13 +51,17 @@ pub struct Desk {
     dialog: Arc<Dialog>,
     store: Durable,
     mail_wakeup: Arc<Notify>,
+    /// With the semantic scorer on, a turn's matching takes milliseconds of CPU: it runs on
+    /// the blocking pool, at most one per core, so the async workers keep serving.
+    matching: Arc<Semaphore>,
 }
 
 impl Desk {
     /// A desk answering with `dialog`, committing to `store`, and waking `mail_wakeup` (the
     /// outbox worker's) when a request is queued.
     pub fn new(dialog: Arc<Dialog>, store: Durable, mail_wakeup: Arc<Notify>) -> Self {
-        Desk { dialog, store, mail_wakeup }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Desk { dialog, store, mail_wakeup, matching: Arc::new(Semaphore::new(cores)) }
     }
 
     /// The store.
@@ -97,7 +101,21 @@ impl Desk {
         sid: Option<String>,
     ) -> Result<(Committed, Outcome, Lang), StoreError> {
         let (mut session, version) = self.store.load_session(&msg.user).await?;
-        let reply = self.dialog.respond(&mut session, msg);
+        let reply = if self.dialog.engine().is_semantic() {
+            // The semaphore is never closed.
+            let _place = self.matching.acquire().await.ok();
+            let (dialog, msg) = (Arc::clone(&self.dialog), msg.clone());
+            let done = tokio::task::spawn_blocking(move || {
+                let reply = dialog.respond(&mut session, &msg);
+                (session, reply)
+            })
+            .await;
+            let (back, reply) = done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            session = back;
+            reply
+        } else {
+            self.dialog.respond(&mut session, msg)
+        };
         session.lang = Some(reply.lang);
         let request = match &reply.outcome {
             Outcome::RequestSubmitted(req) => Some((**req).clone()),
