@@ -16,6 +16,7 @@
 //! | [`requests`] | Administrative requests: configured types, the guided form, the [`requests::Desk`] committing each turn before replying. |
 //! | [`mail`] | The e-mail outbox worker (lettre, SMTP): composes a request's message and delivers it with retries. |
 //! | [`ocr`] | Badge OCR: PP-OCRv6 detection + recognition on `rten`, the employee ID in the text, a bounded worker pool. Behind the [`ocr::BadgeReader`] trait. |
+//! | [`use_m3_model`] | USE-m3's model file: where it is, its SHA-256 checked before [`engine::use_m3`] reads the bytes, the command that restores it. |
 //! | [`media`] | Downloading a user's photo safely: credentials only to Twilio's media paths, redirects without them, size, type and dimension checks. |
 //! | [`twilio_rest`] | Sending a message through Twilio's REST API, with retries: replies that come after the webhook. |
 //! | [`badge`] | A badge photo from webhook to reply: download → OCR pool → directory → session → REST reply. |

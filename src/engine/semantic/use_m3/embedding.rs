@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn rows_decode_to_the_values_they_were_coded_from() {
-        // Symbol s has length 1 + s % 12 where that keeps the code complete enough.
+        // Eight symbols of 1 to 6 bits and two of 12: a prefix code with the longest length.
         let mut lengths = vec![0_u8; SYMBOLS];
         for (s, l) in [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 12), (63, 12)] {
             lengths[s] = l;
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_row_with_missing_bits_is_refused_at_load() {
-        let mut lengths = vec![0_u8; SYMBOLS];
+        let mut lengths = [0_u8; SYMBOLS];
         lengths[0] = 1;
         lengths[1] = 1;
         let all: Vec<u8> = lengths.iter().copied().cycle().take(SYMBOLS * CHUNKS).collect();
