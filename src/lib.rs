@@ -8,6 +8,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`engine`] | TF-IDF + cosine matching: tokenizer, stop words, stemming, lexicon expansion, index, scoring. Pure: no I/O, no async. |
+//! | [`semantic_models`] | Where the sentence encoder's file is and what it must be: read, SHA-256 checked, handed to [`engine::semantic`] as bytes. |
 //! | [`corpus`] | The knowledge base on disk: the hand-edited TOML format, FAQ JSONL, the embedded default corpus and lexicon, the journal of live changes. |
 //! | [`faq`] | The live FAQ: changes journaled then served, reloads of the corpus from disk; the engine and dialog in use. |
 //! | [`dialog`] | What the bot says: greetings, menu, FAQ answers, fallback, in the user's language. Transport-agnostic. |
@@ -16,7 +17,6 @@
 //! | [`requests`] | Administrative requests: configured types, the guided form, the [`requests::Desk`] committing each turn before replying. |
 //! | [`mail`] | The e-mail outbox worker (lettre, SMTP): composes a request's message and delivers it with retries. |
 //! | [`ocr`] | Badge OCR: PP-OCRv6 detection + recognition on `rten`, the employee ID in the text, a bounded worker pool. Behind the [`ocr::BadgeReader`] trait. |
-//! | [`use_m3_model`] | USE-m3's model file: where it is, its SHA-256 checked before [`engine::use_m3`] reads the bytes, the command that restores it. |
 //! | [`media`] | Downloading a user's photo safely: credentials only to Twilio's media paths, redirects without them, size, type and dimension checks. |
 //! | [`twilio_rest`] | Sending a message through Twilio's REST API, with retries: replies that come after the webhook. |
 //! | [`badge`] | A badge photo from webhook to reply: download → OCR pool → directory → session → REST reply. |
@@ -71,12 +71,12 @@ pub mod media;
 pub mod metrics;
 pub mod ocr;
 pub mod requests;
+pub mod semantic_models;
 pub mod server;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;
 pub mod twilio_rest;
 pub mod unanswered;
-pub mod use_m3_model;
 
 pub use error::{Error, Result};

@@ -6,12 +6,12 @@ use std::sync::LazyLock;
 
 use wabot::corpus::KnowledgeBase;
 use wabot::engine::Lang;
-use wabot::engine::use_m3::{Role, SentenceEncoder, UseM3, UseM3Error};
-use wabot::use_m3_model::{self, USE_M3_FILE, USE_M3_RESTORE, USE_M3_SHA256};
+use wabot::engine::semantic::{Role, SemanticError, SentenceEncoder, UseM3};
+use wabot::semantic_models::{self, USE_M3_FILE, USE_M3_RESTORE, USE_M3_SHA256};
 
 /// Loaded once for the whole test binary.
 static MODEL: LazyLock<UseM3> = LazyLock::new(|| {
-    use_m3_model::load_use_m3(&use_m3_model::default_dir()).expect("the committed model loads")
+    semantic_models::load_use_m3(&semantic_models::default_dir()).expect("the committed model loads")
 });
 
 #[derive(serde::Deserialize)]
@@ -125,10 +125,10 @@ fn a_french_question_is_closer_to_its_english_twin_than_to_unrelated_entries() {
 #[test]
 fn a_corrupt_model_file_is_refused_with_the_command_that_restores_it() {
     let dir = tempfile::tempdir().unwrap();
-    let real = std::fs::read(use_m3_model::default_dir().join(USE_M3_FILE)).unwrap();
+    let real = std::fs::read(semantic_models::default_dir().join(USE_M3_FILE)).unwrap();
     std::fs::write(dir.path().join(USE_M3_FILE), &real[..real.len() / 2]).unwrap();
-    let err = use_m3_model::load_use_m3(dir.path()).unwrap_err();
-    assert!(matches!(err, UseM3Error::ModelChecksum { .. }), "{err}");
+    let err = semantic_models::load_use_m3(dir.path()).unwrap_err();
+    assert!(matches!(err, SemanticError::ModelChecksum { .. }), "{err}");
     let shown = err.to_string();
     assert!(
         shown.contains(USE_M3_SHA256) && shown.contains(USE_M3_FILE) && shown.contains(USE_M3_RESTORE),
@@ -138,11 +138,14 @@ fn a_corrupt_model_file_is_refused_with_the_command_that_restores_it() {
 
 #[test]
 fn bytes_cut_anywhere_are_an_error_not_a_panic() {
-    let real = std::fs::read(use_m3_model::default_dir().join(USE_M3_FILE)).unwrap();
+    let real = std::fs::read(semantic_models::default_dir().join(USE_M3_FILE)).unwrap();
     for cut in [0, 7, 12, 20, 1_000, real.len() / 3, real.len() - 1] {
         let err = UseM3::from_bytes(&real[..cut]).unwrap_err();
         assert!(
-            matches!(err, UseM3Error::BadMagic | UseM3Error::Truncated { .. } | UseM3Error::Invalid(_)),
+            matches!(
+                err,
+                SemanticError::BadMagic { .. } | SemanticError::Truncated { .. } | SemanticError::Invalid(_)
+            ),
             "cut at {cut}: {err}"
         );
     }

@@ -6,7 +6,8 @@
 //! close paraphrase is enough.
 //!
 //! Owns: tokenization ([`text`]), stop words ([`stopwords`]), stemming and concepts
-//! ([`analyze`]), typo correction ([`fuzzy`]) and scoring ([`index`]).
+//! ([`analyze`]), typo correction ([`fuzzy`]) and scoring ([`index`]); sentence encoders and
+//! the dense index for semantic matching ([`semantic`]).
 //! Must not: do I/O, log, or depend on the web or async stack — it could be its own crate.
 //!
 //! ```
@@ -21,13 +22,10 @@ pub mod analyze;
 pub mod fuzzy;
 pub mod index;
 pub mod segment;
+pub mod semantic;
 pub mod simd;
 pub mod stopwords;
 pub mod text;
-/// USE-m3, one of the semantic scorer's sentence encoders (`semantic/use_m3/`).
-// Reached through its path until `semantic/mod.rs` gathers the encoders.
-#[path = "semantic/use_m3/mod.rs"]
-pub mod use_m3;
 
 use std::sync::{Arc, Mutex};
 

