@@ -81,6 +81,27 @@ fn the_tokenizer_cuts_every_sentence_and_corpus_text_as_the_wheel_does() {
 }
 
 #[test]
+fn a_long_text_read_in_runs_matches_the_wheel_read_whole() {
+    let reference = reference();
+    let long = reference.sentences.iter().max_by_key(|s| s.ids.len()).unwrap();
+    assert!(long.ids.len() > 4 * wabot::engine::semantic::use_m3::RUN, "{} pieces", long.ids.len());
+    let c = cosine(&MODEL.embed(&long.text, Role::Passage), &long.embedding);
+    assert!(c >= 0.9999, "cosine {c}");
+}
+
+#[test]
+fn scripts_outside_english_and_french_are_unknown_pieces_not_errors() {
+    for text in ["你好，世界", "Привет, мир", "مرحبا", "", "   ", "\u{0}\u{7f}\u{feff}"] {
+        let ids = MODEL.tokenize(text);
+        assert_eq!((ids[0], ids[ids.len() - 1]), (1, 2), "{text:?}: <s> … </s>");
+        let v = MODEL.embed(text, Role::Query);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(v.iter().all(|x| x.is_finite()) && (norm - 1.0).abs() < 1e-4, "{text:?}: norm {norm}");
+    }
+    assert!(MODEL.tokenize("你好").contains(&0), "<unk>");
+}
+
+#[test]
 fn a_query_and_a_passage_get_the_same_vector() {
     let text = "Comment réinitialiser mon mot de passe ?";
     assert_eq!(MODEL.embed(text, Role::Query), MODEL.embed(text, Role::Passage));

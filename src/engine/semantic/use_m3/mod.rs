@@ -24,8 +24,11 @@ use sha2::{Digest, Sha256};
 use super::{Role, SemanticError, SentenceEncoder};
 use embedding::{CHUNKS, DIM, Embeddings};
 use format::Sections;
-use network::Network;
+use network::{FEATURES, Network, REACH};
 use tokenizer::Tokenizer;
+
+/// Tokens per run through the network: about 6 MB of activations.
+pub const RUN: usize = 256;
 
 /// USE-m3, loaded.
 #[derive(Debug)]
@@ -72,13 +75,25 @@ impl UseM3 {
     }
 
     /// The vector of `text`: 512 values, L2-normalised.
+    ///
+    /// Tokens go through the network in runs of at most [`RUN`] (plus the few neighbours their
+    /// features depend on), so a long text needs no more memory than a short one.
     pub fn embed_text(&self, text: &str) -> Vec<f32> {
         let ids = self.tokenize(text);
-        let mut emb = vec![0.0; ids.len() * DIM];
-        for (&id, row) in ids.iter().zip(emb.chunks_exact_mut(DIM)) {
-            self.embeddings.row(id as usize, row);
+        let n = ids.len();
+        let mut sum = vec![0.0; FEATURES];
+        let mut emb = Vec::new();
+        for start in (0..n).step_by(RUN) {
+            let end = (start + RUN).min(n);
+            let (from, to) = (start.saturating_sub(REACH), (end + REACH).min(n));
+            emb.clear();
+            emb.resize((to - from) * DIM, 0.0);
+            for (&id, row) in ids[from..to].iter().zip(emb.chunks_exact_mut(DIM)) {
+                self.embeddings.row(id as usize, row);
+            }
+            self.network.add_token_features(&emb, to - from, start - from..end - from, &mut sum);
         }
-        self.network.forward(&emb, ids.len())
+        self.network.sentence(&sum, n)
     }
 }
 
