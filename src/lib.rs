@@ -9,7 +9,6 @@
 //! |---|---|
 //! | [`engine`] | Matching: TF-IDF + cosine (tokenizer, stop words, stemming, lexicon expansion, index, scoring), two sentence encoders and their dense index ([`engine::semantic`]), fused into one confidence ([`engine::hybrid`]). Pure: no I/O, no async. |
 //! | [`vector_cache`] | The semantic scorer's entry vectors cached on disk, keyed by model and text: a restart embeds only what changed. |
-//! | [`use_m3_model`] | Where USE-m3's model file is: read, SHA-256 checked, handed to the engine as bytes. |
 //! | [`semantic_models`] | Where the sentence encoder's file is and what it must be: read, SHA-256 checked, handed to [`engine::semantic`] as bytes. |
 //! | [`corpus`] | The knowledge base on disk: the hand-edited TOML format, FAQ JSONL, the embedded default corpus and lexicon, the journal of live changes. |
 //! | [`faq`] | The live FAQ: changes journaled then served, reloads of the corpus from disk; the engine and dialog in use. |
@@ -80,7 +79,6 @@ pub mod synthetic;
 pub mod telemetry;
 pub mod twilio_rest;
 pub mod unanswered;
-pub mod use_m3_model;
 pub mod vector_cache;
 
 pub use error::{Error, Result};

@@ -15,8 +15,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::engine::hybrid::{Encoder, Semantic};
-use crate::engine::semantic::{E5, SemanticError};
-use crate::engine::use_m3::UseM3Error;
+use crate::engine::semantic::{E5, SemanticError, UseM3};
 
 /// How much e5's whole-entry passage counts against its best question.
 const E5_PASSAGE_WEIGHT: f32 = 0.7;
@@ -26,12 +25,9 @@ const USE_PASSAGE_WEIGHT: f32 = 0.5;
 /// What loading the semantic scorer's encoders can fail with.
 #[derive(Debug, Error)]
 pub enum EncodersError {
-    /// multilingual-e5-small.
+    /// A model file.
     #[error(transparent)]
-    E5(#[from] SemanticError),
-    /// USE-m3.
-    #[error(transparent)]
-    UseM3(#[from] UseM3Error),
+    Model(#[from] SemanticError),
     /// The cache of entry vectors.
     #[error(transparent)]
     Cache(#[from] crate::vector_cache::CacheError),
@@ -55,7 +51,7 @@ pub fn setup(
 /// against its SHA-256.
 pub fn load_encoders(dir: &Path) -> Result<Semantic, EncodersError> {
     let e5 = load_e5(dir)?;
-    let use_m3 = crate::use_m3_model::load_use_m3(dir)?;
+    let use_m3 = load_use_m3(dir)?;
     Ok(Semantic::new(vec![
         Encoder { model: Arc::new(e5), passage_weight: E5_PASSAGE_WEIGHT },
         Encoder { model: Arc::new(use_m3), passage_weight: USE_PASSAGE_WEIGHT },
@@ -69,6 +65,13 @@ pub const E5_SHA256: &str = "42eb68f564591d52a35009489265c9f616f636d7935aedc30f5
 /// The command that restores it.
 pub const E5_RESTORE: &str = "python3 models/fetch_e5.py";
 
+/// USE-m3's file name.
+pub const USE_M3_FILE: &str = "use-m3-enfr.bin";
+/// Its SHA-256 (also in `models/NOTICE` and `models/fetch_use.py`).
+pub const USE_M3_SHA256: &str = "cacdb42996415e705ea356b27f30d301601c127e29986ab2c89727923f577156";
+/// The command that restores it.
+pub const USE_M3_RESTORE: &str = "python3 models/fetch_use.py";
+
 /// The default directory: the checkout's `models/` if it holds the file, else `./models`.
 pub fn default_dir() -> PathBuf {
     let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
@@ -79,6 +82,12 @@ pub fn default_dir() -> PathBuf {
 pub fn load_e5(dir: &Path) -> Result<E5, SemanticError> {
     let bytes = read_verified(&dir.join(E5_FILE), E5_SHA256, E5_RESTORE)?;
     E5::from_bytes(&bytes)
+}
+
+/// Reads, checks and loads USE-m3 from `dir`.
+pub fn load_use_m3(dir: &Path) -> Result<UseM3, SemanticError> {
+    let bytes = read_verified(&dir.join(USE_M3_FILE), USE_M3_SHA256, USE_M3_RESTORE)?;
+    UseM3::from_bytes(&bytes)
 }
 
 /// Reads a model file and checks its SHA-256.
@@ -111,6 +120,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = load_e5(dir.path()).unwrap_err().to_string();
         assert!(err.contains(E5_FILE) && err.contains("is missing: run python3 models/fetch_e5.py"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_use_m3_model_says_what_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_use_m3(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(USE_M3_FILE) && err.contains("is missing: run python3 models/fetch_use.py"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,12 +6,12 @@ use std::sync::LazyLock;
 
 use wabot::corpus::KnowledgeBase;
 use wabot::engine::Lang;
-use wabot::engine::use_m3::{Role, SentenceEncoder, UseM3, UseM3Error};
-use wabot::use_m3_model::{self, USE_M3_FILE, USE_M3_RESTORE, USE_M3_SHA256};
+use wabot::engine::semantic::{Role, SemanticError, SentenceEncoder, UseM3};
+use wabot::semantic_models::{self, USE_M3_FILE, USE_M3_RESTORE, USE_M3_SHA256};
 
 /// Loaded once for the whole test binary.
 static MODEL: LazyLock<UseM3> = LazyLock::new(|| {
-    use_m3_model::load_use_m3(&use_m3_model::default_dir()).expect("the committed model loads")
+    semantic_models::load_use_m3(&semantic_models::default_dir()).expect("the committed model loads")
 });
 
 #[derive(serde::Deserialize)]
@@ -81,6 +81,27 @@ fn the_tokenizer_cuts_every_sentence_and_corpus_text_as_the_wheel_does() {
 }
 
 #[test]
+fn a_long_text_read_in_runs_matches_the_wheel_read_whole() {
+    let reference = reference();
+    let long = reference.sentences.iter().max_by_key(|s| s.ids.len()).unwrap();
+    assert!(long.ids.len() > 4 * wabot::engine::semantic::use_m3::RUN, "{} pieces", long.ids.len());
+    let c = cosine(&MODEL.embed(&long.text, Role::Passage), &long.embedding);
+    assert!(c >= 0.9999, "cosine {c}");
+}
+
+#[test]
+fn scripts_outside_english_and_french_are_unknown_pieces_not_errors() {
+    for text in ["你好，世界", "Привет, мир", "مرحبا", "", "   ", "\u{0}\u{7f}\u{feff}"] {
+        let ids = MODEL.tokenize(text);
+        assert_eq!((ids[0], ids[ids.len() - 1]), (1, 2), "{text:?}: <s> … </s>");
+        let v = MODEL.embed(text, Role::Query);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(v.iter().all(|x| x.is_finite()) && (norm - 1.0).abs() < 1e-4, "{text:?}: norm {norm}");
+    }
+    assert!(MODEL.tokenize("你好").contains(&0), "<unk>");
+}
+
+#[test]
 fn a_query_and_a_passage_get_the_same_vector() {
     let text = "Comment réinitialiser mon mot de passe ?";
     assert_eq!(MODEL.embed(text, Role::Query), MODEL.embed(text, Role::Passage));
@@ -125,10 +146,10 @@ fn a_french_question_is_closer_to_its_english_twin_than_to_unrelated_entries() {
 #[test]
 fn a_corrupt_model_file_is_refused_with_the_command_that_restores_it() {
     let dir = tempfile::tempdir().unwrap();
-    let real = std::fs::read(use_m3_model::default_dir().join(USE_M3_FILE)).unwrap();
+    let real = std::fs::read(semantic_models::default_dir().join(USE_M3_FILE)).unwrap();
     std::fs::write(dir.path().join(USE_M3_FILE), &real[..real.len() / 2]).unwrap();
-    let err = use_m3_model::load_use_m3(dir.path()).unwrap_err();
-    assert!(matches!(err, UseM3Error::ModelChecksum { .. }), "{err}");
+    let err = semantic_models::load_use_m3(dir.path()).unwrap_err();
+    assert!(matches!(err, SemanticError::ModelChecksum { .. }), "{err}");
     let shown = err.to_string();
     assert!(
         shown.contains(USE_M3_SHA256) && shown.contains(USE_M3_FILE) && shown.contains(USE_M3_RESTORE),
@@ -138,11 +159,14 @@ fn a_corrupt_model_file_is_refused_with_the_command_that_restores_it() {
 
 #[test]
 fn bytes_cut_anywhere_are_an_error_not_a_panic() {
-    let real = std::fs::read(use_m3_model::default_dir().join(USE_M3_FILE)).unwrap();
+    let real = std::fs::read(semantic_models::default_dir().join(USE_M3_FILE)).unwrap();
     for cut in [0, 7, 12, 20, 1_000, real.len() / 3, real.len() - 1] {
         let err = UseM3::from_bytes(&real[..cut]).unwrap_err();
         assert!(
-            matches!(err, UseM3Error::BadMagic | UseM3Error::Truncated { .. } | UseM3Error::Invalid(_)),
+            matches!(
+                err,
+                SemanticError::BadMagic { .. } | SemanticError::Truncated { .. } | SemanticError::Invalid(_)
+            ),
             "cut at {cut}: {err}"
         );
     }

@@ -27,10 +27,6 @@ pub mod semantic;
 pub mod simd;
 pub mod stopwords;
 pub mod text;
-/// USE-m3, one of the semantic scorer's sentence encoders (`semantic/use_m3/`).
-// Reached through its path until `semantic/mod.rs` gathers the encoders.
-#[path = "semantic/use_m3/mod.rs"]
-pub mod use_m3;
 
 use std::sync::{Arc, Mutex};
 

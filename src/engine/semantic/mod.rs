@@ -2,20 +2,22 @@
 //! the dense index that finds the entries closest to a query's vector.
 //!
 //! Owns: the [`SentenceEncoder`] trait every encoder implements, a SentencePiece unigram
-//! tokenizer ([`unigram`]), multilingual-e5-small's forward pass ([`e5`]) and the dense index
-//! ([`dense`]).
+//! tokenizer ([`unigram`]), multilingual-e5-small's forward pass ([`e5`]), Universal Sentence
+//! Encoder multilingual v3 ([`use_m3`]) and the dense index ([`dense`]).
 //! Must not: do I/O — a model arrives as bytes (`crate::semantic_models` reads and checks the
 //! files) — log, or depend on the web or async stack, like the rest of [`crate::engine`].
 
 pub mod dense;
 pub mod e5;
 pub mod unigram;
+pub mod use_m3;
 
 use thiserror::Error;
 
 pub use dense::{DenseIndex, Hit};
 pub use e5::E5;
 pub use unigram::Unigram;
+pub use use_m3::UseM3;
 
 /// What a text is, for encoders that embed queries and passages differently (e5's "query: "/"passage: ").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

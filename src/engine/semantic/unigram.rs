@@ -135,7 +135,12 @@ impl Unigram {
 
     /// The piece ids of `text` (no specials).
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        let s = self.normalize(text);
+        self.encode_normalized(&self.normalize(text))
+    }
+
+    /// The piece ids of a text its caller has already normalised (step 4 only): for a model
+    /// whose normaliser is not a map of single code points, as USE-m3's.
+    pub fn encode_normalized(&self, s: &str) -> Vec<u32> {
         // Byte offset of each character, and the end.
         let mut starts: Vec<usize> = s.char_indices().map(|(i, _)| i).collect();
         let n = starts.len();

@@ -7,7 +7,7 @@
 //! rows of a message's pieces are decoded (about a microsecond each), so the table stays
 //! compressed in memory: 15 MB instead of 160 MB of `f32`.
 
-use super::UseM3Error;
+use super::SemanticError;
 
 /// Values per row.
 pub(super) const DIM: usize = 512;
@@ -36,8 +36,8 @@ impl Embeddings {
         lo: &[f32],
         offsets: Vec<u32>,
         bits: &[u8],
-    ) -> Result<Self, UseM3Error> {
-        let invalid = |what: &str| UseM3Error::Invalid(format!("embedding table: {what}"));
+    ) -> Result<Self, SemanticError> {
+        let invalid = |what: &str| SemanticError::Invalid(format!("embedding table: {what}"));
         let decode = code_lengths.chunks_exact(SYMBOLS).map(decode_table).collect::<Result<Vec<_>, _>>()?;
         if decode.len() != CHUNKS || scale.len() != CHUNKS || lo.len() != CHUNKS {
             return Err(invalid("not 17 chunks"));
@@ -122,8 +122,8 @@ impl Embeddings {
 }
 
 /// The lookup table of one canonical code, from its code lengths (0 = symbol absent).
-fn decode_table(lengths: &[u8]) -> Result<[u16; 1 << MAX_BITS], UseM3Error> {
-    let invalid = || UseM3Error::Invalid("embedding table: a Huffman code is malformed".into());
+fn decode_table(lengths: &[u8]) -> Result<[u16; 1 << MAX_BITS], SemanticError> {
+    let invalid = || SemanticError::Invalid("embedding table: a Huffman code is malformed".into());
     let mut symbols: Vec<(u8, usize)> =
         lengths.iter().enumerate().filter(|(_, l)| **l > 0).map(|(s, &l)| (l, s)).collect();
     symbols.sort_unstable();
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn rows_decode_to_the_values_they_were_coded_from() {
-        // Symbol s has length 1 + s % 12 where that keeps the code complete enough.
+        // Eight symbols of 1 to 6 bits and two of 12: a prefix code with the longest length.
         let mut lengths = vec![0_u8; SYMBOLS];
         for (s, l) in [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 12), (63, 12)] {
             lengths[s] = l;
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_row_with_missing_bits_is_refused_at_load() {
-        let mut lengths = vec![0_u8; SYMBOLS];
+        let mut lengths = [0_u8; SYMBOLS];
         lengths[0] = 1;
         lengths[1] = 1;
         let all: Vec<u8> = lengths.iter().copied().cycle().take(SYMBOLS * CHUNKS).collect();

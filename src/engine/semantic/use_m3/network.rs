@@ -14,16 +14,21 @@
 //!
 //! Products go through `rten-gemm` with the weight matrices packed once at load.
 
+use std::ops::Range;
+
 use rten_gemm::{BiasVector, GemmExecutor, GemmInputA, GemmInputB, GemmOptions, PackedBMatrix};
 use rten_tensor::NdTensorView;
 
-use super::UseM3Error;
+use super::SemanticError;
 use super::embedding::DIM;
 use super::format::Sections;
 
 const BRANCH: usize = 256;
 const BRANCHES: [(usize, usize); 3] = [(2, 0), (3, 1), (5, 2)];
-const FEATURES: usize = DIM + 3 * BRANCH;
+/// Features per token: its embedding and the three branches' outputs.
+pub(super) const FEATURES: usize = DIM + 3 * BRANCH;
+/// How far a token's features reach on each side.
+pub(super) const REACH: usize = 4;
 const HIDDEN: usize = 320;
 
 /// A weight matrix `k × n`, packed for the GEMM kernel.
@@ -83,9 +88,9 @@ impl std::fmt::Debug for Network {
 }
 
 impl Network {
-    pub(super) fn new(s: &Sections<'_>) -> Result<Self, UseM3Error> {
+    pub(super) fn new(s: &Sections<'_>) -> Result<Self, SemanticError> {
         let gemm = GemmExecutor::<f32>::default();
-        let linear = |name: &str, k: usize, n: usize| -> Result<Linear, UseM3Error> {
+        let linear = |name: &str, k: usize, n: usize| -> Result<Linear, SemanticError> {
             let w = s.f32s(name, &[k, n])?;
             Ok(Linear { packed: gemm.prepack_b(NdTensorView::from_data([k, n], &w[..])), k, n })
         };
@@ -102,7 +107,7 @@ impl Network {
                     b2: vector(&format!("cnn{order}.b2"), BRANCH)?,
                 })
             })
-            .collect::<Result<Vec<_>, UseM3Error>>()?;
+            .collect::<Result<Vec<_>, SemanticError>>()?;
         Ok(Network {
             proj: linear("proj.w", DIM, 3 * BRANCH)?,
             proj_b: vector("proj.b", 3 * BRANCH)?,
@@ -147,8 +152,13 @@ impl Network {
             .expect("GEMM shapes are consistent");
     }
 
-    /// The sentence vector of token embeddings `emb` (`n × 512`, n ≥ 1), L2-normalised.
-    pub(super) fn forward(&self, emb: &[f32], n: usize) -> Vec<f32> {
+    /// Steps 1–3 up to the sum, for a run of `n` consecutive tokens of a text with embeddings
+    /// `emb` (`n × 512`): adds the normalised features of the tokens in `keep` to `sum`.
+    ///
+    /// A token's features depend on the tokens up to 4 places away (two convolutions of
+    /// windows reaching 2 places), so a run that holds 4 more tokens on each side of `keep`
+    /// (or the text's start or end) gives them exactly as the whole text would.
+    pub(super) fn add_token_features(&self, emb: &[f32], n: usize, keep: Range<usize>, sum: &mut [f32]) {
         let mut x = vec![0.0; n * 3 * BRANCH];
         self.matmul(emb, n, &self.proj, Some(&self.proj_b), &mut x, false);
         for row in x.chunks_exact_mut(3 * BRANCH) {
@@ -178,15 +188,18 @@ impl Network {
                 row[at..at + BRANCH].copy_from_slice(src);
             }
         }
-        let mut sum = vec![0.0_f32; FEATURES];
-        for row in feats.chunks_exact_mut(FEATURES) {
+        for row in feats.chunks_exact_mut(FEATURES).take(keep.end).skip(keep.start) {
             layer_norm(row, &self.feat_g, &self.feat_beta, self.eps);
             sum.iter_mut().zip(row.iter()).for_each(|(s, v)| *s += v);
         }
+    }
 
+    /// Step 3's projection and step 4: the L2-normalised vector of a text of `n` tokens whose
+    /// features sum to `sum`.
+    pub(super) fn sentence(&self, sum: &[f32], n: usize) -> Vec<f32> {
         let len = n as f32;
         let mut m = self.pool_b.iter().map(|b| len * b).collect::<Vec<f32>>();
-        self.matmul(&sum, 1, &self.pool, None, &mut m, true);
+        self.matmul(sum, 1, &self.pool, None, &mut m, true);
         let inv = 1.0 / len.sqrt();
         m.iter_mut().for_each(|v| *v *= inv);
 

@@ -1,20 +1,17 @@
 //! USE-m3's SentencePiece tokenizer: text → piece ids, as the `sentencepiece` library cuts them.
 //!
-//! 1. Normalisation (`nmt_nfkc`): at each byte, the longest key of the model's compiled
+//! 1. Normalisation (`nmt_nfkc`), here: at each byte, the longest key of the model's compiled
 //!    character map (a darts-clone double-array trie) that starts there is replaced by its
-//!    value; leading, trailing and repeated spaces are removed; a space is prepended and every
-//!    space becomes `▁` (U+2581).
-//! 2. Viterbi over the characters: the segmentation into pieces with the highest sum of scores
-//!    (sums in `f64`, ties to the earliest), a character no piece starts with being `<unk>` at
-//!    the model's unknown score.
+//!    value — keys are byte sequences, not single code points, which is why this model does
+//!    not use [`Unigram::normalize`]; leading, trailing and repeated spaces are removed; a space
+//!    is prepended and every space becomes `▁` (U+2581).
+//! 2. Viterbi over the characters: [`Unigram::encode_normalized`], shared with e5.
 //!
 //! Control pieces (`<s>`, `</s>`) and `<unk>` are never matched in text; user-defined pieces
 //! are, like any other.
 
-use compact_str::CompactString;
-use rustc_hash::FxHashMap;
-
-use super::UseM3Error;
+use super::SemanticError;
+use crate::engine::semantic::Unigram;
 
 /// The id of `<unk>`.
 pub(super) const UNK: u32 = 0;
@@ -37,8 +34,8 @@ struct Normalizer {
 }
 
 impl Normalizer {
-    fn new(charsmap: &[u8]) -> Result<Self, UseM3Error> {
-        let invalid = || UseM3Error::Invalid("the normaliser's character map is malformed".into());
+    fn new(charsmap: &[u8]) -> Result<Self, SemanticError> {
+        let invalid = || SemanticError::Invalid("the normaliser's character map is malformed".into());
         let size = charsmap.get(..4).ok_or_else(invalid)?;
         let size = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
         let trie =
@@ -127,17 +124,11 @@ impl Normalizer {
     }
 }
 
-/// The unigram model: pieces, scores and the normaliser.
+/// The unigram model behind the normaliser.
 #[derive(Debug)]
 pub(super) struct Tokenizer {
     normalizer: Normalizer,
-    /// Every piece and every prefix of one: `id + 1` for a piece that can be matched, 0 for a
-    /// prefix only (so the walk along a position stops as soon as nothing can follow).
-    prefixes: FxHashMap<CompactString, u32>,
-    scores: Vec<f32>,
-    unk_score: f64,
-    /// The longest piece, in characters.
-    max_chars: usize,
+    unigram: Unigram,
 }
 
 impl Tokenizer {
@@ -148,45 +139,35 @@ impl Tokenizer {
         types: &[u8],
         unk_score: f32,
         charsmap: &[u8],
-    ) -> Result<Self, UseM3Error> {
-        let mut prefixes: FxHashMap<CompactString, u32> = FxHashMap::default();
+    ) -> Result<Self, SemanticError> {
+        let mut matched = Vec::with_capacity(types.len());
         let mut rest = pieces;
-        let mut max_chars = 1;
         for (id, &kind) in types.iter().enumerate() {
-            let cut = || UseM3Error::Truncated { what: "the vocabulary" };
+            let cut = || SemanticError::Truncated { what: "the vocabulary" };
             let (&len, tail) = rest.split_first().ok_or_else(cut)?;
             let bytes = tail.get(..usize::from(len)).ok_or_else(cut)?;
             rest = &tail[usize::from(len)..];
             let piece = std::str::from_utf8(bytes)
-                .map_err(|_| UseM3Error::Invalid(format!("piece {id} is not UTF-8")))?;
-            if !(kind == NORMAL || kind == USER_DEFINED) || piece.is_empty() {
-                continue;
-            }
-            let mut chars = 0;
-            for (end, _) in piece.char_indices() {
-                chars += 1;
-                if end > 0 {
-                    prefixes.entry(CompactString::from(&piece[..end])).or_insert(0);
-                }
-            }
-            max_chars = max_chars.max(chars);
-            prefixes.insert(CompactString::from(piece), id as u32 + 1);
+                .map_err(|_| SemanticError::Invalid(format!("piece {id} is not UTF-8")))?;
+            // An empty piece is never matched: how control pieces stay out of the text.
+            matched.push(if kind == NORMAL || kind == USER_DEFINED {
+                piece.to_owned()
+            } else {
+                String::new()
+            });
         }
-        if !rest.is_empty() || scores.len() != types.len() || types.len() <= EOS as usize {
-            return Err(UseM3Error::Invalid("the vocabulary's pieces, scores and types disagree".into()));
+        if !rest.is_empty() || types.len() <= EOS as usize {
+            return Err(SemanticError::Invalid("the vocabulary's pieces and types disagree".into()));
         }
         Ok(Tokenizer {
             normalizer: Normalizer::new(charsmap)?,
-            prefixes,
-            scores,
-            unk_score: f64::from(unk_score),
-            max_chars,
+            unigram: Unigram::new(matched, scores, UNK, unk_score, Vec::new())?,
         })
     }
 
     /// How many pieces.
     pub(super) fn vocab_len(&self) -> usize {
-        self.scores.len()
+        self.unigram.len()
     }
 
     /// The ids of `text`'s pieces between `<s>` and `</s>`; `<unk>` alone for an empty text.
@@ -196,53 +177,9 @@ impl Tokenizer {
         if normalized.is_empty() {
             ids.push(UNK);
         } else {
-            ids.extend(self.viterbi(&normalized));
+            ids.extend(self.unigram.encode_normalized(&normalized));
         }
         ids.push(EOS);
-        ids
-    }
-
-    fn viterbi(&self, s: &str) -> Vec<u32> {
-        let mut starts: Vec<usize> = s.char_indices().map(|(i, _)| i).collect();
-        let n = starts.len();
-        starts.push(s.len());
-        let mut best = vec![-1e38_f64; n + 1];
-        best[0] = 0.0;
-        // For each end position: where its best last piece starts, and which piece it is.
-        let mut back = vec![(0_usize, UNK); n + 1];
-        for i in 0..n {
-            let base = best[i];
-            let mut has_single = false;
-            for j in i + 1..=(i + self.max_chars).min(n) {
-                match self.prefixes.get(&s[starts[i]..starts[j]]) {
-                    None => break,
-                    Some(0) => {}
-                    Some(&v) => {
-                        let score = base + f64::from(self.scores[v as usize - 1]);
-                        if score > best[j] {
-                            best[j] = score;
-                            back[j] = (i, v - 1);
-                        }
-                        has_single |= j == i + 1;
-                    }
-                }
-            }
-            if !has_single {
-                let score = base + self.unk_score;
-                if score > best[i + 1] {
-                    best[i + 1] = score;
-                    back[i + 1] = (i, UNK);
-                }
-            }
-        }
-        let mut ids = Vec::new();
-        let mut end = n;
-        while end > 0 {
-            let (start, id) = back[end];
-            ids.push(id);
-            end = start;
-        }
-        ids.reverse();
         ids
     }
 }
