@@ -11,10 +11,12 @@
 //! query is quantized to `i16` (`±QUERY_MAX`), so its own rounding is negligible; a row's
 //! rounding moves a cosine by ~1e-3 (tests hold it under 0.01 of the f32 product). Dot
 //! products: [`dot_i8`] with `wide` (`i16x16::dot`, i.e. `pmaddwd`), beside [`dot_i8_scalar`];
-//! where the CPU has AVX2, an `std::arch` version of the same instructions, because the
-//! binary is built for baseline x86-64 and `wide` then runs them as SSE2 halves plus
-//! emulated sign extensions — compute-bound at a third of the memory's bandwidth. All three
-//! are held to the same results. Batches of queries run on rayon.
+//! where the CPU has them, `std::arch` versions of the same instructions on AVX2 or AVX-512
+//! (32 dimensions per instruction, a block of rows per call), because the binary is built for
+//! baseline x86-64 and `wide` then runs them as SSE2 halves plus emulated sign extensions —
+//! compute-bound at a third of the memory's bandwidth. All are held to the same results.
+//! Batches of queries run on rayon, and so do the rows of one query on a large index
+//! ([`PARALLEL_ROWS`]): one core does not draw the memory's whole bandwidth.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -29,6 +31,11 @@ use super::SemanticError;
 /// The query's quantization range: `i8 · i16` products summed over 1024 dimensions stay
 /// inside `i32`.
 const QUERY_MAX: f32 = 8191.0;
+
+/// From this many rows, one query's rows are scored in blocks on rayon's pool.
+pub const PARALLEL_ROWS: usize = 32_768;
+/// Rows per block when scoring in parallel.
+const BLOCK_ROWS: usize = 4_096;
 
 /// A row of the result: the key, its best row's score and that row.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,7 +52,7 @@ pub struct Hit<'a, K> {
 #[derive(Debug, Clone)]
 pub struct DenseIndex<K> {
     dim: usize,
-    avx2: bool,
+    simd: Simd,
     codes: Vec<i8>,
     scales: Vec<f32>,
     /// Row → slot of the key owning it.
@@ -78,7 +85,7 @@ impl<K: Eq + Hash + Clone> DenseIndex<K> {
     pub fn new(dim: usize) -> Self {
         DenseIndex {
             dim,
-            avx2: avx2_available(),
+            simd: Simd::detect(),
             codes: Vec::new(),
             scales: Vec::new(),
             owner: Vec::new(),
@@ -182,12 +189,16 @@ impl<K: Eq + Hash + Clone> DenseIndex<K> {
     /// Every row's score against `query`, into `out` (resized to [`DenseIndex::rows`]).
     pub fn score_rows(&self, query: &Query, out: &mut Vec<f32>) {
         out.clear();
-        out.extend(
-            self.codes
-                .chunks_exact(self.dim)
-                .zip(&self.scales)
-                .map(|(row, &s)| dot_i8_dispatch(self.avx2, row, &query.codes) as f32 * s * query.scale),
-        );
+        out.resize(self.rows(), 0.0);
+        if self.rows() < PARALLEL_ROWS {
+            score_block(self.simd, &self.codes, &self.scales, query, out);
+            return;
+        }
+        let (dim, simd) = (self.dim, self.simd);
+        out.par_chunks_mut(BLOCK_ROWS)
+            .zip(self.codes.par_chunks(BLOCK_ROWS * dim))
+            .zip(self.scales.par_chunks(BLOCK_ROWS))
+            .for_each(|((out, codes), scales)| score_block(simd, codes, scales, query, out));
     }
 
     /// The `k` keys closest to `query`, best first, each scored as its best row. Exact.
@@ -258,28 +269,97 @@ impl PartialOrd for Ranked {
     }
 }
 
-/// Whether this CPU runs [`dot_i8_dispatch`]'s AVX2 path.
-pub fn avx2_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
+/// The instructions this CPU offers for the dot products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Simd {
+    /// AVX-512 BW: 32 dimensions per `vpmaddwd`.
+    Avx512,
+    /// AVX2: 16 per `vpmaddwd`.
+    Avx2,
+    /// `wide`, portable.
+    Portable,
+}
+
+impl Simd {
+    /// The best this CPU runs.
+    pub fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512bw") {
+                return Simd::Avx512;
+            }
+            if has!("avx2") {
+                return Simd::Avx2;
+            }
+        }
+        Simd::Portable
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    /// Every level this CPU runs, best first (for tests holding them to one result).
+    pub fn available() -> Vec<Simd> {
+        let best = Simd::detect();
+        [Simd::Avx512, Simd::Avx2, Simd::Portable].into_iter().skip_while(|&l| l != best).collect()
     }
 }
 
-/// [`dot_i8`], on AVX2 when `avx2` (from [`avx2_available`]).
-#[inline]
-pub fn dot_i8_dispatch(avx2: bool, row: &[i8], query: &[i16]) -> i32 {
+/// `out[r] = (rows[r] · query) · scales[r] · query.scale` for the rows in `codes`.
+///
+/// # Panics
+/// If `codes` does not hold `out.len()` rows of the query's dimension, or `scales` one per row.
+pub fn score_block(simd: Simd, codes: &[i8], scales: &[f32], query: &Query, out: &mut [f32]) {
+    let dim = query.codes.len();
+    assert!(codes.len() == out.len() * dim && scales.len() == out.len());
     #[cfg(target_arch = "x86_64")]
-    if avx2 {
+    if simd == Simd::Avx512 && dim % 32 == 0 {
+        // SAFETY: `Simd::Avx512` comes from `detect` (or `available`): the CPU has AVX-512 F
+        // and BW; the lengths were checked above and the dimension is a multiple of 32.
+        unsafe { score_block_avx512(codes, scales, query, out) };
+        return;
+    }
+    for ((row, &s), o) in codes.chunks_exact(dim).zip(scales).zip(out) {
+        *o = dot_i8_dispatch(simd, row, &query.codes) as f32 * s * query.scale;
+    }
+}
+
+/// # Safety
+/// The CPU must have AVX-512 F and BW; `codes` holds `out.len()` rows of `query.codes.len()`
+/// values, a multiple of 32, and `scales` one per row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn score_block_avx512(codes: &[i8], scales: &[f32], query: &Query, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let dim = query.codes.len();
+    for (r, (o, &s)) in out.iter_mut().zip(scales).enumerate() {
+        let mut acc = _mm512_setzero_si512();
+        let mut i = 0;
+        while i < dim {
+            // SAFETY: 32 bytes of row r from r · dim + i and 32 `i16`s of the query from i,
+            // i + 32 ≤ dim; loadu has no alignment requirement.
+            let (c, q) = unsafe {
+                (
+                    _mm256_loadu_si256(codes.as_ptr().add(r * dim + i).cast()),
+                    _mm512_loadu_si512(query.codes.as_ptr().add(i).cast()),
+                )
+            };
+            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16(c), q));
+            i += 32;
+        }
+        *o = _mm512_reduce_add_epi32(acc) as f32 * s * query.scale;
+    }
+}
+
+/// [`dot_i8`], on AVX2 when the level has it (AVX-512 rows go by [`score_block`]).
+#[inline]
+pub fn dot_i8_dispatch(simd: Simd, row: &[i8], query: &[i16]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if simd != Simd::Portable {
         assert_eq!(row.len(), query.len());
-        // SAFETY: `avx2` comes from `avx2_available`; the lengths are equal, as required.
+        // SAFETY: both x86 levels come from `Simd::detect`, which found AVX2 (AVX-512 BW
+        // implies it); the lengths are equal, as required.
         return unsafe { dot_i8_avx2(row, query) };
     }
-    let _ = avx2;
+    let _ = simd;
     dot_i8(row, query)
 }
 
@@ -359,7 +439,26 @@ mod tests {
             let row: Vec<i8> = pairs.iter().map(|p| p.0).collect();
             let q: Vec<i16> = pairs.iter().map(|p| p.1).collect();
             prop_assert_eq!(dot_i8(&row, &q), dot_i8_scalar(&row, &q));
-            prop_assert_eq!(dot_i8_dispatch(avx2_available(), &row, &q), dot_i8_scalar(&row, &q));
+            for simd in Simd::available() {
+                prop_assert_eq!(dot_i8_dispatch(simd, &row, &q), dot_i8_scalar(&row, &q));
+            }
+        }
+
+        #[test]
+        fn every_level_scores_a_block_of_rows_alike(rows in 1usize..40, seed in 0u64..1000) {
+            let dim = 96;
+            let mut index = DenseIndex::new(dim);
+            for r in 0..rows {
+                index.upsert(r, &[unit(seed * 100 + r as u64, dim)]).unwrap();
+            }
+            let q = Query::new(&unit(seed + 7, dim));
+            let mut want = vec![0.0; rows];
+            score_block(Simd::Portable, &index.codes, &index.scales, &q, &mut want);
+            for simd in Simd::available() {
+                let mut got = vec![0.0; rows];
+                score_block(simd, &index.codes, &index.scales, &q, &mut got);
+                prop_assert_eq!(&got, &want, "{:?}", simd);
+            }
         }
 
         #[test]
@@ -420,6 +519,23 @@ mod tests {
         let err = index.upsert("x", &[vec![0.0; 7]]).unwrap_err();
         assert!(matches!(err, SemanticError::DimensionMismatch { expected: 8, found: 7 }));
         assert!(index.is_empty());
+    }
+
+    #[test]
+    fn a_large_index_scored_in_parallel_blocks_scores_as_one_pass() {
+        let dim = 32;
+        let rows = PARALLEL_ROWS + BLOCK_ROWS / 2 + 3;
+        let mut index = DenseIndex::new(dim);
+        for r in 0..rows as u64 {
+            index.upsert(r, &[unit(r, dim)]).unwrap();
+        }
+        let q = Query::new(&unit(rows as u64 / 3, dim));
+        let mut parallel = Vec::new();
+        index.score_rows(&q, &mut parallel);
+        let mut one_pass = vec![0.0; rows];
+        score_block(Simd::Portable, &index.codes, &index.scales, &q, &mut one_pass);
+        assert_eq!(parallel, one_pass);
+        assert_eq!(*index.top_k(&unit(rows as u64 / 3, dim), 1)[0].key, rows as u64 / 3);
     }
 
     #[test]
