@@ -311,7 +311,7 @@ pub fn score_block(simd: Simd, codes: &[i8], scales: &[f32], query: &Query, out:
     let dim = query.codes.len();
     assert!(codes.len() == out.len() * dim && scales.len() == out.len());
     #[cfg(target_arch = "x86_64")]
-    if simd == Simd::Avx512 && dim % 32 == 0 {
+    if simd == Simd::Avx512 && dim.is_multiple_of(32) {
         // SAFETY: `Simd::Avx512` comes from `detect` (or `available`): the CPU has AVX-512 F
         // and BW; the lengths were checked above and the dimension is a multiple of 32.
         unsafe { score_block_avx512(codes, scales, query, out) };
