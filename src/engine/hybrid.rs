@@ -24,6 +24,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::FaqEntry;
+use super::respell::Spellings;
 use super::semantic::dense::Query;
 use super::semantic::{DenseIndex, Role, SentenceEncoder};
 
@@ -100,6 +101,9 @@ impl std::fmt::Debug for SemanticSetup {
 #[derive(Debug, Clone, Default)]
 pub struct SemanticIndex {
     dense: Vec<Arc<DenseIndex<Arc<str>>>>,
+    /// How the FAQ spells its words, to write a message's words that way before it is
+    /// embedded ([`super::respell`]).
+    spellings: Arc<Spellings>,
 }
 
 /// An entry's vectors: per encoder, the passage then each question.
@@ -177,6 +181,7 @@ impl Semantic {
         let vectors: Vec<EntryVectors> = entries.par_iter().map(|e| self.embed_entry(e, cache)).collect();
         let mut index = SemanticIndex {
             dense: self.encoders.iter().map(|enc| Arc::new(DenseIndex::new(enc.model.dim()))).collect(),
+            spellings: Arc::new(Spellings::of(entries)),
         };
         for (e, v) in entries.iter().zip(vectors) {
             index.upsert(&e.id, v);
@@ -219,6 +224,16 @@ impl SemanticIndex {
             // The vectors come from the encoder that owns this index: same dimension.
             let _ = Arc::make_mut(dense).upsert(Arc::from(id), &rows);
         }
+    }
+
+    /// Learns how `entry` spells its words.
+    pub fn learn(&mut self, entry: &FaqEntry) {
+        Arc::make_mut(&mut self.spellings).learn(entry);
+    }
+
+    /// `text` as the encoders should read it: see [`super::respell`].
+    pub fn respell<'t>(&self, text: &'t str, corrected: &[(String, String)]) -> std::borrow::Cow<'t, str> {
+        self.spellings.respell(text, corrected)
     }
 
     /// Forgets `id`.

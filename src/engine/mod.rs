@@ -22,6 +22,7 @@ pub mod analyze;
 pub mod fuzzy;
 pub mod hybrid;
 pub mod index;
+pub mod respell;
 pub mod segment;
 pub mod semantic;
 pub mod simd;
@@ -450,6 +451,7 @@ impl Engine {
             if let (Some(dense), Some(vectors)) = (dense, vectors) {
                 let mut sem = hybrid::SemanticIndex::clone(&dense.index.load());
                 sem.upsert(&id, vectors);
+                sem.learn(&entry);
                 dense.index.store(Arc::new(sem));
             }
             next.upsert(entry)
@@ -532,8 +534,9 @@ fn rank_in(index: &Index, dense: &Dense, text: &str, q: &QueryVector, k: usize) 
         })
         .collect();
     let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-    let query = dense.models.embed_query(text);
-    let sims = dense.models.similarities(&dense.index.load(), &query, &ids);
+    let semantic = dense.index.load();
+    let query = dense.models.embed_query(&semantic.respell(text, &q.corrected));
+    let sims = dense.models.similarities(&semantic, &query, &ids);
     let fused = hybrid::fuse(&sims, &lexical);
     let mut order: Vec<usize> = (0..entries.len()).collect();
     let by_fused = |a: &usize, b: &usize| fused[*b].total_cmp(&fused[*a]).then(a.cmp(b));
