@@ -10,6 +10,7 @@
 //! | [`engine`] | Matching: TF-IDF + cosine (tokenizer, stop words, stemming, lexicon expansion, index, scoring), two sentence encoders and their dense index ([`engine::semantic`]), fused into one confidence ([`engine::hybrid`]). Pure: no I/O, no async. |
 //! | [`vector_cache`] | The semantic scorer's entry vectors cached on disk, keyed by model and text: a restart embeds only what changed. |
 //! | [`semantic_models`] | Where the sentence encoder's file is and what it must be: read, SHA-256 checked, handed to [`engine::semantic`] as bytes. |
+//! | [`progress`] | Progress of long work (embedding a large FAQ, an evaluation): an indicatif bar on a terminal, log lines otherwise. |
 //! | [`corpus`] | The knowledge base on disk: the hand-edited TOML format, FAQ JSONL, the embedded default corpus and lexicon, the journal of live changes. |
 //! | [`faq`] | The live FAQ: changes journaled then served, reloads of the corpus from disk; the engine and dialog in use. |
 //! | [`dialog`] | What the bot says: greetings, menu, FAQ answers, fallback, in the user's language. Transport-agnostic. |
@@ -71,6 +72,7 @@ pub mod mail;
 pub mod media;
 pub mod metrics;
 pub mod ocr;
+pub mod progress;
 pub mod requests;
 pub mod semantic_models;
 pub mod server;

@@ -76,10 +76,21 @@ impl VectorCache for NoCache {
     fn put(&self, _: &str, _: Role, _: &str, _: &[f32]) {}
 }
 
+/// Told how far a build has come: `(entries embedded, entries in all)`, from any thread,
+/// after each entry. The engine stays pure: the caller draws the bar or writes the log.
+pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
 /// The sentence encoders in use.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Semantic {
     encoders: Arc<[Encoder]>,
+    progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for Semantic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Semantic").field("encoders", &self.encoders).finish_non_exhaustive()
+    }
 }
 
 /// The semantic scorer's models and the cache of entry vectors it embeds through.
@@ -149,7 +160,13 @@ fn embed_cached(encoder: &Encoder, role: Role, text: &str, cache: &dyn VectorCac
 impl Semantic {
     /// The encoders, in the order their evidence is reported.
     pub fn new(encoders: Vec<Encoder>) -> Semantic {
-        Semantic { encoders: encoders.into() }
+        Semantic { encoders: encoders.into(), progress: None }
+    }
+
+    /// Reports each full build's progress to `progress`.
+    pub fn with_progress(mut self, progress: Progress) -> Semantic {
+        self.progress = Some(progress);
+        self
     }
 
     /// The encoders.
@@ -178,7 +195,17 @@ impl Semantic {
 
     /// Embeds every entry (on all cores) and indexes them.
     pub fn build(&self, entries: &[FaqEntry], cache: &dyn VectorCache) -> SemanticIndex {
-        let vectors: Vec<EntryVectors> = entries.par_iter().map(|e| self.embed_entry(e, cache)).collect();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let vectors: Vec<EntryVectors> = entries
+            .par_iter()
+            .map(|e| {
+                let v = self.embed_entry(e, cache);
+                if let Some(progress) = &self.progress {
+                    progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, entries.len());
+                }
+                v
+            })
+            .collect();
         let mut index = SemanticIndex {
             dense: self.encoders.iter().map(|enc| Arc::new(DenseIndex::new(enc.model.dim()))).collect(),
             spellings: Arc::new(Spellings::of(entries)),

@@ -193,8 +193,16 @@ pub fn evaluate(engine: &Engine, queries: &[LabelledQuery]) -> Report {
     let mut ranked_ok = 0;
     let mut kinds: Vec<(String, usize, usize)> = Vec::new();
     use rayon::prelude::*;
-    let judged: Vec<(Option<Match>, Option<Match>)> =
-        queries.par_iter().map(|q| judge(engine, &q.q)).collect();
+    let progress = crate::progress::reporter("evaluating");
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let judged: Vec<(Option<Match>, Option<Match>)> = queries
+        .par_iter()
+        .map(|q| {
+            let judged = judge(engine, &q.q);
+            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, queries.len());
+            judged
+        })
+        .collect();
     for (q, (answered, ranked)) in queries.iter().zip(judged) {
         let best = ranked.map(|m| (m.entry.id.clone(), m.score));
         ranked_ok += usize::from(q.expected.is_some() && best.as_ref().map(|b| &b.0) == q.expected.as_ref());
