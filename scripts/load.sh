@@ -33,10 +33,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 100); do
+# With the semantic scorer on (the default), a fresh data directory means the FAQ is
+# embedded before the server listens: wait up to two minutes.
+for _ in $(seq 1 1200); do
     curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
     sleep 0.1
 done
+echo "semantic scorer: ${WABOT_SEMANTIC:-on}" >&2
 
 echo "machine: $(nproc) cores, $(uptime | sed 's/.*load average/load average/')" >&2
 timeout $((DURATION + 60)) ./target/release/wabot-load \
