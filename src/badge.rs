@@ -35,7 +35,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::config::ConfigError;
-use crate::directory::{Directory, DirectoryError, Employee};
+use crate::directory::{Directory, DirectoryError};
+use crate::domain::Employee;
 use crate::engine::Lang;
 use crate::media::{self, MediaError, MediaFetcher, MediaPolicy};
 use crate::ocr::pool::Slot;
@@ -505,7 +506,7 @@ impl BadgeDesk {
             media_url: photo.media.url,
             content_type: photo.media.content_type,
             lang,
-            created_ms: crate::requests::now_ms(),
+            created_ms: crate::domain::now_ms(),
         };
         let reply = vec![messages::READING.get(lang).to_owned()];
         let stored =
@@ -537,7 +538,7 @@ impl BadgeDesk {
         if pending.len() == RESUME_LIMIT {
             tracing::warn!(limit = RESUME_LIMIT, "more badge photos pending than one start resumes");
         }
-        let now = crate::requests::now_ms();
+        let now = crate::domain::now_ms();
         let cutoff = now.saturating_sub(i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX));
         let (stale, live): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.job.created_ms < cutoff);
         for photo in stale {
@@ -647,7 +648,7 @@ impl BadgeDesk {
                 messages: Vec::new(),
                 request: None,
                 unanswered: None,
-                now_ms: crate::requests::now_ms(),
+                now_ms: crate::domain::now_ms(),
             };
             match self.store.commit(turn).await {
                 Err(StoreError::Conflict) => continue,

@@ -62,6 +62,7 @@ pub mod config;
 pub mod corpus;
 pub mod dialog;
 pub mod directory;
+pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod eval;

@@ -38,8 +38,8 @@ use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use tokio::sync::Notify;
 
-use crate::requests::clean_line;
-use crate::store::{Durable, MailState, OutboxItem, RequestRecord, StoreError};
+use crate::domain::{MailState, RequestRecord, clean_line, utc};
+use crate::store::{Durable, OutboxItem, StoreError};
 
 /// With nothing queued, the worker still looks at the outbox this often (a request
 /// committed by another process, e.g. a second replica, wakes nobody here).
@@ -370,23 +370,6 @@ pub fn body(req: &RequestRecord) -> String {
     out
 }
 
-/// `2026-11-25 12:00 UTC`.
-pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
-}
-
 /// The worker delivering the outbox.
 pub struct Outbox {
     store: Durable,
@@ -588,7 +571,6 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::engine::Lang;
-    use crate::store::MailState;
 
     fn record() -> RequestRecord {
         RequestRecord {
@@ -628,13 +610,6 @@ mod tests {
         let delays: Vec<u64> = (1..=6).map(|a| s.retry_delay_ms(a)).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(s.retry_delay_ms(u32::MAX), 1000);
-    }
-
-    #[test]
-    fn dates_print_in_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(1_795_089_600_000), "2026-11-19 12:00 UTC");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00 UTC");
     }
 
     #[test]

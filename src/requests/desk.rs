@@ -123,7 +123,7 @@ impl Desk {
         };
         // Counted for HR with the turn itself, so a redelivery is not counted twice.
         let unanswered = match reply.outcome {
-            Outcome::Declined => crate::unanswered::group_key(&msg.text),
+            Outcome::Declined => crate::domain::group_key(&msg.text),
             _ => None,
         };
         let committed = self
@@ -136,7 +136,7 @@ impl Desk {
                 messages: reply.messages,
                 request,
                 unanswered,
-                now_ms: super::now_ms(),
+                now_ms: crate::domain::now_ms(),
             })
             .await?;
         Ok((committed, reply.outcome, reply.lang))
@@ -149,13 +149,11 @@ mod tests {
 
     use super::*;
     use crate::corpus::KnowledgeBase;
+    use crate::domain::{MailState, NewRequest, RequestRecord, Session};
     use crate::engine::Engine;
     use crate::requests::{RequestForm, RequestSettings};
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{
-        Enqueued, Ledger, MailState, NewRequest, OutboxItem, PendingPhoto, PhotoJob, RequestRecord, Session,
-        SessionStore, Turn,
-    };
+    use crate::store::{Enqueued, Ledger, OutboxItem, PendingPhoto, PhotoJob, SessionStore, Turn};
 
     const USER: &str = "whatsapp:+33600000000";
 

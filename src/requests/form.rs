@@ -7,45 +7,13 @@
 //! and says what is expected; a draft idle longer than the configured time is dropped and
 //! the user told so.
 
-use serde::{Deserialize, Serialize};
-
-use super::{MAX_DETAILS_CHARS, RequestSettings, RequestType, clean_text, valid_name};
+use super::RequestSettings;
 use crate::dialog::{Outcome, Reply};
+use crate::domain::{
+    Draft, MAX_DETAILS_CHARS, MAX_NAME_CHARS, NewRequest, RequestType, Session, Step, TICKET_PLACEHOLDER,
+    clean_line, clean_text, valid_name,
+};
 use crate::engine::Lang;
-use crate::store::{NewRequest, Session, ledger::TICKET_PLACEHOLDER};
-
-/// Where a draft stands: the question the user was last asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    /// Which request type (a number).
-    Kind,
-    /// First name.
-    FirstName,
-    /// Last name.
-    LastName,
-    /// Optional details.
-    Details,
-    /// Yes or no to the summary.
-    Confirm,
-}
-
-/// A request being filled in; lives in the session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Draft {
-    /// The question on offer.
-    pub step: Step,
-    /// The chosen request type's id.
-    pub kind: Option<String>,
-    /// First name, cleaned.
-    pub first_name: Option<String>,
-    /// Last name, cleaned.
-    pub last_name: Option<String>,
-    /// Details, cleaned; `None` when skipped.
-    pub details: Option<String>,
-    /// When the user last answered, ms since the epoch.
-    pub touched_ms: i64,
-}
 
 /// A sentence in both languages.
 struct Bi(&'static str, &'static str);
@@ -234,7 +202,7 @@ impl RequestForm {
                 Some(e) => ASK_DETAILS_KNOWN
                     .get(lang)
                     .replace("{label}", label)
-                    .replace("{name}", &super::clean_line(&e.full_name(), 2 * super::MAX_NAME_CHARS + 1)),
+                    .replace("{name}", &clean_line(&e.full_name(), 2 * MAX_NAME_CHARS + 1)),
                 None => ASK_DETAILS.get(lang).to_owned(),
             },
             (Step::Confirm, Some(k)) => self.summary(session, draft, k, lang).messages.remove(0),
@@ -275,7 +243,7 @@ impl RequestForm {
                 draft.kind = Some(kind.id.clone());
                 if let Some(e) = &session.employee {
                     draft.step = Step::Details;
-                    let name = super::clean_line(&e.full_name(), 2 * super::MAX_NAME_CHARS + 1);
+                    let name = clean_line(&e.full_name(), 2 * MAX_NAME_CHARS + 1);
                     let text = ASK_DETAILS_KNOWN
                         .get(lang)
                         .replace("{label}", kind.label(lang))
@@ -343,10 +311,7 @@ impl RequestForm {
 
     fn names(session: &Session, draft: &Draft) -> (String, String) {
         match &session.employee {
-            Some(e) => (
-                super::clean_line(&e.first_name, super::MAX_NAME_CHARS),
-                super::clean_line(&e.last_name, super::MAX_NAME_CHARS),
-            ),
+            Some(e) => (clean_line(&e.first_name, MAX_NAME_CHARS), clean_line(&e.last_name, MAX_NAME_CHARS)),
             None => {
                 (draft.first_name.clone().unwrap_or_default(), draft.last_name.clone().unwrap_or_default())
             }
@@ -367,7 +332,7 @@ impl RequestForm {
     fn request(&self, session: &Session, draft: &Draft, kind: &RequestType, lang: Lang) -> NewRequest {
         let (first_name, last_name) = Self::names(session, draft);
         let e = session.employee.as_ref();
-        let clean = |s: &str| super::clean_line(s, 200);
+        let clean = |s: &str| clean_line(s, 200);
         NewRequest {
             kind: kind.id.clone(),
             kind_label: format!("{} / {}", kind.label_en, kind.label_fr),
@@ -401,7 +366,7 @@ impl RequestForm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::Employee;
+    use crate::domain::Employee;
 
     const T0: i64 = 1_795_089_600_000;
 

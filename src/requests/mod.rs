@@ -3,7 +3,8 @@
 //! and MessageSid — before the user is told anything.
 //!
 //! Owns what a user may type into a request and how it is cleaned: every user-provided
-//! field passes through [`clean_line`] or [`clean_text`] before it is stored, so no control
+//! field passes through [`clean_line`](crate::domain::clean_line) or
+//! [`clean_text`](crate::domain::clean_text) before it is stored, so no control
 //! character (CR/LF above all) ever reaches an e-mail header. Must not: send e-mail (that is
 //! [`crate::mail`]'s worker, reading the outbox) or speak HTTP.
 
@@ -11,41 +12,12 @@ pub mod desk;
 pub mod form;
 pub mod report;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub use desk::{Desk, DeskError, Handled};
-pub use form::{Draft, RequestForm, Step};
+pub use form::RequestForm;
 
-use crate::engine::Lang;
-
-/// The longest name part accepted, in characters.
-pub const MAX_NAME_CHARS: usize = 60;
-/// The longest details accepted, in characters.
-pub const MAX_DETAILS_CHARS: usize = 1000;
-
-/// A kind of request employees can make, and the service it goes to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequestType {
-    /// Stable id, stored with each request (`work-certificate`).
-    pub id: String,
-    /// Label in English.
-    pub label_en: String,
-    /// Label in French.
-    pub label_fr: String,
-    /// The service address the request is e-mailed to.
-    pub email: String,
-}
-
-impl RequestType {
-    /// The label in `lang`.
-    pub fn label(&self, lang: Lang) -> &str {
-        match lang {
-            Lang::En => &self.label_en,
-            Lang::Fr => &self.label_fr,
-        }
-    }
-}
+use crate::domain::RequestType;
 
 /// Settings of the request form (TOML `[requests]`, with `[[requests.types]]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -139,90 +111,10 @@ pub fn default_types() -> Vec<RequestType> {
     ]
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// One line of user text made safe for a header or a summary: every control character
-/// (CR, LF, tab, NUL…), line or paragraph separator and bidi override becomes a space,
-/// spaces collapse, the ends are trimmed, and the result is cut at `max` characters.
-pub fn clean_line(text: &str, max: usize) -> String {
-    let spaced: String = text.chars().map(|c| if is_unsafe(c) { ' ' } else { c }).collect();
-    spaced.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(max).collect()
-}
-
-/// Multi-line user text for an e-mail body: line breaks (CRLF, CR, LF) become `\n`, other
-/// unsafe characters become spaces, each line is trimmed, blank runs are squeezed and the
-/// result is cut at `max` characters.
-pub fn clean_text(text: &str, max: usize) -> String {
-    let unified = text.replace("\r\n", "\n").replace('\r', "\n");
-    let lines: Vec<String> = unified.split('\n').map(|l| clean_line(l, usize::MAX)).collect();
-    let mut out = String::new();
-    let mut blank = false;
-    for line in lines {
-        if line.is_empty() {
-            blank = !out.is_empty();
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(if blank { "\n\n" } else { "\n" });
-        }
-        blank = false;
-        out.push_str(&line);
-    }
-    out.chars().take(max).collect::<String>().trim_end().to_owned()
-}
-
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-}
-
-/// A name part as typed, cleaned; `None` when it is not a plausible name: empty, too long,
-/// without a letter, or with characters names do not have (digits, `@`, `:`, `<`…).
-pub fn valid_name(text: &str) -> Option<String> {
-    let name = clean_line(text, usize::MAX);
-    let ok = !name.is_empty()
-        && name.chars().count() <= MAX_NAME_CHARS
-        && name.chars().any(char::is_alphabetic)
-        && name.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '-' | '\'' | '’' | '.'));
-    ok.then_some(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn no_control_character_survives_a_line() {
-        assert_eq!(clean_line("Élodie\r\nBcc: x@evil.example", 100), "Élodie Bcc: x@evil.example");
-        assert_eq!(clean_line("  a\t\u{0}b\u{2028}c\u{202e} ", 100), "a b c");
-        assert_eq!(clean_line("abcdef", 3), "abc");
-        for c in (0u32..0x20).chain([0x7f, 0x85]).filter_map(char::from_u32) {
-            assert!(!clean_line(&format!("a{c}b"), 10).contains(c));
-        }
-    }
-
-    #[test]
-    fn text_keeps_its_lines_but_not_bare_carriage_returns() {
-        let t = clean_text("line one\r\nBcc: x@evil.example\r\r\n\n\nlast\u{7}", 1000);
-        assert_eq!(t, "line one\nBcc: x@evil.example\n\nlast");
-        assert!(!t.contains('\r'));
-    }
-
-    #[test]
-    fn names_are_letters_and_a_few_signs() {
-        assert_eq!(valid_name("  Élodie ").as_deref(), Some("Élodie"));
-        assert_eq!(valid_name("Jean-Pierre O'Neil").as_deref(), Some("Jean-Pierre O'Neil"));
-        assert_eq!(valid_name("Garçon\r\n").as_deref(), Some("Garçon"));
-        assert!(valid_name("Élodie\r\nBcc: x@evil.example").is_none());
-        assert!(valid_name("12345").is_none());
-        assert!(valid_name("").is_none());
-        assert!(valid_name(&"a".repeat(61)).is_none());
-    }
+    use crate::engine::Lang;
 
     #[test]
     fn types_mail_and_the_database_come_from_the_file_and_the_environment() {

@@ -3,8 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::mail::utc;
-use crate::store::{MailState, RequestRecord};
+use crate::domain::{MailState, RequestRecord, utc};
 
 /// Where the e-mail stands, in one phrase: `sent 2026-11-25 12:00 UTC (1 attempt)`,
 /// `queued (2 attempts)` or `dead: rejected for good (3 attempts)`.

@@ -45,12 +45,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::ledger::{
-    CommitReceiver, Committed, Enqueued, Ledger, MailState, NewRequest, OutboxItem, OwnedTurn, PendingPhoto,
-    PhotoJob, RequestRecord, TICKET_PLACEHOLDER, Turn,
+    CommitReceiver, Committed, Enqueued, Ledger, OutboxItem, OwnedTurn, PendingPhoto, PhotoJob, Turn,
 };
-use super::{Session, SessionStore, StoreError};
+use super::{SessionStore, StoreError};
+use crate::domain::{MailState, NewRequest, RequestRecord, Session, TICKET_PLACEHOLDER, Unanswered};
 use crate::engine::Lang;
-use crate::unanswered::Unanswered;
 
 mod checkpoint;
 mod sessions;
@@ -852,7 +851,7 @@ impl SessionStore for SqliteStore {
     fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
         // Outside a conversation turn (a badge identified): rare, and worth a flush.
         let data = serde_json::to_string(session).map_err(backend)?;
-        let now = crate::requests::now_ms();
+        let now = crate::domain::now_ms();
         let version = self.write(Sync::Full, |tx| {
             one(
                 tx,
@@ -1193,7 +1192,7 @@ impl Ledger for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Pending;
+    use crate::domain::Pending;
 
     fn request() -> NewRequest {
         NewRequest {

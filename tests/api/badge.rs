@@ -513,7 +513,7 @@ async fn a_photo_accepted_before_a_stop_is_answered_after_the_restart_and_a_day_
 
     // Meanwhile, a photo accepted more than a day ago and never answered.
     let store = wabot::store::SqliteStore::open(&db).unwrap();
-    let day_ago = wabot::requests::now_ms() - 25 * 3600 * 1000;
+    let day_ago = wabot::domain::now_ms() - 25 * 3600 * 1000;
     let old = wabot::store::PhotoJob {
         user: "whatsapp:+33699999999".to_owned(),
         bot: "whatsapp:+14155238886".to_owned(),

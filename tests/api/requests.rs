@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use wabot::channel::compute_signature;
-use wabot::directory::Employee;
+use wabot::domain::{Employee, MailState, Session};
 use wabot::mail::MailSettings;
 use wabot::store::sqlite::SqliteStore;
-use wabot::store::{Ledger, MailState, Session, SessionStore};
+use wabot::store::{Ledger, SessionStore};
 
 use crate::helpers::*;
 use crate::smtp::{SmtpSink, free_port};
@@ -88,7 +88,7 @@ async fn a_request_is_emailed_with_recipient_subject_ticket_and_the_utf8_name() 
     assert_eq!(sink.messages().len(), 1);
 }
 
-async fn wait_until_sent(app: &TestApp, ticket: &str) -> wabot::store::RequestRecord {
+async fn wait_until_sent(app: &TestApp, ticket: &str) -> wabot::domain::RequestRecord {
     let store = ledger(app);
     let start = std::time::Instant::now();
     loop {
@@ -350,7 +350,7 @@ async fn the_menu_offers_requests_as_its_last_entry() {
 fn types_to(destinations: &[(&str, &str)]) -> wabot::requests::RequestSettings {
     let types = destinations
         .iter()
-        .map(|(id, email)| wabot::requests::RequestType {
+        .map(|(id, email)| wabot::domain::RequestType {
             id: (*id).into(),
             label_en: format!("Request {id}"),
             label_fr: format!("Demande {id}"),
@@ -370,8 +370,8 @@ async fn wait_for_record(
     app: &TestApp,
     ticket: &str,
     within: Duration,
-    done: impl Fn(&wabot::store::RequestRecord) -> bool,
-) -> wabot::store::RequestRecord {
+    done: impl Fn(&wabot::domain::RequestRecord) -> bool,
+) -> wabot::domain::RequestRecord {
     let store = ledger(app);
     let start = std::time::Instant::now();
     loop {
