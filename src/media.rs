@@ -11,7 +11,7 @@
 //! - the account's credentials (HTTP Basic, `TWILIO_ACCOUNT_SID`:`TWILIO_AUTH_TOKEN`) go only
 //!   there;
 //! - redirects are followed by hand, never with the credentials, and only to the media CDN
-//!   hosts of [`MediaPolicy::redirect_hosts`] (by default [`TWILIO_MEDIA_HOSTS`]);
+//!   hosts of [`MediaPolicy::redirect_hosts`] (by default [`TWILIO_MEDIA_HOSTS`](crate::config::badge::TWILIO_MEDIA_HOSTS));
 //! - every address connected to must be public: names are resolved by [`PublicResolver`],
 //!   which refuses a name with any loopback, private, link-local, CGNAT, multicast,
 //!   reserved or IPv4-mapped address at connection time (so a name that changes its answer
@@ -45,12 +45,6 @@ pub const MAX_IMAGE_SIDE: u32 = 8192;
 pub const MAX_IMAGE_PIXELS: u64 = 40_000_000;
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 5;
-
-/// Where Twilio's media API redirects: its media CDN (`mms.twiliocdn.com` for accounts that
-/// require HTTP authentication on media, `media.twiliocdn.com`) and, for media stored before
-/// that setting, `s3-external-1.amazonaws.com`.
-pub const TWILIO_MEDIA_HOSTS: &[&str] =
-    &["mms.twiliocdn.com", "media.twiliocdn.com", "s3-external-1.amazonaws.com"];
 
 /// Why a photo could not be had.
 #[derive(Debug, Error)]
@@ -119,7 +113,10 @@ impl MediaPolicy {
             max_bytes: MAX_MEDIA_BYTES,
             timeout: Duration::from_secs(20),
             allow_http_loopback: false,
-            redirect_hosts: TWILIO_MEDIA_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+            redirect_hosts: crate::config::badge::TWILIO_MEDIA_HOSTS
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect(),
         }
     }
 }

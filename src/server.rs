@@ -32,11 +32,12 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::channel::{self, WebhookForm};
+use crate::config::LimitSettings;
 use crate::config::Settings;
 use crate::dialog::{Dialog, Incoming, Outcome, messages};
 use crate::engine::Lang;
 use crate::faq::Faq;
-use crate::limits::{LimitSettings, MAX_BODY_CHARS, SenderLimiter};
+use crate::limits::{MAX_BODY_CHARS, SenderLimiter};
 use crate::mail::{MailError, Outbox};
 use crate::metrics::{MessageOutcome, Metrics};
 use crate::requests::{Desk, RequestForm};

@@ -25,9 +25,9 @@
 //! | deliveries at once | `mail.max_concurrent` | `WABOT_MAIL_MAX_CONCURRENT` | `4` |
 //! | permanent rejections before the dead letter | `mail.max_permanent_failures` | `WABOT_MAIL_MAX_PERMANENT_FAILURES` | `3` |
 //! | SMTP credentials without TLS to a non-loopback host | `mail.allow_plaintext_auth` | `WABOT_SMTP_ALLOW_PLAINTEXT_AUTH` | `false` |
-//! | request types | `[[requests.types]]` | — | [`crate::requests::default_types`] |
+//! | request types | `[[requests.types]]` | — | [`requests::default_types`] |
 //! | request form idle expiry, seconds | `requests.idle_secs` | `WABOT_REQUEST_IDLE_SECS` | `1800` |
-//! | badge OCR | `[badge]` table | `WABOT_OCR*`, `WABOT_DIRECTORY`, `TWILIO_ACCOUNT_SID` | see [`crate::badge::BadgeSettings`] |
+//! | badge OCR | `[badge]` table | `WABOT_OCR*`, `WABOT_DIRECTORY`, `TWILIO_ACCOUNT_SID` | see [`BadgeSettings`] |
 //! | request timeout, ms | `limits.request_timeout_ms` | `WABOT_REQUEST_TIMEOUT_MS` | `10000` |
 //! | requests in flight before shedding (503) | `limits.max_in_flight` | `WABOT_MAX_IN_FLIGHT` | `1024` |
 //! | messages per sender per minute (0: off) | `limits.sender_per_minute` | `WABOT_SENDER_PER_MINUTE` | `30` |
@@ -36,12 +36,22 @@
 //! | open connections (0: the open-file limit less 256) | `limits.max_connections` | `WABOT_MAX_CONNECTIONS` | `0` |
 //! | log format (`human`, `json`) | `log_format` | `WABOT_LOG_FORMAT` | `human` |
 
+pub mod badge;
+pub mod limits;
+pub mod mail;
+pub mod requests;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use thiserror::Error;
+
+pub use badge::BadgeSettings;
+pub use limits::LimitSettings;
+pub use mail::MailSettings;
+pub use requests::RequestSettings;
 
 /// Names of the secrets that must never appear in a configuration file.
 const SECRET_KEYS: &[&str] = &[
@@ -144,13 +154,13 @@ pub struct Settings {
     /// The SQLite database: sessions, requests, the e-mail outbox, processed MessageSids.
     pub db: PathBuf,
     /// E-mail delivery of requests.
-    pub mail: crate::mail::MailSettings,
+    pub mail: MailSettings,
     /// The request form and its types.
-    pub requests: crate::requests::RequestSettings,
-    /// Badge OCR (`[badge]` in the file; see [`crate::badge::BadgeSettings`]).
-    pub badge: crate::badge::BadgeSettings,
+    pub requests: RequestSettings,
+    /// Badge OCR (`[badge]` in the file; see [`BadgeSettings`]).
+    pub badge: BadgeSettings,
     /// Timeout, load shedding, per-sender rate limit.
-    pub limits: crate::limits::LimitSettings,
+    pub limits: LimitSettings,
     /// How log lines are written.
     pub log_format: crate::telemetry::LogFormat,
 }
@@ -170,10 +180,10 @@ impl Default for Settings {
             faq_journal: PathBuf::from("data/faq-journal.jsonl"),
             corpus_poll_secs: 5,
             db: PathBuf::from("data/wabot.db"),
-            mail: crate::mail::MailSettings::default(),
-            requests: crate::requests::RequestSettings::default(),
-            badge: crate::badge::BadgeSettings::default(),
-            limits: crate::limits::LimitSettings::default(),
+            mail: MailSettings::default(),
+            requests: RequestSettings::default(),
+            badge: BadgeSettings::default(),
+            limits: LimitSettings::default(),
             log_format: crate::telemetry::LogFormat::default(),
         }
     }
@@ -191,10 +201,10 @@ struct FileSettings {
     faq_journal: Option<PathBuf>,
     corpus_poll_secs: Option<u64>,
     db: Option<PathBuf>,
-    mail: Option<crate::mail::MailFile>,
-    requests: Option<crate::requests::RequestsFile>,
-    badge: Option<crate::badge::BadgeFile>,
-    limits: Option<crate::limits::LimitsFile>,
+    mail: Option<mail::MailFile>,
+    requests: Option<requests::RequestsFile>,
+    badge: Option<badge::BadgeFile>,
+    limits: Option<limits::LimitsFile>,
     log_format: Option<String>,
 }
 
@@ -333,7 +343,7 @@ impl Settings {
         if self.faq_journal.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("faq_journal must be a file path".into()));
         }
-        self.mail.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.mail.validate().map_err(ConfigError::Invalid)?;
         self.requests.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {

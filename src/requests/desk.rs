@@ -148,10 +148,11 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::config::RequestSettings;
     use crate::corpus::KnowledgeBase;
     use crate::domain::{MailState, NewRequest, RequestRecord, Session};
     use crate::engine::Engine;
-    use crate::requests::{RequestForm, RequestSettings};
+    use crate::requests::RequestForm;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{Enqueued, Ledger, OutboxItem, PendingPhoto, PhotoJob, SessionStore, Turn};
 

@@ -54,13 +54,13 @@ pub struct Options {
     /// The database; `None` for a fresh one in a temporary directory.
     pub db: Option<PathBuf>,
     /// E-mail settings (no SMTP URL: mail off).
-    pub mail: wabot::mail::MailSettings,
+    pub mail: wabot::config::MailSettings,
     /// The request form's settings.
-    pub requests: wabot::requests::RequestSettings,
+    pub requests: wabot::config::RequestSettings,
     /// Badge OCR: builds the desk over the app's session store (see `badge.rs`).
     pub badges: Option<BuildDesk>,
     /// Timeout, load shedding, per-sender rate limit (the production defaults).
-    pub limits: wabot::limits::LimitSettings,
+    pub limits: wabot::config::LimitSettings,
 }
 
 impl Default for Options {
@@ -74,10 +74,10 @@ impl Default for Options {
             journal: None,
             max_body_bytes: 64 * 1024,
             db: None,
-            mail: wabot::mail::MailSettings::default(),
-            requests: wabot::requests::RequestSettings::default(),
+            mail: wabot::config::MailSettings::default(),
+            requests: wabot::config::RequestSettings::default(),
             badges: None,
-            limits: wabot::limits::LimitSettings::default(),
+            limits: wabot::config::LimitSettings::default(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wabot::channel::compute_signature;
-use wabot::limits::LimitSettings;
+use wabot::config::LimitSettings;
 
 use crate::helpers::*;
 

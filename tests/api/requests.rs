@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use wabot::channel::compute_signature;
+use wabot::config::MailSettings;
 use wabot::domain::{Employee, MailState, Session};
-use wabot::mail::MailSettings;
 use wabot::store::sqlite::SqliteStore;
 use wabot::store::{Ledger, SessionStore};
 
@@ -347,7 +347,7 @@ async fn the_menu_offers_requests_as_its_last_entry() {
 }
 
 /// Request types whose e-mails go to `(id, address)` each, in menu order.
-fn types_to(destinations: &[(&str, &str)]) -> wabot::requests::RequestSettings {
+fn types_to(destinations: &[(&str, &str)]) -> wabot::config::RequestSettings {
     let types = destinations
         .iter()
         .map(|(id, email)| wabot::domain::RequestType {
@@ -357,7 +357,7 @@ fn types_to(destinations: &[(&str, &str)]) -> wabot::requests::RequestSettings {
             email: (*email).into(),
         })
         .collect();
-    wabot::requests::RequestSettings { types, ..wabot::requests::RequestSettings::default() }
+    wabot::config::RequestSettings { types, ..wabot::config::RequestSettings::default() }
 }
 
 /// Files a request of the `n`th type (1-based); its ticket.
@@ -427,7 +427,7 @@ async fn one_stalled_destination_does_not_delay_another_destinations_mail() {
     let mail = MailSettings { timeout_secs: 60, ..mail_to(sink.url()) };
     let requests = types_to(&[("stuck", "desk@stall.example"), ("certificate", "hr@example.com")]);
     // Two requests from one sender are twelve messages: more than a sender's burst.
-    let limits = wabot::limits::LimitSettings { sender_per_minute: 0, ..Default::default() };
+    let limits = wabot::config::LimitSettings { sender_per_minute: 0, ..Default::default() };
     let app = spawn_with(Options { mail, requests, limits, ..Options::default() }).await;
 
     let stuck = file_request(&app, 1).await;
@@ -453,7 +453,7 @@ async fn a_permanent_rejection_is_dead_lettered_after_the_configured_number_of_a
     let mail = MailSettings { max_permanent_failures: 3, ..mail_to(sink.url()) };
     let requests = types_to(&[("gone", "nobody@gone.example"), ("certificate", "hr@example.com")]);
     // Two requests from one sender are twelve messages: more than a sender's burst.
-    let limits = wabot::limits::LimitSettings { sender_per_minute: 0, ..Default::default() };
+    let limits = wabot::config::LimitSettings { sender_per_minute: 0, ..Default::default() };
     let app = spawn_with(Options { mail, requests, limits, ..Options::default() }).await;
 
     let ticket = file_request(&app, 1).await;
