@@ -210,7 +210,7 @@ pub struct BadgeDesk {
     directory: Arc<Directory>,
     store: Durable,
     /// Where OCR durations are recorded, once the server has set it.
-    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
+    metrics: std::sync::OnceLock<Arc<crate::telemetry::metrics::Metrics>>,
     /// The photos being read and sent, and the resumption: stopped with the server.
     tasks: Mutex<tokio::task::JoinSet<()>>,
 }
@@ -248,7 +248,7 @@ impl BadgeDesk {
     }
 
     /// Records each photo's reading time in `metrics` (`wabot_ocr_seconds`).
-    pub fn record_to(&self, metrics: Arc<crate::metrics::Metrics>) {
+    pub fn record_to(&self, metrics: Arc<crate::telemetry::metrics::Metrics>) {
         let _ = self.metrics.set(metrics);
     }
 

@@ -70,7 +70,6 @@ pub mod faq;
 pub mod limits;
 pub mod mail;
 pub mod media;
-pub mod metrics;
 pub mod ocr;
 pub mod requests;
 pub mod semantic_models;

@@ -23,7 +23,7 @@ use tower::ServiceBuilder;
 
 use crate::config::LimitSettings;
 use crate::config::limits::RESERVED_FDS;
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// What Twilio accepts in one WhatsApp message body; a longer one is answered politely
 /// instead of being matched.

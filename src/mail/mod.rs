@@ -130,7 +130,7 @@ pub struct Outbox {
     from: Mailbox,
     reply_to: Option<Mailbox>,
     wakeup: Arc<Notify>,
-    metrics: Option<Arc<crate::metrics::Metrics>>,
+    metrics: Option<Arc<crate::telemetry::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -178,7 +178,7 @@ impl Outbox {
     }
 
     /// Counts deliveries and failed attempts in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
     }

@@ -11,6 +11,8 @@
 //! runs the e-mail outbox worker beside the HTTP server; the webhook's turns go through
 //! [`Desk`] (deduplication by MessageSid, commit before reply).
 
+mod metrics;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,10 +41,10 @@ use crate::engine::Lang;
 use crate::faq::Faq;
 use crate::limits::{MAX_BODY_CHARS, SenderLimiter};
 use crate::mail::{MailError, Outbox};
-use crate::metrics::{MessageOutcome, Metrics};
 use crate::requests::{Desk, RequestForm};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Durable, StoreError};
+use crate::telemetry::metrics::{MessageOutcome, Metrics};
 
 /// The blocking pool's bound for `wabot serve`: the store's callers plus a margin for
 /// reloads and badge reading's few store calls. Tokio's default (512) let a 10-minute soak
@@ -355,7 +357,7 @@ pub fn router(
     };
     let mut router =
         Router::new().route("/bot", post(webhook)).route("/healthz", get(healthz)).with_state(state);
-    router = router.merge(crate::metrics::router(Arc::clone(&metrics), store.clone()));
+    router = router.merge(metrics::router(Arc::clone(&metrics), store.clone()));
     if let Some(token) = &settings.admin_token {
         router = router.merge(crate::admin::router(faq, token));
         router = router.merge(crate::unanswered::router(store, token));

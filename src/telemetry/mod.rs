@@ -4,6 +4,8 @@
 //! Each webhook message runs in a `message` span carrying its MessageSid and the masked
 //! sender (see [`crate::server`]); what the user typed is never logged.
 
+pub mod metrics;
+
 use std::str::FromStr;
 
 /// How log lines are written.

@@ -5,23 +5,14 @@
 //! several servers in one process see only their own counts. Handles are cheap to clone;
 //! recording is lock-free. Holds counts and durations only, never a message or a number.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, linear_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::dialog::Outcome;
-use crate::store::Durable;
 
 /// The content type of the OpenMetrics text format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -68,19 +59,6 @@ impl MessageOutcome {
             MessageOutcome::TooLong => "too_long",
             MessageOutcome::Error => "error",
             MessageOutcome::Badge => "badge",
-        }
-    }
-}
-
-impl From<&Outcome> for MessageOutcome {
-    fn from(o: &Outcome) -> Self {
-        match o {
-            Outcome::Answered { .. } => MessageOutcome::Answered,
-            Outcome::Declined => MessageOutcome::Declined,
-            Outcome::Suggested => MessageOutcome::Suggested,
-            Outcome::Request => MessageOutcome::Request,
-            Outcome::RequestSubmitted(_) => MessageOutcome::RequestSubmitted,
-            Outcome::Greeting | Outcome::Menu | Outcome::Other => MessageOutcome::Other,
         }
     }
 }
@@ -243,31 +221,6 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-}
-
-#[derive(Clone)]
-struct MetricsState {
-    metrics: Arc<Metrics>,
-    store: Durable,
-}
-
-/// `GET /metrics`; the outbox depth and dead letters are read from the store at each scrape.
-pub fn router(metrics: Arc<Metrics>, store: Durable) -> Router {
-    Router::new().route("/metrics", get(scrape)).with_state(MetricsState { metrics, store })
-}
-
-async fn scrape(State(state): State<MetricsState>) -> Response {
-    match state.store.run(|s| s.outbox_depth()).await {
-        Ok(Some(depth)) => state.metrics.set_outbox_depth(depth),
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox depth"),
-    }
-    match state.store.run(|s| s.dead_mail()).await {
-        Ok(Some(dead)) => state.metrics.set_outbox_dead(dead),
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the dead letters"),
-    }
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.encode()).into_response()
 }
 
 #[cfg(test)]
