@@ -54,12 +54,13 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod admin;
 pub mod badge;
 pub mod channel;
 pub mod chat;
+pub mod cli;
 pub mod config;
 pub mod corpus;
+pub mod desk;
 pub mod dialog;
 pub mod directory;
 pub mod domain;
@@ -67,18 +68,15 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod faq;
-pub mod limits;
 pub mod mail;
 pub mod media;
 pub mod ocr;
-pub mod requests;
 pub mod semantic_models;
 pub mod server;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;
 pub mod twilio_rest;
-pub mod unanswered;
 pub mod vector_cache;
 
 pub use error::{Error, Result};

@@ -98,7 +98,7 @@ enum Command {
     /// The most frequent questions the FAQ could not answer (from WABOT_DB).
     Unanswered {
         /// How many.
-        #[arg(long, default_value_t = wabot::unanswered::DEFAULT_LIMIT)]
+        #[arg(long, default_value_t = wabot::domain::unanswered::DEFAULT_LIMIT)]
         limit: usize,
         /// One JSON object per line.
         #[arg(long)]
@@ -201,13 +201,13 @@ fn unanswered(settings: &Settings, limit: usize, json: bool) -> anyhow::Result<(
             println!("{}", serde_json::to_string(r)?);
         }
     } else {
-        print!("{}", wabot::unanswered::report(&rows));
+        print!("{}", wabot::cli::unanswered::report(&rows));
     }
     Ok(())
 }
 
 fn requests(settings: &Settings, action: RequestsAction) -> anyhow::Result<()> {
-    use wabot::requests::report;
+    use wabot::cli::requests as report;
     use wabot::store::Ledger;
     if !settings.db.exists() {
         bail!("no database at {} (set WABOT_DB): no request was ever stored there", settings.db.display());
@@ -280,7 +280,7 @@ fn serve(
     let faq = Arc::new(Faq::open(options, Arc::new(MemoryStore::default())).context("loading the FAQ")?);
     let entries = faq.engine().len();
     // Before anything opens files: the connection cap is sized from the raised limit.
-    match wabot::limits::raise_fd_limit() {
+    match wabot::server::limits::raise_fd_limit() {
         Ok((before, after)) if after > before => tracing::info!(before, after, "open-file limit raised"),
         Ok((_, limit)) => tracing::info!(limit, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),

@@ -11,15 +11,18 @@
 
 pub mod messages;
 
+pub mod form;
+
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use thiserror::Error;
 
+pub use form::RequestForm;
+
 use crate::corpus::{Category, KnowledgeBase};
 use crate::domain::{NewRequest, Pending, Session, now_ms};
 use crate::engine::{Engine, FaqEntry, Lang};
-use crate::requests::RequestForm;
 use crate::store::{SessionStore, StoreError};
 use messages as msg;
 
@@ -59,9 +62,9 @@ pub enum Outcome {
     Declined,
     /// Small talk, language switch, empty message.
     Other,
-    /// A step of the request form (see [`crate::requests::form`]).
+    /// A step of the request form (see [`form`]).
     Request,
-    /// The user confirmed a request: it must be committed (see [`crate::requests::Desk`])
+    /// The user confirmed a request: it must be committed (see [`crate::desk::Desk`])
     /// before the reply, which holds the ticket placeholder, is sent.
     RequestSubmitted(Box<NewRequest>),
 }
@@ -155,7 +158,7 @@ impl Dialog {
     }
 
     /// Turns the request form on (`request`/`demande`, and an entry at the end of the menu)
-    /// or off. Submitting needs a [`crate::requests::Desk`] to commit the request.
+    /// or off. Submitting needs a [`crate::desk::Desk`] to commit the request.
     pub fn set_requests(&self, form: Option<Arc<RequestForm>>) {
         self.requests.store(form);
     }

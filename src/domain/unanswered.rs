@@ -9,6 +9,8 @@ pub const MAX_KEY_CHARS: usize = 200;
 
 /// Digit runs at least this long (phone, account, badge numbers) are replaced by `#`.
 const MAX_KEPT_DIGITS: usize = 4;
+/// Rows listed when no limit is given.
+pub const DEFAULT_LIMIT: usize = 50;
 
 /// A declined question and how often it was asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -11,6 +11,8 @@
 //! runs the e-mail outbox worker beside the HTTP server; the webhook's turns go through
 //! [`Desk`] (deduplication by MessageSid, commit before reply).
 
+pub mod admin;
+pub mod limits;
 mod metrics;
 
 use std::future::Future;
@@ -36,15 +38,16 @@ use tracing::Instrument;
 use crate::channel::{self, WebhookForm};
 use crate::config::LimitSettings;
 use crate::config::Settings;
+use crate::desk::Desk;
+use crate::dialog::RequestForm;
 use crate::dialog::{Dialog, Incoming, Outcome, messages};
 use crate::engine::Lang;
 use crate::faq::Faq;
-use crate::limits::{MAX_BODY_CHARS, SenderLimiter};
 use crate::mail::{MailError, Outbox};
-use crate::requests::{Desk, RequestForm};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Durable, StoreError};
 use crate::telemetry::metrics::{MessageOutcome, Metrics};
+use limits::{MAX_BODY_CHARS, SenderLimiter};
 
 /// The blocking pool's bound for `wabot serve`: the store's callers plus a margin for
 /// reloads and badge reading's few store calls. Tokio's default (512) let a 10-minute soak
@@ -359,11 +362,11 @@ pub fn router(
         Router::new().route("/bot", post(webhook)).route("/healthz", get(healthz)).with_state(state);
     router = router.merge(metrics::router(Arc::clone(&metrics), store.clone()));
     if let Some(token) = &settings.admin_token {
-        router = router.merge(crate::admin::router(faq, token));
-        router = router.merge(crate::unanswered::router(store, token));
+        router = router.merge(admin::router(faq, token));
+        router = router.merge(admin::unanswered_router(store, token));
     }
     let limited = router.layer(DefaultBodyLimit::max(settings.max_body_bytes));
-    crate::limits::apply(limited, &settings.limits, metrics)
+    limits::apply(limited, &settings.limits, metrics)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

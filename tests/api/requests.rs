@@ -405,7 +405,7 @@ async fn a_server_that_accepts_and_never_greets_costs_a_timed_out_attempt_then_t
     assert_eq!(failed.mail, MailState::Queued);
     let error = failed.last_error.clone().unwrap_or_default();
     assert!(error.contains("timed out"), "{error}");
-    let report = wabot::requests::report::show(&failed);
+    let report = wabot::cli::requests::show(&failed);
     assert!(report.contains("queued (1 attempt)") && report.contains("timed out"), "{report}");
 
     // A healthy relay takes over the address.
@@ -462,9 +462,9 @@ async fn a_permanent_rejection_is_dead_lettered_after_the_configured_number_of_a
     assert_eq!(dead.next_attempt_ms, None);
     let error = dead.last_error.clone().unwrap_or_default();
     assert!(error.contains("550"), "{error}");
-    assert!(wabot::requests::report::mail_status(&dead).starts_with("dead"), "{dead:?}");
+    assert!(wabot::cli::requests::mail_status(&dead).starts_with("dead"), "{dead:?}");
     assert!(
-        wabot::requests::report::list(std::slice::from_ref(&dead))
+        wabot::cli::requests::list(std::slice::from_ref(&dead))
             .contains("dead: rejected for good (3 attempts)")
     );
 

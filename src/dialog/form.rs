@@ -7,8 +7,8 @@
 //! and says what is expected; a draft idle longer than the configured time is dropped and
 //! the user told so.
 
+use super::{Outcome, Reply};
 use crate::config::RequestSettings;
-use crate::dialog::{Outcome, Reply};
 use crate::domain::{
     Draft, MAX_DETAILS_CHARS, MAX_NAME_CHARS, NewRequest, RequestType, Session, Step, TICKET_PLACEHOLDER,
     clean_line, clean_text, valid_name,

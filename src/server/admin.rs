@@ -24,13 +24,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
@@ -38,6 +39,7 @@ use thiserror::Error;
 
 use crate::engine::FaqEntry;
 use crate::faq::{Faq, FaqError, Stored};
+use crate::store::Durable;
 
 /// An entry id from the path, checked against [`crate::engine::valid_id`].
 struct EntryId(String);
@@ -187,7 +189,7 @@ async fn get_one(State(faq): State<Arc<Faq>>, EntryId(id): EntryId) -> Response 
 
 async fn put(State(faq): State<Arc<Faq>>, EntryId(id): EntryId, headers: HeaderMap, body: Bytes) -> Response {
     let stored = async {
-        if !crate::server::has_media_type(&headers, "application/json") {
+        if !super::has_media_type(&headers, "application/json") {
             return Err(AdminError::ContentType);
         }
         let entry = parse_entry(&id, &body)?;
@@ -248,6 +250,27 @@ fn parse_entry(path_id: &str, body: &[u8]) -> Result<FaqEntry, AdminError> {
         serde_json::from_value(Value::Object(object)).map_err(|e| bad(format!("not a FAQ entry: {e}")))?;
     entry.validate().map_err(|e| bad(e.to_string()))?;
     Ok(entry)
+}
+
+#[derive(Deserialize)]
+struct UnansweredQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /admin/unanswered?limit=N`, behind the admin bearer token.
+pub fn unanswered_router(store: Durable, token: &SecretString) -> Router {
+    let routes = Router::new().route("/admin/unanswered", get(list_unanswered)).with_state(Arc::new(store));
+    protect(routes, token)
+}
+async fn list_unanswered(State(store): State<Arc<Durable>>, Query(q): Query<UnansweredQuery>) -> Response {
+    let limit = q.limit.unwrap_or(crate::domain::unanswered::DEFAULT_LIMIT).min(1000);
+    match store.run(move |s| s.unanswered(limit)).await {
+        Ok(rows) => axum::Json(rows).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list unanswered questions");
+            (StatusCode::INTERNAL_SERVER_ERROR, "storage error").into_response()
+        }
+    }
 }
 
 #[cfg(test)]

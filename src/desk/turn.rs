@@ -150,9 +150,9 @@ mod tests {
     use super::*;
     use crate::config::RequestSettings;
     use crate::corpus::KnowledgeBase;
+    use crate::dialog::RequestForm;
     use crate::domain::{MailState, NewRequest, RequestRecord, Session};
     use crate::engine::Engine;
-    use crate::requests::RequestForm;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{Enqueued, Ledger, OutboxItem, PendingPhoto, PhotoJob, SessionStore, Turn};
 
