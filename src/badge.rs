@@ -7,10 +7,10 @@
 //! answer "Reading your badge…" before the webhook returns that answer; a redelivery of the
 //! same MessageSid finds the claim and gets the same answer, with no second job. The rest
 //! runs in the background, since OCR may take longer than Twilio waits for a webhook:
-//! download the photo ([`media`](crate::media)), decode and read it on the OCR pool
+//! download the photo ([`media`](crate::channel::twilio::media)), decode and read it on the OCR pool
 //! ([`ocr`](crate::ocr)), look the ID up in the employee [`Directory`], remember the employee
 //! in the user's session, and send the result through Twilio's REST API
-//! ([`twilio_rest`](crate::twilio_rest)).
+//! ([`rest`](crate::channel::twilio::rest)).
 //!
 //! A job is done, and forgotten, once its result was sent or never can be (Twilio refused
 //! the message). Until then it is pending in the store: on shutdown the photos being read or
@@ -32,17 +32,17 @@ use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
+use crate::channel::twilio::media::{self, MediaError, MediaFetcher, MediaPolicy};
+use crate::channel::twilio::rest::{RestConfig, RestSender};
 use crate::config::{BadgeSettings, ConfigError};
 use crate::directory::{Directory, DirectoryError};
 use crate::domain::Employee;
 use crate::engine::Lang;
-use crate::media::{self, MediaError, MediaFetcher, MediaPolicy};
 use crate::ocr::pool::Slot;
 use crate::ocr::{
     self, BadgeReader, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrParams, OcrPool, PoolError,
 };
 use crate::store::{Durable, Enqueued, Ledger, OwnedTurn, PendingPhoto, PhotoJob, StoreError};
-use crate::twilio_rest::{RestConfig, RestSender};
 
 /// The example directory matching the badges in `tests/data/badges/`, used when no
 /// directory is configured so the demo works out of the box.
@@ -171,7 +171,7 @@ pub struct PhotoMessage {
     /// `MessageSid`: the deduplication key, and the logs'.
     pub message_sid: Option<String>,
     /// The first attachment.
-    pub media: crate::channel::Media,
+    pub media: crate::channel::twilio::Media,
 }
 
 /// The webhook's answer to a photo.

@@ -65,18 +65,13 @@ pub mod dialog;
 pub mod directory;
 pub mod domain;
 pub mod engine;
-pub mod error;
 pub mod eval;
 pub mod faq;
 pub mod mail;
-pub mod media;
 pub mod ocr;
 pub mod semantic_models;
 pub mod server;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;
-pub mod twilio_rest;
 pub mod vector_cache;
-
-pub use error::{Error, Result};

@@ -511,8 +511,8 @@ fn ocr(
     for path in images {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let started = std::time::Instant::now();
-        let image =
-            wabot::media::decode_image(&bytes).with_context(|| format!("decoding {}", path.display()))?;
+        let image = wabot::channel::twilio::media::decode_image(&bytes)
+            .with_context(|| format!("decoding {}", path.display()))?;
         let text = reader.read_badge(&image)?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if json {

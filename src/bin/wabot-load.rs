@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wabot::channel::{WebhookForm, compute_signature};
+use wabot::channel::twilio::{WebhookForm, compute_signature};
 
 /// Questions the FAQ declines, so the load is not all answers.
 const OFF_TOPIC: &[&str] = &["Who will win the football world cup?", "Quel temps fera-t-il demain ?"];

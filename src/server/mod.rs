@@ -35,10 +35,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::channel::{self, WebhookForm};
+use crate::channel::twilio::{self as channel, WebhookForm};
 use crate::config::LimitSettings;
 use crate::config::Settings;
 use crate::desk::Desk;
+use crate::desk::limits::{MAX_BODY_CHARS, SenderLimiter};
 use crate::dialog::RequestForm;
 use crate::dialog::{Dialog, Incoming, Outcome, messages};
 use crate::engine::Lang;
@@ -47,7 +48,6 @@ use crate::mail::{MailError, Outbox};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Durable, StoreError};
 use crate::telemetry::metrics::{MessageOutcome, Metrics};
-use limits::{MAX_BODY_CHARS, SenderLimiter};
 
 /// The blocking pool's bound for `wabot serve`: the store's callers plus a margin for
 /// reloads and badge reading's few store calls. Tokio's default (512) let a 10-minute soak
@@ -339,7 +339,7 @@ fn desk_over(
 
 /// The application's routes, `/metrics` included; `/admin` only when `settings.admin_token`
 /// is set; photos of badges go to `badges`, when given. Every route is behind the
-/// [`crate::limits`] layers.
+/// [`limits`] layers.
 pub fn router(
     settings: &Settings,
     faq: Arc<Faq>,
@@ -446,7 +446,7 @@ fn check_signature(state: &AppState, headers: &HeaderMap, form: &WebhookForm) ->
 async fn turn(
     state: &AppState,
     form: &WebhookForm,
-    media: Option<crate::channel::Media>,
+    media: Option<channel::Media>,
 ) -> (MessageOutcome, Vec<String>) {
     let from = form.from().unwrap_or_default();
     let refusal = if state.limiter.as_ref().is_some_and(|l| !l.allow(from, form.message_sid())) {

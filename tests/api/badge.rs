@@ -17,14 +17,14 @@ use image::RgbImage;
 use reqwest::Url;
 use secrecy::SecretString;
 use wabot::badge::{BadgeDesk, EXAMPLE_DIRECTORY};
-use wabot::channel::WebhookForm;
+use wabot::channel::twilio::WebhookForm;
+use wabot::channel::twilio::media::{MediaFetcher, MediaPolicy};
+use wabot::channel::twilio::rest::{RestConfig, RestSender};
 use wabot::directory::Directory;
-use wabot::media::{MediaFetcher, MediaPolicy};
 use wabot::ocr::{
     BadgeReader, BadgeText, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrPool, TextLine,
 };
 use wabot::store::{Ledger, SessionStore};
-use wabot::twilio_rest::{RestConfig, RestSender};
 
 use crate::helpers::*;
 

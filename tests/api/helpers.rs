@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use secrecy::SecretString;
 use tokio::sync::oneshot;
 use wabot::badge::BadgeDesk;
-use wabot::channel::{WebhookForm, compute_signature};
+use wabot::channel::twilio::{WebhookForm, compute_signature};
 use wabot::config::Settings;
 use wabot::corpus::KnowledgeBase;
 use wabot::faq::{Faq, FaqOptions};

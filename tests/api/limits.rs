@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wabot::channel::compute_signature;
+use wabot::channel::twilio::compute_signature;
 use wabot::config::LimitSettings;
 
 use crate::helpers::*;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use secrecy::SecretString;
-use wabot::channel::compute_signature;
+use wabot::channel::twilio::compute_signature;
 use wabot::config::MailSettings;
 use wabot::domain::{Employee, MailState, Session};
 use wabot::store::sqlite::SqliteStore;
@@ -231,7 +231,7 @@ async fn header_injection_attempts_in_every_field_add_no_header_and_no_recipient
                 *v = "Mallory\r\nBcc: attacker@evil.example".into();
             }
         }
-        wabot::channel::WebhookForm::from_pairs(pairs)
+        wabot::channel::twilio::WebhookForm::from_pairs(pairs)
     };
     let mut last = String::new();
     for text in [

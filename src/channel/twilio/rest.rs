@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::channel::{MAX_MESSAGE_CHARS, split_message};
+use super::{MAX_MESSAGE_CHARS, split_message};
 
 /// Why a message was not sent.
 #[derive(Debug, Error)]
