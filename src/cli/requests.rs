@@ -3,7 +3,11 @@
 
 use std::fmt::Write;
 
+use std::path::Path;
+
+use super::CliError;
 use crate::domain::{MailState, RequestRecord, utc};
+use crate::store::Ledger;
 
 /// Where the e-mail stands, in one phrase: `sent 2026-11-25 12:00 UTC (1 attempt)`,
 /// `queued (2 attempts)` or `dead: rejected for good (3 attempts)`.
@@ -73,4 +77,31 @@ pub fn show(r: &RequestRecord) -> String {
         field("last error", e);
     }
     out
+}
+
+/// `wabot requests list`: the latest `limit` requests of the database at `db`, newest first,
+/// as a table or one JSON object per line.
+pub fn run_list(db: &Path, limit: usize, json: bool, out: &mut impl std::io::Write) -> Result<(), CliError> {
+    let store = super::open_existing(db, "request")?;
+    let records = store.requests(limit)?;
+    if json {
+        for r in &records {
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
+        }
+    } else {
+        write!(out, "{}", list(&records))?;
+    }
+    Ok(())
+}
+
+/// `wabot requests show`: one request by ticket, as text or pretty JSON.
+pub fn run_show(db: &Path, ticket: &str, json: bool, out: &mut impl std::io::Write) -> Result<(), CliError> {
+    let store = super::open_existing(db, "request")?;
+    let Some(r) = store.request(ticket)? else { return Err(CliError::NoRequest(ticket.to_owned())) };
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+    } else {
+        write!(out, "{}", show(&r))?;
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@ use wabot::channel::twilio::{WebhookForm, compute_signature};
 use wabot::config::Settings;
 use wabot::corpus::KnowledgeBase;
 use wabot::faq::{Faq, FaqOptions};
-use wabot::server::Server;
+use wabot::startup::Application;
 use wabot::store::{Ledger, MemoryStore, SqliteStore};
 
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
@@ -113,18 +113,21 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         None => Faq::open(options, Arc::new(MemoryStore::default())),
     };
     let faq = Arc::new(faq.expect("the FAQ loads"));
-    let store = wabot::server::open_store(&settings).await.expect("the database opens");
-    let badges = opts.badges.map(|build| Arc::new(build(store.clone())));
-    let server = Server::bind_with(&settings, Arc::clone(&faq), store.clone(), badges).await.expect("bind");
-    let addr = server.local_addr();
+    let badges = opts.badges;
+    let app = Application::build_with(settings, Arc::clone(&faq), move |_, store| {
+        Ok(badges.map(|build| build(store)))
+    })
+    .await
+    .expect("the application starts");
+    let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
+    let store = Arc::clone(app.store());
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(async move {
-        server
-            .run(async move {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("the server runs");
+        app.run_until_stopped(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("the server runs");
     });
     TestApp {
         addr,

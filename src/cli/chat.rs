@@ -1,13 +1,17 @@
 //! `wabot chat`: the same dialog as the webhook, in a terminal, with no network.
 //!
-//! The binary runs each line through the same turn as the webhook (the durable store, the
+//! [`start`] runs each line through the same turn as the webhook (the durable store, the
 //! request form, the e-mail outbox); [`run`] only handles the terminal.
 
 use std::io::{self, BufRead, Write};
+use std::sync::Arc;
 
-#[cfg(doc)]
-use crate::dialog::Dialog;
-use crate::dialog::Incoming;
+use super::CliError;
+use crate::config::Settings;
+use crate::corpus::KnowledgeBase;
+use crate::dialog::{Dialog, Incoming};
+use crate::engine::Engine;
+use crate::store::MemoryStore;
 
 /// The user key a terminal conversation runs under.
 pub const CHAT_USER: &str = "terminal";
@@ -45,6 +49,23 @@ pub fn run<E: std::fmt::Display>(
         output.flush()?;
     }
     writeln!(output)?;
+    Ok(())
+}
+
+/// `wabot chat`: the terminal conversation over `engine`, through the same turns as the
+/// webhook — requests filed here are stored in `settings.db` and e-mailed like any other.
+pub fn start(settings: &Settings, kb: Arc<KnowledgeBase>, engine: Arc<Engine>) -> Result<(), CliError> {
+    let dialog = Arc::new(Dialog::new(kb, Arc::clone(&engine), Arc::new(MemoryStore::default())));
+    if let Some(dir) = settings.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| CliError::Create { path: dir.to_owned(), source })?;
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+    let (desk, outbox) = runtime.block_on(crate::server::open_desk(settings, dialog))?;
+    if let Some(outbox) = outbox {
+        runtime.spawn(outbox.run());
+    }
+    let respond = |msg| runtime.block_on(desk.handle(msg, None)).map(|h| h.messages);
+    run(engine.len(), respond, io::stdin().lock(), io::stdout().lock())?;
     Ok(())
 }
 
