@@ -23,23 +23,22 @@
 //! | | [`eval`] | Accuracy of the engine on a labelled query set, or on the FAQ's own questions. |
 //! | conversation | [`dialog`] | What the bot says, in both languages: commands, menu, FAQ answers, the request form ([`dialog::form`]). Transport-agnostic. |
 //! | data | [`store`] | Sessions behind [`store::SessionStore`]; the durable [`store::Ledger`] (sessions, requests, outbox, processed MessageSids, photo jobs) on SQLite. |
-//! | use cases | [`desk`] | The webhook's turn: per-sender limits, session, dialog, one commit with dedup, reply. |
-//! | | [`badge`] | A badge photo from webhook to reply: download → OCR pool → directory → session → REST reply. |
+//! | use cases | [`desk`] | The webhook's turn (per-sender limits, session, dialog, one commit with dedup, reply) and badge reading ([`desk::badge`]: download → OCR pool → directory → session → reply), behind ports the channels implement. |
 //! | e-mail | [`mail`] | The outbox worker (lettre, SMTP): composes a request's message and delivers it with retries. |
-//! | channels | [`channel`] | One folder per provider: [`channel::twilio`] (webhook form, signature, TwiML, REST sender, media download). |
-//! | HTTP | [`server`] | The axum server: `POST /bot`, `GET /healthz`, `GET /metrics`, the admin API ([`server::admin`]), the limits' layers. |
+//! | channels | [`channel`] | One folder per provider: [`channel::twilio`] (the webhook, its form, signature and TwiML, the REST sender, the media download). |
+//! | HTTP | [`server`] | The axum server: the router, `GET /healthz`, `GET /metrics`, the admin API ([`server::admin`]), the limits' layers, the accept loop. |
 //! | composition | [`startup`] | [`startup::Application`]: everything wired from the settings, bound, run until stopped. |
 //! | | [`cli`] | What each `wabot` subcommand does and prints. |
 //! | | [`synthetic`] | Deterministic synthetic FAQ corpora and queries, for benches and load tests. |
 //!
-//! A text message: [`server`] receives the webhook → [`channel::twilio`] parses the form
-//! and checks the signature → [`desk`] applies the sender's limits, loads the session from
+//! A text message: [`channel::twilio::webhook`] receives it, parses the form and checks
+//! the signature → [`desk`] applies the sender's limits, loads the session from
 //! [`store`], runs the [`dialog`] (which asks the [`engine`]) and commits the turn with its
 //! MessageSid before the reply → [`channel::twilio`] renders TwiML.
 //! A request e-mail: the [`dialog::form`] produces a confirmed request; the [`desk`] commits
 //! it with its ticket and outbox row; the [`mail`] worker e-mails it from the outbox.
-//! A badge photo: [`server`] hands it to [`badge`], which answers at once; in the background
-//! [`channel::twilio::media`] downloads it, [`ocr`] reads it on a worker, [`directory`]
+//! A badge photo: [`channel::twilio::webhook`] hands it to [`desk::badge`], which answers at
+//! once; in the background [`channel::twilio::media`] downloads it, [`ocr`] reads it on a worker, [`directory`]
 //! names the employee, [`store`] remembers them and [`channel::twilio::rest`] sends the result.
 //! An admin change: [`server::admin`] checks the bearer token → [`faq`] writes it to the
 //! [`corpus::journal`], then to the [`engine`], which the next message sees.
@@ -52,7 +51,6 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod badge;
 pub mod channel;
 pub mod cli;
 pub mod config;

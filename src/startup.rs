@@ -14,14 +14,22 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::badge::{BadgeDesk, BadgeError};
-use crate::config::Settings;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::channel::twilio::media::{MediaFetcher, MediaPolicy};
+use crate::channel::twilio::rest::{RestConfig, RestSender};
+use crate::config::{BadgeSettings, ConfigError, Settings};
 use crate::corpus::{CorpusError, KnowledgeBase};
+use crate::desk::badge::{BadgeDesk, BadgeError, EXAMPLE_DIRECTORY, SendMessage};
+use crate::directory::Directory;
 use crate::engine::hybrid::SemanticSetup;
 use crate::engine::{Engine, EngineParams};
 use crate::faq::{self, Faq, FaqError, FaqOptions};
+use crate::ocr::{IdExtractor, OcrBadgeReader, OcrEngine, OcrParams, OcrPool};
 use crate::semantic_models::EncodersError;
 use crate::server::{Server, ServerError};
+use crate::store::Ledger;
 use crate::store::MemoryStore;
 use crate::store::sqlite::SqliteStore;
 
@@ -99,9 +107,44 @@ fn badge_desk(settings: &Settings, store: Arc<SqliteStore>) -> Result<Option<Bad
     if !settings.badge.enabled {
         return Ok(None);
     }
-    BadgeDesk::build(&settings.badge, settings.twilio_auth_token.as_ref(), store)
+    build_badge_desk(&settings.badge, settings.twilio_auth_token.as_ref(), store)
         .map(Some)
         .map_err(StartupError::Badge)
+}
+
+/// Loads the OCR models and the directory and builds Twilio's media and REST clients. Without
+/// `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN` there is no way to reply after the webhook:
+/// photos are then answered with "not available".
+pub fn build_badge_desk(
+    settings: &BadgeSettings,
+    auth_token: Option<&SecretString>,
+    store: Arc<dyn Ledger>,
+) -> Result<BadgeDesk, BadgeError> {
+    settings.validate()?;
+    let params = OcrParams { max_side: settings.max_side, threads: settings.threads_per_worker() };
+    let engine = OcrEngine::load(&crate::ocr::ModelPaths::in_dir(&settings.models), params)?;
+    let ids = IdExtractor::new(&settings.id_patterns).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let reader = Arc::new(OcrBadgeReader::new(engine, ids));
+    let directory = match &settings.directory {
+        Some(path) => Directory::load(path)?,
+        None => Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "corpus/employees.example.csv (embedded)")?,
+    };
+    let api_base = Url::parse(&settings.twilio_api_base)
+        .map_err(|e| ConfigError::Invalid(format!("twilio_api_base: {e}")))?;
+    let sid = settings.twilio_account_sid.as_ref().map(|s| s.expose_secret().to_owned());
+    let mut policy = MediaPolicy::twilio(api_base.clone(), sid.clone(), auth_token.cloned());
+    policy.allow_http_loopback = settings.allow_http_loopback;
+    policy.redirect_hosts = settings.media_redirect_hosts.clone();
+    let fetcher = MediaFetcher::new(policy).map_err(|e| BadgeError::Client(e.to_string()))?;
+    let sender: Option<Arc<dyn SendMessage>> = match (sid, auth_token) {
+        (Some(sid), Some(token)) => Some(Arc::new(
+            RestSender::new(RestConfig::new(api_base, sid, token.clone()))
+                .map_err(|e| BadgeError::Client(e.to_string()))?,
+        )),
+        _ => None,
+    };
+    let pool = OcrPool::new(settings.workers, settings.queue);
+    Ok(BadgeDesk::new(reader, pool, Arc::new(fetcher), sender, Arc::new(directory), store))
 }
 
 /// The whole bot, built and bound, not yet serving.

@@ -62,7 +62,7 @@ pub enum CliError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: crate::channel::twilio::media::MediaError,
+        source: crate::ocr::decode::DecodeError,
     },
     /// The OCR models could not load or run.
     #[error(transparent)]

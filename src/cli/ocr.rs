@@ -28,7 +28,7 @@ pub fn run(
     for path in images {
         let bytes = std::fs::read(path).map_err(|source| CliError::Read { path: path.clone(), source })?;
         let started = std::time::Instant::now();
-        let image = crate::channel::twilio::media::decode_image(&bytes)
+        let image = crate::ocr::decode::decode_image(&bytes)
             .map_err(|source| CliError::Decode { path: path.clone(), source })?;
         let text = reader.read_badge(&image)?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -6,6 +6,7 @@
 //! included); the data is kept by the [`store`](crate::store). Must not: send e-mail (that is
 //! [`crate::mail`]'s worker, reading the outbox), speak HTTP or know a channel.
 
+pub mod badge;
 pub mod limits;
 mod turn;
 

@@ -189,7 +189,7 @@ async fn get_one(State(faq): State<Arc<Faq>>, EntryId(id): EntryId) -> Response 
 
 async fn put(State(faq): State<Arc<Faq>>, EntryId(id): EntryId, headers: HeaderMap, body: Bytes) -> Response {
     let stored = async {
-        if !super::has_media_type(&headers, "application/json") {
+        if !crate::channel::has_media_type(&headers, "application/json") {
             return Err(AdminError::ContentType);
         }
         let entry = parse_entry(&id, &body)?;

@@ -1,15 +1,14 @@
-//! The HTTP server: `POST /bot` (Twilio's WhatsApp webhook), `GET /healthz`, `GET /metrics`, and the
-//! [`admin`](crate::admin) routes when an admin token is set.
+//! The HTTP server: each channel's webhook (`POST /bot`, [`crate::channel::twilio::webhook`]),
+//! `GET /healthz`, `GET /metrics`, and the [`admin`] routes when an admin token is set.
 //!
-//! Owns routing, request limits, the webhook's order of checks (content type → form →
-//! signature → dialog) and the mapping of every failure to a status code. Nothing is
-//! processed before the signature is verified. Connections are accepted by hand (hyper's
-//! HTTP/1.1 server, not `axum::serve`): at most [`LimitSettings::connection_cap`] open at
-//! once, each closed when its client takes longer than `header_read_timeout_ms` to send a
-//! request's headers or leaves it idle that long between requests — so stalled or idle
-//! sockets cannot use up the process's file descriptors. Opens the durable store (`WABOT_DB`) and
-//! runs the e-mail outbox worker beside the HTTP server; the webhook's turns go through
-//! [`Desk`] (deduplication by MessageSid, commit before reply).
+//! Owns routing, the request limits' layers and the accept loop. Connections are accepted by
+//! hand (hyper's HTTP/1.1 server, not `axum::serve`): at most
+//! [`LimitSettings::connection_cap`] open at once, each closed when its client takes longer
+//! than `header_read_timeout_ms` to send a request's headers or leaves it idle that long
+//! between requests — so stalled or idle sockets cannot use up the process's file
+//! descriptors. Opens the durable store (`WABOT_DB`) and runs the e-mail outbox worker beside
+//! the HTTP server; the webhook's turns go through [`Desk`] (deduplication by MessageSid,
+//! commit before reply).
 
 pub mod admin;
 pub mod limits;
@@ -21,41 +20,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tracing::Instrument;
 
-use crate::channel::twilio::{self as channel, WebhookForm};
+use crate::channel::twilio::{self, webhook::WebhookState};
 use crate::config::LimitSettings;
 use crate::config::Settings;
 use crate::desk::Desk;
-use crate::desk::limits::{MAX_BODY_CHARS, SenderLimiter};
+use crate::desk::limits::SenderLimiter;
+use crate::dialog::Dialog;
 use crate::dialog::RequestForm;
-use crate::dialog::{Dialog, Incoming, Outcome, messages};
-use crate::engine::Lang;
 use crate::faq::Faq;
 use crate::mail::{MailError, Outbox};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Durable, StoreError};
-use crate::telemetry::metrics::{MessageOutcome, Metrics};
+use crate::telemetry::metrics::Metrics;
 
 /// The blocking pool's bound for `wabot serve`: the store's callers plus a margin for
 /// reloads and badge reading's few store calls. Tokio's default (512) let a 10-minute soak
 /// keep ~120 threads, each holding its own allocator pages (RSS about 290 MiB instead of 78).
 pub const MAX_BLOCKING_THREADS: usize = crate::store::sqlite::CONCURRENT_CALLS + 8;
-
-/// The header Twilio signs its requests with.
-pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 
 /// What can stop the server from starting.
 #[derive(Debug, Error)]
@@ -92,56 +83,6 @@ pub enum ServerError {
     Serve(#[source] std::io::Error),
 }
 
-/// Shared state of the request handlers.
-#[derive(Clone)]
-struct AppState {
-    dialog: Arc<Dialog>,
-    desk: Arc<Desk>,
-    auth_token: Option<SecretString>,
-    /// The SharedKey's secret, for webhooks carrying `X-Twilio-Webhooks-Signature-Settings`.
-    shared_key: Option<SecretString>,
-    webhook_url: Arc<str>,
-    /// Badge OCR, when on: photos go there.
-    badges: Option<Arc<crate::badge::BadgeDesk>>,
-    limiter: Option<Arc<SenderLimiter>>,
-    metrics: Arc<Metrics>,
-}
-
-/// A request the webhook refuses, with the status that fits.
-#[derive(Debug, Error)]
-enum WebhookError {
-    #[error("expected Content-Type application/x-www-form-urlencoded")]
-    ContentType,
-    #[error("malformed webhook form: {0}")]
-    Form(#[from] channel::ChannelError),
-    #[error("missing X-Twilio-Signature")]
-    MissingSignature,
-    #[error("invalid X-Twilio-Signature")]
-    BadSignature,
-    #[error("unsupported X-Twilio-Webhooks-Signature-Settings")]
-    UnknownAlgorithm,
-    #[error("signed with a SharedKey, and TWILIO_WEBHOOK_SHARED_KEY is not set")]
-    NoSharedKey,
-    #[error("signed with the auth token, and TWILIO_AUTH_TOKEN is not set")]
-    NoAuthToken,
-}
-
-impl IntoResponse for WebhookError {
-    fn into_response(self) -> Response {
-        let status = match self {
-            WebhookError::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            WebhookError::Form(_) => StatusCode::BAD_REQUEST,
-            WebhookError::MissingSignature
-            | WebhookError::BadSignature
-            | WebhookError::UnknownAlgorithm
-            | WebhookError::NoSharedKey
-            | WebhookError::NoAuthToken => StatusCode::FORBIDDEN,
-        };
-        tracing::warn!(status = status.as_u16(), error = %self, "webhook request refused");
-        (status, self.to_string()).into_response()
-    }
-}
-
 /// A bound, ready-to-run server.
 pub struct Server {
     listener: TcpListener,
@@ -150,7 +91,7 @@ pub struct Server {
     outbox: Option<Outbox>,
     store: Durable,
     metrics: Arc<Metrics>,
-    badges: Option<Arc<crate::badge::BadgeDesk>>,
+    badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -174,7 +115,7 @@ impl Server {
         settings: &Settings,
         faq: Arc<Faq>,
         store: Arc<SqliteStore>,
-        badges: Option<Arc<crate::badge::BadgeDesk>>,
+        badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
     ) -> Result<Server, ServerError> {
         let unsigned = settings.twilio_auth_token.is_none() && settings.twilio_webhook_shared_key.is_none();
         if unsigned && !settings.listen.ip().is_loopback() {
@@ -344,11 +285,11 @@ pub fn router(
     settings: &Settings,
     faq: Arc<Faq>,
     desk: Arc<Desk>,
-    badges: Option<Arc<crate::badge::BadgeDesk>>,
+    badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
     metrics: Arc<Metrics>,
 ) -> Router {
     let store = desk.store().clone();
-    let state = AppState {
+    let webhook = WebhookState {
         dialog: Arc::clone(faq.dialog()),
         desk,
         auth_token: settings.twilio_auth_token.clone(),
@@ -358,8 +299,8 @@ pub fn router(
         limiter: SenderLimiter::new(&settings.limits).map(Arc::new),
         metrics: Arc::clone(&metrics),
     };
-    let mut router =
-        Router::new().route("/bot", post(webhook)).route("/healthz", get(healthz)).with_state(state);
+    let mut router = Router::new().route("/healthz", get(healthz)).with_state(Arc::clone(faq.dialog()));
+    router = router.merge(twilio::webhook::router(webhook));
     router = router.merge(metrics::router(Arc::clone(&metrics), store.clone()));
     if let Some(token) = &settings.admin_token {
         router = router.merge(admin::router(faq, token));
@@ -369,150 +310,7 @@ pub fn router(
     limits::apply(limited, &settings.limits, metrics)
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
-    let body = serde_json::json!({ "status": "ok", "entries": state.dialog.engine().len() });
+async fn healthz(State(dialog): State<Arc<Dialog>>) -> Response {
+    let body = serde_json::json!({ "status": "ok", "entries": dialog.engine().len() });
     axum::Json(body).into_response()
-}
-
-/// True when the request's `Content-Type` is `media_type`, whatever its parameters.
-pub(crate) fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
-}
-
-async fn webhook(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WebhookError> {
-    let started = std::time::Instant::now();
-    if !has_media_type(&headers, "application/x-www-form-urlencoded") {
-        return Err(WebhookError::ContentType);
-    }
-    let form = WebhookForm::parse(&body)?;
-    check_signature(&state, &headers, &form)?;
-    form.check_single_values()?;
-    let from = form.from()?;
-    let span = tracing::info_span!(
-        "message",
-        message_sid = form.message_sid(),
-        from = %crate::telemetry::mask_sender(from)
-    );
-    let media = form.media()?.into_iter().next();
-    let (outcome, messages) = turn(&state, &form, media).instrument(span).await;
-    state.metrics.message(outcome, started.elapsed());
-    Ok(([(header::CONTENT_TYPE, channel::TWIML_CONTENT_TYPE)], channel::twiml(&messages)).into_response())
-}
-
-/// Checks `X-Twilio-Signature` when a secret is configured: with the SharedKey and the
-/// algorithm `X-Twilio-Webhooks-Signature-Settings` names, when the request carries that
-/// header; else with the auth token and HMAC-SHA1. An algorithm this version does not know is
-/// refused, as is a request whose kind of signature has no secret configured here.
-fn check_signature(state: &AppState, headers: &HeaderMap, form: &WebhookForm) -> Result<(), WebhookError> {
-    if state.auth_token.is_none() && state.shared_key.is_none() {
-        return Ok(());
-    }
-    let signature =
-        headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).ok_or(WebhookError::MissingSignature)?;
-    let (key, algorithm) = match headers.get(channel::SIGNATURE_SETTINGS_HEADER) {
-        Some(settings) => {
-            let algorithm = settings
-                .to_str()
-                .ok()
-                .and_then(channel::SignatureAlgorithm::from_settings)
-                .ok_or(WebhookError::UnknownAlgorithm)?;
-            (state.shared_key.as_ref().ok_or(WebhookError::NoSharedKey)?, algorithm)
-        }
-        None => (
-            state.auth_token.as_ref().ok_or(WebhookError::NoAuthToken)?,
-            channel::SignatureAlgorithm::HmacSha1,
-        ),
-    };
-    let valid = channel::validate_signature_with(
-        algorithm,
-        key.expose_secret().as_bytes(),
-        &state.webhook_url,
-        form.params(),
-        signature,
-    );
-    if valid { Ok(()) } else { Err(WebhookError::BadSignature) }
-}
-
-/// A signed message's reply: refused politely by the per-sender limits, else handled by the
-/// desk.
-async fn turn(
-    state: &AppState,
-    form: &WebhookForm,
-    media: Option<channel::Media>,
-) -> (MessageOutcome, Vec<String>) {
-    let from = form.from().unwrap_or_default();
-    let refusal = if state.limiter.as_ref().is_some_and(|l| !l.allow(from, form.message_sid())) {
-        Some((MessageOutcome::RateLimited, &messages::SLOW_DOWN))
-    } else if form.body().chars().count() > MAX_BODY_CHARS {
-        Some((MessageOutcome::TooLong, &messages::TOO_LONG))
-    } else {
-        None
-    };
-    if let Some((outcome, text)) = refusal {
-        // No store work: the language is guessed from the message itself.
-        let lang = state.dialog.engine().detect_language(form.body()).unwrap_or(Lang::En);
-        tracing::info!(outcome = outcome.as_str(), "message refused");
-        return (outcome, vec![text.get(lang).to_owned()]);
-    }
-    if let (Some(badges), Some(media)) = (&state.badges, media) {
-        let photo = crate::badge::PhotoMessage {
-            user: from.to_owned(),
-            bot: form.to().unwrap_or_default().to_owned(),
-            message_sid: form.message_sid().map(str::to_owned),
-            media,
-        };
-        let accepted = badges.accept(photo).await;
-        let outcome = if accepted.replayed { MessageOutcome::Duplicate } else { MessageOutcome::Badge };
-        return (outcome, accepted.messages);
-    }
-    let incoming = Incoming {
-        user: from.to_owned(),
-        text: form.body().to_owned(),
-        profile_name: form.profile_name().map(str::to_owned),
-    };
-    let sid = form.message_sid().map(str::to_owned);
-    match state.desk.handle(incoming, sid).await {
-        Ok(handled) => {
-            let outcome = match &handled.outcome {
-                Some(outcome) => {
-                    log_outcome(outcome, handled.ticket.as_deref());
-                    if let Outcome::Answered { score, .. } = outcome {
-                        state.metrics.match_score(*score);
-                    }
-                    MessageOutcome::from(outcome)
-                }
-                None => {
-                    tracing::info!("duplicate delivery: same reply");
-                    MessageOutcome::Duplicate
-                }
-            };
-            (outcome, handled.messages)
-        }
-        Err(e) => {
-            // Nothing was committed, the MessageSid included: the user can simply resend.
-            tracing::error!(error = %e, "turn failed");
-            (MessageOutcome::Error, vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()])
-        }
-    }
-}
-
-/// One line per message, in its span (MessageSid, masked sender); never what the user typed.
-fn log_outcome(outcome: &Outcome, ticket: Option<&str>) {
-    match outcome {
-        Outcome::Answered { id, score } => {
-            tracing::info!(entry = %id, score = *score, "answered");
-        }
-        Outcome::RequestSubmitted(req) => {
-            tracing::info!(ticket, kind = %req.kind, "request accepted and queued for e-mail");
-        }
-        other => tracing::info!(outcome = MessageOutcome::from(other).as_str(), "replied"),
-    }
 }

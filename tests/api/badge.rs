@@ -16,10 +16,10 @@ use axum::routing::{get, post};
 use image::RgbImage;
 use reqwest::Url;
 use secrecy::SecretString;
-use wabot::badge::{BadgeDesk, EXAMPLE_DIRECTORY};
 use wabot::channel::twilio::WebhookForm;
 use wabot::channel::twilio::media::{MediaFetcher, MediaPolicy};
 use wabot::channel::twilio::rest::{RestConfig, RestSender};
+use wabot::desk::badge::{BadgeDesk, EXAMPLE_DIRECTORY};
 use wabot::directory::Directory;
 use wabot::ocr::{
     BadgeReader, BadgeText, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrPool, TextLine,
@@ -194,8 +194,8 @@ fn desk_redirecting_to(
         BadgeDesk::new(
             reader,
             OcrPool::new(1, queue),
-            MediaFetcher::new(policy).unwrap(),
-            Some(RestSender::new(rest).unwrap()),
+            Arc::new(MediaFetcher::new(policy).unwrap()),
+            Some(Arc::new(RestSender::new(rest).unwrap())),
             Arc::new(directory),
             store,
         )

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use secrecy::SecretString;
 use tokio::sync::oneshot;
-use wabot::badge::BadgeDesk;
 use wabot::channel::twilio::{WebhookForm, compute_signature};
 use wabot::config::Settings;
 use wabot::corpus::KnowledgeBase;
+use wabot::desk::badge::BadgeDesk;
 use wabot::faq::{Faq, FaqOptions};
 use wabot::startup::Application;
 use wabot::store::{Ledger, MemoryStore, SqliteStore};

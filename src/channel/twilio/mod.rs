@@ -1,7 +1,7 @@
 //! Everything Twilio: the WhatsApp webhook's wire format — form parsing,
 //! `X-Twilio-Signature` validation, TwiML replies — the REST sender for replies that come
 //! later ([`rest`]) and the media download with its credential policy ([`media`]). The
-//! webhook's handler is still in [`crate::server`] (see ARCHITECTURE.md).
+//! webhook's handler is [`webhook`].
 //!
 //! - [`form`](WebhookForm): the `application/x-www-form-urlencoded` body Twilio posts, decoded
 //!   strictly and kept whole (every parameter, in order), because the signature covers them all.
@@ -29,6 +29,7 @@ pub mod media;
 pub mod rest;
 mod signature;
 mod twiml;
+pub mod webhook;
 
 pub use form::{MAX_MEDIA, Media, WebhookForm};
 pub use signature::{

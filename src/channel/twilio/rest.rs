@@ -8,12 +8,14 @@
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use thiserror::Error;
 
 use super::{MAX_MESSAGE_CHARS, split_message};
+use crate::desk::badge::{SendFailure, SendMessage};
 
 /// Why a message was not sent.
 #[derive(Debug, Error)]
@@ -173,6 +175,21 @@ impl RestSender {
             message: parsed
                 .and_then(|e| e.message)
                 .unwrap_or_else(|| text.chars().take(200).collect::<String>()),
+        })
+    }
+}
+
+impl SendMessage for RestSender {
+    fn send<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+        body: &'a str,
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+        Box::pin(async move {
+            RestSender::send(self, from, to, body)
+                .await
+                .map_err(|e| SendFailure { retryable: e.is_retryable(), message: e.to_string() })
         })
     }
 }

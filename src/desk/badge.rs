@@ -7,10 +7,13 @@
 //! answer "Reading your badge…" before the webhook returns that answer; a redelivery of the
 //! same MessageSid finds the claim and gets the same answer, with no second job. The rest
 //! runs in the background, since OCR may take longer than Twilio waits for a webhook:
-//! download the photo ([`media`](crate::channel::twilio::media)), decode and read it on the OCR pool
+//! download the photo (through [`FetchMedia`]), decode and read it on the OCR pool
 //! ([`ocr`](crate::ocr)), look the ID up in the employee [`Directory`], remember the employee
-//! in the user's session, and send the result through Twilio's REST API
-//! ([`rest`](crate::channel::twilio::rest)).
+//! in the user's session, and send the result (through [`SendMessage`]).
+//!
+//! The two ports are this use case's: it says what it needs, and each channel implements
+//! them (`channel::twilio`'s media download and REST sender); the composition root
+//! (`startup`) hands them in. So this module knows no channel.
 //!
 //! A job is done, and forgotten, once its result was sent or never can be (Twilio refused
 //! the message). Until then it is pending in the store: on shutdown the photos being read or
@@ -28,25 +31,21 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::Url;
-use secrecy::{ExposeSecret, SecretString};
+use futures_util::future::BoxFuture;
 use thiserror::Error;
 
-use crate::channel::twilio::media::{self, MediaError, MediaFetcher, MediaPolicy};
-use crate::channel::twilio::rest::{RestConfig, RestSender};
-use crate::config::{BadgeSettings, ConfigError};
+use crate::config::ConfigError;
 use crate::directory::{Directory, DirectoryError};
 use crate::domain::Employee;
 use crate::engine::Lang;
+use crate::ocr::decode::{DecodeError, decode_image};
 use crate::ocr::pool::Slot;
-use crate::ocr::{
-    self, BadgeReader, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrParams, OcrPool, PoolError,
-};
+use crate::ocr::{BadgeReader, OcrError, OcrPool, PoolError};
 use crate::store::{Durable, Enqueued, Ledger, OwnedTurn, PendingPhoto, PhotoJob, StoreError};
 
 /// The example directory matching the badges in `tests/data/badges/`, used when no
 /// directory is configured so the demo works out of the box.
-pub const EXAMPLE_DIRECTORY: &str = include_str!("../corpus/employees.example.csv");
+pub const EXAMPLE_DIRECTORY: &str = include_str!("../../corpus/employees.example.csv");
 
 /// A photo pending longer than this is dropped unread at startup: Twilio's media may be
 /// gone, and a result a day late would only puzzle a user who has moved on.
@@ -161,6 +160,56 @@ pub enum BadgeError {
     Client(String),
 }
 
+/// A photo attached to a message, as the channel announced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Photo {
+    /// Where the channel serves it.
+    pub url: String,
+    /// Its declared type (`image/jpeg`…), if any.
+    pub content_type: Option<String>,
+}
+
+/// Why a photo could not be had, as far as the user's reply goes.
+#[derive(Debug, Error)]
+pub enum FetchError {
+    /// Larger than the channel allows: the user is asked for a smaller photo.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Anything else: a refused URL, an error status, the network.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Fetches the photo a message carries: implemented by each channel's media download
+/// (`channel::twilio::media::MediaFetcher`).
+pub trait FetchMedia: Send + Sync {
+    /// The photo's bytes.
+    fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Vec<u8>, FetchError>>;
+}
+
+/// A message that could not be sent.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct SendFailure {
+    /// Why, as the channel's API said it.
+    pub message: String,
+    /// True when trying again later may succeed (network, rate limit, server error); false
+    /// when the channel refused the message for good.
+    pub retryable: bool,
+}
+
+/// Sends a message after the webhook has answered: implemented by each channel's outbound
+/// API (`channel::twilio::rest::RestSender`).
+pub trait SendMessage: Send + Sync {
+    /// Sends `body` from the bot's address `from` to the user `to`.
+    fn send<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+        body: &'a str,
+    ) -> BoxFuture<'a, Result<(), SendFailure>>;
+}
+
 /// A WhatsApp message carrying a photo.
 #[derive(Debug, Clone)]
 pub struct PhotoMessage {
@@ -171,7 +220,7 @@ pub struct PhotoMessage {
     /// `MessageSid`: the deduplication key, and the logs'.
     pub message_sid: Option<String>,
     /// The first attachment.
-    pub media: crate::channel::twilio::Media,
+    pub media: Photo,
 }
 
 /// The webhook's answer to a photo.
@@ -205,8 +254,8 @@ pub enum BadgeOutcome {
 pub struct BadgeDesk {
     reader: Arc<dyn BadgeReader>,
     pool: OcrPool,
-    fetcher: MediaFetcher,
-    sender: Option<RestSender>,
+    fetcher: Arc<dyn FetchMedia>,
+    sender: Option<Arc<dyn SendMessage>>,
     directory: Arc<Directory>,
     store: Durable,
     /// Where OCR durations are recorded, once the server has set it.
@@ -230,8 +279,8 @@ impl BadgeDesk {
     pub fn new(
         reader: Arc<dyn BadgeReader>,
         pool: OcrPool,
-        fetcher: MediaFetcher,
-        sender: Option<RestSender>,
+        fetcher: Arc<dyn FetchMedia>,
+        sender: Option<Arc<dyn SendMessage>>,
         directory: Arc<Directory>,
         store: Arc<dyn Ledger>,
     ) -> Self {
@@ -252,43 +301,6 @@ impl BadgeDesk {
         let _ = self.metrics.set(metrics);
     }
 
-    /// Loads the models and the directory and builds the clients. Without
-    /// `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN` there is no way to reply after the
-    /// webhook: photos are then answered with [`messages::UNAVAILABLE`].
-    pub fn build(
-        settings: &BadgeSettings,
-        auth_token: Option<&SecretString>,
-        store: Arc<dyn Ledger>,
-    ) -> Result<BadgeDesk, BadgeError> {
-        settings.validate()?;
-        let params = OcrParams { max_side: settings.max_side, threads: settings.threads_per_worker() };
-        let engine = OcrEngine::load(&ocr::ModelPaths::in_dir(&settings.models), params)?;
-        let ids = IdExtractor::new(&settings.id_patterns).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let reader = Arc::new(OcrBadgeReader::new(engine, ids));
-        let directory = match &settings.directory {
-            Some(path) => Directory::load(path)?,
-            None => {
-                Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "corpus/employees.example.csv (embedded)")?
-            }
-        };
-        let api_base = Url::parse(&settings.twilio_api_base)
-            .map_err(|e| ConfigError::Invalid(format!("twilio_api_base: {e}")))?;
-        let sid = settings.twilio_account_sid.as_ref().map(|s| s.expose_secret().to_owned());
-        let mut policy = MediaPolicy::twilio(api_base.clone(), sid.clone(), auth_token.cloned());
-        policy.allow_http_loopback = settings.allow_http_loopback;
-        policy.redirect_hosts = settings.media_redirect_hosts.clone();
-        let fetcher = MediaFetcher::new(policy).map_err(|e| BadgeError::Client(e.to_string()))?;
-        let sender = match (sid, auth_token) {
-            (Some(sid), Some(token)) => Some(
-                RestSender::new(RestConfig::new(api_base, sid, token.clone()))
-                    .map_err(|e| BadgeError::Client(e.to_string()))?,
-            ),
-            _ => None,
-        };
-        let pool = OcrPool::new(settings.workers, settings.queue);
-        Ok(BadgeDesk::new(reader, pool, fetcher, sender, Arc::new(directory), store))
-    }
-
     /// True when results can be sent (REST credentials are set).
     pub fn can_reply(&self) -> bool {
         self.sender.is_some()
@@ -306,7 +318,7 @@ impl BadgeDesk {
         let sid = photo.message_sid.clone();
         let lang = self.lang_of(&photo.user).await;
         let said = |s: Said| Accepted { messages: vec![s.get(lang).to_owned()], replayed: false };
-        if !media::is_image_type(photo.media.content_type.as_deref()) {
+        if !crate::ocr::decode::is_image_type(photo.media.content_type.as_deref()) {
             tracing::info!(message_sid = sid.as_deref(), "attachment is not an image");
             return said(messages::NOT_A_PHOTO);
         }
@@ -440,7 +452,7 @@ impl BadgeDesk {
         // Failures are logged by the sender, with Twilio's error.
         match sender.send(&photo.job.bot, &photo.job.user, &reply).await {
             Ok(()) => tracing::info!(message_sid = sid, job = id, "badge result sent"),
-            Err(e) if !e.is_retryable() => {
+            Err(e) if !e.retryable => {
                 tracing::warn!(message_sid = sid, job = id, "badge result refused by Twilio: job dropped");
             }
             Err(_) => {
@@ -507,8 +519,8 @@ impl BadgeDesk {
             Err(e) => {
                 tracing::warn!(message_sid = sid, error = %e, "badge photo not downloaded");
                 let said = match e {
-                    MediaError::TooLarge { .. } => messages::TOO_LARGE,
-                    _ => messages::DOWNLOAD_FAILED,
+                    FetchError::TooLarge(_) => messages::TOO_LARGE,
+                    FetchError::Failed(_) => messages::DOWNLOAD_FAILED,
                 };
                 return (said.get(lang).to_owned(), BadgeOutcome::BadMedia);
             }
@@ -516,13 +528,13 @@ impl BadgeDesk {
         let reader = Arc::clone(&self.reader);
         let read = slot
             .run(move || {
-                let image = media::decode_image(&bytes)?;
+                let image = decode_image(&bytes)?;
                 Ok::<_, ReadError>(reader.read_badge(&image)?)
             })
             .await;
         let text = match read {
             Ok(Ok(text)) => text,
-            Ok(Err(ReadError::Media(e))) => {
+            Ok(Err(ReadError::Decode(e))) => {
                 tracing::warn!(message_sid = sid, error = %e, "badge photo refused");
                 return (messages::UNREADABLE_FILE.get(lang).to_owned(), BadgeOutcome::BadMedia);
             }
@@ -579,7 +591,7 @@ impl BadgeDesk {
 #[derive(Debug, Error)]
 enum ReadError {
     #[error(transparent)]
-    Media(#[from] MediaError),
+    Decode(#[from] DecodeError),
     #[error(transparent)]
     Ocr(#[from] OcrError),
 }
