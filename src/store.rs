@@ -8,12 +8,16 @@
 //! tickets, the e-mail outbox, badge photos awaiting their result and the processed
 //! MessageSids — is the [`Ledger`] trait, implemented on SQLite by [`sqlite::SqliteStore`].
 
+#[cfg(test)]
+mod conformance;
 pub mod ledger;
+pub mod memory;
 pub mod sqlite;
 
 pub use ledger::{
     CommitReceiver, Committed, Durable, Enqueued, Ledger, OutboxItem, OwnedTurn, PendingPhoto, PhotoJob, Turn,
 };
+pub use memory::MemoryLedger;
 pub use sqlite::SqliteStore;
 
 use std::collections::HashMap;

@@ -10,6 +10,17 @@ pub fn now_ms() -> i64 {
 
 /// `2026-11-25 12:00 UTC`.
 pub fn utc(ms: i64) -> String {
+    let (year, month, day, rem) = civil(ms);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}
+
+/// The year of `ms`, in UTC: what a ticket's number counts within.
+pub fn utc_year(ms: i64) -> i64 {
+    civil(ms).0
+}
+
+/// Year, month, day and seconds into the day of `ms`, in UTC.
+fn civil(ms: i64) -> (i64, i64, i64, i64) {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.
@@ -22,7 +33,7 @@ pub fn utc(ms: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    (year, month, day, rem)
 }
 
 #[cfg(test)]
@@ -34,5 +45,6 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc(1_795_089_600_000), "2026-11-19 12:00 UTC");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00 UTC");
+        assert_eq!((utc_year(1_798_761_599_999), utc_year(1_798_761_600_000)), (2026, 2027));
     }
 }

@@ -10,7 +10,7 @@ pub mod session;
 pub mod text;
 pub mod unanswered;
 
-pub use clock::{now_ms, utc};
+pub use clock::{now_ms, utc, utc_year};
 pub use employee::Employee;
 pub use request::{MailState, NewRequest, RequestRecord, RequestType, TICKET_PLACEHOLDER};
 pub use session::{Draft, Pending, Session, Step};
