@@ -11,7 +11,7 @@
 //!
 //! | layer | module | owns |
 //! |---|---|---|
-//! | pure cores | [`engine`] | Matching: TF-IDF + cosine (tokenizer, stop words, stemming, lexicon expansion, index, scoring), two sentence encoders and their dense index ([`engine::semantic`]), fused into one confidence ([`engine::hybrid`]). No I/O, no async. |
+//! | pure cores | [`engine`] | Matching: TF-IDF + cosine (tokenizer, stop words, stemming, lexicon expansion, index, scoring), two sentence encoders and their dense index ([`engine::semantic`]), fused into one confidence ([`engine::hybrid`]); with the `synthetic` feature (benches, tests), seeded synthetic corpora. No I/O, no async. |
 //! | | [`ocr`] | Badge OCR: PP-OCRv6 detection + recognition on `rten`, the employee ID in the text, a bounded worker pool, behind the [`ocr::BadgeReader`] trait. |
 //! | shared nouns | [`domain`] | Plain data every layer shares: the session, the employee, requests and their records, the unanswered row, safe user text, the clock. |
 //! | leaves | [`config`] | Typed settings: TOML file plus environment overrides, one file per feature's settings; secrets only from the environment. |
@@ -29,7 +29,6 @@
 //! | HTTP | [`server`] | The axum server: the router, `GET /healthz`, `GET /metrics`, the admin API ([`server::admin`]), the limits' layers, the accept loop. |
 //! | composition | [`startup`] | [`startup::Application`]: everything wired from the settings, bound, run until stopped. |
 //! | | [`cli`] | What each `wabot` subcommand does and prints. |
-//! | | [`synthetic`] | Deterministic synthetic FAQ corpora and queries, for benches and load tests. |
 //!
 //! A text message: [`channel::twilio::webhook`] receives it, parses the form and checks
 //! the signature → [`desk`] applies the sender's limits, loads the session from
@@ -68,6 +67,8 @@ pub mod semantic_models;
 pub mod server;
 pub mod startup;
 pub mod store;
-pub mod synthetic;
+/// [`engine::synthetic`], where the benches have always found it.
+#[cfg(feature = "synthetic")]
+pub use engine::synthetic;
 pub mod telemetry;
 pub mod vector_cache;

@@ -11,6 +11,9 @@
 //! and vendor names and codes (`Lyon`, `Workday`, `Brailon`, `B214`), shared by both languages.
 //!
 //! Owns: a seeded PRNG, the vocabulary, the question and answer templates.
+//! Compiled only with the `synthetic` cargo feature: the benches and the tests turn it on
+//! (through the package's dev-dependency on itself); the product build does not contain it.
+//!
 //! Must not: do I/O, read the clock or any other source of randomness than the seed, or
 //! depend on the engine beyond [`FaqEntry`] and [`Lang`] — the same `(n, seed)` gives the
 //! same corpus on every machine, and a corpus of `n` entries is a prefix of a larger one.
