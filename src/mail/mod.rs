@@ -26,7 +26,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -37,7 +37,7 @@ use thiserror::Error;
 use tokio::sync::Notify;
 
 use crate::config::MailSettings;
-use crate::domain::{MailState, RequestRecord, clean_line, utc};
+use crate::domain::{MailState, RequestRecord, clean_line, now_ms, utc};
 use crate::store::{Durable, OutboxItem, StoreError};
 
 /// With nothing queued, the worker still looks at the outbox this often (a request
@@ -311,12 +311,6 @@ impl Outbox {
         }
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
