@@ -17,7 +17,7 @@ if [[ "${1:-}" == "--soak" ]]; then
     EXTRA=(--rss-every 10)
 fi
 
-cargo build --release --locked --bin wabot --bin wabot-load >&2
+cargo build --release --locked -p wabot -p wabot-load --bins >&2
 
 tmp=$(mktemp -d)
 export TWILIO_AUTH_TOKEN="load-test-token-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"

@@ -396,7 +396,7 @@ mod tests {
         let (dir, state) = (corpus(), tempfile::tempdir().unwrap());
         let faq = open(dir.path(), &state.path().join("journal.jsonl"));
         let menu = |faq: &Faq| {
-            let mut session = crate::store::Session::default();
+            let mut session = crate::domain::Session::default();
             let msg = crate::dialog::Incoming { user: "u".into(), text: "menu".into(), profile_name: None };
             faq.dialog().respond(&mut session, &msg).messages.join("\n")
         };

@@ -42,7 +42,8 @@ pub fn setup(
     if !on {
         return Ok(None);
     }
-    let models = load_encoders(&default_dir())?.with_progress(crate::progress::reporter("embedding the FAQ"));
+    let models = load_encoders(&default_dir())?
+        .with_progress(crate::telemetry::progress::reporter("embedding the FAQ"));
     let cache = crate::vector_cache::DiskCache::open(data_dir)?;
     Ok(Some(crate::engine::hybrid::SemanticSetup { models, cache: Arc::new(cache) }))
 }

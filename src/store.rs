@@ -8,24 +8,25 @@
 //! tickets, the e-mail outbox, badge photos awaiting their result and the processed
 //! MessageSids — is the [`Ledger`] trait, implemented on SQLite by [`sqlite::SqliteStore`].
 
+#[cfg(test)]
+mod conformance;
 pub mod ledger;
+pub mod memory;
 pub mod sqlite;
 
 pub use ledger::{
-    CommitReceiver, Committed, Durable, Enqueued, Ledger, MailState, NewRequest, OutboxItem, OwnedTurn,
-    PendingPhoto, PhotoJob, RequestRecord, Turn,
+    CommitReceiver, Committed, Durable, Enqueued, Ledger, OutboxItem, OwnedTurn, PendingPhoto, PhotoJob, Turn,
 };
+pub use memory::MemoryLedger;
 pub use sqlite::SqliteStore;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::directory::Employee;
-use crate::engine::Lang;
+use crate::domain::Session;
 
 /// What a store can fail with.
 #[derive(Debug, Error)]
@@ -37,30 +38,6 @@ pub enum StoreError {
     /// committed meanwhile): nothing was written; handle the message again.
     #[error("session store: the session changed concurrently")]
     Conflict,
-}
-
-/// A choice the user was just offered, so that a bare number answers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Pending {
-    /// The menu of categories was shown.
-    Categories,
-    /// Numbered entries were offered (a category's questions, or "did you mean").
-    Entries(Vec<String>),
-}
-
-/// One user's conversation state. Serialised as JSON by durable stores: fields added
-/// later must default, so that sessions saved by an older version still load.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Session {
-    /// The language the user writes in, once known.
-    pub lang: Option<Lang>,
-    /// The numbered choice on offer, if any.
-    pub pending: Option<Pending>,
-    /// Who the user is, once their badge has been read and found in the directory.
-    pub employee: Option<Employee>,
-    /// The administrative request being filled in, if any.
-    pub request: Option<crate::requests::Draft>,
 }
 
 /// Where sessions live.
@@ -139,6 +116,8 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Pending;
+    use crate::engine::Lang;
 
     #[test]
     fn a_saved_session_is_loaded_back() {

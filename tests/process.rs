@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use smtp::{SmtpSink, free_port};
-use wabot::channel::{WebhookForm, compute_signature};
+use wabot::channel::twilio::{WebhookForm, compute_signature};
 
 const TOKEN: &str = "process-test-token-0123456789";
 const PUBLIC_URL: &str = "https://wabot.example.com";

@@ -13,7 +13,7 @@
 
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use wabot::channel::{ChannelError, MAX_MEDIA, WebhookForm};
+use wabot::channel::twilio::{ChannelError, MAX_MEDIA, WebhookForm};
 
 fuzz_target!(|data: &[u8]| {
     check_parse(data);

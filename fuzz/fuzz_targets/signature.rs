@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
 use sha1::Sha1;
-use wabot::channel::{compute_signature, url_port_variants, validate_signature};
+use wabot::channel::twilio::{compute_signature, url_port_variants, validate_signature};
 
 type Params = Vec<(String, String)>;
 

@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wabot::channel::{MAX_MESSAGE_CHARS, split_message, twiml, xml_escape};
+use wabot::channel::twilio::{MAX_MESSAGE_CHARS, split_message, twiml, xml_escape};
 
 fuzz_target!(|data: &[u8]| {
     let messages: Vec<String> =

@@ -1,104 +1,20 @@
-//! Twilio's WhatsApp webhook format: form parsing, `X-Twilio-Signature` validation, TwiML
-//! replies. Owns the wire format; knows nothing of HTTP servers or dialog.
+//! The messaging channels: one folder per provider, each owning its wire format, its webhook
+//! and its outbound API. A provider folder
+//! imports nothing of its sibling (`tests/architecture.rs` checks it).
 //!
-//! - [`form`](WebhookForm): the `application/x-www-form-urlencoded` body Twilio posts, decoded
-//!   strictly and kept whole (every parameter, in order), because the signature covers them all.
-//! - [`signature`](validate_signature): HMAC-SHA1 over the URL and the sorted parameters, as
-//!   Twilio's SDKs compute it, with their tolerance for the URL's default port.
-//! - [`twiml`](twiml()): the XML reply, split into messages Twilio accepts and escaped.
+//! - [`twilio`]: Twilio's WhatsApp API (webhook form, signature, TwiML, REST sender, media).
 //!
-//! ```
-//! use wabot::channel::{WebhookForm, compute_signature, validate_signature, twiml};
-//!
-//! let form = WebhookForm::parse(b"From=whatsapp%3A%2B33612345678&Body=Bonjour+%21").unwrap();
-//! assert_eq!(form.from().unwrap(), "whatsapp:+33612345678");
-//! assert_eq!(form.body(), "Bonjour !");
-//!
-//! let url = "https://bot.example.org/bot";
-//! let signature = compute_signature(b"token", url, form.params());
-//! assert!(validate_signature(b"token", url, form.params(), &signature));
-//!
-//! let reply = twiml(&["Bienvenue !".to_owned()]);
-//! assert!(reply.ends_with("<Response><Message>Bienvenue !</Message></Response>"));
-//! ```
+//! A second provider (Meta's Cloud API) goes in `channel/meta/`, beside it.
 
-mod form;
-mod signature;
-mod twiml;
+pub mod twilio;
 
-pub use form::{MAX_MEDIA, Media, WebhookForm};
-pub use signature::{
-    SIGNATURE_SETTINGS_HEADER, SignatureAlgorithm, compute_signature, compute_signature_with,
-    url_port_variants, validate_signature, validate_signature_with,
-};
-pub use twiml::{MAX_MESSAGE_CHARS, TWIML_CONTENT_TYPE, split_message, twiml, xml_escape};
+use axum::http::{HeaderMap, header};
 
-use thiserror::Error;
-
-/// Why a webhook request could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ChannelError {
-    /// The body is not valid `application/x-www-form-urlencoded`.
-    #[error("invalid form encoding at byte {offset}: {reason}")]
-    InvalidEncoding {
-        /// Byte offset in the body where the problem starts.
-        offset: usize,
-        /// What is wrong there.
-        reason: &'static str,
-    },
-    /// A parameter decodes to bytes that are not UTF-8.
-    #[error("form parameter `{field}` is not valid UTF-8")]
-    InvalidUtf8 {
-        /// The parameter's name (lossily decoded when the name itself is the invalid part).
-        field: String,
-    },
-    /// A parameter Twilio always sends is absent or empty.
-    #[error("form parameter `{0}` is missing or empty")]
-    MissingField(&'static str),
-    /// `NumMedia` announces more media than the form carries.
-    #[error("form parameter `MediaUrl{index}` is missing although `NumMedia` is {num_media}")]
-    MissingMedia {
-        /// The index of the missing `MediaUrlN`.
-        index: usize,
-        /// The announced `NumMedia`.
-        num_media: usize,
-    },
-    /// A parameter is present but its value makes no sense.
-    #[error("form parameter `{field}` is invalid: {reason}")]
-    InvalidField {
-        /// The parameter's name.
-        field: &'static str,
-        /// What is wrong with its value.
-        reason: String,
-    },
-    /// A parameter that carries the message is given more than once: which one is meant?
-    #[error("form parameter `{0}` is given more than once")]
-    RepeatedField(String),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn assert_error_bounds<E: std::error::Error + Send + Sync + 'static>() {}
-
-    #[test]
-    fn channel_error_can_travel_across_threads_as_a_boxed_error() {
-        assert_error_bounds::<ChannelError>();
-    }
-
-    #[test]
-    fn error_messages_name_the_problem() {
-        let err = WebhookForm::parse(b"Body=%G1").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid form encoding at byte 5: `%` must be followed by two hexadecimal digits"
-        );
-        let err = WebhookForm::parse(b"Body=%FF").unwrap_err();
-        assert_eq!(err.to_string(), "form parameter `Body` is not valid UTF-8");
-        assert_eq!(
-            ChannelError::MissingField("From").to_string(),
-            "form parameter `From` is missing or empty"
-        );
-    }
+/// True when the request's `Content-Type` is `media_type`, whatever its parameters.
+pub(crate) fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
 }

@@ -11,15 +11,19 @@
 
 pub mod messages;
 
+pub mod form;
+
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use thiserror::Error;
 
+pub use form::RequestForm;
+
 use crate::corpus::{Category, KnowledgeBase};
+use crate::domain::{NewRequest, Pending, Session, now_ms};
 use crate::engine::{Engine, FaqEntry, Lang};
-use crate::requests::RequestForm;
-use crate::store::{Pending, Session, SessionStore, StoreError};
+use crate::store::{SessionStore, StoreError};
 use messages as msg;
 
 /// Below the threshold, suggestions are offered down to this fraction of it.
@@ -58,11 +62,11 @@ pub enum Outcome {
     Declined,
     /// Small talk, language switch, empty message.
     Other,
-    /// A step of the request form (see [`crate::requests::form`]).
+    /// A step of the request form (see [`form`]).
     Request,
-    /// The user confirmed a request: it must be committed (see [`crate::requests::Desk`])
+    /// The user confirmed a request: it must be committed (see [`crate::desk::Desk`])
     /// before the reply, which holds the ticket placeholder, is sent.
-    RequestSubmitted(Box<crate::store::NewRequest>),
+    RequestSubmitted(Box<NewRequest>),
 }
 
 /// The bot's reply to one message.
@@ -154,7 +158,7 @@ impl Dialog {
     }
 
     /// Turns the request form on (`request`/`demande`, and an entry at the end of the menu)
-    /// or off. Submitting needs a [`crate::requests::Desk`] to commit the request.
+    /// or off. Submitting needs a [`crate::desk::Desk`] to commit the request.
     pub fn set_requests(&self, form: Option<Arc<RequestForm>>) {
         self.requests.store(form);
     }
@@ -183,7 +187,7 @@ impl Dialog {
         let text = msg.text.trim();
         let fallback_lang = session.lang.unwrap_or(Lang::En);
         if let Some(form) = self.requests.load_full()
-            && let Some(reply) = form.respond(session, text, crate::requests::now_ms())
+            && let Some(reply) = form.respond(session, text, now_ms())
         {
             return reply;
         }
@@ -258,7 +262,7 @@ impl Dialog {
                 if n == categories.len() + 1
                     && let Some(form) = self.requests.load_full()
                 {
-                    return form.start(session, lang, crate::requests::now_ms());
+                    return form.start(session, lang, now_ms());
                 }
                 let Some(category) = n.checked_sub(1).and_then(|i| categories.get(i)) else {
                     return reply(lang, Outcome::Other, msg::BAD_CHOICE.get(lang));

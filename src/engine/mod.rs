@@ -27,6 +27,8 @@ pub mod segment;
 pub mod semantic;
 pub mod simd;
 pub mod stopwords;
+#[cfg(feature = "synthetic")]
+pub mod synthetic;
 pub mod text;
 
 use std::sync::{Arc, Mutex};

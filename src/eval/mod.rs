@@ -193,7 +193,7 @@ pub fn evaluate(engine: &Engine, queries: &[LabelledQuery]) -> Report {
     let mut ranked_ok = 0;
     let mut kinds: Vec<(String, usize, usize)> = Vec::new();
     use rayon::prelude::*;
-    let progress = crate::progress::reporter("evaluating");
+    let progress = crate::telemetry::progress::reporter("evaluating");
     let done = std::sync::atomic::AtomicUsize::new(0);
     let judged: Vec<(Option<Match>, Option<Match>)> = queries
         .par_iter()

@@ -84,7 +84,7 @@ pub fn self_evaluate(engine: &Engine) -> SelfReport {
     let entries = engine.entries();
     let mut probes = Vec::new();
     let mut unprobed = 0;
-    let progress = crate::progress::reporter("holding each question out");
+    let progress = crate::telemetry::progress::reporter("holding each question out");
     for (n, entry) in entries.iter().enumerate() {
         progress(n + 1, entries.len());
         if entry.questions.len() < 2 {

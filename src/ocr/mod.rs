@@ -21,6 +21,8 @@ use image::RgbImage;
 use serde::Serialize;
 use thiserror::Error;
 
+pub mod decode;
+
 pub use id::IdExtractor;
 pub use models::ModelPaths;
 pub use pipeline::{OcrEngine, OcrParams};

@@ -13,46 +13,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use super::{Session, SessionStore, StoreError};
+use super::{SessionStore, StoreError};
+use crate::domain::{MailState, NewRequest, RequestRecord, Session, Unanswered};
 use crate::engine::Lang;
-use crate::unanswered::Unanswered;
 
 /// How long a MessageSid is remembered: Twilio retries within minutes, a week is ample.
 pub const MESSAGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long an inactive conversation (its language, a badge identification) is kept.
 pub const SESSION_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
-
-/// In a committed turn's messages, replaced by the ticket allocated in the same transaction.
-pub const TICKET_PLACEHOLDER: &str = "{ticket}";
-
-/// A request the user confirmed: stored with a ticket and queued for e-mail in the turn's
-/// transaction. Every text field is already sanitised (see [`crate::requests::clean_line`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewRequest {
-    /// The request type's id in the configuration.
-    pub kind: String,
-    /// The request type's label, in English then French, as it was when the user asked.
-    pub kind_label: String,
-    /// The service address the e-mail goes to.
-    pub recipient: String,
-    /// First name.
-    pub first_name: String,
-    /// Last name.
-    pub last_name: String,
-    /// Directory ID, when the employee was identified by badge.
-    pub employee_id: Option<String>,
-    /// Directory e-mail, when the employee was identified by badge.
-    pub employee_email: Option<String>,
-    /// Directory department, when the employee was identified by badge.
-    pub department: Option<String>,
-    /// The optional free-text details.
-    pub details: Option<String>,
-    /// The language of the conversation.
-    pub lang: Lang,
-}
 
 /// One handled message, to commit in one transaction.
 #[derive(Debug, Clone, Copy)]
@@ -67,12 +37,12 @@ pub struct Turn<'a> {
     /// The version the session had when loaded ([`Ledger::load_versioned`]); a different
     /// stored version fails the commit with [`StoreError::Conflict`].
     pub session_version: i64,
-    /// The reply; with a request, [`TICKET_PLACEHOLDER`] is replaced by its ticket.
+    /// The reply; with a request, [`TICKET_PLACEHOLDER`](crate::domain::TICKET_PLACEHOLDER) is replaced by its ticket.
     pub messages: &'a [String],
     /// The request the message confirmed, if any.
     pub request: Option<&'a NewRequest>,
     /// A question the FAQ declined, by its grouping key (see
-    /// [`crate::unanswered::group_key`]): counted with the turn, so a redelivery is not
+    /// [`crate::domain::group_key`]): counted with the turn, so a redelivery is not
     /// counted twice. Never the sender.
     pub unanswered: Option<&'a str>,
     /// The time of the turn, milliseconds since the Unix epoch.
@@ -145,61 +115,6 @@ pub struct Committed {
     pub ticket: Option<String>,
     /// True when the MessageSid had already been committed: nothing was written.
     pub replayed: bool,
-}
-
-/// Where a request's e-mail stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MailState {
-    /// Waiting in the outbox (never tried, or tried and failed).
-    Queued,
-    /// Accepted by the SMTP server.
-    Sent,
-    /// Rejected for good: the SMTP server refused it permanently (5xx) as many times as
-    /// `mail.max_permanent_failures` allows. Never tried again; an administrator reads the
-    /// last error in `wabot requests show`.
-    Dead,
-}
-
-/// A stored request and the state of its e-mail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RequestRecord {
-    /// Human ticket number, `REQ-2026-000123`.
-    pub ticket: String,
-    /// The user's channel address (`whatsapp:+33…`).
-    pub user: String,
-    /// The request type's id.
-    pub kind: String,
-    /// The request type's label.
-    pub kind_label: String,
-    /// The service address.
-    pub recipient: String,
-    /// First name.
-    pub first_name: String,
-    /// Last name.
-    pub last_name: String,
-    /// Directory ID, if identified.
-    pub employee_id: Option<String>,
-    /// Directory e-mail, if identified.
-    pub employee_email: Option<String>,
-    /// Directory department, if identified.
-    pub department: Option<String>,
-    /// Free-text details.
-    pub details: Option<String>,
-    /// The conversation's language.
-    pub lang: Lang,
-    /// When it was accepted, milliseconds since the Unix epoch.
-    pub created_at_ms: i64,
-    /// The e-mail's state.
-    pub mail: MailState,
-    /// Delivery attempts so far.
-    pub attempts: u32,
-    /// The last delivery error, if any.
-    pub last_error: Option<String>,
-    /// When the next attempt is due (queued only), ms since the epoch.
-    pub next_attempt_ms: Option<i64>,
-    /// When the SMTP server accepted it, ms since the epoch.
-    pub sent_at_ms: Option<i64>,
 }
 
 /// An e-mail due for delivery.
@@ -360,7 +275,7 @@ impl Durable {
     /// [`MESSAGE_RETENTION`], [`SESSION_RETENTION`]): without it both tables only grow.
     pub async fn prune_forever(self, every: Duration) {
         loop {
-            let now = crate::requests::now_ms();
+            let now = crate::domain::now_ms();
             let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
             let (m, s) =
                 (now.saturating_sub(ms(MESSAGE_RETENTION)), now.saturating_sub(ms(SESSION_RETENTION)));

@@ -42,21 +42,27 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::ledger::{
-    CommitReceiver, Committed, Enqueued, Ledger, MailState, NewRequest, OutboxItem, OwnedTurn, PendingPhoto,
-    PhotoJob, RequestRecord, TICKET_PLACEHOLDER, Turn,
+    CommitReceiver, Committed, Enqueued, Ledger, OutboxItem, OwnedTurn, PendingPhoto, PhotoJob, Turn,
 };
-use super::{Session, SessionStore, StoreError};
-use crate::engine::Lang;
-use crate::unanswered::Unanswered;
+use super::{SessionStore, StoreError};
+use crate::domain::{MailState, RequestRecord, Session, Unanswered};
 
 mod checkpoint;
+mod rows;
+mod schema;
 mod sessions;
+mod turns;
 
 use checkpoint::Checkpointer;
+use schema::migrate;
 use sessions::{Cached, SessionCache, Stored};
+use turns::{SessionWrite, Written, commit_batch};
+
+pub use rows::format_ticket;
+use rows::{RECORD_COLUMNS, all, decode_session, exec, lang_code, lang_from_code, one, record, sql_limit};
 
 /// Rows [`Ledger::prune`] looks at, or deletes, per transaction: a few milliseconds of the
 /// writer's time, however large the tables.
@@ -68,99 +74,6 @@ fn chunk_len() -> usize {
 
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The schema, one migration per entry; applied in order from `user_version`. Never edit
-/// a shipped entry: append a new one.
-const MIGRATIONS: &[&str] = &[
-    r"
-CREATE TABLE sessions (
-    user        TEXT PRIMARY KEY,
-    data        TEXT NOT NULL,
-    version     INTEGER NOT NULL DEFAULT 1,
-    updated_ms  INTEGER NOT NULL
-);
-CREATE TABLE messages (
-    sid         TEXT PRIMARY KEY,
-    user        TEXT NOT NULL,
-    reply       TEXT NOT NULL,
-    received_ms INTEGER NOT NULL
-);
-CREATE TABLE ticket_seq (
-    year        INTEGER PRIMARY KEY,
-    last        INTEGER NOT NULL
-);
-CREATE TABLE requests (
-    id              INTEGER PRIMARY KEY,
-    ticket          TEXT NOT NULL UNIQUE,
-    user            TEXT NOT NULL,
-    message_sid     TEXT UNIQUE,
-    kind            TEXT NOT NULL,
-    kind_label      TEXT NOT NULL,
-    recipient       TEXT NOT NULL,
-    first_name      TEXT NOT NULL,
-    last_name       TEXT NOT NULL,
-    employee_id     TEXT,
-    employee_email  TEXT,
-    department      TEXT,
-    details         TEXT,
-    lang            TEXT NOT NULL,
-    created_ms      INTEGER NOT NULL
-);
-CREATE TABLE outbox (
-    id              INTEGER PRIMARY KEY,
-    request_id      INTEGER NOT NULL UNIQUE REFERENCES requests(id),
-    state           TEXT NOT NULL CHECK (state IN ('queued', 'sent')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_ms INTEGER NOT NULL,
-    last_error      TEXT,
-    sent_ms         INTEGER
-);
-CREATE INDEX outbox_due ON outbox(next_attempt_ms) WHERE state = 'queued';
-",
-    r"
-CREATE TABLE unanswered (
-    question    TEXT PRIMARY KEY,
-    count       INTEGER NOT NULL,
-    first_ms    INTEGER NOT NULL,
-    last_ms     INTEGER NOT NULL
-);
-CREATE INDEX unanswered_count ON unanswered(count DESC);
-",
-    // Badge photos accepted and not yet answered; a row is deleted once its result is sent
-    // (see `Ledger::photo_done`), so the table is the pending set and stays small.
-    r"
-CREATE TABLE photo_jobs (
-    id           INTEGER PRIMARY KEY,
-    message_sid  TEXT UNIQUE,
-    user         TEXT NOT NULL,
-    bot          TEXT NOT NULL,
-    media_url    TEXT NOT NULL,
-    content_type TEXT,
-    lang         TEXT NOT NULL,
-    created_ms   INTEGER NOT NULL
-);
-",
-    // The dead letter: an e-mail the SMTP server rejected permanently (5xx) too many times
-    // ends in state 'dead', never tried again. SQLite cannot change a CHECK constraint, so
-    // the table is rebuilt, rows and ids kept.
-    r"
-CREATE TABLE outbox_v4 (
-    id                 INTEGER PRIMARY KEY,
-    request_id         INTEGER NOT NULL UNIQUE REFERENCES requests(id),
-    state              TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'dead')),
-    attempts           INTEGER NOT NULL DEFAULT 0,
-    next_attempt_ms    INTEGER NOT NULL,
-    last_error         TEXT,
-    sent_ms            INTEGER,
-    permanent_failures INTEGER NOT NULL DEFAULT 0
-);
-INSERT INTO outbox_v4 (id, request_id, state, attempts, next_attempt_ms, last_error, sent_ms)
-    SELECT id, request_id, state, attempts, next_attempt_ms, last_error, sent_ms FROM outbox;
-DROP TABLE outbox;
-ALTER TABLE outbox_v4 RENAME TO outbox;
-CREATE INDEX outbox_due ON outbox(next_attempt_ms) WHERE state = 'queued';
-",
-];
 
 /// Calls [`Durable`](super::Durable) should let wait on one store at once: the reads and
 /// rare writes that go through the blocking pool (commits are queued, see
@@ -545,305 +458,6 @@ impl Drop for SqliteStore {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
-    let current = usize::try_from(current).unwrap_or(0);
-    if current > MIGRATIONS.len() {
-        return Err(StoreError::Backend(format!(
-            "the database has schema version {current}, newer than this wabot's {}: upgrade wabot",
-            MIGRATIONS.len()
-        )));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        tx.execute_batch(sql).map_err(|e| StoreError::Backend(format!("migration {}: {e}", i + 1)))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(backend)?;
-    }
-    tx.commit().map_err(backend)
-}
-
-/// `REQ-2026-000123`.
-pub fn format_ticket(year: i64, seq: i64) -> String {
-    format!("REQ-{year}-{seq:06}")
-}
-
-fn lang_code(lang: Lang) -> &'static str {
-    match lang {
-        Lang::En => "en",
-        Lang::Fr => "fr",
-    }
-}
-
-fn lang_from_code(code: &str) -> Lang {
-    if code == "fr" { Lang::Fr } else { Lang::En }
-}
-
-const RECORD_COLUMNS: &str = "r.ticket, r.user, r.kind, r.kind_label, r.recipient, r.first_name, \
-     r.last_name, r.employee_id, r.employee_email, r.department, r.details, r.lang, r.created_ms, \
-     o.state, o.attempts, o.last_error, o.next_attempt_ms, o.sent_ms, o.id";
-
-fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
-    let lang: String = row.get(11)?;
-    let state: String = row.get(13)?;
-    let mail = match state.as_str() {
-        "sent" => MailState::Sent,
-        "dead" => MailState::Dead,
-        _ => MailState::Queued,
-    };
-    let attempts: i64 = row.get(14)?;
-    let next: i64 = row.get(16)?;
-    Ok((
-        row.get(18)?,
-        RequestRecord {
-            ticket: row.get(0)?,
-            user: row.get(1)?,
-            kind: row.get(2)?,
-            kind_label: row.get(3)?,
-            recipient: row.get(4)?,
-            first_name: row.get(5)?,
-            last_name: row.get(6)?,
-            employee_id: row.get(7)?,
-            employee_email: row.get(8)?,
-            department: row.get(9)?,
-            details: row.get(10)?,
-            lang: lang_from_code(&lang),
-            created_at_ms: row.get(12)?,
-            mail,
-            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            last_error: row.get(15)?,
-            next_attempt_ms: (mail == MailState::Queued).then_some(next),
-            sent_at_ms: row.get(17)?,
-        },
-    ))
-}
-
-/// Runs a cached statement (parsed once per connection).
-fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
-    conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(backend)
-}
-
-/// Every row of a cached statement.
-fn all<T>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>, StoreError> {
-    conn.prepare_cached(sql).and_then(|mut s| s.query_map(params, f)?.collect()).map_err(backend)
-}
-
-/// A `LIMIT` for SQLite.
-fn sql_limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// One row of a cached statement.
-fn one<T>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Option<T>, StoreError> {
-    conn.prepare_cached(sql).and_then(|mut s| s.query_row(params, f).optional()).map_err(backend)
-}
-
-/// A stored session's JSON, read back; one this version cannot read is a fresh start, not
-/// an error forever.
-fn decode_session(data: &str) -> Session {
-    serde_json::from_str(data).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "unreadable stored session: starting afresh");
-        Session::default()
-    })
-}
-
-fn insert_request(tx: &Connection, turn: &Turn<'_>, req: &NewRequest) -> Result<String, StoreError> {
-    // The year of the request, in UTC, and the next number of that year: both inside the
-    // transaction, so two requests never share a ticket.
-    let year: i64 =
-        one(tx, "SELECT CAST(strftime('%Y', ?1 / 1000, 'unixepoch') AS INTEGER)", [turn.now_ms], |r| {
-            r.get(0)
-        })?
-        .ok_or_else(|| backend("no year for the request's time"))?;
-    let seq: i64 = one(
-        tx,
-        "INSERT INTO ticket_seq (year, last) VALUES (?1, 1)
-         ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last",
-        [year],
-        |r| r.get(0),
-    )?
-    .ok_or_else(|| backend("no ticket number allocated"))?;
-    let ticket = format_ticket(year, seq);
-    exec(
-        tx,
-        "INSERT INTO requests (ticket, user, message_sid, kind, kind_label, recipient, first_name,
-             last_name, employee_id, employee_email, department, details, lang, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
-            ticket,
-            turn.user,
-            turn.message_sid,
-            req.kind,
-            req.kind_label,
-            req.recipient,
-            req.first_name,
-            req.last_name,
-            req.employee_id,
-            req.employee_email,
-            req.department,
-            req.details,
-            lang_code(req.lang),
-            turn.now_ms
-        ],
-    )?;
-    let request_id = tx.last_insert_rowid();
-    exec(
-        tx,
-        "INSERT INTO outbox (request_id, state, next_attempt_ms) VALUES (?1, 'queued', ?2)",
-        params![request_id, turn.now_ms],
-    )?;
-    Ok(ticket)
-}
-
-/// How a turn's session is committed.
-#[derive(Debug)]
-enum SessionWrite {
-    /// Written as this JSON, over the version the turn was computed on.
-    Store(String),
-    /// Left as stored (the turn did not change it): only its version is checked.
-    Keep,
-}
-
-/// What one turn wrote: its result, and the session as it wrote it (JSON), for the cache.
-#[derive(Debug)]
-struct Written {
-    committed: Committed,
-    session: Option<Box<str>>,
-}
-
-/// One turn's statements, inside the group's transaction (in a savepoint).
-fn commit_in(tx: &Connection, turn: &Turn<'_>, session: &SessionWrite) -> Result<Written, StoreError> {
-    // Claim the MessageSid first: a duplicate stops here, before anything is written.
-    // Without a request the reply is already final; with one it waits for its ticket.
-    if let Some(sid) = turn.message_sid {
-        let reply = match turn.request {
-            None => serde_json::to_string(turn.messages).map_err(backend)?,
-            Some(_) => "[]".to_owned(),
-        };
-        let claimed = exec(
-            tx,
-            "INSERT INTO messages (sid, user, reply, received_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (sid) DO NOTHING",
-            params![sid, turn.user, reply, turn.now_ms],
-        )?;
-        if claimed == 0 {
-            let reply: String = one(tx, "SELECT reply FROM messages WHERE sid = ?1", [sid], |r| r.get(0))?
-                .ok_or_else(|| backend("a claimed MessageSid has no row"))?;
-            let messages = serde_json::from_str(&reply).map_err(backend)?;
-            let committed = Committed { messages, ticket: None, replayed: true };
-            return Ok(Written { committed, session: None });
-        }
-    }
-    // The session, only over the version the turn was computed on; otherwise rolling back
-    // the savepoint takes the MessageSid's claim back too.
-    let written = match session {
-        SessionWrite::Keep => {
-            let stored =
-                one(tx, "SELECT version FROM sessions WHERE user = ?1", [turn.user], |r| r.get::<_, i64>(0))?;
-            usize::from(stored == Some(turn.session_version))
-        }
-        SessionWrite::Store(data) if turn.session_version == 0 => exec(
-            tx,
-            "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 1, ?3)
-             ON CONFLICT (user) DO NOTHING",
-            params![turn.user, data, turn.now_ms],
-        )?,
-        SessionWrite::Store(data) => exec(
-            tx,
-            "UPDATE sessions SET data = ?2, version = version + 1, updated_ms = ?3
-             WHERE user = ?1 AND version = ?4",
-            params![turn.user, data, turn.now_ms, turn.session_version],
-        )?,
-    };
-    if written == 0 {
-        return Err(StoreError::Conflict);
-    }
-    let ticket = turn.request.map(|req| insert_request(tx, turn, req)).transpose()?;
-    let messages: Vec<String> = match &ticket {
-        Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
-        None => turn.messages.to_vec(),
-    };
-    if let (Some(sid), Some(_)) = (turn.message_sid, &ticket) {
-        let reply = serde_json::to_string(&messages).map_err(backend)?;
-        exec(tx, "UPDATE messages SET reply = ?2 WHERE sid = ?1", params![sid, reply])?;
-    }
-    if let Some(question) = turn.unanswered {
-        exec(
-            tx,
-            "INSERT INTO unanswered (question, count, first_ms, last_ms) VALUES (?1, 1, ?2, ?2)
-             ON CONFLICT(question) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms",
-            params![question, turn.now_ms],
-        )?;
-    }
-    let session = match session {
-        SessionWrite::Store(data) => Some(data.as_str().into()),
-        SessionWrite::Keep => None,
-    };
-    Ok(Written { committed: Committed { messages, ticket, replayed: false }, session })
-}
-
-/// Runs `f` in a savepoint: kept when it succeeds, rolled back — it alone — when it fails.
-/// The outer error means the transaction itself can no longer be trusted.
-fn in_savepoint<R>(
-    tx: &Connection,
-    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
-) -> Result<Result<R, StoreError>, StoreError> {
-    exec(tx, "SAVEPOINT turn", [])?;
-    match f(tx) {
-        Ok(r) => {
-            exec(tx, "RELEASE turn", [])?;
-            Ok(Ok(r))
-        }
-        Err(e) => {
-            exec(tx, "ROLLBACK TO turn", [])?;
-            exec(tx, "RELEASE turn", [])?;
-            Ok(Err(e))
-        }
-    }
-}
-
-/// Commits `turns` in one transaction, each turn in its own savepoint; every result is an
-/// error if the transaction itself does not commit.
-fn commit_batch(
-    conn: &mut Connection,
-    turns: &[Turn<'_>],
-    sessions: &[Result<SessionWrite, StoreError>],
-) -> Vec<Result<Written, StoreError>> {
-    let failed = |e: &dyn std::fmt::Display| turns.iter().map(|_| Err(backend(e))).collect();
-    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return failed(&e),
-    };
-    let mut results = Vec::with_capacity(turns.len());
-    for (turn, session) in turns.iter().zip(sessions) {
-        let session = match session {
-            Ok(session) => session,
-            Err(e) => {
-                results.push(Err(StoreError::Backend(e.to_string())));
-                continue;
-            }
-        };
-        match in_savepoint(&tx, |sp| commit_in(sp, turn, session)) {
-            Ok(result) => results.push(result),
-            // Dropping the transaction rolls the whole batch back.
-            Err(e) => return failed(&e),
-        }
-    }
-    match tx.commit() {
-        Ok(()) => results,
-        Err(e) => failed(&e),
-    }
-}
-
 impl SessionStore for SqliteStore {
     fn load(&self, user: &str) -> Result<Session, StoreError> {
         self.load_versioned(user).map(|(s, _)| s)
@@ -852,7 +466,7 @@ impl SessionStore for SqliteStore {
     fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
         // Outside a conversation turn (a badge identified): rare, and worth a flush.
         let data = serde_json::to_string(session).map_err(backend)?;
-        let now = crate::requests::now_ms();
+        let now = crate::domain::now_ms();
         let version = self.write(Sync::Full, |tx| {
             one(
                 tx,
@@ -1192,8 +806,11 @@ impl Ledger for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::schema::MIGRATIONS;
     use super::*;
-    use crate::store::Pending;
+    use crate::domain::Pending;
+    use crate::domain::{NewRequest, TICKET_PLACEHOLDER};
+    use crate::engine::Lang;
 
     fn request() -> NewRequest {
         NewRequest {

@@ -16,15 +16,15 @@ use axum::routing::{get, post};
 use image::RgbImage;
 use reqwest::Url;
 use secrecy::SecretString;
-use wabot::badge::{BadgeDesk, EXAMPLE_DIRECTORY};
-use wabot::channel::WebhookForm;
+use wabot::channel::twilio::WebhookForm;
+use wabot::channel::twilio::media::{MediaFetcher, MediaPolicy};
+use wabot::channel::twilio::rest::{RestConfig, RestSender};
+use wabot::desk::badge::{BadgeDesk, EXAMPLE_DIRECTORY};
 use wabot::directory::Directory;
-use wabot::media::{MediaFetcher, MediaPolicy};
 use wabot::ocr::{
     BadgeReader, BadgeText, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrPool, TextLine,
 };
 use wabot::store::{Ledger, SessionStore};
-use wabot::twilio_rest::{RestConfig, RestSender};
 
 use crate::helpers::*;
 
@@ -194,8 +194,8 @@ fn desk_redirecting_to(
         BadgeDesk::new(
             reader,
             OcrPool::new(1, queue),
-            MediaFetcher::new(policy).unwrap(),
-            Some(RestSender::new(rest).unwrap()),
+            Arc::new(MediaFetcher::new(policy).unwrap()),
+            Some(Arc::new(RestSender::new(rest).unwrap())),
             Arc::new(directory),
             store,
         )
@@ -513,7 +513,7 @@ async fn a_photo_accepted_before_a_stop_is_answered_after_the_restart_and_a_day_
 
     // Meanwhile, a photo accepted more than a day ago and never answered.
     let store = wabot::store::SqliteStore::open(&db).unwrap();
-    let day_ago = wabot::requests::now_ms() - 25 * 3600 * 1000;
+    let day_ago = wabot::domain::now_ms() - 25 * 3600 * 1000;
     let old = wabot::store::PhotoJob {
         user: "whatsapp:+33699999999".to_owned(),
         bot: "whatsapp:+14155238886".to_owned(),

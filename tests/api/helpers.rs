@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use secrecy::SecretString;
 use tokio::sync::oneshot;
-use wabot::badge::BadgeDesk;
-use wabot::channel::{WebhookForm, compute_signature};
+use wabot::channel::twilio::{WebhookForm, compute_signature};
 use wabot::config::Settings;
 use wabot::corpus::KnowledgeBase;
+use wabot::desk::badge::BadgeDesk;
 use wabot::faq::{Faq, FaqOptions};
-use wabot::server::Server;
+use wabot::startup::Application;
 use wabot::store::{Ledger, MemoryStore, SqliteStore};
 
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
@@ -54,13 +54,13 @@ pub struct Options {
     /// The database; `None` for a fresh one in a temporary directory.
     pub db: Option<PathBuf>,
     /// E-mail settings (no SMTP URL: mail off).
-    pub mail: wabot::mail::MailSettings,
+    pub mail: wabot::config::MailSettings,
     /// The request form's settings.
-    pub requests: wabot::requests::RequestSettings,
+    pub requests: wabot::config::RequestSettings,
     /// Badge OCR: builds the desk over the app's session store (see `badge.rs`).
     pub badges: Option<BuildDesk>,
     /// Timeout, load shedding, per-sender rate limit (the production defaults).
-    pub limits: wabot::limits::LimitSettings,
+    pub limits: wabot::config::LimitSettings,
 }
 
 impl Default for Options {
@@ -74,10 +74,10 @@ impl Default for Options {
             journal: None,
             max_body_bytes: 64 * 1024,
             db: None,
-            mail: wabot::mail::MailSettings::default(),
-            requests: wabot::requests::RequestSettings::default(),
+            mail: wabot::config::MailSettings::default(),
+            requests: wabot::config::RequestSettings::default(),
             badges: None,
-            limits: wabot::limits::LimitSettings::default(),
+            limits: wabot::config::LimitSettings::default(),
         }
     }
 }
@@ -113,18 +113,21 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         None => Faq::open(options, Arc::new(MemoryStore::default())),
     };
     let faq = Arc::new(faq.expect("the FAQ loads"));
-    let store = wabot::server::open_store(&settings).await.expect("the database opens");
-    let badges = opts.badges.map(|build| Arc::new(build(store.clone())));
-    let server = Server::bind_with(&settings, Arc::clone(&faq), store.clone(), badges).await.expect("bind");
-    let addr = server.local_addr();
+    let badges = opts.badges;
+    let app = Application::build_with(settings, Arc::clone(&faq), move |_, store| {
+        Ok(badges.map(|build| build(store)))
+    })
+    .await
+    .expect("the application starts");
+    let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
+    let store = Arc::clone(app.store());
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(async move {
-        server
-            .run(async move {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("the server runs");
+        app.run_until_stopped(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("the server runs");
     });
     TestApp {
         addr,

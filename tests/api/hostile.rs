@@ -1,6 +1,6 @@
 //! Hostile input: every refused request gets the right 4xx and leaves no trace in the store.
 
-use wabot::channel::{WebhookForm, compute_signature};
+use wabot::channel::twilio::{WebhookForm, compute_signature};
 
 use crate::helpers::*;
 

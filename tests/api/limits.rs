@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wabot::channel::compute_signature;
-use wabot::limits::LimitSettings;
+use wabot::channel::twilio::compute_signature;
+use wabot::config::LimitSettings;
 
 use crate::helpers::*;
 
@@ -163,7 +163,7 @@ async fn with_two_thousand_stalled_connections_open_healthz_still_answers_and_th
  {
     const STALLED: usize = 2000;
     // This process holds both ends of every connection.
-    let (_, files) = wabot::limits::raise_fd_limit().unwrap();
+    let (_, files) = wabot::server::limits::raise_fd_limit().unwrap();
     assert!(
         files as usize > 2 * STALLED + 256,
         "the open-file hard limit ({files}) is too low for this test"

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use secrecy::SecretString;
-use wabot::channel::compute_signature;
-use wabot::directory::Employee;
-use wabot::mail::MailSettings;
+use wabot::channel::twilio::compute_signature;
+use wabot::config::MailSettings;
+use wabot::domain::{Employee, MailState, Session};
 use wabot::store::sqlite::SqliteStore;
-use wabot::store::{Ledger, MailState, Session, SessionStore};
+use wabot::store::{Ledger, SessionStore};
 
 use crate::helpers::*;
 use crate::smtp::{SmtpSink, free_port};
@@ -88,7 +88,7 @@ async fn a_request_is_emailed_with_recipient_subject_ticket_and_the_utf8_name() 
     assert_eq!(sink.messages().len(), 1);
 }
 
-async fn wait_until_sent(app: &TestApp, ticket: &str) -> wabot::store::RequestRecord {
+async fn wait_until_sent(app: &TestApp, ticket: &str) -> wabot::domain::RequestRecord {
     let store = ledger(app);
     let start = std::time::Instant::now();
     loop {
@@ -231,7 +231,7 @@ async fn header_injection_attempts_in_every_field_add_no_header_and_no_recipient
                 *v = "Mallory\r\nBcc: attacker@evil.example".into();
             }
         }
-        wabot::channel::WebhookForm::from_pairs(pairs)
+        wabot::channel::twilio::WebhookForm::from_pairs(pairs)
     };
     let mut last = String::new();
     for text in [
@@ -347,17 +347,17 @@ async fn the_menu_offers_requests_as_its_last_entry() {
 }
 
 /// Request types whose e-mails go to `(id, address)` each, in menu order.
-fn types_to(destinations: &[(&str, &str)]) -> wabot::requests::RequestSettings {
+fn types_to(destinations: &[(&str, &str)]) -> wabot::config::RequestSettings {
     let types = destinations
         .iter()
-        .map(|(id, email)| wabot::requests::RequestType {
+        .map(|(id, email)| wabot::domain::RequestType {
             id: (*id).into(),
             label_en: format!("Request {id}"),
             label_fr: format!("Demande {id}"),
             email: (*email).into(),
         })
         .collect();
-    wabot::requests::RequestSettings { types, ..wabot::requests::RequestSettings::default() }
+    wabot::config::RequestSettings { types, ..wabot::config::RequestSettings::default() }
 }
 
 /// Files a request of the `n`th type (1-based); its ticket.
@@ -370,8 +370,8 @@ async fn wait_for_record(
     app: &TestApp,
     ticket: &str,
     within: Duration,
-    done: impl Fn(&wabot::store::RequestRecord) -> bool,
-) -> wabot::store::RequestRecord {
+    done: impl Fn(&wabot::domain::RequestRecord) -> bool,
+) -> wabot::domain::RequestRecord {
     let store = ledger(app);
     let start = std::time::Instant::now();
     loop {
@@ -405,7 +405,7 @@ async fn a_server_that_accepts_and_never_greets_costs_a_timed_out_attempt_then_t
     assert_eq!(failed.mail, MailState::Queued);
     let error = failed.last_error.clone().unwrap_or_default();
     assert!(error.contains("timed out"), "{error}");
-    let report = wabot::requests::report::show(&failed);
+    let report = wabot::cli::requests::show(&failed);
     assert!(report.contains("queued (1 attempt)") && report.contains("timed out"), "{report}");
 
     // A healthy relay takes over the address.
@@ -427,7 +427,7 @@ async fn one_stalled_destination_does_not_delay_another_destinations_mail() {
     let mail = MailSettings { timeout_secs: 60, ..mail_to(sink.url()) };
     let requests = types_to(&[("stuck", "desk@stall.example"), ("certificate", "hr@example.com")]);
     // Two requests from one sender are twelve messages: more than a sender's burst.
-    let limits = wabot::limits::LimitSettings { sender_per_minute: 0, ..Default::default() };
+    let limits = wabot::config::LimitSettings { sender_per_minute: 0, ..Default::default() };
     let app = spawn_with(Options { mail, requests, limits, ..Options::default() }).await;
 
     let stuck = file_request(&app, 1).await;
@@ -453,7 +453,7 @@ async fn a_permanent_rejection_is_dead_lettered_after_the_configured_number_of_a
     let mail = MailSettings { max_permanent_failures: 3, ..mail_to(sink.url()) };
     let requests = types_to(&[("gone", "nobody@gone.example"), ("certificate", "hr@example.com")]);
     // Two requests from one sender are twelve messages: more than a sender's burst.
-    let limits = wabot::limits::LimitSettings { sender_per_minute: 0, ..Default::default() };
+    let limits = wabot::config::LimitSettings { sender_per_minute: 0, ..Default::default() };
     let app = spawn_with(Options { mail, requests, limits, ..Options::default() }).await;
 
     let ticket = file_request(&app, 1).await;
@@ -462,9 +462,9 @@ async fn a_permanent_rejection_is_dead_lettered_after_the_configured_number_of_a
     assert_eq!(dead.next_attempt_ms, None);
     let error = dead.last_error.clone().unwrap_or_default();
     assert!(error.contains("550"), "{error}");
-    assert!(wabot::requests::report::mail_status(&dead).starts_with("dead"), "{dead:?}");
+    assert!(wabot::cli::requests::mail_status(&dead).starts_with("dead"), "{dead:?}");
     assert!(
-        wabot::requests::report::list(std::slice::from_ref(&dead))
+        wabot::cli::requests::list(std::slice::from_ref(&dead))
             .contains("dead: rejected for good (3 attempts)")
     );
 

@@ -1,7 +1,7 @@
 //! POST /bot and GET /healthz.
 
 use crate::helpers::*;
-use wabot::channel::compute_signature;
+use wabot::channel::twilio::compute_signature;
 use wabot::corpus::KnowledgeBase;
 use wabot::engine::Lang;
 
@@ -99,7 +99,7 @@ async fn unknown_and_repeated_fields_are_covered_by_the_signature() {
     let mut pairs = whatsapp_form("hi").params().to_vec();
     pairs.push(("ButtonPayload".into(), "x".into()));
     pairs.push(("ButtonPayload".into(), "y".into()));
-    let form = wabot::channel::WebhookForm::from_pairs(pairs);
+    let form = wabot::channel::twilio::WebhookForm::from_pairs(pairs);
     assert_eq!(app.post_signed(&form).await.status, 200);
 }
 
@@ -119,7 +119,7 @@ async fn a_signed_form_without_a_sender_is_a_bad_request() {
     let app = spawn_app().await;
     let pairs: Vec<(String, String)> =
         whatsapp_form("hi").params().iter().filter(|(k, _)| k != "From").cloned().collect();
-    let answer = app.post_signed(&wabot::channel::WebhookForm::from_pairs(pairs)).await;
+    let answer = app.post_signed(&wabot::channel::twilio::WebhookForm::from_pairs(pairs)).await;
     assert_eq!(answer.status, 400);
     assert!(answer.text.contains("From"), "{}", answer.text);
 }
@@ -158,7 +158,7 @@ async fn hostile_text_still_yields_well_formed_twiml() {
             *v = "</Message><Redirect>http://evil</Redirect>&".into();
         }
     }
-    let answer = app.post_signed(&wabot::channel::WebhookForm::from_pairs(pairs)).await;
+    let answer = app.post_signed(&wabot::channel::twilio::WebhookForm::from_pairs(pairs)).await;
     let messages = twiml_messages(&answer.text);
     assert_eq!(messages.len(), 1);
     assert!(messages[0].contains("</Message><Redirect>http://evil</Redirect>&"), "{messages:?}");
@@ -218,7 +218,11 @@ const SETTINGS_SHA256: &str = "key=webhooks_sharedkey_0123456789abcdef,algorithm
 /// The `X-Twilio-Signature` Twilio's own Python library (`twilio` on PyPI,
 /// `RequestValidator` with the algorithm `get_signature_algorithm` reads from the settings
 /// header) computes for `form` posted to the public webhook URL.
-fn signed_by_twilios_library(key: &str, algorithm: &str, form: &wabot::channel::WebhookForm) -> String {
+fn signed_by_twilios_library(
+    key: &str,
+    algorithm: &str,
+    form: &wabot::channel::twilio::WebhookForm,
+) -> String {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let python = crate::python::python();
@@ -249,7 +253,7 @@ fn signed_by_twilios_library(key: &str, algorithm: &str, form: &wabot::channel::
 
 async fn post_with_settings(
     app: &TestApp,
-    form: &wabot::channel::WebhookForm,
+    form: &wabot::channel::twilio::WebhookForm,
     signature: &str,
     settings: &str,
 ) -> Answer {

@@ -1,0 +1,122 @@
+//! What the command line does beyond parsing: each subcommand of `wabot` other than `serve`
+//! (which is [`crate::startup`]), run over the library and written to the given output. The
+//! binary parses the arguments, loads the settings and calls these.
+
+pub mod ask;
+pub mod chat;
+pub mod eval;
+pub mod ocr;
+pub mod requests;
+pub mod unanswered;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::store::StoreError;
+use crate::store::sqlite::SqliteStore;
+
+/// What a command can fail with; the message says what was being done.
+#[derive(Debug, Error)]
+pub enum CliError {
+    /// `wabot requests` or `wabot unanswered` without a database to read.
+    #[error("no database at {} (set WABOT_DB): no {what} was ever stored there", path.display())]
+    NoDatabase {
+        /// The database file looked for.
+        path: PathBuf,
+        /// What would have been there: `request`, `question`.
+        what: &'static str,
+    },
+    /// The database exists but cannot be opened.
+    #[error("opening {}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// No request has this ticket.
+    #[error("no request {0}")]
+    NoRequest(String),
+    /// `wabot ask` with neither a question nor questions piped in.
+    #[error("give a QUESTION, or pipe questions on stdin (one per line)")]
+    NoQuestion,
+    /// Standard input could not be read.
+    #[error("reading stdin")]
+    Stdin(#[source] std::io::Error),
+    /// A file could not be read.
+    #[error("reading {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A photo could not be decoded.
+    #[error("decoding {}", path.display())]
+    Decode {
+        /// The photo.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::ocr::decode::DecodeError,
+    },
+    /// The OCR models could not load or run.
+    #[error(transparent)]
+    Ocr(#[from] crate::ocr::OcrError),
+    /// An ID pattern of the settings is not a regular expression.
+    #[error(transparent)]
+    Pattern(#[from] crate::ocr::id::PatternError),
+    /// The directory of the database could not be created.
+    #[error("creating {}", path.display())]
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("starting the async runtime")]
+    Runtime(#[source] std::io::Error),
+    /// The store, the desk or the mail worker could not start.
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
+    /// The labelled queries could not be read.
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing the output failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A value could not be written as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// Opens the database the reports read, which must exist: they never create one.
+fn open_existing(db: &Path, what: &'static str) -> Result<SqliteStore, CliError> {
+    if !db.exists() {
+        return Err(CliError::NoDatabase { path: db.to_owned(), what });
+    }
+    SqliteStore::open(db).map_err(|source| CliError::Open { path: db.to_owned(), source })
+}
+
+/// Writes `report` as pretty JSON, or as its text.
+pub fn print_report<R: serde::Serialize + std::fmt::Display>(
+    report: &R,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
+    } else {
+        write!(out, "{report}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! `wabot requests list` and `wabot requests show`: stored requests and where their e-mail
+//! stands, as text for an administrator.
+
+use std::fmt::Write;
+
+use std::path::Path;
+
+use super::CliError;
+use crate::domain::{MailState, RequestRecord, utc};
+use crate::store::Ledger;
+
+/// Where the e-mail stands, in one phrase: `sent 2026-11-25 12:00 UTC (1 attempt)`,
+/// `queued (2 attempts)` or `dead: rejected for good (3 attempts)`.
+pub fn mail_status(r: &RequestRecord) -> String {
+    let attempts = match r.attempts {
+        1 => "1 attempt".to_owned(),
+        n => format!("{n} attempts"),
+    };
+    match (r.mail, r.sent_at_ms) {
+        (MailState::Sent, Some(at)) => format!("sent {} ({attempts})", utc(at)),
+        (MailState::Dead, _) => format!("dead: rejected for good ({attempts})"),
+        _ => format!("queued ({attempts})"),
+    }
+}
+
+/// One line per request, newest first, under a header.
+pub fn list(records: &[RequestRecord]) -> String {
+    if records.is_empty() {
+        return "no requests\n".into();
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<16} {:<20} {:<22} {:<28} MAIL", "TICKET", "CREATED", "TYPE", "NAME");
+    for r in records {
+        let name: String = format!("{} {}", r.first_name, r.last_name).chars().take(28).collect();
+        let _ = writeln!(
+            out,
+            "{:<16} {:<20} {:<22} {:<28} {}",
+            r.ticket,
+            utc(r.created_at_ms),
+            r.kind,
+            name,
+            mail_status(r)
+        );
+    }
+    out
+}
+
+/// Everything about one request.
+pub fn show(r: &RequestRecord) -> String {
+    let mut out = String::new();
+    let mut field = |k: &str, v: &str| {
+        let _ = writeln!(out, "{k:<14} {v}");
+    };
+    field("ticket", &r.ticket);
+    field("created", &utc(r.created_at_ms));
+    field("type", &format!("{} ({})", r.kind_label, r.kind));
+    field("recipient", &r.recipient);
+    field("name", &format!("{} {}", r.first_name, r.last_name));
+    if let Some(id) = &r.employee_id {
+        field("employee id", id);
+    }
+    if let Some(e) = &r.employee_email {
+        field("e-mail", e);
+    }
+    if let Some(d) = &r.department {
+        field("department", d);
+    }
+    field("whatsapp", r.user.strip_prefix("whatsapp:").unwrap_or(&r.user));
+    field("details", r.details.as_deref().unwrap_or("-"));
+    field("mail", &mail_status(r));
+    if r.mail == MailState::Queued
+        && let Some(next) = r.next_attempt_ms
+    {
+        field("next attempt", &utc(next));
+    }
+    if let Some(e) = &r.last_error {
+        field("last error", e);
+    }
+    out
+}
+
+/// `wabot requests list`: the latest `limit` requests of the database at `db`, newest first,
+/// as a table or one JSON object per line.
+pub fn run_list(db: &Path, limit: usize, json: bool, out: &mut impl std::io::Write) -> Result<(), CliError> {
+    let store = super::open_existing(db, "request")?;
+    let records = store.requests(limit)?;
+    if json {
+        for r in &records {
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
+        }
+    } else {
+        write!(out, "{}", list(&records))?;
+    }
+    Ok(())
+}
+
+/// `wabot requests show`: one request by ticket, as text or pretty JSON.
+pub fn run_show(db: &Path, ticket: &str, json: bool, out: &mut impl std::io::Write) -> Result<(), CliError> {
+    let store = super::open_existing(db, "request")?;
+    let Some(r) = store.request(ticket)? else { return Err(CliError::NoRequest(ticket.to_owned())) };
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+    } else {
+        write!(out, "{}", show(&r))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,608 @@
+//! Identifying an employee from a photo of their badge: the webhook's side of badge OCR.
+//!
+//! When a WhatsApp message carries an image, the webhook calls [`BadgeDesk::accept`]. What
+//! can be told at once is: a file that is not an image, no way to reply (REST credentials
+//! unset), a full OCR pool ("try again in a moment"). Otherwise the photo becomes a
+//! [`PhotoJob`], committed to the durable store together with its MessageSid's claim and the
+//! answer "Reading your badge…" before the webhook returns that answer; a redelivery of the
+//! same MessageSid finds the claim and gets the same answer, with no second job. The rest
+//! runs in the background, since OCR may take longer than Twilio waits for a webhook:
+//! download the photo (through [`FetchMedia`]), decode and read it on the OCR pool
+//! ([`ocr`](crate::ocr)), look the ID up in the employee [`Directory`], remember the employee
+//! in the user's session, and send the result (through [`SendMessage`]).
+//!
+//! The two ports are this use case's: it says what it needs, and each channel implements
+//! them (`channel::twilio`'s media download and REST sender); the composition root
+//! (`startup`) hands them in. So this module knows no channel.
+//!
+//! A job is done, and forgotten, once its result was sent or never can be (Twilio refused
+//! the message). Until then it is pending in the store: on shutdown the photos being read or
+//! waiting are simply left there ([`BadgeDesk::stop`]), after a crash too, and the next start
+//! resumes them ([`BadgeDesk::resume`]), oldest first, each as a place in the OCR pool frees
+//! up; one pending for longer than [`STALE_AFTER`] is dropped unread. A result sent just
+//! before a crash, and not yet marked done, is sent again after the restart: delivery is at
+//! least once, as for the e-mail outbox.
+//!
+//! Every bad input gets its own reply: a file that is not an image, one too large, one that
+//! cannot be read, a photo with no ID (tips for a better photo), an ID nobody has. Logs carry
+//! the MessageSid and the job's id, never the user's number.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use crate::directory::{Directory, DirectoryError};
+use crate::domain::Employee;
+use crate::engine::Lang;
+use crate::ocr::decode::{DecodeError, decode_image};
+use crate::ocr::pool::Slot;
+use crate::ocr::{BadgeReader, OcrError, OcrPool, PoolError};
+use crate::store::{Durable, Enqueued, Ledger, OwnedTurn, PendingPhoto, PhotoJob, StoreError};
+
+/// The example directory matching the badges in `tests/data/badges/`, used when no
+/// directory is configured so the demo works out of the box.
+pub const EXAMPLE_DIRECTORY: &str = include_str!("../../corpus/employees.example.csv");
+
+/// A photo pending longer than this is dropped unread at startup: Twilio's media may be
+/// gone, and a result a day late would only puzzle a user who has moved on.
+pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Pending photos resumed at one start, at most. Far beyond what is ever pending (the OCR
+/// pool's places, plus results Twilio could not be reached for); the rest wait for the
+/// next start.
+const RESUME_LIMIT: usize = 1000;
+
+/// Badge reading's store calls on the blocking pool at once: a claim, a session, a "done",
+/// all rare, within the margin [`MAX_BLOCKING_THREADS`](crate::server::MAX_BLOCKING_THREADS)
+/// leaves beside the webhook's turns.
+const STORE_CALLS: usize = 2;
+
+/// Times the identified employee is written again after a message of the same user took
+/// the session's version first.
+const REMEMBER_ATTEMPTS: usize = 3;
+
+/// A sentence in English and French.
+#[derive(Debug, Clone, Copy)]
+pub struct Said {
+    en: &'static str,
+    fr: &'static str,
+}
+
+impl Said {
+    /// The sentence in `lang`.
+    pub fn get(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => self.en,
+            Lang::Fr => self.fr,
+        }
+    }
+}
+
+/// Everything badge reading says.
+pub mod messages {
+    use super::Said;
+
+    /// The webhook's immediate answer to a photo.
+    pub const READING: Said = Said {
+        en: "Reading your badge… I'll reply in a few seconds.",
+        fr: "Je lis votre badge… Réponse dans quelques secondes.",
+    };
+    /// Identified; `{name}`, `{department}`, `{id}` are filled in.
+    pub const WELCOME: Said = Said {
+        en: "Thank you, {name} ({department})! I've identified you as employee {id}. How can I help you?",
+        fr: "Merci, {name} ({department}) ! Je vous ai identifié(e) : matricule {id}. Comment puis-je vous aider ?",
+    };
+    /// An ID was read but nobody has it; `{id}` is filled in.
+    pub const UNKNOWN_ID: Said = Said {
+        en: "I read the employee ID {id} on your badge, but I can't find it in the staff directory. Please check the photo, or contact HR if your badge is new.",
+        fr: "J'ai lu le matricule {id} sur votre badge, mais je ne le trouve pas dans l'annuaire du personnel. Vérifiez la photo, ou contactez les RH si votre badge est récent.",
+    };
+    /// No ID could be read.
+    pub const NO_ID: Said = Said {
+        en: "I couldn't read an employee ID on this photo. Tips: put the badge flat on a plain surface, in good light without glare, fill most of the photo with it, and hold the phone steady.",
+        fr: "Je n'ai pas pu lire de matricule sur cette photo. Conseils : posez le badge à plat sur un fond uni, bien éclairé et sans reflet, qu'il remplisse presque toute la photo, et tenez le téléphone immobile.",
+    };
+    /// The attachment is not an image.
+    pub const NOT_A_PHOTO: Said = Said {
+        en: "That file isn't a photo. To identify yourself, send a photo (JPEG or PNG) of your employee badge.",
+        fr: "Ce fichier n'est pas une photo. Pour vous identifier, envoyez une photo (JPEG ou PNG) de votre badge.",
+    };
+    /// The file is over the limit.
+    pub const TOO_LARGE: Said = Said {
+        en: "That file is too large (5 MB at most). Please send a normal photo of your badge.",
+        fr: "Ce fichier est trop volumineux (5 Mo au maximum). Envoyez une photo normale de votre badge.",
+    };
+    /// The file is not a usable image.
+    pub const UNREADABLE_FILE: Said = Said {
+        en: "I couldn't open that image (it isn't a valid JPEG, PNG or WebP photo, or it is far too large). Please take a new photo of your badge.",
+        fr: "Je n'ai pas pu ouvrir cette image (ce n'est pas une photo JPEG, PNG ou WebP valide, ou elle est beaucoup trop grande). Reprenez une photo de votre badge.",
+    };
+    /// The download failed.
+    pub const DOWNLOAD_FAILED: Said = Said {
+        en: "I couldn't download your photo. Please send it again in a moment.",
+        fr: "Je n'ai pas pu télécharger votre photo. Renvoyez-la dans un instant.",
+    };
+    /// The OCR queue is full.
+    pub const BUSY: Said = Said {
+        en: "I'm reading a lot of badges right now. Please send your photo again in a moment.",
+        fr: "Je lis beaucoup de badges en ce moment. Renvoyez votre photo dans un instant.",
+    };
+    /// Badge reading is off on this server.
+    pub const UNAVAILABLE: Said = Said {
+        en: "Badge reading isn't available at the moment. Please ask your question as text.",
+        fr: "La lecture de badge n'est pas disponible pour le moment. Posez votre question par écrit.",
+    };
+    /// Something failed inside.
+    pub const FAILED: Said = Said {
+        en: "Sorry, something went wrong while reading your badge. Please try again in a moment.",
+        fr: "Désolé, un problème est survenu pendant la lecture de votre badge. Réessayez dans un instant.",
+    };
+}
+
+/// What can stop badge reading from starting.
+#[derive(Debug, Error)]
+pub enum BadgeError {
+    /// The models could not be loaded.
+    #[error(transparent)]
+    Ocr(#[from] OcrError),
+    /// The directory could not be loaded.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The settings are unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An HTTP client could not be built.
+    #[error("badge reading: {0}")]
+    Client(String),
+}
+
+/// A photo attached to a message, as the channel announced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Photo {
+    /// Where the channel serves it.
+    pub url: String,
+    /// Its declared type (`image/jpeg`…), if any.
+    pub content_type: Option<String>,
+}
+
+/// Why a photo could not be had, as far as the user's reply goes.
+#[derive(Debug, Error)]
+pub enum FetchError {
+    /// Larger than the channel allows: the user is asked for a smaller photo.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Anything else: a refused URL, an error status, the network.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Fetches the photo a message carries: implemented by each channel's media download
+/// (`channel::twilio::media::MediaFetcher`).
+pub trait FetchMedia: Send + Sync {
+    /// The photo's bytes.
+    fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Vec<u8>, FetchError>>;
+}
+
+/// A message that could not be sent.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct SendFailure {
+    /// Why, as the channel's API said it.
+    pub message: String,
+    /// True when trying again later may succeed (network, rate limit, server error); false
+    /// when the channel refused the message for good.
+    pub retryable: bool,
+}
+
+/// Sends a message after the webhook has answered: implemented by each channel's outbound
+/// API (`channel::twilio::rest::RestSender`).
+pub trait SendMessage: Send + Sync {
+    /// Sends `body` from the bot's address `from` to the user `to`.
+    fn send<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+        body: &'a str,
+    ) -> BoxFuture<'a, Result<(), SendFailure>>;
+}
+
+/// A WhatsApp message carrying a photo.
+#[derive(Debug, Clone)]
+pub struct PhotoMessage {
+    /// The user (`From`, `whatsapp:+…`): the reply goes there.
+    pub user: String,
+    /// The bot's number (`To`): the reply comes from there.
+    pub bot: String,
+    /// `MessageSid`: the deduplication key, and the logs'.
+    pub message_sid: Option<String>,
+    /// The first attachment.
+    pub media: Photo,
+}
+
+/// The webhook's answer to a photo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The messages to reply with.
+    pub messages: Vec<String>,
+    /// True when the MessageSid had been handled before: nothing new was done.
+    pub replayed: bool,
+}
+
+/// What reading a badge came to, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadgeOutcome {
+    /// The employee was found.
+    Identified(String),
+    /// An ID was read that the directory lacks.
+    UnknownId(String),
+    /// No ID was read.
+    NoId,
+    /// The file was refused or could not be had.
+    BadMedia,
+    /// The OCR pool was full.
+    Busy,
+    /// Something failed inside.
+    Failed,
+}
+
+/// Badge reading: the reader, its pool, the downloader, the directory, the REST sender, the
+/// store holding sessions and pending photos.
+pub struct BadgeDesk {
+    reader: Arc<dyn BadgeReader>,
+    pool: OcrPool,
+    fetcher: Arc<dyn FetchMedia>,
+    sender: Option<Arc<dyn SendMessage>>,
+    directory: Arc<Directory>,
+    store: Durable,
+    /// Where OCR durations are recorded, once the server has set it.
+    metrics: std::sync::OnceLock<Arc<crate::telemetry::metrics::Metrics>>,
+    /// The photos being read and sent, and the resumption: stopped with the server.
+    tasks: Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl std::fmt::Debug for BadgeDesk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BadgeDesk")
+            .field("workers", &self.pool.workers())
+            .field("employees", &self.directory.len())
+            .field("replies", &self.sender.is_some())
+            .finish()
+    }
+}
+
+impl BadgeDesk {
+    /// Assembles a desk from its parts (tests pass a fake reader).
+    pub fn new(
+        reader: Arc<dyn BadgeReader>,
+        pool: OcrPool,
+        fetcher: Arc<dyn FetchMedia>,
+        sender: Option<Arc<dyn SendMessage>>,
+        directory: Arc<Directory>,
+        store: Arc<dyn Ledger>,
+    ) -> Self {
+        BadgeDesk {
+            reader,
+            pool,
+            fetcher,
+            sender,
+            directory,
+            store: Durable::new(store, STORE_CALLS),
+            metrics: std::sync::OnceLock::new(),
+            tasks: Mutex::new(tokio::task::JoinSet::new()),
+        }
+    }
+
+    /// Records each photo's reading time in `metrics` (`wabot_ocr_seconds`).
+    pub fn record_to(&self, metrics: Arc<crate::telemetry::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// True when results can be sent (REST credentials are set).
+    pub fn can_reply(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// The employee directory.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Handles a photo message: the immediate answer for the webhook, given only once the
+    /// job is committed (see the module doc); the rest in the background, with the result
+    /// sent through the REST API.
+    pub async fn accept(self: &Arc<Self>, photo: PhotoMessage) -> Accepted {
+        let sid = photo.message_sid.clone();
+        let lang = self.lang_of(&photo.user).await;
+        let said = |s: Said| Accepted { messages: vec![s.get(lang).to_owned()], replayed: false };
+        if !crate::ocr::decode::is_image_type(photo.media.content_type.as_deref()) {
+            tracing::info!(message_sid = sid.as_deref(), "attachment is not an image");
+            return said(messages::NOT_A_PHOTO);
+        }
+        if self.sender.is_none() {
+            tracing::warn!(
+                "a badge photo arrived but TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is unset: cannot reply"
+            );
+            return said(messages::UNAVAILABLE);
+        }
+        let slot = match self.pool.reserve() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // A redelivery of a photo already queued gets its first answer, not "busy".
+                if let Some(first) = self.replay(sid.clone()).await {
+                    tracing::info!(message_sid = sid.as_deref(), "duplicate delivery of a photo: same reply");
+                    return Accepted { messages: first, replayed: true };
+                }
+                tracing::warn!(message_sid = sid.as_deref(), "OCR queue full: photo refused");
+                return said(messages::BUSY);
+            }
+        };
+        let job = PhotoJob {
+            user: photo.user,
+            bot: photo.bot,
+            message_sid: photo.message_sid,
+            media_url: photo.media.url,
+            content_type: photo.media.content_type,
+            lang,
+            created_ms: crate::domain::now_ms(),
+        };
+        let reply = vec![messages::READING.get(lang).to_owned()];
+        let stored =
+            self.store.run(move |l| l.enqueue_photo(&job, &reply).map(|done| (done, job, reply))).await;
+        match stored {
+            Ok((Enqueued::Queued(id), job, reply)) => {
+                tracing::info!(message_sid = sid.as_deref(), job = id, "badge photo queued");
+                self.start(PendingPhoto { id, job }, slot);
+                Accepted { messages: reply, replayed: false }
+            }
+            Ok((Enqueued::Replayed(first), ..)) => {
+                tracing::info!(message_sid = sid.as_deref(), "duplicate delivery of a photo: same reply");
+                Accepted { messages: first, replayed: true }
+            }
+            Err(e) => {
+                // Nothing was committed, the MessageSid included: a redelivery is read afresh.
+                tracing::error!(message_sid = sid.as_deref(), error = %e, "badge photo not stored");
+                said(messages::FAILED)
+            }
+        }
+    }
+
+    /// Resumes the photos accepted before this start and not yet answered: oldest first,
+    /// each as soon as a place in the OCR pool is free — waiting for it, never refused. One
+    /// pending for longer than [`STALE_AFTER`] is dropped unread. Returns how many will be
+    /// read. Call it once, before the webhook takes photos, so that none is read twice.
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let pending = self.store.run(|l| l.pending_photos(RESUME_LIMIT)).await?;
+        if pending.len() == RESUME_LIMIT {
+            tracing::warn!(limit = RESUME_LIMIT, "more badge photos pending than one start resumes");
+        }
+        let now = crate::domain::now_ms();
+        let cutoff = now.saturating_sub(i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX));
+        let (stale, live): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.job.created_ms < cutoff);
+        for photo in stale {
+            tracing::info!(
+                job = photo.id,
+                message_sid = photo.job.message_sid.as_deref(),
+                age_hours = now.saturating_sub(photo.job.created_ms) / 3_600_000,
+                "badge photo pending too long: dropped unread"
+            );
+            let id = photo.id;
+            self.store.run(move |l| l.photo_done(id)).await?;
+        }
+        if live.is_empty() {
+            return Ok(0);
+        }
+        if self.sender.is_none() {
+            tracing::warn!(
+                jobs = live.len(),
+                "badge photos are pending but TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is unset: left queued"
+            );
+            return Ok(0);
+        }
+        let count = live.len();
+        tracing::info!(jobs = count, "resuming badge photos accepted before the restart");
+        let desk = Arc::clone(self);
+        self.spawn(async move {
+            for photo in live {
+                let Ok(slot) = desk.pool.reserve_waiting().await else {
+                    return;
+                };
+                desk.start(photo, slot);
+            }
+        });
+        Ok(count)
+    }
+
+    /// Stops the photos being read, sent or waiting for a place, wherever they are: their
+    /// jobs stay pending in the store for the next start. Shutdown never waits for OCR or
+    /// for Twilio. (The tasks hold the desk: until this is called it is not dropped.)
+    pub fn stop(&self) {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).abort_all();
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        // Each task's lock is brief: a spawn, or the abort.
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(finished) = tasks.try_join_next() {
+            if let Err(e) = finished
+                && e.is_panic()
+            {
+                tracing::error!("a badge photo's task panicked");
+            }
+        }
+        tasks.spawn(task);
+    }
+
+    fn start(self: &Arc<Self>, photo: PendingPhoto, slot: Slot) {
+        let desk = Arc::clone(self);
+        self.spawn(async move { desk.finish(photo, slot).await });
+    }
+
+    /// Reads the photo in `slot`, sends the result, and marks the job done once it was
+    /// sent or can never be.
+    async fn finish(&self, photo: PendingPhoto, slot: Slot) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        let (id, sid) = (photo.id, photo.job.message_sid.as_deref());
+        let (reply, _) = self.read(&photo.job, slot).await;
+        // Failures are logged by the sender, with Twilio's error.
+        match sender.send(&photo.job.bot, &photo.job.user, &reply).await {
+            Ok(()) => tracing::info!(message_sid = sid, job = id, "badge result sent"),
+            Err(e) if !e.retryable => {
+                tracing::warn!(message_sid = sid, job = id, "badge result refused by Twilio: job dropped");
+            }
+            Err(_) => {
+                tracing::warn!(
+                    message_sid = sid,
+                    job = id,
+                    "badge result not sent: the photo stays pending for the next start"
+                );
+                return;
+            }
+        }
+        if let Err(e) = self.store.run(move |l| l.photo_done(id)).await {
+            tracing::error!(
+                message_sid = sid,
+                job = id,
+                error = %e,
+                "badge result sent but not marked done: it may be sent again after a restart"
+            );
+        }
+    }
+
+    /// Keeps `employee` in the user's session. Conditional on the session's version, as a
+    /// text turn is: a message of the user's committed meanwhile is not overwritten, the
+    /// session is read again instead.
+    async fn remember(&self, user: &str, employee: &Employee) -> Result<(), StoreError> {
+        for _ in 0..REMEMBER_ATTEMPTS {
+            let (mut session, version) = self.store.load_session(user).await?;
+            session.employee = Some(employee.clone());
+            let turn = OwnedTurn {
+                user: user.to_owned(),
+                message_sid: None,
+                session,
+                session_version: version,
+                messages: Vec::new(),
+                request: None,
+                unanswered: None,
+                now_ms: crate::domain::now_ms(),
+            };
+            match self.store.commit(turn).await {
+                Err(StoreError::Conflict) => continue,
+                done => return done.map(|_| ()),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// The first reply to `sid`, if it was handled before.
+    async fn replay(&self, sid: Option<String>) -> Option<Vec<String>> {
+        let sid = sid?;
+        self.store.run(move |l| l.replay(&sid)).await.ok().flatten()
+    }
+
+    async fn lang_of(&self, user: &str) -> Lang {
+        self.store.load_session(user).await.ok().and_then(|(s, _)| s.lang).unwrap_or(Lang::En)
+    }
+
+    /// Downloads and reads the photo in `slot`, identifies the employee and remembers them in
+    /// the session; returns the reply.
+    pub async fn read(&self, photo: &PhotoJob, slot: Slot) -> (String, BadgeOutcome) {
+        let started = Instant::now();
+        let (sid, lang) = (photo.message_sid.as_deref(), photo.lang);
+        let bytes = match self.fetcher.fetch(&photo.media_url).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(message_sid = sid, error = %e, "badge photo not downloaded");
+                let said = match e {
+                    FetchError::TooLarge(_) => messages::TOO_LARGE,
+                    FetchError::Failed(_) => messages::DOWNLOAD_FAILED,
+                };
+                return (said.get(lang).to_owned(), BadgeOutcome::BadMedia);
+            }
+        };
+        let reader = Arc::clone(&self.reader);
+        let read = slot
+            .run(move || {
+                let image = decode_image(&bytes)?;
+                Ok::<_, ReadError>(reader.read_badge(&image)?)
+            })
+            .await;
+        let text = match read {
+            Ok(Ok(text)) => text,
+            Ok(Err(ReadError::Decode(e))) => {
+                tracing::warn!(message_sid = sid, error = %e, "badge photo refused");
+                return (messages::UNREADABLE_FILE.get(lang).to_owned(), BadgeOutcome::BadMedia);
+            }
+            Ok(Err(ReadError::Ocr(e))) => {
+                tracing::error!(message_sid = sid, error = %e, "badge OCR failed");
+                return (messages::FAILED.get(lang).to_owned(), BadgeOutcome::Failed);
+            }
+            Err(PoolError::Busy) => return (messages::BUSY.get(lang).to_owned(), BadgeOutcome::Busy),
+            Err(PoolError::Stopped) => {
+                tracing::error!(message_sid = sid, "badge OCR worker stopped");
+                return (messages::FAILED.get(lang).to_owned(), BadgeOutcome::Failed);
+            }
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        if let Some(metrics) = self.metrics.get() {
+            metrics.observe_ocr(started.elapsed());
+        }
+        let found = text.candidates.iter().find_map(|id| self.directory.get(id));
+        let (reply, outcome) = match (found, text.employee_id()) {
+            (Some(employee), _) => {
+                let remembered = self.remember(&photo.user, employee).await;
+                if let Err(e) = remembered {
+                    tracing::error!(message_sid = sid, error = %e, "cannot remember the identified employee");
+                }
+                let reply = messages::WELCOME
+                    .get(lang)
+                    .replace("{name}", &employee.full_name())
+                    .replace("{department}", &employee.department)
+                    .replace("{id}", &employee.id);
+                (reply, BadgeOutcome::Identified(employee.id.clone()))
+            }
+            (None, Some(id)) => {
+                (messages::UNKNOWN_ID.get(lang).replace("{id}", id), BadgeOutcome::UnknownId(id.to_owned()))
+            }
+            (None, None) => (messages::NO_ID.get(lang).to_owned(), BadgeOutcome::NoId),
+        };
+        let kind = match &outcome {
+            BadgeOutcome::Identified(_) => "identified",
+            BadgeOutcome::UnknownId(_) => "unknown id",
+            _ => "no id",
+        };
+        tracing::info!(
+            message_sid = sid,
+            outcome = kind,
+            rotation = text.rotation,
+            lines = text.lines.len(),
+            ms,
+            "badge read"
+        );
+        (reply, outcome)
+    }
+}
+
+#[derive(Debug, Error)]
+enum ReadError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Ocr(#[from] OcrError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_example_directory_loads() {
+        let dir = Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "example").unwrap();
+        assert_eq!(dir.get("21957b").map(|e| e.full_name()), Some("Loïc Martin".to_owned()));
+    }
+}

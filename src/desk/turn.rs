@@ -1,0 +1,281 @@
+//! The webhook's side of a turn: run the dialog, commit, reply; deduplicated by MessageSid.
+//!
+//! Order, and why: (1) the session is loaded — from the store's memory, usually — and the
+//! dialog answers, with no I/O; (2) the MessageSid, the session, a confirmed request (its
+//! ticket allocated there), its outbox row and a declined question's count are committed in
+//! one transaction — a MessageSid already committed, or a duplicate racing this turn, finds
+//! its key taken and gets the first reply back, with nothing written; a turn whose session
+//! changed since (another message of the same user, committed meanwhile) commits nothing and
+//! is handled again from (1); (3) only then is the reply returned, and the mail worker
+//! woken. So a user told "registered" has a stored request, and a retried webhook never
+//! creates a second one.
+
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::dialog::{Dialog, Incoming, Outcome};
+use crate::engine::Lang;
+use crate::store::{Committed, Durable, OwnedTurn, StoreError};
+
+/// How many times a turn is handled again after losing a race on its user's session.
+const MAX_CONFLICTS: usize = 8;
+
+/// What a turn can fail with.
+#[derive(Debug, Error)]
+pub enum DeskError {
+    /// The durable store failed: nothing was committed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a handled message produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handled {
+    /// The messages to send back.
+    pub messages: Vec<String>,
+    /// What the dialog did; `None` for a replayed MessageSid.
+    pub outcome: Option<Outcome>,
+    /// The language replied in (the session's, for a replay).
+    pub lang: Lang,
+    /// The ticket of the request this message created.
+    pub ticket: Option<String>,
+    /// True when this MessageSid had been handled before: nothing new was done.
+    pub replayed: bool,
+}
+
+/// Runs turns of the dialog over the durable store.
+#[derive(Debug, Clone)]
+pub struct Desk {
+    dialog: Arc<Dialog>,
+    store: Durable,
+    mail_wakeup: Arc<Notify>,
+    /// With the semantic scorer on, a turn's matching takes milliseconds of CPU: it runs on
+    /// the blocking pool, at most one per core, so the async workers keep serving.
+    matching: Arc<Semaphore>,
+}
+
+impl Desk {
+    /// A desk answering with `dialog`, committing to `store`, and waking `mail_wakeup` (the
+    /// outbox worker's) when a request is queued.
+    pub fn new(dialog: Arc<Dialog>, store: Durable, mail_wakeup: Arc<Notify>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Desk { dialog, store, mail_wakeup, matching: Arc::new(Semaphore::new(cores)) }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Durable {
+        &self.store
+    }
+
+    /// Handles one message; `message_sid` is Twilio's id of it, the deduplication key.
+    pub async fn handle(&self, msg: Incoming, message_sid: Option<String>) -> Result<Handled, DeskError> {
+        let mut conflicts = 0;
+        loop {
+            match self.turn(&msg, message_sid.clone()).await {
+                Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
+                Err(e) => return Err(e.into()),
+                Ok((committed, outcome, lang)) => {
+                    if committed.ticket.is_some() {
+                        self.mail_wakeup.notify_one();
+                    }
+                    return Ok(Handled {
+                        messages: committed.messages,
+                        outcome: (!committed.replayed).then_some(outcome),
+                        lang,
+                        ticket: committed.ticket,
+                        replayed: committed.replayed,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Loads the session, answers, commits: once. A MessageSid already committed is found
+    /// by the commit, which then writes nothing and gives the first reply back: the dialog
+    /// has no side effects, so answering a duplicate again costs only the matching.
+    async fn turn(
+        &self,
+        msg: &Incoming,
+        sid: Option<String>,
+    ) -> Result<(Committed, Outcome, Lang), StoreError> {
+        let (mut session, version) = self.store.load_session(&msg.user).await?;
+        let reply = if self.dialog.engine().is_semantic() {
+            // The semaphore is never closed.
+            let _place = self.matching.acquire().await.ok();
+            let (dialog, msg) = (Arc::clone(&self.dialog), msg.clone());
+            let done = tokio::task::spawn_blocking(move || {
+                let reply = dialog.respond(&mut session, &msg);
+                (session, reply)
+            })
+            .await;
+            let (back, reply) = done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            session = back;
+            reply
+        } else {
+            self.dialog.respond(&mut session, msg)
+        };
+        session.lang = Some(reply.lang);
+        let request = match &reply.outcome {
+            Outcome::RequestSubmitted(req) => Some((**req).clone()),
+            _ => None,
+        };
+        // Counted for HR with the turn itself, so a redelivery is not counted twice.
+        let unanswered = match reply.outcome {
+            Outcome::Declined => crate::domain::group_key(&msg.text),
+            _ => None,
+        };
+        let committed = self
+            .store
+            .commit(OwnedTurn {
+                user: msg.user.clone(),
+                message_sid: sid,
+                session,
+                session_version: version,
+                messages: reply.messages,
+                request,
+                unanswered,
+                now_ms: crate::domain::now_ms(),
+            })
+            .await?;
+        Ok((committed, reply.outcome, reply.lang))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::RequestSettings;
+    use crate::corpus::KnowledgeBase;
+    use crate::dialog::RequestForm;
+    use crate::domain::{MailState, NewRequest, RequestRecord, Session};
+    use crate::engine::Engine;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Enqueued, Ledger, OutboxItem, PendingPhoto, PhotoJob, SessionStore, Turn};
+
+    const USER: &str = "whatsapp:+33600000000";
+
+    /// SQLite, plus one "concurrent" turn slipped in just before the first commit: another
+    /// message of the same user that confirmed the request first.
+    struct Racing {
+        inner: SqliteStore,
+        race: Mutex<Option<NewRequest>>,
+    }
+
+    impl SessionStore for Racing {
+        fn load(&self, user: &str) -> Result<Session, StoreError> {
+            self.inner.load(user)
+        }
+        fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
+            self.inner.save(user, session)
+        }
+    }
+
+    impl Ledger for Racing {
+        fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError> {
+            self.inner.load_versioned(user)
+        }
+        fn replay(&self, sid: &str) -> Result<Option<Vec<String>>, StoreError> {
+            self.inner.replay(sid)
+        }
+        fn commit(&self, turn: &Turn<'_>) -> Result<Committed, StoreError> {
+            let race = self.race.lock().unwrap().take();
+            if let Some(req) = race {
+                let (_, version) = self.inner.load_versioned(turn.user)?;
+                let done = Session { lang: Some(Lang::En), ..Session::default() };
+                let msgs = vec!["first".to_owned()];
+                self.inner.commit(&Turn {
+                    user: turn.user,
+                    message_sid: Some("SM-other"),
+                    session: &done,
+                    session_version: version,
+                    messages: &msgs,
+                    request: Some(&req),
+                    unanswered: None,
+                    now_ms: turn.now_ms,
+                })?;
+            }
+            self.inner.commit(turn)
+        }
+        fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+            self.inner.due_mail(now_ms, limit)
+        }
+        fn next_mail_due(&self) -> Result<Option<i64>, StoreError> {
+            self.inner.next_mail_due()
+        }
+        fn mark_sent(&self, id: i64, at_ms: i64) -> Result<(), StoreError> {
+            self.inner.mark_sent(id, at_ms)
+        }
+        fn mark_failed(&self, id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+            self.inner.mark_failed(id, error, retry_at_ms)
+        }
+        fn mark_rejected(
+            &self,
+            id: i64,
+            error: &str,
+            retry_at_ms: i64,
+            dead_after: u32,
+        ) -> Result<MailState, StoreError> {
+            self.inner.mark_rejected(id, error, retry_at_ms, dead_after)
+        }
+        fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
+            self.inner.requests(limit)
+        }
+        fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
+            self.inner.request(ticket)
+        }
+        fn prune(&self, m: i64, s: i64) -> Result<usize, StoreError> {
+            self.inner.prune(m, s)
+        }
+        fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError> {
+            self.inner.enqueue_photo(job, reply)
+        }
+        fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError> {
+            self.inner.pending_photos(limit)
+        }
+        fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
+            self.inner.photo_done(id)
+        }
+    }
+
+    fn say(text: &str, sid: &str) -> (Incoming, Option<String>) {
+        (Incoming { user: USER.into(), text: text.into(), profile_name: None }, Some(sid.into()))
+    }
+
+    #[tokio::test]
+    async fn a_turn_that_lost_a_race_on_the_session_is_handled_again_on_the_new_state() {
+        let kb = Arc::new(KnowledgeBase::embedded().unwrap());
+        let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
+        let dialog = Arc::new(Dialog::new(kb, engine, Arc::new(crate::store::MemoryStore::default())));
+        dialog.set_requests(Some(Arc::new(RequestForm::new(RequestSettings::default()))));
+        let racing =
+            Arc::new(Racing { inner: SqliteStore::open_in_memory().unwrap(), race: Mutex::new(None) });
+        let desk = Desk::new(dialog, Durable::new(racing.clone(), 1), Arc::new(Notify::new()));
+        for (i, t) in ["request", "1", "Ana", "Lopez", "skip"].iter().enumerate() {
+            let (m, sid) = say(t, &format!("SM{i}"));
+            desk.handle(m, sid).await.unwrap();
+        }
+        let other = NewRequest {
+            kind: "work-certificate".into(),
+            kind_label: "Work certificate / Attestation de travail".into(),
+            recipient: "hr@example.com".into(),
+            first_name: "Ana".into(),
+            last_name: "Lopez".into(),
+            employee_id: None,
+            employee_email: None,
+            department: None,
+            details: None,
+            lang: Lang::En,
+        };
+        *racing.race.lock().unwrap() = Some(other);
+        let (m, sid) = say("yes", "SM-late");
+        let handled = desk.handle(m, sid).await.unwrap();
+        assert!(handled.ticket.is_none(), "{handled:?}");
+        assert!(!handled.messages[0].contains("REQ-"), "answered on the new state: {:?}", handled.messages);
+        assert_eq!(racing.requests(10).unwrap().len(), 1, "one request, the first one");
+        assert!(racing.replay("SM-late").unwrap().is_some(), "the retried turn was committed");
+    }
+}

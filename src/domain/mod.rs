@@ -1,0 +1,18 @@
+//! The shared nouns, as plain data: a user's session, an employee, a request and its record,
+//! an unanswered question, user text made safe, the clock. Everything above reads and
+//! writes these; this module imports only the engine (for [`Lang`](crate::engine::Lang))
+//! and must not learn any feature's rules, transport or storage.
+
+pub mod clock;
+pub mod employee;
+pub mod request;
+pub mod session;
+pub mod text;
+pub mod unanswered;
+
+pub use clock::{now_ms, utc, utc_year};
+pub use employee::Employee;
+pub use request::{MailState, NewRequest, RequestRecord, RequestType, TICKET_PLACEHOLDER};
+pub use session::{Draft, Pending, Session, Step};
+pub use text::{MAX_DETAILS_CHARS, MAX_NAME_CHARS, clean_line, clean_text, valid_name};
+pub use unanswered::{Unanswered, group_key};

@@ -1,0 +1,53 @@
+//! `GET /metrics`: the registry of [`crate::telemetry::metrics`] in the OpenMetrics text
+//! format, with the outbox's depth and dead letters read from the store at each scrape; and
+//! the dialog's outcomes as the registry's labels.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::dialog::Outcome;
+use crate::store::Durable;
+use crate::telemetry::metrics::{CONTENT_TYPE, MessageOutcome, Metrics};
+
+impl From<&Outcome> for MessageOutcome {
+    fn from(o: &Outcome) -> Self {
+        match o {
+            Outcome::Answered { .. } => MessageOutcome::Answered,
+            Outcome::Declined => MessageOutcome::Declined,
+            Outcome::Suggested => MessageOutcome::Suggested,
+            Outcome::Request => MessageOutcome::Request,
+            Outcome::RequestSubmitted(_) => MessageOutcome::RequestSubmitted,
+            Outcome::Greeting | Outcome::Menu | Outcome::Other => MessageOutcome::Other,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct MetricsState {
+    metrics: Arc<Metrics>,
+    store: Durable,
+}
+
+/// `GET /metrics`; the outbox depth and dead letters are read from the store at each scrape.
+pub fn router(metrics: Arc<Metrics>, store: Durable) -> Router {
+    Router::new().route("/metrics", get(scrape)).with_state(MetricsState { metrics, store })
+}
+
+async fn scrape(State(state): State<MetricsState>) -> Response {
+    match state.store.run(|s| s.outbox_depth()).await {
+        Ok(Some(depth)) => state.metrics.set_outbox_depth(depth),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox depth"),
+    }
+    match state.store.run(|s| s.dead_mail()).await {
+        Ok(Some(dead)) => state.metrics.set_outbox_dead(dead),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the dead letters"),
+    }
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.encode()).into_response()
+}

@@ -1,0 +1,316 @@
+//! The HTTP server: each channel's webhook (`POST /bot`, [`crate::channel::twilio::webhook`]),
+//! `GET /healthz`, `GET /metrics`, and the [`admin`] routes when an admin token is set.
+//!
+//! Owns routing, the request limits' layers and the accept loop. Connections are accepted by
+//! hand (hyper's HTTP/1.1 server, not `axum::serve`): at most
+//! [`LimitSettings::connection_cap`] open at once, each closed when its client takes longer
+//! than `header_read_timeout_ms` to send a request's headers or leaves it idle that long
+//! between requests — so stalled or idle sockets cannot use up the process's file
+//! descriptors. Opens the durable store (`WABOT_DB`) and runs the e-mail outbox worker beside
+//! the HTTP server; the webhook's turns go through [`Desk`] (deduplication by MessageSid,
+//! commit before reply).
+
+pub mod admin;
+pub mod limits;
+mod metrics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::channel::twilio::{self, webhook::WebhookState};
+use crate::config::LimitSettings;
+use crate::config::Settings;
+use crate::desk::Desk;
+use crate::desk::limits::SenderLimiter;
+use crate::dialog::Dialog;
+use crate::dialog::RequestForm;
+use crate::faq::Faq;
+use crate::mail::{MailError, Outbox};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Durable, StoreError};
+use crate::telemetry::metrics::Metrics;
+
+/// The blocking pool's bound for `wabot serve`: the store's callers plus a margin for
+/// reloads and badge reading's few store calls. Tokio's default (512) let a 10-minute soak
+/// keep ~120 threads, each holding its own allocator pages (RSS about 290 MiB instead of 78).
+pub const MAX_BLOCKING_THREADS: usize = crate::store::sqlite::CONCURRENT_CALLS + 8;
+
+/// What can stop the server from starting.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// Listening without authentication on a non-loopback address.
+    #[error(
+        "refusing to listen on {0} without TWILIO_AUTH_TOKEN: anyone could post to the webhook. \
+         Set TWILIO_AUTH_TOKEN (signatures are then checked), or listen on 127.0.0.1"
+    )]
+    Unauthenticated(SocketAddr),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The durable store could not be opened.
+    #[error("database {path}: {source}")]
+    Store {
+        /// The database file.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: StoreError,
+    },
+    /// The e-mail settings are unusable.
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A bound, ready-to-run server.
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    limits: LimitSettings,
+    outbox: Option<Outbox>,
+    store: Durable,
+    metrics: Arc<Metrics>,
+    badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.listener.local_addr().ok()).finish()
+    }
+}
+
+impl Server {
+    /// Binds `settings.listen` (port 0 picks a free port) and builds the routes over `faq`,
+    /// with the database at `settings.db`.
+    pub async fn bind(settings: &Settings, faq: Arc<Faq>) -> Result<Server, ServerError> {
+        let store = open_store(settings).await?;
+        Server::bind_with(settings, faq, store, None).await
+    }
+
+    /// [`Server::bind`] over a store already open (see [`open_store`]), with photos of
+    /// badges read by `badges` (built over the same store, so that the employee it
+    /// identifies is in the session the request form reads).
+    pub async fn bind_with(
+        settings: &Settings,
+        faq: Arc<Faq>,
+        store: Arc<SqliteStore>,
+        badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
+    ) -> Result<Server, ServerError> {
+        let unsigned = settings.twilio_auth_token.is_none() && settings.twilio_webhook_shared_key.is_none();
+        if unsigned && !settings.listen.ip().is_loopback() {
+            return Err(ServerError::Unauthenticated(settings.listen));
+        }
+        let (desk, outbox) = desk_over(settings, store, Arc::clone(faq.dialog()))?;
+        let store = desk.store().clone();
+        let desk = Arc::new(desk);
+        let metrics = Arc::new(Metrics::new());
+        let outbox = outbox.map(|o| o.with_metrics(Arc::clone(&metrics)));
+        if let Some(badges) = &badges {
+            badges.record_to(Arc::clone(&metrics));
+        }
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
+        let router = router(settings, faq, desk, badges.clone(), Arc::clone(&metrics));
+        Ok(Server { listener, router, limits: settings.limits.clone(), outbox, store, metrics, badges })
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has an address.
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// The outbox worker runs beside it and stops with it; an e-mail in flight then is
+    /// not marked sent, and goes again at the next start. Likewise badge photos: those
+    /// accepted before this start and not answered are resumed before the first request is
+    /// taken, and those still being read or sent when it stops stay pending in the store.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        if let Some(badges) = &self.badges
+            && let Err(e) = badges.resume().await
+        {
+            // They stay pending: the next start tries again.
+            tracing::error!(error = %e, "cannot resume the pending badge photos");
+        }
+        let worker = self.outbox.map(|o| tokio::spawn(o.run()));
+        let pruner = tokio::spawn(self.store.prune_forever(std::time::Duration::from_secs(3600)));
+        let served = serve(self.listener, self.router, &self.limits, shutdown).await;
+        if let Some(w) = worker {
+            w.abort();
+        }
+        pruner.abort();
+        if let Some(badges) = &self.badges {
+            badges.stop();
+        }
+        served
+    }
+}
+
+/// Accepts connections until `shutdown` completes, at most `limits.connection_cap()` open at
+/// once (further clients wait in the listen backlog), each served over HTTP/1.1 with the
+/// header read and idle keep-alive bounded; then lets the requests in flight finish.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &LimitSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .keep_alive(true);
+    let cap = limits.connection_cap();
+    let places = Arc::new(Semaphore::new(cap));
+    let service = TowerToHyperService::new(router);
+    let graceful = GracefulShutdown::new();
+    tracing::debug!(
+        max_connections = cap,
+        header_read_timeout_ms = limits.header_read_timeout_ms,
+        "accepting"
+    );
+    tokio::pin!(shutdown);
+    loop {
+        let place = tokio::select! {
+            place = Arc::clone(&places).acquire_owned() => place,
+            () = &mut shutdown => break,
+        };
+        // The semaphore is never closed.
+        let Ok(place) = place else { break };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            // A client that hangs up or times out is its own business: nothing to report.
+            let _ = connection.await;
+            drop(place);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// After a failed `accept`: a connection that died in the backlog is nothing; anything
+/// else (out of file descriptors, whatever the cap) is logged and waited out briefly
+/// rather than retried in a hot loop.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept a connection");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Opens (creating it if need be) the SQLite database at `settings.db`, migrated.
+pub async fn open_store(settings: &Settings) -> Result<Arc<SqliteStore>, ServerError> {
+    let path = settings.db.clone();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))
+        .and_then(|r| r)
+        .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?;
+    tracing::info!(db = %settings.db.display(), "database open");
+    Ok(Arc::new(store))
+}
+
+/// Opens the durable store at `settings.db` and the e-mail outbox, and gives `dialog` the
+/// request form: what a turn of the dialog needs, for the webhook and `wabot chat` alike.
+/// The outbox (none when mail is off) must be run for requests to be e-mailed.
+pub async fn open_desk(
+    settings: &Settings,
+    dialog: Arc<Dialog>,
+) -> Result<(Desk, Option<Outbox>), ServerError> {
+    desk_over(settings, open_store(settings).await?, dialog)
+}
+
+fn desk_over(
+    settings: &Settings,
+    store: Arc<SqliteStore>,
+    dialog: Arc<Dialog>,
+) -> Result<(Desk, Option<Outbox>), ServerError> {
+    // Several callers at once, so that concurrent turns share one group commit.
+    let store = Durable::new(store, crate::store::sqlite::CONCURRENT_CALLS);
+    let wakeup = Arc::new(tokio::sync::Notify::new());
+    let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?;
+    if outbox.is_none() {
+        tracing::warn!(
+            "mail is off (WABOT_SMTP_URL is not set): requests are stored and queued, not e-mailed"
+        );
+    }
+    dialog.set_requests(Some(Arc::new(RequestForm::new(settings.requests.clone()))));
+    Ok((Desk::new(dialog, store, wakeup), outbox))
+}
+
+/// The application's routes, `/metrics` included; `/admin` only when `settings.admin_token`
+/// is set; photos of badges go to `badges`, when given. Every route is behind the
+/// [`limits`] layers.
+pub fn router(
+    settings: &Settings,
+    faq: Arc<Faq>,
+    desk: Arc<Desk>,
+    badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
+    metrics: Arc<Metrics>,
+) -> Router {
+    let store = desk.store().clone();
+    let webhook = WebhookState {
+        dialog: Arc::clone(faq.dialog()),
+        desk,
+        auth_token: settings.twilio_auth_token.clone(),
+        shared_key: settings.twilio_webhook_shared_key.clone(),
+        webhook_url: settings.webhook_url().into(),
+        badges,
+        limiter: SenderLimiter::new(&settings.limits).map(Arc::new),
+        metrics: Arc::clone(&metrics),
+    };
+    let mut router = Router::new().route("/healthz", get(healthz)).with_state(Arc::clone(faq.dialog()));
+    router = router.merge(twilio::webhook::router(webhook));
+    router = router.merge(metrics::router(Arc::clone(&metrics), store.clone()));
+    if let Some(token) = &settings.admin_token {
+        router = router.merge(admin::router(faq, token));
+        router = router.merge(admin::unanswered_router(store, token));
+    }
+    let limited = router.layer(DefaultBodyLimit::max(settings.max_body_bytes));
+    limits::apply(limited, &settings.limits, metrics)
+}
+
+async fn healthz(State(dialog): State<Arc<Dialog>>) -> Response {
+    let body = serde_json::json!({ "status": "ok", "entries": dialog.engine().len() });
+    axum::Json(body).into_response()
+}

@@ -1,0 +1,280 @@
+//! The composition root: [`Application::build`] wires every part from the settings through
+//! constructors — the live FAQ (corpus, journal, engine, semantic scorer), the durable store,
+//! badge reading, the desk, the mail worker and the HTTP server — and binds the listener
+//! (port 0 picks a free one, see [`Application::port`]); [`Application::run_until_stopped`]
+//! serves until the shutdown future completes. `main.rs` and the tests start the same
+//! application this way.
+//!
+//! Owns the order of startup and what it logs; builds nothing itself that a module's own
+//! constructor could build.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::channel::twilio::media::{MediaFetcher, MediaPolicy};
+use crate::channel::twilio::rest::{RestConfig, RestSender};
+use crate::config::{BadgeSettings, ConfigError, Settings};
+use crate::corpus::{CorpusError, KnowledgeBase};
+use crate::desk::badge::{BadgeDesk, BadgeError, EXAMPLE_DIRECTORY, SendMessage};
+use crate::directory::Directory;
+use crate::engine::hybrid::SemanticSetup;
+use crate::engine::{Engine, EngineParams};
+use crate::faq::{self, Faq, FaqError, FaqOptions};
+use crate::ocr::{IdExtractor, OcrBadgeReader, OcrEngine, OcrParams, OcrPool};
+use crate::semantic_models::EncodersError;
+use crate::server::{Server, ServerError};
+use crate::store::Ledger;
+use crate::store::MemoryStore;
+use crate::store::sqlite::SqliteStore;
+
+/// What can stop the application from starting or running. Each message says what was
+/// being done; the cause follows as its source.
+#[derive(Debug, Error)]
+pub enum StartupError {
+    /// The sentence encoders or their vector cache.
+    #[error(
+        "loading the semantic scorer (matching.semantic = \"off\" or WABOT_SEMANTIC=off runs lexical only)"
+    )]
+    Semantic(#[source] EncodersError),
+    /// The corpus or the journal.
+    #[error("loading the FAQ")]
+    Faq(#[source] FaqError),
+    /// The OCR models, the directory or the Twilio clients of badge reading.
+    #[error("starting badge OCR (set WABOT_OCR=off to run without it)")]
+    Badge(#[source] BadgeError),
+    /// The corpus of a command that reads it once.
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    /// The store, the mail settings, the listener, or the server while it ran.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// The semantic scorer the settings ask for, its vectors cached beside the database.
+pub fn semantic(settings: &Settings) -> Result<Option<SemanticSetup>, StartupError> {
+    let data = settings.db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    crate::semantic_models::setup(settings.semantic, data).map_err(StartupError::Semantic)
+}
+
+/// The knowledge base at `corpus` (else the embedded one) and an engine over it with the
+/// threshold and the semantic scorer the settings ask for: what `wabot ask`, `eval` and
+/// `chat` match with.
+pub fn load_engine(
+    corpus: Option<&Path>,
+    settings: &Settings,
+) -> Result<(Arc<KnowledgeBase>, Arc<Engine>), StartupError> {
+    let kb = match corpus {
+        Some(path) => KnowledgeBase::load(path)?,
+        None => KnowledgeBase::embedded()?,
+    };
+    let params = EngineParams { threshold: settings.threshold(), ..EngineParams::default() };
+    let engine = match semantic(settings)? {
+        Some(setup) => Engine::with_semantic(kb.entries(), kb.lexicon(), params, setup.models, setup.cache),
+        None => Engine::with_params(kb.entries(), kb.lexicon(), params),
+    };
+    Ok((Arc::new(kb), Arc::new(engine)))
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Badge reading as the settings ask: off, or the OCR models, the directory and Twilio's
+/// clients over `store`.
+fn badge_desk(settings: &Settings, store: Arc<SqliteStore>) -> Result<Option<BadgeDesk>, StartupError> {
+    if !settings.badge.enabled {
+        return Ok(None);
+    }
+    build_badge_desk(&settings.badge, settings.twilio_auth_token.as_ref(), store)
+        .map(Some)
+        .map_err(StartupError::Badge)
+}
+
+/// Loads the OCR models and the directory and builds Twilio's media and REST clients. Without
+/// `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN` there is no way to reply after the webhook:
+/// photos are then answered with "not available".
+pub fn build_badge_desk(
+    settings: &BadgeSettings,
+    auth_token: Option<&SecretString>,
+    store: Arc<dyn Ledger>,
+) -> Result<BadgeDesk, BadgeError> {
+    settings.validate()?;
+    let params = OcrParams { max_side: settings.max_side, threads: settings.threads_per_worker() };
+    let engine = OcrEngine::load(&crate::ocr::ModelPaths::in_dir(&settings.models), params)?;
+    let ids = IdExtractor::new(&settings.id_patterns).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let reader = Arc::new(OcrBadgeReader::new(engine, ids));
+    let directory = match &settings.directory {
+        Some(path) => Directory::load(path)?,
+        None => Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "corpus/employees.example.csv (embedded)")?,
+    };
+    let api_base = Url::parse(&settings.twilio_api_base)
+        .map_err(|e| ConfigError::Invalid(format!("twilio_api_base: {e}")))?;
+    let sid = settings.twilio_account_sid.as_ref().map(|s| s.expose_secret().to_owned());
+    let mut policy = MediaPolicy::twilio(api_base.clone(), sid.clone(), auth_token.cloned());
+    policy.allow_http_loopback = settings.allow_http_loopback;
+    policy.redirect_hosts = settings.media_redirect_hosts.clone();
+    let fetcher = MediaFetcher::new(policy).map_err(|e| BadgeError::Client(e.to_string()))?;
+    let sender: Option<Arc<dyn SendMessage>> = match (sid, auth_token) {
+        (Some(sid), Some(token)) => Some(Arc::new(
+            RestSender::new(RestConfig::new(api_base, sid, token.clone()))
+                .map_err(|e| BadgeError::Client(e.to_string()))?,
+        )),
+        _ => None,
+    };
+    let pool = OcrPool::new(settings.workers, settings.queue);
+    Ok(BadgeDesk::new(reader, pool, Arc::new(fetcher), sender, Arc::new(directory), store))
+}
+
+/// The whole bot, built and bound, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    settings: Settings,
+    faq: Arc<Faq>,
+    store: Arc<SqliteStore>,
+    server: Server,
+}
+
+impl Application {
+    /// Builds everything `settings` describes and binds `settings.listen`.
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let options = FaqOptions {
+            corpus: settings.corpus.clone(),
+            journal: Some(settings.faq_journal.clone()),
+            params: EngineParams { threshold: settings.threshold(), ..EngineParams::default() },
+            semantic: semantic(&settings)?,
+        };
+        // The webhook's turns load and save sessions in the database; the FAQ's own dialog
+        // store only serves the admin API's previews.
+        let faq = Arc::new(Faq::open(options, Arc::new(MemoryStore::default())).map_err(StartupError::Faq)?);
+        Application::build_with(settings, faq, badge_desk).await
+    }
+
+    /// [`Application::build`] over a live FAQ already loaded, with badge reading built by
+    /// `badges` over the database (`None`: off). The tests start the application this way,
+    /// with their own corpus and fake OCR.
+    pub async fn build_with(
+        settings: Settings,
+        faq: Arc<Faq>,
+        badges: impl FnOnce(&Settings, Arc<SqliteStore>) -> Result<Option<BadgeDesk>, StartupError>,
+    ) -> Result<Application, StartupError> {
+        // Before anything opens files: the connection cap is sized from the raised limit.
+        match crate::server::limits::raise_fd_limit() {
+            Ok((before, after)) if after > before => tracing::info!(before, after, "open-file limit raised"),
+            Ok((_, limit)) => tracing::info!(limit, "open-file limit"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+        }
+        let store = crate::server::open_store(&settings).await?;
+        let badges = badges(&settings, store.clone())?.map(Arc::new);
+        let server = Server::bind_with(&settings, Arc::clone(&faq), store.clone(), badges.clone()).await?;
+        match &badges {
+            Some(desk) if desk.can_reply() => tracing::info!(
+                workers = settings.badge.workers,
+                threads_per_worker = settings.badge.threads_per_worker(),
+                employees = desk.directory().len(),
+                "badge OCR on"
+            ),
+            Some(_) => tracing::warn!(
+                "badge OCR loaded but TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is unset: photos are answered \
+                 with \"not available\" since results go out through Twilio's REST API"
+            ),
+            None => tracing::info!("badge OCR off"),
+        }
+        if settings.twilio_auth_token.is_none() && settings.twilio_webhook_shared_key.is_none() {
+            tracing::warn!(
+                "TWILIO_AUTH_TOKEN is not set: webhook requests are NOT authenticated. \
+                 Listening on loopback only; set TWILIO_AUTH_TOKEN before exposing wabot."
+            );
+        }
+        if settings.admin_token.is_some() {
+            tracing::info!(journal = %settings.faq_journal.display(), "admin API on: /admin/faq");
+        } else {
+            tracing::info!("admin API off: set WABOT_ADMIN_TOKEN to enable /admin/faq");
+        }
+        Ok(Application { settings, faq, store, server })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.server.local_addr().port()
+    }
+
+    /// The database behind the webhook and badge reading.
+    pub fn store(&self) -> &Arc<SqliteStore> {
+        &self.store
+    }
+
+    /// The live FAQ being served.
+    pub fn faq(&self) -> &Arc<Faq> {
+        &self.faq
+    }
+
+    /// Serves until `shutdown` completes, reloading the corpus on `SIGHUP` and, when polling
+    /// is on, when its files change; then finishes the requests in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let Application { settings, faq, server, .. } = self;
+        spawn_reloads(&faq, &settings);
+        tracing::info!(
+            addr = %server.local_addr(),
+            webhook_url = %settings.webhook_url(),
+            entries = faq.engine().len(),
+            signature_check = settings.twilio_auth_token.is_some() || settings.twilio_webhook_shared_key.is_some(),
+            shared_key_signatures = settings.twilio_webhook_shared_key.is_some(),
+            max_connections = settings.limits.connection_cap(),
+            header_read_timeout_ms = settings.limits.header_read_timeout_ms,
+            admin_api = settings.admin_token.is_some(),
+            "wabot is listening"
+        );
+        server.run(shutdown).await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Reloads the corpus on SIGHUP, and when its files change if polling is on.
+fn spawn_reloads(faq: &Arc<Faq>, settings: &Settings) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            let faq = Arc::clone(faq);
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    faq::reload_and_log(&faq, "SIGHUP").await;
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot catch SIGHUP: reload on signal is off"),
+    }
+    // The embedded corpus cannot change: nothing to poll.
+    if let Some(corpus) = &settings.corpus
+        && settings.corpus_poll_secs > 0
+    {
+        let period = std::time::Duration::from_secs(settings.corpus_poll_secs);
+        tracing::info!(corpus = %corpus.display(), every_secs = settings.corpus_poll_secs, "watching the corpus");
+        tokio::spawn(faq::poll(Arc::clone(faq), period));
+    }
+}

@@ -1,0 +1,324 @@
+//! The [`Ledger`] in memory: the same contract as [`SqliteStore`](super::SqliteStore)'s,
+//! nothing on disk, everything behind one lock (each call is one atomic step, as SQLite's
+//! transaction is). It serves the conformance suite beside SQLite, and any test or tool that
+//! wants the durable contract without a file; a second store (PostgreSQL) is held to the
+//! same suite.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use super::ledger::{Committed, Enqueued, Ledger, OutboxItem, PendingPhoto, PhotoJob, Turn};
+use super::sqlite::format_ticket;
+use super::{SessionStore, StoreError};
+use crate::domain::{
+    MailState, NewRequest, RequestRecord, Session, TICKET_PLACEHOLDER, Unanswered, utc_year,
+};
+
+/// A stored session: the value, its version, when it was last written.
+#[derive(Debug, Clone)]
+struct StoredSession {
+    session: Session,
+    version: i64,
+    updated_ms: i64,
+}
+
+/// A request and its e-mail's row.
+#[derive(Debug, Clone)]
+struct Row {
+    ticket: String,
+    user: String,
+    request: NewRequest,
+    created_ms: i64,
+    state: MailState,
+    attempts: u32,
+    permanent_failures: u32,
+    last_error: Option<String>,
+    next_attempt_ms: i64,
+    sent_ms: Option<i64>,
+}
+
+impl Row {
+    fn record(&self) -> RequestRecord {
+        let r = &self.request;
+        RequestRecord {
+            ticket: self.ticket.clone(),
+            user: self.user.clone(),
+            kind: r.kind.clone(),
+            kind_label: r.kind_label.clone(),
+            recipient: r.recipient.clone(),
+            first_name: r.first_name.clone(),
+            last_name: r.last_name.clone(),
+            employee_id: r.employee_id.clone(),
+            employee_email: r.employee_email.clone(),
+            department: r.department.clone(),
+            details: r.details.clone(),
+            lang: r.lang,
+            created_at_ms: self.created_ms,
+            mail: self.state,
+            attempts: self.attempts,
+            last_error: self.last_error.clone(),
+            next_attempt_ms: (self.state == MailState::Queued).then_some(self.next_attempt_ms),
+            sent_at_ms: self.sent_ms,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    sessions: HashMap<String, StoredSession>,
+    /// Each handled MessageSid's reply, and the order they came in (for pruning).
+    replies: HashMap<String, Vec<String>>,
+    received: VecDeque<(String, i64)>,
+    /// The last ticket number of each year.
+    tickets: HashMap<i64, i64>,
+    /// Outbox rows by id (from 1), each with its request.
+    outbox: BTreeMap<i64, Row>,
+    unanswered: HashMap<String, Unanswered>,
+    photos: BTreeMap<i64, PhotoJob>,
+    next_photo: i64,
+}
+
+impl State {
+    /// Claims `sid` with `reply`; its first reply when it was claimed before.
+    fn claim(&mut self, sid: &str, reply: &[String], at_ms: i64) -> Option<Vec<String>> {
+        if let Some(first) = self.replies.get(sid) {
+            return Some(first.clone());
+        }
+        self.replies.insert(sid.to_owned(), reply.to_vec());
+        self.received.push_back((sid.to_owned(), at_ms));
+        None
+    }
+}
+
+/// The durable contract, in memory.
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    state: Mutex<State>,
+}
+
+impl MemoryLedger {
+    /// An empty store.
+    pub fn new() -> MemoryLedger {
+        MemoryLedger::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every call leaves the state whole before it can panic: a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SessionStore for MemoryLedger {
+    fn load(&self, user: &str) -> Result<Session, StoreError> {
+        self.load_versioned(user).map(|(s, _)| s)
+    }
+
+    fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let version = s.sessions.get(user).map_or(0, |e| e.version) + 1;
+        let updated_ms = crate::domain::now_ms();
+        s.sessions.insert(user.to_owned(), StoredSession { session: session.clone(), version, updated_ms });
+        Ok(())
+    }
+}
+
+impl Ledger for MemoryLedger {
+    fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError> {
+        Ok(self.lock().sessions.get(user).map_or((Session::default(), 0), |e| (e.session.clone(), e.version)))
+    }
+
+    fn replay(&self, message_sid: &str) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(self.lock().replies.get(message_sid).cloned())
+    }
+
+    fn commit(&self, turn: &Turn<'_>) -> Result<Committed, StoreError> {
+        let mut s = self.lock();
+        if let Some(sid) = turn.message_sid
+            && let Some(first) = s.replies.get(sid)
+        {
+            return Ok(Committed { messages: first.clone(), ticket: None, replayed: true });
+        }
+        let stored = s.sessions.get(turn.user).map_or(0, |e| e.version);
+        if stored != turn.session_version {
+            return Err(StoreError::Conflict);
+        }
+        let ticket = turn.request.map(|req| {
+            let year = utc_year(turn.now_ms);
+            let seq = s.tickets.entry(year).or_insert(0);
+            *seq += 1;
+            let ticket = format_ticket(year, *seq);
+            let id = s.outbox.keys().next_back().map_or(1, |last| last + 1);
+            let row = Row {
+                ticket: ticket.clone(),
+                user: turn.user.to_owned(),
+                request: req.clone(),
+                created_ms: turn.now_ms,
+                state: MailState::Queued,
+                attempts: 0,
+                permanent_failures: 0,
+                last_error: None,
+                next_attempt_ms: turn.now_ms,
+                sent_ms: None,
+            };
+            s.outbox.insert(id, row);
+            ticket
+        });
+        let messages: Vec<String> = match &ticket {
+            Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
+            None => turn.messages.to_vec(),
+        };
+        if let Some(sid) = turn.message_sid {
+            s.claim(sid, &messages, turn.now_ms);
+        }
+        let session =
+            StoredSession { session: turn.session.clone(), version: stored + 1, updated_ms: turn.now_ms };
+        s.sessions.insert(turn.user.to_owned(), session);
+        if let Some(question) = turn.unanswered {
+            let row = s.unanswered.entry(question.to_owned()).or_insert_with(|| Unanswered {
+                question: question.to_owned(),
+                count: 0,
+                first_ms: turn.now_ms,
+                last_ms: turn.now_ms,
+            });
+            row.count += 1;
+            row.last_ms = turn.now_ms;
+        }
+        Ok(Committed { messages, ticket, replayed: false })
+    }
+
+    fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let s = self.lock();
+        let mut due: Vec<(&i64, &Row)> = s
+            .outbox
+            .iter()
+            .filter(|(_, r)| r.state == MailState::Queued && r.next_attempt_ms <= now_ms)
+            .collect();
+        due.sort_by_key(|(id, r)| (r.next_attempt_ms, **id));
+        Ok(due.into_iter().take(limit).map(|(id, r)| OutboxItem { id: *id, request: r.record() }).collect())
+    }
+
+    fn next_mail_due(&self) -> Result<Option<i64>, StoreError> {
+        let s = self.lock();
+        Ok(s.outbox.values().filter(|r| r.state == MailState::Queued).map(|r| r.next_attempt_ms).min())
+    }
+
+    fn next_mail_due_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError> {
+        let s = self.lock();
+        Ok(s.outbox
+            .values()
+            .filter(|r| r.state == MailState::Queued && r.next_attempt_ms > after_ms)
+            .map(|r| r.next_attempt_ms)
+            .min())
+    }
+
+    fn outbox_depth(&self) -> Result<Option<u64>, StoreError> {
+        let s = self.lock();
+        Ok(Some(s.outbox.values().filter(|r| r.state == MailState::Queued).count() as u64))
+    }
+
+    fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
+        let s = self.lock();
+        let mut rows: Vec<Unanswered> = s.unanswered.values().cloned().collect();
+        rows.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_ms.cmp(&a.last_ms)));
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
+    fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError> {
+        if let Some(r) = self.lock().outbox.get_mut(&outbox_id) {
+            r.state = MailState::Sent;
+            r.sent_ms = Some(at_ms);
+            r.attempts += 1;
+            r.last_error = None;
+        }
+        Ok(())
+    }
+
+    fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+        if let Some(r) = self.lock().outbox.get_mut(&outbox_id).filter(|r| r.state == MailState::Queued) {
+            r.attempts += 1;
+            r.last_error = Some(error.to_owned());
+            r.next_attempt_ms = retry_at_ms;
+        }
+        Ok(())
+    }
+
+    fn mark_rejected(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        retry_at_ms: i64,
+        dead_after: u32,
+    ) -> Result<MailState, StoreError> {
+        let mut s = self.lock();
+        let Some(r) = s.outbox.get_mut(&outbox_id).filter(|r| r.state == MailState::Queued) else {
+            return Ok(MailState::Queued);
+        };
+        r.attempts += 1;
+        r.last_error = Some(error.to_owned());
+        r.next_attempt_ms = retry_at_ms;
+        r.permanent_failures += 1;
+        if r.permanent_failures >= dead_after.max(1) {
+            r.state = MailState::Dead;
+        }
+        Ok(r.state)
+    }
+
+    fn dead_mail(&self) -> Result<Option<u64>, StoreError> {
+        let s = self.lock();
+        Ok(Some(s.outbox.values().filter(|r| r.state == MailState::Dead).count() as u64))
+    }
+
+    fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
+        Ok(self.lock().outbox.values().rev().take(limit).map(Row::record).collect())
+    }
+
+    fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
+        let ticket = ticket.trim().to_ascii_uppercase();
+        Ok(self.lock().outbox.values().find(|r| r.ticket == ticket).map(Row::record))
+    }
+
+    fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError> {
+        let mut s = self.lock();
+        if let Some(sid) = &job.message_sid
+            && let Some(first) = s.claim(sid, reply, job.created_ms)
+        {
+            return Ok(Enqueued::Replayed(first));
+        }
+        s.next_photo += 1;
+        let id = s.next_photo;
+        s.photos.insert(id, job.clone());
+        Ok(Enqueued::Queued(id))
+    }
+
+    fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError> {
+        let s = self.lock();
+        let mut jobs: Vec<PendingPhoto> =
+            s.photos.iter().map(|(id, job)| PendingPhoto { id: *id, job: job.clone() }).collect();
+        jobs.sort_by_key(|p| (p.job.created_ms, p.id));
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
+    fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(self.lock().photos.remove(&id).is_some())
+    }
+
+    /// MessageSids oldest first up to the first one to keep, as SQLite walks its table;
+    /// sessions idle since before `sessions_before_ms`.
+    fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError> {
+        let mut s = self.lock();
+        let mut removed = 0;
+        while let Some((sid, at)) = s.received.front().cloned() {
+            if at >= messages_before_ms {
+                break;
+            }
+            s.received.pop_front();
+            s.replies.remove(&sid);
+            removed += 1;
+        }
+        let before = s.sessions.len();
+        s.sessions.retain(|_, e| e.updated_ms >= sessions_before_ms);
+        Ok(removed + before - s.sessions.len())
+    }
+}

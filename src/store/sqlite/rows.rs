@@ -1,0 +1,103 @@
+//! Rows to values and back: the ticket's format, language codes, a request record's columns,
+//! and the few query helpers every statement goes through (errors as [`StoreError`]).
+
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use super::backend;
+use crate::domain::{MailState, RequestRecord, Session};
+use crate::engine::Lang;
+use crate::store::StoreError;
+
+/// `REQ-2026-000123`.
+pub fn format_ticket(year: i64, seq: i64) -> String {
+    format!("REQ-{year}-{seq:06}")
+}
+
+pub(super) fn lang_code(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "en",
+        Lang::Fr => "fr",
+    }
+}
+
+pub(super) fn lang_from_code(code: &str) -> Lang {
+    if code == "fr" { Lang::Fr } else { Lang::En }
+}
+
+pub(super) const RECORD_COLUMNS: &str = "r.ticket, r.user, r.kind, r.kind_label, r.recipient, r.first_name, \
+     r.last_name, r.employee_id, r.employee_email, r.department, r.details, r.lang, r.created_ms, \
+     o.state, o.attempts, o.last_error, o.next_attempt_ms, o.sent_ms, o.id";
+
+pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
+    let lang: String = row.get(11)?;
+    let state: String = row.get(13)?;
+    let mail = match state.as_str() {
+        "sent" => MailState::Sent,
+        "dead" => MailState::Dead,
+        _ => MailState::Queued,
+    };
+    let attempts: i64 = row.get(14)?;
+    let next: i64 = row.get(16)?;
+    Ok((
+        row.get(18)?,
+        RequestRecord {
+            ticket: row.get(0)?,
+            user: row.get(1)?,
+            kind: row.get(2)?,
+            kind_label: row.get(3)?,
+            recipient: row.get(4)?,
+            first_name: row.get(5)?,
+            last_name: row.get(6)?,
+            employee_id: row.get(7)?,
+            employee_email: row.get(8)?,
+            department: row.get(9)?,
+            details: row.get(10)?,
+            lang: lang_from_code(&lang),
+            created_at_ms: row.get(12)?,
+            mail,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            last_error: row.get(15)?,
+            next_attempt_ms: (mail == MailState::Queued).then_some(next),
+            sent_at_ms: row.get(17)?,
+        },
+    ))
+}
+
+/// Runs a cached statement (parsed once per connection).
+pub(super) fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(backend)
+}
+
+/// Every row of a cached statement.
+pub(super) fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.query_map(params, f)?.collect()).map_err(backend)
+}
+
+/// A `LIMIT` for SQLite.
+pub(super) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// One row of a cached statement.
+pub(super) fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.query_row(params, f).optional()).map_err(backend)
+}
+
+/// A stored session's JSON, read back; one this version cannot read is a fresh start, not
+/// an error forever.
+pub(super) fn decode_session(data: &str) -> Session {
+    serde_json::from_str(data).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "unreadable stored session: starting afresh");
+        Session::default()
+    })
+}

@@ -1,0 +1,117 @@
+//! The schema: one migration per entry, applied in order from `PRAGMA user_version` when the
+//! database is opened.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::backend;
+use crate::store::StoreError;
+
+/// The schema, one migration per entry; applied in order from `user_version`. Never edit
+/// a shipped entry: append a new one.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r"
+CREATE TABLE sessions (
+    user        TEXT PRIMARY KEY,
+    data        TEXT NOT NULL,
+    version     INTEGER NOT NULL DEFAULT 1,
+    updated_ms  INTEGER NOT NULL
+);
+CREATE TABLE messages (
+    sid         TEXT PRIMARY KEY,
+    user        TEXT NOT NULL,
+    reply       TEXT NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE TABLE ticket_seq (
+    year        INTEGER PRIMARY KEY,
+    last        INTEGER NOT NULL
+);
+CREATE TABLE requests (
+    id              INTEGER PRIMARY KEY,
+    ticket          TEXT NOT NULL UNIQUE,
+    user            TEXT NOT NULL,
+    message_sid     TEXT UNIQUE,
+    kind            TEXT NOT NULL,
+    kind_label      TEXT NOT NULL,
+    recipient       TEXT NOT NULL,
+    first_name      TEXT NOT NULL,
+    last_name       TEXT NOT NULL,
+    employee_id     TEXT,
+    employee_email  TEXT,
+    department      TEXT,
+    details         TEXT,
+    lang            TEXT NOT NULL,
+    created_ms      INTEGER NOT NULL
+);
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    request_id      INTEGER NOT NULL UNIQUE REFERENCES requests(id),
+    state           TEXT NOT NULL CHECK (state IN ('queued', 'sent')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error      TEXT,
+    sent_ms         INTEGER
+);
+CREATE INDEX outbox_due ON outbox(next_attempt_ms) WHERE state = 'queued';
+",
+    r"
+CREATE TABLE unanswered (
+    question    TEXT PRIMARY KEY,
+    count       INTEGER NOT NULL,
+    first_ms    INTEGER NOT NULL,
+    last_ms     INTEGER NOT NULL
+);
+CREATE INDEX unanswered_count ON unanswered(count DESC);
+",
+    // Badge photos accepted and not yet answered; a row is deleted once its result is sent
+    // (see `Ledger::photo_done`), so the table is the pending set and stays small.
+    r"
+CREATE TABLE photo_jobs (
+    id           INTEGER PRIMARY KEY,
+    message_sid  TEXT UNIQUE,
+    user         TEXT NOT NULL,
+    bot          TEXT NOT NULL,
+    media_url    TEXT NOT NULL,
+    content_type TEXT,
+    lang         TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL
+);
+",
+    // The dead letter: an e-mail the SMTP server rejected permanently (5xx) too many times
+    // ends in state 'dead', never tried again. SQLite cannot change a CHECK constraint, so
+    // the table is rebuilt, rows and ids kept.
+    r"
+CREATE TABLE outbox_v4 (
+    id                 INTEGER PRIMARY KEY,
+    request_id         INTEGER NOT NULL UNIQUE REFERENCES requests(id),
+    state              TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'dead')),
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms    INTEGER NOT NULL,
+    last_error         TEXT,
+    sent_ms            INTEGER,
+    permanent_failures INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO outbox_v4 (id, request_id, state, attempts, next_attempt_ms, last_error, sent_ms)
+    SELECT id, request_id, state, attempts, next_attempt_ms, last_error, sent_ms FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v4 RENAME TO outbox;
+CREATE INDEX outbox_due ON outbox(next_attempt_ms) WHERE state = 'queued';
+",
+];
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+    let current = usize::try_from(current).unwrap_or(0);
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {current}, newer than this wabot's {}: upgrade wabot",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql).map_err(|e| StoreError::Backend(format!("migration {}: {e}", i + 1)))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}

@@ -1,0 +1,207 @@
+//! One turn's commit inside the writer's transaction: the MessageSid's claim, the session's
+//! version check and write, a confirmed request with its ticket and outbox row, a declined
+//! question's count — each turn in its own savepoint, so a conflict or a duplicate rolls
+//! back that turn alone.
+
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use super::{backend, exec, format_ticket, lang_code, one};
+use crate::domain::{NewRequest, TICKET_PLACEHOLDER};
+use crate::store::StoreError;
+use crate::store::ledger::{Committed, Turn};
+
+pub(super) fn insert_request(
+    tx: &Connection,
+    turn: &Turn<'_>,
+    req: &NewRequest,
+) -> Result<String, StoreError> {
+    // The year of the request, in UTC, and the next number of that year: both inside the
+    // transaction, so two requests never share a ticket.
+    let year: i64 =
+        one(tx, "SELECT CAST(strftime('%Y', ?1 / 1000, 'unixepoch') AS INTEGER)", [turn.now_ms], |r| {
+            r.get(0)
+        })?
+        .ok_or_else(|| backend("no year for the request's time"))?;
+    let seq: i64 = one(
+        tx,
+        "INSERT INTO ticket_seq (year, last) VALUES (?1, 1)
+         ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last",
+        [year],
+        |r| r.get(0),
+    )?
+    .ok_or_else(|| backend("no ticket number allocated"))?;
+    let ticket = format_ticket(year, seq);
+    exec(
+        tx,
+        "INSERT INTO requests (ticket, user, message_sid, kind, kind_label, recipient, first_name,
+             last_name, employee_id, employee_email, department, details, lang, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            ticket,
+            turn.user,
+            turn.message_sid,
+            req.kind,
+            req.kind_label,
+            req.recipient,
+            req.first_name,
+            req.last_name,
+            req.employee_id,
+            req.employee_email,
+            req.department,
+            req.details,
+            lang_code(req.lang),
+            turn.now_ms
+        ],
+    )?;
+    let request_id = tx.last_insert_rowid();
+    exec(
+        tx,
+        "INSERT INTO outbox (request_id, state, next_attempt_ms) VALUES (?1, 'queued', ?2)",
+        params![request_id, turn.now_ms],
+    )?;
+    Ok(ticket)
+}
+
+/// How a turn's session is committed.
+#[derive(Debug)]
+pub(super) enum SessionWrite {
+    /// Written as this JSON, over the version the turn was computed on.
+    Store(String),
+    /// Left as stored (the turn did not change it): only its version is checked.
+    Keep,
+}
+
+/// What one turn wrote: its result, and the session as it wrote it (JSON), for the cache.
+#[derive(Debug)]
+pub(super) struct Written {
+    pub(super) committed: Committed,
+    pub(super) session: Option<Box<str>>,
+}
+
+/// One turn's statements, inside the group's transaction (in a savepoint).
+pub(super) fn commit_in(
+    tx: &Connection,
+    turn: &Turn<'_>,
+    session: &SessionWrite,
+) -> Result<Written, StoreError> {
+    // Claim the MessageSid first: a duplicate stops here, before anything is written.
+    // Without a request the reply is already final; with one it waits for its ticket.
+    if let Some(sid) = turn.message_sid {
+        let reply = match turn.request {
+            None => serde_json::to_string(turn.messages).map_err(backend)?,
+            Some(_) => "[]".to_owned(),
+        };
+        let claimed = exec(
+            tx,
+            "INSERT INTO messages (sid, user, reply, received_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (sid) DO NOTHING",
+            params![sid, turn.user, reply, turn.now_ms],
+        )?;
+        if claimed == 0 {
+            let reply: String = one(tx, "SELECT reply FROM messages WHERE sid = ?1", [sid], |r| r.get(0))?
+                .ok_or_else(|| backend("a claimed MessageSid has no row"))?;
+            let messages = serde_json::from_str(&reply).map_err(backend)?;
+            let committed = Committed { messages, ticket: None, replayed: true };
+            return Ok(Written { committed, session: None });
+        }
+    }
+    // The session, only over the version the turn was computed on; otherwise rolling back
+    // the savepoint takes the MessageSid's claim back too.
+    let written = match session {
+        SessionWrite::Keep => {
+            let stored =
+                one(tx, "SELECT version FROM sessions WHERE user = ?1", [turn.user], |r| r.get::<_, i64>(0))?;
+            usize::from(stored == Some(turn.session_version))
+        }
+        SessionWrite::Store(data) if turn.session_version == 0 => exec(
+            tx,
+            "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (user) DO NOTHING",
+            params![turn.user, data, turn.now_ms],
+        )?,
+        SessionWrite::Store(data) => exec(
+            tx,
+            "UPDATE sessions SET data = ?2, version = version + 1, updated_ms = ?3
+             WHERE user = ?1 AND version = ?4",
+            params![turn.user, data, turn.now_ms, turn.session_version],
+        )?,
+    };
+    if written == 0 {
+        return Err(StoreError::Conflict);
+    }
+    let ticket = turn.request.map(|req| insert_request(tx, turn, req)).transpose()?;
+    let messages: Vec<String> = match &ticket {
+        Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
+        None => turn.messages.to_vec(),
+    };
+    if let (Some(sid), Some(_)) = (turn.message_sid, &ticket) {
+        let reply = serde_json::to_string(&messages).map_err(backend)?;
+        exec(tx, "UPDATE messages SET reply = ?2 WHERE sid = ?1", params![sid, reply])?;
+    }
+    if let Some(question) = turn.unanswered {
+        exec(
+            tx,
+            "INSERT INTO unanswered (question, count, first_ms, last_ms) VALUES (?1, 1, ?2, ?2)
+             ON CONFLICT(question) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms",
+            params![question, turn.now_ms],
+        )?;
+    }
+    let session = match session {
+        SessionWrite::Store(data) => Some(data.as_str().into()),
+        SessionWrite::Keep => None,
+    };
+    Ok(Written { committed: Committed { messages, ticket, replayed: false }, session })
+}
+
+/// Runs `f` in a savepoint: kept when it succeeds, rolled back — it alone — when it fails.
+/// The outer error means the transaction itself can no longer be trusted.
+pub(super) fn in_savepoint<R>(
+    tx: &Connection,
+    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+) -> Result<Result<R, StoreError>, StoreError> {
+    exec(tx, "SAVEPOINT turn", [])?;
+    match f(tx) {
+        Ok(r) => {
+            exec(tx, "RELEASE turn", [])?;
+            Ok(Ok(r))
+        }
+        Err(e) => {
+            exec(tx, "ROLLBACK TO turn", [])?;
+            exec(tx, "RELEASE turn", [])?;
+            Ok(Err(e))
+        }
+    }
+}
+
+/// Commits `turns` in one transaction, each turn in its own savepoint; every result is an
+/// error if the transaction itself does not commit.
+pub(super) fn commit_batch(
+    conn: &mut Connection,
+    turns: &[Turn<'_>],
+    sessions: &[Result<SessionWrite, StoreError>],
+) -> Vec<Result<Written, StoreError>> {
+    let failed = |e: &dyn std::fmt::Display| turns.iter().map(|_| Err(backend(e))).collect();
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return failed(&e),
+    };
+    let mut results = Vec::with_capacity(turns.len());
+    for (turn, session) in turns.iter().zip(sessions) {
+        let session = match session {
+            Ok(session) => session,
+            Err(e) => {
+                results.push(Err(StoreError::Backend(e.to_string())));
+                continue;
+            }
+        };
+        match in_savepoint(&tx, |sp| commit_in(sp, turn, session)) {
+            Ok(result) => results.push(result),
+            // Dropping the transaction rolls the whole batch back.
+            Err(e) => return failed(&e),
+        }
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => failed(&e),
+    }
+}
