@@ -88,6 +88,9 @@ enum Command {
         /// threshold. No labelled queries needed.
         #[arg(long = "self")]
         self_check: bool,
+        /// Rank with the sentence encoders alone, without the lexical evidence (an ablation).
+        #[arg(long, conflicts_with = "self_check")]
+        semantic_only: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -151,10 +154,10 @@ fn main() -> anyhow::Result<()> {
         Command::Ocr { json, max_side, threads, images } => {
             to_stdout(|out| cli::ocr::run(&settings, json, max_side, threads, &images, out))
         }
-        Command::Eval { corpus, queries, self_check, json } => {
+        Command::Eval { corpus, queries, self_check, semantic_only, json } => {
             let (_, engine) = load(&settings, corpus)?;
             let queries = queries.filter(|_| !self_check);
-            to_stdout(|out| cli::eval::run(&engine, queries.as_deref(), json, out))
+            to_stdout(|out| cli::eval::run(&engine, queries.as_deref(), semantic_only, json, out))
         }
         Command::Requests { action: RequestsAction::List { limit, json } } => {
             to_stdout(|out| cli::requests::run_list(&settings.db, limit, json, out))

@@ -170,8 +170,38 @@ fn eval_reports_figures_per_kind_of_message() {
     assert_eq!(kinds.len(), 2, "{report}");
     assert_eq!(kinds[0]["kind"], "keyword");
     assert_eq!(kinds[0]["accuracy"], 1.0);
+    assert_eq!(kinds[0]["ranking"], 1.0, "ranked first whatever the score");
     assert_eq!(kinds[1]["kind"], "out-of-scope");
     assert_eq!(kinds[1]["accuracy"], 1.0);
+    assert!(kinds[1]["ranking"].is_null(), "no in-scope message to rank: {report}");
+
+    // The ablation ranks with the encoders alone: it needs them.
+    let out = wabot().args(["eval", "--semantic-only", "--queries"]).arg(&queries).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--semantic-only needs the semantic scorer"), "{stderr}");
+}
+
+#[test]
+fn eval_semantic_only_ranks_with_the_encoders_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("q.jsonl");
+    // "sick-child" shares no word with the message: only the encoders can find it.
+    std::fs::write(
+        &queries,
+        "{\"q\": \"my kid is ill, can I stay home to look after him?\", \"expected\": \"sick-child-en\", \"kind\": \"paraphrase\"}\n",
+    )
+    .unwrap();
+    let out = wabot()
+        .env("WABOT_SEMANTIC", "on")
+        .args(["eval", "--json", "--semantic-only", "--queries"])
+        .arg(&queries)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ranking_accuracy"], 1.0, "{report}");
+    assert_eq!(report["by_kind"][0]["ranking"], 1.0, "{report}");
 }
 
 #[test]

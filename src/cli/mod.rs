@@ -40,6 +40,9 @@ pub enum CliError {
     /// No request has this ticket.
     #[error("no request {0}")]
     NoRequest(String),
+    /// `wabot eval --semantic-only` with the semantic scorer off.
+    #[error("--semantic-only needs the semantic scorer: unset WABOT_SEMANTIC=off (matching.semantic)")]
+    NoSemantic,
     /// `wabot ask` with neither a question nor questions piped in.
     #[error("give a QUESTION, or pipe questions on stdin (one per line)")]
     NoQuestion,

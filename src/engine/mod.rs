@@ -218,6 +218,9 @@ pub struct EngineParams {
     pub concepts: bool,
     /// Weight of a concept term in a query relative to a word.
     pub concept_weight: f32,
+    /// With the semantic scorer on, count the lexical engine's evidence in the fused score;
+    /// off, the encoders rank alone (an ablation, for `wabot eval --semantic-only`).
+    pub lexical_evidence: bool,
 }
 
 impl Default for EngineParams {
@@ -231,6 +234,7 @@ impl Default for EngineParams {
             fuzzy_weight: 0.8,
             concepts: true,
             concept_weight: 1.5,
+            lexical_evidence: true,
         }
     }
 }
@@ -325,7 +329,7 @@ impl Engine {
         let dense = self.semantic.as_ref()?;
         let index = self.current.load();
         let q = index.query_vector(query, index.params());
-        Some(rank_in(&index, dense, query, &q, k))
+        Some(rank_in(&index, dense, query, &q, k, index.params().lexical_evidence))
     }
 
     /// The current snapshot: unaffected by later changes.
@@ -368,7 +372,10 @@ impl Engine {
         let index = self.current.load();
         let q = index.query_vector(query, index.params());
         match &self.semantic {
-            Some(dense) => rank_in(&index, dense, query, &q, k).into_iter().map(Ranked::into_match).collect(),
+            Some(dense) => rank_in(&index, dense, query, &q, k, index.params().lexical_evidence)
+                .into_iter()
+                .map(Ranked::into_match)
+                .collect(),
             None => index.top_k(&q, k, 0.0),
         }
     }
@@ -400,7 +407,7 @@ impl Engine {
             let nearest = if answer.is_some() { Vec::new() } else { index.top_k(&q, k, floor) };
             return Consultation { lang, answer, nearest };
         };
-        let ranked = rank_in(&index, dense, query, &q, k.max(1));
+        let ranked = rank_in(&index, dense, query, &q, k.max(1), params.lexical_evidence);
         let answer = answered(&index, ranked.first(), lang, params);
         let nearest = if answer.is_some() {
             Vec::new()
@@ -516,18 +523,30 @@ fn answer_in(
     let q = index.query_vector(query, params);
     let lang = preferred.or(q.lang);
     match dense {
-        Some(dense) => answered(index, rank_in(index, dense, query, &q, 1).first(), lang, params),
+        Some(dense) => answered(
+            index,
+            rank_in(index, dense, query, &q, 1, params.lexical_evidence).first(),
+            lang,
+            params,
+        ),
         None => best_in(index, &q, lang, params),
     }
 }
 
-/// The fused ranking's `k` best entries.
-fn rank_in(index: &Index, dense: &Dense, text: &str, q: &QueryVector, k: usize) -> Vec<Ranked> {
+/// The fused ranking's `k` best entries; without `lexical_evidence`, the encoders' alone.
+fn rank_in(
+    index: &Index,
+    dense: &Dense,
+    text: &str,
+    q: &QueryVector,
+    k: usize,
+    lexical_evidence: bool,
+) -> Vec<Ranked> {
     let entries = index.entries();
     if entries.is_empty() {
         return Vec::new();
     }
-    let lexical_best = index.top_k(q, 1, 0.0).into_iter().next();
+    let lexical_best = index.top_k(q, 1, 0.0).into_iter().next().filter(|_| lexical_evidence);
     let lexical: Vec<f32> = entries
         .iter()
         .map(|e| match &lexical_best {

@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::engine::{Engine, Match};
+use crate::engine::{Engine, EngineParams, Match};
 
 /// What can be wrong with a query file.
 #[derive(Debug, Error)]
@@ -112,6 +112,9 @@ pub struct KindFigures {
     /// Right outcomes over queries: the expected entry answered, or an out-of-scope
     /// message declined.
     pub accuracy: f32,
+    /// In-scope queries whose best-ranked entry is the expected one, whatever its score
+    /// (`None` for a kind with no in-scope query).
+    pub ranking: Option<f32>,
 }
 
 /// A query answered wrongly at the configured threshold.
@@ -148,13 +151,13 @@ pub struct Report {
     pub misses: Vec<Miss>,
 }
 
-/// The engine's answer to one query, and its best-ranked candidate whatever the score.
-fn judge(engine: &Engine, q: &str) -> (Option<Match>, Option<Match>) {
-    let mut lowered = engine.params();
-    lowered.threshold = 0.0;
+/// The engine's answer to one query with `params`, and its best-ranked candidate whatever
+/// the score.
+fn judge(engine: &Engine, q: &str, params: &EngineParams) -> (Option<Match>, Option<Match>) {
+    let lowered = EngineParams { threshold: 0.0, ..*params };
     // At threshold 0 the answer is the candidate the sweep applies other thresholds to.
     let ranked = engine.answer_with(q, None, &lowered);
-    (engine.answer(q, None), ranked)
+    (engine.answer_with(q, None, params), ranked)
 }
 
 /// Per query: the expected id, and the best candidate with its score.
@@ -187,25 +190,32 @@ fn figures(results: &Outcomes, threshold: f32) -> Figures {
 
 /// Runs every query through `engine`.
 pub fn evaluate(engine: &Engine, queries: &[LabelledQuery]) -> Report {
-    let threshold = engine.params().threshold;
+    evaluate_with(engine, queries, &engine.params())
+}
+
+/// Runs every query through `engine` with `params` in place of its own (an ablation).
+pub fn evaluate_with(engine: &Engine, queries: &[LabelledQuery], params: &EngineParams) -> Report {
+    let threshold = params.threshold;
     let mut results = Vec::with_capacity(queries.len());
     let mut misses = Vec::new();
     let mut ranked_ok = 0;
-    let mut kinds: Vec<(String, usize, usize)> = Vec::new();
+    // Per kind: queries, right at the threshold, in scope, in scope ranked first.
+    let mut kinds: Vec<(String, [usize; 4])> = Vec::new();
     use rayon::prelude::*;
     let progress = crate::telemetry::progress::reporter("evaluating");
     let done = std::sync::atomic::AtomicUsize::new(0);
     let judged: Vec<(Option<Match>, Option<Match>)> = queries
         .par_iter()
         .map(|q| {
-            let judged = judge(engine, &q.q);
+            let judged = judge(engine, &q.q, params);
             progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, queries.len());
             judged
         })
         .collect();
     for (q, (answered, ranked)) in queries.iter().zip(judged) {
         let best = ranked.map(|m| (m.entry.id.clone(), m.score));
-        ranked_ok += usize::from(q.expected.is_some() && best.as_ref().map(|b| &b.0) == q.expected.as_ref());
+        let ranked_right = q.expected.is_some() && best.as_ref().map(|b| &b.0) == q.expected.as_ref();
+        ranked_ok += usize::from(ranked_right);
         let got = answered.map(|m| m.entry.id.clone());
         let right = got == q.expected;
         if !right {
@@ -218,18 +228,27 @@ pub fn evaluate(engine: &Engine, queries: &[LabelledQuery]) -> Report {
         }
         results.push((q.expected.clone(), best));
         if let Some(kind) = &q.kind {
-            match kinds.iter_mut().find(|(k, _, _)| k == kind) {
-                Some((_, n, ok)) => {
-                    *n += 1;
-                    *ok += usize::from(right);
+            let counts = match kinds.iter_mut().position(|(k, _)| k == kind) {
+                Some(i) => &mut kinds[i].1,
+                None => {
+                    kinds.push((kind.clone(), [0; 4]));
+                    &mut kinds.last_mut().expect("just pushed").1
                 }
-                None => kinds.push((kind.clone(), 1, usize::from(right))),
-            }
+            };
+            counts[0] += 1;
+            counts[1] += usize::from(right);
+            counts[2] += usize::from(q.expected.is_some());
+            counts[3] += usize::from(ranked_right);
         }
     }
     let by_kind = kinds
         .into_iter()
-        .map(|(kind, queries, ok)| KindFigures { kind, queries, accuracy: ok as f32 / queries as f32 })
+        .map(|(kind, [queries, ok, in_scope, ranked])| KindFigures {
+            kind,
+            queries,
+            accuracy: ok as f32 / queries as f32,
+            ranking: (in_scope > 0).then(|| ranked as f32 / in_scope as f32),
+        })
         .collect();
     let in_scope = queries.iter().filter(|q| q.expected.is_some()).count();
     let sweep = (1..=14).map(|i| figures(&results, i as f32 * 0.05)).collect();
@@ -259,9 +278,10 @@ impl std::fmt::Display for Report {
         writeln!(f, "answered: {:.3}   declined: {:.3}", t.answered_rate, 1.0 - t.answered_rate)?;
         writeln!(f, "ranking accuracy (best candidate, any score): {:.3}", self.ranking_accuracy)?;
         if !self.by_kind.is_empty() {
-            writeln!(f, "\nkind            queries  right")?;
+            writeln!(f, "\nkind            queries  right  ranked first (any score)")?;
             for k in &self.by_kind {
-                writeln!(f, "  {:<14} {:>5}  {:.3}", k.kind, k.queries, k.accuracy)?;
+                let ranking = k.ranking.map_or_else(|| "-".to_string(), |r| format!("{r:.3}"));
+                writeln!(f, "  {:<14} {:>5}  {:.3}  {ranking}", k.kind, k.queries, k.accuracy)?;
             }
         }
         writeln!(f, "\nthreshold  top-1  oos-rejection  answered")?;
