@@ -77,6 +77,7 @@ pub fn write_answer(
             obj["explain"] = serde_json::to_value(engine.explain(q, m))?;
             if let Some(top) = engine.rank(q, 1).and_then(|r| r.into_iter().next()) {
                 obj["fused"] = serde_json::to_value(&top.evidence)?;
+                obj["fused"]["entry"] = serde_json::Value::from(top.entry.id.as_str());
             }
         }
         writeln!(out, "{obj}")?;

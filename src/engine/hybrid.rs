@@ -11,10 +11,12 @@
 //!
 //! The best-fused entry's **confidence** is a logistic model over what the scorers say about
 //! it — its fused score, its margin over the runner-up, each encoder's raw similarity, the
-//! lexical score, whether each encoder ranks it first — fitted once on labelled messages of
-//! two FAQs of different organisations and styles (the shipped one and an IT-desk one; a third,
-//! held out, only checks it). A probability that the answer is right, so one threshold means the
-//! same on any FAQ: below it, the engine declines.
+//! lexical score, whether each encoder ranks it first. It was fitted once
+//! (`scripts/confidence.py`) on labelled messages of two FAQs of different organisations and
+//! styles (the shipped one and an IT-desk one), each with the same generic out-of-scope messages
+//! any helpdesk must decline (`src/eval/out_of_scope.txt`); a third FAQ, held out, only checks
+//! it. A probability that the answer is right, so one threshold means the same on any FAQ:
+//! below it, the engine declines.
 //!
 //! Entry vectors live in one [`DenseIndex`] per encoder (row 0 the passage, then one row per
 //! question); adding, replacing or removing an entry embeds that entry only.
@@ -34,9 +36,10 @@ pub const DEFAULT_THRESHOLD: f32 = 0.5;
 /// Weight of the lexical cosine, in z-score units, in the fused score.
 pub const LEXICAL_WEIGHT: f32 = 2.0;
 
-/// The confidence model: `p = σ(b + Σ wᵢ · featureᵢ)`, features in [`Features`]'s order.
-const CONFIDENCE_BIAS: f32 = -25.246;
-const CONFIDENCE_WEIGHTS: [f32; 7] = [0.406, 0.189, 25.850, 1.094, 1.023, 0.513, 0.249];
+/// The confidence model: `p = σ(b + Σ wᵢ · featureᵢ)`, features in [`confidence`]'s order;
+/// printed by `python3 scripts/confidence.py fit`.
+const CONFIDENCE_BIAS: f32 = -33.963;
+const CONFIDENCE_WEIGHTS: [f32; 7] = [0.541, 0.213, 35.297, 1.581, -0.130, 0.120, 0.120];
 
 /// One sentence encoder and how it scores an entry.
 #[derive(Clone)]
