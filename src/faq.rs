@@ -397,7 +397,8 @@ mod tests {
         let faq = open(dir.path(), &state.path().join("journal.jsonl"));
         let menu = |faq: &Faq| {
             let mut session = crate::domain::Session::default();
-            let msg = crate::dialog::Incoming { user: "u".into(), text: "menu".into(), profile_name: None };
+            let user = crate::domain::Address::parse(crate::domain::Channel::Twilio, "u").unwrap();
+            let msg = crate::dialog::Incoming { user, text: "menu".into(), profile_name: None };
             faq.dialog().respond(&mut session, &msg).messages.join("\n")
         };
         assert!(menu(&faq).contains("1. Leave"), "{}", menu(&faq));

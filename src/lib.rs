@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | pure cores | [`engine`] | Matching: TF-IDF + cosine (tokenizer, stop words, stemming, lexicon expansion, index, scoring), two sentence encoders and their dense index ([`engine::semantic`]), fused into one confidence ([`engine::hybrid`]); with the `synthetic` feature (benches, tests), seeded synthetic corpora. No I/O, no async. |
 //! | | [`ocr`] | Badge OCR: PP-OCRv6 detection + recognition on `rten`, the employee ID in the text, a bounded worker pool, behind the [`ocr::BadgeReader`] trait. |
-//! | shared nouns | [`domain`] | Plain data every layer shares: the session, the employee, requests and their records, the unanswered row, safe user text, the clock. |
+//! | shared nouns | [`domain`] | Plain data every layer shares: a user's [`domain::Address`] (channel + id) and a [`domain::MessageId`], the session, the employee, requests and their records, the unanswered row, safe user text, the clock. |
 //! | leaves | [`config`] | Typed settings: TOML file plus environment overrides, one file per feature's settings; secrets only from the environment. |
 //! | | [`telemetry`] | Logging (human or JSON), masking of phone numbers, the metrics registry ([`telemetry::metrics`]), progress of long work ([`telemetry::progress`]: an indicatif bar on a terminal, log lines otherwise). |
 //! | knowledge | [`corpus`] | The knowledge base on disk: TOML, FAQ JSONL, the embedded corpus and lexicon, the journal of live changes. |
@@ -22,18 +22,19 @@
 //! | | [`directory`] | The employee directory (CSV). |
 //! | | [`eval`] | Accuracy of the engine on a labelled query set, or on the FAQ's own questions. |
 //! | conversation | [`dialog`] | What the bot says, in both languages: commands, menu, FAQ answers, the request form ([`dialog::form`]). Transport-agnostic. |
-//! | data | [`store`] | Sessions behind [`store::SessionStore`]; the durable [`store::Ledger`] (sessions, requests, outbox, processed MessageSids, photo jobs) on SQLite and in memory, both held to one conformance suite. |
+//! | data | [`store`] | Sessions behind [`store::SessionStore`]; the durable [`store::Ledger`] (sessions and processed message ids keyed by address and channel, requests, outbox, photo jobs) on SQLite and in memory, both held to one conformance suite. |
 //! | use cases | [`desk`] | The webhook's turn (per-sender limits, session, dialog, one commit with dedup, reply) and badge reading ([`desk::badge`]: download → OCR pool → directory → session → reply), behind ports the channels implement. |
 //! | e-mail | [`mail`] | The outbox worker (lettre, SMTP): composes a request's message and delivers it with retries. |
-//! | channels | [`channel`] | One folder per provider: [`channel::twilio`] (the webhook, its form, signature and TwiML, the REST sender, the media download). |
+//! | channels | [`channel`] | One folder per provider: [`channel::twilio`] (the webhook, its form, signature and TwiML, its spelling of addresses, the REST sender, the media download). |
 //! | HTTP | [`server`] | The axum server: the router, `GET /healthz`, `GET /metrics`, the admin API ([`server::admin`]), the limits' layers, the accept loop. |
 //! | composition | [`startup`] | [`startup::Application`]: everything wired from the settings, bound, run until stopped. |
 //! | | [`cli`] | What each `wabot` subcommand does and prints. |
 //!
-//! A text message: [`channel::twilio::webhook`] receives it, parses the form and checks
-//! the signature → [`desk`] applies the sender's limits, loads the session from
-//! [`store`], runs the [`dialog`] (which asks the [`engine`]) and commits the turn with its
-//! MessageSid before the reply → [`channel::twilio`] renders TwiML.
+//! A text message: [`channel::twilio::webhook`] receives it, parses the form, checks the
+//! signature and reads `whatsapp:+…` as a Twilio [`domain::Address`] → [`desk`] applies the
+//! sender's limits, loads the session from [`store`], runs the [`dialog`] (which asks the
+//! [`engine`]) and commits the turn with its message id before the reply →
+//! [`channel::twilio`] renders TwiML.
 //! A request e-mail: the [`dialog::form`] produces a confirmed request; the [`desk`] commits
 //! it with its ticket and outbox row; the [`mail`] worker e-mails it from the outbox.
 //! A badge photo: [`channel::twilio::webhook`] hands it to [`desk::badge`], which answers at

@@ -2,11 +2,11 @@
 //!
 //! The dialog only ever loads a user's [`Session`], works on it and saves it back, so the
 //! in-memory [`MemoryStore`] here and a durable store can stand in for each other.
-//! Users are keyed by their channel address (`whatsapp:+33…`).
+//! Users are keyed by their [`Address`] (a channel and the channel's id of them).
 //!
 //! The durable side — conversation state that survives a restart, requests with their
 //! tickets, the e-mail outbox, badge photos awaiting their result and the processed
-//! MessageSids — is the [`Ledger`] trait, implemented on SQLite by [`sqlite::SqliteStore`].
+//! message ids — is the [`Ledger`] trait, implemented on SQLite by [`sqlite::SqliteStore`].
 
 #[cfg(test)]
 mod conformance;
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::domain::Session;
+use crate::domain::{Address, Session};
 
 /// What a store can fail with.
 #[derive(Debug, Error)]
@@ -43,16 +43,16 @@ pub enum StoreError {
 /// Where sessions live.
 pub trait SessionStore: Send + Sync {
     /// The user's session; a fresh one for a new user.
-    fn load(&self, user: &str) -> Result<Session, StoreError>;
+    fn load(&self, user: &Address) -> Result<Session, StoreError>;
     /// Saves the user's session.
-    fn save(&self, user: &str, session: &Session) -> Result<(), StoreError>;
+    fn save(&self, user: &Address, session: &Session) -> Result<(), StoreError>;
 }
 
 /// Sessions in memory, forgotten on restart. Bounded: past `capacity` users, or after
 /// `idle` without a message, the least recently active sessions are dropped.
 #[derive(Debug)]
 pub struct MemoryStore {
-    sessions: Mutex<HashMap<String, (Session, Instant)>>,
+    sessions: Mutex<HashMap<Address, (Session, Instant)>>,
     capacity: usize,
     idle: Duration,
 }
@@ -79,7 +79,7 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Session, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, (Session, Instant)>> {
         // A panic while holding the lock cannot leave a map half-updated in a way that
         // matters here: every operation is a single insert or lookup.
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
@@ -87,7 +87,7 @@ impl MemoryStore {
 }
 
 impl SessionStore for MemoryStore {
-    fn load(&self, user: &str) -> Result<Session, StoreError> {
+    fn load(&self, user: &Address) -> Result<Session, StoreError> {
         let map = self.lock();
         Ok(match map.get(user) {
             Some((s, at)) if at.elapsed() < self.idle => s.clone(),
@@ -95,7 +95,7 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
+    fn save(&self, user: &Address, session: &Session) -> Result<(), StoreError> {
         let mut map = self.lock();
         let now = Instant::now();
         if map.len() >= self.capacity && !map.contains_key(user) {
@@ -108,7 +108,7 @@ impl SessionStore for MemoryStore {
                 map.retain(|_, (_, at)| *at > threshold);
             }
         }
-        map.insert(user.to_owned(), (session.clone(), now));
+        map.insert(user.clone(), (session.clone(), now));
         Ok(())
     }
 }
@@ -116,33 +116,38 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Pending;
+    use crate::domain::{Channel, Pending};
     use crate::engine::Lang;
+
+    fn user(id: &str) -> Address {
+        Address::parse(Channel::Twilio, id).unwrap()
+    }
 
     #[test]
     fn a_saved_session_is_loaded_back() {
         let store = MemoryStore::default();
-        assert_eq!(store.load("whatsapp:+1").unwrap(), Session::default());
+        assert_eq!(store.load(&user("+1")).unwrap(), Session::default());
         let s = Session { lang: Some(Lang::Fr), pending: Some(Pending::Categories), ..Session::default() };
-        store.save("whatsapp:+1", &s).unwrap();
-        assert_eq!(store.load("whatsapp:+1").unwrap(), s);
-        assert_eq!(store.load("whatsapp:+2").unwrap(), Session::default());
+        store.save(&user("+1"), &s).unwrap();
+        assert_eq!(store.load(&user("+1")).unwrap(), s);
+        assert_eq!(store.load(&user("+2")).unwrap(), Session::default());
+        assert_eq!(store.load(&Address::parse(Channel::Meta, "+1").unwrap()).unwrap(), Session::default());
     }
 
     #[test]
     fn the_store_stays_within_its_capacity() {
         let store = MemoryStore::new(50, Duration::from_secs(3600));
         for i in 0..500 {
-            store.save(&format!("u{i}"), &Session::default()).unwrap();
+            store.save(&user(&format!("u{i}")), &Session::default()).unwrap();
             assert!(store.len() <= 50);
         }
-        assert_eq!(store.load("u499").unwrap(), Session::default());
+        assert_eq!(store.load(&user("u499")).unwrap(), Session::default());
     }
 
     #[test]
     fn idle_sessions_expire() {
         let store = MemoryStore::new(10, Duration::ZERO);
-        store.save("u", &Session { lang: Some(Lang::En), ..Session::default() }).unwrap();
-        assert_eq!(store.load("u").unwrap().lang, None);
+        store.save(&user("u"), &Session { lang: Some(Lang::En), ..Session::default() }).unwrap();
+        assert_eq!(store.load(&user("u")).unwrap().lang, None);
     }
 }

@@ -29,6 +29,8 @@ const FORBIDDEN: &[(&[&str], &[&str])] = &[
     (&["dialog", "desk"], &["channel", "server"]),
     // The store keeps data, the mail worker sends it: neither knows the conversation's rules.
     (&["store", "mail"], &["dialog", "desk"]),
+    // What the bot knows is served to the conversation, never the other way round.
+    (&["knowledge"], &["dialog", "desk", "channel", "server"]),
 ];
 
 /// Sibling providers: neither imports the other.

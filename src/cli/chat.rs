@@ -10,10 +10,12 @@ use super::CliError;
 use crate::config::Settings;
 use crate::corpus::KnowledgeBase;
 use crate::dialog::{Dialog, Incoming};
+use crate::domain::{Address, Channel};
 use crate::engine::Engine;
 use crate::store::MemoryStore;
 
-/// The user key a terminal conversation runs under.
+/// The user id a terminal conversation runs under, as a Twilio user: `wabot chat` rehearses
+/// the webhook's turns.
 pub const CHAT_USER: &str = "terminal";
 
 /// Converses over `input`/`output` until end of input or `/quit`, handing each line to
@@ -31,12 +33,13 @@ pub fn run<E: std::fmt::Display>(
     )?;
     write!(output, "> ")?;
     output.flush()?;
+    let user = Address::parse(Channel::Twilio, CHAT_USER).map_err(io::Error::other)?;
     for line in input.lines() {
         let line = line?;
         if matches!(line.trim(), "/quit" | "/exit") {
             break;
         }
-        let incoming = Incoming { user: CHAT_USER.to_owned(), text: line, profile_name: None };
+        let incoming = Incoming { user: user.clone(), text: line, profile_name: None };
         match respond(incoming) {
             Ok(messages) => {
                 for m in messages {

@@ -65,7 +65,7 @@ pub fn show(r: &RequestRecord) -> String {
     if let Some(d) = &r.department {
         field("department", d);
     }
-    field("whatsapp", r.user.strip_prefix("whatsapp:").unwrap_or(&r.user));
+    field("whatsapp", &r.user.display());
     field("details", r.details.as_deref().unwrap_or("-"));
     field("mail", &mail_status(r));
     if r.mail == MailState::Queued

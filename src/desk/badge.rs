@@ -3,9 +3,9 @@
 //! When a WhatsApp message carries an image, the webhook calls [`BadgeDesk::accept`]. What
 //! can be told at once is: a file that is not an image, no way to reply (REST credentials
 //! unset), a full OCR pool ("try again in a moment"). Otherwise the photo becomes a
-//! [`PhotoJob`], committed to the durable store together with its MessageSid's claim and the
+//! [`PhotoJob`], committed to the durable store together with its message id's claim and the
 //! answer "Reading your badge…" before the webhook returns that answer; a redelivery of the
-//! same MessageSid finds the claim and gets the same answer, with no second job. The rest
+//! same message id finds the claim and gets the same answer, with no second job. The rest
 //! runs in the background, since OCR may take longer than Twilio waits for a webhook:
 //! download the photo (through [`FetchMedia`]), decode and read it on the OCR pool
 //! ([`ocr`](crate::ocr)), look the ID up in the employee [`Directory`], remember the employee
@@ -25,7 +25,7 @@
 //!
 //! Every bad input gets its own reply: a file that is not an image, one too large, one that
 //! cannot be read, a photo with no ID (tips for a better photo), an ID nobody has. Logs carry
-//! the MessageSid and the job's id, never the user's number.
+//! the message id and the job's id, never the user's number.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -36,7 +36,7 @@ use thiserror::Error;
 
 use crate::config::ConfigError;
 use crate::directory::{Directory, DirectoryError};
-use crate::domain::Employee;
+use crate::domain::{Address, Channel, Employee, MessageId};
 use crate::engine::Lang;
 use crate::ocr::decode::{DecodeError, decode_image};
 use crate::ocr::pool::Slot;
@@ -204,8 +204,8 @@ pub trait SendMessage: Send + Sync {
     /// Sends `body` from the bot's address `from` to the user `to`.
     fn send<'a>(
         &'a self,
-        from: &'a str,
-        to: &'a str,
+        from: &'a Address,
+        to: &'a Address,
         body: &'a str,
     ) -> BoxFuture<'a, Result<(), SendFailure>>;
 }
@@ -213,12 +213,12 @@ pub trait SendMessage: Send + Sync {
 /// A WhatsApp message carrying a photo.
 #[derive(Debug, Clone)]
 pub struct PhotoMessage {
-    /// The user (`From`, `whatsapp:+…`): the reply goes there.
-    pub user: String,
-    /// The bot's number (`To`): the reply comes from there.
-    pub bot: String,
-    /// `MessageSid`: the deduplication key, and the logs'.
-    pub message_sid: Option<String>,
+    /// The user: the reply goes there.
+    pub user: Address,
+    /// The bot's own address: the reply comes from there.
+    pub bot: Address,
+    /// The channel's id of the message: the deduplication key, and the logs'.
+    pub message_id: Option<MessageId>,
     /// The first attachment.
     pub media: Photo,
 }
@@ -228,7 +228,7 @@ pub struct PhotoMessage {
 pub struct Accepted {
     /// The messages to reply with.
     pub messages: Vec<String>,
-    /// True when the MessageSid had been handled before: nothing new was done.
+    /// True when the message had been handled before: nothing new was done.
     pub replayed: bool,
 }
 
@@ -315,11 +315,12 @@ impl BadgeDesk {
     /// job is committed (see the module doc); the rest in the background, with the result
     /// sent through the REST API.
     pub async fn accept(self: &Arc<Self>, photo: PhotoMessage) -> Accepted {
-        let sid = photo.message_sid.clone();
+        let sid = photo.message_id.clone();
+        let channel = photo.user.channel();
         let lang = self.lang_of(&photo.user).await;
         let said = |s: Said| Accepted { messages: vec![s.get(lang).to_owned()], replayed: false };
         if !crate::ocr::decode::is_image_type(photo.media.content_type.as_deref()) {
-            tracing::info!(message_sid = sid.as_deref(), "attachment is not an image");
+            tracing::info!(message_id = sid.as_ref().map(MessageId::as_str), "attachment is not an image");
             return said(messages::NOT_A_PHOTO);
         }
         if self.sender.is_none() {
@@ -332,18 +333,24 @@ impl BadgeDesk {
             Ok(slot) => slot,
             Err(_) => {
                 // A redelivery of a photo already queued gets its first answer, not "busy".
-                if let Some(first) = self.replay(sid.clone()).await {
-                    tracing::info!(message_sid = sid.as_deref(), "duplicate delivery of a photo: same reply");
+                if let Some(first) = self.replay(channel, sid.clone()).await {
+                    tracing::info!(
+                        message_id = sid.as_ref().map(MessageId::as_str),
+                        "duplicate delivery of a photo: same reply"
+                    );
                     return Accepted { messages: first, replayed: true };
                 }
-                tracing::warn!(message_sid = sid.as_deref(), "OCR queue full: photo refused");
+                tracing::warn!(
+                    message_id = sid.as_ref().map(MessageId::as_str),
+                    "OCR queue full: photo refused"
+                );
                 return said(messages::BUSY);
             }
         };
         let job = PhotoJob {
             user: photo.user,
             bot: photo.bot,
-            message_sid: photo.message_sid,
+            message_id: photo.message_id,
             media_url: photo.media.url,
             content_type: photo.media.content_type,
             lang,
@@ -354,17 +361,24 @@ impl BadgeDesk {
             self.store.run(move |l| l.enqueue_photo(&job, &reply).map(|done| (done, job, reply))).await;
         match stored {
             Ok((Enqueued::Queued(id), job, reply)) => {
-                tracing::info!(message_sid = sid.as_deref(), job = id, "badge photo queued");
+                tracing::info!(
+                    message_id = sid.as_ref().map(MessageId::as_str),
+                    job = id,
+                    "badge photo queued"
+                );
                 self.start(PendingPhoto { id, job }, slot);
                 Accepted { messages: reply, replayed: false }
             }
             Ok((Enqueued::Replayed(first), ..)) => {
-                tracing::info!(message_sid = sid.as_deref(), "duplicate delivery of a photo: same reply");
+                tracing::info!(
+                    message_id = sid.as_ref().map(MessageId::as_str),
+                    "duplicate delivery of a photo: same reply"
+                );
                 Accepted { messages: first, replayed: true }
             }
             Err(e) => {
-                // Nothing was committed, the MessageSid included: a redelivery is read afresh.
-                tracing::error!(message_sid = sid.as_deref(), error = %e, "badge photo not stored");
+                // Nothing was committed, the message id included: a redelivery is read afresh.
+                tracing::error!(message_id = sid.as_ref().map(MessageId::as_str), error = %e, "badge photo not stored");
                 said(messages::FAILED)
             }
         }
@@ -385,7 +399,7 @@ impl BadgeDesk {
         for photo in stale {
             tracing::info!(
                 job = photo.id,
-                message_sid = photo.job.message_sid.as_deref(),
+                message_id = photo.job.message_id.as_ref().map(MessageId::as_str),
                 age_hours = now.saturating_sub(photo.job.created_ms) / 3_600_000,
                 "badge photo pending too long: dropped unread"
             );
@@ -447,17 +461,17 @@ impl BadgeDesk {
         let Some(sender) = &self.sender else {
             return;
         };
-        let (id, sid) = (photo.id, photo.job.message_sid.as_deref());
+        let (id, sid) = (photo.id, photo.job.message_id.as_ref().map(MessageId::as_str));
         let (reply, _) = self.read(&photo.job, slot).await;
         // Failures are logged by the sender, with Twilio's error.
         match sender.send(&photo.job.bot, &photo.job.user, &reply).await {
-            Ok(()) => tracing::info!(message_sid = sid, job = id, "badge result sent"),
+            Ok(()) => tracing::info!(message_id = sid, job = id, "badge result sent"),
             Err(e) if !e.retryable => {
-                tracing::warn!(message_sid = sid, job = id, "badge result refused by Twilio: job dropped");
+                tracing::warn!(message_id = sid, job = id, "badge result refused by Twilio: job dropped");
             }
             Err(_) => {
                 tracing::warn!(
-                    message_sid = sid,
+                    message_id = sid,
                     job = id,
                     "badge result not sent: the photo stays pending for the next start"
                 );
@@ -466,7 +480,7 @@ impl BadgeDesk {
         }
         if let Err(e) = self.store.run(move |l| l.photo_done(id)).await {
             tracing::error!(
-                message_sid = sid,
+                message_id = sid,
                 job = id,
                 error = %e,
                 "badge result sent but not marked done: it may be sent again after a restart"
@@ -477,13 +491,13 @@ impl BadgeDesk {
     /// Keeps `employee` in the user's session. Conditional on the session's version, as a
     /// text turn is: a message of the user's committed meanwhile is not overwritten, the
     /// session is read again instead.
-    async fn remember(&self, user: &str, employee: &Employee) -> Result<(), StoreError> {
+    async fn remember(&self, user: &Address, employee: &Employee) -> Result<(), StoreError> {
         for _ in 0..REMEMBER_ATTEMPTS {
             let (mut session, version) = self.store.load_session(user).await?;
             session.employee = Some(employee.clone());
             let turn = OwnedTurn {
-                user: user.to_owned(),
-                message_sid: None,
+                user: user.clone(),
+                message_id: None,
                 session,
                 session_version: version,
                 messages: Vec::new(),
@@ -500,12 +514,12 @@ impl BadgeDesk {
     }
 
     /// The first reply to `sid`, if it was handled before.
-    async fn replay(&self, sid: Option<String>) -> Option<Vec<String>> {
+    async fn replay(&self, channel: Channel, sid: Option<MessageId>) -> Option<Vec<String>> {
         let sid = sid?;
-        self.store.run(move |l| l.replay(&sid)).await.ok().flatten()
+        self.store.run(move |l| l.replay(channel, &sid)).await.ok().flatten()
     }
 
-    async fn lang_of(&self, user: &str) -> Lang {
+    async fn lang_of(&self, user: &Address) -> Lang {
         self.store.load_session(user).await.ok().and_then(|(s, _)| s.lang).unwrap_or(Lang::En)
     }
 
@@ -513,11 +527,11 @@ impl BadgeDesk {
     /// the session; returns the reply.
     pub async fn read(&self, photo: &PhotoJob, slot: Slot) -> (String, BadgeOutcome) {
         let started = Instant::now();
-        let (sid, lang) = (photo.message_sid.as_deref(), photo.lang);
+        let (sid, lang) = (photo.message_id.as_ref().map(MessageId::as_str), photo.lang);
         let bytes = match self.fetcher.fetch(&photo.media_url).await {
             Ok(bytes) => bytes,
             Err(e) => {
-                tracing::warn!(message_sid = sid, error = %e, "badge photo not downloaded");
+                tracing::warn!(message_id = sid, error = %e, "badge photo not downloaded");
                 let said = match e {
                     FetchError::TooLarge(_) => messages::TOO_LARGE,
                     FetchError::Failed(_) => messages::DOWNLOAD_FAILED,
@@ -535,16 +549,16 @@ impl BadgeDesk {
         let text = match read {
             Ok(Ok(text)) => text,
             Ok(Err(ReadError::Decode(e))) => {
-                tracing::warn!(message_sid = sid, error = %e, "badge photo refused");
+                tracing::warn!(message_id = sid, error = %e, "badge photo refused");
                 return (messages::UNREADABLE_FILE.get(lang).to_owned(), BadgeOutcome::BadMedia);
             }
             Ok(Err(ReadError::Ocr(e))) => {
-                tracing::error!(message_sid = sid, error = %e, "badge OCR failed");
+                tracing::error!(message_id = sid, error = %e, "badge OCR failed");
                 return (messages::FAILED.get(lang).to_owned(), BadgeOutcome::Failed);
             }
             Err(PoolError::Busy) => return (messages::BUSY.get(lang).to_owned(), BadgeOutcome::Busy),
             Err(PoolError::Stopped) => {
-                tracing::error!(message_sid = sid, "badge OCR worker stopped");
+                tracing::error!(message_id = sid, "badge OCR worker stopped");
                 return (messages::FAILED.get(lang).to_owned(), BadgeOutcome::Failed);
             }
         };
@@ -557,7 +571,7 @@ impl BadgeDesk {
             (Some(employee), _) => {
                 let remembered = self.remember(&photo.user, employee).await;
                 if let Err(e) = remembered {
-                    tracing::error!(message_sid = sid, error = %e, "cannot remember the identified employee");
+                    tracing::error!(message_id = sid, error = %e, "cannot remember the identified employee");
                 }
                 let reply = messages::WELCOME
                     .get(lang)
@@ -577,7 +591,7 @@ impl BadgeDesk {
             _ => "no id",
         };
         tracing::info!(
-            message_sid = sid,
+            message_id = sid,
             outcome = kind,
             rotation = text.rotation,
             lines = text.lines.len(),

@@ -1,9 +1,9 @@
-//! The webhook's side of a turn: run the dialog, commit, reply; deduplicated by MessageSid.
+//! The webhook's side of a turn: run the dialog, commit, reply; deduplicated by message id.
 //!
 //! Order, and why: (1) the session is loaded — from the store's memory, usually — and the
-//! dialog answers, with no I/O; (2) the MessageSid, the session, a confirmed request (its
+//! dialog answers, with no I/O; (2) the message id, the session, a confirmed request (its
 //! ticket allocated there), its outbox row and a declined question's count are committed in
-//! one transaction — a MessageSid already committed, or a duplicate racing this turn, finds
+//! one transaction — a message id already committed, or a duplicate racing this turn, finds
 //! its key taken and gets the first reply back, with nothing written; a turn whose session
 //! changed since (another message of the same user, committed meanwhile) commits nothing and
 //! is handled again from (1); (3) only then is the reply returned, and the mail worker
@@ -16,6 +16,7 @@ use thiserror::Error;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::dialog::{Dialog, Incoming, Outcome};
+use crate::domain::MessageId;
 use crate::engine::Lang;
 use crate::store::{Committed, Durable, OwnedTurn, StoreError};
 
@@ -35,13 +36,13 @@ pub enum DeskError {
 pub struct Handled {
     /// The messages to send back.
     pub messages: Vec<String>,
-    /// What the dialog did; `None` for a replayed MessageSid.
+    /// What the dialog did; `None` for a replayed message.
     pub outcome: Option<Outcome>,
     /// The language replied in (the session's, for a replay).
     pub lang: Lang,
     /// The ticket of the request this message created.
     pub ticket: Option<String>,
-    /// True when this MessageSid had been handled before: nothing new was done.
+    /// True when this message had been handled before: nothing new was done.
     pub replayed: bool,
 }
 
@@ -69,11 +70,11 @@ impl Desk {
         &self.store
     }
 
-    /// Handles one message; `message_sid` is Twilio's id of it, the deduplication key.
-    pub async fn handle(&self, msg: Incoming, message_sid: Option<String>) -> Result<Handled, DeskError> {
+    /// Handles one message; `message_id` is the channel's id of it, the deduplication key.
+    pub async fn handle(&self, msg: Incoming, message_id: Option<MessageId>) -> Result<Handled, DeskError> {
         let mut conflicts = 0;
         loop {
-            match self.turn(&msg, message_sid.clone()).await {
+            match self.turn(&msg, message_id.clone()).await {
                 Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
                 Err(e) => return Err(e.into()),
                 Ok((committed, outcome, lang)) => {
@@ -92,13 +93,13 @@ impl Desk {
         }
     }
 
-    /// Loads the session, answers, commits: once. A MessageSid already committed is found
+    /// Loads the session, answers, commits: once. A message id already committed is found
     /// by the commit, which then writes nothing and gives the first reply back: the dialog
     /// has no side effects, so answering a duplicate again costs only the matching.
     async fn turn(
         &self,
         msg: &Incoming,
-        sid: Option<String>,
+        message_id: Option<MessageId>,
     ) -> Result<(Committed, Outcome, Lang), StoreError> {
         let (mut session, version) = self.store.load_session(&msg.user).await?;
         let reply = if self.dialog.engine().is_semantic() {
@@ -130,7 +131,7 @@ impl Desk {
             .store
             .commit(OwnedTurn {
                 user: msg.user.clone(),
-                message_sid: sid,
+                message_id,
                 session,
                 session_version: version,
                 messages: reply.messages,
@@ -151,12 +152,18 @@ mod tests {
     use crate::config::RequestSettings;
     use crate::corpus::KnowledgeBase;
     use crate::dialog::RequestForm;
-    use crate::domain::{MailState, NewRequest, RequestRecord, Session};
+    use crate::domain::{Address, Channel, MailState, NewRequest, RequestRecord, Session};
     use crate::engine::Engine;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{Enqueued, Ledger, OutboxItem, PendingPhoto, PhotoJob, SessionStore, Turn};
 
-    const USER: &str = "whatsapp:+33600000000";
+    fn user() -> Address {
+        Address::parse(Channel::Twilio, "+33600000000").unwrap()
+    }
+
+    fn id(sid: &str) -> MessageId {
+        MessageId::parse(sid).unwrap()
+    }
 
     /// SQLite, plus one "concurrent" turn slipped in just before the first commit: another
     /// message of the same user that confirmed the request first.
@@ -166,20 +173,20 @@ mod tests {
     }
 
     impl SessionStore for Racing {
-        fn load(&self, user: &str) -> Result<Session, StoreError> {
+        fn load(&self, user: &Address) -> Result<Session, StoreError> {
             self.inner.load(user)
         }
-        fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
+        fn save(&self, user: &Address, session: &Session) -> Result<(), StoreError> {
             self.inner.save(user, session)
         }
     }
 
     impl Ledger for Racing {
-        fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError> {
+        fn load_versioned(&self, user: &Address) -> Result<(Session, i64), StoreError> {
             self.inner.load_versioned(user)
         }
-        fn replay(&self, sid: &str) -> Result<Option<Vec<String>>, StoreError> {
-            self.inner.replay(sid)
+        fn replay(&self, channel: Channel, sid: &MessageId) -> Result<Option<Vec<String>>, StoreError> {
+            self.inner.replay(channel, sid)
         }
         fn commit(&self, turn: &Turn<'_>) -> Result<Committed, StoreError> {
             let race = self.race.lock().unwrap().take();
@@ -189,7 +196,7 @@ mod tests {
                 let msgs = vec!["first".to_owned()];
                 self.inner.commit(&Turn {
                     user: turn.user,
-                    message_sid: Some("SM-other"),
+                    message_id: Some(&id("SM-other")),
                     session: &done,
                     session_version: version,
                     messages: &msgs,
@@ -241,8 +248,8 @@ mod tests {
         }
     }
 
-    fn say(text: &str, sid: &str) -> (Incoming, Option<String>) {
-        (Incoming { user: USER.into(), text: text.into(), profile_name: None }, Some(sid.into()))
+    fn say(text: &str, sid: &str) -> (Incoming, Option<MessageId>) {
+        (Incoming { user: user(), text: text.into(), profile_name: None }, Some(id(sid)))
     }
 
     #[tokio::test]
@@ -276,6 +283,9 @@ mod tests {
         assert!(handled.ticket.is_none(), "{handled:?}");
         assert!(!handled.messages[0].contains("REQ-"), "answered on the new state: {:?}", handled.messages);
         assert_eq!(racing.requests(10).unwrap().len(), 1, "one request, the first one");
-        assert!(racing.replay("SM-late").unwrap().is_some(), "the retried turn was committed");
+        assert!(
+            racing.replay(Channel::Twilio, &id("SM-late")).unwrap().is_some(),
+            "the retried turn was committed"
+        );
     }
 }

@@ -21,7 +21,7 @@ use thiserror::Error;
 pub use form::RequestForm;
 
 use crate::corpus::{Category, KnowledgeBase};
-use crate::domain::{NewRequest, Pending, Session, now_ms};
+use crate::domain::{Address, NewRequest, Pending, Session, now_ms};
 use crate::engine::{Engine, FaqEntry, Lang};
 use crate::store::{SessionStore, StoreError};
 use messages as msg;
@@ -34,8 +34,8 @@ const MAX_SUGGESTIONS: usize = 3;
 /// A message from a user.
 #[derive(Debug, Clone)]
 pub struct Incoming {
-    /// Stable user key (the WhatsApp address).
-    pub user: String,
+    /// Who wrote it.
+    pub user: Address,
     /// The text typed.
     pub text: String,
     /// The user's display name, when the channel gives one.
@@ -345,6 +345,7 @@ fn reply(lang: Lang, outcome: Outcome, text: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Channel;
     use crate::store::MemoryStore;
 
     fn dialog() -> Dialog {
@@ -355,7 +356,7 @@ mod tests {
 
     fn say(d: &Dialog, text: &str) -> Reply {
         d.handle(&Incoming {
-            user: "whatsapp:+33600000000".into(),
+            user: Address::parse(Channel::Twilio, "+33600000000").unwrap(),
             text: text.into(),
             profile_name: Some("Élodie".into()),
         })

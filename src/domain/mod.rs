@@ -1,8 +1,10 @@
-//! The shared nouns, as plain data: a user's session, an employee, a request and its record,
-//! an unanswered question, user text made safe, the clock. Everything above reads and
+//! The shared nouns, as plain data: a user's address on a channel and a message's id, a
+//! user's session, an employee, a request and its record, an unanswered question, user text
+//! made safe, the clock. Everything above reads and
 //! writes these; this module imports only the engine (for [`Lang`](crate::engine::Lang))
 //! and must not learn any feature's rules, transport or storage.
 
+pub mod address;
 pub mod clock;
 pub mod employee;
 pub mod request;
@@ -10,6 +12,7 @@ pub mod session;
 pub mod text;
 pub mod unanswered;
 
+pub use address::{Address, AddressError, Channel, MessageId};
 pub use clock::{now_ms, utc, utc_year};
 pub use employee::Employee;
 pub use request::{MailState, NewRequest, RequestRecord, RequestType, TICKET_PLACEHOLDER};

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Address;
 use crate::engine::Lang;
 
 /// A kind of request employees can make, and the service it goes to.
@@ -77,8 +78,8 @@ pub enum MailState {
 pub struct RequestRecord {
     /// Human ticket number, `REQ-2026-000123`.
     pub ticket: String,
-    /// The user's channel address (`whatsapp:+33…`).
-    pub user: String,
+    /// The user who asked.
+    pub user: Address,
     /// The request type's id.
     pub kind: String,
     /// The request type's label.

@@ -107,8 +107,7 @@ pub fn body(req: &RequestRecord) -> String {
     if let Some(d) = &req.department {
         out.push_str(&format!("Department / Service: {}\n", line(d)));
     }
-    let number = req.user.strip_prefix("whatsapp:").unwrap_or(&req.user);
-    out.push_str(&format!("WhatsApp: {}\n", line(number)));
+    out.push_str(&format!("WhatsApp: {}\n", line(&req.user.display())));
     out.push_str(&format!(
         "Language / Langue: {}\n",
         if req.lang == crate::engine::Lang::Fr { "fr" } else { "en" }
@@ -321,7 +320,7 @@ mod tests {
     fn record() -> RequestRecord {
         RequestRecord {
             ticket: "REQ-2026-000042".into(),
-            user: "whatsapp:+33612345678".into(),
+            user: crate::domain::Address::parse(crate::domain::Channel::Twilio, "+33612345678").unwrap(),
             kind: "work-certificate".into(),
             kind_label: "Work certificate / Attestation de travail".into(),
             recipient: "hr@example.com".into(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::ledger::{Committed, Enqueued, Ledger, PhotoJob, Turn};
 use super::{MemoryLedger, SqliteStore, StoreError};
-use crate::domain::{MailState, NewRequest, Session, TICKET_PLACEHOLDER};
+use crate::domain::{Address, Channel, MailState, MessageId, NewRequest, Session, TICKET_PLACEHOLDER};
 use crate::engine::Lang;
 
 /// 2026-05-28 and 2027-01-15, in ms since the epoch.
@@ -19,6 +19,17 @@ fn backends() -> Vec<(&'static str, Arc<dyn Ledger>, Option<tempfile::TempDir>)>
     let sqlite = SqliteStore::open(&dir.path().join("conformance.db")).unwrap();
     vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryLedger::new()), None)]
 }
+
+/// A Twilio user.
+fn a(id: &str) -> Address {
+    Address::parse(Channel::Twilio, id).unwrap()
+}
+
+fn m(id: &str) -> MessageId {
+    MessageId::parse(id).unwrap()
+}
+
+const TW: Channel = Channel::Twilio;
 
 fn request() -> NewRequest {
     NewRequest {
@@ -36,8 +47,8 @@ fn request() -> NewRequest {
 }
 
 fn turn<'a>(
-    user: &'a str,
-    sid: &'a str,
+    user: &'a Address,
+    sid: &'a MessageId,
     session: &'a Session,
     version: i64,
     messages: &'a [String],
@@ -45,7 +56,7 @@ fn turn<'a>(
 ) -> Turn<'a> {
     Turn {
         user,
-        message_sid: Some(sid),
+        message_id: Some(sid),
         session,
         session_version: version,
         messages,
@@ -59,22 +70,24 @@ fn turn<'a>(
 fn file_request(store: &dyn Ledger, user: &str, sid: &str, now_ms: i64) -> String {
     let (session, req) = (Session::default(), request());
     let messages = [format!("registered under {TICKET_PLACEHOLDER}")];
+    let (user, sid) = (a(user), m(sid));
     let committed = store
-        .commit(&Turn { request: Some(&req), ..turn(user, sid, &session, 0, &messages, now_ms) })
+        .commit(&Turn { request: Some(&req), ..turn(&user, &sid, &session, 0, &messages, now_ms) })
         .unwrap();
     committed.ticket.unwrap()
 }
 
 #[test]
-fn a_message_sid_commits_once_however_many_deliveries_race() {
+fn a_message_id_commits_once_however_many_deliveries_race() {
     for (name, store, _dir) in backends() {
         let (session, req) = (Session::default(), request());
         let messages = [format!("registered under {TICKET_PLACEHOLDER}")];
+        let (user, sid) = (a("+33600000001"), m("SM1"));
         let results: Vec<Committed> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
                 .map(|_| {
                     scope.spawn(|| {
-                        let t = turn("whatsapp:+33600000001", "SM1", &session, 0, &messages, T2026);
+                        let t = turn(&user, &sid, &session, 0, &messages, T2026);
                         store.commit(&Turn { request: Some(&req), ..t })
                     })
                 })
@@ -86,7 +99,11 @@ fn a_message_sid_commits_once_however_many_deliveries_race() {
             assert_eq!(c.messages, ["registered under REQ-2026-000001"], "{name}");
         }
         assert_eq!(store.requests(10).unwrap().len(), 1, "{name}");
-        assert_eq!(store.replay("SM1").unwrap().unwrap(), ["registered under REQ-2026-000001"], "{name}");
+        assert_eq!(
+            store.replay(TW, &m("SM1")).unwrap().unwrap(),
+            ["registered under REQ-2026-000001"],
+            "{name}"
+        );
     }
 }
 
@@ -95,17 +112,21 @@ fn a_turn_computed_on_a_stale_session_conflicts_and_writes_nothing() {
     for (name, store, _dir) in backends() {
         let first = Session { lang: Some(Lang::Fr), ..Session::default() };
         let reply = ["Bonjour".to_owned()];
-        store.commit(&turn("u", "SM1", &first, 0, &reply, T2026)).unwrap();
-        let (loaded, version) = store.load_versioned("u").unwrap();
+        store.commit(&turn(&a("u"), &m("SM1"), &first, 0, &reply, T2026)).unwrap();
+        let (loaded, version) = store.load_versioned(&a("u")).unwrap();
         assert_eq!(loaded, first, "{name}");
         assert!(version >= 1, "{name}");
         let second = Session { lang: Some(Lang::En), ..Session::default() };
-        let err = store.commit(&turn("u", "SM2", &second, 0, &reply, T2026 + 1)).unwrap_err();
+        let err = store.commit(&turn(&a("u"), &m("SM2"), &second, 0, &reply, T2026 + 1)).unwrap_err();
         assert!(matches!(err, StoreError::Conflict), "{name}: {err}");
-        assert_eq!(store.load_versioned("u").unwrap(), (first, version), "{name}");
-        assert_eq!(store.replay("SM2").unwrap(), None, "{name}: the MessageSid's claim went back too");
-        store.commit(&turn("u", "SM2", &second, version, &reply, T2026 + 2)).unwrap();
-        assert_eq!(store.load_versioned("u").unwrap().0, second, "{name}");
+        assert_eq!(store.load_versioned(&a("u")).unwrap(), (first, version), "{name}");
+        assert_eq!(
+            store.replay(TW, &m("SM2")).unwrap(),
+            None,
+            "{name}: the message id's claim went back too"
+        );
+        store.commit(&turn(&a("u"), &m("SM2"), &second, version, &reply, T2026 + 2)).unwrap();
+        assert_eq!(store.load_versioned(&a("u")).unwrap().0, second, "{name}");
     }
 }
 
@@ -116,7 +137,7 @@ fn tickets_are_numbered_per_year() {
         assert_eq!(file_request(&*store, "b", "SM2", T2026 + 1), "REQ-2026-000002", "{name}");
         assert_eq!(file_request(&*store, "c", "SM3", T2027), "REQ-2027-000001", "{name}");
         let found = store.request(" req-2026-000002 ").unwrap().unwrap();
-        assert_eq!((found.user.as_str(), found.mail), ("b", MailState::Queued), "{name}");
+        assert_eq!((found.user, found.mail), (a("b"), MailState::Queued), "{name}");
         let listed: Vec<String> = store.requests(10).unwrap().into_iter().map(|r| r.ticket).collect();
         assert_eq!(listed, ["REQ-2027-000001", "REQ-2026-000002", "REQ-2026-000001"], "{name}: newest first");
     }
@@ -181,9 +202,9 @@ fn a_mail_rejected_for_good_is_dead_lettered_at_the_configured_count() {
 fn a_photo_job_is_claimed_once_and_pending_ones_come_oldest_first() {
     for (name, store, _dir) in backends() {
         let job = |sid: &str, created_ms: i64| PhotoJob {
-            user: "whatsapp:+33600000001".into(),
-            bot: "whatsapp:+14155238886".into(),
-            message_sid: Some(sid.into()),
+            user: a("+33600000001"),
+            bot: a("+14155238886"),
+            message_id: Some(m(sid)),
             media_url: format!("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/{sid}/Media/ME1"),
             content_type: Some("image/jpeg".into()),
             lang: Lang::En,
@@ -206,7 +227,11 @@ fn a_photo_job_is_claimed_once_and_pending_ones_come_oldest_first() {
         assert!(store.photo_done(earlier).unwrap(), "{name}");
         assert!(!store.photo_done(earlier).unwrap(), "{name}");
         assert_eq!(store.pending_photos(10).unwrap().len(), 1, "{name}");
-        assert_eq!(store.replay("SM2").unwrap(), Some(reply.to_vec()), "{name}: a done job's claim stays");
+        assert_eq!(
+            store.replay(TW, &m("SM2")).unwrap(),
+            Some(reply.to_vec()),
+            "{name}: a done job's claim stays"
+        );
     }
 }
 
@@ -214,10 +239,11 @@ fn a_photo_job_is_claimed_once_and_pending_ones_come_oldest_first() {
 fn declined_questions_are_counted_with_their_turns() {
     for (name, store, _dir) in backends() {
         let (session, reply) = (Session::default(), ["Sorry".to_owned()]);
-        let t = turn("u", "SM1", &session, 0, &reply, T2026);
+        let (u, sm1, sm2) = (a("u"), m("SM1"), m("SM2"));
+        let t = turn(&u, &sm1, &session, 0, &reply, T2026);
         store.commit(&Turn { unanswered: Some("ou est la cantine"), ..t }).unwrap();
-        let version = store.load_versioned("u").unwrap().1;
-        let t = turn("u", "SM2", &session, version, &reply, T2026 + 5);
+        let version = store.load_versioned(&u).unwrap().1;
+        let t = turn(&u, &sm2, &session, version, &reply, T2026 + 5);
         store.commit(&Turn { unanswered: Some("ou est la cantine"), ..t }).unwrap();
         let rows = store.unanswered(10).unwrap();
         assert_eq!((rows[0].count, rows[0].first_ms, rows[0].last_ms), (2, T2026, T2026 + 5), "{name}");
@@ -225,17 +251,37 @@ fn declined_questions_are_counted_with_their_turns() {
 }
 
 #[test]
-fn pruning_forgets_old_message_sids_and_idle_sessions() {
+fn pruning_forgets_old_message_ids_and_idle_sessions() {
     for (name, store, _dir) in backends() {
         let (session, reply) =
             (Session { lang: Some(Lang::Fr), ..Session::default() }, ["Bonjour".to_owned()]);
-        store.commit(&turn("old", "SM-old", &session, 0, &reply, T2026)).unwrap();
-        store.commit(&turn("new", "SM-new", &session, 0, &reply, T2026 + 100_000)).unwrap();
+        store.commit(&turn(&a("old"), &m("SM-old"), &session, 0, &reply, T2026)).unwrap();
+        store.commit(&turn(&a("new"), &m("SM-new"), &session, 0, &reply, T2026 + 100_000)).unwrap();
         let removed = store.prune(T2026 + 50_000, T2026 + 50_000).unwrap();
-        assert_eq!(removed, 2, "{name}: one MessageSid and one session");
-        assert_eq!(store.replay("SM-old").unwrap(), None, "{name}");
-        assert!(store.replay("SM-new").unwrap().is_some(), "{name}");
-        assert_eq!(store.load_versioned("old").unwrap(), (Session::default(), 0), "{name}");
-        assert_eq!(store.load_versioned("new").unwrap().0, session, "{name}");
+        assert_eq!(removed, 2, "{name}: one message id and one session");
+        assert_eq!(store.replay(TW, &m("SM-old")).unwrap(), None, "{name}");
+        assert!(store.replay(TW, &m("SM-new")).unwrap().is_some(), "{name}");
+        assert_eq!(store.load_versioned(&a("old")).unwrap(), (Session::default(), 0), "{name}");
+        assert_eq!(store.load_versioned(&a("new")).unwrap().0, session, "{name}");
+    }
+}
+
+#[test]
+fn one_id_on_two_channels_is_two_users_and_two_messages() {
+    for (name, store, _dir) in backends() {
+        let twilio = a("33600000001");
+        let meta = Address::parse(Channel::Meta, "33600000001").unwrap();
+        let (fr, en) = (
+            Session { lang: Some(Lang::Fr), ..Session::default() },
+            Session { lang: Some(Lang::En), ..Session::default() },
+        );
+        let sid = m("same-id");
+        store.commit(&turn(&twilio, &sid, &fr, 0, &["Bonjour".to_owned()], T2026)).unwrap();
+        let meta_turn = store.commit(&turn(&meta, &sid, &en, 0, &["Hello".to_owned()], T2026)).unwrap();
+        assert!(!meta_turn.replayed, "{name}: another channel's message");
+        assert_eq!(store.load_versioned(&twilio).unwrap().0, fr, "{name}");
+        assert_eq!(store.load_versioned(&meta).unwrap().0, en, "{name}");
+        assert_eq!(store.replay(Channel::Meta, &sid).unwrap(), Some(vec!["Hello".to_owned()]), "{name}");
+        assert_eq!(store.replay(TW, &sid).unwrap(), Some(vec!["Bonjour".to_owned()]), "{name}");
     }
 }

@@ -1,5 +1,5 @@
 //! The durable store's contract: conversation turns committed atomically with the request
-//! they create and the MessageSid they answer, the e-mail outbox, the badge photos waiting
+//! they create and the message id they answer, the e-mail outbox, the badge photos waiting
 //! for their result, and the request records the CLI shows.
 //!
 //! [`Ledger`] is synchronous (SQLite blocks); async callers go through [`Durable`]. A turn's
@@ -16,10 +16,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::{SessionStore, StoreError};
-use crate::domain::{MailState, NewRequest, RequestRecord, Session, Unanswered};
+use crate::domain::{Address, Channel, MailState, MessageId, NewRequest, RequestRecord, Session, Unanswered};
 use crate::engine::Lang;
 
-/// How long a MessageSid is remembered: Twilio retries within minutes, a week is ample.
+/// How long a message id is remembered: providers retry within minutes, a week is ample.
 pub const MESSAGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long an inactive conversation (its language, a badge identification) is kept.
 pub const SESSION_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -27,11 +27,11 @@ pub const SESSION_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// One handled message, to commit in one transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Turn<'a> {
-    /// The user (channel address).
-    pub user: &'a str,
-    /// Twilio's MessageSid: a second turn with the same one commits nothing and gets the
-    /// first one's messages back.
-    pub message_sid: Option<&'a str>,
+    /// The user.
+    pub user: &'a Address,
+    /// The channel's id of the message: a second turn with the same one (on the user's
+    /// channel) commits nothing and gets the first one's messages back.
+    pub message_id: Option<&'a MessageId>,
     /// The session after the message.
     pub session: &'a Session,
     /// The version the session had when loaded ([`Ledger::load_versioned`]); a different
@@ -54,9 +54,9 @@ pub struct Turn<'a> {
 #[derive(Debug, Clone)]
 pub struct OwnedTurn {
     /// See [`Turn::user`].
-    pub user: String,
-    /// See [`Turn::message_sid`].
-    pub message_sid: Option<String>,
+    pub user: Address,
+    /// See [`Turn::message_id`].
+    pub message_id: Option<MessageId>,
     /// See [`Turn::session`].
     pub session: Session,
     /// See [`Turn::session_version`].
@@ -76,7 +76,7 @@ impl OwnedTurn {
     pub fn turn(&self) -> Turn<'_> {
         Turn {
             user: &self.user,
-            message_sid: self.message_sid.as_deref(),
+            message_id: self.message_id.as_ref(),
             session: &self.session,
             session_version: self.session_version,
             messages: &self.messages,
@@ -90,8 +90,8 @@ impl OwnedTurn {
 impl From<&Turn<'_>> for OwnedTurn {
     fn from(t: &Turn<'_>) -> Self {
         OwnedTurn {
-            user: t.user.to_owned(),
-            message_sid: t.message_sid.map(str::to_owned),
+            user: t.user.clone(),
+            message_id: t.message_id.cloned(),
             session: t.session.clone(),
             session_version: t.session_version,
             messages: t.messages.to_vec(),
@@ -109,11 +109,11 @@ pub type CommitReceiver = tokio::sync::oneshot::Receiver<Result<Committed, Store
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
     /// The messages to send back: this turn's, or those of the turn first committed with
-    /// the same MessageSid.
+    /// the same message id.
     pub messages: Vec<String>,
     /// The ticket allocated for this turn's request.
     pub ticket: Option<String>,
-    /// True when the MessageSid had already been committed: nothing was written.
+    /// True when the message id had already been committed: nothing was written.
     pub replayed: bool,
 }
 
@@ -130,15 +130,16 @@ pub struct OutboxItem {
 /// kept until it is ([`Ledger::enqueue_photo`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhotoJob {
-    /// The user (`From`): the result goes there.
-    pub user: String,
-    /// The bot's number (`To`): the result comes from there.
-    pub bot: String,
-    /// Twilio's MessageSid: a redelivery of it finds the claim and queues nothing.
-    pub message_sid: Option<String>,
-    /// Where Twilio serves the photo (`MediaUrl0`).
+    /// The user: the result goes there.
+    pub user: Address,
+    /// The bot's own address on the user's channel: the result comes from there.
+    pub bot: Address,
+    /// The channel's id of the message: a redelivery of it finds the claim and queues
+    /// nothing.
+    pub message_id: Option<MessageId>,
+    /// Where the channel serves the photo.
     pub media_url: String,
-    /// Its declared type (`MediaContentType0`).
+    /// Its declared type.
     pub content_type: Option<String>,
     /// The user's language when the photo arrived: the result is written in it.
     pub lang: Lang,
@@ -158,21 +159,21 @@ pub struct PendingPhoto {
 /// What [`Ledger::enqueue_photo`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
-    /// The MessageSid was claimed and the job stored under this id.
+    /// The message id was claimed and the job stored under this id.
     Queued(i64),
-    /// The MessageSid had already been handled: nothing was written; its first reply.
+    /// The message id had already been handled: nothing was written; its first reply.
     Replayed(Vec<String>),
 }
 
 /// The durable store. Implementations must make [`Ledger::commit`] atomic: the session,
-/// the request, its outbox row and the MessageSid's reply are all written, or none; and
+/// the request, its outbox row and the message id's reply are all written, or none; and
 /// conditional on the session's version, so two messages of one user handled at once (a
 /// double-tapped "yes") cannot both act on the same state.
 pub trait Ledger: SessionStore {
     /// The user's session and its version, which each commit increments (0: none stored).
-    fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError>;
-    /// The messages committed for `message_sid`, if it was already handled.
-    fn replay(&self, message_sid: &str) -> Result<Option<Vec<String>>, StoreError>;
+    fn load_versioned(&self, user: &Address) -> Result<(Session, i64), StoreError>;
+    /// The messages committed for `message_id` on `channel`, if it was already handled.
+    fn replay(&self, channel: Channel, message_id: &MessageId) -> Result<Option<Vec<String>>, StoreError>;
     /// Commits a turn (see [`Turn`]); allocates the request's ticket inside the transaction.
     fn commit(&self, turn: &Turn<'_>) -> Result<Committed, StoreError>;
     /// Queues `turn` to be committed as [`Ledger::commit`] would, and returns at once with
@@ -183,7 +184,7 @@ pub trait Ledger: SessionStore {
     }
     /// The user's session and version as last committed, when the store holds them in
     /// memory: no I/O. `None` means "ask [`Ledger::load_versioned`]", not "no session".
-    fn cached_session(&self, user: &str) -> Option<(Session, i64)> {
+    fn cached_session(&self, user: &Address) -> Option<(Session, i64)> {
         let _ = user;
         None
     }
@@ -228,18 +229,18 @@ pub trait Ledger: SessionStore {
     fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError>;
     /// One request by ticket.
     fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError>;
-    /// Claims the job's MessageSid with `reply` (the webhook's answer) and stores the job, in
+    /// Claims the job's message id with `reply` (the webhook's answer) and stores the job, in
     /// one durable transaction: once this returns [`Enqueued::Queued`], the photo is read
-    /// and answered even if the process stops right after. A MessageSid already claimed —
+    /// and answered even if the process stops right after. A message id already claimed —
     /// by a photo or a text — stores nothing and gives its first reply back.
     fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError>;
     /// Photo jobs not yet done, oldest first, at most `limit`.
     fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError>;
     /// Records that the job's result was sent, or can never be: the job is forgotten (its
-    /// MessageSid's claim stays, so a redelivery still gets the first reply). False when
+    /// message id's claim stays, so a redelivery still gets the first reply). False when
     /// there was no such job.
     fn photo_done(&self, id: i64) -> Result<bool, StoreError>;
-    /// Forgets MessageSids received before `messages_before_ms` and sessions inactive since
+    /// Forgets message ids received before `messages_before_ms` and sessions inactive since
     /// before `sessions_before_ms`; requests and the outbox are kept. The rows removed.
     fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError>;
 }
@@ -271,7 +272,7 @@ impl Durable {
         &self.ledger
     }
 
-    /// Prunes old MessageSids and sessions now, then every `every`, forever (see
+    /// Prunes old message ids and sessions now, then every `every`, forever (see
     /// [`MESSAGE_RETENTION`], [`SESSION_RETENTION`]): without it both tables only grow.
     pub async fn prune_forever(self, every: Duration) {
         loop {
@@ -281,7 +282,7 @@ impl Durable {
                 (now.saturating_sub(ms(MESSAGE_RETENTION)), now.saturating_sub(ms(SESSION_RETENTION)));
             match self.run(move |l| l.prune(m, s)).await {
                 Ok(0) => {}
-                Ok(rows) => tracing::info!(rows, "pruned old MessageSids and sessions"),
+                Ok(rows) => tracing::info!(rows, "pruned old message ids and sessions"),
                 Err(e) => tracing::warn!(error = %e, "pruning failed"),
             }
             tokio::time::sleep(every).await;
@@ -290,11 +291,11 @@ impl Durable {
 
     /// The user's session and its version: from the store's memory when it has them,
     /// else read on the blocking pool.
-    pub async fn load_session(&self, user: &str) -> Result<(Session, i64), StoreError> {
+    pub async fn load_session(&self, user: &Address) -> Result<(Session, i64), StoreError> {
         if let Some(hit) = self.ledger.cached_session(user) {
             return Ok(hit);
         }
-        let user = user.to_owned();
+        let user = user.clone();
         self.run(move |l| l.load_versioned(&user)).await
     }
 

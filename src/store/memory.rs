@@ -11,8 +11,12 @@ use super::ledger::{Committed, Enqueued, Ledger, OutboxItem, PendingPhoto, Photo
 use super::sqlite::format_ticket;
 use super::{SessionStore, StoreError};
 use crate::domain::{
-    MailState, NewRequest, RequestRecord, Session, TICKET_PLACEHOLDER, Unanswered, utc_year,
+    Address, Channel, MailState, MessageId, NewRequest, RequestRecord, Session, TICKET_PLACEHOLDER,
+    Unanswered, utc_year,
 };
+
+/// A claimed message: its channel and the channel's id of it.
+type Claim = (Channel, MessageId);
 
 /// A stored session: the value, its version, when it was last written.
 #[derive(Debug, Clone)]
@@ -26,7 +30,7 @@ struct StoredSession {
 #[derive(Debug, Clone)]
 struct Row {
     ticket: String,
-    user: String,
+    user: Address,
     request: NewRequest,
     created_ms: i64,
     state: MailState,
@@ -65,10 +69,10 @@ impl Row {
 
 #[derive(Debug, Default)]
 struct State {
-    sessions: HashMap<String, StoredSession>,
-    /// Each handled MessageSid's reply, and the order they came in (for pruning).
-    replies: HashMap<String, Vec<String>>,
-    received: VecDeque<(String, i64)>,
+    sessions: HashMap<Address, StoredSession>,
+    /// Each handled message's reply, and the order they came in (for pruning).
+    replies: HashMap<Claim, Vec<String>>,
+    received: VecDeque<(Claim, i64)>,
     /// The last ticket number of each year.
     tickets: HashMap<i64, i64>,
     /// Outbox rows by id (from 1), each with its request.
@@ -79,13 +83,13 @@ struct State {
 }
 
 impl State {
-    /// Claims `sid` with `reply`; its first reply when it was claimed before.
-    fn claim(&mut self, sid: &str, reply: &[String], at_ms: i64) -> Option<Vec<String>> {
-        if let Some(first) = self.replies.get(sid) {
+    /// Claims `id` with `reply`; its first reply when it was claimed before.
+    fn claim(&mut self, id: Claim, reply: &[String], at_ms: i64) -> Option<Vec<String>> {
+        if let Some(first) = self.replies.get(&id) {
             return Some(first.clone());
         }
-        self.replies.insert(sid.to_owned(), reply.to_vec());
-        self.received.push_back((sid.to_owned(), at_ms));
+        self.replies.insert(id.clone(), reply.to_vec());
+        self.received.push_back((id, at_ms));
         None
     }
 }
@@ -109,32 +113,33 @@ impl MemoryLedger {
 }
 
 impl SessionStore for MemoryLedger {
-    fn load(&self, user: &str) -> Result<Session, StoreError> {
+    fn load(&self, user: &Address) -> Result<Session, StoreError> {
         self.load_versioned(user).map(|(s, _)| s)
     }
 
-    fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
+    fn save(&self, user: &Address, session: &Session) -> Result<(), StoreError> {
         let mut s = self.lock();
         let version = s.sessions.get(user).map_or(0, |e| e.version) + 1;
         let updated_ms = crate::domain::now_ms();
-        s.sessions.insert(user.to_owned(), StoredSession { session: session.clone(), version, updated_ms });
+        s.sessions.insert(user.clone(), StoredSession { session: session.clone(), version, updated_ms });
         Ok(())
     }
 }
 
 impl Ledger for MemoryLedger {
-    fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError> {
+    fn load_versioned(&self, user: &Address) -> Result<(Session, i64), StoreError> {
         Ok(self.lock().sessions.get(user).map_or((Session::default(), 0), |e| (e.session.clone(), e.version)))
     }
 
-    fn replay(&self, message_sid: &str) -> Result<Option<Vec<String>>, StoreError> {
-        Ok(self.lock().replies.get(message_sid).cloned())
+    fn replay(&self, channel: Channel, message_id: &MessageId) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(self.lock().replies.get(&(channel, message_id.clone())).cloned())
     }
 
     fn commit(&self, turn: &Turn<'_>) -> Result<Committed, StoreError> {
         let mut s = self.lock();
-        if let Some(sid) = turn.message_sid
-            && let Some(first) = s.replies.get(sid)
+        let claim = turn.message_id.map(|id| (turn.user.channel(), id.clone()));
+        if let Some(claim) = &claim
+            && let Some(first) = s.replies.get(claim)
         {
             return Ok(Committed { messages: first.clone(), ticket: None, replayed: true });
         }
@@ -150,7 +155,7 @@ impl Ledger for MemoryLedger {
             let id = s.outbox.keys().next_back().map_or(1, |last| last + 1);
             let row = Row {
                 ticket: ticket.clone(),
-                user: turn.user.to_owned(),
+                user: turn.user.clone(),
                 request: req.clone(),
                 created_ms: turn.now_ms,
                 state: MailState::Queued,
@@ -167,12 +172,12 @@ impl Ledger for MemoryLedger {
             Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
             None => turn.messages.to_vec(),
         };
-        if let Some(sid) = turn.message_sid {
-            s.claim(sid, &messages, turn.now_ms);
+        if let Some(claim) = claim {
+            s.claim(claim, &messages, turn.now_ms);
         }
         let session =
             StoredSession { session: turn.session.clone(), version: stored + 1, updated_ms: turn.now_ms };
-        s.sessions.insert(turn.user.to_owned(), session);
+        s.sessions.insert(turn.user.clone(), session);
         if let Some(question) = turn.unanswered {
             let row = s.unanswered.entry(question.to_owned()).or_insert_with(|| Unanswered {
                 question: question.to_owned(),
@@ -280,8 +285,8 @@ impl Ledger for MemoryLedger {
 
     fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError> {
         let mut s = self.lock();
-        if let Some(sid) = &job.message_sid
-            && let Some(first) = s.claim(sid, reply, job.created_ms)
+        if let Some(id) = &job.message_id
+            && let Some(first) = s.claim((job.user.channel(), id.clone()), reply, job.created_ms)
         {
             return Ok(Enqueued::Replayed(first));
         }
@@ -304,17 +309,18 @@ impl Ledger for MemoryLedger {
         Ok(self.lock().photos.remove(&id).is_some())
     }
 
-    /// MessageSids oldest first up to the first one to keep, as SQLite walks its table;
+    /// Message ids oldest first up to the first one to keep, as SQLite walks its table;
     /// sessions idle since before `sessions_before_ms`.
     fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError> {
         let mut s = self.lock();
         let mut removed = 0;
-        while let Some((sid, at)) = s.received.front().cloned() {
+        while let Some(&(_, at)) = s.received.front() {
             if at >= messages_before_ms {
                 break;
             }
-            s.received.pop_front();
-            s.replies.remove(&sid);
+            if let Some((claim, _)) = s.received.pop_front() {
+                s.replies.remove(&claim);
+            }
             removed += 1;
         }
         let before = s.sessions.len();

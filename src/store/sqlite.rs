@@ -7,7 +7,7 @@
 //! database happens off the writer's path). A second process (`wabot requests list`)
 //! opens its own connections; the busy timeout covers the moments both write.
 //!
-//! Atomicity of a turn: the MessageSid is inserted with `ON CONFLICT DO NOTHING` first — a
+//! Atomicity of a turn: the message id is inserted with `ON CONFLICT DO NOTHING` first — a
 //! duplicate, even one racing this very turn, finds the row and gets the first turn's
 //! messages — then the session is written only if its version is still the one the turn
 //! was computed on, else nothing of the turn is kept ([`StoreError::Conflict`]).
@@ -22,15 +22,15 @@
 //! on disk, power cut included. A batch of conversation turns only (FAQ answers, menus, form
 //! steps) commits with `synchronous = NORMAL`: written to the WAL before the reply, so it
 //! survives the process being killed, and synced at the next durable commit or checkpoint;
-//! a power cut may forget the last of them — a redelivered MessageSid then gets a fresh
+//! a power cut may forget the last of them — a redelivered message then gets a fresh
 //! answer and a form resumes one step earlier, nothing the user was promised. Waiting for a
 //! disk flush on every FAQ answer would cap the webhook at the disk's fsync rate.
 //!
 //! A badge photo's job ([`Ledger::enqueue_photo`]) is written outside the batches, with its
-//! MessageSid's claim, at `synchronous = FULL`: "Reading your badge…" is a promise, like
+//! message id's claim, at `synchronous = FULL`: "Reading your badge…" is a promise, like
 //! "registered under REQ-…".
 //!
-//! Sessions are cached in memory, keyed by user, with the version last committed
+//! Sessions are cached in memory, keyed by address, with the version last committed
 //! ([`Ledger::cached_session`]): a turn usually needs no read at all. The cache is only a
 //! guess of the stored version — the commit checks it inside the transaction, and a turn
 //! that finds it stale (another process wrote, an entry was pruned) is retried on a fresh
@@ -48,7 +48,7 @@ use super::ledger::{
     CommitReceiver, Committed, Enqueued, Ledger, OutboxItem, OwnedTurn, PendingPhoto, PhotoJob, Turn,
 };
 use super::{SessionStore, StoreError};
-use crate::domain::{MailState, RequestRecord, Session, Unanswered};
+use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord, Session, Unanswered};
 
 mod checkpoint;
 mod rows;
@@ -58,11 +58,13 @@ mod turns;
 
 use checkpoint::Checkpointer;
 use schema::migrate;
-use sessions::{Cached, SessionCache, Stored};
+use sessions::{Cached, SessionCache, Stored, cache_key};
 use turns::{SessionWrite, Written, commit_batch};
 
 pub use rows::format_ticket;
-use rows::{RECORD_COLUMNS, all, decode_session, exec, lang_code, lang_from_code, one, record, sql_limit};
+use rows::{
+    RECORD_COLUMNS, address, all, decode_session, exec, lang_code, lang_from_code, one, record, sql_limit,
+};
 
 /// Rows [`Ledger::prune`] looks at, or deletes, per transaction: a few milliseconds of the
 /// writer's time, however large the tables.
@@ -160,9 +162,9 @@ impl Writer {
     }
 }
 
-/// Every user with a stored session.
+/// Every user with a stored session, as the cache keys them.
 fn stored_users(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    all(conn, "SELECT user FROM sessions", [], |r| r.get(0))
+    all(conn, "SELECT channel, address FROM sessions", [], |r| Ok(cache_key(&address(r, 0, 1)?)))
 }
 
 /// What the store's handle and its writer thread share.
@@ -459,22 +461,22 @@ impl Drop for SqliteStore {
 }
 
 impl SessionStore for SqliteStore {
-    fn load(&self, user: &str) -> Result<Session, StoreError> {
+    fn load(&self, user: &Address) -> Result<Session, StoreError> {
         self.load_versioned(user).map(|(s, _)| s)
     }
 
-    fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
+    fn save(&self, user: &Address, session: &Session) -> Result<(), StoreError> {
         // Outside a conversation turn (a badge identified): rare, and worth a flush.
         let data = serde_json::to_string(session).map_err(backend)?;
         let now = crate::domain::now_ms();
         let version = self.write(Sync::Full, |tx| {
             one(
                 tx,
-                "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 1, ?3)
-                 ON CONFLICT (user) DO UPDATE
+                "INSERT INTO sessions (channel, address, data, version, updated_ms) VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT (channel, address) DO UPDATE
                  SET data = excluded.data, version = version + 1, updated_ms = excluded.updated_ms
                  RETURNING version",
-                params![user, data, now],
+                params![user.channel().as_str(), user.id(), data, now],
                 |r| r.get::<_, i64>(0),
             )?
             .ok_or_else(|| backend("the session was not written"))
@@ -485,14 +487,17 @@ impl SessionStore for SqliteStore {
 }
 
 impl Ledger for SqliteStore {
-    fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError> {
+    fn load_versioned(&self, user: &Address) -> Result<(Session, i64), StoreError> {
         if let Cached::Session(s) = self.shared.sessions.get(user) {
             return Ok((decode_session(&s.data), s.version));
         }
         let row: Option<(String, i64, i64)> = self.shared.read(|c| {
-            one(c, "SELECT data, version, updated_ms FROM sessions WHERE user = ?1", [user], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            one(
+                c,
+                "SELECT data, version, updated_ms FROM sessions WHERE channel = ?1 AND address = ?2",
+                [user.channel().as_str(), user.id()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
         })?;
         match row {
             Some((data, version, updated_ms)) => {
@@ -504,7 +509,7 @@ impl Ledger for SqliteStore {
         }
     }
 
-    fn cached_session(&self, user: &str) -> Option<(Session, i64)> {
+    fn cached_session(&self, user: &Address) -> Option<(Session, i64)> {
         match self.shared.sessions.get(user) {
             Cached::Session(s) => Some((decode_session(&s.data), s.version)),
             Cached::None => Some((Session::default(), 0)),
@@ -512,10 +517,15 @@ impl Ledger for SqliteStore {
         }
     }
 
-    fn replay(&self, message_sid: &str) -> Result<Option<Vec<String>>, StoreError> {
-        let reply: Option<String> = self
-            .shared
-            .read(|c| one(c, "SELECT reply FROM messages WHERE sid = ?1", [message_sid], |r| r.get(0)))?;
+    fn replay(&self, channel: Channel, message_id: &MessageId) -> Result<Option<Vec<String>>, StoreError> {
+        let reply: Option<String> = self.shared.read(|c| {
+            one(
+                c,
+                "SELECT reply FROM messages WHERE channel = ?1 AND message_id = ?2",
+                [channel.as_str(), message_id.as_str()],
+                |r| r.get(0),
+            )
+        })?;
         reply.map(|r| serde_json::from_str(&r).map_err(backend)).transpose()
     }
 
@@ -649,7 +659,7 @@ impl Ledger for SqliteStore {
         Ok(rows.into_iter().map(|(_, rec)| rec).collect())
     }
 
-    /// In short transactions, so that turns commit in between: MessageSids oldest first
+    /// In short transactions, so that turns commit in between: message ids oldest first
     /// along the table (they are inserted in time order), stopping at the first one to
     /// keep; sessions found on the reader connection, then deleted unless a turn touched
     /// them meanwhile.
@@ -679,11 +689,12 @@ impl Ledger for SqliteStore {
         loop {
             // The candidates, a range of rows at a time, without holding the writer.
             let (rows, last) = self.shared.read(|c| {
-                let rows: Vec<(i64, String, i64)> = all(
+                let rows: Vec<(i64, Address, i64)> = all(
                     c,
-                    "SELECT rowid, user, updated_ms FROM sessions WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                    "SELECT rowid, channel, address, updated_ms FROM sessions WHERE rowid > ?1
+                     ORDER BY rowid LIMIT ?2",
                     params![after, PRUNE_CHUNK],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, address(r, 1, 2)?, r.get(3)?)),
                 )?;
                 let last = rows.last().map(|(id, ..)| *id);
                 let idle = rows.into_iter().filter(|(.., at)| *at < sessions_before_ms).map(|(_, u, _)| u);
@@ -696,8 +707,8 @@ impl Ledger for SqliteStore {
                         // Still idle? A turn may have come since the read.
                         if exec(
                             tx,
-                            "DELETE FROM sessions WHERE user = ?1 AND updated_ms < ?2",
-                            params![user, sessions_before_ms],
+                            "DELETE FROM sessions WHERE channel = ?1 AND address = ?2 AND updated_ms < ?3",
+                            params![user.channel().as_str(), user.id(), sessions_before_ms],
                         )? > 0
                         {
                             deleted += 1;
@@ -720,32 +731,40 @@ impl Ledger for SqliteStore {
     fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError> {
         let reply = serde_json::to_string(reply).map_err(backend)?;
         self.write(Sync::Full, |tx| {
-            if let Some(sid) = &job.message_sid {
+            let channel = job.user.channel().as_str();
+            if let Some(sid) = &job.message_id {
                 let claimed = exec(
                     tx,
-                    "INSERT INTO messages (sid, user, reply, received_ms) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (sid) DO NOTHING",
-                    params![sid, job.user, reply, job.created_ms],
+                    "INSERT INTO messages (channel, message_id, address, reply, received_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (channel, message_id) DO NOTHING",
+                    params![channel, sid.as_str(), job.user.id(), reply, job.created_ms],
                 )?;
                 if claimed == 0 {
-                    let first: String =
-                        one(tx, "SELECT reply FROM messages WHERE sid = ?1", [sid], |r| r.get(0))?
-                            .ok_or_else(|| backend("a claimed MessageSid has no row"))?;
+                    let first: String = one(
+                        tx,
+                        "SELECT reply FROM messages WHERE channel = ?1 AND message_id = ?2",
+                        [channel, sid.as_str()],
+                        |r| r.get(0),
+                    )?
+                    .ok_or_else(|| backend("a claimed message id has no row"))?;
                     return Ok(Enqueued::Replayed(serde_json::from_str(&first).map_err(backend)?));
                 }
             }
             exec(
                 tx,
-                "INSERT INTO photo_jobs (message_sid, user, bot, media_url, content_type, lang, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO photo_jobs (message_id, channel, address, bot, media_url, content_type, lang,
+                     created_ms)
+                 VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
-                    job.message_sid,
-                    job.user,
-                    job.bot,
+                    job.message_id.as_ref().map(MessageId::as_str),
+                    job.user.id(),
+                    job.bot.id(),
                     job.media_url,
                     job.content_type,
                     lang_code(job.lang),
-                    job.created_ms
+                    job.created_ms,
+                    channel
                 ],
             )?;
             Ok(Enqueued::Queued(tx.last_insert_rowid()))
@@ -756,17 +775,29 @@ impl Ledger for SqliteStore {
         self.shared.read(|c| {
             all(
                 c,
-                "SELECT id, message_sid, user, bot, media_url, content_type, lang, created_ms
+                "SELECT id, message_id, address, bot, media_url, content_type, lang, created_ms, channel
                  FROM photo_jobs ORDER BY created_ms, id LIMIT ?1",
                 [sql_limit(limit)],
                 |r| {
                     let lang: String = r.get(6)?;
+                    let message_id: Option<String> = r.get(1)?;
+                    let message_id = message_id
+                        .map(|m| {
+                            MessageId::parse(&m).map_err(|e| {
+                                rusqlite::Error::FromSqlConversionFailure(
+                                    1,
+                                    rusqlite::types::Type::Text,
+                                    Box::new(e),
+                                )
+                            })
+                        })
+                        .transpose()?;
                     Ok(PendingPhoto {
                         id: r.get(0)?,
                         job: PhotoJob {
-                            message_sid: r.get(1)?,
-                            user: r.get(2)?,
-                            bot: r.get(3)?,
+                            message_id,
+                            user: address(r, 8, 2)?,
+                            bot: address(r, 8, 3)?,
                             media_url: r.get(4)?,
                             content_type: r.get(5)?,
                             lang: lang_from_code(&lang),
@@ -779,7 +810,7 @@ impl Ledger for SqliteStore {
     }
 
     /// Deletes the job rather than marking it: the outcome is in the log and the metrics,
-    /// the MessageSid's claim (in `messages`) keeps answering redeliveries, and a done
+    /// the message id's claim (in `messages`) keeps answering redeliveries, and a done
     /// job's user number and media URL are nothing to keep. Flushed: a "done" lost in a
     /// power cut would send the result again.
     fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
@@ -811,6 +842,18 @@ mod tests {
     use crate::domain::Pending;
     use crate::domain::{NewRequest, TICKET_PLACEHOLDER};
     use crate::engine::Lang;
+    use std::sync::LazyLock;
+
+    const TW: Channel = Channel::Twilio;
+
+    /// A Twilio user.
+    fn a(id: &str) -> Address {
+        Address::parse(TW, id).unwrap()
+    }
+
+    fn m(id: &str) -> MessageId {
+        MessageId::parse(id).unwrap()
+    }
 
     fn request() -> NewRequest {
         NewRequest {
@@ -830,21 +873,21 @@ mod tests {
     /// A moment in November 2026, UTC.
     const NOW: i64 = 1_795_089_600_000;
 
-    const USER: &str = "whatsapp:+33600000000";
+    static USER: LazyLock<Address> = LazyLock::new(|| a("+33600000000"));
 
     /// A turn on the session as currently stored.
     fn turn<'a>(
         store: &SqliteStore,
-        sid: &'a str,
+        sid: &'a MessageId,
         session: &'a Session,
         messages: &'a [String],
         req: Option<&'a NewRequest>,
     ) -> Turn<'a> {
         Turn {
-            user: USER,
-            message_sid: Some(sid),
+            user: &USER,
+            message_id: Some(sid),
             session,
-            session_version: store.load_versioned(USER).unwrap().1,
+            session_version: store.load_versioned(&USER).unwrap().1,
             messages,
             request: req,
             unanswered: None,
@@ -862,13 +905,13 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut tickets = 0;
                     for i in 0..25 {
-                        let user = format!("whatsapp:+336000{t:02}{i:03}");
-                        let sid = format!("SM{t}-{i}");
+                        let user = a(&format!("+336000{t:02}{i:03}"));
+                        let sid = m(&format!("SM{t}-{i}"));
                         let msgs = vec![format!("ok {t} {i} {TICKET_PLACEHOLDER}")];
                         let req = request();
                         let turn = Turn {
                             user: &user,
-                            message_sid: Some(&sid),
+                            message_id: Some(&sid),
                             session: &Session::default(),
                             session_version: 0,
                             messages: &msgs,
@@ -880,7 +923,7 @@ mod tests {
                         assert!(!done.replayed);
                         assert!(done.messages[0].starts_with(&format!("ok {t} {i} ")), "{:?}", done.messages);
                         tickets += usize::from(done.ticket.is_some());
-                        // The same MessageSid again: replayed, whichever batch it lands in.
+                        // The same message id again: replayed, whichever batch it lands in.
                         let again = store.commit(&turn).unwrap();
                         assert!(again.replayed && again.messages == done.messages);
                     }
@@ -905,9 +948,10 @@ mod tests {
     fn a_conflicting_turn_in_a_batch_rolls_back_alone() {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec!["hi".to_owned()];
+        let (sm_a, sm_b) = (m("SM-a"), m("SM-b"));
         let first = Turn {
-            user: USER,
-            message_sid: Some("SM-a"),
+            user: &USER,
+            message_id: Some(&sm_a),
             session: &Session::default(),
             session_version: 0,
             messages: &msgs,
@@ -915,14 +959,17 @@ mod tests {
             unanswered: None,
             now_ms: NOW,
         };
-        let stale = Turn { message_sid: Some("SM-b"), ..first };
+        let stale = Turn { message_id: Some(&sm_b), ..first };
         let writes =
             [first, stale].map(|t| Ok(SessionWrite::Store(serde_json::to_string(t.session).unwrap())));
         let results = commit_batch(&mut store.shared.writer().conn, &[first, stale], &writes);
         assert!(results[0].is_ok());
         assert!(matches!(results[1], Err(StoreError::Conflict)), "{:?}", results[1]);
-        assert!(store.replay("SM-a").unwrap().is_some());
-        assert!(store.replay("SM-b").unwrap().is_none(), "the conflicting turn's MessageSid was rolled back");
+        assert!(store.replay(TW, &m("SM-a")).unwrap().is_some());
+        assert!(
+            store.replay(TW, &m("SM-b")).unwrap().is_none(),
+            "the conflicting turn's message id was rolled back"
+        );
     }
 
     #[test]
@@ -936,11 +983,11 @@ mod tests {
             pending: Some(Pending::Entries(vec!["a".into()])),
             ..Session::default()
         };
-        store.save("u", &s).unwrap();
+        store.save(&a("u"), &s).unwrap();
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.load("u").unwrap(), s);
-        assert_eq!(store.load("other").unwrap(), Session::default());
+        assert_eq!(store.load(&a("u")).unwrap(), s);
+        assert_eq!(store.load(&a("other")).unwrap(), Session::default());
         let mode: String =
             store.shared.writer().conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
@@ -952,20 +999,21 @@ mod tests {
         let session = Session::default();
         let msgs = vec![format!("Ticket {TICKET_PLACEHOLDER}")];
         let req = request();
-        let first = store.commit(&turn(&store, "SM1", &session, &msgs, Some(&req))).unwrap();
+        let first = store.commit(&turn(&store, &m("SM1"), &session, &msgs, Some(&req))).unwrap();
         assert_eq!(first.ticket.as_deref(), Some("REQ-2026-000001"));
         assert_eq!(first.messages, ["Ticket REQ-2026-000001"]);
-        let again = store.commit(&turn(&store, "SM1", &session, &msgs, Some(&req))).unwrap();
+        let again = store.commit(&turn(&store, &m("SM1"), &session, &msgs, Some(&req))).unwrap();
         assert!(again.replayed);
         assert_eq!(again.messages, first.messages);
         assert_eq!(store.requests(10).unwrap().len(), 1);
-        let second = store.commit(&turn(&store, "SM2", &session, &msgs, Some(&req))).unwrap();
+        let second = store.commit(&turn(&store, &m("SM2"), &session, &msgs, Some(&req))).unwrap();
         assert_eq!(second.ticket.as_deref(), Some("REQ-2026-000002"));
+        let sm3 = m("SM3");
         let next_year =
-            Turn { now_ms: NOW + 60 * 86_400_000, ..turn(&store, "SM3", &session, &msgs, Some(&req)) };
+            Turn { now_ms: NOW + 60 * 86_400_000, ..turn(&store, &sm3, &session, &msgs, Some(&req)) };
         assert_eq!(store.commit(&next_year).unwrap().ticket.as_deref(), Some("REQ-2027-000001"));
-        assert_eq!(store.replay("SM2").unwrap().unwrap(), ["Ticket REQ-2026-000002"]);
-        assert!(store.replay("SM9").unwrap().is_none());
+        assert_eq!(store.replay(TW, &m("SM2")).unwrap().unwrap(), ["Ticket REQ-2026-000002"]);
+        assert!(store.replay(TW, &m("SM9")).unwrap().is_none());
     }
 
     #[test]
@@ -973,24 +1021,25 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec!["ok".to_owned()];
         let session = Session { lang: Some(Lang::Fr), ..Session::default() };
-        let stale = turn(&store, "SM1", &session, &msgs, None);
-        store.commit(&turn(&store, "SM0", &session, &msgs, None)).unwrap();
+        let sm1 = m("SM1");
+        let stale = turn(&store, &sm1, &session, &msgs, None);
+        store.commit(&turn(&store, &m("SM0"), &session, &msgs, None)).unwrap();
         assert!(matches!(store.commit(&stale), Err(StoreError::Conflict)));
-        assert!(store.replay("SM1").unwrap().is_none(), "the MessageSid's claim was rolled back");
-        assert_eq!(store.load_versioned(USER).unwrap().1, 1);
+        assert!(store.replay(TW, &m("SM1")).unwrap().is_none(), "the message id's claim was rolled back");
+        assert_eq!(store.load_versioned(&USER).unwrap().1, 1);
         let req = request();
         let stale = Turn { request: Some(&req), ..stale };
         assert!(matches!(store.commit(&stale), Err(StoreError::Conflict)));
         assert!(store.requests(10).unwrap().is_empty(), "no request from a stale turn");
-        store.commit(&turn(&store, "SM1", &session, &msgs, Some(&req))).unwrap();
-        assert_eq!(store.load_versioned(USER).unwrap().1, 2);
+        store.commit(&turn(&store, &sm1, &session, &msgs, Some(&req))).unwrap();
+        assert_eq!(store.load_versioned(&USER).unwrap().1, 2);
     }
 
     #[test]
     fn the_outbox_retries_then_marks_sent() {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec![String::new()];
-        store.commit(&turn(&store, "SM1", &Session::default(), &msgs, Some(&request()))).unwrap();
+        store.commit(&turn(&store, &m("SM1"), &Session::default(), &msgs, Some(&request()))).unwrap();
         let due = store.due_mail(NOW, 10).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].request.first_name, "Élodie");
@@ -1002,8 +1051,8 @@ mod tests {
             (rec.mail, rec.attempts, rec.last_error.as_deref()),
             (MailState::Queued, 1, Some("connection refused"))
         );
-        assert_eq!(store.prune(NOW + 1, NOW + 1).unwrap(), 2, "the MessageSid and the session");
-        assert!(store.replay("SM1").unwrap().is_none());
+        assert_eq!(store.prune(NOW + 1, NOW + 1).unwrap(), 2, "the message id and the session");
+        assert!(store.replay(TW, &m("SM1")).unwrap().is_none());
         assert_eq!(store.requests(10).unwrap().len(), 1, "requests are kept");
         store.mark_sent(due[0].id, NOW + 2000).unwrap();
         let rec = store.request("REQ-2026-000001").unwrap().unwrap();
@@ -1051,10 +1100,80 @@ mod tests {
     }
 
     #[test]
+    fn a_database_keyed_by_twilio_addresses_opens_with_its_rows_as_twilio_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        let fr = serde_json::to_string(&Session { lang: Some(Lang::Fr), ..Session::default() }).unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute(
+                "INSERT INTO sessions (user, data, version, updated_ms) VALUES ('whatsapp:+33600000000', ?1, 3, ?2)",
+                params![fr, NOW],
+            )
+            .unwrap();
+            for (sid, at) in [("SM-old", NOW - 10), ("SM-new", NOW)] {
+                conn.execute(
+                    "INSERT INTO messages (sid, user, reply, received_ms)
+                     VALUES (?1, 'whatsapp:+33600000000', '[\"ok\"]', ?2)",
+                    params![sid, at],
+                )
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO requests (id, ticket, user, message_sid, kind, kind_label, recipient, first_name,
+                     last_name, lang, created_ms)
+                 VALUES (1, 'REQ-2026-000001', 'whatsapp:+33600000000', 'SM-new', 'k', 'K', 'hr@example.com',
+                     'A', 'B', 'fr', ?1)",
+                [NOW],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO outbox (id, request_id, state, next_attempt_ms) VALUES (1, 1, 'queued', ?1)",
+                [NOW],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO photo_jobs (message_sid, user, bot, media_url, content_type, lang, created_ms)
+                 VALUES ('SM-photo', 'whatsapp:+33600000000', 'whatsapp:+14155238886', 'https://m', NULL, 'fr', ?1)",
+                [NOW],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
+        assert_eq!(
+            store.load_versioned(&USER).unwrap(),
+            (Session { lang: Some(Lang::Fr), ..Session::default() }, 3)
+        );
+        assert_eq!(store.replay(TW, &m("SM-new")).unwrap(), Some(vec!["ok".to_owned()]));
+        assert_eq!(store.replay(Channel::Meta, &m("SM-new")).unwrap(), None);
+        let request = store.request("REQ-2026-000001").unwrap().unwrap();
+        assert_eq!((&request.user, request.mail), (&*USER, MailState::Queued));
+        let jobs = store.pending_photos(10).unwrap();
+        assert_eq!(
+            (&jobs[0].job.user, &jobs[0].job.bot, jobs[0].job.message_id.as_ref()),
+            (&*USER, &a("+14155238886"), Some(&m("SM-photo")))
+        );
+        // The claimed messages kept their order: pruning still walks them oldest first.
+        assert_eq!(store.prune(NOW, 0).unwrap(), 1);
+        assert!(
+            store.replay(TW, &m("SM-old")).unwrap().is_none()
+                && store.replay(TW, &m("SM-new")).unwrap().is_some()
+        );
+        // A redelivery of a message claimed before the upgrade is still recognised.
+        let again = store.commit(&faq_turn(&USER, &m("SM-new"), &Session::default(), 3, &[])).unwrap();
+        assert!(again.replayed);
+    }
+
+    #[test]
     fn permanent_rejections_dead_letter_the_mail_after_the_configured_count() {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec![String::new()];
-        store.commit(&turn(&store, "SM1", &Session::default(), &msgs, Some(&request()))).unwrap();
+        store.commit(&turn(&store, &m("SM1"), &Session::default(), &msgs, Some(&request()))).unwrap();
         let id = store.due_mail(NOW, 10).unwrap()[0].id;
         // A transient failure in between does not count towards the dead letter.
         assert_eq!(store.mark_rejected(id, "550 no such user", NOW + 10, 2).unwrap(), MailState::Queued);
@@ -1074,15 +1193,15 @@ mod tests {
     }
 
     fn faq_turn<'a>(
-        user: &'a str,
-        sid: &'a str,
+        user: &'a Address,
+        sid: &'a MessageId,
         session: &'a Session,
         version: i64,
         msgs: &'a [String],
     ) -> Turn<'a> {
         Turn {
             user,
-            message_sid: Some(sid),
+            message_id: Some(sid),
             session,
             session_version: version,
             messages: msgs,
@@ -1098,26 +1217,26 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("w.db")).unwrap();
         let msgs = vec!["ok".to_owned()];
         let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
-        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
+        store.commit(&faq_turn(&USER, &m("SM1"), &fr, 0, &msgs)).unwrap();
         assert_eq!(store.shared.writer().sync, Sync::Normal);
         let req = request();
-        store.commit(&Turn { request: Some(&req), ..faq_turn(USER, "SM2", &fr, 1, &msgs) }).unwrap();
+        store.commit(&Turn { request: Some(&req), ..faq_turn(&USER, &m("SM2"), &fr, 1, &msgs) }).unwrap();
         assert_eq!(store.shared.writer().sync, Sync::Full, "the request's batch waits for the disk");
-        store.save(USER, &fr).unwrap();
+        store.save(&USER, &fr).unwrap();
         assert_eq!(store.shared.writer().sync, Sync::Full);
     }
 
     #[test]
     fn a_new_user_needs_no_read_and_a_cached_session_follows_each_commit() {
         let store = SqliteStore::open_in_memory().unwrap();
-        assert_eq!(store.cached_session(USER), Some((Session::default(), 0)), "known to have none");
+        assert_eq!(store.cached_session(&USER), Some((Session::default(), 0)), "known to have none");
         let msgs = vec!["ok".to_owned()];
         let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
-        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
-        assert_eq!(store.cached_session(USER), Some((fr.clone(), 1)));
+        store.commit(&faq_turn(&USER, &m("SM1"), &fr, 0, &msgs)).unwrap();
+        assert_eq!(store.cached_session(&USER), Some((fr.clone(), 1)));
         let menu = Session { pending: Some(Pending::Categories), ..fr.clone() };
-        store.commit(&faq_turn(USER, "SM2", &menu, 1, &msgs)).unwrap();
-        assert_eq!(store.cached_session(USER), Some((menu, 2)));
+        store.commit(&faq_turn(&USER, &m("SM2"), &menu, 1, &msgs)).unwrap();
+        assert_eq!(store.cached_session(&USER), Some((menu, 2)));
     }
 
     #[test]
@@ -1125,15 +1244,15 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec!["ok".to_owned()];
         let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
-        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
-        store.commit(&faq_turn(USER, "SM2", &fr, 1, &msgs)).unwrap();
-        assert_eq!(store.load_versioned(USER).unwrap().1, 1, "nothing changed, nothing written");
-        assert!(store.replay("SM2").unwrap().is_some(), "the MessageSid is recorded all the same");
+        store.commit(&faq_turn(&USER, &m("SM1"), &fr, 0, &msgs)).unwrap();
+        store.commit(&faq_turn(&USER, &m("SM2"), &fr, 1, &msgs)).unwrap();
+        assert_eq!(store.load_versioned(&USER).unwrap().1, 1, "nothing changed, nothing written");
+        assert!(store.replay(TW, &m("SM2")).unwrap().is_some(), "the message id is recorded all the same");
         let en = Session { lang: Some(Lang::En), ..Session::default() };
-        store.commit(&faq_turn(USER, "SM3", &en, 1, &msgs)).unwrap();
-        let stale = store.commit(&faq_turn(USER, "SM4", &fr, 1, &msgs));
+        store.commit(&faq_turn(&USER, &m("SM3"), &en, 1, &msgs)).unwrap();
+        let stale = store.commit(&faq_turn(&USER, &m("SM4"), &fr, 1, &msgs));
         assert!(matches!(stale, Err(StoreError::Conflict)), "computed on version 1, now 2: {stale:?}");
-        assert!(store.replay("SM4").unwrap().is_none());
+        assert!(store.replay(TW, &m("SM4")).unwrap().is_none());
     }
 
     #[test]
@@ -1143,27 +1262,27 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let msgs = vec!["ok".to_owned()];
         let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
-        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
-        let other = "whatsapp:+33611111111";
+        store.commit(&faq_turn(&USER, &m("SM1"), &fr, 0, &msgs)).unwrap();
+        let other = &a("+33611111111");
         // Another process writes both users' sessions.
         let outside = Connection::open(&path).unwrap();
         outside.busy_timeout(BUSY_TIMEOUT).unwrap();
         let en = serde_json::to_string(&Session { lang: Some(Lang::En), ..Session::default() }).unwrap();
         outside
-            .execute("UPDATE sessions SET data = ?1, version = 7 WHERE user = ?2", params![en, USER])
+            .execute("UPDATE sessions SET data = ?1, version = 7 WHERE address = ?2", params![en, USER.id()])
             .unwrap();
         outside
             .execute(
-                "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 3, 0)",
-                params![other, en],
+                "INSERT INTO sessions (channel, address, data, version, updated_ms) VALUES ('twilio', ?1, ?2, 3, 0)",
+                params![other.id(), en],
             )
             .unwrap();
-        let (cached, version) = store.cached_session(USER).unwrap();
-        let stale = store.commit(&faq_turn(USER, "SM2", &cached, version, &msgs));
+        let (cached, version) = store.cached_session(&USER).unwrap();
+        let stale = store.commit(&faq_turn(&USER, &m("SM2"), &cached, version, &msgs));
         assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
-        assert_eq!(store.cached_session(USER), None, "forgotten: the next turn reads");
+        assert_eq!(store.cached_session(&USER), None, "forgotten: the next turn reads");
         assert_eq!(
-            store.load_versioned(USER).unwrap(),
+            store.load_versioned(&USER).unwrap(),
             (Session { lang: Some(Lang::En), ..Session::default() }, 7)
         );
         assert_eq!(
@@ -1171,7 +1290,7 @@ mod tests {
             Some((Session::default(), 0)),
             "a guess, unknown to this store"
         );
-        let guessed = store.commit(&faq_turn(other, "SM3", &fr, 0, &msgs));
+        let guessed = store.commit(&faq_turn(other, &m("SM3"), &fr, 0, &msgs));
         assert!(matches!(guessed, Err(StoreError::Conflict)), "{guessed:?}");
         assert_eq!(store.cached_session(other), None, "now known to have one: read next time");
         assert_eq!(store.load_versioned(other).unwrap().1, 3);
@@ -1182,7 +1301,8 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec!["sorry".to_owned()];
         let s = Session::default();
-        let turn = Turn { unanswered: Some("weather tomorrow"), ..faq_turn(USER, "SM1", &s, 0, &msgs) };
+        let sm1 = m("SM1");
+        let turn = Turn { unanswered: Some("weather tomorrow"), ..faq_turn(&USER, &sm1, &s, 0, &msgs) };
         store.commit(&turn).unwrap();
         assert!(store.commit(&turn).unwrap().replayed);
         let asked = store.unanswered(10).unwrap();
@@ -1212,11 +1332,11 @@ mod tests {
         // log wholly copied and it would grow for as long as the commits go on. How fast
         // the log starts over depends on the disk's flushes, so the test waits for it.
         while std::time::Instant::now() < deadline {
-            let user = format!("whatsapp:+3360{:07}", turns % 3000);
+            let user = a(&format!("+3360{:07}", turns % 3000));
             let (session, version) = store.load_versioned(&user).unwrap();
             let lang = if (turns / 3000) % 2 == 0 { Lang::En } else { Lang::Fr };
             let session = Session { lang: Some(lang), ..session };
-            store.commit(&faq_turn(&user, &format!("SM{turns}"), &session, version, &msgs)).unwrap();
+            store.commit(&faq_turn(&user, &m(&format!("SM{turns}")), &session, version, &msgs)).unwrap();
             turns += 1;
             if turns % 64 == 0 {
                 let now = starts();
@@ -1230,8 +1350,10 @@ mod tests {
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         let last = format!("SM{}", turns - 1);
-        assert!(store.replay("SM0").unwrap().is_some() && store.replay(&last).unwrap().is_some());
-        assert!(store.load_versioned("whatsapp:+33600000000").unwrap().1 >= 1);
+        assert!(
+            store.replay(TW, &m("SM0")).unwrap().is_some() && store.replay(TW, &m(&last)).unwrap().is_some()
+        );
+        assert!(store.load_versioned(&a("+33600000000")).unwrap().1 >= 1);
     }
 
     #[test]
@@ -1244,27 +1366,28 @@ mod tests {
         // than two chunks of each table.
         let (cut, n) = (NOW + 3_600_000, 5_000);
         for i in 0..n + 100 {
-            let user = format!("whatsapp:+3361{i:07}");
-            let sid = format!("SM{i}");
+            let user = a(&format!("+3361{i:07}"));
+            let sid = m(&format!("SM{i}"));
             let now_ms = if i < n { NOW } else { cut + 1 };
             store.commit(&Turn { now_ms, ..faq_turn(&user, &sid, &fr, 0, &msgs) }).unwrap();
         }
-        // A recent turn of an old user keeps their session, not their old MessageSid.
-        let kept = "whatsapp:+33610000007";
+        // A recent turn of an old user keeps their session, not their old message id.
+        let kept = &a("+33610000007");
         let (_, version) = store.load_versioned(kept).unwrap();
         store
             .commit(&Turn {
                 now_ms: cut + 1,
-                ..faq_turn(kept, "SM-late", &Session::default(), version, &msgs)
+                ..faq_turn(kept, &m("SM-late"), &Session::default(), version, &msgs)
             })
             .unwrap();
-        assert_eq!(store.prune(cut, cut).unwrap(), 2 * n - 1, "MessageSids and sessions");
+        assert_eq!(store.prune(cut, cut).unwrap(), 2 * n - 1, "message ids and sessions");
         assert!(
-            store.replay("SM0").unwrap().is_none()
-                && store.replay(&format!("SM{}", n - 1)).unwrap().is_none()
+            store.replay(TW, &m("SM0")).unwrap().is_none()
+                && store.replay(TW, &m(&format!("SM{}", n - 1))).unwrap().is_none()
         );
         assert!(
-            store.replay(&format!("SM{n}")).unwrap().is_some() && store.replay("SM-late").unwrap().is_some()
+            store.replay(TW, &m(&format!("SM{n}"))).unwrap().is_some()
+                && store.replay(TW, &m("SM-late")).unwrap().is_some()
         );
         let count = |t: &str| -> i64 {
             store
@@ -1277,19 +1400,19 @@ mod tests {
         assert_eq!((count("messages"), count("sessions")), (101, 101));
         assert_eq!(store.load_versioned(kept).unwrap().1, version + 1);
         // A pruned user was cached: now known to have nothing, their next turn is a first.
-        let gone = "whatsapp:+33610000001";
+        let gone = &a("+33610000001");
         assert_eq!(store.cached_session(gone), Some((Session::default(), 0)));
         store
-            .commit(&Turn { now_ms: cut + 2, ..faq_turn(gone, "SM-back", &Session::default(), 0, &msgs) })
+            .commit(&Turn { now_ms: cut + 2, ..faq_turn(gone, &m("SM-back"), &Session::default(), 0, &msgs) })
             .unwrap();
         assert_eq!(store.prune(cut, cut).unwrap(), 0, "nothing more is old");
     }
 
-    fn photo(sid: Option<&str>, user: &str, created_ms: i64) -> PhotoJob {
+    fn photo(sid: Option<&str>, user: &Address, created_ms: i64) -> PhotoJob {
         PhotoJob {
-            user: user.to_owned(),
-            bot: "whatsapp:+14155238886".to_owned(),
-            message_sid: sid.map(str::to_owned),
+            user: user.clone(),
+            bot: a("+14155238886"),
+            message_id: sid.map(m),
             media_url: format!("https://api.twilio.com/media/{}", sid.unwrap_or("none")),
             content_type: Some("image/jpeg".to_owned()),
             lang: Lang::Fr,
@@ -1298,19 +1421,23 @@ mod tests {
     }
 
     #[test]
-    fn a_photo_job_is_committed_with_its_message_sid_and_durably() {
+    fn a_photo_job_is_committed_with_its_message_id_and_durably() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         let store = SqliteStore::open(&path).unwrap();
         let reading = vec!["Je lis votre badge…".to_owned()];
-        store.commit(&faq_turn(USER, "SM-text", &Session::default(), 0, &["ok".to_owned()])).unwrap();
+        store.commit(&faq_turn(&USER, &m("SM-text"), &Session::default(), 0, &["ok".to_owned()])).unwrap();
         assert_eq!(store.shared.writer().sync, Sync::Normal);
-        let job = photo(Some("SM-photo"), USER, NOW);
+        let job = photo(Some("SM-photo"), &USER, NOW);
         let Enqueued::Queued(id) = store.enqueue_photo(&job, &reading).unwrap() else {
-            panic!("a new MessageSid queues its job")
+            panic!("a new message id queues its job")
         };
         assert_eq!(store.shared.writer().sync, Sync::Full, "a promise to the user waits for the disk");
-        assert_eq!(store.replay("SM-photo").unwrap(), Some(reading.clone()), "claimed with the reply");
+        assert_eq!(
+            store.replay(TW, &m("SM-photo")).unwrap(),
+            Some(reading.clone()),
+            "claimed with the reply"
+        );
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.pending_photos(10).unwrap(), vec![PendingPhoto { id, job }], "survives a reopen");
@@ -1321,24 +1448,24 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let first = vec!["Reading your badge…".to_owned()];
         assert!(matches!(
-            store.enqueue_photo(&photo(Some("SM1"), USER, NOW), &first),
+            store.enqueue_photo(&photo(Some("SM1"), &USER, NOW), &first),
             Ok(Enqueued::Queued(_))
         ));
-        let again = PhotoJob { lang: Lang::En, created_ms: NOW + 5000, ..photo(Some("SM1"), USER, NOW) };
+        let again = PhotoJob { lang: Lang::En, created_ms: NOW + 5000, ..photo(Some("SM1"), &USER, NOW) };
         assert_eq!(
             store.enqueue_photo(&again, &["something else".to_owned()]).unwrap(),
             Enqueued::Replayed(first)
         );
         assert_eq!(store.pending_photos(10).unwrap().len(), 1);
-        // The claim is the one text turns use: a MessageSid already answered as text (or
+        // The claim is the one text turns use: a message id already answered as text (or
         // the other way round) is not handled twice.
         let text = vec!["an answer".to_owned()];
-        store.commit(&faq_turn(USER, "SM2", &Session::default(), 0, &text)).unwrap();
+        store.commit(&faq_turn(&USER, &m("SM2"), &Session::default(), 0, &text)).unwrap();
         assert_eq!(
-            store.enqueue_photo(&photo(Some("SM2"), USER, NOW), &[]).unwrap(),
+            store.enqueue_photo(&photo(Some("SM2"), &USER, NOW), &[]).unwrap(),
             Enqueued::Replayed(text)
         );
-        assert!(store.commit(&faq_turn(USER, "SM1", &Session::default(), 1, &[])).unwrap().replayed);
+        assert!(store.commit(&faq_turn(&USER, &m("SM1"), &Session::default(), 1, &[])).unwrap().replayed);
         assert_eq!(store.pending_photos(10).unwrap().len(), 1, "the claim and the job go together");
     }
 
@@ -1347,25 +1474,25 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let mut ids = Vec::new();
         for (sid, at) in [("SM-c", NOW + 300), ("SM-a", NOW + 100), ("SM-b", NOW + 200)] {
-            match store.enqueue_photo(&photo(Some(sid), USER, at), &["…".to_owned()]).unwrap() {
+            match store.enqueue_photo(&photo(Some(sid), &USER, at), &["…".to_owned()]).unwrap() {
                 Enqueued::Queued(id) => ids.push(id),
                 other => panic!("{other:?}"),
             }
         }
-        // Without a MessageSid nothing can be claimed, but the job is kept all the same.
-        store.enqueue_photo(&photo(None, USER, NOW + 400), &[]).unwrap();
+        // Without a message id nothing can be claimed, but the job is kept all the same.
+        store.enqueue_photo(&photo(None, &USER, NOW + 400), &[]).unwrap();
         let pending = store.pending_photos(10).unwrap();
-        let order: Vec<_> = pending.iter().map(|p| p.job.message_sid.as_deref()).collect();
+        let order: Vec<_> =
+            pending.iter().map(|p| p.job.message_id.as_ref().map(MessageId::as_str)).collect();
         assert_eq!(order, [Some("SM-a"), Some("SM-b"), Some("SM-c"), None]);
         assert_eq!(store.pending_photos(2).unwrap().len(), 2);
         assert!(store.photo_done(ids[1]).unwrap());
         assert!(!store.photo_done(ids[1]).unwrap(), "done once");
-        let order: Vec<_> =
-            store.pending_photos(10).unwrap().into_iter().map(|p| p.job.message_sid).collect();
-        assert_eq!(order, [Some("SM-b".to_owned()), Some("SM-c".to_owned()), None]);
-        assert!(store.replay("SM-a").unwrap().is_some(), "a redelivery still finds the claim");
+        let order: Vec<_> = store.pending_photos(10).unwrap().into_iter().map(|p| p.job.message_id).collect();
+        assert_eq!(order, [Some(m("SM-b")), Some(m("SM-c")), None]);
+        assert!(store.replay(TW, &m("SM-a")).unwrap().is_some(), "a redelivery still finds the claim");
         assert!(matches!(
-            store.enqueue_photo(&photo(Some("SM-a"), USER, NOW), &[]),
+            store.enqueue_photo(&photo(Some("SM-a"), &USER, NOW), &[]),
             Ok(Enqueued::Replayed(_))
         ));
     }

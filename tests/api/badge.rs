@@ -271,7 +271,8 @@ async fn a_badge_photo_is_answered_at_once_then_identified_by_name_through_the_r
     assert_eq!(cdn_calls.len(), 1);
     assert_eq!(cdn_calls[0].authorization, None, "the redirect to the CDN carries no credentials");
 
-    let session = app.store.load("whatsapp:+33612345678").unwrap();
+    let user = wabot::channel::twilio::address("whatsapp:+33612345678").unwrap();
+    let session = app.store.load(&user).unwrap();
     assert_eq!(session.employee.map(|e| e.email), Some("elodie.garcon@example.com".to_owned()));
     let metrics =
         app.client.get(format!("http://{}/metrics", app.addr)).send().await.unwrap().text().await.unwrap();
@@ -515,9 +516,9 @@ async fn a_photo_accepted_before_a_stop_is_answered_after_the_restart_and_a_day_
     let store = wabot::store::SqliteStore::open(&db).unwrap();
     let day_ago = wabot::domain::now_ms() - 25 * 3600 * 1000;
     let old = wabot::store::PhotoJob {
-        user: "whatsapp:+33699999999".to_owned(),
-        bot: "whatsapp:+14155238886".to_owned(),
-        message_sid: Some(fresh_sid()),
+        user: wabot::channel::twilio::address("whatsapp:+33699999999").unwrap(),
+        bot: wabot::channel::twilio::address("whatsapp:+14155238886").unwrap(),
+        message_id: Some(wabot::domain::MessageId::parse(&fresh_sid()).unwrap()),
         media_url: media_url(&api, "ME11"),
         content_type: Some("image/jpeg".to_owned()),
         lang: wabot::engine::Lang::En,

@@ -321,7 +321,8 @@ async fn an_employee_identified_by_badge_is_not_asked_for_a_name() {
         }),
         ..Session::default()
     };
-    SqliteStore::open(&db).unwrap().save("whatsapp:+33612345678", &session).unwrap();
+    let user = wabot::channel::twilio::address("whatsapp:+33612345678").unwrap();
+    SqliteStore::open(&db).unwrap().save(&user, &session).unwrap();
     let sink = SmtpSink::start();
     let app = spawn_with(Options { db: Some(db), mail: mail_to(sink.url()), ..Options::default() }).await;
     let details = say(&app, &["request", "5"]).await;

@@ -21,6 +21,7 @@ use crate::desk::Desk;
 use crate::desk::badge::{BadgeDesk, Photo, PhotoMessage};
 use crate::desk::limits::{MAX_BODY_CHARS, SenderLimiter};
 use crate::dialog::{Dialog, Incoming, Outcome, messages};
+use crate::domain::Address;
 use crate::engine::Lang;
 use crate::telemetry::metrics::{MessageOutcome, Metrics};
 
@@ -101,13 +102,15 @@ async fn webhook(
     check_signature(&state, &headers, &form)?;
     form.check_single_values()?;
     let from = form.from()?;
+    let user = super::address(from)
+        .map_err(|e| ChannelError::InvalidField { field: "From", reason: e.to_string() })?;
     let span = tracing::info_span!(
         "message",
         message_sid = form.message_sid(),
         from = %crate::telemetry::mask_sender(from)
     );
     let media = form.media()?.into_iter().next();
-    let (outcome, messages) = turn(&state, &form, media).instrument(span).await;
+    let (outcome, messages) = turn(&state, &form, user, media).instrument(span).await;
     state.metrics.message(outcome, started.elapsed());
     Ok(([(header::CONTENT_TYPE, super::TWIML_CONTENT_TYPE)], super::twiml(&messages)).into_response())
 }
@@ -152,6 +155,7 @@ fn check_signature(
 async fn turn(
     state: &WebhookState,
     form: &WebhookForm,
+    user: Address,
     media: Option<Media>,
 ) -> (MessageOutcome, Vec<String>) {
     let from = form.from().unwrap_or_default();
@@ -168,24 +172,26 @@ async fn turn(
         tracing::info!(outcome = outcome.as_str(), "message refused");
         return (outcome, vec![text.get(lang).to_owned()]);
     }
+    let message_id = super::message_id(form);
     if let (Some(badges), Some(media)) = (&state.badges, media) {
+        let Some(bot) = form.to().and_then(|to| super::address(to).ok()) else {
+            // Without the bot's own number the result could never be sent.
+            tracing::warn!("a photo without a valid To: not read");
+            return (MessageOutcome::Error, vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()]);
+        };
         let photo = PhotoMessage {
-            user: from.to_owned(),
-            bot: form.to().unwrap_or_default().to_owned(),
-            message_sid: form.message_sid().map(str::to_owned),
+            user,
+            bot,
+            message_id,
             media: Photo { url: media.url, content_type: media.content_type },
         };
         let accepted = badges.accept(photo).await;
         let outcome = if accepted.replayed { MessageOutcome::Duplicate } else { MessageOutcome::Badge };
         return (outcome, accepted.messages);
     }
-    let incoming = Incoming {
-        user: from.to_owned(),
-        text: form.body().to_owned(),
-        profile_name: form.profile_name().map(str::to_owned),
-    };
-    let sid = form.message_sid().map(str::to_owned);
-    match state.desk.handle(incoming, sid).await {
+    let incoming =
+        Incoming { user, text: form.body().to_owned(), profile_name: form.profile_name().map(str::to_owned) };
+    match state.desk.handle(incoming, message_id).await {
         Ok(handled) => {
             let outcome = match &handled.outcome {
                 Some(outcome) => {

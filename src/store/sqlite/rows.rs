@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::backend;
-use crate::domain::{MailState, RequestRecord, Session};
+use crate::domain::{Address, Channel, MailState, RequestRecord, Session};
 use crate::engine::Lang;
 use crate::store::StoreError;
 
@@ -24,9 +24,9 @@ pub(super) fn lang_from_code(code: &str) -> Lang {
     if code == "fr" { Lang::Fr } else { Lang::En }
 }
 
-pub(super) const RECORD_COLUMNS: &str = "r.ticket, r.user, r.kind, r.kind_label, r.recipient, r.first_name, \
+pub(super) const RECORD_COLUMNS: &str = "r.ticket, r.address, r.kind, r.kind_label, r.recipient, r.first_name, \
      r.last_name, r.employee_id, r.employee_email, r.department, r.details, r.lang, r.created_ms, \
-     o.state, o.attempts, o.last_error, o.next_attempt_ms, o.sent_ms, o.id";
+     o.state, o.attempts, o.last_error, o.next_attempt_ms, o.sent_ms, o.id, r.channel";
 
 pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
     let lang: String = row.get(11)?;
@@ -42,7 +42,7 @@ pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
         row.get(18)?,
         RequestRecord {
             ticket: row.get(0)?,
-            user: row.get(1)?,
+            user: address(row, 19, 1)?,
             kind: row.get(2)?,
             kind_label: row.get(3)?,
             recipient: row.get(4)?,
@@ -61,6 +61,17 @@ pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
             sent_at_ms: row.get(17)?,
         },
     ))
+}
+
+/// The address in columns `channel` and `id` of `row`.
+pub(super) fn address(row: &Row<'_>, channel: usize, id: usize) -> rusqlite::Result<Address> {
+    let invalid = |i: usize, e: crate::domain::AddressError| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    };
+    let name: String = row.get(channel)?;
+    let channel_value = Channel::parse(&name).map_err(|e| invalid(channel, e))?;
+    let value: String = row.get(id)?;
+    Address::parse(channel_value, &value).map_err(|e| invalid(id, e))
 }
 
 /// Runs a cached statement (parsed once per connection).

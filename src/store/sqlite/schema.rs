@@ -97,6 +97,51 @@ DROP TABLE outbox;
 ALTER TABLE outbox_v4 RENAME TO outbox;
 CREATE INDEX outbox_due ON outbox(next_attempt_ms) WHERE state = 'queued';
 ",
+    // Users are addresses on a channel, and messages are keyed by the channel's message id:
+    // the same number on two channels is two users. Every row before this step came through
+    // Twilio, which spelled the user `whatsapp:+…`; the channel now holds what the prefix
+    // said. Sessions and claimed messages are rebuilt (their keys change), rows and rowids
+    // kept in order (pruning walks them by rowid); requests and photo jobs keep their
+    // tables, with columns renamed and the channel added.
+    r"
+CREATE TABLE sessions_v5 (
+    channel     TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    version     INTEGER NOT NULL DEFAULT 1,
+    updated_ms  INTEGER NOT NULL,
+    PRIMARY KEY (channel, address)
+);
+INSERT OR REPLACE INTO sessions_v5 (rowid, channel, address, data, version, updated_ms)
+    SELECT rowid, 'twilio', CASE WHEN user LIKE 'whatsapp:%' THEN substr(user, 10) ELSE user END,
+           data, version, updated_ms
+    FROM sessions ORDER BY rowid;
+DROP TABLE sessions;
+ALTER TABLE sessions_v5 RENAME TO sessions;
+CREATE TABLE messages_v5 (
+    channel     TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    reply       TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (channel, message_id)
+);
+INSERT INTO messages_v5 (rowid, channel, message_id, address, reply, received_ms)
+    SELECT rowid, 'twilio', sid, CASE WHEN user LIKE 'whatsapp:%' THEN substr(user, 10) ELSE user END,
+           reply, received_ms
+    FROM messages ORDER BY rowid;
+DROP TABLE messages;
+ALTER TABLE messages_v5 RENAME TO messages;
+ALTER TABLE requests RENAME COLUMN user TO address;
+ALTER TABLE requests RENAME COLUMN message_sid TO message_id;
+ALTER TABLE requests ADD COLUMN channel TEXT NOT NULL DEFAULT 'twilio';
+UPDATE requests SET address = substr(address, 10) WHERE address LIKE 'whatsapp:%';
+ALTER TABLE photo_jobs RENAME COLUMN message_sid TO message_id;
+ALTER TABLE photo_jobs RENAME COLUMN user TO address;
+ALTER TABLE photo_jobs ADD COLUMN channel TEXT NOT NULL DEFAULT 'twilio';
+UPDATE photo_jobs SET address = substr(address, 10) WHERE address LIKE 'whatsapp:%';
+UPDATE photo_jobs SET bot = substr(bot, 10) WHERE bot LIKE 'whatsapp:%';
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
