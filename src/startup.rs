@@ -15,11 +15,10 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use secrecy::{ExposeSecret, SecretString};
-use url::Url;
 
 use crate::channel::twilio::media::{MediaFetcher, MediaPolicy};
 use crate::channel::twilio::rest::{RestConfig, RestSender};
-use crate::config::{BadgeSettings, ConfigError, Settings};
+use crate::config::{BadgeSettings, ConfigError, Settings, TwilioSettings};
 use crate::corpus::{CorpusError, KnowledgeBase};
 use crate::desk::badge::{BadgeDesk, BadgeError, EXAMPLE_DIRECTORY, SendMessage};
 use crate::directory::Directory;
@@ -107,7 +106,7 @@ fn badge_desk(settings: &Settings, store: Arc<SqliteStore>) -> Result<Option<Bad
     if !settings.badge.enabled {
         return Ok(None);
     }
-    build_badge_desk(&settings.badge, settings.twilio_auth_token.as_ref(), store)
+    build_badge_desk(&settings.badge, &settings.twilio, settings.twilio_auth_token.as_ref(), store)
         .map(Some)
         .map_err(StartupError::Badge)
 }
@@ -117,6 +116,7 @@ fn badge_desk(settings: &Settings, store: Arc<SqliteStore>) -> Result<Option<Bad
 /// photos are then answered with "not available".
 pub fn build_badge_desk(
     settings: &BadgeSettings,
+    twilio: &TwilioSettings,
     auth_token: Option<&SecretString>,
     store: Arc<dyn Ledger>,
 ) -> Result<BadgeDesk, BadgeError> {
@@ -129,12 +129,11 @@ pub fn build_badge_desk(
         Some(path) => Directory::load(path)?,
         None => Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "corpus/employees.example.csv (embedded)")?,
     };
-    let api_base = Url::parse(&settings.twilio_api_base)
-        .map_err(|e| ConfigError::Invalid(format!("twilio_api_base: {e}")))?;
-    let sid = settings.twilio_account_sid.as_ref().map(|s| s.expose_secret().to_owned());
+    let api_base = twilio.api_url()?;
+    let sid = twilio.account_sid.as_ref().map(|s| s.expose_secret().to_owned());
     let mut policy = MediaPolicy::twilio(api_base.clone(), sid.clone(), auth_token.cloned());
-    policy.allow_http_loopback = settings.allow_http_loopback;
-    policy.redirect_hosts = settings.media_redirect_hosts.clone();
+    policy.allow_http_loopback = twilio.allow_http_loopback;
+    policy.redirect_hosts = twilio.media_redirect_hosts.clone();
     let fetcher = MediaFetcher::new(policy).map_err(|e| BadgeError::Client(e.to_string()))?;
     let sender: Option<Arc<dyn SendMessage>> = match (sid, auth_token) {
         (Some(sid), Some(token)) => Some(Arc::new(
@@ -179,6 +178,9 @@ impl Application {
         faq: Arc<Faq>,
         badges: impl FnOnce(&Settings, Arc<SqliteStore>) -> Result<Option<BadgeDesk>, StartupError>,
     ) -> Result<Application, StartupError> {
+        for notice in &settings.deprecations {
+            tracing::warn!("configuration: {notice}; the old key still works for now");
+        }
         // Before anything opens files: the connection cap is sized from the raised limit.
         match crate::server::limits::raise_fd_limit() {
             Ok((before, after)) if after > before => tracing::info!(before, after, "open-file limit raised"),
