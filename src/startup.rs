@@ -28,8 +28,8 @@ use crate::faq::{self, Faq, FaqError, FaqOptions};
 use crate::ocr::{IdExtractor, OcrBadgeReader, OcrEngine, OcrParams, OcrPool};
 use crate::semantic_models::EncodersError;
 use crate::server::{Server, ServerError};
-use crate::store::Ledger;
 use crate::store::MemoryStore;
+use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
 /// What can stop the application from starting or running. Each message says what was
@@ -118,7 +118,7 @@ pub fn build_badge_desk(
     settings: &BadgeSettings,
     twilio: &TwilioSettings,
     auth_token: Option<&SecretString>,
-    store: Arc<dyn Ledger>,
+    store: Arc<dyn Store>,
 ) -> Result<BadgeDesk, BadgeError> {
     settings.validate()?;
     let params = OcrParams { max_side: settings.max_side, threads: settings.threads_per_worker() };

@@ -1,43 +1,71 @@
-//! Per-user conversation state behind the [`SessionStore`] trait.
+//! What wabot keeps: the durable store, one async trait per role ([`roles`]: sessions,
+//! turns, the outbox, photo jobs, reports, maintenance), implemented on SQLite
+//! ([`sqlite::SqliteStore`]) and in memory ([`memory::MemoryBackend`]), both held to one
+//! conformance suite. Users are keyed by their [`Address`] (a channel and the channel's id
+//! of them), messages by their channel and [`MessageId`](crate::domain::MessageId).
 //!
-//! The dialog only ever loads a user's [`Session`], works on it and saves it back, so the
-//! in-memory [`MemoryStore`] here and a durable store can stand in for each other.
-//! Users are keyed by their [`Address`] (a channel and the channel's id of them).
+//! The store keeps data, not rules: a session is the desk's opaque value with a version.
 //!
-//! The durable side — conversation state that survives a restart, requests with their
-//! tickets, the e-mail outbox, badge photos awaiting their result and the processed
-//! message ids — is the [`Ledger`] trait, implemented on SQLite by [`sqlite::SqliteStore`].
+//! [`SessionStore`] and its [`MemoryStore`] are the dialog's own, synchronous session map
+//! (`wabot chat`'s tests, the FAQ's previews), outside the durable contract.
 
 #[cfg(test)]
 mod conformance;
-pub mod ledger;
 pub mod memory;
+pub mod roles;
 pub mod sqlite;
 
-pub use ledger::{
-    CommitReceiver, Committed, Durable, Enqueued, Ledger, OutboxItem, OwnedTurn, PendingPhoto, PhotoJob, Turn,
+pub use memory::MemoryBackend;
+pub use roles::{
+    Committed, Conversations, Enqueued, Jobs, MESSAGE_RETENTION, Maintenance, Outbox, OutboxItem,
+    PendingPhoto, PhotoJob, Reports, SESSION_RETENTION, Sessions, Store, StoredSession, Turn, Turns,
 };
-pub use memory::MemoryLedger;
 pub use sqlite::SqliteStore;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use crate::domain::{Address, Session};
 
+/// A backend's own error, kept whole as the source of [`StoreError::Backend`].
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// What a store can fail with.
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// The backing storage failed.
-    #[error("session store: {0}")]
-    Backend(String),
+    #[error("store: {0}")]
+    Backend(#[source] BackendError),
     /// The session changed since it was loaded (another message of the same user was
     /// committed meanwhile): nothing was written; handle the message again.
-    #[error("session store: the session changed concurrently")]
+    #[error("store: the session changed concurrently")]
     Conflict,
+}
+
+impl StoreError {
+    /// A backend failure caused by `source`.
+    pub fn backend(source: impl Into<BackendError>) -> StoreError {
+        StoreError::Backend(source.into())
+    }
+}
+
+/// Prunes old message ids and sessions now, then every `every`, forever (see
+/// [`MESSAGE_RETENTION`], [`SESSION_RETENTION`]): without it both tables only grow.
+pub async fn prune_forever(store: Arc<dyn Maintenance>, every: Duration) {
+    loop {
+        let now = crate::domain::now_ms();
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let (m, s) = (now.saturating_sub(ms(MESSAGE_RETENTION)), now.saturating_sub(ms(SESSION_RETENTION)));
+        match store.prune(m, s).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "pruned old message ids and sessions"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// Where sessions live.

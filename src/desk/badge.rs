@@ -41,7 +41,7 @@ use crate::engine::Lang;
 use crate::ocr::decode::{DecodeError, decode_image};
 use crate::ocr::pool::Slot;
 use crate::ocr::{BadgeReader, OcrError, OcrPool, PoolError};
-use crate::store::{Durable, Enqueued, Ledger, OwnedTurn, PendingPhoto, PhotoJob, StoreError};
+use crate::store::{Enqueued, PendingPhoto, PhotoJob, Store, StoreError, Turn};
 
 /// The example directory matching the badges in `tests/data/badges/`, used when no
 /// directory is configured so the demo works out of the box.
@@ -55,11 +55,6 @@ pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// pool's places, plus results Twilio could not be reached for); the rest wait for the
 /// next start.
 const RESUME_LIMIT: usize = 1000;
-
-/// Badge reading's store calls on the blocking pool at once: a claim, a session, a "done",
-/// all rare, within the margin [`MAX_BLOCKING_THREADS`](crate::server::MAX_BLOCKING_THREADS)
-/// leaves beside the webhook's turns.
-const STORE_CALLS: usize = 2;
 
 /// Times the identified employee is written again after a message of the same user took
 /// the session's version first.
@@ -257,7 +252,7 @@ pub struct BadgeDesk {
     fetcher: Arc<dyn FetchMedia>,
     sender: Option<Arc<dyn SendMessage>>,
     directory: Arc<Directory>,
-    store: Durable,
+    store: Arc<dyn Store>,
     /// Where OCR durations are recorded, once the server has set it.
     metrics: std::sync::OnceLock<Arc<crate::telemetry::metrics::Metrics>>,
     /// The photos being read and sent, and the resumption: stopped with the server.
@@ -282,7 +277,7 @@ impl BadgeDesk {
         fetcher: Arc<dyn FetchMedia>,
         sender: Option<Arc<dyn SendMessage>>,
         directory: Arc<Directory>,
-        store: Arc<dyn Ledger>,
+        store: Arc<dyn Store>,
     ) -> Self {
         BadgeDesk {
             reader,
@@ -290,7 +285,7 @@ impl BadgeDesk {
             fetcher,
             sender,
             directory,
-            store: Durable::new(store, STORE_CALLS),
+            store,
             metrics: std::sync::OnceLock::new(),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
         }
@@ -357,10 +352,9 @@ impl BadgeDesk {
             created_ms: crate::domain::now_ms(),
         };
         let reply = vec![messages::READING.get(lang).to_owned()];
-        let stored =
-            self.store.run(move |l| l.enqueue_photo(&job, &reply).map(|done| (done, job, reply))).await;
+        let stored = self.store.enqueue_photo(job.clone(), reply.clone()).await;
         match stored {
-            Ok((Enqueued::Queued(id), job, reply)) => {
+            Ok(Enqueued::Queued(id)) => {
                 tracing::info!(
                     message_id = sid.as_ref().map(MessageId::as_str),
                     job = id,
@@ -369,7 +363,7 @@ impl BadgeDesk {
                 self.start(PendingPhoto { id, job }, slot);
                 Accepted { messages: reply, replayed: false }
             }
-            Ok((Enqueued::Replayed(first), ..)) => {
+            Ok(Enqueued::Replayed(first)) => {
                 tracing::info!(
                     message_id = sid.as_ref().map(MessageId::as_str),
                     "duplicate delivery of a photo: same reply"
@@ -389,7 +383,7 @@ impl BadgeDesk {
     /// pending for longer than [`STALE_AFTER`] is dropped unread. Returns how many will be
     /// read. Call it once, before the webhook takes photos, so that none is read twice.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let pending = self.store.run(|l| l.pending_photos(RESUME_LIMIT)).await?;
+        let pending = self.store.pending_photos(RESUME_LIMIT).await?;
         if pending.len() == RESUME_LIMIT {
             tracing::warn!(limit = RESUME_LIMIT, "more badge photos pending than one start resumes");
         }
@@ -403,8 +397,7 @@ impl BadgeDesk {
                 age_hours = now.saturating_sub(photo.job.created_ms) / 3_600_000,
                 "badge photo pending too long: dropped unread"
             );
-            let id = photo.id;
-            self.store.run(move |l| l.photo_done(id)).await?;
+            self.store.photo_done(photo.id).await?;
         }
         if live.is_empty() {
             return Ok(0);
@@ -478,7 +471,7 @@ impl BadgeDesk {
                 return;
             }
         }
-        if let Err(e) = self.store.run(move |l| l.photo_done(id)).await {
+        if let Err(e) = self.store.photo_done(id).await {
             tracing::error!(
                 message_id = sid,
                 job = id,
@@ -493,12 +486,12 @@ impl BadgeDesk {
     /// session is read again instead.
     async fn remember(&self, user: &Address, employee: &Employee) -> Result<(), StoreError> {
         for _ in 0..REMEMBER_ATTEMPTS {
-            let (mut session, version) = self.store.load_session(user).await?;
+            let (mut session, version) = super::load_session(&*self.store, user).await?;
             session.employee = Some(employee.clone());
-            let turn = OwnedTurn {
+            let turn = Turn {
                 user: user.clone(),
                 message_id: None,
-                session,
+                session: super::encode_session(&session)?,
                 session_version: version,
                 messages: Vec::new(),
                 request: None,
@@ -516,11 +509,11 @@ impl BadgeDesk {
     /// The first reply to `sid`, if it was handled before.
     async fn replay(&self, channel: Channel, sid: Option<MessageId>) -> Option<Vec<String>> {
         let sid = sid?;
-        self.store.run(move |l| l.replay(channel, &sid)).await.ok().flatten()
+        self.store.replay(channel, &sid).await.ok().flatten()
     }
 
     async fn lang_of(&self, user: &Address) -> Lang {
-        self.store.load_session(user).await.ok().and_then(|(s, _)| s.lang).unwrap_or(Lang::En)
+        super::load_session(&*self.store, user).await.ok().and_then(|(s, _)| s.lang).unwrap_or(Lang::En)
     }
 
     /// Downloads and reads the photo in `slot`, identifies the employee and remembers them in

@@ -15,7 +15,7 @@ pub mod unanswered;
 pub use address::{Address, AddressError, Channel, MessageId};
 pub use clock::{now_ms, utc, utc_year};
 pub use employee::Employee;
-pub use request::{MailState, NewRequest, RequestRecord, RequestType, TICKET_PLACEHOLDER};
+pub use request::{MailState, NewRequest, RequestRecord, RequestType, TICKET_PLACEHOLDER, format_ticket};
 pub use session::{Draft, Pending, Session, Step};
 pub use text::{MAX_DETAILS_CHARS, MAX_NAME_CHARS, clean_line, clean_text, valid_name};
 pub use unanswered::{Unanswered, group_key};

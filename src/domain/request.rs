@@ -113,3 +113,8 @@ pub struct RequestRecord {
     /// When the SMTP server accepted it, ms since the epoch.
     pub sent_at_ms: Option<i64>,
 }
+
+/// A ticket as people read it: `REQ-2026-000123`, the year and the request's number in it.
+pub fn format_ticket(year: i64, seq: i64) -> String {
+    format!("REQ-{year}-{seq:06}")
+}

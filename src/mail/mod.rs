@@ -2,7 +2,7 @@
 //! worker that delivers queued ones over SMTP (lettre, tokio, rustls).
 //!
 //! Owns delivery only: a request reaches the outbox in the same transaction that stores it
-//! ([`crate::store::Ledger::commit`]). The worker takes due rows, sends each, and marks it
+//! ([`crate::store::Turns::commit`]). The worker takes due rows, sends each, and marks it
 //! sent only once the server has accepted it; a failure is recorded with the next attempt
 //! time, doubling from `retry_initial_ms` up to `retry_max_ms`. So with SMTP down requests
 //! wait, and after a crash or `kill -9` whatever was not marked sent goes out on restart.
@@ -38,7 +38,7 @@ use tokio::sync::Notify;
 
 use crate::config::MailSettings;
 use crate::domain::{MailState, RequestRecord, clean_line, now_ms, utc};
-use crate::store::{Durable, OutboxItem, StoreError};
+use crate::store::{OutboxItem, StoreError};
 
 /// With nothing queued, the worker still looks at the outbox this often (a request
 /// committed by another process, e.g. a second replica, wakes nobody here).
@@ -123,7 +123,7 @@ pub fn body(req: &RequestRecord) -> String {
 
 /// The worker delivering the outbox.
 pub struct Outbox {
-    store: Durable,
+    store: Arc<dyn crate::store::Outbox>,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     settings: MailSettings,
     from: Mailbox,
@@ -143,7 +143,7 @@ impl Outbox {
     /// requests stay queued). `wakeup` is notified when a request is queued.
     pub fn new(
         settings: &MailSettings,
-        store: Durable,
+        store: Arc<dyn crate::store::Outbox>,
         wakeup: Arc<Notify>,
     ) -> Result<Option<Outbox>, MailError> {
         settings.validate().map_err(MailError::Settings)?;
@@ -203,7 +203,7 @@ impl Outbox {
             if room > 0 {
                 // The rows in flight are still queued and due: ask for enough to see past them.
                 let limit = taken.len() + room + 1;
-                match self.store.run(move |s| s.due_mail(now, limit)).await {
+                match self.store.due_mail(now, limit).await {
                     Ok(due) => {
                         let fresh: Vec<OutboxItem> =
                             due.into_iter().filter(|i| !taken.contains(&i.id)).collect();
@@ -225,7 +225,7 @@ impl Outbox {
                 // The store, not SMTP, failed: wait before trying again rather than spin.
                 Duration::from_millis(self.settings.retry_initial_ms)
             } else {
-                match self.store.run(move |s| s.next_mail_due_after(now)).await {
+                match self.store.next_mail_due_after(now).await {
                     Ok(Some(at)) => {
                         Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(IDLE_POLL)
                     }
@@ -277,7 +277,7 @@ impl Outbox {
         let (permanent, error) = match result {
             Ok(()) => {
                 let at = now_ms();
-                self.store.run(move |s| s.mark_sent(id, at)).await?;
+                self.store.mark_sent(id, at).await?;
                 if let Some(m) = &self.metrics {
                     m.mail_sent();
                 }
@@ -294,12 +294,12 @@ impl Outbox {
         let retry_at = now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
         if !permanent {
             tracing::warn!(ticket = %ticket, attempts, retry_in_ms = delay, error = %error, "request e-mail not delivered");
-            self.store.run(move |s| s.mark_failed(id, &error, retry_at)).await?;
+            self.store.mark_failed(id, &error, retry_at).await?;
             return Ok(());
         }
         let dead_after = self.settings.max_permanent_failures;
         let logged = error.clone();
-        let state = self.store.run(move |s| s.mark_rejected(id, &error, retry_at, dead_after)).await?;
+        let state = self.store.mark_rejected(id, &error, retry_at, dead_after).await?;
         if state == MailState::Dead {
             if let Some(m) = &self.metrics {
                 m.mail_dead_lettered();

@@ -39,7 +39,7 @@ use thiserror::Error;
 
 use crate::engine::FaqEntry;
 use crate::faq::{Faq, FaqError, Stored};
-use crate::store::Durable;
+use crate::store::Reports;
 
 /// An entry id from the path, checked against [`crate::engine::valid_id`].
 struct EntryId(String);
@@ -258,13 +258,17 @@ struct UnansweredQuery {
 }
 
 /// `GET /admin/unanswered?limit=N`, behind the admin bearer token.
-pub fn unanswered_router(store: Durable, token: &SecretString) -> Router {
-    let routes = Router::new().route("/admin/unanswered", get(list_unanswered)).with_state(Arc::new(store));
+pub fn unanswered_router(store: Arc<dyn Reports>, token: &SecretString) -> Router {
+    let routes = Router::new().route("/admin/unanswered", get(list_unanswered)).with_state(store);
     protect(routes, token)
 }
-async fn list_unanswered(State(store): State<Arc<Durable>>, Query(q): Query<UnansweredQuery>) -> Response {
+
+async fn list_unanswered(
+    State(store): State<Arc<dyn Reports>>,
+    Query(q): Query<UnansweredQuery>,
+) -> Response {
     let limit = q.limit.unwrap_or(crate::domain::unanswered::DEFAULT_LIMIT).min(1000);
-    match store.run(move |s| s.unanswered(limit)).await {
+    match store.unanswered(limit).await {
         Ok(rows) => axum::Json(rows).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot list unanswered questions");

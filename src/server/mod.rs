@@ -40,7 +40,7 @@ use crate::dialog::RequestForm;
 use crate::faq::Faq;
 use crate::mail::{MailError, Outbox};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Durable, StoreError};
+use crate::store::{Store, StoreError};
 use crate::telemetry::metrics::Metrics;
 
 /// The blocking pool's bound for `wabot serve`: the store's callers plus a margin for
@@ -89,7 +89,7 @@ pub struct Server {
     router: Router,
     limits: LimitSettings,
     outbox: Option<Outbox>,
-    store: Durable,
+    store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
 }
@@ -121,8 +121,8 @@ impl Server {
         if unsigned && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
-        let (desk, outbox) = desk_over(settings, store, Arc::clone(faq.dialog()))?;
-        let store = desk.store().clone();
+        let store: Arc<dyn Store> = store;
+        let (desk, outbox) = desk_over(settings, Arc::clone(&store), Arc::clone(faq.dialog()))?;
         let desk = Arc::new(desk);
         let metrics = Arc::new(Metrics::new());
         let outbox = outbox.map(|o| o.with_metrics(Arc::clone(&metrics)));
@@ -132,7 +132,7 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        let router = router(settings, faq, desk, badges.clone(), Arc::clone(&metrics));
+        let router = router(settings, faq, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics));
         Ok(Server { listener, router, limits: settings.limits.clone(), outbox, store, metrics, badges })
     }
 
@@ -160,7 +160,8 @@ impl Server {
             tracing::error!(error = %e, "cannot resume the pending badge photos");
         }
         let worker = self.outbox.map(|o| tokio::spawn(o.run()));
-        let pruner = tokio::spawn(self.store.prune_forever(std::time::Duration::from_secs(3600)));
+        let pruner =
+            tokio::spawn(crate::store::prune_forever(self.store, std::time::Duration::from_secs(3600)));
         let served = serve(self.listener, self.router, &self.limits, shutdown).await;
         if let Some(w) = worker {
             w.abort();
@@ -243,7 +244,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<SqliteStore>, ServerE
     let path = settings.db.clone();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
         .await
-        .map_err(|e| StoreError::Backend(e.to_string()))
+        .map_err(StoreError::backend)
         .and_then(|r| r)
         .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?;
     tracing::info!(db = %settings.db.display(), "database open");
@@ -262,11 +263,9 @@ pub async fn open_desk(
 
 fn desk_over(
     settings: &Settings,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     dialog: Arc<Dialog>,
 ) -> Result<(Desk, Option<Outbox>), ServerError> {
-    // Several callers at once, so that concurrent turns share one group commit.
-    let store = Durable::new(store, crate::store::sqlite::CONCURRENT_CALLS);
     let wakeup = Arc::new(tokio::sync::Notify::new());
     let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?;
     if outbox.is_none() {
@@ -285,10 +284,10 @@ pub fn router(
     settings: &Settings,
     faq: Arc<Faq>,
     desk: Arc<Desk>,
+    store: Arc<dyn Store>,
     badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
     metrics: Arc<Metrics>,
 ) -> Router {
-    let store = desk.store().clone();
     let webhook = WebhookState {
         dialog: Arc::clone(faq.dialog()),
         desk,

@@ -24,7 +24,6 @@ use wabot::directory::Directory;
 use wabot::ocr::{
     BadgeReader, BadgeText, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrPool, TextLine,
 };
-use wabot::store::{Ledger, SessionStore};
 
 use crate::helpers::*;
 
@@ -272,7 +271,7 @@ async fn a_badge_photo_is_answered_at_once_then_identified_by_name_through_the_r
     assert_eq!(cdn_calls[0].authorization, None, "the redirect to the CDN carries no credentials");
 
     let user = wabot::channel::twilio::address("whatsapp:+33612345678").unwrap();
-    let session = app.store.load(&user).unwrap();
+    let (session, _) = wabot::desk::decode_session(app.store.blocking().session(&user).unwrap());
     assert_eq!(session.employee.map(|e| e.email), Some("elodie.garcon@example.com".to_owned()));
     let metrics =
         app.client.get(format!("http://{}/metrics", app.addr)).send().await.unwrap().text().await.unwrap();
@@ -524,7 +523,7 @@ async fn a_photo_accepted_before_a_stop_is_answered_after_the_restart_and_a_day_
         lang: wabot::engine::Lang::En,
         created_ms: day_ago,
     };
-    store.enqueue_photo(&old, &["Reading your badge…".to_owned()]).unwrap();
+    store.blocking().enqueue_photo(&old, &["Reading your badge…".to_owned()]).unwrap();
     drop(store);
 
     // The next start resumes the first and drops the other unread.

@@ -13,7 +13,7 @@ use wabot::corpus::KnowledgeBase;
 use wabot::desk::badge::BadgeDesk;
 use wabot::faq::{Faq, FaqOptions};
 use wabot::startup::Application;
-use wabot::store::{Ledger, MemoryStore, SqliteStore};
+use wabot::store::{MemoryStore, SqliteStore, Store};
 
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const PUBLIC_URL: &str = "https://wabot.example.com";
@@ -36,7 +36,7 @@ pub struct TestApp {
 }
 
 /// Builds badge reading over the app's session store.
-pub type BuildDesk = Box<dyn FnOnce(Arc<dyn Ledger>) -> BadgeDesk + Send>;
+pub type BuildDesk = Box<dyn FnOnce(Arc<dyn Store>) -> BadgeDesk + Send>;
 
 pub struct Options {
     pub token: Option<&'static str>,

@@ -4,14 +4,9 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::backend;
-use crate::domain::{Address, Channel, MailState, RequestRecord, Session};
+use crate::domain::{Address, Channel, MailState, RequestRecord};
 use crate::engine::Lang;
 use crate::store::StoreError;
-
-/// `REQ-2026-000123`.
-pub fn format_ticket(year: i64, seq: i64) -> String {
-    format!("REQ-{year}-{seq:06}")
-}
 
 pub(super) fn lang_code(lang: Lang) -> &'static str {
     match lang {
@@ -102,13 +97,4 @@ pub(super) fn one<T>(
     f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Option<T>, StoreError> {
     conn.prepare_cached(sql).and_then(|mut s| s.query_row(params, f).optional()).map_err(backend)
-}
-
-/// A stored session's JSON, read back; one this version cannot read is a fresh start, not
-/// an error forever.
-pub(super) fn decode_session(data: &str) -> Session {
-    serde_json::from_str(data).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "unreadable stored session: starting afresh");
-        Session::default()
-    })
 }

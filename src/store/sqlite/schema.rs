@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::backend;
+use super::{backend, failed};
 use crate::store::StoreError;
 
 /// The schema, one migration per entry; applied in order from `user_version`. Never edit
@@ -149,13 +149,13 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
     let current = usize::try_from(current).unwrap_or(0);
     if current > MIGRATIONS.len() {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::backend(format!(
             "the database has schema version {current}, newer than this wabot's {}: upgrade wabot",
             MIGRATIONS.len()
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        tx.execute_batch(sql).map_err(|e| StoreError::Backend(format!("migration {}: {e}", i + 1)))?;
+        tx.execute_batch(sql).map_err(|e| failed(format_args!("migration {}", i + 1), e))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(backend)?;
     }
     tx.commit().map_err(backend)

@@ -5,16 +5,14 @@
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::{backend, exec, format_ticket, lang_code, one};
+use super::backend;
+use super::rows::{exec, lang_code, one};
+use crate::domain::format_ticket;
 use crate::domain::{NewRequest, TICKET_PLACEHOLDER};
 use crate::store::StoreError;
-use crate::store::ledger::{Committed, Turn};
+use crate::store::roles::{Committed, Turn};
 
-pub(super) fn insert_request(
-    tx: &Connection,
-    turn: &Turn<'_>,
-    req: &NewRequest,
-) -> Result<String, StoreError> {
+pub(super) fn insert_request(tx: &Connection, turn: &Turn, req: &NewRequest) -> Result<String, StoreError> {
     // The year of the request, in UTC, and the next number of that year: both inside the
     // transaction, so two requests never share a ticket.
     let year: i64 =
@@ -39,7 +37,7 @@ pub(super) fn insert_request(
         params![
             ticket,
             turn.user.id(),
-            turn.message_id.map(|m| m.as_str()),
+            turn.message_id.as_ref().map(|m| m.as_str()),
             req.kind,
             req.kind_label,
             req.recipient,
@@ -64,15 +62,15 @@ pub(super) fn insert_request(
 }
 
 /// How a turn's session is committed.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(super) enum SessionWrite {
-    /// Written as this JSON, over the version the turn was computed on.
-    Store(String),
+    /// Written as the turn has it, over the version the turn was computed on.
+    Store,
     /// Left as stored (the turn did not change it): only its version is checked.
     Keep,
 }
 
-/// What one turn wrote: its result, and the session as it wrote it (JSON), for the cache.
+/// What one turn wrote: its result, and the session as it wrote it, for the cache.
 #[derive(Debug)]
 pub(super) struct Written {
     pub(super) committed: Committed,
@@ -80,17 +78,13 @@ pub(super) struct Written {
 }
 
 /// One turn's statements, inside the group's transaction (in a savepoint).
-pub(super) fn commit_in(
-    tx: &Connection,
-    turn: &Turn<'_>,
-    session: &SessionWrite,
-) -> Result<Written, StoreError> {
+pub(super) fn commit_in(tx: &Connection, turn: &Turn, session: SessionWrite) -> Result<Written, StoreError> {
     // Claim the message id first: a duplicate stops here, before anything is written.
     // Without a request the reply is already final; with one it waits for its ticket.
     let (channel, address) = (turn.user.channel().as_str(), turn.user.id());
-    if let Some(sid) = turn.message_id.map(|m| m.as_str()) {
+    if let Some(sid) = turn.message_id.as_ref().map(|m| m.as_str()) {
         let reply = match turn.request {
-            None => serde_json::to_string(turn.messages).map_err(backend)?,
+            None => serde_json::to_string(&turn.messages).map_err(backend)?,
             Some(_) => "[]".to_owned(),
         };
         let claimed = exec(
@@ -125,28 +119,28 @@ pub(super) fn commit_in(
             )?;
             usize::from(stored == Some(turn.session_version))
         }
-        SessionWrite::Store(data) if turn.session_version == 0 => exec(
+        SessionWrite::Store if turn.session_version == 0 => exec(
             tx,
             "INSERT INTO sessions (channel, address, data, version, updated_ms) VALUES (?1, ?2, ?3, 1, ?4)
              ON CONFLICT (channel, address) DO NOTHING",
-            params![channel, address, data, turn.now_ms],
+            params![channel, address, turn.session, turn.now_ms],
         )?,
-        SessionWrite::Store(data) => exec(
+        SessionWrite::Store => exec(
             tx,
             "UPDATE sessions SET data = ?3, version = version + 1, updated_ms = ?4
              WHERE channel = ?1 AND address = ?2 AND version = ?5",
-            params![channel, address, data, turn.now_ms, turn.session_version],
+            params![channel, address, turn.session, turn.now_ms, turn.session_version],
         )?,
     };
     if written == 0 {
         return Err(StoreError::Conflict);
     }
-    let ticket = turn.request.map(|req| insert_request(tx, turn, req)).transpose()?;
+    let ticket = turn.request.as_ref().map(|req| insert_request(tx, turn, req)).transpose()?;
     let messages: Vec<String> = match &ticket {
         Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
-        None => turn.messages.to_vec(),
+        None => turn.messages.clone(),
     };
-    if let (Some(sid), Some(_)) = (turn.message_id, &ticket) {
+    if let (Some(sid), Some(_)) = (&turn.message_id, &ticket) {
         let reply = serde_json::to_string(&messages).map_err(backend)?;
         exec(
             tx,
@@ -154,7 +148,7 @@ pub(super) fn commit_in(
             params![channel, sid.as_str(), reply],
         )?;
     }
-    if let Some(question) = turn.unanswered {
+    if let Some(question) = &turn.unanswered {
         exec(
             tx,
             "INSERT INTO unanswered (question, count, first_ms, last_ms) VALUES (?1, 1, ?2, ?2)
@@ -163,7 +157,7 @@ pub(super) fn commit_in(
         )?;
     }
     let session = match session {
-        SessionWrite::Store(data) => Some(data.as_str().into()),
+        SessionWrite::Store => Some(turn.session.as_str().into()),
         SessionWrite::Keep => None,
     };
     Ok(Written { committed: Committed { messages, ticket, replayed: false }, session })
@@ -193,24 +187,17 @@ pub(super) fn in_savepoint<R>(
 /// error if the transaction itself does not commit.
 pub(super) fn commit_batch(
     conn: &mut Connection,
-    turns: &[Turn<'_>],
-    sessions: &[Result<SessionWrite, StoreError>],
+    turns: &[&Turn],
+    sessions: &[SessionWrite],
 ) -> Vec<Result<Written, StoreError>> {
-    let failed = |e: &dyn std::fmt::Display| turns.iter().map(|_| Err(backend(e))).collect();
+    let failed = |e: &dyn std::fmt::Display| turns.iter().map(|_| Err(backend(e.to_string()))).collect();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return failed(&e),
     };
     let mut results = Vec::with_capacity(turns.len());
     for (turn, session) in turns.iter().zip(sessions) {
-        let session = match session {
-            Ok(session) => session,
-            Err(e) => {
-                results.push(Err(StoreError::Backend(e.to_string())));
-                continue;
-            }
-        };
-        match in_savepoint(&tx, |sp| commit_in(sp, turn, session)) {
+        match in_savepoint(&tx, |sp| commit_in(sp, turn, *session)) {
             Ok(result) => results.push(result),
             // Dropping the transaction rolls the whole batch back.
             Err(e) => return failed(&e),
