@@ -21,8 +21,8 @@
 //! | | [`semantic_models`], [`vector_cache`] | The sentence encoders' files (SHA-256 checked) and their vectors cached on disk. |
 //! | | [`directory`] | The employee directory (CSV). |
 //! | | [`eval`] | Accuracy of the engine on a labelled query set, or on the FAQ's own questions. |
-//! | conversation | [`dialog`] | What the bot says, in both languages: commands, menu, FAQ answers, the request form ([`dialog::form`]). Transport-agnostic. |
-//! | data | [`store`] | The durable store as async role traits ([`store::roles`]: sessions as opaque values with a version, turns deduplicated by message id, the outbox, photo jobs, reports, maintenance), keyed by address and channel, on SQLite and in memory, both held to one conformance suite; the dialog's [`store::SessionStore`]. |
+//! | conversation | [`dialog`] | What the bot says, in both languages: commands, menu, FAQ answers, the request form ([`dialog::form`]). A pure state machine over a session: no store, no transport. |
+//! | data | [`store`] | The durable store as async role traits ([`store::roles`]: sessions as opaque values with a version, turns deduplicated by message id, the outbox, photo jobs, reports, maintenance), keyed by address and channel, on SQLite and in memory, both held to one conformance suite. |
 //! | use cases | [`desk`] | The webhook's turn (per-sender limits, session, dialog, one commit with dedup, reply) and badge reading ([`desk::badge`]: download → OCR pool → directory → session → reply), behind ports the channels implement. |
 //! | e-mail | [`mail`] | The outbox worker (lettre, SMTP): composes a request's message and delivers it with retries. |
 //! | channels | [`channel`] | One folder per provider: [`channel::twilio`] (the webhook, its form, signature and TwiML, its spelling of addresses, the REST sender, the media download). |

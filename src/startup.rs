@@ -28,7 +28,6 @@ use crate::faq::{self, Faq, FaqError, FaqOptions};
 use crate::ocr::{IdExtractor, OcrBadgeReader, OcrEngine, OcrParams, OcrPool};
 use crate::semantic_models::EncodersError;
 use crate::server::{Server, ServerError};
-use crate::store::MemoryStore;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
@@ -164,9 +163,7 @@ impl Application {
             params: EngineParams { threshold: settings.threshold(), ..EngineParams::default() },
             semantic: semantic(&settings)?,
         };
-        // The webhook's turns load and save sessions in the database; the FAQ's own dialog
-        // store only serves the admin API's previews.
-        let faq = Arc::new(Faq::open(options, Arc::new(MemoryStore::default())).map_err(StartupError::Faq)?);
+        let faq = Arc::new(Faq::open(options).map_err(StartupError::Faq)?);
         Application::build_with(settings, faq, badge_desk).await
     }
 

@@ -12,7 +12,6 @@ use crate::corpus::KnowledgeBase;
 use crate::dialog::{Dialog, Incoming};
 use crate::domain::{Address, Channel};
 use crate::engine::Engine;
-use crate::store::MemoryStore;
 
 /// The user id a terminal conversation runs under, as a Twilio user: `wabot chat` rehearses
 /// the webhook's turns.
@@ -58,7 +57,7 @@ pub fn run<E: std::fmt::Display>(
 /// `wabot chat`: the terminal conversation over `engine`, through the same turns as the
 /// webhook — requests filed here are stored in `settings.db` and e-mailed like any other.
 pub fn start(settings: &Settings, kb: Arc<KnowledgeBase>, engine: Arc<Engine>) -> Result<(), CliError> {
-    let dialog = Arc::new(Dialog::new(kb, Arc::clone(&engine), Arc::new(MemoryStore::default())));
+    let dialog = Arc::new(Dialog::new(kb, Arc::clone(&engine)));
     if let Some(dir) = settings.db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| CliError::Create { path: dir.to_owned(), source })?;
     }
@@ -77,17 +76,22 @@ mod tests {
     use super::*;
     use crate::corpus::KnowledgeBase;
     use crate::dialog::Dialog;
+    use crate::domain::Session;
     use crate::engine::Engine;
-    use crate::store::MemoryStore;
     use std::sync::Arc;
 
     #[test]
     fn a_terminal_conversation_uses_the_dialog() {
         let kb = Arc::new(KnowledgeBase::embedded().unwrap());
         let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
-        let dialog = Dialog::new(kb, engine, Arc::new(MemoryStore::default()));
+        let dialog = Dialog::new(kb, engine);
         let mut out = Vec::new();
-        let respond = |msg: Incoming| dialog.handle(&msg).map(|r| r.messages);
+        let mut session = Session::default();
+        let respond = |msg: Incoming| {
+            let reply = dialog.respond(&mut session, &msg);
+            session.lang = Some(reply.lang);
+            Ok::<_, std::convert::Infallible>(reply.messages)
+        };
         run(dialog.engine().len(), respond, "bonjour\nmenu\n/quit\nhi\n".as_bytes(), &mut out).unwrap();
         let out = String::from_utf8(out).unwrap();
         assert!(out.contains("Bonjour ! Je suis"), "{out}");

@@ -222,7 +222,7 @@ mod tests {
     async fn a_turn_that_lost_a_race_on_the_session_is_handled_again_on_the_new_state() {
         let kb = Arc::new(KnowledgeBase::embedded().unwrap());
         let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
-        let dialog = Arc::new(Dialog::new(kb, engine, Arc::new(crate::store::MemoryStore::default())));
+        let dialog = Arc::new(Dialog::new(kb, engine));
         dialog.set_requests(Some(Arc::new(RequestForm::new(RequestSettings::default()))));
         let racing =
             Arc::new(Racing { inner: SqliteStore::open_in_memory().unwrap(), race: Mutex::new(None) });

@@ -122,7 +122,8 @@ impl Server {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
         let store: Arc<dyn Store> = store;
-        let (desk, outbox) = desk_over(settings, Arc::clone(&store), Arc::clone(faq.dialog()))?;
+        let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine()));
+        let (desk, outbox) = desk_over(settings, Arc::clone(&store), Arc::clone(&dialog))?;
         let desk = Arc::new(desk);
         let metrics = Arc::new(Metrics::new());
         let outbox = outbox.map(|o| o.with_metrics(Arc::clone(&metrics)));
@@ -132,7 +133,8 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        let router = router(settings, faq, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics));
+        let router =
+            router(settings, faq, dialog, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics));
         Ok(Server { listener, router, limits: settings.limits.clone(), outbox, store, metrics, badges })
     }
 
@@ -283,13 +285,14 @@ fn desk_over(
 pub fn router(
     settings: &Settings,
     faq: Arc<Faq>,
+    dialog: Arc<Dialog>,
     desk: Arc<Desk>,
     store: Arc<dyn Store>,
     badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
     metrics: Arc<Metrics>,
 ) -> Router {
     let webhook = WebhookState {
-        dialog: Arc::clone(faq.dialog()),
+        dialog: Arc::clone(&dialog),
         desk,
         auth_token: settings.twilio_auth_token.clone(),
         shared_key: settings.twilio_webhook_shared_key.clone(),
@@ -298,7 +301,7 @@ pub fn router(
         limiter: SenderLimiter::new(&settings.limits).map(Arc::new),
         metrics: Arc::clone(&metrics),
     };
-    let mut router = Router::new().route("/healthz", get(healthz)).with_state(Arc::clone(faq.dialog()));
+    let mut router = Router::new().route("/healthz", get(healthz)).with_state(dialog);
     router = router.merge(twilio::webhook::router(webhook));
     router = router.merge(metrics::router(Arc::clone(&metrics), store.clone()));
     if let Some(token) = &settings.admin_token {

@@ -13,7 +13,7 @@ use wabot::corpus::KnowledgeBase;
 use wabot::desk::badge::BadgeDesk;
 use wabot::faq::{Faq, FaqOptions};
 use wabot::startup::Application;
-use wabot::store::{MemoryStore, SqliteStore, Store};
+use wabot::store::{SqliteStore, Store};
 
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const PUBLIC_URL: &str = "https://wabot.example.com";
@@ -109,8 +109,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     };
     let options = FaqOptions { corpus: opts.corpus, journal: opts.journal, ..FaqOptions::default() };
     let faq = match opts.kb {
-        Some(kb) => Faq::with_knowledge_base(kb, options, Arc::new(MemoryStore::default())),
-        None => Faq::open(options, Arc::new(MemoryStore::default())),
+        Some(kb) => Faq::with_knowledge_base(kb, options),
+        None => Faq::open(options),
     };
     let faq = Arc::new(faq.expect("the FAQ loads"));
     let badges = opts.badges;

@@ -196,8 +196,7 @@ async fn without_a_token_a_public_address_is_refused() {
         twilio_auth_token: None,
         ..Default::default()
     };
-    let store = std::sync::Arc::new(wabot::store::MemoryStore::default());
-    let faq = wabot::faq::Faq::open(wabot::faq::FaqOptions::default(), store).unwrap();
+    let faq = wabot::faq::Faq::open(wabot::faq::FaqOptions::default()).unwrap();
     let err = wabot::server::Server::bind(&settings, std::sync::Arc::new(faq)).await.unwrap_err();
     assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"), "{err}");
 }
