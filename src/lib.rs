@@ -16,10 +16,10 @@
 //! | shared nouns | [`domain`] | Plain data every layer shares: a user's [`domain::Address`] (channel + id) and a [`domain::MessageId`], the session, the employee, requests and their records, the unanswered row, safe user text, the clock. |
 //! | leaves | [`config`] | Typed settings: TOML file plus environment overrides, one file per feature's settings (a channel's in its own, [`config::twilio`]); secrets only from the environment. |
 //! | | [`telemetry`] | Logging (human or JSON), masking of phone numbers, the metrics registry ([`telemetry::metrics`]), progress of long work ([`telemetry::progress`]: an indicatif bar on a terminal, log lines otherwise). |
-//! | knowledge | [`corpus`] | The knowledge base on disk: TOML, FAQ JSONL, the embedded corpus and lexicon, the journal of live changes. |
-//! | | [`faq`] | The live FAQ: changes journaled then served, reloads of the corpus. |
-//! | | [`semantic_models`], [`vector_cache`] | The sentence encoders' files (SHA-256 checked) and their vectors cached on disk. |
-//! | | [`directory`] | The employee directory (CSV). |
+//! | knowledge | [`knowledge::corpus`] | The knowledge base on disk: TOML, FAQ JSONL, the embedded corpus and lexicon, the journal of live changes. |
+//! | | [`knowledge::faq`] | The live FAQ: changes journaled then served, reloads of the corpus; its engine and live knowledge base, which the dialog reads. |
+//! | | [`knowledge::semantic_models`], [`knowledge::vector_cache`] | The sentence encoders' files (SHA-256 checked) and their vectors cached on disk. |
+//! | | [`knowledge::directory`] | The employee directory (CSV). |
 //! | | [`eval`] | Accuracy of the engine on a labelled query set, or on the FAQ's own questions. |
 //! | conversation | [`dialog`] | What the bot says, in both languages: commands, menu, FAQ answers, the request form ([`dialog::form`]). A pure state machine over a session: no store, no transport. |
 //! | data | [`store`] | The durable store as async role traits ([`store::roles`]: sessions as opaque values with a version, turns deduplicated by message id, the outbox, photo jobs, reports, maintenance), keyed by address and channel, on SQLite and in memory, both held to one conformance suite. |
@@ -38,13 +38,14 @@
 //! A request e-mail: the [`dialog::form`] produces a confirmed request; the [`desk`] commits
 //! it with its ticket and outbox row; the [`mail`] worker e-mails it from the outbox.
 //! A badge photo: [`channel::twilio::webhook`] hands it to [`desk::badge`], which answers at
-//! once; in the background [`channel::twilio::media`] downloads it, [`ocr`] reads it on a worker, [`directory`]
-//! names the employee, [`store`] remembers them and [`channel::twilio::rest`] sends the result.
-//! An admin change: [`server::admin`] checks the bearer token → [`faq`] writes it to the
-//! [`corpus::journal`], then to the [`engine`], which the next message sees.
+//! once; in the background [`channel::twilio::media`] downloads it, [`ocr`] reads it on a
+//! worker, [`knowledge::directory`] names the employee, [`store`] remembers them and
+//! [`channel::twilio::rest`] sends the result.
+//! An admin change: [`server::admin`] checks the bearer token → [`knowledge::faq`] writes it
+//! to the [`knowledge::corpus::journal`], then to the [`engine`], which the next message sees.
 //!
 //! ```
-//! let kb = wabot::corpus::KnowledgeBase::embedded().unwrap();
+//! let kb = wabot::knowledge::corpus::KnowledgeBase::embedded().unwrap();
 //! let engine = wabot::engine::Engine::build(kb.entries(), kb.lexicon());
 //! let best = engine.best("how do I get my payslip?").unwrap();
 //! assert!(best.entry.id.starts_with("payslip"));
@@ -54,17 +55,14 @@
 pub mod channel;
 pub mod cli;
 pub mod config;
-pub mod corpus;
 pub mod desk;
 pub mod dialog;
-pub mod directory;
 pub mod domain;
 pub mod engine;
 pub mod eval;
-pub mod faq;
+pub mod knowledge;
 pub mod mail;
 pub mod ocr;
-pub mod semantic_models;
 pub mod server;
 pub mod startup;
 pub mod store;
@@ -72,4 +70,3 @@ pub mod store;
 #[cfg(feature = "synthetic")]
 pub use engine::synthetic;
 pub mod telemetry;
-pub mod vector_cache;

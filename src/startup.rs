@@ -19,14 +19,14 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::channel::twilio::media::{MediaFetcher, MediaPolicy};
 use crate::channel::twilio::rest::{RestConfig, RestSender};
 use crate::config::{BadgeSettings, ConfigError, Settings, TwilioSettings};
-use crate::corpus::{CorpusError, KnowledgeBase};
 use crate::desk::badge::{BadgeDesk, BadgeError, EXAMPLE_DIRECTORY, SendMessage};
-use crate::directory::Directory;
 use crate::engine::hybrid::SemanticSetup;
 use crate::engine::{Engine, EngineParams};
-use crate::faq::{self, Faq, FaqError, FaqOptions};
+use crate::knowledge::corpus::{CorpusError, KnowledgeBase};
+use crate::knowledge::directory::Directory;
+use crate::knowledge::faq::{self, Faq, FaqError, FaqOptions};
+use crate::knowledge::semantic_models::EncodersError;
 use crate::ocr::{IdExtractor, OcrBadgeReader, OcrEngine, OcrParams, OcrPool};
-use crate::semantic_models::EncodersError;
 use crate::server::{Server, ServerError};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -57,7 +57,7 @@ pub enum StartupError {
 /// The semantic scorer the settings ask for, its vectors cached beside the database.
 pub fn semantic(settings: &Settings) -> Result<Option<SemanticSetup>, StartupError> {
     let data = settings.db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    crate::semantic_models::setup(settings.semantic, data).map_err(StartupError::Semantic)
+    crate::knowledge::semantic_models::setup(settings.semantic, data).map_err(StartupError::Semantic)
 }
 
 /// The knowledge base at `corpus` (else the embedded one) and an engine over it with the

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use super::CliError;
 use crate::config::Settings;
-use crate::corpus::KnowledgeBase;
 use crate::dialog::{Dialog, Incoming};
 use crate::domain::{Address, Channel};
 use crate::engine::Engine;
+use crate::knowledge::corpus::KnowledgeBase;
 
 /// The user id a terminal conversation runs under, as a Twilio user: `wabot chat` rehearses
 /// the webhook's turns.
@@ -74,10 +74,10 @@ pub fn start(settings: &Settings, kb: Arc<KnowledgeBase>, engine: Arc<Engine>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corpus::KnowledgeBase;
     use crate::dialog::Dialog;
     use crate::domain::Session;
     use crate::engine::Engine;
+    use crate::knowledge::corpus::KnowledgeBase;
     use std::sync::Arc;
 
     #[test]

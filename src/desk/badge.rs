@@ -35,9 +35,9 @@ use futures_util::future::BoxFuture;
 use thiserror::Error;
 
 use crate::config::ConfigError;
-use crate::directory::{Directory, DirectoryError};
 use crate::domain::{Address, Channel, Employee, MessageId};
 use crate::engine::Lang;
+use crate::knowledge::directory::{Directory, DirectoryError};
 use crate::ocr::decode::{DecodeError, decode_image};
 use crate::ocr::pool::Slot;
 use crate::ocr::{BadgeReader, OcrError, OcrPool, PoolError};

@@ -158,10 +158,10 @@ mod tests {
 
     use super::*;
     use crate::config::RequestSettings;
-    use crate::corpus::KnowledgeBase;
     use crate::dialog::RequestForm;
     use crate::domain::{Address, Channel, NewRequest, Session};
     use crate::engine::Engine;
+    use crate::knowledge::corpus::KnowledgeBase;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{Reports, Sessions, StoredSession, Turns};
 

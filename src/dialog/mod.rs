@@ -6,7 +6,7 @@
 //! store, no I/O: the desk loads the session and commits it with the reply (see
 //! [`crate::desk`]), for the Twilio webhook and `wabot chat` alike.
 //!
-//! The FAQ can change while the bot runs (see [`crate::faq`]): the menu lists the engine's
+//! The FAQ can change while the bot runs (see [`crate::knowledge::faq`]): the menu lists the engine's
 //! live entries, under the categories of the live FAQ's knowledge base
 //! ([`Dialog::live`]).
 
@@ -20,10 +20,10 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 pub use form::RequestForm;
 
-use crate::corpus::{Category, KnowledgeBase};
 use crate::domain::{Address, NewRequest, Pending, Session, now_ms};
 use crate::engine::{Engine, FaqEntry, Lang};
-use crate::faq::LiveKnowledge;
+use crate::knowledge::corpus::{Category, KnowledgeBase};
+use crate::knowledge::faq::LiveKnowledge;
 use messages as msg;
 
 /// Below the threshold, suggestions are offered down to this fraction of it.
@@ -143,7 +143,7 @@ impl Dialog {
     }
 
     /// A dialog answering from a live FAQ: the knowledge base its reloads replace
-    /// ([`crate::faq::Faq::knowledge`]) and its engine. Conversations in progress keep
+    /// ([`crate::knowledge::faq::Faq::knowledge`]) and its engine. Conversations in progress keep
     /// going; the next menu shows the new categories.
     pub fn live(kb: LiveKnowledge, engine: Arc<Engine>) -> Self {
         Dialog { kb, engine, requests: ArcSwapOption::empty() }

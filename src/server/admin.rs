@@ -38,7 +38,7 @@ use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 use crate::engine::FaqEntry;
-use crate::faq::{Faq, FaqError, Stored};
+use crate::knowledge::faq::{Faq, FaqError, Stored};
 use crate::store::Reports;
 
 /// An entry id from the path, checked against [`crate::engine::valid_id`].

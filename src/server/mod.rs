@@ -37,7 +37,7 @@ use crate::desk::Desk;
 use crate::desk::limits::SenderLimiter;
 use crate::dialog::Dialog;
 use crate::dialog::RequestForm;
-use crate::faq::Faq;
+use crate::knowledge::faq::Faq;
 use crate::mail::{MailError, Outbox};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};

@@ -37,8 +37,8 @@
 //! read. A turn that leaves its session as the cache holds it does not rewrite it: its
 //! version is checked all the same.
 //!
-//! SQLite blocks, so the async roles bridge ([`bridge`]): a commit is handed to the writer
-//! thread and awaited on a oneshot; a cached session is read with no thread; anything else
+//! SQLite blocks, so the async roles bridge (`sqlite/bridge.rs`): a commit is handed to
+//! the writer thread and awaited on a oneshot; a cached session is read with no thread; anything else
 //! runs on tokio's blocking pool behind a semaphore of [`CONCURRENT_CALLS`], so that a burst
 //! of webhooks never grows that pool. [`Blocking`] is the same calls, synchronous, for the
 //! CLI.

@@ -51,7 +51,7 @@ answer = "The shuttle leaves the station every 20 minutes from 7:00."
 
 /// The shipped English answer to "How can I reset my password?".
 fn password_reset_en() -> String {
-    let kb = wabot::corpus::KnowledgeBase::embedded().unwrap();
+    let kb = wabot::knowledge::corpus::KnowledgeBase::embedded().unwrap();
     kb.entries().iter().find(|e| e.id == "password-reset-en").unwrap().answer.clone()
 }
 
@@ -313,7 +313,7 @@ async fn a_broken_edit_is_refused_and_the_old_answers_keep_working() {
 async fn polling_picks_up_a_new_corpus_file() {
     let corpus = corpus_dir();
     let app = spawn_with(Options { corpus: Some(corpus.path().to_owned()), ..Options::default() }).await;
-    let poll = tokio::spawn(wabot::faq::poll(app.faq.clone(), Duration::from_millis(20)));
+    let poll = tokio::spawn(wabot::knowledge::faq::poll(app.faq.clone(), Duration::from_millis(20)));
     let line = json!({"id": "shuttle-en", "lang": "en", "questions": ["Is there a shuttle bus from the train station?"], "answer": "Every 20 minutes."});
     std::fs::write(corpus.path().join("transport.jsonl"), format!("{line}\n")).unwrap();
     let mut reply = Vec::new();

@@ -20,7 +20,7 @@ use wabot::channel::twilio::WebhookForm;
 use wabot::channel::twilio::media::{MediaFetcher, MediaPolicy};
 use wabot::channel::twilio::rest::{RestConfig, RestSender};
 use wabot::desk::badge::{BadgeDesk, EXAMPLE_DIRECTORY};
-use wabot::directory::Directory;
+use wabot::knowledge::directory::Directory;
 use wabot::ocr::{
     BadgeReader, BadgeText, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrPool, TextLine,
 };

@@ -9,9 +9,9 @@ use secrecy::SecretString;
 use tokio::sync::oneshot;
 use wabot::channel::twilio::{WebhookForm, compute_signature};
 use wabot::config::Settings;
-use wabot::corpus::KnowledgeBase;
 use wabot::desk::badge::BadgeDesk;
-use wabot::faq::{Faq, FaqOptions};
+use wabot::knowledge::corpus::KnowledgeBase;
+use wabot::knowledge::faq::{Faq, FaqOptions};
 use wabot::startup::Application;
 use wabot::store::{SqliteStore, Store};
 

@@ -2,8 +2,8 @@
 
 use crate::helpers::*;
 use wabot::channel::twilio::compute_signature;
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::Lang;
+use wabot::knowledge::corpus::KnowledgeBase;
 
 #[tokio::test]
 async fn a_signed_english_question_gets_the_english_answer_as_twiml() {
@@ -196,7 +196,7 @@ async fn without_a_token_a_public_address_is_refused() {
         twilio_auth_token: None,
         ..Default::default()
     };
-    let faq = wabot::faq::Faq::open(wabot::faq::FaqOptions::default()).unwrap();
+    let faq = wabot::knowledge::faq::Faq::open(wabot::knowledge::faq::FaqOptions::default()).unwrap();
     let err = wabot::server::Server::bind(&settings, std::sync::Arc::new(faq)).await.unwrap_err();
     assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"), "{err}");
 }

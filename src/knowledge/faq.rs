@@ -19,9 +19,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use thiserror::Error;
 
-use crate::corpus::journal::{self, Journal, Op};
-use crate::corpus::{CorpusError, KnowledgeBase, Stamp};
 use crate::engine::{Engine, EngineError, EngineParams, FaqEntry};
+use crate::knowledge::corpus::journal::{self, Journal, Op};
+use crate::knowledge::corpus::{CorpusError, KnowledgeBase, Stamp};
 
 /// Where the FAQ comes from and how it is matched; [`Default`] is the embedded corpus,
 /// changes kept in memory only.
