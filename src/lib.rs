@@ -16,6 +16,7 @@
 //! | shared nouns | [`domain`] | Plain data every layer shares: a user's [`domain::Address`] (channel + id) and a [`domain::MessageId`], the session, the employee, requests and their records, the unanswered row, safe user text, the clock. |
 //! | leaves | [`config`] | Typed settings: TOML file plus environment overrides, one file per feature's settings (a channel's in its own, [`config::twilio`]); secrets only from the environment. |
 //! | | [`telemetry`] | Logging (human or JSON), masking of phone numbers, the metrics registry ([`telemetry::metrics`]), progress of long work ([`telemetry::progress`]: an indicatif bar on a terminal, log lines otherwise). |
+//! | | [`web`] | What every route shares, the server's and the channels' webhooks: [`web::HttpError`], one JSON error shape logged once, and the content-type check. |
 //! | knowledge | [`knowledge::corpus`] | The knowledge base on disk: TOML, FAQ JSONL, the embedded corpus and lexicon, the journal of live changes. |
 //! | | [`knowledge::faq`] | The live FAQ: changes journaled then served, reloads of the corpus; its engine and live knowledge base, which the dialog reads. |
 //! | | [`knowledge::semantic_models`], [`knowledge::vector_cache`] | The sentence encoders' files (SHA-256 checked) and their vectors cached on disk. |
@@ -70,3 +71,4 @@ pub mod store;
 #[cfg(feature = "synthetic")]
 pub use engine::synthetic;
 pub mod telemetry;
+pub mod web;

@@ -19,9 +19,12 @@ fn admin_app() -> Options {
     Options { admin_token: Some(ADMIN_TOKEN), ..Options::default() }
 }
 
+/// The message of an error body, `{"error": {"code": …, "message": …}}`, which every
+/// refusal has.
 async fn error_of(resp: reqwest::Response) -> String {
     let body: Value = resp.json().await.expect("a JSON error body");
-    body["error"].as_str().expect("an \"error\" string").to_owned()
+    assert!(body["error"]["code"].is_string(), "{body}");
+    body["error"]["message"].as_str().expect("an error message").to_owned()
 }
 
 /// A corpus directory of one category file.

@@ -129,6 +129,9 @@ async fn a_wrong_content_type_is_refused() {
     let app = spawn_app().await;
     let answer = app.post_raw(b"{\"Body\": \"hi\"}".to_vec(), "application/json", None).await;
     assert_eq!(answer.status, 415);
+    let body: serde_json::Value = serde_json::from_str(&answer.text).expect("the one JSON error shape");
+    assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("x-www-form-urlencoded"), "{body}");
 }
 
 #[tokio::test]

@@ -16,7 +16,6 @@ use thiserror::Error;
 use tracing::Instrument;
 
 use super::{ChannelError, Media, SIGNATURE_SETTINGS_HEADER, SignatureAlgorithm, WebhookForm};
-use crate::channel::has_media_type;
 use crate::desk::Desk;
 use crate::desk::badge::{BadgeDesk, Photo, PhotoMessage};
 use crate::desk::limits::{MAX_BODY_CHARS, SenderLimiter};
@@ -24,6 +23,7 @@ use crate::dialog::{Dialog, Incoming, Outcome, messages};
 use crate::domain::Address;
 use crate::engine::Lang;
 use crate::telemetry::metrics::{MessageOutcome, Metrics};
+use crate::web::{HttpError, has_media_type};
 
 /// The header Twilio signs its requests with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -79,8 +79,14 @@ impl IntoResponse for WebhookError {
             | WebhookError::NoSharedKey
             | WebhookError::NoAuthToken => StatusCode::FORBIDDEN,
         };
-        tracing::warn!(status = status.as_u16(), error = %self, "webhook request refused");
-        (status, self.to_string()).into_response()
+        let code = match self {
+            WebhookError::ContentType => "unsupported_media_type",
+            WebhookError::Form(_) => "bad_form",
+            WebhookError::MissingSignature | WebhookError::BadSignature => "bad_signature",
+            WebhookError::UnknownAlgorithm => "unknown_signature_algorithm",
+            WebhookError::NoSharedKey | WebhookError::NoAuthToken => "no_secret",
+        };
+        HttpError::new(status, code, self.to_string()).into_response()
     }
 }
 
