@@ -35,7 +35,7 @@ use futures_util::future::BoxFuture;
 use thiserror::Error;
 
 use crate::config::ConfigError;
-use crate::domain::{Address, Channel, Employee, MessageId};
+use crate::domain::{Address, Bilingual, Channel, Employee, MessageId};
 use crate::engine::Lang;
 use crate::knowledge::directory::{Directory, DirectoryError};
 use crate::ocr::decode::{DecodeError, decode_image};
@@ -60,79 +60,62 @@ const RESUME_LIMIT: usize = 1000;
 /// the session's version first.
 const REMEMBER_ATTEMPTS: usize = 3;
 
-/// A sentence in English and French.
-#[derive(Debug, Clone, Copy)]
-pub struct Said {
-    en: &'static str,
-    fr: &'static str,
-}
-
-impl Said {
-    /// The sentence in `lang`.
-    pub fn get(&self, lang: Lang) -> &'static str {
-        match lang {
-            Lang::En => self.en,
-            Lang::Fr => self.fr,
-        }
-    }
-}
-
 /// Everything badge reading says.
 pub mod messages {
-    use super::Said;
+    use crate::domain::Bilingual;
 
     /// The webhook's immediate answer to a photo.
-    pub const READING: Said = Said {
+    pub const READING: Bilingual = Bilingual {
         en: "Reading your badge… I'll reply in a few seconds.",
         fr: "Je lis votre badge… Réponse dans quelques secondes.",
     };
     /// Identified; `{name}`, `{department}`, `{id}` are filled in.
-    pub const WELCOME: Said = Said {
+    pub const WELCOME: Bilingual = Bilingual {
         en: "Thank you, {name} ({department})! I've identified you as employee {id}. How can I help you?",
         fr: "Merci, {name} ({department}) ! Je vous ai identifié(e) : matricule {id}. Comment puis-je vous aider ?",
     };
     /// An ID was read but nobody has it; `{id}` is filled in.
-    pub const UNKNOWN_ID: Said = Said {
+    pub const UNKNOWN_ID: Bilingual = Bilingual {
         en: "I read the employee ID {id} on your badge, but I can't find it in the staff directory. Please check the photo, or contact HR if your badge is new.",
         fr: "J'ai lu le matricule {id} sur votre badge, mais je ne le trouve pas dans l'annuaire du personnel. Vérifiez la photo, ou contactez les RH si votre badge est récent.",
     };
     /// No ID could be read.
-    pub const NO_ID: Said = Said {
+    pub const NO_ID: Bilingual = Bilingual {
         en: "I couldn't read an employee ID on this photo. Tips: put the badge flat on a plain surface, in good light without glare, fill most of the photo with it, and hold the phone steady.",
         fr: "Je n'ai pas pu lire de matricule sur cette photo. Conseils : posez le badge à plat sur un fond uni, bien éclairé et sans reflet, qu'il remplisse presque toute la photo, et tenez le téléphone immobile.",
     };
     /// The attachment is not an image.
-    pub const NOT_A_PHOTO: Said = Said {
+    pub const NOT_A_PHOTO: Bilingual = Bilingual {
         en: "That file isn't a photo. To identify yourself, send a photo (JPEG or PNG) of your employee badge.",
         fr: "Ce fichier n'est pas une photo. Pour vous identifier, envoyez une photo (JPEG ou PNG) de votre badge.",
     };
     /// The file is over the limit.
-    pub const TOO_LARGE: Said = Said {
+    pub const TOO_LARGE: Bilingual = Bilingual {
         en: "That file is too large (5 MB at most). Please send a normal photo of your badge.",
         fr: "Ce fichier est trop volumineux (5 Mo au maximum). Envoyez une photo normale de votre badge.",
     };
     /// The file is not a usable image.
-    pub const UNREADABLE_FILE: Said = Said {
+    pub const UNREADABLE_FILE: Bilingual = Bilingual {
         en: "I couldn't open that image (it isn't a valid JPEG, PNG or WebP photo, or it is far too large). Please take a new photo of your badge.",
         fr: "Je n'ai pas pu ouvrir cette image (ce n'est pas une photo JPEG, PNG ou WebP valide, ou elle est beaucoup trop grande). Reprenez une photo de votre badge.",
     };
     /// The download failed.
-    pub const DOWNLOAD_FAILED: Said = Said {
+    pub const DOWNLOAD_FAILED: Bilingual = Bilingual {
         en: "I couldn't download your photo. Please send it again in a moment.",
         fr: "Je n'ai pas pu télécharger votre photo. Renvoyez-la dans un instant.",
     };
     /// The OCR queue is full.
-    pub const BUSY: Said = Said {
+    pub const BUSY: Bilingual = Bilingual {
         en: "I'm reading a lot of badges right now. Please send your photo again in a moment.",
         fr: "Je lis beaucoup de badges en ce moment. Renvoyez votre photo dans un instant.",
     };
     /// Badge reading is off on this server.
-    pub const UNAVAILABLE: Said = Said {
+    pub const UNAVAILABLE: Bilingual = Bilingual {
         en: "Badge reading isn't available at the moment. Please ask your question as text.",
         fr: "La lecture de badge n'est pas disponible pour le moment. Posez votre question par écrit.",
     };
     /// Something failed inside.
-    pub const FAILED: Said = Said {
+    pub const FAILED: Bilingual = Bilingual {
         en: "Sorry, something went wrong while reading your badge. Please try again in a moment.",
         fr: "Désolé, un problème est survenu pendant la lecture de votre badge. Réessayez dans un instant.",
     };
@@ -313,7 +296,7 @@ impl BadgeDesk {
         let sid = photo.message_id.clone();
         let channel = photo.user.channel();
         let lang = self.lang_of(&photo.user).await;
-        let said = |s: Said| Accepted { messages: vec![s.get(lang).to_owned()], replayed: false };
+        let said = |s: Bilingual| Accepted { messages: vec![s.get(lang).to_owned()], replayed: false };
         if !crate::ocr::decode::is_image_type(photo.media.content_type.as_deref()) {
             tracing::info!(message_id = sid.as_ref().map(MessageId::as_str), "attachment is not an image");
             return said(messages::NOT_A_PHOTO);

@@ -1,10 +1,11 @@
 //! The shared nouns, as plain data: a user's address on a channel and a message's id, a
 //! user's session, an employee, a request and its record, an unanswered question, user text
-//! made safe, the clock. Everything above reads and
+//! made safe, a sentence in both languages, the clock. Everything above reads and
 //! writes these; this module imports only the engine (for [`Lang`](crate::engine::Lang))
 //! and must not learn any feature's rules, transport or storage.
 
 pub mod address;
+pub mod bilingual;
 pub mod clock;
 pub mod employee;
 pub mod request;
@@ -13,6 +14,7 @@ pub mod text;
 pub mod unanswered;
 
 pub use address::{Address, AddressError, Channel, MessageId};
+pub use bilingual::Bilingual;
 pub use clock::{now_ms, utc, utc_year};
 pub use employee::Employee;
 pub use request::{MailState, NewRequest, RequestRecord, RequestType, TICKET_PLACEHOLDER, format_ticket};
