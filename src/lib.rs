@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | pure cores | [`engine`] | Matching: TF-IDF + cosine (tokenizer, stop words, stemming, lexicon expansion, index, scoring), two sentence encoders and their dense index ([`engine::semantic`]), fused into one confidence ([`engine::hybrid`]); with the `synthetic` feature (benches, tests), seeded synthetic corpora. No I/O, no async. |
 //! | | [`ocr`] | Badge OCR: PP-OCRv6 detection + recognition on `rten`, the employee ID in the text, a bounded worker pool, behind the [`ocr::BadgeReader`] trait. |
-//! | shared nouns | [`domain`] | Plain data every layer shares: a user's [`domain::Address`] (channel + id) and a [`domain::MessageId`], the session, the employee, requests and their records, the unanswered row, safe user text, the clock. |
+//! | shared nouns | [`domain`] | Plain data every layer shares: a user's [`domain::Address`] (channel + id) and a [`domain::MessageId`], the session, the employee, requests and their records, the unanswered row, safe user text, one bilingual sentence type, the [`domain::Clock`]. |
 //! | leaves | [`config`] | Typed settings: TOML file plus environment overrides, one file per feature's settings (a channel's in its own, [`config::twilio`]); secrets only from the environment. |
 //! | | [`telemetry`] | Logging (human or JSON), masking of phone numbers, the metrics registry ([`telemetry::metrics`]), progress of long work ([`telemetry::progress`]: an indicatif bar on a terminal, log lines otherwise). |
 //! | | [`web`] | What every route shares, the server's and the channels' webhooks: [`web::HttpError`], one JSON error shape logged once, and the content-type check. |

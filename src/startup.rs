@@ -20,6 +20,7 @@ use crate::channel::twilio::media::{MediaFetcher, MediaPolicy};
 use crate::channel::twilio::rest::{RestConfig, RestSender};
 use crate::config::{BadgeSettings, ConfigError, Settings, TwilioSettings};
 use crate::desk::badge::{BadgeDesk, BadgeError, EXAMPLE_DIRECTORY, SendMessage};
+use crate::domain::{Clock, SystemClock};
 use crate::engine::hybrid::SemanticSetup;
 use crate::engine::{Engine, EngineParams};
 use crate::knowledge::corpus::{CorpusError, KnowledgeBase};
@@ -101,11 +102,15 @@ pub async fn shutdown_signal() {
 
 /// Badge reading as the settings ask: off, or the OCR models, the directory and Twilio's
 /// clients over `store`.
-fn badge_desk(settings: &Settings, store: Arc<SqliteStore>) -> Result<Option<BadgeDesk>, StartupError> {
+fn badge_desk(
+    settings: &Settings,
+    store: Arc<SqliteStore>,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<BadgeDesk>, StartupError> {
     if !settings.badge.enabled {
         return Ok(None);
     }
-    build_badge_desk(&settings.badge, &settings.twilio, settings.twilio_auth_token.as_ref(), store)
+    build_badge_desk(&settings.badge, &settings.twilio, settings.twilio_auth_token.as_ref(), store, clock)
         .map(Some)
         .map_err(StartupError::Badge)
 }
@@ -118,6 +123,7 @@ pub fn build_badge_desk(
     twilio: &TwilioSettings,
     auth_token: Option<&SecretString>,
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
 ) -> Result<BadgeDesk, BadgeError> {
     settings.validate()?;
     let params = OcrParams { max_side: settings.max_side, threads: settings.threads_per_worker() };
@@ -142,7 +148,7 @@ pub fn build_badge_desk(
         _ => None,
     };
     let pool = OcrPool::new(settings.workers, settings.queue);
-    Ok(BadgeDesk::new(reader, pool, Arc::new(fetcher), sender, Arc::new(directory), store))
+    Ok(BadgeDesk::new(reader, pool, Arc::new(fetcher), sender, Arc::new(directory), store, clock))
 }
 
 /// The whole bot, built and bound, not yet serving.
@@ -173,7 +179,11 @@ impl Application {
     pub async fn build_with(
         settings: Settings,
         faq: Arc<Faq>,
-        badges: impl FnOnce(&Settings, Arc<SqliteStore>) -> Result<Option<BadgeDesk>, StartupError>,
+        badges: impl FnOnce(
+            &Settings,
+            Arc<SqliteStore>,
+            Arc<dyn Clock>,
+        ) -> Result<Option<BadgeDesk>, StartupError>,
     ) -> Result<Application, StartupError> {
         for notice in &settings.deprecations {
             tracing::warn!("configuration: {notice}; the old key still works for now");
@@ -185,8 +195,11 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
         }
         let store = crate::server::open_store(&settings).await?;
-        let badges = badges(&settings, store.clone())?.map(Arc::new);
-        let server = Server::bind_with(&settings, Arc::clone(&faq), store.clone(), badges.clone()).await?;
+        // The one clock everything that decides by time reads.
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let badges = badges(&settings, store.clone(), Arc::clone(&clock))?.map(Arc::new);
+        let server =
+            Server::bind_with(&settings, Arc::clone(&faq), store.clone(), badges.clone(), clock).await?;
         match &badges {
             Some(desk) if desk.can_reply() => tracing::info!(
                 workers = settings.badge.workers,

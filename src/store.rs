@@ -48,9 +48,13 @@ impl StoreError {
 
 /// Prunes old message ids and sessions now, then every `every`, forever (see
 /// [`MESSAGE_RETENTION`], [`SESSION_RETENTION`]): without it both tables only grow.
-pub async fn prune_forever(store: Arc<dyn Maintenance>, every: Duration) {
+pub async fn prune_forever(
+    store: Arc<dyn Maintenance>,
+    clock: Arc<dyn crate::domain::Clock>,
+    every: Duration,
+) {
     loop {
-        let now = crate::domain::now_ms();
+        let now = clock.now_ms();
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let (m, s) = (now.saturating_sub(ms(MESSAGE_RETENTION)), now.saturating_sub(ms(SESSION_RETENTION)));
         match store.prune(m, s).await {

@@ -35,7 +35,7 @@ use futures_util::future::BoxFuture;
 use thiserror::Error;
 
 use crate::config::ConfigError;
-use crate::domain::{Address, Bilingual, Channel, Employee, MessageId};
+use crate::domain::{Address, Bilingual, Channel, Clock, Employee, MessageId};
 use crate::engine::Lang;
 use crate::knowledge::directory::{Directory, DirectoryError};
 use crate::ocr::decode::{DecodeError, decode_image};
@@ -236,6 +236,8 @@ pub struct BadgeDesk {
     sender: Option<Arc<dyn SendMessage>>,
     directory: Arc<Directory>,
     store: Arc<dyn Store>,
+    /// When a photo was accepted, and how old a pending one is.
+    clock: Arc<dyn Clock>,
     /// Where OCR durations are recorded, once the server has set it.
     metrics: std::sync::OnceLock<Arc<crate::telemetry::metrics::Metrics>>,
     /// The photos being read and sent, and the resumption: stopped with the server.
@@ -261,6 +263,7 @@ impl BadgeDesk {
         sender: Option<Arc<dyn SendMessage>>,
         directory: Arc<Directory>,
         store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         BadgeDesk {
             reader,
@@ -269,6 +272,7 @@ impl BadgeDesk {
             sender,
             directory,
             store,
+            clock,
             metrics: std::sync::OnceLock::new(),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
         }
@@ -332,7 +336,7 @@ impl BadgeDesk {
             media_url: photo.media.url,
             content_type: photo.media.content_type,
             lang,
-            created_ms: crate::domain::now_ms(),
+            created_ms: self.clock.now_ms(),
         };
         let reply = vec![messages::READING.get(lang).to_owned()];
         let stored = self.store.enqueue_photo(job.clone(), reply.clone()).await;
@@ -370,7 +374,7 @@ impl BadgeDesk {
         if pending.len() == RESUME_LIMIT {
             tracing::warn!(limit = RESUME_LIMIT, "more badge photos pending than one start resumes");
         }
-        let now = crate::domain::now_ms();
+        let now = self.clock.now_ms();
         let cutoff = now.saturating_sub(i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX));
         let (stale, live): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.job.created_ms < cutoff);
         for photo in stale {
@@ -479,7 +483,7 @@ impl BadgeDesk {
                 messages: Vec::new(),
                 request: None,
                 unanswered: None,
-                now_ms: crate::domain::now_ms(),
+                now_ms: self.clock.now_ms(),
             };
             match self.store.commit(turn).await {
                 Err(StoreError::Conflict) => continue,

@@ -16,7 +16,7 @@ use thiserror::Error;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::dialog::{Dialog, Incoming, Outcome};
-use crate::domain::MessageId;
+use crate::domain::{Clock, MessageId};
 use crate::engine::Lang;
 use crate::store::{Committed, Conversations, StoreError, Turn};
 
@@ -51,6 +51,8 @@ pub struct Handled {
 pub struct Desk {
     dialog: Arc<Dialog>,
     store: Arc<dyn Conversations>,
+    /// The time of each turn (a ticket's year, what pruning measures a session by).
+    clock: Arc<dyn Clock>,
     mail_wakeup: Arc<Notify>,
     /// With the semantic scorer on, a turn's matching takes milliseconds of CPU: it runs on
     /// the blocking pool, at most one per core, so the async workers keep serving.
@@ -66,9 +68,14 @@ impl std::fmt::Debug for Desk {
 impl Desk {
     /// A desk answering with `dialog`, committing to `store`, and waking `mail_wakeup` (the
     /// outbox worker's) when a request is queued.
-    pub fn new(dialog: Arc<Dialog>, store: Arc<dyn Conversations>, mail_wakeup: Arc<Notify>) -> Self {
+    pub fn new(
+        dialog: Arc<Dialog>,
+        store: Arc<dyn Conversations>,
+        clock: Arc<dyn Clock>,
+        mail_wakeup: Arc<Notify>,
+    ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Desk { dialog, store, mail_wakeup, matching: Arc::new(Semaphore::new(cores)) }
+        Desk { dialog, store, clock, mail_wakeup, matching: Arc::new(Semaphore::new(cores)) }
     }
 
     /// The store.
@@ -143,7 +150,7 @@ impl Desk {
                 messages: reply.messages,
                 request,
                 unanswered,
-                now_ms: crate::domain::now_ms(),
+                now_ms: self.clock.now_ms(),
             })
             .await?;
         Ok((committed, reply.outcome, reply.lang))
@@ -226,7 +233,8 @@ mod tests {
         dialog.set_requests(Some(Arc::new(RequestForm::new(RequestSettings::default()))));
         let racing =
             Arc::new(Racing { inner: SqliteStore::open_in_memory().unwrap(), race: Mutex::new(None) });
-        let desk = Desk::new(dialog, racing.clone(), Arc::new(Notify::new()));
+        let clock = Arc::new(crate::domain::SystemClock);
+        let desk = Desk::new(dialog, racing.clone(), clock, Arc::new(Notify::new()));
         for (i, t) in ["request", "1", "Ana", "Lopez", "skip"].iter().enumerate() {
             let (m, sid) = say(t, &format!("SM{i}"));
             desk.handle(m, sid).await.unwrap();

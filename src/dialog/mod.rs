@@ -20,7 +20,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 pub use form::RequestForm;
 
-use crate::domain::{Address, NewRequest, Pending, Session, now_ms};
+use crate::domain::{Address, Clock, NewRequest, Pending, Session, SystemClock};
 use crate::engine::{Engine, FaqEntry, Lang};
 use crate::knowledge::corpus::{Category, KnowledgeBase};
 use crate::knowledge::faq::LiveKnowledge;
@@ -85,6 +85,8 @@ pub struct Dialog {
     /// Menu categories and their titles; swapped when the corpus is reloaded.
     kb: LiveKnowledge,
     engine: Arc<Engine>,
+    /// What a request form's expiry is measured by.
+    clock: Arc<dyn Clock>,
     /// The request form, when requests are on (the server sets it).
     requests: ArcSwapOption<RequestForm>,
 }
@@ -137,16 +139,17 @@ fn command(text: &str) -> Option<Command> {
 }
 
 impl Dialog {
-    /// A dialog answering from `kb` through `engine`.
+    /// A dialog answering from `kb` through `engine`, on the system's clock.
     pub fn new(kb: Arc<KnowledgeBase>, engine: Arc<Engine>) -> Self {
-        Dialog::live(Arc::new(ArcSwap::new(kb)), engine)
+        Dialog::live(Arc::new(ArcSwap::new(kb)), engine, Arc::new(SystemClock))
     }
 
     /// A dialog answering from a live FAQ: the knowledge base its reloads replace
     /// ([`crate::knowledge::faq::Faq::knowledge`]) and its engine. Conversations in progress keep
-    /// going; the next menu shows the new categories.
-    pub fn live(kb: LiveKnowledge, engine: Arc<Engine>) -> Self {
-        Dialog { kb, engine, requests: ArcSwapOption::empty() }
+    /// going; the next menu shows the new categories. An idle request form expires by
+    /// `clock`.
+    pub fn live(kb: LiveKnowledge, engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Self {
+        Dialog { kb, engine, clock, requests: ArcSwapOption::empty() }
     }
 
     /// Turns the request form on (`request`/`demande`, and an entry at the end of the menu)
@@ -170,7 +173,7 @@ impl Dialog {
         let text = msg.text.trim();
         let fallback_lang = session.lang.unwrap_or(Lang::En);
         if let Some(form) = self.requests.load_full()
-            && let Some(reply) = form.respond(session, text, now_ms())
+            && let Some(reply) = form.respond(session, text, self.clock.now_ms())
         {
             return reply;
         }
@@ -245,7 +248,7 @@ impl Dialog {
                 if n == categories.len() + 1
                     && let Some(form) = self.requests.load_full()
                 {
-                    return form.start(session, lang, now_ms());
+                    return form.start(session, lang, self.clock.now_ms());
                 }
                 let Some(category) = n.checked_sub(1).and_then(|i| categories.get(i)) else {
                     return reply(lang, Outcome::Other, msg::BAD_CHOICE.get(lang));
@@ -346,6 +349,27 @@ mod tests {
         let reply = d.respond(session, &msg);
         session.lang = Some(reply.lang);
         reply
+    }
+
+    #[test]
+    fn a_request_form_left_idle_expires_by_the_dialogs_clock() {
+        use crate::config::RequestSettings;
+        use crate::domain::TestClock;
+        let kb = Arc::new(KnowledgeBase::embedded().unwrap());
+        let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
+        let clock = Arc::new(TestClock::at(1_795_089_600_000));
+        let d = Dialog::live(Arc::new(ArcSwap::new(kb)), engine, clock.clone());
+        let settings = RequestSettings { idle_secs: 600, ..RequestSettings::default() };
+        d.set_requests(Some(Arc::new(RequestForm::new(settings))));
+        let mut s = Session::default();
+        say(&d, &mut s, "request");
+        say(&d, &mut s, "1");
+        clock.advance(599_000);
+        assert!(say(&d, &mut s, "Ana").messages[0].contains("last name"), "still going at 599 s");
+        clock.advance(601_000);
+        let r = say(&d, &mut s, "Lopez");
+        assert!(r.messages[0].contains("cancelled after 10 minutes"), "{r:?}");
+        assert!(s.request.is_none());
     }
 
     #[test]

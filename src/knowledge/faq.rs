@@ -403,7 +403,8 @@ mod tests {
             let mut session = crate::domain::Session::default();
             let user = crate::domain::Address::parse(crate::domain::Channel::Twilio, "u").unwrap();
             let msg = crate::dialog::Incoming { user, text: "menu".into(), profile_name: None };
-            let dialog = crate::dialog::Dialog::live(faq.knowledge(), faq.shared_engine());
+            let clock = Arc::new(crate::domain::SystemClock);
+            let dialog = crate::dialog::Dialog::live(faq.knowledge(), faq.shared_engine(), clock);
             dialog.respond(&mut session, &msg).messages.join("\n")
         };
         assert!(menu(&faq).contains("1. Leave"), "{}", menu(&faq));

@@ -37,7 +37,7 @@ use thiserror::Error;
 use tokio::sync::Notify;
 
 use crate::config::MailSettings;
-use crate::domain::{MailState, RequestRecord, clean_line, now_ms, utc};
+use crate::domain::{Clock, MailState, RequestRecord, clean_line, utc};
 use crate::store::{OutboxItem, StoreError};
 
 /// With nothing queued, the worker still looks at the outbox this often (a request
@@ -124,6 +124,8 @@ pub fn body(req: &RequestRecord) -> String {
 /// The worker delivering the outbox.
 pub struct Outbox {
     store: Arc<dyn crate::store::Outbox>,
+    /// What "due" and a retry's delay are measured by.
+    clock: Arc<dyn Clock>,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     settings: MailSettings,
     from: Mailbox,
@@ -144,6 +146,7 @@ impl Outbox {
     pub fn new(
         settings: &MailSettings,
         store: Arc<dyn crate::store::Outbox>,
+        clock: Arc<dyn Clock>,
         wakeup: Arc<Notify>,
     ) -> Result<Option<Outbox>, MailError> {
         settings.validate().map_err(MailError::Settings)?;
@@ -167,6 +170,7 @@ impl Outbox {
         };
         Ok(Some(Outbox {
             store,
+            clock,
             transport,
             settings: settings.clone(),
             from,
@@ -195,7 +199,7 @@ impl Outbox {
         let mut in_flight = FuturesUnordered::new();
         let mut taken: HashSet<i64> = HashSet::new();
         loop {
-            let now = now_ms();
+            let now = self.clock.now_ms();
             let room = self.settings.max_concurrent.saturating_sub(taken.len());
             // More due than places: wait for a place rather than for the next due time.
             let mut backlog = room == 0;
@@ -227,7 +231,8 @@ impl Outbox {
             } else {
                 match self.store.next_mail_due_after(now).await {
                     Ok(Some(at)) => {
-                        Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(IDLE_POLL)
+                        Duration::from_millis(u64::try_from(at - self.clock.now_ms()).unwrap_or(0))
+                            .min(IDLE_POLL)
                     }
                     Ok(None) => IDLE_POLL,
                     Err(e) => {
@@ -276,7 +281,7 @@ impl Outbox {
         };
         let (permanent, error) = match result {
             Ok(()) => {
-                let at = now_ms();
+                let at = self.clock.now_ms();
                 self.store.mark_sent(id, at).await?;
                 if let Some(m) = &self.metrics {
                     m.mail_sent();
@@ -291,7 +296,7 @@ impl Outbox {
         }
         let attempts = request.attempts + 1;
         let delay = self.settings.retry_delay_ms(attempts);
-        let retry_at = now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+        let retry_at = self.clock.now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
         if !permanent {
             tracing::warn!(ticket = %ticket, attempts, retry_in_ms = delay, error = %error, "request e-mail not delivered");
             self.store.mark_failed(id, &error, retry_at).await?;

@@ -37,6 +37,7 @@ use crate::desk::Desk;
 use crate::desk::limits::SenderLimiter;
 use crate::dialog::Dialog;
 use crate::dialog::RequestForm;
+use crate::domain::{Clock, SystemClock};
 use crate::knowledge::faq::Faq;
 use crate::mail::{MailError, Outbox};
 use crate::store::sqlite::SqliteStore;
@@ -90,6 +91,7 @@ pub struct Server {
     limits: LimitSettings,
     outbox: Option<Outbox>,
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
 }
@@ -105,7 +107,7 @@ impl Server {
     /// with the database at `settings.db`.
     pub async fn bind(settings: &Settings, faq: Arc<Faq>) -> Result<Server, ServerError> {
         let store = open_store(settings).await?;
-        Server::bind_with(settings, faq, store, None).await
+        Server::bind_with(settings, faq, store, None, Arc::new(SystemClock)).await
     }
 
     /// [`Server::bind`] over a store already open (see [`open_store`]), with photos of
@@ -116,14 +118,16 @@ impl Server {
         faq: Arc<Faq>,
         store: Arc<SqliteStore>,
         badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Server, ServerError> {
         let unsigned = settings.twilio_auth_token.is_none() && settings.twilio_webhook_shared_key.is_none();
         if unsigned && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
         let store: Arc<dyn Store> = store;
-        let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine()));
-        let (desk, outbox) = desk_over(settings, Arc::clone(&store), Arc::clone(&dialog))?;
+        let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine(), Arc::clone(&clock)));
+        let (desk, outbox) =
+            desk_over(settings, Arc::clone(&store), Arc::clone(&dialog), Arc::clone(&clock))?;
         let desk = Arc::new(desk);
         let metrics = Arc::new(Metrics::new());
         let outbox = outbox.map(|o| o.with_metrics(Arc::clone(&metrics)));
@@ -135,7 +139,16 @@ impl Server {
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
         let router =
             router(settings, faq, dialog, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics));
-        Ok(Server { listener, router, limits: settings.limits.clone(), outbox, store, metrics, badges })
+        Ok(Server {
+            listener,
+            router,
+            limits: settings.limits.clone(),
+            outbox,
+            store,
+            clock,
+            metrics,
+            badges,
+        })
     }
 
     /// The server's metrics.
@@ -162,8 +175,11 @@ impl Server {
             tracing::error!(error = %e, "cannot resume the pending badge photos");
         }
         let worker = self.outbox.map(|o| tokio::spawn(o.run()));
-        let pruner =
-            tokio::spawn(crate::store::prune_forever(self.store, std::time::Duration::from_secs(3600)));
+        let pruner = tokio::spawn(crate::store::prune_forever(
+            self.store,
+            self.clock,
+            std::time::Duration::from_secs(3600),
+        ));
         let served = serve(self.listener, self.router, &self.limits, shutdown).await;
         if let Some(w) = worker {
             w.abort();
@@ -260,23 +276,24 @@ pub async fn open_desk(
     settings: &Settings,
     dialog: Arc<Dialog>,
 ) -> Result<(Desk, Option<Outbox>), ServerError> {
-    desk_over(settings, open_store(settings).await?, dialog)
+    desk_over(settings, open_store(settings).await?, dialog, Arc::new(SystemClock))
 }
 
 fn desk_over(
     settings: &Settings,
     store: Arc<dyn Store>,
     dialog: Arc<Dialog>,
+    clock: Arc<dyn Clock>,
 ) -> Result<(Desk, Option<Outbox>), ServerError> {
     let wakeup = Arc::new(tokio::sync::Notify::new());
-    let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?;
+    let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&clock), Arc::clone(&wakeup))?;
     if outbox.is_none() {
         tracing::warn!(
             "mail is off (WABOT_SMTP_URL is not set): requests are stored and queued, not e-mailed"
         );
     }
     dialog.set_requests(Some(Arc::new(RequestForm::new(settings.requests.clone()))));
-    Ok((Desk::new(dialog, store, wakeup), outbox))
+    Ok((Desk::new(dialog, store, clock, wakeup), outbox))
 }
 
 /// The application's routes, `/metrics` included; `/admin` only when `settings.admin_token`

@@ -182,7 +182,7 @@ fn desk_redirecting_to(
 ) -> Option<BuildDesk> {
     let base = Url::parse(&api.url("/")).unwrap();
     let token = SecretString::from(TOKEN.to_owned());
-    Some(Box::new(move |store| {
+    Some(Box::new(move |store, clock| {
         let mut policy = MediaPolicy::twilio(base.clone(), Some(SID.to_owned()), Some(token.clone()));
         policy.allow_http_loopback = true;
         policy.redirect_hosts = redirect_hosts;
@@ -197,6 +197,7 @@ fn desk_redirecting_to(
             Some(Arc::new(RestSender::new(rest).unwrap())),
             Arc::new(directory),
             store,
+            clock,
         )
     }))
 }

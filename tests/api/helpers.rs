@@ -36,7 +36,7 @@ pub struct TestApp {
 }
 
 /// Builds badge reading over the app's session store.
-pub type BuildDesk = Box<dyn FnOnce(Arc<dyn Store>) -> BadgeDesk + Send>;
+pub type BuildDesk = Box<dyn FnOnce(Arc<dyn Store>, Arc<dyn wabot::domain::Clock>) -> BadgeDesk + Send>;
 
 pub struct Options {
     pub token: Option<&'static str>,
@@ -114,8 +114,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     };
     let faq = Arc::new(faq.expect("the FAQ loads"));
     let badges = opts.badges;
-    let app = Application::build_with(settings, Arc::clone(&faq), move |_, store| {
-        Ok(badges.map(|build| build(store)))
+    let app = Application::build_with(settings, Arc::clone(&faq), move |_, store, clock| {
+        Ok(badges.map(|build| build(store, clock)))
     })
     .await
     .expect("the application starts");
