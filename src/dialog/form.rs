@@ -11,8 +11,8 @@ use super::{Outcome, Reply};
 use crate::config::RequestSettings;
 use crate::domain::Bilingual;
 use crate::domain::{
-    Draft, MAX_DETAILS_CHARS, MAX_NAME_CHARS, NewRequest, RequestType, Session, Step, TICKET_PLACEHOLDER,
-    clean_line, clean_text, valid_name,
+    Details, Draft, MAX_NAME_CHARS, NewRequest, PersonName, RequestType, Session, Step, TICKET_PLACEHOLDER,
+    clean_line,
 };
 use crate::engine::Lang;
 
@@ -245,30 +245,29 @@ impl RequestForm {
                 draft.step = Step::FirstName;
                 self.reply(lang, &ASK_FIRST.get(lang).replace("{label}", kind.label(lang)))
             }
-            Step::FirstName => match valid_name(text) {
-                Some(name) => {
+            Step::FirstName => match PersonName::parse(text) {
+                Ok(name) => {
                     draft.first_name = Some(name);
                     draft.step = Step::LastName;
                     self.reply(lang, ASK_LAST.get(lang))
                 }
-                None => self.reply(lang, BAD_NAME.get(lang)),
+                Err(_) => self.reply(lang, BAD_NAME.get(lang)),
             },
-            Step::LastName => match valid_name(text) {
-                Some(name) => {
+            Step::LastName => match PersonName::parse(text) {
+                Ok(name) => {
                     draft.last_name = Some(name);
                     draft.step = Step::Details;
                     self.reply(lang, ASK_DETAILS.get(lang))
                 }
-                None => self.reply(lang, BAD_NAME.get(lang)),
+                Err(_) => self.reply(lang, BAD_NAME.get(lang)),
             },
             Step::Details => {
                 if is_skip(key) {
                     draft.details = None;
                 } else {
-                    let details = clean_text(text, MAX_DETAILS_CHARS);
-                    if details.is_empty() {
+                    let Ok(details) = Details::parse(text) else {
                         return (self.reply(lang, BAD_DETAILS.get(lang)), Some(draft));
-                    }
+                    };
                     draft.details = Some(details);
                 }
                 draft.step = Step::Confirm;
@@ -305,7 +304,9 @@ impl RequestForm {
         match &session.employee {
             Some(e) => (clean_line(&e.first_name, MAX_NAME_CHARS), clean_line(&e.last_name, MAX_NAME_CHARS)),
             None => {
-                (draft.first_name.clone().unwrap_or_default(), draft.last_name.clone().unwrap_or_default())
+                let name =
+                    |n: &Option<PersonName>| n.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default();
+                (name(&draft.first_name), name(&draft.last_name))
             }
         }
     }
@@ -317,7 +318,7 @@ impl RequestForm {
             .replace("{label}", kind.label(lang))
             .replace("{email}", &kind.email)
             .replace("{name}", &format!("{first} {last}"))
-            .replace("{details}", draft.details.as_deref().unwrap_or(NO_DETAILS.get(lang)));
+            .replace("{details}", draft.details.as_ref().map_or(NO_DETAILS.get(lang), Details::as_str));
         self.reply(lang, &text)
     }
 
@@ -334,7 +335,7 @@ impl RequestForm {
             employee_id: e.map(|e| clean(&e.id)),
             employee_email: e.map(|e| clean(&e.email)),
             department: e.map(|e| clean(&e.department)),
-            details: draft.details.clone(),
+            details: draft.details.clone().map(String::from),
             lang,
         }
     }
