@@ -92,7 +92,7 @@ pub const CONCURRENT_CALLS: usize = 8;
 pub const SESSION_CACHE: usize = 100_000;
 
 /// The page size of a new database. A turn rewrites a few scattered b-tree pages — its
-/// MessageSid's index leaf, its session — and the WAL takes each whole: 1 KiB pages write
+/// message id's index leaf, its session — and the WAL takes each whole: 1 KiB pages write
 /// a quarter of what SQLite's default 4 KiB would, for the same turns.
 const PAGE_SIZE: i64 = 1024;
 

@@ -64,7 +64,7 @@ CREATE TABLE unanswered (
 CREATE INDEX unanswered_count ON unanswered(count DESC);
 ",
     // Badge photos accepted and not yet answered; a row is deleted once its result is sent
-    // (see `Ledger::photo_done`), so the table is the pending set and stays small.
+    // (see `Jobs::photo_done`), so the table is the pending set and stays small.
     r"
 CREATE TABLE photo_jobs (
     id           INTEGER PRIMARY KEY,
