@@ -3,8 +3,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::Engine;
+use wabot::knowledge::corpus::KnowledgeBase;
 
 fn shipped_corpus(c: &mut Criterion) {
     let kb = KnowledgeBase::embedded().expect("embedded corpus");

@@ -18,8 +18,8 @@ use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_grou
 use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::{Engine, FaqEntry, Lexicon, text};
+use wabot::knowledge::corpus::KnowledgeBase;
 use wabot::synthetic;
 
 // The binary's allocator, so that the figures are the ones `wabot` gets.

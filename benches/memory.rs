@@ -54,7 +54,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let kb = wabot::corpus::KnowledgeBase::embedded().expect("embedded corpus");
+    let kb = wabot::knowledge::corpus::KnowledgeBase::embedded().expect("embedded corpus");
     for n in [10_000, 100_000] {
         let corpus = wabot::synthetic::corpus(n, 42);
         let text_mib = corpus

@@ -23,10 +23,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::Instant;
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::semantic::{DenseIndex, E5, Role, SentenceEncoder};
 use wabot::engine::{Engine, EngineParams, FaqEntry};
-use wabot::semantic_models;
+use wabot::knowledge::corpus::KnowledgeBase;
+use wabot::knowledge::semantic_models;
 use wabot::synthetic;
 
 #[global_allocator]
@@ -197,7 +197,7 @@ fn answer(c: &mut Criterion) {
     let mut entries: Vec<FaqEntry> = kb.entries().to_vec();
     entries.extend(synthetic::corpus(ENTRIES - entries.len(), 42));
     let cache_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-embeddings");
-    let cache = wabot::vector_cache::DiskCache::open(&cache_dir).expect("the cache opens");
+    let cache = wabot::knowledge::vector_cache::DiskCache::open(&cache_dir).expect("the cache opens");
     let models = semantic_models::load_encoders(&semantic_models::default_dir()).expect("models");
     let t = Instant::now();
     let params =

@@ -15,10 +15,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use rayon::prelude::*;
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::semantic::{E5, Role, SentenceEncoder};
 use wabot::engine::{Engine, FaqEntry};
-use wabot::semantic_models;
+use wabot::knowledge::corpus::KnowledgeBase;
+use wabot::knowledge::semantic_models;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

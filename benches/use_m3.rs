@@ -11,10 +11,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::Engine;
 use wabot::engine::semantic::{Role, SentenceEncoder};
-use wabot::semantic_models::{default_dir, load_use_m3};
+use wabot::knowledge::corpus::KnowledgeBase;
+use wabot::knowledge::semantic_models::{default_dir, load_use_m3};
 
 const SHORT: &str = "How do I reset my password?";
 const LONG: &str = "I'm travelling to Lyon next week for a client meeting: how do I book the train and the \

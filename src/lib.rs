@@ -13,37 +13,40 @@
 //! |---|---|---|
 //! | pure cores | [`engine`] | Matching: TF-IDF + cosine (tokenizer, stop words, stemming, lexicon expansion, index, scoring), two sentence encoders and their dense index ([`engine::semantic`]), fused into one confidence ([`engine::hybrid`]); with the `synthetic` feature (benches, tests), seeded synthetic corpora. No I/O, no async. |
 //! | | [`ocr`] | Badge OCR: PP-OCRv6 detection + recognition on `rten`, the employee ID in the text, a bounded worker pool, behind the [`ocr::BadgeReader`] trait. |
-//! | shared nouns | [`domain`] | Plain data every layer shares: the session, the employee, requests and their records, the unanswered row, safe user text, the clock. |
-//! | leaves | [`config`] | Typed settings: TOML file plus environment overrides, one file per feature's settings; secrets only from the environment. |
+//! | shared nouns | [`domain`] | Plain data every layer shares: a user's [`domain::Address`] (channel + id) and a [`domain::MessageId`], the session, the employee, requests and their records, the unanswered row, safe user text, one bilingual sentence type, the [`domain::Clock`]. |
+//! | leaves | [`config`] | Typed settings: TOML file plus environment overrides, one file per feature's settings (a channel's in its own, [`config::twilio`]); secrets only from the environment. |
 //! | | [`telemetry`] | Logging (human or JSON), masking of phone numbers, the metrics registry ([`telemetry::metrics`]), progress of long work ([`telemetry::progress`]: an indicatif bar on a terminal, log lines otherwise). |
-//! | knowledge | [`corpus`] | The knowledge base on disk: TOML, FAQ JSONL, the embedded corpus and lexicon, the journal of live changes. |
-//! | | [`faq`] | The live FAQ: changes journaled then served, reloads of the corpus. |
-//! | | [`semantic_models`], [`vector_cache`] | The sentence encoders' files (SHA-256 checked) and their vectors cached on disk. |
-//! | | [`directory`] | The employee directory (CSV). |
+//! | | [`web`] | What every route shares, the server's and the channels' webhooks: [`web::HttpError`], one JSON error shape logged once, and the content-type check. |
+//! | knowledge | [`knowledge::corpus`] | The knowledge base on disk: TOML, FAQ JSONL, the embedded corpus and lexicon, the journal of live changes. |
+//! | | [`knowledge::faq`] | The live FAQ: changes journaled then served, reloads of the corpus; its engine and live knowledge base, which the dialog reads. |
+//! | | [`knowledge::semantic_models`], [`knowledge::vector_cache`] | The sentence encoders' files (SHA-256 checked) and their vectors cached on disk. |
+//! | | [`knowledge::directory`] | The employee directory (CSV). |
 //! | | [`eval`] | Accuracy of the engine on a labelled query set, or on the FAQ's own questions. |
-//! | conversation | [`dialog`] | What the bot says, in both languages: commands, menu, FAQ answers, the request form ([`dialog::form`]). Transport-agnostic. |
-//! | data | [`store`] | Sessions behind [`store::SessionStore`]; the durable [`store::Ledger`] (sessions, requests, outbox, processed MessageSids, photo jobs) on SQLite and in memory, both held to one conformance suite. |
+//! | conversation | [`dialog`] | What the bot says, in both languages: commands, menu, FAQ answers, the request form ([`dialog::form`]). A pure state machine over a session: no store, no transport. |
+//! | data | [`store`] | The durable store as async role traits ([`store::roles`]: sessions as opaque values with a version, turns deduplicated by message id, the outbox, photo jobs, reports, maintenance), keyed by address and channel, on SQLite and in memory, both held to one conformance suite. |
 //! | use cases | [`desk`] | The webhook's turn (per-sender limits, session, dialog, one commit with dedup, reply) and badge reading ([`desk::badge`]: download → OCR pool → directory → session → reply), behind ports the channels implement. |
 //! | e-mail | [`mail`] | The outbox worker (lettre, SMTP): composes a request's message and delivers it with retries. |
-//! | channels | [`channel`] | One folder per provider: [`channel::twilio`] (the webhook, its form, signature and TwiML, the REST sender, the media download). |
+//! | channels | [`channel`] | One folder per provider: [`channel::twilio`] (the webhook, its form, signature and TwiML, its spelling of addresses, the REST sender, the media download). |
 //! | HTTP | [`server`] | The axum server: the router, `GET /healthz`, `GET /metrics`, the admin API ([`server::admin`]), the limits' layers, the accept loop. |
 //! | composition | [`startup`] | [`startup::Application`]: everything wired from the settings, bound, run until stopped. |
 //! | | [`cli`] | What each `wabot` subcommand does and prints. |
 //!
-//! A text message: [`channel::twilio::webhook`] receives it, parses the form and checks
-//! the signature → [`desk`] applies the sender's limits, loads the session from
-//! [`store`], runs the [`dialog`] (which asks the [`engine`]) and commits the turn with its
-//! MessageSid before the reply → [`channel::twilio`] renders TwiML.
+//! A text message: [`channel::twilio::webhook`] receives it, parses the form, checks the
+//! signature and reads `whatsapp:+…` as a Twilio [`domain::Address`] → [`desk`] applies the
+//! sender's limits, loads the session from [`store`], runs the [`dialog`] (which asks the
+//! [`engine`]) and commits the turn with its message id before the reply →
+//! [`channel::twilio`] renders TwiML.
 //! A request e-mail: the [`dialog::form`] produces a confirmed request; the [`desk`] commits
 //! it with its ticket and outbox row; the [`mail`] worker e-mails it from the outbox.
 //! A badge photo: [`channel::twilio::webhook`] hands it to [`desk::badge`], which answers at
-//! once; in the background [`channel::twilio::media`] downloads it, [`ocr`] reads it on a worker, [`directory`]
-//! names the employee, [`store`] remembers them and [`channel::twilio::rest`] sends the result.
-//! An admin change: [`server::admin`] checks the bearer token → [`faq`] writes it to the
-//! [`corpus::journal`], then to the [`engine`], which the next message sees.
+//! once; in the background [`channel::twilio::media`] downloads it, [`ocr`] reads it on a
+//! worker, [`knowledge::directory`] names the employee, [`store`] remembers them and
+//! [`channel::twilio::rest`] sends the result.
+//! An admin change: [`server::admin`] checks the bearer token → [`knowledge::faq`] writes it
+//! to the [`knowledge::corpus::journal`], then to the [`engine`], which the next message sees.
 //!
 //! ```
-//! let kb = wabot::corpus::KnowledgeBase::embedded().unwrap();
+//! let kb = wabot::knowledge::corpus::KnowledgeBase::embedded().unwrap();
 //! let engine = wabot::engine::Engine::build(kb.entries(), kb.lexicon());
 //! let best = engine.best("how do I get my payslip?").unwrap();
 //! assert!(best.entry.id.starts_with("payslip"));
@@ -53,17 +56,14 @@
 pub mod channel;
 pub mod cli;
 pub mod config;
-pub mod corpus;
 pub mod desk;
 pub mod dialog;
-pub mod directory;
 pub mod domain;
 pub mod engine;
 pub mod eval;
-pub mod faq;
+pub mod knowledge;
 pub mod mail;
 pub mod ocr;
-pub mod semantic_models;
 pub mod server;
 pub mod startup;
 pub mod store;
@@ -71,4 +71,4 @@ pub mod store;
 #[cfg(feature = "synthetic")]
 pub use engine::synthetic;
 pub mod telemetry;
-pub mod vector_cache;
+pub mod web;

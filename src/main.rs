@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wabot::cli::{self, CliError};
 use wabot::config::Settings;
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::Engine;
+use wabot::knowledge::corpus::KnowledgeBase;
 use wabot::startup::Application;
 
 #[global_allocator]

@@ -15,22 +15,21 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use secrecy::{ExposeSecret, SecretString};
-use url::Url;
 
 use crate::channel::twilio::media::{MediaFetcher, MediaPolicy};
 use crate::channel::twilio::rest::{RestConfig, RestSender};
-use crate::config::{BadgeSettings, ConfigError, Settings};
-use crate::corpus::{CorpusError, KnowledgeBase};
+use crate::config::{BadgeSettings, ConfigError, Settings, TwilioSettings};
 use crate::desk::badge::{BadgeDesk, BadgeError, EXAMPLE_DIRECTORY, SendMessage};
-use crate::directory::Directory;
+use crate::domain::{Clock, SystemClock};
 use crate::engine::hybrid::SemanticSetup;
 use crate::engine::{Engine, EngineParams};
-use crate::faq::{self, Faq, FaqError, FaqOptions};
+use crate::knowledge::corpus::{CorpusError, KnowledgeBase};
+use crate::knowledge::directory::Directory;
+use crate::knowledge::faq::{self, Faq, FaqError, FaqOptions};
+use crate::knowledge::semantic_models::EncodersError;
 use crate::ocr::{IdExtractor, OcrBadgeReader, OcrEngine, OcrParams, OcrPool};
-use crate::semantic_models::EncodersError;
 use crate::server::{Server, ServerError};
-use crate::store::Ledger;
-use crate::store::MemoryStore;
+use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
 /// What can stop the application from starting or running. Each message says what was
@@ -59,7 +58,7 @@ pub enum StartupError {
 /// The semantic scorer the settings ask for, its vectors cached beside the database.
 pub fn semantic(settings: &Settings) -> Result<Option<SemanticSetup>, StartupError> {
     let data = settings.db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    crate::semantic_models::setup(settings.semantic, data).map_err(StartupError::Semantic)
+    crate::knowledge::semantic_models::setup(settings.semantic, data).map_err(StartupError::Semantic)
 }
 
 /// The knowledge base at `corpus` (else the embedded one) and an engine over it with the
@@ -103,11 +102,15 @@ pub async fn shutdown_signal() {
 
 /// Badge reading as the settings ask: off, or the OCR models, the directory and Twilio's
 /// clients over `store`.
-fn badge_desk(settings: &Settings, store: Arc<SqliteStore>) -> Result<Option<BadgeDesk>, StartupError> {
+fn badge_desk(
+    settings: &Settings,
+    store: Arc<SqliteStore>,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<BadgeDesk>, StartupError> {
     if !settings.badge.enabled {
         return Ok(None);
     }
-    build_badge_desk(&settings.badge, settings.twilio_auth_token.as_ref(), store)
+    build_badge_desk(&settings.badge, &settings.twilio, settings.twilio_auth_token.as_ref(), store, clock)
         .map(Some)
         .map_err(StartupError::Badge)
 }
@@ -117,8 +120,10 @@ fn badge_desk(settings: &Settings, store: Arc<SqliteStore>) -> Result<Option<Bad
 /// photos are then answered with "not available".
 pub fn build_badge_desk(
     settings: &BadgeSettings,
+    twilio: &TwilioSettings,
     auth_token: Option<&SecretString>,
-    store: Arc<dyn Ledger>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
 ) -> Result<BadgeDesk, BadgeError> {
     settings.validate()?;
     let params = OcrParams { max_side: settings.max_side, threads: settings.threads_per_worker() };
@@ -129,12 +134,11 @@ pub fn build_badge_desk(
         Some(path) => Directory::load(path)?,
         None => Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "corpus/employees.example.csv (embedded)")?,
     };
-    let api_base = Url::parse(&settings.twilio_api_base)
-        .map_err(|e| ConfigError::Invalid(format!("twilio_api_base: {e}")))?;
-    let sid = settings.twilio_account_sid.as_ref().map(|s| s.expose_secret().to_owned());
+    let api_base = twilio.api_url()?;
+    let sid = twilio.account_sid.as_ref().map(|s| s.expose_secret().to_owned());
     let mut policy = MediaPolicy::twilio(api_base.clone(), sid.clone(), auth_token.cloned());
-    policy.allow_http_loopback = settings.allow_http_loopback;
-    policy.redirect_hosts = settings.media_redirect_hosts.clone();
+    policy.allow_http_loopback = twilio.allow_http_loopback;
+    policy.redirect_hosts = twilio.media_redirect_hosts.clone();
     let fetcher = MediaFetcher::new(policy).map_err(|e| BadgeError::Client(e.to_string()))?;
     let sender: Option<Arc<dyn SendMessage>> = match (sid, auth_token) {
         (Some(sid), Some(token)) => Some(Arc::new(
@@ -144,7 +148,7 @@ pub fn build_badge_desk(
         _ => None,
     };
     let pool = OcrPool::new(settings.workers, settings.queue);
-    Ok(BadgeDesk::new(reader, pool, Arc::new(fetcher), sender, Arc::new(directory), store))
+    Ok(BadgeDesk::new(reader, pool, Arc::new(fetcher), sender, Arc::new(directory), store, clock))
 }
 
 /// The whole bot, built and bound, not yet serving.
@@ -165,9 +169,7 @@ impl Application {
             params: EngineParams { threshold: settings.threshold(), ..EngineParams::default() },
             semantic: semantic(&settings)?,
         };
-        // The webhook's turns load and save sessions in the database; the FAQ's own dialog
-        // store only serves the admin API's previews.
-        let faq = Arc::new(Faq::open(options, Arc::new(MemoryStore::default())).map_err(StartupError::Faq)?);
+        let faq = Arc::new(Faq::open(options).map_err(StartupError::Faq)?);
         Application::build_with(settings, faq, badge_desk).await
     }
 
@@ -177,8 +179,15 @@ impl Application {
     pub async fn build_with(
         settings: Settings,
         faq: Arc<Faq>,
-        badges: impl FnOnce(&Settings, Arc<SqliteStore>) -> Result<Option<BadgeDesk>, StartupError>,
+        badges: impl FnOnce(
+            &Settings,
+            Arc<SqliteStore>,
+            Arc<dyn Clock>,
+        ) -> Result<Option<BadgeDesk>, StartupError>,
     ) -> Result<Application, StartupError> {
+        for notice in &settings.deprecations {
+            tracing::warn!("configuration: {notice}; the old key still works for now");
+        }
         // Before anything opens files: the connection cap is sized from the raised limit.
         match crate::server::limits::raise_fd_limit() {
             Ok((before, after)) if after > before => tracing::info!(before, after, "open-file limit raised"),
@@ -186,8 +195,11 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
         }
         let store = crate::server::open_store(&settings).await?;
-        let badges = badges(&settings, store.clone())?.map(Arc::new);
-        let server = Server::bind_with(&settings, Arc::clone(&faq), store.clone(), badges.clone()).await?;
+        // The one clock everything that decides by time reads.
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let badges = badges(&settings, store.clone(), Arc::clone(&clock))?.map(Arc::new);
+        let server =
+            Server::bind_with(&settings, Arc::clone(&faq), store.clone(), badges.clone(), clock).await?;
         match &badges {
             Some(desk) if desk.can_reply() => tracing::info!(
                 workers = settings.badge.workers,

@@ -1,148 +1,67 @@
-//! Per-user conversation state behind the [`SessionStore`] trait.
+//! What wabot keeps: the durable store, one async trait per role ([`roles`]: sessions,
+//! turns, the outbox, photo jobs, reports, maintenance), implemented on SQLite
+//! ([`sqlite::SqliteStore`]) and in memory ([`memory::MemoryBackend`]), both held to one
+//! conformance suite. Users are keyed by their [`Address`](crate::domain::Address) (a channel and the channel's id
+//! of them), messages by their channel and [`MessageId`](crate::domain::MessageId).
 //!
-//! The dialog only ever loads a user's [`Session`], works on it and saves it back, so the
-//! in-memory [`MemoryStore`] here and a durable store can stand in for each other.
-//! Users are keyed by their channel address (`whatsapp:+33…`).
-//!
-//! The durable side — conversation state that survives a restart, requests with their
-//! tickets, the e-mail outbox, badge photos awaiting their result and the processed
-//! MessageSids — is the [`Ledger`] trait, implemented on SQLite by [`sqlite::SqliteStore`].
+//! The store keeps data, not rules: a session is the desk's opaque value with a version.
 
 #[cfg(test)]
 mod conformance;
-pub mod ledger;
 pub mod memory;
+pub mod roles;
 pub mod sqlite;
 
-pub use ledger::{
-    CommitReceiver, Committed, Durable, Enqueued, Ledger, OutboxItem, OwnedTurn, PendingPhoto, PhotoJob, Turn,
+pub use memory::MemoryBackend;
+pub use roles::{
+    Committed, Conversations, Enqueued, Jobs, MESSAGE_RETENTION, Maintenance, Outbox, OutboxItem,
+    PendingPhoto, PhotoJob, Reports, SESSION_RETENTION, Sessions, Store, StoredSession, Turn, Turns,
 };
-pub use memory::MemoryLedger;
 pub use sqlite::SqliteStore;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::domain::Session;
+/// A backend's own error, kept whole as the source of [`StoreError::Backend`].
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What a store can fail with.
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// The backing storage failed.
-    #[error("session store: {0}")]
-    Backend(String),
+    #[error("store: {0}")]
+    Backend(#[source] BackendError),
     /// The session changed since it was loaded (another message of the same user was
     /// committed meanwhile): nothing was written; handle the message again.
-    #[error("session store: the session changed concurrently")]
+    #[error("store: the session changed concurrently")]
     Conflict,
 }
 
-/// Where sessions live.
-pub trait SessionStore: Send + Sync {
-    /// The user's session; a fresh one for a new user.
-    fn load(&self, user: &str) -> Result<Session, StoreError>;
-    /// Saves the user's session.
-    fn save(&self, user: &str, session: &Session) -> Result<(), StoreError>;
-}
-
-/// Sessions in memory, forgotten on restart. Bounded: past `capacity` users, or after
-/// `idle` without a message, the least recently active sessions are dropped.
-#[derive(Debug)]
-pub struct MemoryStore {
-    sessions: Mutex<HashMap<String, (Session, Instant)>>,
-    capacity: usize,
-    idle: Duration,
-}
-
-impl Default for MemoryStore {
-    fn default() -> Self {
-        MemoryStore::new(100_000, Duration::from_secs(24 * 3600))
+impl StoreError {
+    /// A backend failure caused by `source`.
+    pub fn backend(source: impl Into<BackendError>) -> StoreError {
+        StoreError::Backend(source.into())
     }
 }
 
-impl MemoryStore {
-    /// A store holding at most `capacity` sessions, each kept `idle` after its last use.
-    pub fn new(capacity: usize, idle: Duration) -> Self {
-        MemoryStore { sessions: Mutex::new(HashMap::new()), capacity: capacity.max(1), idle }
-    }
-
-    /// Number of sessions held.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// True when no session is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Session, Instant)>> {
-        // A panic while holding the lock cannot leave a map half-updated in a way that
-        // matters here: every operation is a single insert or lookup.
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl SessionStore for MemoryStore {
-    fn load(&self, user: &str) -> Result<Session, StoreError> {
-        let map = self.lock();
-        Ok(match map.get(user) {
-            Some((s, at)) if at.elapsed() < self.idle => s.clone(),
-            _ => Session::default(),
-        })
-    }
-
-    fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
-        let mut map = self.lock();
-        let now = Instant::now();
-        if map.len() >= self.capacity && !map.contains_key(user) {
-            map.retain(|_, (_, at)| now.duration_since(*at) < self.idle);
-            if map.len() >= self.capacity {
-                // Drop the oldest tenth at once so eviction stays rare.
-                let mut ages: Vec<Instant> = map.values().map(|(_, at)| *at).collect();
-                let cut = (self.capacity / 10).max(1).min(ages.len() - 1);
-                let (_, &mut threshold, _) = ages.select_nth_unstable(cut);
-                map.retain(|_, (_, at)| *at > threshold);
-            }
+/// Prunes old message ids and sessions now, then every `every`, forever (see
+/// [`MESSAGE_RETENTION`], [`SESSION_RETENTION`]): without it both tables only grow.
+pub async fn prune_forever(
+    store: Arc<dyn Maintenance>,
+    clock: Arc<dyn crate::domain::Clock>,
+    every: Duration,
+) {
+    loop {
+        let now = clock.now_ms();
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let (m, s) = (now.saturating_sub(ms(MESSAGE_RETENTION)), now.saturating_sub(ms(SESSION_RETENTION)));
+        match store.prune(m, s).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "pruned old message ids and sessions"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed"),
         }
-        map.insert(user.to_owned(), (session.clone(), now));
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::Pending;
-    use crate::engine::Lang;
-
-    #[test]
-    fn a_saved_session_is_loaded_back() {
-        let store = MemoryStore::default();
-        assert_eq!(store.load("whatsapp:+1").unwrap(), Session::default());
-        let s = Session { lang: Some(Lang::Fr), pending: Some(Pending::Categories), ..Session::default() };
-        store.save("whatsapp:+1", &s).unwrap();
-        assert_eq!(store.load("whatsapp:+1").unwrap(), s);
-        assert_eq!(store.load("whatsapp:+2").unwrap(), Session::default());
-    }
-
-    #[test]
-    fn the_store_stays_within_its_capacity() {
-        let store = MemoryStore::new(50, Duration::from_secs(3600));
-        for i in 0..500 {
-            store.save(&format!("u{i}"), &Session::default()).unwrap();
-            assert!(store.len() <= 50);
-        }
-        assert_eq!(store.load("u499").unwrap(), Session::default());
-    }
-
-    #[test]
-    fn idle_sessions_expire() {
-        let store = MemoryStore::new(10, Duration::ZERO);
-        store.save("u", &Session { lang: Some(Lang::En), ..Session::default() }).unwrap();
-        assert_eq!(store.load("u").unwrap().lang, None);
+        tokio::time::sleep(every).await;
     }
 }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 const PURE: &[&str] = &["engine", "ocr"];
 
 /// The shared leaves: they import only each other and the pure modules, never a feature.
-const LEAVES: &[&str] = &["domain", "config", "telemetry"];
+const LEAVES: &[&str] = &["domain", "config", "telemetry", "web"];
 
 /// `(modules, what they must not depend on)`, directly or through other modules.
 const FORBIDDEN: &[(&[&str], &[&str])] = &[
@@ -29,6 +29,8 @@ const FORBIDDEN: &[(&[&str], &[&str])] = &[
     (&["dialog", "desk"], &["channel", "server"]),
     // The store keeps data, the mail worker sends it: neither knows the conversation's rules.
     (&["store", "mail"], &["dialog", "desk"]),
+    // What the bot knows is served to the conversation, never the other way round.
+    (&["knowledge"], &["dialog", "desk", "channel", "server"]),
 ];
 
 /// Sibling providers: neither imports the other.

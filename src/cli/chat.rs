@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use super::CliError;
 use crate::config::Settings;
-use crate::corpus::KnowledgeBase;
 use crate::dialog::{Dialog, Incoming};
+use crate::domain::{Address, Channel};
 use crate::engine::Engine;
-use crate::store::MemoryStore;
+use crate::knowledge::corpus::KnowledgeBase;
 
-/// The user key a terminal conversation runs under.
+/// The user id a terminal conversation runs under, as a Twilio user: `wabot chat` rehearses
+/// the webhook's turns.
 pub const CHAT_USER: &str = "terminal";
 
 /// Converses over `input`/`output` until end of input or `/quit`, handing each line to
@@ -31,12 +32,13 @@ pub fn run<E: std::fmt::Display>(
     )?;
     write!(output, "> ")?;
     output.flush()?;
+    let user = Address::parse(Channel::Twilio, CHAT_USER).map_err(io::Error::other)?;
     for line in input.lines() {
         let line = line?;
         if matches!(line.trim(), "/quit" | "/exit") {
             break;
         }
-        let incoming = Incoming { user: CHAT_USER.to_owned(), text: line, profile_name: None };
+        let incoming = Incoming { user: user.clone(), text: line, profile_name: None };
         match respond(incoming) {
             Ok(messages) => {
                 for m in messages {
@@ -55,7 +57,7 @@ pub fn run<E: std::fmt::Display>(
 /// `wabot chat`: the terminal conversation over `engine`, through the same turns as the
 /// webhook — requests filed here are stored in `settings.db` and e-mailed like any other.
 pub fn start(settings: &Settings, kb: Arc<KnowledgeBase>, engine: Arc<Engine>) -> Result<(), CliError> {
-    let dialog = Arc::new(Dialog::new(kb, Arc::clone(&engine), Arc::new(MemoryStore::default())));
+    let dialog = Arc::new(Dialog::new(kb, Arc::clone(&engine)));
     if let Some(dir) = settings.db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| CliError::Create { path: dir.to_owned(), source })?;
     }
@@ -72,19 +74,24 @@ pub fn start(settings: &Settings, kb: Arc<KnowledgeBase>, engine: Arc<Engine>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corpus::KnowledgeBase;
     use crate::dialog::Dialog;
+    use crate::domain::Session;
     use crate::engine::Engine;
-    use crate::store::MemoryStore;
+    use crate::knowledge::corpus::KnowledgeBase;
     use std::sync::Arc;
 
     #[test]
     fn a_terminal_conversation_uses_the_dialog() {
         let kb = Arc::new(KnowledgeBase::embedded().unwrap());
         let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
-        let dialog = Dialog::new(kb, engine, Arc::new(MemoryStore::default()));
+        let dialog = Dialog::new(kb, engine);
         let mut out = Vec::new();
-        let respond = |msg: Incoming| dialog.handle(&msg).map(|r| r.messages);
+        let mut session = Session::default();
+        let respond = |msg: Incoming| {
+            let reply = dialog.respond(&mut session, &msg);
+            session.lang = Some(reply.lang);
+            Ok::<_, std::convert::Infallible>(reply.messages)
+        };
         run(dialog.engine().len(), respond, "bonjour\nmenu\n/quit\nhi\n".as_bytes(), &mut out).unwrap();
         let out = String::from_utf8(out).unwrap();
         assert!(out.contains("Bonjour ! Je suis"), "{out}");

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use super::CliError;
 use crate::domain::{MailState, RequestRecord, utc};
-use crate::store::Ledger;
 
 /// Where the e-mail stands, in one phrase: `sent 2026-11-25 12:00 UTC (1 attempt)`,
 /// `queued (2 attempts)` or `dead: rejected for good (3 attempts)`.
@@ -65,7 +64,7 @@ pub fn show(r: &RequestRecord) -> String {
     if let Some(d) = &r.department {
         field("department", d);
     }
-    field("whatsapp", r.user.strip_prefix("whatsapp:").unwrap_or(&r.user));
+    field("whatsapp", &r.user.display());
     field("details", r.details.as_deref().unwrap_or("-"));
     field("mail", &mail_status(r));
     if r.mail == MailState::Queued
@@ -83,7 +82,7 @@ pub fn show(r: &RequestRecord) -> String {
 /// as a table or one JSON object per line.
 pub fn run_list(db: &Path, limit: usize, json: bool, out: &mut impl std::io::Write) -> Result<(), CliError> {
     let store = super::open_existing(db, "request")?;
-    let records = store.requests(limit)?;
+    let records = store.blocking().requests(limit)?;
     if json {
         for r in &records {
             writeln!(out, "{}", serde_json::to_string(r)?)?;
@@ -97,7 +96,9 @@ pub fn run_list(db: &Path, limit: usize, json: bool, out: &mut impl std::io::Wri
 /// `wabot requests show`: one request by ticket, as text or pretty JSON.
 pub fn run_show(db: &Path, ticket: &str, json: bool, out: &mut impl std::io::Write) -> Result<(), CliError> {
     let store = super::open_existing(db, "request")?;
-    let Some(r) = store.request(ticket)? else { return Err(CliError::NoRequest(ticket.to_owned())) };
+    let Some(r) = store.blocking().request(ticket)? else {
+        return Err(CliError::NoRequest(ticket.to_owned()));
+    };
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
     } else {

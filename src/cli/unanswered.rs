@@ -7,7 +7,6 @@ use std::path::Path;
 
 use super::CliError;
 use crate::domain::Unanswered;
-use crate::store::Ledger;
 
 /// A table of the most frequent declined questions, for the CLI.
 pub fn report(rows: &[Unanswered]) -> String {
@@ -25,7 +24,7 @@ pub fn report(rows: &[Unanswered]) -> String {
 /// as a table or one JSON object per line.
 pub fn run(db: &Path, limit: usize, json: bool, out: &mut impl Write) -> Result<(), CliError> {
     let store = super::open_existing(db, "question")?;
-    let rows = store.unanswered(limit)?;
+    let rows = store.blocking().unanswered(limit)?;
     if json {
         for r in &rows {
             writeln!(out, "{}", serde_json::to_string(r)?)?;

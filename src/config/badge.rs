@@ -1,24 +1,13 @@
-//! The `[badge]` settings: OCR workers and models, the employee directory, and where
-//! Twilio's API and media live.
+//! The `[badge]` settings: OCR workers and models, the employee directory. Where the
+//! channel's media and API live is the channel's ([`super::twilio`]).
 
 use std::path::PathBuf;
 
-use secrecy::SecretString;
 use serde::Deserialize;
-use url::Url;
 
 use super::ConfigError;
 use crate::ocr;
 use crate::ocr::IdExtractor;
-
-/// Twilio's REST API.
-pub const TWILIO_API_BASE: &str = "https://api.twilio.com";
-
-/// Where Twilio's media API redirects: its media CDN (`mms.twiliocdn.com` for accounts that
-/// require HTTP authentication on media, `media.twiliocdn.com`) and, for media stored before
-/// that setting, `s3-external-1.amazonaws.com`.
-pub const TWILIO_MEDIA_HOSTS: &[&str] =
-    &["mms.twiliocdn.com", "media.twiliocdn.com", "s3-external-1.amazonaws.com"];
 
 /// Badge reading settings (`[badge]` in the TOML file).
 #[derive(Debug, Clone)]
@@ -39,15 +28,6 @@ pub struct BadgeSettings {
     pub directory: Option<PathBuf>,
     /// Organisation-specific ID patterns, tried before the default labels.
     pub id_patterns: Vec<String>,
-    /// Twilio's API base URL.
-    pub twilio_api_base: String,
-    /// `TWILIO_ACCOUNT_SID` (environment only).
-    pub twilio_account_sid: Option<SecretString>,
-    /// Test only: media and REST over `http://` to loopback.
-    pub allow_http_loopback: bool,
-    /// The hosts a media URL may redirect to (Twilio's media CDN, see
-    /// [`TWILIO_MEDIA_HOSTS`]).
-    pub media_redirect_hosts: Vec<String>,
 }
 
 impl Default for BadgeSettings {
@@ -61,10 +41,6 @@ impl Default for BadgeSettings {
             queue: 8,
             directory: None,
             id_patterns: Vec::new(),
-            twilio_api_base: TWILIO_API_BASE.to_owned(),
-            twilio_account_sid: None,
-            allow_http_loopback: false,
-            media_redirect_hosts: TWILIO_MEDIA_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
         }
     }
 }
@@ -81,8 +57,10 @@ pub struct BadgeFile {
     queue: Option<usize>,
     directory: Option<PathBuf>,
     id_patterns: Option<Vec<String>>,
-    twilio_api_base: Option<String>,
-    media_redirect_hosts: Option<Vec<String>>,
+    /// Deprecated: `[twilio] api_base`.
+    pub(super) twilio_api_base: Option<String>,
+    /// Deprecated: `[twilio] media_redirect_hosts`.
+    pub(super) media_redirect_hosts: Option<Vec<String>>,
 }
 
 impl BadgeSettings {
@@ -96,13 +74,9 @@ impl BadgeSettings {
         self.queue = f.queue.unwrap_or(self.queue);
         self.directory = f.directory.map(&relative).or(self.directory.take());
         self.id_patterns = f.id_patterns.unwrap_or(std::mem::take(&mut self.id_patterns));
-        self.twilio_api_base = f.twilio_api_base.unwrap_or(std::mem::take(&mut self.twilio_api_base));
-        self.media_redirect_hosts =
-            f.media_redirect_hosts.unwrap_or(std::mem::take(&mut self.media_redirect_hosts));
     }
 
-    /// Applies `WABOT_OCR*`, `WABOT_DIRECTORY`, `WABOT_TWILIO_API_BASE`,
-    /// `WABOT_MEDIA_REDIRECT_HOSTS` (comma-separated), `TWILIO_ACCOUNT_SID`.
+    /// Applies `WABOT_OCR*` and `WABOT_DIRECTORY`.
     pub fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
         where
@@ -140,16 +114,6 @@ impl BadgeSettings {
         if let Some(v) = env("WABOT_DIRECTORY") {
             self.directory = Some(PathBuf::from(v));
         }
-        if let Some(v) = env("WABOT_TWILIO_API_BASE") {
-            self.twilio_api_base = v;
-        }
-        if let Some(v) = env("WABOT_MEDIA_REDIRECT_HOSTS") {
-            self.media_redirect_hosts =
-                v.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect();
-        }
-        if let Some(v) = env("TWILIO_ACCOUNT_SID").filter(|v| !v.is_empty()) {
-            self.twilio_account_sid = Some(SecretString::from(v));
-        }
         self.validate()
     }
 
@@ -163,14 +127,6 @@ impl BadgeSettings {
         }
         if self.workers == 0 || self.workers > 64 {
             return Err(ConfigError::Invalid(format!("badge workers must be 1 to 64, got {}", self.workers)));
-        }
-        let base = Url::parse(&self.twilio_api_base)
-            .map_err(|e| ConfigError::Invalid(format!("twilio_api_base {:?}: {e}", self.twilio_api_base)))?;
-        if base.scheme() != "https" && !self.allow_http_loopback {
-            return Err(ConfigError::Invalid(format!(
-                "twilio_api_base must be https://, got {:?}",
-                self.twilio_api_base
-            )));
         }
         IdExtractor::new(&self.id_patterns).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
@@ -198,12 +154,14 @@ mod tests {
             ("WABOT_OCR_MAX_SIDE", "800"),
             ("WABOT_OCR_WORKERS", "2"),
             ("WABOT_DIRECTORY", "/srv/employees.csv"),
-            ("TWILIO_ACCOUNT_SID", "AC5ecret0123"),
         ]))
         .unwrap();
         assert_eq!((s.max_side, s.workers), (800, 2));
         assert_eq!(s.directory, Some(PathBuf::from("/srv/employees.csv")));
-        assert!(!format!("{s:?}").contains("AC5ecret0123"));
+        let all =
+            super::super::Settings::load_with(None, env(&[("TWILIO_ACCOUNT_SID", "AC5ecret0123")])).unwrap();
+        assert!(all.twilio.account_sid.is_some());
+        assert!(!format!("{all:?}").contains("AC5ecret0123"));
         s.apply_env(&env(&[("WABOT_OCR", "off")])).unwrap();
         assert!(!s.enabled);
     }
@@ -214,9 +172,11 @@ mod tests {
         assert!(err.to_string().starts_with("environment variable WABOT_OCR_WORKERS"), "{err}");
         let err = BadgeSettings::default().apply_env(&env(&[("WABOT_OCR_MAX_SIDE", "10")])).unwrap_err();
         assert!(err.to_string().contains("max_side must be 64 to 4096"), "{err}");
-        let err = BadgeSettings::default()
-            .apply_env(&env(&[("WABOT_TWILIO_API_BASE", "http://api.twilio.com")]))
-            .unwrap_err();
+        let err = super::super::Settings::load_with(
+            None,
+            env(&[("WABOT_TWILIO_API_BASE", "http://api.twilio.com")]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("must be https://"), "{err}");
         let s = BadgeSettings { id_patterns: vec!["(".into()], ..BadgeSettings::default() };
         assert!(s.validate().unwrap_err().to_string().contains("not a valid regular expression"));

@@ -27,7 +27,8 @@
 //! | SMTP credentials without TLS to a non-loopback host | `mail.allow_plaintext_auth` | `WABOT_SMTP_ALLOW_PLAINTEXT_AUTH` | `false` |
 //! | request types | `[[requests.types]]` | — | [`requests::default_types`] |
 //! | request form idle expiry, seconds | `requests.idle_secs` | `WABOT_REQUEST_IDLE_SECS` | `1800` |
-//! | badge OCR | `[badge]` table | `WABOT_OCR*`, `WABOT_DIRECTORY`, `TWILIO_ACCOUNT_SID` | see [`BadgeSettings`] |
+//! | badge OCR | `[badge]` table | `WABOT_OCR*`, `WABOT_DIRECTORY` | see [`BadgeSettings`] |
+//! | Twilio's API base, media hosts, account | `[twilio]` table (`api_base`, `media_redirect_hosts`; once `[badge] twilio_api_base`, `[badge] media_redirect_hosts`, still read with a notice) | `WABOT_TWILIO_API_BASE`, `WABOT_MEDIA_REDIRECT_HOSTS`, `TWILIO_ACCOUNT_SID` | see [`TwilioSettings`] |
 //! | request timeout, ms | `limits.request_timeout_ms` | `WABOT_REQUEST_TIMEOUT_MS` | `10000` |
 //! | requests in flight before shedding (503) | `limits.max_in_flight` | `WABOT_MAX_IN_FLIGHT` | `1024` |
 //! | messages per sender per minute (0: off) | `limits.sender_per_minute` | `WABOT_SENDER_PER_MINUTE` | `30` |
@@ -40,6 +41,7 @@ pub mod badge;
 pub mod limits;
 pub mod mail;
 pub mod requests;
+pub mod twilio;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -52,6 +54,7 @@ pub use badge::BadgeSettings;
 pub use limits::LimitSettings;
 pub use mail::MailSettings;
 pub use requests::RequestSettings;
+pub use twilio::TwilioSettings;
 
 /// Names of the secrets that must never appear in a configuration file.
 const SECRET_KEYS: &[&str] = &[
@@ -151,7 +154,7 @@ pub struct Settings {
     pub faq_journal: PathBuf,
     /// How often the corpus files are checked for changes, in seconds; 0 never.
     pub corpus_poll_secs: u64,
-    /// The SQLite database: sessions, requests, the e-mail outbox, processed MessageSids.
+    /// The SQLite database: sessions, requests, the e-mail outbox, processed message ids.
     pub db: PathBuf,
     /// E-mail delivery of requests.
     pub mail: MailSettings,
@@ -159,6 +162,11 @@ pub struct Settings {
     pub requests: RequestSettings,
     /// Badge OCR (`[badge]` in the file; see [`BadgeSettings`]).
     pub badge: BadgeSettings,
+    /// Twilio's API, media and account (`[twilio]` in the file; see [`TwilioSettings`]).
+    pub twilio: TwilioSettings,
+    /// Keys the file still uses under an old name, each with its new one: logged once
+    /// logging is set up.
+    pub deprecations: Vec<String>,
     /// Timeout, load shedding, per-sender rate limit.
     pub limits: LimitSettings,
     /// How log lines are written.
@@ -183,6 +191,8 @@ impl Default for Settings {
             mail: MailSettings::default(),
             requests: RequestSettings::default(),
             badge: BadgeSettings::default(),
+            twilio: TwilioSettings::default(),
+            deprecations: Vec::new(),
             limits: LimitSettings::default(),
             log_format: crate::telemetry::LogFormat::default(),
         }
@@ -204,6 +214,7 @@ struct FileSettings {
     mail: Option<mail::MailFile>,
     requests: Option<requests::RequestsFile>,
     badge: Option<badge::BadgeFile>,
+    twilio: Option<twilio::TwilioFile>,
     limits: Option<limits::LimitsFile>,
     log_format: Option<String>,
 }
@@ -269,9 +280,20 @@ impl Settings {
             s.db = f.db.map_or(s.db, relative);
             s.mail.apply_file(f.mail.unwrap_or_default());
             s.requests.apply_file(f.requests.unwrap_or_default());
-            if let Some(badge) = f.badge {
+            let mut twilio = f.twilio.unwrap_or_default();
+            if let Some(mut badge) = f.badge {
+                if let Some(old) = badge.twilio_api_base.take() {
+                    s.deprecations.push("[badge] twilio_api_base is now [twilio] api_base".into());
+                    twilio.api_base = twilio.api_base.or(Some(old));
+                }
+                if let Some(old) = badge.media_redirect_hosts.take() {
+                    s.deprecations
+                        .push("[badge] media_redirect_hosts is now [twilio] media_redirect_hosts".into());
+                    twilio.media_redirect_hosts = twilio.media_redirect_hosts.or(Some(old));
+                }
                 s.badge.apply_file(badge, relative);
             }
+            s.twilio.apply_file(twilio);
             s.limits.apply_file(f.limits.unwrap_or_default());
             if let Some(v) = f.log_format {
                 s.log_format =
@@ -318,6 +340,7 @@ impl Settings {
         s.mail.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.requests.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.badge.apply_env(&env)?;
+        s.twilio.apply_env(&env);
         s.limits.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         if let Some(v) = env("WABOT_LOG_FORMAT") {
             s.log_format = v.parse().map_err(env_err("WABOT_LOG_FORMAT"))?;
@@ -328,6 +351,7 @@ impl Settings {
 
     /// Checks values that each parse but may still be wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.twilio.validate()?;
         if let Some(t) = self.threshold
             && !(0.0..=1.0).contains(&t)
         {

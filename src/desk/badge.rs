@@ -3,9 +3,9 @@
 //! When a WhatsApp message carries an image, the webhook calls [`BadgeDesk::accept`]. What
 //! can be told at once is: a file that is not an image, no way to reply (REST credentials
 //! unset), a full OCR pool ("try again in a moment"). Otherwise the photo becomes a
-//! [`PhotoJob`], committed to the durable store together with its MessageSid's claim and the
+//! [`PhotoJob`], committed to the durable store together with its message id's claim and the
 //! answer "Reading your badge…" before the webhook returns that answer; a redelivery of the
-//! same MessageSid finds the claim and gets the same answer, with no second job. The rest
+//! same message id finds the claim and gets the same answer, with no second job. The rest
 //! runs in the background, since OCR may take longer than Twilio waits for a webhook:
 //! download the photo (through [`FetchMedia`]), decode and read it on the OCR pool
 //! ([`ocr`](crate::ocr)), look the ID up in the employee [`Directory`], remember the employee
@@ -25,7 +25,7 @@
 //!
 //! Every bad input gets its own reply: a file that is not an image, one too large, one that
 //! cannot be read, a photo with no ID (tips for a better photo), an ID nobody has. Logs carry
-//! the MessageSid and the job's id, never the user's number.
+//! the message id and the job's id, never the user's number.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -35,13 +35,13 @@ use futures_util::future::BoxFuture;
 use thiserror::Error;
 
 use crate::config::ConfigError;
-use crate::directory::{Directory, DirectoryError};
-use crate::domain::Employee;
+use crate::domain::{Address, Bilingual, Channel, Clock, Employee, MessageId};
 use crate::engine::Lang;
+use crate::knowledge::directory::{Directory, DirectoryError};
 use crate::ocr::decode::{DecodeError, decode_image};
 use crate::ocr::pool::Slot;
 use crate::ocr::{BadgeReader, OcrError, OcrPool, PoolError};
-use crate::store::{Durable, Enqueued, Ledger, OwnedTurn, PendingPhoto, PhotoJob, StoreError};
+use crate::store::{Enqueued, PendingPhoto, PhotoJob, Store, StoreError, Turn};
 
 /// The example directory matching the badges in `tests/data/badges/`, used when no
 /// directory is configured so the demo works out of the box.
@@ -56,88 +56,66 @@ pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// next start.
 const RESUME_LIMIT: usize = 1000;
 
-/// Badge reading's store calls on the blocking pool at once: a claim, a session, a "done",
-/// all rare, within the margin [`MAX_BLOCKING_THREADS`](crate::server::MAX_BLOCKING_THREADS)
-/// leaves beside the webhook's turns.
-const STORE_CALLS: usize = 2;
-
 /// Times the identified employee is written again after a message of the same user took
 /// the session's version first.
 const REMEMBER_ATTEMPTS: usize = 3;
 
-/// A sentence in English and French.
-#[derive(Debug, Clone, Copy)]
-pub struct Said {
-    en: &'static str,
-    fr: &'static str,
-}
-
-impl Said {
-    /// The sentence in `lang`.
-    pub fn get(&self, lang: Lang) -> &'static str {
-        match lang {
-            Lang::En => self.en,
-            Lang::Fr => self.fr,
-        }
-    }
-}
-
 /// Everything badge reading says.
 pub mod messages {
-    use super::Said;
+    use crate::domain::Bilingual;
 
     /// The webhook's immediate answer to a photo.
-    pub const READING: Said = Said {
+    pub const READING: Bilingual = Bilingual {
         en: "Reading your badge… I'll reply in a few seconds.",
         fr: "Je lis votre badge… Réponse dans quelques secondes.",
     };
     /// Identified; `{name}`, `{department}`, `{id}` are filled in.
-    pub const WELCOME: Said = Said {
+    pub const WELCOME: Bilingual = Bilingual {
         en: "Thank you, {name} ({department})! I've identified you as employee {id}. How can I help you?",
         fr: "Merci, {name} ({department}) ! Je vous ai identifié(e) : matricule {id}. Comment puis-je vous aider ?",
     };
     /// An ID was read but nobody has it; `{id}` is filled in.
-    pub const UNKNOWN_ID: Said = Said {
+    pub const UNKNOWN_ID: Bilingual = Bilingual {
         en: "I read the employee ID {id} on your badge, but I can't find it in the staff directory. Please check the photo, or contact HR if your badge is new.",
         fr: "J'ai lu le matricule {id} sur votre badge, mais je ne le trouve pas dans l'annuaire du personnel. Vérifiez la photo, ou contactez les RH si votre badge est récent.",
     };
     /// No ID could be read.
-    pub const NO_ID: Said = Said {
+    pub const NO_ID: Bilingual = Bilingual {
         en: "I couldn't read an employee ID on this photo. Tips: put the badge flat on a plain surface, in good light without glare, fill most of the photo with it, and hold the phone steady.",
         fr: "Je n'ai pas pu lire de matricule sur cette photo. Conseils : posez le badge à plat sur un fond uni, bien éclairé et sans reflet, qu'il remplisse presque toute la photo, et tenez le téléphone immobile.",
     };
     /// The attachment is not an image.
-    pub const NOT_A_PHOTO: Said = Said {
+    pub const NOT_A_PHOTO: Bilingual = Bilingual {
         en: "That file isn't a photo. To identify yourself, send a photo (JPEG or PNG) of your employee badge.",
         fr: "Ce fichier n'est pas une photo. Pour vous identifier, envoyez une photo (JPEG ou PNG) de votre badge.",
     };
     /// The file is over the limit.
-    pub const TOO_LARGE: Said = Said {
+    pub const TOO_LARGE: Bilingual = Bilingual {
         en: "That file is too large (5 MB at most). Please send a normal photo of your badge.",
         fr: "Ce fichier est trop volumineux (5 Mo au maximum). Envoyez une photo normale de votre badge.",
     };
     /// The file is not a usable image.
-    pub const UNREADABLE_FILE: Said = Said {
+    pub const UNREADABLE_FILE: Bilingual = Bilingual {
         en: "I couldn't open that image (it isn't a valid JPEG, PNG or WebP photo, or it is far too large). Please take a new photo of your badge.",
         fr: "Je n'ai pas pu ouvrir cette image (ce n'est pas une photo JPEG, PNG ou WebP valide, ou elle est beaucoup trop grande). Reprenez une photo de votre badge.",
     };
     /// The download failed.
-    pub const DOWNLOAD_FAILED: Said = Said {
+    pub const DOWNLOAD_FAILED: Bilingual = Bilingual {
         en: "I couldn't download your photo. Please send it again in a moment.",
         fr: "Je n'ai pas pu télécharger votre photo. Renvoyez-la dans un instant.",
     };
     /// The OCR queue is full.
-    pub const BUSY: Said = Said {
+    pub const BUSY: Bilingual = Bilingual {
         en: "I'm reading a lot of badges right now. Please send your photo again in a moment.",
         fr: "Je lis beaucoup de badges en ce moment. Renvoyez votre photo dans un instant.",
     };
     /// Badge reading is off on this server.
-    pub const UNAVAILABLE: Said = Said {
+    pub const UNAVAILABLE: Bilingual = Bilingual {
         en: "Badge reading isn't available at the moment. Please ask your question as text.",
         fr: "La lecture de badge n'est pas disponible pour le moment. Posez votre question par écrit.",
     };
     /// Something failed inside.
-    pub const FAILED: Said = Said {
+    pub const FAILED: Bilingual = Bilingual {
         en: "Sorry, something went wrong while reading your badge. Please try again in a moment.",
         fr: "Désolé, un problème est survenu pendant la lecture de votre badge. Réessayez dans un instant.",
     };
@@ -204,8 +182,8 @@ pub trait SendMessage: Send + Sync {
     /// Sends `body` from the bot's address `from` to the user `to`.
     fn send<'a>(
         &'a self,
-        from: &'a str,
-        to: &'a str,
+        from: &'a Address,
+        to: &'a Address,
         body: &'a str,
     ) -> BoxFuture<'a, Result<(), SendFailure>>;
 }
@@ -213,12 +191,12 @@ pub trait SendMessage: Send + Sync {
 /// A WhatsApp message carrying a photo.
 #[derive(Debug, Clone)]
 pub struct PhotoMessage {
-    /// The user (`From`, `whatsapp:+…`): the reply goes there.
-    pub user: String,
-    /// The bot's number (`To`): the reply comes from there.
-    pub bot: String,
-    /// `MessageSid`: the deduplication key, and the logs'.
-    pub message_sid: Option<String>,
+    /// The user: the reply goes there.
+    pub user: Address,
+    /// The bot's own address: the reply comes from there.
+    pub bot: Address,
+    /// The channel's id of the message: the deduplication key, and the logs'.
+    pub message_id: Option<MessageId>,
     /// The first attachment.
     pub media: Photo,
 }
@@ -228,7 +206,7 @@ pub struct PhotoMessage {
 pub struct Accepted {
     /// The messages to reply with.
     pub messages: Vec<String>,
-    /// True when the MessageSid had been handled before: nothing new was done.
+    /// True when the message had been handled before: nothing new was done.
     pub replayed: bool,
 }
 
@@ -257,7 +235,9 @@ pub struct BadgeDesk {
     fetcher: Arc<dyn FetchMedia>,
     sender: Option<Arc<dyn SendMessage>>,
     directory: Arc<Directory>,
-    store: Durable,
+    store: Arc<dyn Store>,
+    /// When a photo was accepted, and how old a pending one is.
+    clock: Arc<dyn Clock>,
     /// Where OCR durations are recorded, once the server has set it.
     metrics: std::sync::OnceLock<Arc<crate::telemetry::metrics::Metrics>>,
     /// The photos being read and sent, and the resumption: stopped with the server.
@@ -282,7 +262,8 @@ impl BadgeDesk {
         fetcher: Arc<dyn FetchMedia>,
         sender: Option<Arc<dyn SendMessage>>,
         directory: Arc<Directory>,
-        store: Arc<dyn Ledger>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         BadgeDesk {
             reader,
@@ -290,7 +271,8 @@ impl BadgeDesk {
             fetcher,
             sender,
             directory,
-            store: Durable::new(store, STORE_CALLS),
+            store,
+            clock,
             metrics: std::sync::OnceLock::new(),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
         }
@@ -315,11 +297,12 @@ impl BadgeDesk {
     /// job is committed (see the module doc); the rest in the background, with the result
     /// sent through the REST API.
     pub async fn accept(self: &Arc<Self>, photo: PhotoMessage) -> Accepted {
-        let sid = photo.message_sid.clone();
+        let sid = photo.message_id.clone();
+        let channel = photo.user.channel();
         let lang = self.lang_of(&photo.user).await;
-        let said = |s: Said| Accepted { messages: vec![s.get(lang).to_owned()], replayed: false };
+        let said = |s: Bilingual| Accepted { messages: vec![s.get(lang).to_owned()], replayed: false };
         if !crate::ocr::decode::is_image_type(photo.media.content_type.as_deref()) {
-            tracing::info!(message_sid = sid.as_deref(), "attachment is not an image");
+            tracing::info!(message_id = sid.as_ref().map(MessageId::as_str), "attachment is not an image");
             return said(messages::NOT_A_PHOTO);
         }
         if self.sender.is_none() {
@@ -332,39 +315,51 @@ impl BadgeDesk {
             Ok(slot) => slot,
             Err(_) => {
                 // A redelivery of a photo already queued gets its first answer, not "busy".
-                if let Some(first) = self.replay(sid.clone()).await {
-                    tracing::info!(message_sid = sid.as_deref(), "duplicate delivery of a photo: same reply");
+                if let Some(first) = self.replay(channel, sid.clone()).await {
+                    tracing::info!(
+                        message_id = sid.as_ref().map(MessageId::as_str),
+                        "duplicate delivery of a photo: same reply"
+                    );
                     return Accepted { messages: first, replayed: true };
                 }
-                tracing::warn!(message_sid = sid.as_deref(), "OCR queue full: photo refused");
+                tracing::warn!(
+                    message_id = sid.as_ref().map(MessageId::as_str),
+                    "OCR queue full: photo refused"
+                );
                 return said(messages::BUSY);
             }
         };
         let job = PhotoJob {
             user: photo.user,
             bot: photo.bot,
-            message_sid: photo.message_sid,
+            message_id: photo.message_id,
             media_url: photo.media.url,
             content_type: photo.media.content_type,
             lang,
-            created_ms: crate::domain::now_ms(),
+            created_ms: self.clock.now_ms(),
         };
         let reply = vec![messages::READING.get(lang).to_owned()];
-        let stored =
-            self.store.run(move |l| l.enqueue_photo(&job, &reply).map(|done| (done, job, reply))).await;
+        let stored = self.store.enqueue_photo(job.clone(), reply.clone()).await;
         match stored {
-            Ok((Enqueued::Queued(id), job, reply)) => {
-                tracing::info!(message_sid = sid.as_deref(), job = id, "badge photo queued");
+            Ok(Enqueued::Queued(id)) => {
+                tracing::info!(
+                    message_id = sid.as_ref().map(MessageId::as_str),
+                    job = id,
+                    "badge photo queued"
+                );
                 self.start(PendingPhoto { id, job }, slot);
                 Accepted { messages: reply, replayed: false }
             }
-            Ok((Enqueued::Replayed(first), ..)) => {
-                tracing::info!(message_sid = sid.as_deref(), "duplicate delivery of a photo: same reply");
+            Ok(Enqueued::Replayed(first)) => {
+                tracing::info!(
+                    message_id = sid.as_ref().map(MessageId::as_str),
+                    "duplicate delivery of a photo: same reply"
+                );
                 Accepted { messages: first, replayed: true }
             }
             Err(e) => {
-                // Nothing was committed, the MessageSid included: a redelivery is read afresh.
-                tracing::error!(message_sid = sid.as_deref(), error = %e, "badge photo not stored");
+                // Nothing was committed, the message id included: a redelivery is read afresh.
+                tracing::error!(message_id = sid.as_ref().map(MessageId::as_str), error = %e, "badge photo not stored");
                 said(messages::FAILED)
             }
         }
@@ -375,22 +370,21 @@ impl BadgeDesk {
     /// pending for longer than [`STALE_AFTER`] is dropped unread. Returns how many will be
     /// read. Call it once, before the webhook takes photos, so that none is read twice.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let pending = self.store.run(|l| l.pending_photos(RESUME_LIMIT)).await?;
+        let pending = self.store.pending_photos(RESUME_LIMIT).await?;
         if pending.len() == RESUME_LIMIT {
             tracing::warn!(limit = RESUME_LIMIT, "more badge photos pending than one start resumes");
         }
-        let now = crate::domain::now_ms();
+        let now = self.clock.now_ms();
         let cutoff = now.saturating_sub(i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX));
         let (stale, live): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.job.created_ms < cutoff);
         for photo in stale {
             tracing::info!(
                 job = photo.id,
-                message_sid = photo.job.message_sid.as_deref(),
+                message_id = photo.job.message_id.as_ref().map(MessageId::as_str),
                 age_hours = now.saturating_sub(photo.job.created_ms) / 3_600_000,
                 "badge photo pending too long: dropped unread"
             );
-            let id = photo.id;
-            self.store.run(move |l| l.photo_done(id)).await?;
+            self.store.photo_done(photo.id).await?;
         }
         if live.is_empty() {
             return Ok(0);
@@ -447,26 +441,26 @@ impl BadgeDesk {
         let Some(sender) = &self.sender else {
             return;
         };
-        let (id, sid) = (photo.id, photo.job.message_sid.as_deref());
+        let (id, sid) = (photo.id, photo.job.message_id.as_ref().map(MessageId::as_str));
         let (reply, _) = self.read(&photo.job, slot).await;
         // Failures are logged by the sender, with Twilio's error.
         match sender.send(&photo.job.bot, &photo.job.user, &reply).await {
-            Ok(()) => tracing::info!(message_sid = sid, job = id, "badge result sent"),
+            Ok(()) => tracing::info!(message_id = sid, job = id, "badge result sent"),
             Err(e) if !e.retryable => {
-                tracing::warn!(message_sid = sid, job = id, "badge result refused by Twilio: job dropped");
+                tracing::warn!(message_id = sid, job = id, "badge result refused by Twilio: job dropped");
             }
             Err(_) => {
                 tracing::warn!(
-                    message_sid = sid,
+                    message_id = sid,
                     job = id,
                     "badge result not sent: the photo stays pending for the next start"
                 );
                 return;
             }
         }
-        if let Err(e) = self.store.run(move |l| l.photo_done(id)).await {
+        if let Err(e) = self.store.photo_done(id).await {
             tracing::error!(
-                message_sid = sid,
+                message_id = sid,
                 job = id,
                 error = %e,
                 "badge result sent but not marked done: it may be sent again after a restart"
@@ -477,19 +471,19 @@ impl BadgeDesk {
     /// Keeps `employee` in the user's session. Conditional on the session's version, as a
     /// text turn is: a message of the user's committed meanwhile is not overwritten, the
     /// session is read again instead.
-    async fn remember(&self, user: &str, employee: &Employee) -> Result<(), StoreError> {
+    async fn remember(&self, user: &Address, employee: &Employee) -> Result<(), StoreError> {
         for _ in 0..REMEMBER_ATTEMPTS {
-            let (mut session, version) = self.store.load_session(user).await?;
+            let (mut session, version) = super::load_session(&*self.store, user).await?;
             session.employee = Some(employee.clone());
-            let turn = OwnedTurn {
-                user: user.to_owned(),
-                message_sid: None,
-                session,
+            let turn = Turn {
+                user: user.clone(),
+                message_id: None,
+                session: super::encode_session(&session)?,
                 session_version: version,
                 messages: Vec::new(),
                 request: None,
                 unanswered: None,
-                now_ms: crate::domain::now_ms(),
+                now_ms: self.clock.now_ms(),
             };
             match self.store.commit(turn).await {
                 Err(StoreError::Conflict) => continue,
@@ -500,24 +494,24 @@ impl BadgeDesk {
     }
 
     /// The first reply to `sid`, if it was handled before.
-    async fn replay(&self, sid: Option<String>) -> Option<Vec<String>> {
+    async fn replay(&self, channel: Channel, sid: Option<MessageId>) -> Option<Vec<String>> {
         let sid = sid?;
-        self.store.run(move |l| l.replay(&sid)).await.ok().flatten()
+        self.store.replay(channel, &sid).await.ok().flatten()
     }
 
-    async fn lang_of(&self, user: &str) -> Lang {
-        self.store.load_session(user).await.ok().and_then(|(s, _)| s.lang).unwrap_or(Lang::En)
+    async fn lang_of(&self, user: &Address) -> Lang {
+        super::load_session(&*self.store, user).await.ok().and_then(|(s, _)| s.lang).unwrap_or(Lang::En)
     }
 
     /// Downloads and reads the photo in `slot`, identifies the employee and remembers them in
     /// the session; returns the reply.
     pub async fn read(&self, photo: &PhotoJob, slot: Slot) -> (String, BadgeOutcome) {
         let started = Instant::now();
-        let (sid, lang) = (photo.message_sid.as_deref(), photo.lang);
+        let (sid, lang) = (photo.message_id.as_ref().map(MessageId::as_str), photo.lang);
         let bytes = match self.fetcher.fetch(&photo.media_url).await {
             Ok(bytes) => bytes,
             Err(e) => {
-                tracing::warn!(message_sid = sid, error = %e, "badge photo not downloaded");
+                tracing::warn!(message_id = sid, error = %e, "badge photo not downloaded");
                 let said = match e {
                     FetchError::TooLarge(_) => messages::TOO_LARGE,
                     FetchError::Failed(_) => messages::DOWNLOAD_FAILED,
@@ -535,16 +529,16 @@ impl BadgeDesk {
         let text = match read {
             Ok(Ok(text)) => text,
             Ok(Err(ReadError::Decode(e))) => {
-                tracing::warn!(message_sid = sid, error = %e, "badge photo refused");
+                tracing::warn!(message_id = sid, error = %e, "badge photo refused");
                 return (messages::UNREADABLE_FILE.get(lang).to_owned(), BadgeOutcome::BadMedia);
             }
             Ok(Err(ReadError::Ocr(e))) => {
-                tracing::error!(message_sid = sid, error = %e, "badge OCR failed");
+                tracing::error!(message_id = sid, error = %e, "badge OCR failed");
                 return (messages::FAILED.get(lang).to_owned(), BadgeOutcome::Failed);
             }
             Err(PoolError::Busy) => return (messages::BUSY.get(lang).to_owned(), BadgeOutcome::Busy),
             Err(PoolError::Stopped) => {
-                tracing::error!(message_sid = sid, "badge OCR worker stopped");
+                tracing::error!(message_id = sid, "badge OCR worker stopped");
                 return (messages::FAILED.get(lang).to_owned(), BadgeOutcome::Failed);
             }
         };
@@ -557,7 +551,7 @@ impl BadgeDesk {
             (Some(employee), _) => {
                 let remembered = self.remember(&photo.user, employee).await;
                 if let Err(e) = remembered {
-                    tracing::error!(message_sid = sid, error = %e, "cannot remember the identified employee");
+                    tracing::error!(message_id = sid, error = %e, "cannot remember the identified employee");
                 }
                 let reply = messages::WELCOME
                     .get(lang)
@@ -577,7 +571,7 @@ impl BadgeDesk {
             _ => "no id",
         };
         tracing::info!(
-            message_sid = sid,
+            message_id = sid,
             outcome = kind,
             rotation = text.rotation,
             lines = text.lines.len(),

@@ -1,6 +1,6 @@
 //! The use cases, transport-free: the [`Desk`] runs a webhook turn — the sender's session,
 //! the dialog, then the commit of the session, a confirmed request with its ticket and
-//! outbox row, and the MessageSid with its reply, all before the user is told anything.
+//! outbox row, and the message id with its reply, all before the user is told anything.
 //!
 //! The conversation's rules are the [`dialog`](crate::dialog)'s (the request form
 //! included); the data is kept by the [`store`](crate::store). Must not: send e-mail (that is
@@ -11,3 +11,32 @@ pub mod limits;
 mod turn;
 
 pub use turn::{Desk, DeskError, Handled};
+
+use crate::domain::{Address, Session};
+use crate::store::{Sessions, StoreError, StoredSession};
+
+/// The user's session and the version it was stored at (0: none), from the store's memory
+/// when it holds it. The store keeps a session as the JSON written here; one this version
+/// cannot read is a fresh start, not an error forever.
+pub async fn load_session(store: &dyn Sessions, user: &Address) -> Result<(Session, i64), StoreError> {
+    let stored = match store.cached_session(user) {
+        Some(known) => known,
+        None => store.session(user).await?,
+    };
+    Ok(decode_session(stored))
+}
+
+/// A stored session read back (see [`load_session`]).
+pub fn decode_session(stored: Option<StoredSession>) -> (Session, i64) {
+    let Some(stored) = stored else { return (Session::default(), 0) };
+    let session = serde_json::from_str(&stored.data).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "unreadable stored session: starting afresh");
+        Session::default()
+    });
+    (session, stored.version)
+}
+
+/// `session` as the store keeps it.
+pub fn encode_session(session: &Session) -> Result<String, StoreError> {
+    serde_json::to_string(session).map_err(StoreError::backend)
+}

@@ -1,9 +1,9 @@
-//! The webhook's side of a turn: run the dialog, commit, reply; deduplicated by MessageSid.
+//! The webhook's side of a turn: run the dialog, commit, reply; deduplicated by message id.
 //!
 //! Order, and why: (1) the session is loaded — from the store's memory, usually — and the
-//! dialog answers, with no I/O; (2) the MessageSid, the session, a confirmed request (its
+//! dialog answers, with no I/O; (2) the message id, the session, a confirmed request (its
 //! ticket allocated there), its outbox row and a declined question's count are committed in
-//! one transaction — a MessageSid already committed, or a duplicate racing this turn, finds
+//! one transaction — a message id already committed, or a duplicate racing this turn, finds
 //! its key taken and gets the first reply back, with nothing written; a turn whose session
 //! changed since (another message of the same user, committed meanwhile) commits nothing and
 //! is handled again from (1); (3) only then is the reply returned, and the mail worker
@@ -16,8 +16,9 @@ use thiserror::Error;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::dialog::{Dialog, Incoming, Outcome};
+use crate::domain::{Clock, MessageId};
 use crate::engine::Lang;
-use crate::store::{Committed, Durable, OwnedTurn, StoreError};
+use crate::store::{Committed, Conversations, StoreError, Turn};
 
 /// How many times a turn is handled again after losing a race on its user's session.
 const MAX_CONFLICTS: usize = 8;
@@ -35,45 +36,58 @@ pub enum DeskError {
 pub struct Handled {
     /// The messages to send back.
     pub messages: Vec<String>,
-    /// What the dialog did; `None` for a replayed MessageSid.
+    /// What the dialog did; `None` for a replayed message.
     pub outcome: Option<Outcome>,
     /// The language replied in (the session's, for a replay).
     pub lang: Lang,
     /// The ticket of the request this message created.
     pub ticket: Option<String>,
-    /// True when this MessageSid had been handled before: nothing new was done.
+    /// True when this message had been handled before: nothing new was done.
     pub replayed: bool,
 }
 
 /// Runs turns of the dialog over the durable store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Desk {
     dialog: Arc<Dialog>,
-    store: Durable,
+    store: Arc<dyn Conversations>,
+    /// The time of each turn (a ticket's year, what pruning measures a session by).
+    clock: Arc<dyn Clock>,
     mail_wakeup: Arc<Notify>,
     /// With the semantic scorer on, a turn's matching takes milliseconds of CPU: it runs on
     /// the blocking pool, at most one per core, so the async workers keep serving.
     matching: Arc<Semaphore>,
 }
 
+impl std::fmt::Debug for Desk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Desk").field("dialog", &self.dialog).finish_non_exhaustive()
+    }
+}
+
 impl Desk {
     /// A desk answering with `dialog`, committing to `store`, and waking `mail_wakeup` (the
     /// outbox worker's) when a request is queued.
-    pub fn new(dialog: Arc<Dialog>, store: Durable, mail_wakeup: Arc<Notify>) -> Self {
+    pub fn new(
+        dialog: Arc<Dialog>,
+        store: Arc<dyn Conversations>,
+        clock: Arc<dyn Clock>,
+        mail_wakeup: Arc<Notify>,
+    ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Desk { dialog, store, mail_wakeup, matching: Arc::new(Semaphore::new(cores)) }
+        Desk { dialog, store, clock, mail_wakeup, matching: Arc::new(Semaphore::new(cores)) }
     }
 
     /// The store.
-    pub fn store(&self) -> &Durable {
+    pub fn store(&self) -> &Arc<dyn Conversations> {
         &self.store
     }
 
-    /// Handles one message; `message_sid` is Twilio's id of it, the deduplication key.
-    pub async fn handle(&self, msg: Incoming, message_sid: Option<String>) -> Result<Handled, DeskError> {
+    /// Handles one message; `message_id` is the channel's id of it, the deduplication key.
+    pub async fn handle(&self, msg: Incoming, message_id: Option<MessageId>) -> Result<Handled, DeskError> {
         let mut conflicts = 0;
         loop {
-            match self.turn(&msg, message_sid.clone()).await {
+            match self.turn(&msg, message_id.clone()).await {
                 Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
                 Err(e) => return Err(e.into()),
                 Ok((committed, outcome, lang)) => {
@@ -92,15 +106,15 @@ impl Desk {
         }
     }
 
-    /// Loads the session, answers, commits: once. A MessageSid already committed is found
+    /// Loads the session, answers, commits: once. A message id already committed is found
     /// by the commit, which then writes nothing and gives the first reply back: the dialog
     /// has no side effects, so answering a duplicate again costs only the matching.
     async fn turn(
         &self,
         msg: &Incoming,
-        sid: Option<String>,
+        message_id: Option<MessageId>,
     ) -> Result<(Committed, Outcome, Lang), StoreError> {
-        let (mut session, version) = self.store.load_session(&msg.user).await?;
+        let (mut session, version) = super::load_session(&*self.store, &msg.user).await?;
         let reply = if self.dialog.engine().is_semantic() {
             // The semaphore is never closed.
             let _place = self.matching.acquire().await.ok();
@@ -128,15 +142,15 @@ impl Desk {
         };
         let committed = self
             .store
-            .commit(OwnedTurn {
+            .commit(Turn {
                 user: msg.user.clone(),
-                message_sid: sid,
-                session,
+                message_id,
+                session: super::encode_session(&session)?,
                 session_version: version,
                 messages: reply.messages,
                 request,
                 unanswered,
-                now_ms: crate::domain::now_ms(),
+                now_ms: self.clock.now_ms(),
             })
             .await?;
         Ok((committed, reply.outcome, reply.lang))
@@ -147,16 +161,24 @@ impl Desk {
 mod tests {
     use std::sync::Mutex;
 
+    use async_trait::async_trait;
+
     use super::*;
     use crate::config::RequestSettings;
-    use crate::corpus::KnowledgeBase;
     use crate::dialog::RequestForm;
-    use crate::domain::{MailState, NewRequest, RequestRecord, Session};
+    use crate::domain::{Address, Channel, NewRequest, Session};
     use crate::engine::Engine;
+    use crate::knowledge::corpus::KnowledgeBase;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{Enqueued, Ledger, OutboxItem, PendingPhoto, PhotoJob, SessionStore, Turn};
+    use crate::store::{Reports, Sessions, StoredSession, Turns};
 
-    const USER: &str = "whatsapp:+33600000000";
+    fn user() -> Address {
+        Address::parse(Channel::Twilio, "+33600000000").unwrap()
+    }
+
+    fn id(sid: &str) -> MessageId {
+        MessageId::parse(sid).unwrap()
+    }
 
     /// SQLite, plus one "concurrent" turn slipped in just before the first commit: another
     /// message of the same user that confirmed the request first.
@@ -165,95 +187,54 @@ mod tests {
         race: Mutex<Option<NewRequest>>,
     }
 
-    impl SessionStore for Racing {
-        fn load(&self, user: &str) -> Result<Session, StoreError> {
-            self.inner.load(user)
-        }
-        fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
-            self.inner.save(user, session)
+    #[async_trait]
+    impl Sessions for Racing {
+        async fn session(&self, user: &Address) -> Result<Option<StoredSession>, StoreError> {
+            self.inner.session(user).await
         }
     }
 
-    impl Ledger for Racing {
-        fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError> {
-            self.inner.load_versioned(user)
-        }
-        fn replay(&self, sid: &str) -> Result<Option<Vec<String>>, StoreError> {
-            self.inner.replay(sid)
-        }
-        fn commit(&self, turn: &Turn<'_>) -> Result<Committed, StoreError> {
+    #[async_trait]
+    impl Turns for Racing {
+        async fn commit(&self, turn: Turn) -> Result<Committed, StoreError> {
             let race = self.race.lock().unwrap().take();
             if let Some(req) = race {
-                let (_, version) = self.inner.load_versioned(turn.user)?;
+                let version = self.inner.session(&turn.user).await?.map_or(0, |s| s.version);
                 let done = Session { lang: Some(Lang::En), ..Session::default() };
-                let msgs = vec!["first".to_owned()];
-                self.inner.commit(&Turn {
-                    user: turn.user,
-                    message_sid: Some("SM-other"),
-                    session: &done,
-                    session_version: version,
-                    messages: &msgs,
-                    request: Some(&req),
-                    unanswered: None,
-                    now_ms: turn.now_ms,
-                })?;
+                self.inner
+                    .commit(Turn {
+                        user: turn.user.clone(),
+                        message_id: Some(id("SM-other")),
+                        session: crate::desk::encode_session(&done)?,
+                        session_version: version,
+                        messages: vec!["first".to_owned()],
+                        request: Some(req),
+                        unanswered: None,
+                        now_ms: turn.now_ms,
+                    })
+                    .await?;
             }
-            self.inner.commit(turn)
+            self.inner.commit(turn).await
         }
-        fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-            self.inner.due_mail(now_ms, limit)
-        }
-        fn next_mail_due(&self) -> Result<Option<i64>, StoreError> {
-            self.inner.next_mail_due()
-        }
-        fn mark_sent(&self, id: i64, at_ms: i64) -> Result<(), StoreError> {
-            self.inner.mark_sent(id, at_ms)
-        }
-        fn mark_failed(&self, id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
-            self.inner.mark_failed(id, error, retry_at_ms)
-        }
-        fn mark_rejected(
-            &self,
-            id: i64,
-            error: &str,
-            retry_at_ms: i64,
-            dead_after: u32,
-        ) -> Result<MailState, StoreError> {
-            self.inner.mark_rejected(id, error, retry_at_ms, dead_after)
-        }
-        fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
-            self.inner.requests(limit)
-        }
-        fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
-            self.inner.request(ticket)
-        }
-        fn prune(&self, m: i64, s: i64) -> Result<usize, StoreError> {
-            self.inner.prune(m, s)
-        }
-        fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError> {
-            self.inner.enqueue_photo(job, reply)
-        }
-        fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError> {
-            self.inner.pending_photos(limit)
-        }
-        fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
-            self.inner.photo_done(id)
+        async fn replay(&self, channel: Channel, sid: &MessageId) -> Result<Option<Vec<String>>, StoreError> {
+            self.inner.replay(channel, sid).await
         }
     }
 
-    fn say(text: &str, sid: &str) -> (Incoming, Option<String>) {
-        (Incoming { user: USER.into(), text: text.into(), profile_name: None }, Some(sid.into()))
+    fn say(text: &str, sid: &str) -> (Incoming, Option<MessageId>) {
+        (Incoming { user: user(), text: text.into(), profile_name: None }, Some(id(sid)))
     }
 
     #[tokio::test]
     async fn a_turn_that_lost_a_race_on_the_session_is_handled_again_on_the_new_state() {
         let kb = Arc::new(KnowledgeBase::embedded().unwrap());
         let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
-        let dialog = Arc::new(Dialog::new(kb, engine, Arc::new(crate::store::MemoryStore::default())));
+        let dialog = Arc::new(Dialog::new(kb, engine));
         dialog.set_requests(Some(Arc::new(RequestForm::new(RequestSettings::default()))));
         let racing =
             Arc::new(Racing { inner: SqliteStore::open_in_memory().unwrap(), race: Mutex::new(None) });
-        let desk = Desk::new(dialog, Durable::new(racing.clone(), 1), Arc::new(Notify::new()));
+        let clock = Arc::new(crate::domain::SystemClock);
+        let desk = Desk::new(dialog, racing.clone(), clock, Arc::new(Notify::new()));
         for (i, t) in ["request", "1", "Ana", "Lopez", "skip"].iter().enumerate() {
             let (m, sid) = say(t, &format!("SM{i}"));
             desk.handle(m, sid).await.unwrap();
@@ -275,7 +256,10 @@ mod tests {
         let handled = desk.handle(m, sid).await.unwrap();
         assert!(handled.ticket.is_none(), "{handled:?}");
         assert!(!handled.messages[0].contains("REQ-"), "answered on the new state: {:?}", handled.messages);
-        assert_eq!(racing.requests(10).unwrap().len(), 1, "one request, the first one");
-        assert!(racing.replay("SM-late").unwrap().is_some(), "the retried turn was committed");
+        assert_eq!(racing.inner.requests(10).await.unwrap().len(), 1, "one request, the first one");
+        assert!(
+            racing.replay(Channel::Twilio, &id("SM-late")).await.unwrap().is_some(),
+            "the retried turn was committed"
+        );
     }
 }

@@ -9,74 +9,66 @@
 
 use super::{Outcome, Reply};
 use crate::config::RequestSettings;
+use crate::domain::Bilingual;
 use crate::domain::{
-    Draft, MAX_DETAILS_CHARS, MAX_NAME_CHARS, NewRequest, RequestType, Session, Step, TICKET_PLACEHOLDER,
-    clean_line, clean_text, valid_name,
+    Details, Draft, MAX_NAME_CHARS, NewRequest, PersonName, RequestType, Session, Step, TICKET_PLACEHOLDER,
+    clean_line,
 };
 use crate::engine::Lang;
 
-/// A sentence in both languages.
-struct Bi(&'static str, &'static str);
-
-impl Bi {
-    fn get(&self, lang: Lang) -> &'static str {
-        match lang {
-            Lang::En => self.0,
-            Lang::Fr => self.1,
-        }
-    }
-}
-
-const MENU_ENTRY: Bi = Bi(
+const MENU_ENTRY: Bilingual = Bilingual::new(
     "Make an administrative request (certificate, payslip copy, leave…)",
     "Faire une demande administrative (attestation, fiche de paie, congés…)",
 );
-const ASK_KIND: Bi = Bi(
+const ASK_KIND: Bilingual = Bilingual::new(
     "New administrative request. Which one? Reply with a number (or *cancel* at any time):",
     "Nouvelle demande administrative. Laquelle ? Répondez par un numéro (ou *annuler* à tout moment) :",
 );
-const BAD_KIND: Bi = Bi(
+const BAD_KIND: Bilingual = Bilingual::new(
     "Please reply with one of the numbers below, or *cancel*.",
     "Merci de répondre par l'un des numéros ci-dessous, ou *annuler*.",
 );
-const ASK_FIRST: Bi = Bi("*{label}*. What is your first name?", "*{label}*. Quel est votre prénom ?");
-const ASK_LAST: Bi = Bi("And your last name?", "Et votre nom de famille ?");
-const BAD_NAME: Bi = Bi(
+const ASK_FIRST: Bilingual =
+    Bilingual::new("*{label}*. What is your first name?", "*{label}*. Quel est votre prénom ?");
+const ASK_LAST: Bilingual = Bilingual::new("And your last name?", "Et votre nom de famille ?");
+const BAD_NAME: Bilingual = Bilingual::new(
     "That doesn't look like a name: letters, spaces, hyphens and apostrophes only, up to 60 characters. Please type it again, or *cancel*.",
     "Cela ne ressemble pas à un nom : lettres, espaces, traits d'union et apostrophes seulement, 60 caractères au plus. Merci de le retaper, ou *annuler*.",
 );
-const ASK_DETAILS: Bi = Bi(
+const ASK_DETAILS: Bilingual = Bilingual::new(
     "Any details for the service (dates, number of copies, new address…)? Type them, or *skip*.",
     "Des précisions pour le service (dates, nombre d'exemplaires, nouvelle adresse…) ? Écrivez-les, ou *passer*.",
 );
-const ASK_DETAILS_KNOWN: Bi = Bi(
+const ASK_DETAILS_KNOWN: Bilingual = Bilingual::new(
     "*{label}* for {name}. Any details for the service (dates, number of copies, new address…)? Type them, or *skip*.",
     "*{label}* pour {name}. Des précisions pour le service (dates, nombre d'exemplaires, nouvelle adresse…) ? Écrivez-les, ou *passer*.",
 );
-const BAD_DETAILS: Bi =
-    Bi("Please type the details as text, or *skip*.", "Merci d'écrire les précisions, ou *passer*.");
-const SUMMARY: Bi = Bi(
+const BAD_DETAILS: Bilingual = Bilingual::new(
+    "Please type the details as text, or *skip*.",
+    "Merci d'écrire les précisions, ou *passer*.",
+);
+const SUMMARY: Bilingual = Bilingual::new(
     "Please check your request:\n• Request: {label}\n• Name: {name}\n• Details: {details}\nIt will be e-mailed to {email}. Send it? Reply *yes* or *no*.",
     "Merci de vérifier votre demande :\n• Demande : {label}\n• Nom : {name}\n• Précisions : {details}\nElle sera envoyée par e-mail à {email}. L'envoyer ? Répondez *oui* ou *non*.",
 );
-const NO_DETAILS: Bi = Bi("none", "aucune");
-const BAD_CONFIRM: Bi = Bi(
+const NO_DETAILS: Bilingual = Bilingual::new("none", "aucune");
+const BAD_CONFIRM: Bilingual = Bilingual::new(
     "Please reply *yes* to send the request, or *no* to cancel it.",
     "Merci de répondre *oui* pour envoyer la demande, ou *non* pour l'annuler.",
 );
-const SUBMITTED: Bi = Bi(
+const SUBMITTED: Bilingual = Bilingual::new(
     "Your request is registered under the number *{ticket}*. It will be e-mailed to {email}; keep the number to follow it up.",
     "Votre demande est enregistrée sous le numéro *{ticket}*. Elle sera envoyée par e-mail à {email} ; gardez ce numéro pour la suivre.",
 );
-const MID_FORM: Bi = Bi(
+const MID_FORM: Bilingual = Bilingual::new(
     "You are making a request: answer the question below, or type *cancel* to stop it.",
     "Vous êtes en train de faire une demande : répondez à la question ci-dessous, ou tapez *annuler* pour l'arrêter.",
 );
-const CANCELLED: Bi = Bi(
+const CANCELLED: Bilingual = Bilingual::new(
     "Request cancelled: nothing was sent. Type *request* to start a new one, or *menu*.",
     "Demande annulée : rien n'a été envoyé. Tapez *demande* pour en faire une nouvelle, ou *menu*.",
 );
-const EXPIRED: Bi = Bi(
+const EXPIRED: Bilingual = Bilingual::new(
     "Your request in progress was cancelled after {minutes} minutes without a reply, and nothing was sent. Type *request* to start again.",
     "Votre demande en cours a été annulée après {minutes} minutes sans réponse, et rien n'a été envoyé. Tapez *demande* pour recommencer.",
 );
@@ -253,30 +245,29 @@ impl RequestForm {
                 draft.step = Step::FirstName;
                 self.reply(lang, &ASK_FIRST.get(lang).replace("{label}", kind.label(lang)))
             }
-            Step::FirstName => match valid_name(text) {
-                Some(name) => {
+            Step::FirstName => match PersonName::parse(text) {
+                Ok(name) => {
                     draft.first_name = Some(name);
                     draft.step = Step::LastName;
                     self.reply(lang, ASK_LAST.get(lang))
                 }
-                None => self.reply(lang, BAD_NAME.get(lang)),
+                Err(_) => self.reply(lang, BAD_NAME.get(lang)),
             },
-            Step::LastName => match valid_name(text) {
-                Some(name) => {
+            Step::LastName => match PersonName::parse(text) {
+                Ok(name) => {
                     draft.last_name = Some(name);
                     draft.step = Step::Details;
                     self.reply(lang, ASK_DETAILS.get(lang))
                 }
-                None => self.reply(lang, BAD_NAME.get(lang)),
+                Err(_) => self.reply(lang, BAD_NAME.get(lang)),
             },
             Step::Details => {
                 if is_skip(key) {
                     draft.details = None;
                 } else {
-                    let details = clean_text(text, MAX_DETAILS_CHARS);
-                    if details.is_empty() {
+                    let Ok(details) = Details::parse(text) else {
                         return (self.reply(lang, BAD_DETAILS.get(lang)), Some(draft));
-                    }
+                    };
                     draft.details = Some(details);
                 }
                 draft.step = Step::Confirm;
@@ -313,7 +304,9 @@ impl RequestForm {
         match &session.employee {
             Some(e) => (clean_line(&e.first_name, MAX_NAME_CHARS), clean_line(&e.last_name, MAX_NAME_CHARS)),
             None => {
-                (draft.first_name.clone().unwrap_or_default(), draft.last_name.clone().unwrap_or_default())
+                let name =
+                    |n: &Option<PersonName>| n.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default();
+                (name(&draft.first_name), name(&draft.last_name))
             }
         }
     }
@@ -325,7 +318,7 @@ impl RequestForm {
             .replace("{label}", kind.label(lang))
             .replace("{email}", &kind.email)
             .replace("{name}", &format!("{first} {last}"))
-            .replace("{details}", draft.details.as_deref().unwrap_or(NO_DETAILS.get(lang)));
+            .replace("{details}", draft.details.as_ref().map_or(NO_DETAILS.get(lang), Details::as_str));
         self.reply(lang, &text)
     }
 
@@ -342,7 +335,7 @@ impl RequestForm {
             employee_id: e.map(|e| clean(&e.id)),
             employee_email: e.map(|e| clean(&e.email)),
             department: e.map(|e| clean(&e.department)),
-            details: draft.details.clone(),
+            details: draft.details.clone().map(String::from),
             lang,
         }
     }

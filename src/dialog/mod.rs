@@ -1,13 +1,14 @@
 //! What the bot says: greetings, the menu, FAQ answers and the honest fallback, in the
 //! user's language.
 //!
-//! Transport-agnostic: the Twilio webhook and `wabot chat` both hand an [`Incoming`]
-//! message to [`Dialog::handle`] and send back the [`Reply`]'s messages. The user's state
-//! (language, the numbered choice on offer) lives in a [`SessionStore`].
+//! A pure state machine over the user's [`Session`]: [`Dialog::respond`] takes an
+//! [`Incoming`] message and the session, changes the session and returns the [`Reply`]. No
+//! store, no I/O: the desk loads the session and commits it with the reply (see
+//! [`crate::desk`]), for the Twilio webhook and `wabot chat` alike.
 //!
-//! The FAQ can change while the bot runs (see [`crate::faq`]): the menu lists the engine's
-//! live entries, under the categories of the knowledge base last set with
-//! [`Dialog::set_knowledge_base`].
+//! The FAQ can change while the bot runs (see [`crate::knowledge::faq`]): the menu lists the engine's
+//! live entries, under the categories of the live FAQ's knowledge base
+//! ([`Dialog::live`]).
 
 pub mod messages;
 
@@ -16,14 +17,13 @@ pub mod form;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use thiserror::Error;
 
 pub use form::RequestForm;
 
-use crate::corpus::{Category, KnowledgeBase};
-use crate::domain::{NewRequest, Pending, Session, now_ms};
+use crate::domain::{Address, Clock, NewRequest, Pending, Session, SystemClock};
 use crate::engine::{Engine, FaqEntry, Lang};
-use crate::store::{SessionStore, StoreError};
+use crate::knowledge::corpus::{Category, KnowledgeBase};
+use crate::knowledge::faq::LiveKnowledge;
 use messages as msg;
 
 /// Below the threshold, suggestions are offered down to this fraction of it.
@@ -34,8 +34,8 @@ const MAX_SUGGESTIONS: usize = 3;
 /// A message from a user.
 #[derive(Debug, Clone)]
 pub struct Incoming {
-    /// Stable user key (the WhatsApp address).
-    pub user: String,
+    /// Who wrote it.
+    pub user: Address,
     /// The text typed.
     pub text: String,
     /// The user's display name, when the channel gives one.
@@ -80,20 +80,13 @@ pub struct Reply {
     pub outcome: Outcome,
 }
 
-/// What the dialog can fail with.
-#[derive(Debug, Error)]
-pub enum DialogError {
-    /// The session store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// The conversation logic, shared by every channel.
 pub struct Dialog {
     /// Menu categories and their titles; swapped when the corpus is reloaded.
-    kb: ArcSwap<KnowledgeBase>,
+    kb: LiveKnowledge,
     engine: Arc<Engine>,
-    store: Arc<dyn SessionStore>,
+    /// What a request form's expiry is measured by.
+    clock: Arc<dyn Clock>,
     /// The request form, when requests are on (the server sets it).
     requests: ArcSwapOption<RequestForm>,
 }
@@ -146,15 +139,17 @@ fn command(text: &str) -> Option<Command> {
 }
 
 impl Dialog {
-    /// A dialog answering from `kb` through `engine`, keeping state in `store`.
-    pub fn new(kb: Arc<KnowledgeBase>, engine: Arc<Engine>, store: Arc<dyn SessionStore>) -> Self {
-        Dialog { kb: ArcSwap::new(kb), engine, store, requests: ArcSwapOption::empty() }
+    /// A dialog answering from `kb` through `engine`, on the system's clock.
+    pub fn new(kb: Arc<KnowledgeBase>, engine: Arc<Engine>) -> Self {
+        Dialog::live(Arc::new(ArcSwap::new(kb)), engine, Arc::new(SystemClock))
     }
 
-    /// Replaces the knowledge base the menu's categories come from (a reloaded corpus).
-    /// Conversations in progress keep going; the next menu shows the new categories.
-    pub fn set_knowledge_base(&self, kb: Arc<KnowledgeBase>) {
-        self.kb.store(kb);
+    /// A dialog answering from a live FAQ: the knowledge base its reloads replace
+    /// ([`crate::knowledge::faq::Faq::knowledge`]) and its engine. Conversations in progress keep
+    /// going; the next menu shows the new categories. An idle request form expires by
+    /// `clock`.
+    pub fn live(kb: LiveKnowledge, engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Self {
+        Dialog { kb, engine, clock, requests: ArcSwapOption::empty() }
     }
 
     /// Turns the request form on (`request`/`demande`, and an entry at the end of the menu)
@@ -173,21 +168,12 @@ impl Dialog {
         &self.engine
     }
 
-    /// Handles one message: loads the session, replies, saves the session.
-    pub fn handle(&self, msg: &Incoming) -> Result<Reply, DialogError> {
-        let mut session = self.store.load(&msg.user)?;
-        let reply = self.respond(&mut session, msg);
-        session.lang = Some(reply.lang);
-        self.store.save(&msg.user, &session)?;
-        Ok(reply)
-    }
-
     /// The reply to `msg` given `session`, which it updates. No I/O.
     pub fn respond(&self, session: &mut Session, msg: &Incoming) -> Reply {
         let text = msg.text.trim();
         let fallback_lang = session.lang.unwrap_or(Lang::En);
         if let Some(form) = self.requests.load_full()
-            && let Some(reply) = form.respond(session, text, now_ms())
+            && let Some(reply) = form.respond(session, text, self.clock.now_ms())
         {
             return reply;
         }
@@ -262,7 +248,7 @@ impl Dialog {
                 if n == categories.len() + 1
                     && let Some(form) = self.requests.load_full()
                 {
-                    return form.start(session, lang, now_ms());
+                    return form.start(session, lang, self.clock.now_ms());
                 }
                 let Some(category) = n.checked_sub(1).and_then(|i| categories.get(i)) else {
                     return reply(lang, Outcome::Other, msg::BAD_CHOICE.get(lang));
@@ -345,30 +331,55 @@ fn reply(lang: Lang, outcome: Outcome, text: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::domain::Channel;
 
     fn dialog() -> Dialog {
         let kb = Arc::new(KnowledgeBase::embedded().unwrap());
         let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
-        Dialog::new(kb, engine, Arc::new(MemoryStore::default()))
+        Dialog::new(kb, engine)
     }
 
-    fn say(d: &Dialog, text: &str) -> Reply {
-        d.handle(&Incoming {
-            user: "whatsapp:+33600000000".into(),
+    /// One message of a conversation whose state is `session`, as the desk runs it.
+    fn say(d: &Dialog, session: &mut Session, text: &str) -> Reply {
+        let msg = Incoming {
+            user: Address::parse(Channel::Twilio, "+33600000000").unwrap(),
             text: text.into(),
             profile_name: Some("Élodie".into()),
-        })
-        .unwrap()
+        };
+        let reply = d.respond(session, &msg);
+        session.lang = Some(reply.lang);
+        reply
+    }
+
+    #[test]
+    fn a_request_form_left_idle_expires_by_the_dialogs_clock() {
+        use crate::config::RequestSettings;
+        use crate::domain::TestClock;
+        let kb = Arc::new(KnowledgeBase::embedded().unwrap());
+        let engine = Arc::new(Engine::build(kb.entries(), kb.lexicon()));
+        let clock = Arc::new(TestClock::at(1_795_089_600_000));
+        let d = Dialog::live(Arc::new(ArcSwap::new(kb)), engine, clock.clone());
+        let settings = RequestSettings { idle_secs: 600, ..RequestSettings::default() };
+        d.set_requests(Some(Arc::new(RequestForm::new(settings))));
+        let mut s = Session::default();
+        say(&d, &mut s, "request");
+        say(&d, &mut s, "1");
+        clock.advance(599_000);
+        assert!(say(&d, &mut s, "Ana").messages[0].contains("last name"), "still going at 599 s");
+        clock.advance(601_000);
+        let r = say(&d, &mut s, "Lopez");
+        assert!(r.messages[0].contains("cancelled after 10 minutes"), "{r:?}");
+        assert!(s.request.is_none());
     }
 
     #[test]
     fn greetings_answer_in_their_language() {
         let d = dialog();
-        let r = say(&d, "Bonjour !");
+        let mut s = Session::default();
+        let r = say(&d, &mut s, "Bonjour !");
         assert_eq!(r.lang, Lang::Fr);
         assert!(r.messages[0].starts_with("Bonjour Élodie !"), "{}", r.messages[0]);
-        let r = say(&d, "hi");
+        let r = say(&d, &mut s, "hi");
         assert_eq!(r.lang, Lang::En);
         assert!(r.messages[0].starts_with("Hello Élodie!"));
     }
@@ -376,12 +387,13 @@ mod tests {
     #[test]
     fn the_menu_lists_categories_and_a_number_opens_one() {
         let d = dialog();
-        let r = say(&d, "aide");
+        let mut s = Session::default();
+        let r = say(&d, &mut s, "aide");
         assert_eq!(r.outcome, Outcome::Menu);
         assert!(r.messages[0].contains("\n1. "));
-        let r = say(&d, "1");
+        let r = say(&d, &mut s, "1");
         assert_eq!(r.outcome, Outcome::Menu);
-        let r = say(&d, "1");
+        let r = say(&d, &mut s, "1");
         assert!(matches!(r.outcome, Outcome::Answered { .. }), "{r:?}");
         assert_eq!(r.lang, Lang::Fr);
     }
@@ -389,11 +401,12 @@ mod tests {
     #[test]
     fn the_fallback_is_honest_and_in_the_users_language() {
         let d = dialog();
-        let r = say(&d, "quelle est la recette des crêpes bretonnes ?");
+        let mut s = Session::default();
+        let r = say(&d, &mut s, "quelle est la recette des crêpes bretonnes ?");
         assert_eq!(r.outcome, Outcome::Declined);
         assert_eq!(r.lang, Lang::Fr);
         assert!(r.messages[0].contains("menu"));
-        let r = say(&d, "who won the football match yesterday?");
+        let r = say(&d, &mut s, "who won the football match yesterday?");
         assert_eq!(r.outcome, Outcome::Declined);
         assert_eq!(r.lang, Lang::En);
     }
@@ -401,16 +414,18 @@ mod tests {
     #[test]
     fn a_number_out_of_range_is_refused_politely() {
         let d = dialog();
-        say(&d, "menu");
-        let r = say(&d, "99");
+        let mut s = Session::default();
+        say(&d, &mut s, "menu");
+        let r = say(&d, &mut s, "99");
         assert_eq!(r.messages[0], msg::BAD_CHOICE.get(Lang::En));
     }
 
     #[test]
     fn the_language_can_be_switched() {
         let d = dialog();
-        assert_eq!(say(&d, "français").lang, Lang::Fr);
-        assert_eq!(say(&d, "menu").lang, Lang::Fr);
+        let mut s = Session::default();
+        assert_eq!(say(&d, &mut s, "français").lang, Lang::Fr);
+        assert_eq!(say(&d, &mut s, "menu").lang, Lang::Fr);
     }
 
     #[test]
@@ -434,11 +449,12 @@ mod tests {
         // A high threshold turns every good match into a close miss.
         let params = EngineParams { threshold: 0.95, ..EngineParams::default() };
         let engine = Arc::new(Engine::with_params(&entries, &Lexicon::default(), params));
-        let d = Dialog::new(kb, engine, Arc::new(MemoryStore::default()));
-        let r = say(&d, "reset my password please");
+        let d = Dialog::new(kb, engine);
+        let mut s = Session::default();
+        let r = say(&d, &mut s, "reset my password please");
         assert_eq!(r.outcome, Outcome::Suggested, "{r:?}");
         assert!(r.messages[0].ends_with("\n1. How do I reset my password on the portal?"), "{r:?}");
-        let chosen = say(&d, "1");
+        let chosen = say(&d, &mut s, "1");
         assert_eq!(chosen.outcome, Outcome::Answered { id: "pw-en".into(), score: 1.0 });
         assert_eq!(chosen.messages, ["Use it.example.com."]);
     }

@@ -1,7 +1,54 @@
-//! Time as the rest of the crate reads it: milliseconds since the Unix epoch, and their
-//! rendering in UTC for people.
+//! Time as the rest of the crate reads it: milliseconds since the Unix epoch, from a
+//! [`Clock`] wherever time decides what happens (a form's expiry, a retry's delay, what
+//! pruning forgets), and their rendering in UTC for people.
 
-/// Milliseconds since the Unix epoch, now.
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Where "now" comes from. The composition root hands the [`SystemClock`] to everything;
+/// tests hand a [`TestClock`] they move by hand.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
+
+/// A clock that stands still until moved: [`TestClock::set`], [`TestClock::advance`].
+#[derive(Debug, Default)]
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    /// A clock showing `ms`.
+    pub fn at(ms: i64) -> TestClock {
+        TestClock(AtomicI64::new(ms))
+    }
+
+    /// Shows `ms` from now on.
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+
+    /// Moves the clock `ms` forward.
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Milliseconds since the Unix epoch, now, by the system's clock.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -39,6 +86,17 @@ fn civil(ms: i64) -> (i64, i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_test_clock_moves_only_when_told() {
+        let clock = TestClock::at(1_000);
+        assert_eq!(clock.now_ms(), 1_000);
+        clock.advance(500);
+        assert_eq!(clock.now_ms(), 1_500);
+        clock.set(7);
+        assert_eq!(clock.now_ms(), 7);
+        assert!(SystemClock.now_ms() > 1_700_000_000_000);
+    }
 
     #[test]
     fn dates_print_in_utc() {

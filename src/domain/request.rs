@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Address;
 use crate::engine::Lang;
 
 /// A kind of request employees can make, and the service it goes to.
@@ -77,8 +78,8 @@ pub enum MailState {
 pub struct RequestRecord {
     /// Human ticket number, `REQ-2026-000123`.
     pub ticket: String,
-    /// The user's channel address (`whatsapp:+33…`).
-    pub user: String,
+    /// The user who asked.
+    pub user: Address,
     /// The request type's id.
     pub kind: String,
     /// The request type's label.
@@ -111,4 +112,9 @@ pub struct RequestRecord {
     pub next_attempt_ms: Option<i64>,
     /// When the SMTP server accepted it, ms since the epoch.
     pub sent_at_ms: Option<i64>,
+}
+
+/// A ticket as people read it: `REQ-2026-000123`, the year and the request's number in it.
+pub fn format_ticket(year: i64, seq: i64) -> String {
+    format!("REQ-{year}-{seq:06}")
 }

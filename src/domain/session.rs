@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Employee;
+use super::{Details, Employee, PersonName};
 use crate::engine::Lang;
 
 /// A choice the user was just offered, so that a bare number answers it.
@@ -53,12 +53,12 @@ pub struct Draft {
     pub step: Step,
     /// The chosen request type's id.
     pub kind: Option<String>,
-    /// First name, cleaned.
-    pub first_name: Option<String>,
-    /// Last name, cleaned.
-    pub last_name: Option<String>,
-    /// Details, cleaned; `None` when skipped.
-    pub details: Option<String>,
+    /// First name.
+    pub first_name: Option<PersonName>,
+    /// Last name.
+    pub last_name: Option<PersonName>,
+    /// Details; `None` when skipped.
+    pub details: Option<Details>,
     /// When the user last answered, ms since the epoch.
     pub touched_ms: i64,
 }

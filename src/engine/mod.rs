@@ -633,7 +633,7 @@ pub fn valid_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corpus::KnowledgeBase;
+    use crate::knowledge::corpus::KnowledgeBase;
 
     #[test]
     fn ids_are_letters_digits_and_four_marks_starting_with_a_letter_or_digit() {

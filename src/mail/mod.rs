@@ -2,7 +2,7 @@
 //! worker that delivers queued ones over SMTP (lettre, tokio, rustls).
 //!
 //! Owns delivery only: a request reaches the outbox in the same transaction that stores it
-//! ([`crate::store::Ledger::commit`]). The worker takes due rows, sends each, and marks it
+//! ([`crate::store::Turns::commit`]). The worker takes due rows, sends each, and marks it
 //! sent only once the server has accepted it; a failure is recorded with the next attempt
 //! time, doubling from `retry_initial_ms` up to `retry_max_ms`. So with SMTP down requests
 //! wait, and after a crash or `kill -9` whatever was not marked sent goes out on restart.
@@ -37,8 +37,8 @@ use thiserror::Error;
 use tokio::sync::Notify;
 
 use crate::config::MailSettings;
-use crate::domain::{MailState, RequestRecord, clean_line, now_ms, utc};
-use crate::store::{Durable, OutboxItem, StoreError};
+use crate::domain::{Clock, MailState, RequestRecord, clean_line, utc};
+use crate::store::{OutboxItem, StoreError};
 
 /// With nothing queued, the worker still looks at the outbox this often (a request
 /// committed by another process, e.g. a second replica, wakes nobody here).
@@ -107,8 +107,7 @@ pub fn body(req: &RequestRecord) -> String {
     if let Some(d) = &req.department {
         out.push_str(&format!("Department / Service: {}\n", line(d)));
     }
-    let number = req.user.strip_prefix("whatsapp:").unwrap_or(&req.user);
-    out.push_str(&format!("WhatsApp: {}\n", line(number)));
+    out.push_str(&format!("WhatsApp: {}\n", line(&req.user.display())));
     out.push_str(&format!(
         "Language / Langue: {}\n",
         if req.lang == crate::engine::Lang::Fr { "fr" } else { "en" }
@@ -124,7 +123,9 @@ pub fn body(req: &RequestRecord) -> String {
 
 /// The worker delivering the outbox.
 pub struct Outbox {
-    store: Durable,
+    store: Arc<dyn crate::store::Outbox>,
+    /// What "due" and a retry's delay are measured by.
+    clock: Arc<dyn Clock>,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     settings: MailSettings,
     from: Mailbox,
@@ -144,7 +145,8 @@ impl Outbox {
     /// requests stay queued). `wakeup` is notified when a request is queued.
     pub fn new(
         settings: &MailSettings,
-        store: Durable,
+        store: Arc<dyn crate::store::Outbox>,
+        clock: Arc<dyn Clock>,
         wakeup: Arc<Notify>,
     ) -> Result<Option<Outbox>, MailError> {
         settings.validate().map_err(MailError::Settings)?;
@@ -168,6 +170,7 @@ impl Outbox {
         };
         Ok(Some(Outbox {
             store,
+            clock,
             transport,
             settings: settings.clone(),
             from,
@@ -196,7 +199,7 @@ impl Outbox {
         let mut in_flight = FuturesUnordered::new();
         let mut taken: HashSet<i64> = HashSet::new();
         loop {
-            let now = now_ms();
+            let now = self.clock.now_ms();
             let room = self.settings.max_concurrent.saturating_sub(taken.len());
             // More due than places: wait for a place rather than for the next due time.
             let mut backlog = room == 0;
@@ -204,7 +207,7 @@ impl Outbox {
             if room > 0 {
                 // The rows in flight are still queued and due: ask for enough to see past them.
                 let limit = taken.len() + room + 1;
-                match self.store.run(move |s| s.due_mail(now, limit)).await {
+                match self.store.due_mail(now, limit).await {
                     Ok(due) => {
                         let fresh: Vec<OutboxItem> =
                             due.into_iter().filter(|i| !taken.contains(&i.id)).collect();
@@ -226,9 +229,10 @@ impl Outbox {
                 // The store, not SMTP, failed: wait before trying again rather than spin.
                 Duration::from_millis(self.settings.retry_initial_ms)
             } else {
-                match self.store.run(move |s| s.next_mail_due_after(now)).await {
+                match self.store.next_mail_due_after(now).await {
                     Ok(Some(at)) => {
-                        Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(IDLE_POLL)
+                        Duration::from_millis(u64::try_from(at - self.clock.now_ms()).unwrap_or(0))
+                            .min(IDLE_POLL)
                     }
                     Ok(None) => IDLE_POLL,
                     Err(e) => {
@@ -277,8 +281,8 @@ impl Outbox {
         };
         let (permanent, error) = match result {
             Ok(()) => {
-                let at = now_ms();
-                self.store.run(move |s| s.mark_sent(id, at)).await?;
+                let at = self.clock.now_ms();
+                self.store.mark_sent(id, at).await?;
                 if let Some(m) = &self.metrics {
                     m.mail_sent();
                 }
@@ -292,15 +296,15 @@ impl Outbox {
         }
         let attempts = request.attempts + 1;
         let delay = self.settings.retry_delay_ms(attempts);
-        let retry_at = now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+        let retry_at = self.clock.now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
         if !permanent {
             tracing::warn!(ticket = %ticket, attempts, retry_in_ms = delay, error = %error, "request e-mail not delivered");
-            self.store.run(move |s| s.mark_failed(id, &error, retry_at)).await?;
+            self.store.mark_failed(id, &error, retry_at).await?;
             return Ok(());
         }
         let dead_after = self.settings.max_permanent_failures;
         let logged = error.clone();
-        let state = self.store.run(move |s| s.mark_rejected(id, &error, retry_at, dead_after)).await?;
+        let state = self.store.mark_rejected(id, &error, retry_at, dead_after).await?;
         if state == MailState::Dead {
             if let Some(m) = &self.metrics {
                 m.mail_dead_lettered();
@@ -321,7 +325,7 @@ mod tests {
     fn record() -> RequestRecord {
         RequestRecord {
             ticket: "REQ-2026-000042".into(),
-            user: "whatsapp:+33612345678".into(),
+            user: crate::domain::Address::parse(crate::domain::Channel::Twilio, "+33612345678").unwrap(),
             kind: "work-certificate".into(),
             kind_label: "Work certificate / Attestation de travail".into(),
             recipient: "hr@example.com".into(),

@@ -10,7 +10,7 @@
 //!   runtime and never piles up: when the queue is full, callers are told at once.
 //!
 //! The rest of wabot sees only the [`BadgeReader`] trait, so the dialog and the server can be
-//! tested with a fake reader, while `tests/ocr_golden.rs` runs the real models on real photos.
+//! tested with a fake reader, while `tests/engine/ocr_golden.rs` runs the real models on real photos.
 
 pub mod id;
 pub mod models;

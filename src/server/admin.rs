@@ -38,8 +38,10 @@ use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 use crate::engine::FaqEntry;
-use crate::faq::{Faq, FaqError, Stored};
-use crate::store::Durable;
+use crate::knowledge::faq::{Faq, FaqError, Stored};
+use crate::store::Reports;
+
+use crate::web::HttpError;
 
 /// An entry id from the path, checked against [`crate::engine::valid_id`].
 struct EntryId(String);
@@ -48,14 +50,14 @@ impl<S: Send + Sync> FromRequestParts<S> for EntryId {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(id) = Path::<String>::from_request_parts(parts, state).await.map_err(|e| {
-            tracing::warn!(op = %parts.method, status = 400, "admin request refused: unreadable id");
-            AdminError::BadRequest(e.body_text()).into_response()
-        })?;
+        // The id is not logged: it may hold anything.
+        let span = tracing::warn_span!("admin", op = %parts.method);
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| span.in_scope(|| AdminError::BadRequest(e.body_text()).into_response()))?;
         if !crate::engine::valid_id(&id) {
-            // The id is not logged: it may hold anything.
-            tracing::warn!(op = %parts.method, status = 400, "admin request refused: invalid id");
-            return Err(AdminError::BadRequest(crate::engine::ID_RULE.to_owned()).into_response());
+            let refused = AdminError::BadRequest(crate::engine::ID_RULE.to_owned());
+            return Err(span.in_scope(|| refused.into_response()));
         }
         Ok(EntryId(id))
     }
@@ -78,14 +80,26 @@ enum AdminError {
     Internal(#[source] tokio::task::JoinError),
 }
 
-impl AdminError {
-    fn status(&self) -> StatusCode {
-        match self {
-            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-            AdminError::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AdminError::Storage(_) | AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+impl From<AdminError> for HttpError {
+    fn from(e: AdminError) -> HttpError {
+        let message = e.to_string();
+        match e {
+            AdminError::Unauthorized => HttpError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+                .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+            AdminError::NotFound(_) => HttpError::new(StatusCode::NOT_FOUND, "not_found", message),
+            AdminError::ContentType => {
+                HttpError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+            }
+            // A serde message can quote the body.
+            AdminError::BadRequest(_) => {
+                HttpError::new(StatusCode::BAD_REQUEST, "bad_request", message).quiet()
+            }
+            AdminError::Storage(source) => {
+                HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", message).with_source(source)
+            }
+            AdminError::Internal(source) => {
+                HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message).with_source(source)
+            }
         }
     }
 }
@@ -101,12 +115,7 @@ impl From<FaqError> for AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        let body = axum::Json(serde_json::json!({ "error": self.to_string() }));
-        let mut response = (self.status(), body).into_response();
-        if let AdminError::Unauthorized = self {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+        HttpError::from(self).into_response()
     }
 }
 
@@ -148,26 +157,16 @@ async fn require_bearer(
 ) -> Response {
     let valid = bearer(request.headers()).is_some_and(|t| bool::from(digest(t).ct_eq(&expected[..])));
     if !valid {
-        tracing::warn!(%method, path = request.uri().path(), "admin request refused: missing or invalid bearer token");
-        return AdminError::Unauthorized.into_response();
+        let span = tracing::warn_span!("admin", %method, path = request.uri().path());
+        return span.in_scope(|| AdminError::Unauthorized.into_response());
     }
     next.run(request).await
 }
 
-/// Logs a refused operation: the status, and the message only at debug level, since a
-/// serde message can quote the body.
+/// A refused operation's response, logged once (by [`HttpError`]) in a span naming the
+/// operation and the entry.
 fn refused(op: &str, id: &str, e: AdminError) -> Response {
-    match &e {
-        AdminError::Storage(source) => {
-            tracing::error!(op, id, error = %source, "admin change not saved, not applied");
-        }
-        AdminError::Internal(source) => tracing::error!(op, id, error = %source, "admin change failed"),
-        other => {
-            tracing::warn!(op, id, status = other.status().as_u16(), "admin request refused");
-            tracing::debug!(op, id, error = %other, "admin request refused");
-        }
-    }
-    e.into_response()
+    tracing::warn_span!("admin", op, id).in_scope(|| e.into_response())
 }
 
 async fn list(State(faq): State<Arc<Faq>>) -> Response {
@@ -189,7 +188,7 @@ async fn get_one(State(faq): State<Arc<Faq>>, EntryId(id): EntryId) -> Response 
 
 async fn put(State(faq): State<Arc<Faq>>, EntryId(id): EntryId, headers: HeaderMap, body: Bytes) -> Response {
     let stored = async {
-        if !crate::channel::has_media_type(&headers, "application/json") {
+        if !crate::web::has_media_type(&headers, "application/json") {
             return Err(AdminError::ContentType);
         }
         let entry = parse_entry(&id, &body)?;
@@ -258,17 +257,22 @@ struct UnansweredQuery {
 }
 
 /// `GET /admin/unanswered?limit=N`, behind the admin bearer token.
-pub fn unanswered_router(store: Durable, token: &SecretString) -> Router {
-    let routes = Router::new().route("/admin/unanswered", get(list_unanswered)).with_state(Arc::new(store));
+pub fn unanswered_router(store: Arc<dyn Reports>, token: &SecretString) -> Router {
+    let routes = Router::new().route("/admin/unanswered", get(list_unanswered)).with_state(store);
     protect(routes, token)
 }
-async fn list_unanswered(State(store): State<Arc<Durable>>, Query(q): Query<UnansweredQuery>) -> Response {
+
+async fn list_unanswered(
+    State(store): State<Arc<dyn Reports>>,
+    Query(q): Query<UnansweredQuery>,
+) -> Response {
     let limit = q.limit.unwrap_or(crate::domain::unanswered::DEFAULT_LIMIT).min(1000);
-    match store.run(move |s| s.unanswered(limit)).await {
+    match store.unanswered(limit).await {
         Ok(rows) => axum::Json(rows).into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "cannot list unanswered questions");
-            (StatusCode::INTERNAL_SERVER_ERROR, "storage error").into_response()
+            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", "cannot list unanswered questions")
+                .with_source(e)
+                .into_response()
         }
     }
 }

@@ -92,10 +92,10 @@ async fn unavailable(metrics: Arc<Metrics>, error: BoxError) -> Response {
         "unavailable"
     };
     metrics.unavailable(reason);
-    tracing::warn!(reason, "request refused with 503");
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}, retry later")).into_response();
-    response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(RETRY_AFTER_SECS));
-    response
+    let code = if reason == "timed out" { "timed_out" } else { reason };
+    crate::web::HttpError::new(StatusCode::SERVICE_UNAVAILABLE, code, format!("{reason}, retry later"))
+        .with_header(header::RETRY_AFTER, header::HeaderValue::from(RETRY_AFTER_SECS))
+        .into_response()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::dialog::Outcome;
-use crate::store::Durable;
+use crate::store::Outbox;
 use crate::telemetry::metrics::{CONTENT_TYPE, MessageOutcome, Metrics};
 
 impl From<&Outcome> for MessageOutcome {
@@ -30,23 +30,21 @@ impl From<&Outcome> for MessageOutcome {
 #[derive(Clone)]
 struct MetricsState {
     metrics: Arc<Metrics>,
-    store: Durable,
+    store: Arc<dyn Outbox>,
 }
 
 /// `GET /metrics`; the outbox depth and dead letters are read from the store at each scrape.
-pub fn router(metrics: Arc<Metrics>, store: Durable) -> Router {
+pub fn router(metrics: Arc<Metrics>, store: Arc<dyn Outbox>) -> Router {
     Router::new().route("/metrics", get(scrape)).with_state(MetricsState { metrics, store })
 }
 
 async fn scrape(State(state): State<MetricsState>) -> Response {
-    match state.store.run(|s| s.outbox_depth()).await {
-        Ok(Some(depth)) => state.metrics.set_outbox_depth(depth),
-        Ok(None) => {}
+    match state.store.outbox_depth().await {
+        Ok(depth) => state.metrics.set_outbox_depth(depth),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox depth"),
     }
-    match state.store.run(|s| s.dead_mail()).await {
-        Ok(Some(dead)) => state.metrics.set_outbox_dead(dead),
-        Ok(None) => {}
+    match state.store.dead_mail().await {
+        Ok(dead) => state.metrics.set_outbox_dead(dead),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the dead letters"),
     }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.encode()).into_response()

@@ -37,10 +37,11 @@ use crate::desk::Desk;
 use crate::desk::limits::SenderLimiter;
 use crate::dialog::Dialog;
 use crate::dialog::RequestForm;
-use crate::faq::Faq;
+use crate::domain::{Clock, SystemClock};
+use crate::knowledge::faq::Faq;
 use crate::mail::{MailError, Outbox};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Durable, StoreError};
+use crate::store::{Store, StoreError};
 use crate::telemetry::metrics::Metrics;
 
 /// The blocking pool's bound for `wabot serve`: the store's callers plus a margin for
@@ -89,7 +90,8 @@ pub struct Server {
     router: Router,
     limits: LimitSettings,
     outbox: Option<Outbox>,
-    store: Durable,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
 }
@@ -105,7 +107,7 @@ impl Server {
     /// with the database at `settings.db`.
     pub async fn bind(settings: &Settings, faq: Arc<Faq>) -> Result<Server, ServerError> {
         let store = open_store(settings).await?;
-        Server::bind_with(settings, faq, store, None).await
+        Server::bind_with(settings, faq, store, None, Arc::new(SystemClock)).await
     }
 
     /// [`Server::bind`] over a store already open (see [`open_store`]), with photos of
@@ -116,13 +118,16 @@ impl Server {
         faq: Arc<Faq>,
         store: Arc<SqliteStore>,
         badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Server, ServerError> {
         let unsigned = settings.twilio_auth_token.is_none() && settings.twilio_webhook_shared_key.is_none();
         if unsigned && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
-        let (desk, outbox) = desk_over(settings, store, Arc::clone(faq.dialog()))?;
-        let store = desk.store().clone();
+        let store: Arc<dyn Store> = store;
+        let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine(), Arc::clone(&clock)));
+        let (desk, outbox) =
+            desk_over(settings, Arc::clone(&store), Arc::clone(&dialog), Arc::clone(&clock))?;
         let desk = Arc::new(desk);
         let metrics = Arc::new(Metrics::new());
         let outbox = outbox.map(|o| o.with_metrics(Arc::clone(&metrics)));
@@ -132,8 +137,18 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        let router = router(settings, faq, desk, badges.clone(), Arc::clone(&metrics));
-        Ok(Server { listener, router, limits: settings.limits.clone(), outbox, store, metrics, badges })
+        let router =
+            router(settings, faq, dialog, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics));
+        Ok(Server {
+            listener,
+            router,
+            limits: settings.limits.clone(),
+            outbox,
+            store,
+            clock,
+            metrics,
+            badges,
+        })
     }
 
     /// The server's metrics.
@@ -160,7 +175,11 @@ impl Server {
             tracing::error!(error = %e, "cannot resume the pending badge photos");
         }
         let worker = self.outbox.map(|o| tokio::spawn(o.run()));
-        let pruner = tokio::spawn(self.store.prune_forever(std::time::Duration::from_secs(3600)));
+        let pruner = tokio::spawn(crate::store::prune_forever(
+            self.store,
+            self.clock,
+            std::time::Duration::from_secs(3600),
+        ));
         let served = serve(self.listener, self.router, &self.limits, shutdown).await;
         if let Some(w) = worker {
             w.abort();
@@ -243,7 +262,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<SqliteStore>, ServerE
     let path = settings.db.clone();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
         .await
-        .map_err(|e| StoreError::Backend(e.to_string()))
+        .map_err(StoreError::backend)
         .and_then(|r| r)
         .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?;
     tracing::info!(db = %settings.db.display(), "database open");
@@ -257,25 +276,24 @@ pub async fn open_desk(
     settings: &Settings,
     dialog: Arc<Dialog>,
 ) -> Result<(Desk, Option<Outbox>), ServerError> {
-    desk_over(settings, open_store(settings).await?, dialog)
+    desk_over(settings, open_store(settings).await?, dialog, Arc::new(SystemClock))
 }
 
 fn desk_over(
     settings: &Settings,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     dialog: Arc<Dialog>,
+    clock: Arc<dyn Clock>,
 ) -> Result<(Desk, Option<Outbox>), ServerError> {
-    // Several callers at once, so that concurrent turns share one group commit.
-    let store = Durable::new(store, crate::store::sqlite::CONCURRENT_CALLS);
     let wakeup = Arc::new(tokio::sync::Notify::new());
-    let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&wakeup))?;
+    let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&clock), Arc::clone(&wakeup))?;
     if outbox.is_none() {
         tracing::warn!(
             "mail is off (WABOT_SMTP_URL is not set): requests are stored and queued, not e-mailed"
         );
     }
     dialog.set_requests(Some(Arc::new(RequestForm::new(settings.requests.clone()))));
-    Ok((Desk::new(dialog, store, wakeup), outbox))
+    Ok((Desk::new(dialog, store, clock, wakeup), outbox))
 }
 
 /// The application's routes, `/metrics` included; `/admin` only when `settings.admin_token`
@@ -284,13 +302,14 @@ fn desk_over(
 pub fn router(
     settings: &Settings,
     faq: Arc<Faq>,
+    dialog: Arc<Dialog>,
     desk: Arc<Desk>,
+    store: Arc<dyn Store>,
     badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
     metrics: Arc<Metrics>,
 ) -> Router {
-    let store = desk.store().clone();
     let webhook = WebhookState {
-        dialog: Arc::clone(faq.dialog()),
+        dialog: Arc::clone(&dialog),
         desk,
         auth_token: settings.twilio_auth_token.clone(),
         shared_key: settings.twilio_webhook_shared_key.clone(),
@@ -299,7 +318,7 @@ pub fn router(
         limiter: SenderLimiter::new(&settings.limits).map(Arc::new),
         metrics: Arc::clone(&metrics),
     };
-    let mut router = Router::new().route("/healthz", get(healthz)).with_state(Arc::clone(faq.dialog()));
+    let mut router = Router::new().route("/healthz", get(healthz)).with_state(dialog);
     router = router.merge(twilio::webhook::router(webhook));
     router = router.merge(metrics::router(Arc::clone(&metrics), store.clone()));
     if let Some(token) = &settings.admin_token {

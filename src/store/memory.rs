@@ -1,23 +1,31 @@
-//! The [`Ledger`] in memory: the same contract as [`SqliteStore`](super::SqliteStore)'s,
+//! The store's roles in memory: the same contract as [`SqliteStore`](super::SqliteStore)'s,
 //! nothing on disk, everything behind one lock (each call is one atomic step, as SQLite's
-//! transaction is). It serves the conformance suite beside SQLite, and any test or tool that
-//! wants the durable contract without a file; a second store (PostgreSQL) is held to the
-//! same suite.
+//! transaction is; no call awaits while holding it). It serves the conformance suite beside
+//! SQLite, and any test or tool that wants the durable contract without a file; a second
+//! store (PostgreSQL) is held to the same suite.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
-use super::ledger::{Committed, Enqueued, Ledger, OutboxItem, PendingPhoto, PhotoJob, Turn};
-use super::sqlite::format_ticket;
-use super::{SessionStore, StoreError};
-use crate::domain::{
-    MailState, NewRequest, RequestRecord, Session, TICKET_PLACEHOLDER, Unanswered, utc_year,
+use async_trait::async_trait;
+
+use super::StoreError;
+use super::roles::{
+    Committed, Enqueued, Jobs, Maintenance, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions,
+    StoredSession, Turn, Turns,
 };
+use crate::domain::{
+    Address, Channel, MailState, MessageId, NewRequest, RequestRecord, TICKET_PLACEHOLDER, Unanswered,
+    format_ticket, utc_year,
+};
+
+/// A claimed message: its channel and the channel's id of it.
+type Claim = (Channel, MessageId);
 
 /// A stored session: the value, its version, when it was last written.
 #[derive(Debug, Clone)]
-struct StoredSession {
-    session: Session,
+struct Held {
+    data: String,
     version: i64,
     updated_ms: i64,
 }
@@ -26,7 +34,7 @@ struct StoredSession {
 #[derive(Debug, Clone)]
 struct Row {
     ticket: String,
-    user: String,
+    user: Address,
     request: NewRequest,
     created_ms: i64,
     state: MailState,
@@ -65,10 +73,10 @@ impl Row {
 
 #[derive(Debug, Default)]
 struct State {
-    sessions: HashMap<String, StoredSession>,
-    /// Each handled MessageSid's reply, and the order they came in (for pruning).
-    replies: HashMap<String, Vec<String>>,
-    received: VecDeque<(String, i64)>,
+    sessions: HashMap<Address, Held>,
+    /// Each handled message's reply, and the order they came in (for pruning).
+    replies: HashMap<Claim, Vec<String>>,
+    received: VecDeque<(Claim, i64)>,
     /// The last ticket number of each year.
     tickets: HashMap<i64, i64>,
     /// Outbox rows by id (from 1), each with its request.
@@ -79,27 +87,27 @@ struct State {
 }
 
 impl State {
-    /// Claims `sid` with `reply`; its first reply when it was claimed before.
-    fn claim(&mut self, sid: &str, reply: &[String], at_ms: i64) -> Option<Vec<String>> {
-        if let Some(first) = self.replies.get(sid) {
+    /// Claims `id` with `reply`; its first reply when it was claimed before.
+    fn claim(&mut self, id: Claim, reply: &[String], at_ms: i64) -> Option<Vec<String>> {
+        if let Some(first) = self.replies.get(&id) {
             return Some(first.clone());
         }
-        self.replies.insert(sid.to_owned(), reply.to_vec());
-        self.received.push_back((sid.to_owned(), at_ms));
+        self.replies.insert(id.clone(), reply.to_vec());
+        self.received.push_back((id, at_ms));
         None
     }
 }
 
 /// The durable contract, in memory.
 #[derive(Debug, Default)]
-pub struct MemoryLedger {
+pub struct MemoryBackend {
     state: Mutex<State>,
 }
 
-impl MemoryLedger {
+impl MemoryBackend {
     /// An empty store.
-    pub fn new() -> MemoryLedger {
-        MemoryLedger::default()
+    pub fn new() -> MemoryBackend {
+        MemoryBackend::default()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -108,41 +116,33 @@ impl MemoryLedger {
     }
 }
 
-impl SessionStore for MemoryLedger {
-    fn load(&self, user: &str) -> Result<Session, StoreError> {
-        self.load_versioned(user).map(|(s, _)| s)
+#[async_trait]
+impl Sessions for MemoryBackend {
+    async fn session(&self, user: &Address) -> Result<Option<StoredSession>, StoreError> {
+        Ok(self.cached_session(user).flatten())
     }
 
-    fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        let version = s.sessions.get(user).map_or(0, |e| e.version) + 1;
-        let updated_ms = crate::domain::now_ms();
-        s.sessions.insert(user.to_owned(), StoredSession { session: session.clone(), version, updated_ms });
-        Ok(())
+    fn cached_session(&self, user: &Address) -> Option<Option<StoredSession>> {
+        let s = self.lock();
+        Some(s.sessions.get(user).map(|e| StoredSession { data: e.data.clone(), version: e.version }))
     }
 }
 
-impl Ledger for MemoryLedger {
-    fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError> {
-        Ok(self.lock().sessions.get(user).map_or((Session::default(), 0), |e| (e.session.clone(), e.version)))
-    }
-
-    fn replay(&self, message_sid: &str) -> Result<Option<Vec<String>>, StoreError> {
-        Ok(self.lock().replies.get(message_sid).cloned())
-    }
-
-    fn commit(&self, turn: &Turn<'_>) -> Result<Committed, StoreError> {
+#[async_trait]
+impl Turns for MemoryBackend {
+    async fn commit(&self, turn: Turn) -> Result<Committed, StoreError> {
         let mut s = self.lock();
-        if let Some(sid) = turn.message_sid
-            && let Some(first) = s.replies.get(sid)
+        let claim = turn.message_id.as_ref().map(|id| (turn.user.channel(), id.clone()));
+        if let Some(claim) = &claim
+            && let Some(first) = s.replies.get(claim)
         {
             return Ok(Committed { messages: first.clone(), ticket: None, replayed: true });
         }
-        let stored = s.sessions.get(turn.user).map_or(0, |e| e.version);
+        let stored = s.sessions.get(&turn.user).map_or(0, |e| e.version);
         if stored != turn.session_version {
             return Err(StoreError::Conflict);
         }
-        let ticket = turn.request.map(|req| {
+        let ticket = turn.request.as_ref().map(|req| {
             let year = utc_year(turn.now_ms);
             let seq = s.tickets.entry(year).or_insert(0);
             *seq += 1;
@@ -150,7 +150,7 @@ impl Ledger for MemoryLedger {
             let id = s.outbox.keys().next_back().map_or(1, |last| last + 1);
             let row = Row {
                 ticket: ticket.clone(),
-                user: turn.user.to_owned(),
+                user: turn.user.clone(),
                 request: req.clone(),
                 created_ms: turn.now_ms,
                 state: MailState::Queued,
@@ -165,17 +165,16 @@ impl Ledger for MemoryLedger {
         });
         let messages: Vec<String> = match &ticket {
             Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
-            None => turn.messages.to_vec(),
+            None => turn.messages,
         };
-        if let Some(sid) = turn.message_sid {
-            s.claim(sid, &messages, turn.now_ms);
+        if let Some(claim) = claim {
+            s.claim(claim, &messages, turn.now_ms);
         }
-        let session =
-            StoredSession { session: turn.session.clone(), version: stored + 1, updated_ms: turn.now_ms };
-        s.sessions.insert(turn.user.to_owned(), session);
+        let held = Held { data: turn.session, version: stored + 1, updated_ms: turn.now_ms };
+        s.sessions.insert(turn.user, held);
         if let Some(question) = turn.unanswered {
-            let row = s.unanswered.entry(question.to_owned()).or_insert_with(|| Unanswered {
-                question: question.to_owned(),
+            let row = s.unanswered.entry(question.clone()).or_insert_with(|| Unanswered {
+                question,
                 count: 0,
                 first_ms: turn.now_ms,
                 last_ms: turn.now_ms,
@@ -186,7 +185,18 @@ impl Ledger for MemoryLedger {
         Ok(Committed { messages, ticket, replayed: false })
     }
 
-    fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+    async fn replay(
+        &self,
+        channel: Channel,
+        message_id: &MessageId,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(self.lock().replies.get(&(channel, message_id.clone())).cloned())
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryBackend {
+    async fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         let s = self.lock();
         let mut due: Vec<(&i64, &Row)> = s
             .outbox
@@ -197,12 +207,7 @@ impl Ledger for MemoryLedger {
         Ok(due.into_iter().take(limit).map(|(id, r)| OutboxItem { id: *id, request: r.record() }).collect())
     }
 
-    fn next_mail_due(&self) -> Result<Option<i64>, StoreError> {
-        let s = self.lock();
-        Ok(s.outbox.values().filter(|r| r.state == MailState::Queued).map(|r| r.next_attempt_ms).min())
-    }
-
-    fn next_mail_due_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError> {
+    async fn next_mail_due_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError> {
         let s = self.lock();
         Ok(s.outbox
             .values()
@@ -211,20 +216,17 @@ impl Ledger for MemoryLedger {
             .min())
     }
 
-    fn outbox_depth(&self) -> Result<Option<u64>, StoreError> {
+    async fn outbox_depth(&self) -> Result<u64, StoreError> {
         let s = self.lock();
-        Ok(Some(s.outbox.values().filter(|r| r.state == MailState::Queued).count() as u64))
+        Ok(s.outbox.values().filter(|r| r.state == MailState::Queued).count() as u64)
     }
 
-    fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
+    async fn dead_mail(&self) -> Result<u64, StoreError> {
         let s = self.lock();
-        let mut rows: Vec<Unanswered> = s.unanswered.values().cloned().collect();
-        rows.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_ms.cmp(&a.last_ms)));
-        rows.truncate(limit);
-        Ok(rows)
+        Ok(s.outbox.values().filter(|r| r.state == MailState::Dead).count() as u64)
     }
 
-    fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError> {
+    async fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError> {
         if let Some(r) = self.lock().outbox.get_mut(&outbox_id) {
             r.state = MailState::Sent;
             r.sent_ms = Some(at_ms);
@@ -234,7 +236,7 @@ impl Ledger for MemoryLedger {
         Ok(())
     }
 
-    fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+    async fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
         if let Some(r) = self.lock().outbox.get_mut(&outbox_id).filter(|r| r.state == MailState::Queued) {
             r.attempts += 1;
             r.last_error = Some(error.to_owned());
@@ -243,7 +245,7 @@ impl Ledger for MemoryLedger {
         Ok(())
     }
 
-    fn mark_rejected(
+    async fn mark_rejected(
         &self,
         outbox_id: i64,
         error: &str,
@@ -263,35 +265,44 @@ impl Ledger for MemoryLedger {
         }
         Ok(r.state)
     }
+}
 
-    fn dead_mail(&self) -> Result<Option<u64>, StoreError> {
-        let s = self.lock();
-        Ok(Some(s.outbox.values().filter(|r| r.state == MailState::Dead).count() as u64))
-    }
-
-    fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
+#[async_trait]
+impl Reports for MemoryBackend {
+    async fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
         Ok(self.lock().outbox.values().rev().take(limit).map(Row::record).collect())
     }
 
-    fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
+    async fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
         let ticket = ticket.trim().to_ascii_uppercase();
         Ok(self.lock().outbox.values().find(|r| r.ticket == ticket).map(Row::record))
     }
 
-    fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError> {
+    async fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
+        let s = self.lock();
+        let mut rows: Vec<Unanswered> = s.unanswered.values().cloned().collect();
+        rows.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_ms.cmp(&a.last_ms)));
+        rows.truncate(limit);
+        Ok(rows)
+    }
+}
+
+#[async_trait]
+impl Jobs for MemoryBackend {
+    async fn enqueue_photo(&self, job: PhotoJob, reply: Vec<String>) -> Result<Enqueued, StoreError> {
         let mut s = self.lock();
-        if let Some(sid) = &job.message_sid
-            && let Some(first) = s.claim(sid, reply, job.created_ms)
+        if let Some(id) = &job.message_id
+            && let Some(first) = s.claim((job.user.channel(), id.clone()), &reply, job.created_ms)
         {
             return Ok(Enqueued::Replayed(first));
         }
         s.next_photo += 1;
         let id = s.next_photo;
-        s.photos.insert(id, job.clone());
+        s.photos.insert(id, job);
         Ok(Enqueued::Queued(id))
     }
 
-    fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError> {
+    async fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError> {
         let s = self.lock();
         let mut jobs: Vec<PendingPhoto> =
             s.photos.iter().map(|(id, job)| PendingPhoto { id: *id, job: job.clone() }).collect();
@@ -300,21 +311,25 @@ impl Ledger for MemoryLedger {
         Ok(jobs)
     }
 
-    fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
+    async fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
         Ok(self.lock().photos.remove(&id).is_some())
     }
+}
 
-    /// MessageSids oldest first up to the first one to keep, as SQLite walks its table;
+#[async_trait]
+impl Maintenance for MemoryBackend {
+    /// Message ids oldest first up to the first one to keep, as SQLite walks its table;
     /// sessions idle since before `sessions_before_ms`.
-    fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError> {
+    async fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError> {
         let mut s = self.lock();
         let mut removed = 0;
-        while let Some((sid, at)) = s.received.front().cloned() {
+        while let Some(&(_, at)) = s.received.front() {
             if at >= messages_before_ms {
                 break;
             }
-            s.received.pop_front();
-            s.replies.remove(&sid);
+            if let Some((claim, _)) = s.received.pop_front() {
+                s.replies.remove(&claim);
+            }
             removed += 1;
         }
         let before = s.sessions.len();

@@ -1,4 +1,4 @@
-//! The [`Ledger`] on SQLite: one file (`WABOT_DB`), WAL journal, schema migrations applied
+//! The store's roles on SQLite: one file (`WABOT_DB`), WAL journal, schema migrations applied
 //! on open (tracked in `PRAGMA user_version`).
 //!
 //! Three connections: one every write goes through, one for reads, so that reading a
@@ -7,12 +7,12 @@
 //! database happens off the writer's path). A second process (`wabot requests list`)
 //! opens its own connections; the busy timeout covers the moments both write.
 //!
-//! Atomicity of a turn: the MessageSid is inserted with `ON CONFLICT DO NOTHING` first — a
+//! Atomicity of a turn: the message id is inserted with `ON CONFLICT DO NOTHING` first — a
 //! duplicate, even one racing this very turn, finds the row and gets the first turn's
 //! messages — then the session is written only if its version is still the one the turn
 //! was computed on, else nothing of the turn is kept ([`StoreError::Conflict`]).
 //!
-//! Group commit: turns are queued ([`Ledger::submit`], or [`Ledger::commit`] which waits),
+//! Group commit: turns are queued ([`Turns::commit`], or [`Blocking::commit`] which waits),
 //! and one writer thread commits everything queued in one transaction, each turn inside its
 //! own savepoint (a conflict or a duplicate rolls back that turn alone), then hands each
 //! caller its result — only after COMMIT. Nothing is acknowledged before it is written.
@@ -22,34 +22,43 @@
 //! on disk, power cut included. A batch of conversation turns only (FAQ answers, menus, form
 //! steps) commits with `synchronous = NORMAL`: written to the WAL before the reply, so it
 //! survives the process being killed, and synced at the next durable commit or checkpoint;
-//! a power cut may forget the last of them — a redelivered MessageSid then gets a fresh
+//! a power cut may forget the last of them — a redelivered message then gets a fresh
 //! answer and a form resumes one step earlier, nothing the user was promised. Waiting for a
 //! disk flush on every FAQ answer would cap the webhook at the disk's fsync rate.
 //!
-//! A badge photo's job ([`Ledger::enqueue_photo`]) is written outside the batches, with its
-//! MessageSid's claim, at `synchronous = FULL`: "Reading your badge…" is a promise, like
+//! A badge photo's job ([`Jobs::enqueue_photo`]) is written outside the batches, with its
+//! message id's claim, at `synchronous = FULL`: "Reading your badge…" is a promise, like
 //! "registered under REQ-…".
 //!
-//! Sessions are cached in memory, keyed by user, with the version last committed
-//! ([`Ledger::cached_session`]): a turn usually needs no read at all. The cache is only a
+//! Sessions are cached in memory, keyed by address, with the version last committed
+//! ([`Sessions::cached_session`]): a turn usually needs no read at all. The cache is only a
 //! guess of the stored version — the commit checks it inside the transaction, and a turn
 //! that finds it stale (another process wrote, an entry was pruned) is retried on a fresh
 //! read. A turn that leaves its session as the cache holds it does not rewrite it: its
 //! version is checked all the same.
+//!
+//! SQLite blocks, so the async roles bridge (`sqlite/bridge.rs`): a commit is handed to
+//! the writer thread and awaited on a oneshot; a cached session is read with no thread; anything else
+//! runs on tokio's blocking pool behind a semaphore of [`CONCURRENT_CALLS`], so that a burst
+//! of webhooks never grows that pool. [`Blocking`] is the same calls, synchronous, for the
+//! CLI.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior};
 
-use super::ledger::{
-    CommitReceiver, Committed, Enqueued, Ledger, OutboxItem, OwnedTurn, PendingPhoto, PhotoJob, Turn,
-};
-use super::{SessionStore, StoreError};
-use crate::domain::{MailState, RequestRecord, Session, Unanswered};
+use tokio::sync::Semaphore;
 
+use super::StoreError;
+use super::roles::{Committed, Turn};
+#[cfg(doc)]
+use super::roles::{Jobs, Sessions, Turns};
+
+mod bridge;
+mod calls;
 mod checkpoint;
 mod rows;
 mod schema;
@@ -58,13 +67,12 @@ mod turns;
 
 use checkpoint::Checkpointer;
 use schema::migrate;
-use sessions::{Cached, SessionCache, Stored};
+use sessions::{SessionCache, Stored, cache_key};
 use turns::{SessionWrite, Written, commit_batch};
 
-pub use rows::format_ticket;
-use rows::{RECORD_COLUMNS, all, decode_session, exec, lang_code, lang_from_code, one, record, sql_limit};
+use rows::{address, all};
 
-/// Rows [`Ledger::prune`] looks at, or deletes, per transaction: a few milliseconds of the
+/// Rows [`Blocking::prune`] looks at, or deletes, per transaction: a few milliseconds of the
 /// writer's time, however large the tables.
 const PRUNE_CHUNK: i64 = 2000;
 
@@ -75,9 +83,8 @@ fn chunk_len() -> usize {
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Calls [`Durable`](super::Durable) should let wait on one store at once: the reads and
-/// rare writes that go through the blocking pool (commits are queued, see
-/// [`Ledger::submit`]).
+/// Calls of the async roles on the blocking pool at once: the reads and rare writes (commits
+/// are queued for the writer thread instead).
 pub const CONCURRENT_CALLS: usize = 8;
 
 /// Sessions kept in memory: the most recent users'. Each costs about 200 bytes (the key,
@@ -85,7 +92,7 @@ pub const CONCURRENT_CALLS: usize = 8;
 pub const SESSION_CACHE: usize = 100_000;
 
 /// The page size of a new database. A turn rewrites a few scattered b-tree pages — its
-/// MessageSid's index leaf, its session — and the WAL takes each whole: 1 KiB pages write
+/// message id's index leaf, its session — and the WAL takes each whole: 1 KiB pages write
 /// a quarter of what SQLite's default 4 KiB would, for the same turns.
 const PAGE_SIZE: i64 = 1024;
 
@@ -99,9 +106,9 @@ const MAX_BATCH: usize = 256;
 
 /// What one turn's caller waits on.
 enum Done {
-    /// A blocking caller ([`Ledger::commit`]).
+    /// A blocking caller ([`Blocking::commit`]).
     Blocking(std::sync::mpsc::SyncSender<Result<Committed, StoreError>>),
-    /// An async caller ([`Ledger::submit`]).
+    /// An async caller ([`Turns::commit`]).
     Async(tokio::sync::oneshot::Sender<Result<Committed, StoreError>>),
 }
 
@@ -118,7 +125,7 @@ impl Done {
 
 /// A turn waiting for the writer.
 struct QueuedTurn {
-    turn: Box<OwnedTurn>,
+    turn: Box<Turn>,
     done: Done,
 }
 
@@ -160,13 +167,14 @@ impl Writer {
     }
 }
 
-/// Every user with a stored session.
+/// Every user with a stored session, as the cache keys them.
 fn stored_users(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    all(conn, "SELECT user FROM sessions", [], |r| r.get(0))
+    all(conn, "SELECT channel, address FROM sessions", [], |r| Ok(cache_key(&address(r, 0, 1)?)))
 }
 
-/// What the store's handle and its writer thread share.
-struct Shared {
+/// The store's synchronous calls, each blocking on SQLite (the CLI's, and what the async
+/// roles run on the blocking pool), and what its writer and checkpointer threads share.
+pub struct Blocking {
     writer: Mutex<Writer>,
     /// `None` for an in-memory database, which a second connection would not see: reads
     /// then use the writer's connection.
@@ -178,7 +186,7 @@ struct Shared {
     sessions: SessionCache,
 }
 
-impl Shared {
+impl Blocking {
     fn writer(&self) -> MutexGuard<'_, Writer> {
         // Every write runs in a transaction that rolls back when dropped, so a panic while
         // holding the lock leaves the database consistent.
@@ -197,11 +205,11 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn enqueue(&self, turn: Box<OwnedTurn>, done: Done) {
+    fn enqueue(&self, turn: Box<Turn>, done: Done) {
         let mut queue = self.queue();
         if queue.closed {
             drop(queue);
-            done.send(Err(StoreError::Backend("the store is closed".into())));
+            done.send(Err(StoreError::backend("the store is closed")));
             return;
         }
         queue.turns.push(QueuedTurn { turn, done });
@@ -213,7 +221,7 @@ impl Shared {
     /// is dropped and the queue is empty.
     fn write_forever(&self) {
         // However the loop ends, later turns are refused instead of waiting forever.
-        struct Close<'a>(&'a Shared);
+        struct Close<'a>(&'a Blocking);
         impl Drop for Close<'_> {
             fn drop(&mut self) {
                 let pending = {
@@ -222,7 +230,7 @@ impl Shared {
                     std::mem::take(&mut queue.turns)
                 };
                 for q in pending {
-                    q.done.send(Err(StoreError::Backend("the store's writer stopped".into())));
+                    q.done.send(Err(StoreError::backend("the store's writer stopped")));
                 }
             }
         }
@@ -263,27 +271,26 @@ impl Shared {
 
     /// Commits `batch` and answers each caller; the session cache follows what committed.
     fn commit_batch(&self, batch: Vec<QueuedTurn>) {
-        // Serialised, and compared with the cache, before taking the connection.
-        let writes: Vec<Result<SessionWrite, StoreError>> = batch
+        // Compared with the cache before taking the connection.
+        let writes: Vec<SessionWrite> = batch
             .iter()
             .map(|q| {
                 let t = &q.turn;
-                let data = serde_json::to_string(&t.session).map_err(backend)?;
                 let fresh = t.now_ms.saturating_sub(SESSION_TOUCH_MS);
                 // A turn with a request always moves the version: a second confirmation
                 // computed on the same state must conflict, whatever the session's text.
                 let unchanged =
-                    t.request.is_none() && self.sessions.holds(&t.user, &data, t.session_version, fresh);
-                Ok(if unchanged { SessionWrite::Keep } else { SessionWrite::Store(data) })
+                    t.request.is_none() && self.sessions.holds(&t.user, &t.session, t.session_version, fresh);
+                if unchanged { SessionWrite::Keep } else { SessionWrite::Store }
             })
             .collect();
-        let turns: Vec<Turn<'_>> = batch.iter().map(|q| q.turn.turn()).collect();
+        let turns: Vec<&Turn> = batch.iter().map(|q| &*q.turn).collect();
         let sync = if turns.iter().any(|t| t.request.is_some()) { Sync::Full } else { Sync::Normal };
         let results = {
             let mut writer = self.writer();
             match writer.durability(sync) {
                 Ok(conn) => commit_batch(conn, &turns, &writes),
-                Err(e) => turns.iter().map(|_| Err(StoreError::Backend(e.to_string()))).collect(),
+                Err(e) => turns.iter().map(|_| Err(backend(e.to_string()))).collect(),
             }
         };
         drop(turns);
@@ -304,7 +311,9 @@ impl Shared {
 
 /// The durable store on one SQLite file.
 pub struct SqliteStore {
-    shared: Arc<Shared>,
+    shared: Arc<Blocking>,
+    /// Places on the blocking pool for the async roles' calls.
+    gate: Semaphore,
     /// The writer, and for a file the checkpointer.
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -315,8 +324,14 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// A backend failure: SQLite's error, or one of ours.
+fn backend(e: impl Into<super::BackendError>) -> StoreError {
+    StoreError::backend(e)
+}
+
+/// A backend failure with what was being done.
+fn failed(doing: impl std::fmt::Display, e: impl std::fmt::Display) -> StoreError {
+    StoreError::backend(format!("{doing}: {e}"))
 }
 
 impl SqliteStore {
@@ -332,16 +347,16 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
+                .map_err(|e| failed(format_args!("creating {}", dir.display()), e))?;
         }
         let open = || -> Result<Connection, StoreError> {
-            let conn = Connection::open(path)
-                .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
+            let conn =
+                Connection::open(path).map_err(|e| failed(format_args!("opening {}", path.display()), e))?;
             conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
             Ok(conn)
         };
         let mut writer = Self::setup(open()?)?;
-        // Checkpoints are the checkpointer's (see `Shared::checkpoint_forever`), not the
+        // Checkpoints are the checkpointer's (see `Blocking::checkpoint_forever`), not the
         // writer's: with SQLite's automatic one, every thousand pages a batch would wait for
         // two fsyncs. The hook replaces it, and tells the checkpointer the WAL's size.
         let wal_frames = Arc::new(AtomicI64::new(0));
@@ -387,7 +402,7 @@ impl SqliteStore {
     fn start(writer: Writer, file: Option<(Connection, Checkpointer)>) -> Result<SqliteStore, StoreError> {
         let (reader, checkpointer) = file.unzip();
         let users = stored_users(&writer.conn)?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Blocking {
             writer: Mutex::new(writer),
             reader: reader.map(Mutex::new),
             queue: Mutex::new(Queue::default()),
@@ -399,7 +414,7 @@ impl SqliteStore {
             std::thread::Builder::new()
                 .name(name.into())
                 .spawn(run)
-                .map_err(|e| StoreError::Backend(format!("starting the store's {name} thread: {e}")))
+                .map_err(|e| failed(format_args!("starting the store's {name} thread"), e))
         };
         let mut threads = Vec::new();
         let writing = Arc::clone(&shared);
@@ -410,12 +425,12 @@ impl SqliteStore {
             match spawn("wabot-checkpoint", run) {
                 Ok(thread) => threads.push(thread),
                 Err(e) => {
-                    SqliteStore { shared, threads }.close();
+                    SqliteStore { shared, gate: Semaphore::new(CONCURRENT_CALLS), threads }.close();
                     return Err(e);
                 }
             }
         }
-        Ok(SqliteStore { shared, threads })
+        Ok(SqliteStore { shared, gate: Semaphore::new(CONCURRENT_CALLS), threads })
     }
 
     /// Stops the threads: the writer commits what is still queued first.
@@ -428,10 +443,16 @@ impl SqliteStore {
         }
     }
 
+    /// The store's synchronous calls (the CLI's).
+    pub fn blocking(&self) -> &Blocking {
+        &self.shared
+    }
+}
+
+impl Blocking {
     /// The schema version (number of migrations applied).
     pub fn schema_version(&self) -> Result<usize, StoreError> {
-        let v: i64 =
-            self.shared.read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend))?;
+        let v: i64 = self.read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend))?;
         Ok(usize::try_from(v).unwrap_or(0))
     }
 
@@ -441,7 +462,7 @@ impl SqliteStore {
         sync: Sync,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let mut writer = self.shared.writer();
+        let mut writer = self.writer();
         let tx = writer
             .durability(sync)?
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -458,359 +479,44 @@ impl Drop for SqliteStore {
     }
 }
 
-impl SessionStore for SqliteStore {
-    fn load(&self, user: &str) -> Result<Session, StoreError> {
-        self.load_versioned(user).map(|(s, _)| s)
-    }
-
-    fn save(&self, user: &str, session: &Session) -> Result<(), StoreError> {
-        // Outside a conversation turn (a badge identified): rare, and worth a flush.
-        let data = serde_json::to_string(session).map_err(backend)?;
-        let now = crate::domain::now_ms();
-        let version = self.write(Sync::Full, |tx| {
-            one(
-                tx,
-                "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 1, ?3)
-                 ON CONFLICT (user) DO UPDATE
-                 SET data = excluded.data, version = version + 1, updated_ms = excluded.updated_ms
-                 RETURNING version",
-                params![user, data, now],
-                |r| r.get::<_, i64>(0),
-            )?
-            .ok_or_else(|| backend("the session was not written"))
-        })?;
-        self.shared.sessions.offer(user, Stored { data: data.into(), version, updated_ms: now });
-        Ok(())
-    }
-}
-
-impl Ledger for SqliteStore {
-    fn load_versioned(&self, user: &str) -> Result<(Session, i64), StoreError> {
-        if let Cached::Session(s) = self.shared.sessions.get(user) {
-            return Ok((decode_session(&s.data), s.version));
-        }
-        let row: Option<(String, i64, i64)> = self.shared.read(|c| {
-            one(c, "SELECT data, version, updated_ms FROM sessions WHERE user = ?1", [user], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-        })?;
-        match row {
-            Some((data, version, updated_ms)) => {
-                let session = decode_session(&data);
-                self.shared.sessions.offer(user, Stored { data: data.into(), version, updated_ms });
-                Ok((session, version))
-            }
-            None => Ok((Session::default(), 0)),
-        }
-    }
-
-    fn cached_session(&self, user: &str) -> Option<(Session, i64)> {
-        match self.shared.sessions.get(user) {
-            Cached::Session(s) => Some((decode_session(&s.data), s.version)),
-            Cached::None => Some((Session::default(), 0)),
-            Cached::Unknown => None,
-        }
-    }
-
-    fn replay(&self, message_sid: &str) -> Result<Option<Vec<String>>, StoreError> {
-        let reply: Option<String> = self
-            .shared
-            .read(|c| one(c, "SELECT reply FROM messages WHERE sid = ?1", [message_sid], |r| r.get(0)))?;
-        reply.map(|r| serde_json::from_str(&r).map_err(backend)).transpose()
-    }
-
-    fn commit(&self, turn: &Turn<'_>) -> Result<Committed, StoreError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.shared.enqueue(Box::new(OwnedTurn::from(turn)), Done::Blocking(tx));
-        rx.recv().map_err(|_| StoreError::Backend("the store's writer stopped".into()))?
-    }
-
-    fn submit(&self, turn: Box<OwnedTurn>) -> Result<CommitReceiver, Box<OwnedTurn>> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.shared.enqueue(turn, Done::Async(tx));
-        Ok(rx)
-    }
-
-    fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM outbox o JOIN requests r ON r.id = o.request_id
-             WHERE o.state = 'queued' AND o.next_attempt_ms <= ?1
-             ORDER BY o.next_attempt_ms, o.id LIMIT ?2"
-        );
-        let rows = self.shared.read(|c| all(c, &sql, params![now_ms, sql_limit(limit)], record))?;
-        Ok(rows.into_iter().map(|(id, request)| OutboxItem { id, request }).collect())
-    }
-
-    fn next_mail_due(&self) -> Result<Option<i64>, StoreError> {
-        self.shared.read(|c| {
-            one(c, "SELECT min(next_attempt_ms) FROM outbox WHERE state = 'queued'", [], |r| r.get(0))
-                .map(Option::flatten)
-        })
-    }
-
-    fn next_mail_due_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError> {
-        self.shared.read(|c| {
-            one(
-                c,
-                "SELECT min(next_attempt_ms) FROM outbox WHERE state = 'queued' AND next_attempt_ms > ?1",
-                [after_ms],
-                |r| r.get(0),
-            )
-            .map(Option::flatten)
-        })
-    }
-
-    fn outbox_depth(&self) -> Result<Option<u64>, StoreError> {
-        let n: Option<i64> = self
-            .shared
-            .read(|c| one(c, "SELECT count(*) FROM outbox WHERE state = 'queued'", [], |r| r.get(0)))?;
-        Ok(Some(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)))
-    }
-
-    fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
-        self.shared.read(|c| {
-            all(
-                c,
-                "SELECT question, count, first_ms, last_ms FROM unanswered
-                 ORDER BY count DESC, last_ms DESC LIMIT ?1",
-                [sql_limit(limit)],
-                |r| {
-                    Ok(Unanswered {
-                        question: r.get(0)?,
-                        count: r.get(1)?,
-                        first_ms: r.get(2)?,
-                        last_ms: r.get(3)?,
-                    })
-                },
-            )
-        })
-    }
-
-    fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError> {
-        // Flushed: a "sent" forgotten in a power cut would send the e-mail again.
-        self.write(Sync::Full, |tx| {
-            exec(
-                tx,
-                "UPDATE outbox SET state = 'sent', sent_ms = ?2, attempts = attempts + 1, last_error = NULL
-                 WHERE id = ?1",
-                params![outbox_id, at_ms],
-            )
-        })?;
-        Ok(())
-    }
-
-    fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
-        self.write(Sync::Normal, |tx| {
-            exec(
-                tx,
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3
-                 WHERE id = ?1 AND state = 'queued'",
-                params![outbox_id, error, retry_at_ms],
-            )
-        })?;
-        Ok(())
-    }
-
-    fn mark_rejected(
-        &self,
-        outbox_id: i64,
-        error: &str,
-        retry_at_ms: i64,
-        dead_after: u32,
-    ) -> Result<MailState, StoreError> {
-        let state: Option<String> = self.write(Sync::Normal, |tx| {
-            one(
-                tx,
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3,
-                     permanent_failures = permanent_failures + 1,
-                     state = CASE WHEN permanent_failures + 1 >= ?4 THEN 'dead' ELSE 'queued' END
-                 WHERE id = ?1 AND state = 'queued'
-                 RETURNING state",
-                params![outbox_id, error, retry_at_ms, i64::from(dead_after.max(1))],
-                |r| r.get(0),
-            )
-        })?;
-        Ok(if state.as_deref() == Some("dead") { MailState::Dead } else { MailState::Queued })
-    }
-
-    fn dead_mail(&self) -> Result<Option<u64>, StoreError> {
-        let n: Option<i64> = self
-            .shared
-            .read(|c| one(c, "SELECT count(*) FROM outbox WHERE state = 'dead'", [], |r| r.get(0)))?;
-        Ok(Some(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)))
-    }
-
-    fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM requests r JOIN outbox o ON o.request_id = r.id
-             ORDER BY r.id DESC LIMIT ?1"
-        );
-        let rows = self.shared.read(|c| all(c, &sql, [sql_limit(limit)], record))?;
-        Ok(rows.into_iter().map(|(_, rec)| rec).collect())
-    }
-
-    /// In short transactions, so that turns commit in between: MessageSids oldest first
-    /// along the table (they are inserted in time order), stopping at the first one to
-    /// keep; sessions found on the reader connection, then deleted unless a turn touched
-    /// them meanwhile.
-    fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        loop {
-            let (deleted, done) = self.write(Sync::Normal, |tx| {
-                let rows: Vec<(i64, i64)> = all(
-                    tx,
-                    "SELECT rowid, received_ms FROM messages ORDER BY rowid LIMIT ?1",
-                    [PRUNE_CHUNK],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                let old = rows.iter().take_while(|(_, at)| *at < messages_before_ms).count();
-                let Some(&(last, _)) = old.checked_sub(1).and_then(|i| rows.get(i)) else {
-                    return Ok((0, true));
-                };
-                let deleted = exec(tx, "DELETE FROM messages WHERE rowid <= ?1", [last])?;
-                Ok((deleted, old < rows.len() || rows.len() < chunk_len()))
-            })?;
-            removed += deleted;
-            if done {
-                break;
-            }
-        }
-        let mut after = i64::MIN;
-        loop {
-            // The candidates, a range of rows at a time, without holding the writer.
-            let (rows, last) = self.shared.read(|c| {
-                let rows: Vec<(i64, String, i64)> = all(
-                    c,
-                    "SELECT rowid, user, updated_ms FROM sessions WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-                    params![after, PRUNE_CHUNK],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?;
-                let last = rows.last().map(|(id, ..)| *id);
-                let idle = rows.into_iter().filter(|(.., at)| *at < sessions_before_ms).map(|(_, u, _)| u);
-                Ok((idle.collect::<Vec<_>>(), last))
-            })?;
-            if !rows.is_empty() {
-                removed += self.write(Sync::Normal, |tx| {
-                    let mut deleted = 0;
-                    for user in &rows {
-                        // Still idle? A turn may have come since the read.
-                        if exec(
-                            tx,
-                            "DELETE FROM sessions WHERE user = ?1 AND updated_ms < ?2",
-                            params![user, sessions_before_ms],
-                        )? > 0
-                        {
-                            deleted += 1;
-                            // Under the writer's lock: no turn commits in between. Should
-                            // the transaction fail, forgetting costs only a read.
-                            self.shared.sessions.pruned(user);
-                        }
-                    }
-                    Ok(deleted)
-                })?;
-            }
-            match last {
-                Some(id) => after = id,
-                None => break,
-            }
-        }
-        Ok(removed)
-    }
-
-    fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError> {
-        let reply = serde_json::to_string(reply).map_err(backend)?;
-        self.write(Sync::Full, |tx| {
-            if let Some(sid) = &job.message_sid {
-                let claimed = exec(
-                    tx,
-                    "INSERT INTO messages (sid, user, reply, received_ms) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (sid) DO NOTHING",
-                    params![sid, job.user, reply, job.created_ms],
-                )?;
-                if claimed == 0 {
-                    let first: String =
-                        one(tx, "SELECT reply FROM messages WHERE sid = ?1", [sid], |r| r.get(0))?
-                            .ok_or_else(|| backend("a claimed MessageSid has no row"))?;
-                    return Ok(Enqueued::Replayed(serde_json::from_str(&first).map_err(backend)?));
-                }
-            }
-            exec(
-                tx,
-                "INSERT INTO photo_jobs (message_sid, user, bot, media_url, content_type, lang, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    job.message_sid,
-                    job.user,
-                    job.bot,
-                    job.media_url,
-                    job.content_type,
-                    lang_code(job.lang),
-                    job.created_ms
-                ],
-            )?;
-            Ok(Enqueued::Queued(tx.last_insert_rowid()))
-        })
-    }
-
-    fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError> {
-        self.shared.read(|c| {
-            all(
-                c,
-                "SELECT id, message_sid, user, bot, media_url, content_type, lang, created_ms
-                 FROM photo_jobs ORDER BY created_ms, id LIMIT ?1",
-                [sql_limit(limit)],
-                |r| {
-                    let lang: String = r.get(6)?;
-                    Ok(PendingPhoto {
-                        id: r.get(0)?,
-                        job: PhotoJob {
-                            message_sid: r.get(1)?,
-                            user: r.get(2)?,
-                            bot: r.get(3)?,
-                            media_url: r.get(4)?,
-                            content_type: r.get(5)?,
-                            lang: lang_from_code(&lang),
-                            created_ms: r.get(7)?,
-                        },
-                    })
-                },
-            )
-        })
-    }
-
-    /// Deletes the job rather than marking it: the outcome is in the log and the metrics,
-    /// the MessageSid's claim (in `messages`) keeps answering redeliveries, and a done
-    /// job's user number and media URL are nothing to keep. Flushed: a "done" lost in a
-    /// power cut would send the result again.
-    fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
-        let deleted = self.write(Sync::Full, |tx| exec(tx, "DELETE FROM photo_jobs WHERE id = ?1", [id]))?;
-        Ok(deleted > 0)
-    }
-
-    fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
-        let ticket = ticket.trim().to_ascii_uppercase();
-        self.shared.read(|c| {
-            one(
-                c,
-                &format!(
-                    "SELECT {RECORD_COLUMNS} FROM requests r JOIN outbox o ON o.request_id = r.id
-                     WHERE r.ticket = ?1"
-                ),
-                [ticket],
-                record,
-            )
-            .map(|r| r.map(|(_, rec)| rec))
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::schema::MIGRATIONS;
+    use super::turns::{SessionWrite, commit_batch};
     use super::*;
-    use crate::domain::Pending;
+    use crate::domain::{Address, Channel, MailState, MessageId, Pending, Session};
     use crate::domain::{NewRequest, TICKET_PLACEHOLDER};
     use crate::engine::Lang;
+    use crate::store::roles::{Enqueued, PendingPhoto, PhotoJob};
+    use rusqlite::params;
+    use std::sync::LazyLock;
+
+    fn json(s: &Session) -> String {
+        serde_json::to_string(s).unwrap()
+    }
+
+    /// The user's stored session, read back, and its version (0: none).
+    fn loaded(store: &SqliteStore, user: &Address) -> (Session, i64) {
+        let stored = store.blocking().session(user).unwrap();
+        stored.map_or((Session::default(), 0), |s| (serde_json::from_str(&s.data).unwrap(), s.version))
+    }
+
+    /// What the cache holds of the user's session, read back.
+    fn cached(store: &SqliteStore, user: &Address) -> Option<(Session, i64)> {
+        let known = store.blocking().cached_session(user)?;
+        Some(known.map_or((Session::default(), 0), |s| (serde_json::from_str(&s.data).unwrap(), s.version)))
+    }
+
+    const TW: Channel = Channel::Twilio;
+
+    /// A Twilio user.
+    fn a(id: &str) -> Address {
+        Address::parse(TW, id).unwrap()
+    }
+
+    fn m(id: &str) -> MessageId {
+        MessageId::parse(id).unwrap()
+    }
 
     fn request() -> NewRequest {
         NewRequest {
@@ -830,23 +536,23 @@ mod tests {
     /// A moment in November 2026, UTC.
     const NOW: i64 = 1_795_089_600_000;
 
-    const USER: &str = "whatsapp:+33600000000";
+    static USER: LazyLock<Address> = LazyLock::new(|| a("+33600000000"));
 
     /// A turn on the session as currently stored.
-    fn turn<'a>(
+    fn turn(
         store: &SqliteStore,
-        sid: &'a str,
-        session: &'a Session,
-        messages: &'a [String],
-        req: Option<&'a NewRequest>,
-    ) -> Turn<'a> {
+        sid: &MessageId,
+        session: &Session,
+        messages: &[String],
+        req: Option<&NewRequest>,
+    ) -> Turn {
         Turn {
-            user: USER,
-            message_sid: Some(sid),
-            session,
-            session_version: store.load_versioned(USER).unwrap().1,
-            messages,
-            request: req,
+            user: USER.clone(),
+            message_id: Some(sid.clone()),
+            session: json(session),
+            session_version: loaded(store, &USER).1,
+            messages: messages.to_vec(),
+            request: req.cloned(),
             unanswered: None,
             now_ms: NOW,
         }
@@ -862,26 +568,26 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut tickets = 0;
                     for i in 0..25 {
-                        let user = format!("whatsapp:+336000{t:02}{i:03}");
-                        let sid = format!("SM{t}-{i}");
+                        let user = a(&format!("+336000{t:02}{i:03}"));
+                        let sid = m(&format!("SM{t}-{i}"));
                         let msgs = vec![format!("ok {t} {i} {TICKET_PLACEHOLDER}")];
                         let req = request();
                         let turn = Turn {
-                            user: &user,
-                            message_sid: Some(&sid),
-                            session: &Session::default(),
+                            user,
+                            message_id: Some(sid),
+                            session: json(&Session::default()),
                             session_version: 0,
-                            messages: &msgs,
-                            request: (i % 5 == 0).then_some(&req),
+                            messages: msgs,
+                            request: (i % 5 == 0).then(|| req.clone()),
                             unanswered: None,
                             now_ms: NOW,
                         };
-                        let done = store.commit(&turn).unwrap();
+                        let done = store.blocking().commit(&turn).unwrap();
                         assert!(!done.replayed);
                         assert!(done.messages[0].starts_with(&format!("ok {t} {i} ")), "{:?}", done.messages);
                         tickets += usize::from(done.ticket.is_some());
-                        // The same MessageSid again: replayed, whichever batch it lands in.
-                        let again = store.commit(&turn).unwrap();
+                        // The same message id again: replayed, whichever batch it lands in.
+                        let again = store.blocking().commit(&turn).unwrap();
                         assert!(again.replayed && again.messages == done.messages);
                     }
                     tickets
@@ -905,24 +611,27 @@ mod tests {
     fn a_conflicting_turn_in_a_batch_rolls_back_alone() {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec!["hi".to_owned()];
+        let (sm_a, sm_b) = (m("SM-a"), m("SM-b"));
         let first = Turn {
-            user: USER,
-            message_sid: Some("SM-a"),
-            session: &Session::default(),
+            user: USER.clone(),
+            message_id: Some(sm_a),
+            session: json(&Session::default()),
             session_version: 0,
-            messages: &msgs,
+            messages: msgs,
             request: None,
             unanswered: None,
             now_ms: NOW,
         };
-        let stale = Turn { message_sid: Some("SM-b"), ..first };
-        let writes =
-            [first, stale].map(|t| Ok(SessionWrite::Store(serde_json::to_string(t.session).unwrap())));
-        let results = commit_batch(&mut store.shared.writer().conn, &[first, stale], &writes);
+        let stale = Turn { message_id: Some(sm_b), ..first.clone() };
+        let writes = [SessionWrite::Store, SessionWrite::Store];
+        let results = commit_batch(&mut store.shared.writer().conn, &[&first, &stale], &writes);
         assert!(results[0].is_ok());
         assert!(matches!(results[1], Err(StoreError::Conflict)), "{:?}", results[1]);
-        assert!(store.replay("SM-a").unwrap().is_some());
-        assert!(store.replay("SM-b").unwrap().is_none(), "the conflicting turn's MessageSid was rolled back");
+        assert!(store.blocking().replay(TW, &m("SM-a")).unwrap().is_some());
+        assert!(
+            store.blocking().replay(TW, &m("SM-b")).unwrap().is_none(),
+            "the conflicting turn's message id was rolled back"
+        );
     }
 
     #[test]
@@ -930,17 +639,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/wabot.db");
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
+        assert_eq!(store.blocking().schema_version().unwrap(), MIGRATIONS.len());
         let s = Session {
             lang: Some(Lang::Fr),
             pending: Some(Pending::Entries(vec!["a".into()])),
             ..Session::default()
         };
-        store.save("u", &s).unwrap();
+        store.blocking().commit(&faq_turn(&a("u"), &m("SM1"), &s, 0, &[])).unwrap();
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.load("u").unwrap(), s);
-        assert_eq!(store.load("other").unwrap(), Session::default());
+        assert_eq!(loaded(&store, &a("u")).0, s);
+        assert_eq!(loaded(&store, &a("other")), (Session::default(), 0));
         let mode: String =
             store.shared.writer().conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
@@ -952,20 +661,21 @@ mod tests {
         let session = Session::default();
         let msgs = vec![format!("Ticket {TICKET_PLACEHOLDER}")];
         let req = request();
-        let first = store.commit(&turn(&store, "SM1", &session, &msgs, Some(&req))).unwrap();
+        let first = store.blocking().commit(&turn(&store, &m("SM1"), &session, &msgs, Some(&req))).unwrap();
         assert_eq!(first.ticket.as_deref(), Some("REQ-2026-000001"));
         assert_eq!(first.messages, ["Ticket REQ-2026-000001"]);
-        let again = store.commit(&turn(&store, "SM1", &session, &msgs, Some(&req))).unwrap();
+        let again = store.blocking().commit(&turn(&store, &m("SM1"), &session, &msgs, Some(&req))).unwrap();
         assert!(again.replayed);
         assert_eq!(again.messages, first.messages);
-        assert_eq!(store.requests(10).unwrap().len(), 1);
-        let second = store.commit(&turn(&store, "SM2", &session, &msgs, Some(&req))).unwrap();
+        assert_eq!(store.blocking().requests(10).unwrap().len(), 1);
+        let second = store.blocking().commit(&turn(&store, &m("SM2"), &session, &msgs, Some(&req))).unwrap();
         assert_eq!(second.ticket.as_deref(), Some("REQ-2026-000002"));
+        let sm3 = m("SM3");
         let next_year =
-            Turn { now_ms: NOW + 60 * 86_400_000, ..turn(&store, "SM3", &session, &msgs, Some(&req)) };
-        assert_eq!(store.commit(&next_year).unwrap().ticket.as_deref(), Some("REQ-2027-000001"));
-        assert_eq!(store.replay("SM2").unwrap().unwrap(), ["Ticket REQ-2026-000002"]);
-        assert!(store.replay("SM9").unwrap().is_none());
+            Turn { now_ms: NOW + 60 * 86_400_000, ..turn(&store, &sm3, &session, &msgs, Some(&req)) };
+        assert_eq!(store.blocking().commit(&next_year).unwrap().ticket.as_deref(), Some("REQ-2027-000001"));
+        assert_eq!(store.blocking().replay(TW, &m("SM2")).unwrap().unwrap(), ["Ticket REQ-2026-000002"]);
+        assert!(store.blocking().replay(TW, &m("SM9")).unwrap().is_none());
     }
 
     #[test]
@@ -973,42 +683,49 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec!["ok".to_owned()];
         let session = Session { lang: Some(Lang::Fr), ..Session::default() };
-        let stale = turn(&store, "SM1", &session, &msgs, None);
-        store.commit(&turn(&store, "SM0", &session, &msgs, None)).unwrap();
-        assert!(matches!(store.commit(&stale), Err(StoreError::Conflict)));
-        assert!(store.replay("SM1").unwrap().is_none(), "the MessageSid's claim was rolled back");
-        assert_eq!(store.load_versioned(USER).unwrap().1, 1);
+        let sm1 = m("SM1");
+        let stale = turn(&store, &sm1, &session, &msgs, None);
+        store.blocking().commit(&turn(&store, &m("SM0"), &session, &msgs, None)).unwrap();
+        assert!(matches!(store.blocking().commit(&stale), Err(StoreError::Conflict)));
+        assert!(
+            store.blocking().replay(TW, &m("SM1")).unwrap().is_none(),
+            "the message id's claim was rolled back"
+        );
+        assert_eq!(loaded(&store, &USER).1, 1);
         let req = request();
-        let stale = Turn { request: Some(&req), ..stale };
-        assert!(matches!(store.commit(&stale), Err(StoreError::Conflict)));
-        assert!(store.requests(10).unwrap().is_empty(), "no request from a stale turn");
-        store.commit(&turn(&store, "SM1", &session, &msgs, Some(&req))).unwrap();
-        assert_eq!(store.load_versioned(USER).unwrap().1, 2);
+        let stale = Turn { request: Some(req.clone()), ..stale };
+        assert!(matches!(store.blocking().commit(&stale), Err(StoreError::Conflict)));
+        assert!(store.blocking().requests(10).unwrap().is_empty(), "no request from a stale turn");
+        store.blocking().commit(&turn(&store, &sm1, &session, &msgs, Some(&req))).unwrap();
+        assert_eq!(loaded(&store, &USER).1, 2);
     }
 
     #[test]
     fn the_outbox_retries_then_marks_sent() {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec![String::new()];
-        store.commit(&turn(&store, "SM1", &Session::default(), &msgs, Some(&request()))).unwrap();
-        let due = store.due_mail(NOW, 10).unwrap();
+        store
+            .blocking()
+            .commit(&turn(&store, &m("SM1"), &Session::default(), &msgs, Some(&request())))
+            .unwrap();
+        let due = store.blocking().due_mail(NOW, 10).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].request.first_name, "Élodie");
-        store.mark_failed(due[0].id, "connection refused", NOW + 1000).unwrap();
-        assert!(store.due_mail(NOW, 10).unwrap().is_empty());
-        assert_eq!(store.next_mail_due().unwrap(), Some(NOW + 1000));
-        let rec = store.request("req-2026-000001").unwrap().unwrap();
+        store.blocking().mark_failed(due[0].id, "connection refused", NOW + 1000).unwrap();
+        assert!(store.blocking().due_mail(NOW, 10).unwrap().is_empty());
+        assert_eq!(store.blocking().next_mail_due_after(i64::MIN).unwrap(), Some(NOW + 1000));
+        let rec = store.blocking().request("req-2026-000001").unwrap().unwrap();
         assert_eq!(
             (rec.mail, rec.attempts, rec.last_error.as_deref()),
             (MailState::Queued, 1, Some("connection refused"))
         );
-        assert_eq!(store.prune(NOW + 1, NOW + 1).unwrap(), 2, "the MessageSid and the session");
-        assert!(store.replay("SM1").unwrap().is_none());
-        assert_eq!(store.requests(10).unwrap().len(), 1, "requests are kept");
-        store.mark_sent(due[0].id, NOW + 2000).unwrap();
-        let rec = store.request("REQ-2026-000001").unwrap().unwrap();
+        assert_eq!(store.blocking().prune(NOW + 1, NOW + 1).unwrap(), 2, "the message id and the session");
+        assert!(store.blocking().replay(TW, &m("SM1")).unwrap().is_none());
+        assert_eq!(store.blocking().requests(10).unwrap().len(), 1, "requests are kept");
+        store.blocking().mark_sent(due[0].id, NOW + 2000).unwrap();
+        let rec = store.blocking().request("REQ-2026-000001").unwrap().unwrap();
         assert_eq!((rec.mail, rec.attempts, rec.sent_at_ms), (MailState::Sent, 2, Some(NOW + 2000)));
-        assert_eq!(store.next_mail_due().unwrap(), None);
+        assert_eq!(store.blocking().next_mail_due_after(i64::MIN).unwrap(), None);
     }
 
     #[test]
@@ -1037,55 +754,126 @@ mod tests {
             }
         }
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
-        let sent = store.request("REQ-2026-000001").unwrap().unwrap();
-        let queued = store.request("REQ-2026-000002").unwrap().unwrap();
+        assert_eq!(store.blocking().schema_version().unwrap(), MIGRATIONS.len());
+        let sent = store.blocking().request("REQ-2026-000001").unwrap().unwrap();
+        let queued = store.blocking().request("REQ-2026-000002").unwrap().unwrap();
         assert_eq!((sent.mail, sent.attempts), (MailState::Sent, 2));
         assert_eq!(
             (queued.mail, queued.attempts, queued.last_error.as_deref()),
             (MailState::Queued, 2, Some("x"))
         );
-        let due = store.due_mail(NOW, 10).unwrap();
+        let due = store.blocking().due_mail(NOW, 10).unwrap();
         assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), [20], "ids kept, the due index rebuilt");
-        assert_eq!(store.mark_rejected(20, "550", NOW, 1).unwrap(), MailState::Dead);
+        assert_eq!(store.blocking().mark_rejected(20, "550", NOW, 1).unwrap(), MailState::Dead);
+    }
+
+    #[test]
+    fn a_database_keyed_by_twilio_addresses_opens_with_its_rows_as_twilio_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        let fr = serde_json::to_string(&Session { lang: Some(Lang::Fr), ..Session::default() }).unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute(
+                "INSERT INTO sessions (user, data, version, updated_ms) VALUES ('whatsapp:+33600000000', ?1, 3, ?2)",
+                params![fr, NOW],
+            )
+            .unwrap();
+            for (sid, at) in [("SM-old", NOW - 10), ("SM-new", NOW)] {
+                conn.execute(
+                    "INSERT INTO messages (sid, user, reply, received_ms)
+                     VALUES (?1, 'whatsapp:+33600000000', '[\"ok\"]', ?2)",
+                    params![sid, at],
+                )
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO requests (id, ticket, user, message_sid, kind, kind_label, recipient, first_name,
+                     last_name, lang, created_ms)
+                 VALUES (1, 'REQ-2026-000001', 'whatsapp:+33600000000', 'SM-new', 'k', 'K', 'hr@example.com',
+                     'A', 'B', 'fr', ?1)",
+                [NOW],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO outbox (id, request_id, state, next_attempt_ms) VALUES (1, 1, 'queued', ?1)",
+                [NOW],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO photo_jobs (message_sid, user, bot, media_url, content_type, lang, created_ms)
+                 VALUES ('SM-photo', 'whatsapp:+33600000000', 'whatsapp:+14155238886', 'https://m', NULL, 'fr', ?1)",
+                [NOW],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.blocking().schema_version().unwrap(), MIGRATIONS.len());
+        assert_eq!(loaded(&store, &USER), (Session { lang: Some(Lang::Fr), ..Session::default() }, 3));
+        assert_eq!(store.blocking().replay(TW, &m("SM-new")).unwrap(), Some(vec!["ok".to_owned()]));
+        assert_eq!(store.blocking().replay(Channel::Meta, &m("SM-new")).unwrap(), None);
+        let request = store.blocking().request("REQ-2026-000001").unwrap().unwrap();
+        assert_eq!((&request.user, request.mail), (&*USER, MailState::Queued));
+        let jobs = store.blocking().pending_photos(10).unwrap();
+        assert_eq!(
+            (&jobs[0].job.user, &jobs[0].job.bot, jobs[0].job.message_id.as_ref()),
+            (&*USER, &a("+14155238886"), Some(&m("SM-photo")))
+        );
+        // The claimed messages kept their order: pruning still walks them oldest first.
+        assert_eq!(store.blocking().prune(NOW, 0).unwrap(), 1);
+        assert!(
+            store.blocking().replay(TW, &m("SM-old")).unwrap().is_none()
+                && store.blocking().replay(TW, &m("SM-new")).unwrap().is_some()
+        );
+        // A redelivery of a message claimed before the upgrade is still recognised.
+        let again =
+            store.blocking().commit(&faq_turn(&USER, &m("SM-new"), &Session::default(), 3, &[])).unwrap();
+        assert!(again.replayed);
     }
 
     #[test]
     fn permanent_rejections_dead_letter_the_mail_after_the_configured_count() {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec![String::new()];
-        store.commit(&turn(&store, "SM1", &Session::default(), &msgs, Some(&request()))).unwrap();
-        let id = store.due_mail(NOW, 10).unwrap()[0].id;
+        store
+            .blocking()
+            .commit(&turn(&store, &m("SM1"), &Session::default(), &msgs, Some(&request())))
+            .unwrap();
+        let id = store.blocking().due_mail(NOW, 10).unwrap()[0].id;
         // A transient failure in between does not count towards the dead letter.
-        assert_eq!(store.mark_rejected(id, "550 no such user", NOW + 10, 2).unwrap(), MailState::Queued);
-        store.mark_failed(id, "timed out", NOW + 20).unwrap();
-        assert_eq!(store.dead_mail().unwrap(), Some(0));
-        assert_eq!(store.mark_rejected(id, "550 no such user", NOW + 30, 2).unwrap(), MailState::Dead);
-        let rec = store.request("REQ-2026-000001").unwrap().unwrap();
+        assert_eq!(
+            store.blocking().mark_rejected(id, "550 no such user", NOW + 10, 2).unwrap(),
+            MailState::Queued
+        );
+        store.blocking().mark_failed(id, "timed out", NOW + 20).unwrap();
+        assert_eq!(store.blocking().dead_mail().unwrap(), 0);
+        assert_eq!(
+            store.blocking().mark_rejected(id, "550 no such user", NOW + 30, 2).unwrap(),
+            MailState::Dead
+        );
+        let rec = store.blocking().request("REQ-2026-000001").unwrap().unwrap();
         assert_eq!(
             (rec.mail, rec.attempts, rec.last_error.as_deref()),
             (MailState::Dead, 3, Some("550 no such user"))
         );
         assert_eq!(rec.next_attempt_ms, None);
-        assert!(store.due_mail(i64::MAX, 10).unwrap().is_empty(), "never tried again");
-        assert_eq!(store.next_mail_due().unwrap(), None);
-        assert_eq!(store.outbox_depth().unwrap(), Some(0));
-        assert_eq!(store.dead_mail().unwrap(), Some(1));
+        assert!(store.blocking().due_mail(i64::MAX, 10).unwrap().is_empty(), "never tried again");
+        assert_eq!(store.blocking().next_mail_due_after(i64::MIN).unwrap(), None);
+        assert_eq!(store.blocking().outbox_depth().unwrap(), 0);
+        assert_eq!(store.blocking().dead_mail().unwrap(), 1);
     }
 
-    fn faq_turn<'a>(
-        user: &'a str,
-        sid: &'a str,
-        session: &'a Session,
-        version: i64,
-        msgs: &'a [String],
-    ) -> Turn<'a> {
+    fn faq_turn(user: &Address, sid: &MessageId, session: &Session, version: i64, msgs: &[String]) -> Turn {
         Turn {
-            user,
-            message_sid: Some(sid),
-            session,
+            user: user.clone(),
+            message_id: Some(sid.clone()),
+            session: json(session),
             session_version: version,
-            messages: msgs,
+            messages: msgs.to_vec(),
             request: None,
             unanswered: None,
             now_ms: NOW,
@@ -1098,26 +886,28 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("w.db")).unwrap();
         let msgs = vec!["ok".to_owned()];
         let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
-        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
+        store.blocking().commit(&faq_turn(&USER, &m("SM1"), &fr, 0, &msgs)).unwrap();
         assert_eq!(store.shared.writer().sync, Sync::Normal);
         let req = request();
-        store.commit(&Turn { request: Some(&req), ..faq_turn(USER, "SM2", &fr, 1, &msgs) }).unwrap();
+        store
+            .blocking()
+            .commit(&Turn { request: Some(req.clone()), ..faq_turn(&USER, &m("SM2"), &fr, 1, &msgs) })
+            .unwrap();
         assert_eq!(store.shared.writer().sync, Sync::Full, "the request's batch waits for the disk");
-        store.save(USER, &fr).unwrap();
         assert_eq!(store.shared.writer().sync, Sync::Full);
     }
 
     #[test]
     fn a_new_user_needs_no_read_and_a_cached_session_follows_each_commit() {
         let store = SqliteStore::open_in_memory().unwrap();
-        assert_eq!(store.cached_session(USER), Some((Session::default(), 0)), "known to have none");
+        assert_eq!(cached(&store, &USER), Some((Session::default(), 0)), "known to have none");
         let msgs = vec!["ok".to_owned()];
         let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
-        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
-        assert_eq!(store.cached_session(USER), Some((fr.clone(), 1)));
+        store.blocking().commit(&faq_turn(&USER, &m("SM1"), &fr, 0, &msgs)).unwrap();
+        assert_eq!(cached(&store, &USER), Some((fr.clone(), 1)));
         let menu = Session { pending: Some(Pending::Categories), ..fr.clone() };
-        store.commit(&faq_turn(USER, "SM2", &menu, 1, &msgs)).unwrap();
-        assert_eq!(store.cached_session(USER), Some((menu, 2)));
+        store.blocking().commit(&faq_turn(&USER, &m("SM2"), &menu, 1, &msgs)).unwrap();
+        assert_eq!(cached(&store, &USER), Some((menu, 2)));
     }
 
     #[test]
@@ -1125,15 +915,18 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec!["ok".to_owned()];
         let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
-        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
-        store.commit(&faq_turn(USER, "SM2", &fr, 1, &msgs)).unwrap();
-        assert_eq!(store.load_versioned(USER).unwrap().1, 1, "nothing changed, nothing written");
-        assert!(store.replay("SM2").unwrap().is_some(), "the MessageSid is recorded all the same");
+        store.blocking().commit(&faq_turn(&USER, &m("SM1"), &fr, 0, &msgs)).unwrap();
+        store.blocking().commit(&faq_turn(&USER, &m("SM2"), &fr, 1, &msgs)).unwrap();
+        assert_eq!(loaded(&store, &USER).1, 1, "nothing changed, nothing written");
+        assert!(
+            store.blocking().replay(TW, &m("SM2")).unwrap().is_some(),
+            "the message id is recorded all the same"
+        );
         let en = Session { lang: Some(Lang::En), ..Session::default() };
-        store.commit(&faq_turn(USER, "SM3", &en, 1, &msgs)).unwrap();
-        let stale = store.commit(&faq_turn(USER, "SM4", &fr, 1, &msgs));
+        store.blocking().commit(&faq_turn(&USER, &m("SM3"), &en, 1, &msgs)).unwrap();
+        let stale = store.blocking().commit(&faq_turn(&USER, &m("SM4"), &fr, 1, &msgs));
         assert!(matches!(stale, Err(StoreError::Conflict)), "computed on version 1, now 2: {stale:?}");
-        assert!(store.replay("SM4").unwrap().is_none());
+        assert!(store.blocking().replay(TW, &m("SM4")).unwrap().is_none());
     }
 
     #[test]
@@ -1143,38 +936,31 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let msgs = vec!["ok".to_owned()];
         let fr = Session { lang: Some(Lang::Fr), ..Session::default() };
-        store.commit(&faq_turn(USER, "SM1", &fr, 0, &msgs)).unwrap();
-        let other = "whatsapp:+33611111111";
+        store.blocking().commit(&faq_turn(&USER, &m("SM1"), &fr, 0, &msgs)).unwrap();
+        let other = &a("+33611111111");
         // Another process writes both users' sessions.
         let outside = Connection::open(&path).unwrap();
         outside.busy_timeout(BUSY_TIMEOUT).unwrap();
         let en = serde_json::to_string(&Session { lang: Some(Lang::En), ..Session::default() }).unwrap();
         outside
-            .execute("UPDATE sessions SET data = ?1, version = 7 WHERE user = ?2", params![en, USER])
+            .execute("UPDATE sessions SET data = ?1, version = 7 WHERE address = ?2", params![en, USER.id()])
             .unwrap();
         outside
             .execute(
-                "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 3, 0)",
-                params![other, en],
+                "INSERT INTO sessions (channel, address, data, version, updated_ms) VALUES ('twilio', ?1, ?2, 3, 0)",
+                params![other.id(), en],
             )
             .unwrap();
-        let (cached, version) = store.cached_session(USER).unwrap();
-        let stale = store.commit(&faq_turn(USER, "SM2", &cached, version, &msgs));
+        let (held, version) = cached(&store, &USER).unwrap();
+        let stale = store.blocking().commit(&faq_turn(&USER, &m("SM2"), &held, version, &msgs));
         assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
-        assert_eq!(store.cached_session(USER), None, "forgotten: the next turn reads");
-        assert_eq!(
-            store.load_versioned(USER).unwrap(),
-            (Session { lang: Some(Lang::En), ..Session::default() }, 7)
-        );
-        assert_eq!(
-            store.cached_session(other),
-            Some((Session::default(), 0)),
-            "a guess, unknown to this store"
-        );
-        let guessed = store.commit(&faq_turn(other, "SM3", &fr, 0, &msgs));
+        assert_eq!(cached(&store, &USER), None, "forgotten: the next turn reads");
+        assert_eq!(loaded(&store, &USER), (Session { lang: Some(Lang::En), ..Session::default() }, 7));
+        assert_eq!(cached(&store, other), Some((Session::default(), 0)), "a guess, unknown to this store");
+        let guessed = store.blocking().commit(&faq_turn(other, &m("SM3"), &fr, 0, &msgs));
         assert!(matches!(guessed, Err(StoreError::Conflict)), "{guessed:?}");
-        assert_eq!(store.cached_session(other), None, "now known to have one: read next time");
-        assert_eq!(store.load_versioned(other).unwrap().1, 3);
+        assert_eq!(cached(&store, other), None, "now known to have one: read next time");
+        assert_eq!(loaded(&store, other).1, 3);
     }
 
     #[test]
@@ -1182,10 +968,12 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let msgs = vec!["sorry".to_owned()];
         let s = Session::default();
-        let turn = Turn { unanswered: Some("weather tomorrow"), ..faq_turn(USER, "SM1", &s, 0, &msgs) };
-        store.commit(&turn).unwrap();
-        assert!(store.commit(&turn).unwrap().replayed);
-        let asked = store.unanswered(10).unwrap();
+        let sm1 = m("SM1");
+        let turn =
+            Turn { unanswered: Some("weather tomorrow".into()), ..faq_turn(&USER, &sm1, &s, 0, &msgs) };
+        store.blocking().commit(&turn).unwrap();
+        assert!(store.blocking().commit(&turn).unwrap().replayed);
+        let asked = store.blocking().unanswered(10).unwrap();
         assert_eq!(asked.len(), 1);
         assert_eq!((asked[0].question.as_str(), asked[0].count), ("weather tomorrow", 1));
     }
@@ -1212,11 +1000,14 @@ mod tests {
         // log wholly copied and it would grow for as long as the commits go on. How fast
         // the log starts over depends on the disk's flushes, so the test waits for it.
         while std::time::Instant::now() < deadline {
-            let user = format!("whatsapp:+3360{:07}", turns % 3000);
-            let (session, version) = store.load_versioned(&user).unwrap();
+            let user = a(&format!("+3360{:07}", turns % 3000));
+            let (session, version) = loaded(&store, &user);
             let lang = if (turns / 3000) % 2 == 0 { Lang::En } else { Lang::Fr };
             let session = Session { lang: Some(lang), ..session };
-            store.commit(&faq_turn(&user, &format!("SM{turns}"), &session, version, &msgs)).unwrap();
+            store
+                .blocking()
+                .commit(&faq_turn(&user, &m(&format!("SM{turns}")), &session, version, &msgs))
+                .unwrap();
             turns += 1;
             if turns % 64 == 0 {
                 let now = starts();
@@ -1230,8 +1021,11 @@ mod tests {
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         let last = format!("SM{}", turns - 1);
-        assert!(store.replay("SM0").unwrap().is_some() && store.replay(&last).unwrap().is_some());
-        assert!(store.load_versioned("whatsapp:+33600000000").unwrap().1 >= 1);
+        assert!(
+            store.blocking().replay(TW, &m("SM0")).unwrap().is_some()
+                && store.blocking().replay(TW, &m(&last)).unwrap().is_some()
+        );
+        assert!(loaded(&store, &a("+33600000000")).1 >= 1);
     }
 
     #[test]
@@ -1244,27 +1038,29 @@ mod tests {
         // than two chunks of each table.
         let (cut, n) = (NOW + 3_600_000, 5_000);
         for i in 0..n + 100 {
-            let user = format!("whatsapp:+3361{i:07}");
-            let sid = format!("SM{i}");
+            let user = a(&format!("+3361{i:07}"));
+            let sid = m(&format!("SM{i}"));
             let now_ms = if i < n { NOW } else { cut + 1 };
-            store.commit(&Turn { now_ms, ..faq_turn(&user, &sid, &fr, 0, &msgs) }).unwrap();
+            store.blocking().commit(&Turn { now_ms, ..faq_turn(&user, &sid, &fr, 0, &msgs) }).unwrap();
         }
-        // A recent turn of an old user keeps their session, not their old MessageSid.
-        let kept = "whatsapp:+33610000007";
-        let (_, version) = store.load_versioned(kept).unwrap();
+        // A recent turn of an old user keeps their session, not their old message id.
+        let kept = &a("+33610000007");
+        let (_, version) = loaded(&store, kept);
         store
+            .blocking()
             .commit(&Turn {
                 now_ms: cut + 1,
-                ..faq_turn(kept, "SM-late", &Session::default(), version, &msgs)
+                ..faq_turn(kept, &m("SM-late"), &Session::default(), version, &msgs)
             })
             .unwrap();
-        assert_eq!(store.prune(cut, cut).unwrap(), 2 * n - 1, "MessageSids and sessions");
+        assert_eq!(store.blocking().prune(cut, cut).unwrap(), 2 * n - 1, "message ids and sessions");
         assert!(
-            store.replay("SM0").unwrap().is_none()
-                && store.replay(&format!("SM{}", n - 1)).unwrap().is_none()
+            store.blocking().replay(TW, &m("SM0")).unwrap().is_none()
+                && store.blocking().replay(TW, &m(&format!("SM{}", n - 1))).unwrap().is_none()
         );
         assert!(
-            store.replay(&format!("SM{n}")).unwrap().is_some() && store.replay("SM-late").unwrap().is_some()
+            store.blocking().replay(TW, &m(&format!("SM{n}"))).unwrap().is_some()
+                && store.blocking().replay(TW, &m("SM-late")).unwrap().is_some()
         );
         let count = |t: &str| -> i64 {
             store
@@ -1275,21 +1071,22 @@ mod tests {
                 .unwrap()
         };
         assert_eq!((count("messages"), count("sessions")), (101, 101));
-        assert_eq!(store.load_versioned(kept).unwrap().1, version + 1);
+        assert_eq!(loaded(&store, kept).1, version + 1);
         // A pruned user was cached: now known to have nothing, their next turn is a first.
-        let gone = "whatsapp:+33610000001";
-        assert_eq!(store.cached_session(gone), Some((Session::default(), 0)));
+        let gone = &a("+33610000001");
+        assert_eq!(cached(&store, gone), Some((Session::default(), 0)));
         store
-            .commit(&Turn { now_ms: cut + 2, ..faq_turn(gone, "SM-back", &Session::default(), 0, &msgs) })
+            .blocking()
+            .commit(&Turn { now_ms: cut + 2, ..faq_turn(gone, &m("SM-back"), &Session::default(), 0, &msgs) })
             .unwrap();
-        assert_eq!(store.prune(cut, cut).unwrap(), 0, "nothing more is old");
+        assert_eq!(store.blocking().prune(cut, cut).unwrap(), 0, "nothing more is old");
     }
 
-    fn photo(sid: Option<&str>, user: &str, created_ms: i64) -> PhotoJob {
+    fn photo(sid: Option<&str>, user: &Address, created_ms: i64) -> PhotoJob {
         PhotoJob {
-            user: user.to_owned(),
-            bot: "whatsapp:+14155238886".to_owned(),
-            message_sid: sid.map(str::to_owned),
+            user: user.clone(),
+            bot: a("+14155238886"),
+            message_id: sid.map(m),
             media_url: format!("https://api.twilio.com/media/{}", sid.unwrap_or("none")),
             content_type: Some("image/jpeg".to_owned()),
             lang: Lang::Fr,
@@ -1298,22 +1095,33 @@ mod tests {
     }
 
     #[test]
-    fn a_photo_job_is_committed_with_its_message_sid_and_durably() {
+    fn a_photo_job_is_committed_with_its_message_id_and_durably() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         let store = SqliteStore::open(&path).unwrap();
         let reading = vec!["Je lis votre badge…".to_owned()];
-        store.commit(&faq_turn(USER, "SM-text", &Session::default(), 0, &["ok".to_owned()])).unwrap();
+        store
+            .blocking()
+            .commit(&faq_turn(&USER, &m("SM-text"), &Session::default(), 0, &["ok".to_owned()]))
+            .unwrap();
         assert_eq!(store.shared.writer().sync, Sync::Normal);
-        let job = photo(Some("SM-photo"), USER, NOW);
-        let Enqueued::Queued(id) = store.enqueue_photo(&job, &reading).unwrap() else {
-            panic!("a new MessageSid queues its job")
+        let job = photo(Some("SM-photo"), &USER, NOW);
+        let Enqueued::Queued(id) = store.blocking().enqueue_photo(&job, &reading).unwrap() else {
+            panic!("a new message id queues its job")
         };
         assert_eq!(store.shared.writer().sync, Sync::Full, "a promise to the user waits for the disk");
-        assert_eq!(store.replay("SM-photo").unwrap(), Some(reading.clone()), "claimed with the reply");
+        assert_eq!(
+            store.blocking().replay(TW, &m("SM-photo")).unwrap(),
+            Some(reading.clone()),
+            "claimed with the reply"
+        );
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.pending_photos(10).unwrap(), vec![PendingPhoto { id, job }], "survives a reopen");
+        assert_eq!(
+            store.blocking().pending_photos(10).unwrap(),
+            vec![PendingPhoto { id, job }],
+            "survives a reopen"
+        );
     }
 
     #[test]
@@ -1321,25 +1129,35 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let first = vec!["Reading your badge…".to_owned()];
         assert!(matches!(
-            store.enqueue_photo(&photo(Some("SM1"), USER, NOW), &first),
+            store.blocking().enqueue_photo(&photo(Some("SM1"), &USER, NOW), &first),
             Ok(Enqueued::Queued(_))
         ));
-        let again = PhotoJob { lang: Lang::En, created_ms: NOW + 5000, ..photo(Some("SM1"), USER, NOW) };
+        let again = PhotoJob { lang: Lang::En, created_ms: NOW + 5000, ..photo(Some("SM1"), &USER, NOW) };
         assert_eq!(
-            store.enqueue_photo(&again, &["something else".to_owned()]).unwrap(),
+            store.blocking().enqueue_photo(&again, &["something else".to_owned()]).unwrap(),
             Enqueued::Replayed(first)
         );
-        assert_eq!(store.pending_photos(10).unwrap().len(), 1);
-        // The claim is the one text turns use: a MessageSid already answered as text (or
+        assert_eq!(store.blocking().pending_photos(10).unwrap().len(), 1);
+        // The claim is the one text turns use: a message id already answered as text (or
         // the other way round) is not handled twice.
         let text = vec!["an answer".to_owned()];
-        store.commit(&faq_turn(USER, "SM2", &Session::default(), 0, &text)).unwrap();
+        store.blocking().commit(&faq_turn(&USER, &m("SM2"), &Session::default(), 0, &text)).unwrap();
         assert_eq!(
-            store.enqueue_photo(&photo(Some("SM2"), USER, NOW), &[]).unwrap(),
+            store.blocking().enqueue_photo(&photo(Some("SM2"), &USER, NOW), &[]).unwrap(),
             Enqueued::Replayed(text)
         );
-        assert!(store.commit(&faq_turn(USER, "SM1", &Session::default(), 1, &[])).unwrap().replayed);
-        assert_eq!(store.pending_photos(10).unwrap().len(), 1, "the claim and the job go together");
+        assert!(
+            store
+                .blocking()
+                .commit(&faq_turn(&USER, &m("SM1"), &Session::default(), 1, &[]))
+                .unwrap()
+                .replayed
+        );
+        assert_eq!(
+            store.blocking().pending_photos(10).unwrap().len(),
+            1,
+            "the claim and the job go together"
+        );
     }
 
     #[test]
@@ -1347,25 +1165,29 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let mut ids = Vec::new();
         for (sid, at) in [("SM-c", NOW + 300), ("SM-a", NOW + 100), ("SM-b", NOW + 200)] {
-            match store.enqueue_photo(&photo(Some(sid), USER, at), &["…".to_owned()]).unwrap() {
+            match store.blocking().enqueue_photo(&photo(Some(sid), &USER, at), &["…".to_owned()]).unwrap() {
                 Enqueued::Queued(id) => ids.push(id),
                 other => panic!("{other:?}"),
             }
         }
-        // Without a MessageSid nothing can be claimed, but the job is kept all the same.
-        store.enqueue_photo(&photo(None, USER, NOW + 400), &[]).unwrap();
-        let pending = store.pending_photos(10).unwrap();
-        let order: Vec<_> = pending.iter().map(|p| p.job.message_sid.as_deref()).collect();
-        assert_eq!(order, [Some("SM-a"), Some("SM-b"), Some("SM-c"), None]);
-        assert_eq!(store.pending_photos(2).unwrap().len(), 2);
-        assert!(store.photo_done(ids[1]).unwrap());
-        assert!(!store.photo_done(ids[1]).unwrap(), "done once");
+        // Without a message id nothing can be claimed, but the job is kept all the same.
+        store.blocking().enqueue_photo(&photo(None, &USER, NOW + 400), &[]).unwrap();
+        let pending = store.blocking().pending_photos(10).unwrap();
         let order: Vec<_> =
-            store.pending_photos(10).unwrap().into_iter().map(|p| p.job.message_sid).collect();
-        assert_eq!(order, [Some("SM-b".to_owned()), Some("SM-c".to_owned()), None]);
-        assert!(store.replay("SM-a").unwrap().is_some(), "a redelivery still finds the claim");
+            pending.iter().map(|p| p.job.message_id.as_ref().map(MessageId::as_str)).collect();
+        assert_eq!(order, [Some("SM-a"), Some("SM-b"), Some("SM-c"), None]);
+        assert_eq!(store.blocking().pending_photos(2).unwrap().len(), 2);
+        assert!(store.blocking().photo_done(ids[1]).unwrap());
+        assert!(!store.blocking().photo_done(ids[1]).unwrap(), "done once");
+        let order: Vec<_> =
+            store.blocking().pending_photos(10).unwrap().into_iter().map(|p| p.job.message_id).collect();
+        assert_eq!(order, [Some(m("SM-b")), Some(m("SM-c")), None]);
+        assert!(
+            store.blocking().replay(TW, &m("SM-a")).unwrap().is_some(),
+            "a redelivery still finds the claim"
+        );
         assert!(matches!(
-            store.enqueue_photo(&photo(Some("SM-a"), USER, NOW), &[]),
+            store.blocking().enqueue_photo(&photo(Some("SM-a"), &USER, NOW), &[]),
             Ok(Enqueued::Replayed(_))
         ));
     }

@@ -19,9 +19,12 @@ fn admin_app() -> Options {
     Options { admin_token: Some(ADMIN_TOKEN), ..Options::default() }
 }
 
+/// The message of an error body, `{"error": {"code": …, "message": …}}`, which every
+/// refusal has.
 async fn error_of(resp: reqwest::Response) -> String {
     let body: Value = resp.json().await.expect("a JSON error body");
-    body["error"].as_str().expect("an \"error\" string").to_owned()
+    assert!(body["error"]["code"].is_string(), "{body}");
+    body["error"]["message"].as_str().expect("an error message").to_owned()
 }
 
 /// A corpus directory of one category file.
@@ -51,7 +54,7 @@ answer = "The shuttle leaves the station every 20 minutes from 7:00."
 
 /// The shipped English answer to "How can I reset my password?".
 fn password_reset_en() -> String {
-    let kb = wabot::corpus::KnowledgeBase::embedded().unwrap();
+    let kb = wabot::knowledge::corpus::KnowledgeBase::embedded().unwrap();
     kb.entries().iter().find(|e| e.id == "password-reset-en").unwrap().answer.clone()
 }
 
@@ -313,7 +316,7 @@ async fn a_broken_edit_is_refused_and_the_old_answers_keep_working() {
 async fn polling_picks_up_a_new_corpus_file() {
     let corpus = corpus_dir();
     let app = spawn_with(Options { corpus: Some(corpus.path().to_owned()), ..Options::default() }).await;
-    let poll = tokio::spawn(wabot::faq::poll(app.faq.clone(), Duration::from_millis(20)));
+    let poll = tokio::spawn(wabot::knowledge::faq::poll(app.faq.clone(), Duration::from_millis(20)));
     let line = json!({"id": "shuttle-en", "lang": "en", "questions": ["Is there a shuttle bus from the train station?"], "answer": "Every 20 minutes."});
     std::fs::write(corpus.path().join("transport.jsonl"), format!("{line}\n")).unwrap();
     let mut reply = Vec::new();

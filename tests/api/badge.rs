@@ -20,11 +20,10 @@ use wabot::channel::twilio::WebhookForm;
 use wabot::channel::twilio::media::{MediaFetcher, MediaPolicy};
 use wabot::channel::twilio::rest::{RestConfig, RestSender};
 use wabot::desk::badge::{BadgeDesk, EXAMPLE_DIRECTORY};
-use wabot::directory::Directory;
+use wabot::knowledge::directory::Directory;
 use wabot::ocr::{
     BadgeReader, BadgeText, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrPool, TextLine,
 };
-use wabot::store::{Ledger, SessionStore};
 
 use crate::helpers::*;
 
@@ -183,7 +182,7 @@ fn desk_redirecting_to(
 ) -> Option<BuildDesk> {
     let base = Url::parse(&api.url("/")).unwrap();
     let token = SecretString::from(TOKEN.to_owned());
-    Some(Box::new(move |store| {
+    Some(Box::new(move |store, clock| {
         let mut policy = MediaPolicy::twilio(base.clone(), Some(SID.to_owned()), Some(token.clone()));
         policy.allow_http_loopback = true;
         policy.redirect_hosts = redirect_hosts;
@@ -198,6 +197,7 @@ fn desk_redirecting_to(
             Some(Arc::new(RestSender::new(rest).unwrap())),
             Arc::new(directory),
             store,
+            clock,
         )
     }))
 }
@@ -271,7 +271,8 @@ async fn a_badge_photo_is_answered_at_once_then_identified_by_name_through_the_r
     assert_eq!(cdn_calls.len(), 1);
     assert_eq!(cdn_calls[0].authorization, None, "the redirect to the CDN carries no credentials");
 
-    let session = app.store.load("whatsapp:+33612345678").unwrap();
+    let user = wabot::channel::twilio::address("whatsapp:+33612345678").unwrap();
+    let (session, _) = wabot::desk::decode_session(app.store.blocking().session(&user).unwrap());
     assert_eq!(session.employee.map(|e| e.email), Some("elodie.garcon@example.com".to_owned()));
     let metrics =
         app.client.get(format!("http://{}/metrics", app.addr)).send().await.unwrap().text().await.unwrap();
@@ -515,15 +516,15 @@ async fn a_photo_accepted_before_a_stop_is_answered_after_the_restart_and_a_day_
     let store = wabot::store::SqliteStore::open(&db).unwrap();
     let day_ago = wabot::domain::now_ms() - 25 * 3600 * 1000;
     let old = wabot::store::PhotoJob {
-        user: "whatsapp:+33699999999".to_owned(),
-        bot: "whatsapp:+14155238886".to_owned(),
-        message_sid: Some(fresh_sid()),
+        user: wabot::channel::twilio::address("whatsapp:+33699999999").unwrap(),
+        bot: wabot::channel::twilio::address("whatsapp:+14155238886").unwrap(),
+        message_id: Some(wabot::domain::MessageId::parse(&fresh_sid()).unwrap()),
         media_url: media_url(&api, "ME11"),
         content_type: Some("image/jpeg".to_owned()),
         lang: wabot::engine::Lang::En,
         created_ms: day_ago,
     };
-    store.enqueue_photo(&old, &["Reading your badge…".to_owned()]).unwrap();
+    store.blocking().enqueue_photo(&old, &["Reading your badge…".to_owned()]).unwrap();
     drop(store);
 
     // The next start resumes the first and drops the other unread.

@@ -9,11 +9,11 @@ use secrecy::SecretString;
 use tokio::sync::oneshot;
 use wabot::channel::twilio::{WebhookForm, compute_signature};
 use wabot::config::Settings;
-use wabot::corpus::KnowledgeBase;
 use wabot::desk::badge::BadgeDesk;
-use wabot::faq::{Faq, FaqOptions};
+use wabot::knowledge::corpus::KnowledgeBase;
+use wabot::knowledge::faq::{Faq, FaqOptions};
 use wabot::startup::Application;
-use wabot::store::{Ledger, MemoryStore, SqliteStore};
+use wabot::store::{SqliteStore, Store};
 
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const PUBLIC_URL: &str = "https://wabot.example.com";
@@ -36,7 +36,7 @@ pub struct TestApp {
 }
 
 /// Builds badge reading over the app's session store.
-pub type BuildDesk = Box<dyn FnOnce(Arc<dyn Ledger>) -> BadgeDesk + Send>;
+pub type BuildDesk = Box<dyn FnOnce(Arc<dyn Store>, Arc<dyn wabot::domain::Clock>) -> BadgeDesk + Send>;
 
 pub struct Options {
     pub token: Option<&'static str>,
@@ -109,13 +109,13 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     };
     let options = FaqOptions { corpus: opts.corpus, journal: opts.journal, ..FaqOptions::default() };
     let faq = match opts.kb {
-        Some(kb) => Faq::with_knowledge_base(kb, options, Arc::new(MemoryStore::default())),
-        None => Faq::open(options, Arc::new(MemoryStore::default())),
+        Some(kb) => Faq::with_knowledge_base(kb, options),
+        None => Faq::open(options),
     };
     let faq = Arc::new(faq.expect("the FAQ loads"));
     let badges = opts.badges;
-    let app = Application::build_with(settings, Arc::clone(&faq), move |_, store| {
-        Ok(badges.map(|build| build(store)))
+    let app = Application::build_with(settings, Arc::clone(&faq), move |_, store, clock| {
+        Ok(badges.map(|build| build(store, clock)))
     })
     .await
     .expect("the application starts");

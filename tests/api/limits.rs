@@ -67,6 +67,8 @@ async fn past_the_concurrency_limit_a_request_is_shed_at_once_with_503_and_retry
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers().get("retry-after").unwrap(), "1");
     assert!(started.elapsed() < Duration::from_secs(1), "shed, not queued: {:?}", started.elapsed());
+    let body: serde_json::Value = resp.json().await.expect("the one JSON error shape");
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
 
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 503, "the limit is server-wide, /metrics included");

@@ -1,11 +1,14 @@
-//! End-to-end tests: the real server on a random loopback port, spoken to over HTTP.
+//! End-to-end tests: the real server on a random loopback port, spoken to over HTTP; the
+//! `wabot` binary itself (`cli`, and `process`: killed mid-request, then restarted).
 
 mod admin;
 mod badge;
+mod cli;
 mod helpers;
 mod hostile;
 mod limits;
 mod metrics;
+mod process;
 #[path = "../support/python.rs"]
 mod python;
 mod requests;

@@ -2,8 +2,8 @@
 
 use crate::helpers::*;
 use wabot::channel::twilio::compute_signature;
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::Lang;
+use wabot::knowledge::corpus::KnowledgeBase;
 
 #[tokio::test]
 async fn a_signed_english_question_gets_the_english_answer_as_twiml() {
@@ -129,6 +129,9 @@ async fn a_wrong_content_type_is_refused() {
     let app = spawn_app().await;
     let answer = app.post_raw(b"{\"Body\": \"hi\"}".to_vec(), "application/json", None).await;
     assert_eq!(answer.status, 415);
+    let body: serde_json::Value = serde_json::from_str(&answer.text).expect("the one JSON error shape");
+    assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("x-www-form-urlencoded"), "{body}");
 }
 
 #[tokio::test]
@@ -196,8 +199,7 @@ async fn without_a_token_a_public_address_is_refused() {
         twilio_auth_token: None,
         ..Default::default()
     };
-    let store = std::sync::Arc::new(wabot::store::MemoryStore::default());
-    let faq = wabot::faq::Faq::open(wabot::faq::FaqOptions::default(), store).unwrap();
+    let faq = wabot::knowledge::faq::Faq::open(wabot::knowledge::faq::FaqOptions::default()).unwrap();
     let err = wabot::server::Server::bind(&settings, std::sync::Arc::new(faq)).await.unwrap_err();
     assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"), "{err}");
 }

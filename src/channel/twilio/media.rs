@@ -11,7 +11,7 @@
 //! - the account's credentials (HTTP Basic, `TWILIO_ACCOUNT_SID`:`TWILIO_AUTH_TOKEN`) go only
 //!   there;
 //! - redirects are followed by hand, never with the credentials, and only to the media CDN
-//!   hosts of [`MediaPolicy::redirect_hosts`] (by default [`TWILIO_MEDIA_HOSTS`](crate::config::badge::TWILIO_MEDIA_HOSTS));
+//!   hosts of [`MediaPolicy::redirect_hosts`] (by default [`TWILIO_MEDIA_HOSTS`](crate::config::twilio::TWILIO_MEDIA_HOSTS));
 //! - every address connected to must be public: names are resolved by [`PublicResolver`],
 //!   which refuses a name with any loopback, private, link-local, CGNAT, multicast,
 //!   reserved or IPv4-mapped address at connection time (so a name that changes its answer
@@ -107,7 +107,7 @@ impl MediaPolicy {
             max_bytes: MAX_MEDIA_BYTES,
             timeout: Duration::from_secs(20),
             allow_http_loopback: false,
-            redirect_hosts: crate::config::badge::TWILIO_MEDIA_HOSTS
+            redirect_hosts: crate::config::twilio::TWILIO_MEDIA_HOSTS
                 .iter()
                 .map(|h| (*h).to_owned())
                 .collect(),

@@ -8,6 +8,8 @@
 //! - [`signature`](validate_signature): HMAC-SHA1 over the URL and the sorted parameters, as
 //!   Twilio's SDKs compute it, with their tolerance for the URL's default port.
 //! - [`twiml`](twiml()): the XML reply, split into messages Twilio accepts and escaped.
+//! - [`address`](address()): Twilio's spelling of a WhatsApp user (`whatsapp:+33…`) to a
+//!   [`domain::Address`](crate::domain::Address) and back; the prefix is known nowhere else.
 //!
 //! ```
 //! use wabot::channel::twilio::{WebhookForm, compute_signature, validate_signature, twiml};
@@ -39,6 +41,27 @@ pub use signature::{
 pub use twiml::{MAX_MESSAGE_CHARS, TWIML_CONTENT_TYPE, split_message, twiml, xml_escape};
 
 use thiserror::Error;
+
+use crate::domain::{Address, AddressError, Channel, MessageId};
+
+/// How Twilio spells a WhatsApp address: `whatsapp:+33612345678`.
+pub const WHATSAPP_PREFIX: &str = "whatsapp:";
+
+/// The Twilio address Twilio writes `whatsapp:+33…` (`From`, `To`): the channel, and the
+/// number without the prefix. A value without the prefix is kept whole.
+pub fn address(twilio: &str) -> Result<Address, AddressError> {
+    Address::parse(Channel::Twilio, twilio.strip_prefix(WHATSAPP_PREFIX).unwrap_or(twilio))
+}
+
+/// Twilio's spelling of `address` (`whatsapp:+33…`), for its REST API.
+pub fn whatsapp_address(address: &Address) -> String {
+    format!("{WHATSAPP_PREFIX}{}", address.id())
+}
+
+/// The `MessageSid` of `form` as a message id, when it has one Twilio could have sent.
+pub fn message_id(form: &WebhookForm) -> Option<MessageId> {
+    form.message_sid().and_then(|sid| MessageId::parse(sid).ok())
+}
 
 /// Why a webhook request could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

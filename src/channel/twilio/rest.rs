@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use super::{MAX_MESSAGE_CHARS, split_message};
 use crate::desk::badge::{SendFailure, SendMessage};
+use crate::domain::Address;
 
 /// Why a message was not sent.
 #[derive(Debug, Error)]
@@ -182,12 +183,13 @@ impl RestSender {
 impl SendMessage for RestSender {
     fn send<'a>(
         &'a self,
-        from: &'a str,
-        to: &'a str,
+        from: &'a Address,
+        to: &'a Address,
         body: &'a str,
     ) -> BoxFuture<'a, Result<(), SendFailure>> {
         Box::pin(async move {
-            RestSender::send(self, from, to, body)
+            let (from, to) = (super::whatsapp_address(from), super::whatsapp_address(to));
+            RestSender::send(self, &from, &to, body)
                 .await
                 .map_err(|e| SendFailure { retryable: e.is_retryable(), message: e.to_string() })
         })

@@ -16,13 +16,14 @@ use thiserror::Error;
 use tracing::Instrument;
 
 use super::{ChannelError, Media, SIGNATURE_SETTINGS_HEADER, SignatureAlgorithm, WebhookForm};
-use crate::channel::has_media_type;
 use crate::desk::Desk;
 use crate::desk::badge::{BadgeDesk, Photo, PhotoMessage};
 use crate::desk::limits::{MAX_BODY_CHARS, SenderLimiter};
 use crate::dialog::{Dialog, Incoming, Outcome, messages};
+use crate::domain::Address;
 use crate::engine::Lang;
 use crate::telemetry::metrics::{MessageOutcome, Metrics};
+use crate::web::{HttpError, has_media_type};
 
 /// The header Twilio signs its requests with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -78,8 +79,14 @@ impl IntoResponse for WebhookError {
             | WebhookError::NoSharedKey
             | WebhookError::NoAuthToken => StatusCode::FORBIDDEN,
         };
-        tracing::warn!(status = status.as_u16(), error = %self, "webhook request refused");
-        (status, self.to_string()).into_response()
+        let code = match self {
+            WebhookError::ContentType => "unsupported_media_type",
+            WebhookError::Form(_) => "bad_form",
+            WebhookError::MissingSignature | WebhookError::BadSignature => "bad_signature",
+            WebhookError::UnknownAlgorithm => "unknown_signature_algorithm",
+            WebhookError::NoSharedKey | WebhookError::NoAuthToken => "no_secret",
+        };
+        HttpError::new(status, code, self.to_string()).into_response()
     }
 }
 
@@ -101,13 +108,15 @@ async fn webhook(
     check_signature(&state, &headers, &form)?;
     form.check_single_values()?;
     let from = form.from()?;
+    let user = super::address(from)
+        .map_err(|e| ChannelError::InvalidField { field: "From", reason: e.to_string() })?;
     let span = tracing::info_span!(
         "message",
         message_sid = form.message_sid(),
         from = %crate::telemetry::mask_sender(from)
     );
     let media = form.media()?.into_iter().next();
-    let (outcome, messages) = turn(&state, &form, media).instrument(span).await;
+    let (outcome, messages) = turn(&state, &form, user, media).instrument(span).await;
     state.metrics.message(outcome, started.elapsed());
     Ok(([(header::CONTENT_TYPE, super::TWIML_CONTENT_TYPE)], super::twiml(&messages)).into_response())
 }
@@ -152,6 +161,7 @@ fn check_signature(
 async fn turn(
     state: &WebhookState,
     form: &WebhookForm,
+    user: Address,
     media: Option<Media>,
 ) -> (MessageOutcome, Vec<String>) {
     let from = form.from().unwrap_or_default();
@@ -168,24 +178,26 @@ async fn turn(
         tracing::info!(outcome = outcome.as_str(), "message refused");
         return (outcome, vec![text.get(lang).to_owned()]);
     }
+    let message_id = super::message_id(form);
     if let (Some(badges), Some(media)) = (&state.badges, media) {
+        let Some(bot) = form.to().and_then(|to| super::address(to).ok()) else {
+            // Without the bot's own number the result could never be sent.
+            tracing::warn!("a photo without a valid To: not read");
+            return (MessageOutcome::Error, vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()]);
+        };
         let photo = PhotoMessage {
-            user: from.to_owned(),
-            bot: form.to().unwrap_or_default().to_owned(),
-            message_sid: form.message_sid().map(str::to_owned),
+            user,
+            bot,
+            message_id,
             media: Photo { url: media.url, content_type: media.content_type },
         };
         let accepted = badges.accept(photo).await;
         let outcome = if accepted.replayed { MessageOutcome::Duplicate } else { MessageOutcome::Badge };
         return (outcome, accepted.messages);
     }
-    let incoming = Incoming {
-        user: from.to_owned(),
-        text: form.body().to_owned(),
-        profile_name: form.profile_name().map(str::to_owned),
-    };
-    let sid = form.message_sid().map(str::to_owned);
-    match state.desk.handle(incoming, sid).await {
+    let incoming =
+        Incoming { user, text: form.body().to_owned(), profile_name: form.profile_name().map(str::to_owned) };
+    match state.desk.handle(incoming, message_id).await {
         Ok(handled) => {
             let outcome = match &handled.outcome {
                 Some(outcome) => {

@@ -4,7 +4,7 @@
 //! Owns: the [`SentenceEncoder`] trait every encoder implements, a SentencePiece unigram
 //! tokenizer ([`unigram`]), multilingual-e5-small's forward pass ([`e5`]), Universal Sentence
 //! Encoder multilingual v3 ([`use_m3`]) and the dense index ([`dense`]).
-//! Must not: do I/O — a model arrives as bytes (`crate::semantic_models` reads and checks the
+//! Must not: do I/O — a model arrives as bytes (`crate::knowledge::semantic_models` reads and checks the
 //! files) — log, or depend on the web or async stack, like the rest of [`crate::engine`].
 
 pub mod dense;

@@ -4,14 +4,9 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::backend;
-use crate::domain::{MailState, RequestRecord, Session};
+use crate::domain::{Address, Channel, MailState, RequestRecord};
 use crate::engine::Lang;
 use crate::store::StoreError;
-
-/// `REQ-2026-000123`.
-pub fn format_ticket(year: i64, seq: i64) -> String {
-    format!("REQ-{year}-{seq:06}")
-}
 
 pub(super) fn lang_code(lang: Lang) -> &'static str {
     match lang {
@@ -24,9 +19,9 @@ pub(super) fn lang_from_code(code: &str) -> Lang {
     if code == "fr" { Lang::Fr } else { Lang::En }
 }
 
-pub(super) const RECORD_COLUMNS: &str = "r.ticket, r.user, r.kind, r.kind_label, r.recipient, r.first_name, \
+pub(super) const RECORD_COLUMNS: &str = "r.ticket, r.address, r.kind, r.kind_label, r.recipient, r.first_name, \
      r.last_name, r.employee_id, r.employee_email, r.department, r.details, r.lang, r.created_ms, \
-     o.state, o.attempts, o.last_error, o.next_attempt_ms, o.sent_ms, o.id";
+     o.state, o.attempts, o.last_error, o.next_attempt_ms, o.sent_ms, o.id, r.channel";
 
 pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
     let lang: String = row.get(11)?;
@@ -42,7 +37,7 @@ pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
         row.get(18)?,
         RequestRecord {
             ticket: row.get(0)?,
-            user: row.get(1)?,
+            user: address(row, 19, 1)?,
             kind: row.get(2)?,
             kind_label: row.get(3)?,
             recipient: row.get(4)?,
@@ -61,6 +56,17 @@ pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
             sent_at_ms: row.get(17)?,
         },
     ))
+}
+
+/// The address in columns `channel` and `id` of `row`.
+pub(super) fn address(row: &Row<'_>, channel: usize, id: usize) -> rusqlite::Result<Address> {
+    let invalid = |i: usize, e: crate::domain::AddressError| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    };
+    let name: String = row.get(channel)?;
+    let channel_value = Channel::parse(&name).map_err(|e| invalid(channel, e))?;
+    let value: String = row.get(id)?;
+    Address::parse(channel_value, &value).map_err(|e| invalid(id, e))
 }
 
 /// Runs a cached statement (parsed once per connection).
@@ -91,13 +97,4 @@ pub(super) fn one<T>(
     f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Option<T>, StoreError> {
     conn.prepare_cached(sql).and_then(|mut s| s.query_row(params, f).optional()).map_err(backend)
-}
-
-/// A stored session's JSON, read back; one this version cannot read is a fresh start, not
-/// an error forever.
-pub(super) fn decode_session(data: &str) -> Session {
-    serde_json::from_str(data).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "unreadable stored session: starting afresh");
-        Session::default()
-    })
 }

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::backend;
+use super::{backend, failed};
 use crate::store::StoreError;
 
 /// The schema, one migration per entry; applied in order from `user_version`. Never edit
@@ -64,7 +64,7 @@ CREATE TABLE unanswered (
 CREATE INDEX unanswered_count ON unanswered(count DESC);
 ",
     // Badge photos accepted and not yet answered; a row is deleted once its result is sent
-    // (see `Ledger::photo_done`), so the table is the pending set and stays small.
+    // (see `Jobs::photo_done`), so the table is the pending set and stays small.
     r"
 CREATE TABLE photo_jobs (
     id           INTEGER PRIMARY KEY,
@@ -97,6 +97,51 @@ DROP TABLE outbox;
 ALTER TABLE outbox_v4 RENAME TO outbox;
 CREATE INDEX outbox_due ON outbox(next_attempt_ms) WHERE state = 'queued';
 ",
+    // Users are addresses on a channel, and messages are keyed by the channel's message id:
+    // the same number on two channels is two users. Every row before this step came through
+    // Twilio, which spelled the user `whatsapp:+…`; the channel now holds what the prefix
+    // said. Sessions and claimed messages are rebuilt (their keys change), rows and rowids
+    // kept in order (pruning walks them by rowid); requests and photo jobs keep their
+    // tables, with columns renamed and the channel added.
+    r"
+CREATE TABLE sessions_v5 (
+    channel     TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    version     INTEGER NOT NULL DEFAULT 1,
+    updated_ms  INTEGER NOT NULL,
+    PRIMARY KEY (channel, address)
+);
+INSERT OR REPLACE INTO sessions_v5 (rowid, channel, address, data, version, updated_ms)
+    SELECT rowid, 'twilio', CASE WHEN user LIKE 'whatsapp:%' THEN substr(user, 10) ELSE user END,
+           data, version, updated_ms
+    FROM sessions ORDER BY rowid;
+DROP TABLE sessions;
+ALTER TABLE sessions_v5 RENAME TO sessions;
+CREATE TABLE messages_v5 (
+    channel     TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    reply       TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (channel, message_id)
+);
+INSERT INTO messages_v5 (rowid, channel, message_id, address, reply, received_ms)
+    SELECT rowid, 'twilio', sid, CASE WHEN user LIKE 'whatsapp:%' THEN substr(user, 10) ELSE user END,
+           reply, received_ms
+    FROM messages ORDER BY rowid;
+DROP TABLE messages;
+ALTER TABLE messages_v5 RENAME TO messages;
+ALTER TABLE requests RENAME COLUMN user TO address;
+ALTER TABLE requests RENAME COLUMN message_sid TO message_id;
+ALTER TABLE requests ADD COLUMN channel TEXT NOT NULL DEFAULT 'twilio';
+UPDATE requests SET address = substr(address, 10) WHERE address LIKE 'whatsapp:%';
+ALTER TABLE photo_jobs RENAME COLUMN message_sid TO message_id;
+ALTER TABLE photo_jobs RENAME COLUMN user TO address;
+ALTER TABLE photo_jobs ADD COLUMN channel TEXT NOT NULL DEFAULT 'twilio';
+UPDATE photo_jobs SET address = substr(address, 10) WHERE address LIKE 'whatsapp:%';
+UPDATE photo_jobs SET bot = substr(bot, 10) WHERE bot LIKE 'whatsapp:%';
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -104,13 +149,13 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
     let current = usize::try_from(current).unwrap_or(0);
     if current > MIGRATIONS.len() {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::backend(format!(
             "the database has schema version {current}, newer than this wabot's {}: upgrade wabot",
             MIGRATIONS.len()
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        tx.execute_batch(sql).map_err(|e| StoreError::Backend(format!("migration {}: {e}", i + 1)))?;
+        tx.execute_batch(sql).map_err(|e| failed(format_args!("migration {}", i + 1), e))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(backend)?;
     }
     tx.commit().map_err(backend)

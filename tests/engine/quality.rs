@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::Engine;
 use wabot::eval::{evaluate, load_queries};
+use wabot::knowledge::corpus::KnowledgeBase;
 
 #[test]
 fn the_quality_set_is_answered_and_declined_as_reported() {

@@ -4,10 +4,10 @@
 
 use std::sync::LazyLock;
 
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::Lang;
 use wabot::engine::semantic::{Role, SemanticError, SentenceEncoder, UseM3};
-use wabot::semantic_models::{self, USE_M3_FILE, USE_M3_RESTORE, USE_M3_SHA256};
+use wabot::knowledge::corpus::KnowledgeBase;
+use wabot::knowledge::semantic_models::{self, USE_M3_FILE, USE_M3_RESTORE, USE_M3_SHA256};
 
 /// Loaded once for the whole test binary.
 static MODEL: LazyLock<UseM3> = LazyLock::new(|| {

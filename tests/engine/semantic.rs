@@ -5,9 +5,9 @@
 use std::sync::OnceLock;
 
 use serde::Deserialize;
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::semantic::{DenseIndex, E5, Role, SemanticError, SentenceEncoder};
-use wabot::semantic_models;
+use wabot::knowledge::corpus::KnowledgeBase;
+use wabot::knowledge::semantic_models;
 
 #[derive(Deserialize)]
 struct Reference {

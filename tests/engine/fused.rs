@@ -4,17 +4,17 @@
 
 use std::sync::{Arc, OnceLock};
 
-use wabot::corpus::KnowledgeBase;
 use wabot::engine::hybrid::{NoCache, Semantic, VectorCache};
 use wabot::engine::semantic::Role;
 use wabot::engine::{Engine, EngineParams, FaqEntry, Lang, Lexicon};
-use wabot::vector_cache::DiskCache;
+use wabot::knowledge::corpus::KnowledgeBase;
+use wabot::knowledge::vector_cache::DiskCache;
 
 fn models() -> Semantic {
     static MODELS: OnceLock<Semantic> = OnceLock::new();
     MODELS
         .get_or_init(|| {
-            wabot::semantic_models::load_encoders(&wabot::semantic_models::default_dir())
+            wabot::knowledge::semantic_models::load_encoders(&wabot::knowledge::semantic_models::default_dir())
                 .expect("the committed models load")
         })
         .clone()

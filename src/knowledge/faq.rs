@@ -1,5 +1,5 @@
 //! The live FAQ: the corpus on disk, the journal of changes made through the admin API,
-//! and the engine and dialog serving them while both change.
+//! and the engine and knowledge base serving them while both change.
 //!
 //! Owns the order of a change: the journal line is written and synced first, then the
 //! engine is updated, so a change the caller is told about survives a restart, and a change
@@ -8,20 +8,20 @@
 //! a corpus that does not load is reported and the previous index keeps serving. Changes
 //! and reloads take turns; queries never wait for either (the engine publishes snapshots).
 //!
-//! Must not: speak HTTP ([`crate::admin`] does) or catch signals (the binary does; it
-//! calls [`reload_and_log`] on `SIGHUP` and runs [`poll`]).
+//! Must not: speak HTTP (`server::admin` does), converse (the dialog reads the engine and
+//! [`Faq::knowledge`]) or catch signals (`startup` does; it calls [`reload_and_log`] on
+//! `SIGHUP` and runs [`poll`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use thiserror::Error;
 
-use crate::corpus::journal::{self, Journal, Op};
-use crate::corpus::{CorpusError, KnowledgeBase, Stamp};
-use crate::dialog::Dialog;
 use crate::engine::{Engine, EngineError, EngineParams, FaqEntry};
-use crate::store::SessionStore;
+use crate::knowledge::corpus::journal::{self, Journal, Op};
+use crate::knowledge::corpus::{CorpusError, KnowledgeBase, Stamp};
 
 /// Where the FAQ comes from and how it is matched; [`Default`] is the embedded corpus,
 /// changes kept in memory only.
@@ -69,10 +69,15 @@ pub struct Reloaded {
     pub changes: usize,
 }
 
+/// The knowledge base being served, replaced whole by each reload: what the menu's
+/// categories are read from.
+pub type LiveKnowledge = Arc<ArcSwap<KnowledgeBase>>;
+
 /// The FAQ being served, and the one way to change it.
 pub struct Faq {
     corpus: Option<PathBuf>,
-    dialog: Arc<Dialog>,
+    knowledge: LiveKnowledge,
+    engine: Arc<Engine>,
     /// One change or reload at a time.
     writer: Mutex<Writer>,
 }
@@ -97,34 +102,25 @@ impl std::fmt::Debug for Faq {
 
 impl Faq {
     /// Loads the corpus (`options.corpus`, or the embedded one), replays the journal over
-    /// it and builds the engine and the dialog, which keeps its conversations in `store`.
-    pub fn open(options: FaqOptions, store: Arc<dyn SessionStore>) -> Result<Faq, FaqError> {
+    /// it and builds the engine.
+    pub fn open(options: FaqOptions) -> Result<Faq, FaqError> {
         // Stamped before reading: an edit made during the load is seen by the next poll.
         let seen = options.corpus.as_deref().map(Stamp::of);
         let kb = match &options.corpus {
             Some(path) => KnowledgeBase::load(path)?,
             None => KnowledgeBase::embedded()?,
         };
-        Faq::build(kb, seen, options, store)
+        Faq::build(kb, seen, options)
     }
 
     /// [`Faq::open`] on a knowledge base already loaded (from `options.corpus`, which
     /// reloads read, or from elsewhere when it is `None`).
-    pub fn with_knowledge_base(
-        kb: KnowledgeBase,
-        options: FaqOptions,
-        store: Arc<dyn SessionStore>,
-    ) -> Result<Faq, FaqError> {
+    pub fn with_knowledge_base(kb: KnowledgeBase, options: FaqOptions) -> Result<Faq, FaqError> {
         let seen = options.corpus.as_deref().map(Stamp::of);
-        Faq::build(kb, seen, options, store)
+        Faq::build(kb, seen, options)
     }
 
-    fn build(
-        kb: KnowledgeBase,
-        seen: Option<Stamp>,
-        options: FaqOptions,
-        store: Arc<dyn SessionStore>,
-    ) -> Result<Faq, FaqError> {
+    fn build(kb: KnowledgeBase, seen: Option<Stamp>, options: FaqOptions) -> Result<Faq, FaqError> {
         let (journal, ops) = match &options.journal {
             Some(path) => {
                 let (journal, replay) = Journal::open(path)?;
@@ -160,18 +156,27 @@ impl Faq {
             }
             None => Engine::with_params(&entries, kb.lexicon(), options.params),
         };
-        let dialog = Arc::new(Dialog::new(Arc::new(kb), Arc::new(engine), store));
-        Ok(Faq { corpus: options.corpus, dialog, writer: Mutex::new(Writer { journal, ops, seen }) })
+        Ok(Faq {
+            corpus: options.corpus,
+            knowledge: Arc::new(ArcSwap::from_pointee(kb)),
+            engine: Arc::new(engine),
+            writer: Mutex::new(Writer { journal, ops, seen }),
+        })
     }
 
-    /// The dialog answering from this FAQ.
-    pub fn dialog(&self) -> &Arc<Dialog> {
-        &self.dialog
+    /// The knowledge base as last loaded, replaced by each reload.
+    pub fn knowledge(&self) -> LiveKnowledge {
+        Arc::clone(&self.knowledge)
     }
 
     /// The engine serving this FAQ.
     pub fn engine(&self) -> &Engine {
-        self.dialog.engine()
+        &self.engine
+    }
+
+    /// The engine serving this FAQ, shared.
+    pub fn shared_engine(&self) -> Arc<Engine> {
+        Arc::clone(&self.engine)
     }
 
     /// The corpus path reloads read, if any.
@@ -219,12 +224,12 @@ impl Faq {
                 writer.seen = Some(Stamp::of(path));
                 KnowledgeBase::load(path)?
             }
-            None => KnowledgeBase::clone(&self.dialog.knowledge_base()),
+            None => KnowledgeBase::clone(&self.knowledge.load_full()),
         };
         let mut entries = kb.entries().to_vec();
         journal::apply(&mut entries, &writer.ops);
         self.engine().reload(&entries, kb.lexicon());
-        self.dialog.set_knowledge_base(Arc::new(kb));
+        self.knowledge.store(Arc::new(kb));
         Ok(Reloaded { entries: entries.len(), changes: writer.ops.len() })
     }
 
@@ -283,7 +288,6 @@ fn log_reload(trigger: &str, result: Result<Result<Reloaded, FaqError>, tokio::t
 mod tests {
     use super::*;
     use crate::engine::Lang;
-    use crate::store::MemoryStore;
 
     const LEAVE: &str = "category = \"leave\"\ntitle = { en = \"Leave\", fr = \"Congés\" }\n\n\
         [[entry]]\nid = \"leave-en\"\nlang = \"en\"\nquestions = [\"How do I book annual leave?\"]\n\
@@ -301,7 +305,7 @@ mod tests {
             journal: Some(journal.to_owned()),
             ..FaqOptions::default()
         };
-        Faq::open(options, Arc::new(MemoryStore::default())).unwrap()
+        Faq::open(options).unwrap()
     }
 
     fn parking() -> FaqEntry {
@@ -397,8 +401,11 @@ mod tests {
         let faq = open(dir.path(), &state.path().join("journal.jsonl"));
         let menu = |faq: &Faq| {
             let mut session = crate::domain::Session::default();
-            let msg = crate::dialog::Incoming { user: "u".into(), text: "menu".into(), profile_name: None };
-            faq.dialog().respond(&mut session, &msg).messages.join("\n")
+            let user = crate::domain::Address::parse(crate::domain::Channel::Twilio, "u").unwrap();
+            let msg = crate::dialog::Incoming { user, text: "menu".into(), profile_name: None };
+            let clock = Arc::new(crate::domain::SystemClock);
+            let dialog = crate::dialog::Dialog::live(faq.knowledge(), faq.shared_engine(), clock);
+            dialog.respond(&mut session, &msg).messages.join("\n")
         };
         assert!(menu(&faq).contains("1. Leave"), "{}", menu(&faq));
         std::fs::write(dir.path().join("leave.toml"), LEAVE.replace("en = \"Leave\"", "en = \"Time off\""))
@@ -415,7 +422,7 @@ mod tests {
 
     #[test]
     fn without_a_journal_changes_live_in_memory() {
-        let faq = Faq::open(FaqOptions::default(), Arc::new(MemoryStore::default())).unwrap();
+        let faq = Faq::open(FaqOptions::default()).unwrap();
         let before = faq.engine().len();
         let mut bikes = parking();
         bikes.id = "bike-charging-en".into();
