@@ -5,6 +5,7 @@
 #   scripts/load.sh                 # 10 s load, 16 connections
 #   DURATION=30 CONNECTIONS=64 scripts/load.sh
 #   scripts/load.sh --soak          # 600 s, server RSS sampled every 10 s
+#   WABOT_BIN=/path/to/other/wabot scripts/load.sh   # another build of the server, same load tool
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,8 @@ export TWILIO_AUTH_TOKEN="load-test-token-$(od -An -N8 -tx8 /dev/urandom | tr -d
 export WABOT_DB="$tmp/wabot.db"
 export WABOT_FAQ_JOURNAL="$tmp/journal.jsonl"
 export WABOT_LOG=${WABOT_LOG:-warn}
-./target/release/wabot serve --listen "127.0.0.1:$PORT" 2>"$tmp/server.log" &
+# WABOT_BIN runs another build of the server (an older commit's, to compare in the same run).
+"${WABOT_BIN:-./target/release/wabot}" serve --listen "127.0.0.1:$PORT" 2>"$tmp/server.log" &
 server=$!
 cleanup() {
     kill -TERM "$server" 2>/dev/null || true
