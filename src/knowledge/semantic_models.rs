@@ -45,6 +45,12 @@ pub fn setup(
     let models = load_encoders(&default_dir())?
         .with_progress(crate::telemetry::progress::reporter("embedding the FAQ"));
     let cache = crate::knowledge::vector_cache::DiskCache::open(data_dir)?;
+    if cache.is_read_only() {
+        tracing::info!(
+            file = %cache.path().display(),
+            "another wabot process holds the embedding cache: reading it, adding nothing to it"
+        );
+    }
     Ok(Some(crate::engine::hybrid::SemanticSetup { models, cache: Arc::new(cache) }))
 }
 

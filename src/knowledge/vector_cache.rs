@@ -7,6 +7,12 @@
 //! bytes a vector, not the vector); a read is one positioned read. A record cut short by a
 //! crash is dropped and overwritten. Losing the file costs time, never answers: it is a
 //! cache, so nothing here is synced.
+//!
+//! One process writes the file at a time: the first to open it holds an exclusive lock on
+//! it (`flock`) while the cache is open; another process on the same data directory (a
+//! `wabot ask` beside `wabot serve`) reads the records that were there when it opened the
+//! file and adds none. A read checks the record's key, so it never returns another text's
+//! vector.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -53,6 +59,8 @@ struct Inner {
     end: u64,
     hits: u64,
     misses: u64,
+    /// Another process holds the file: read what was there, write nothing.
+    read_only: bool,
 }
 
 impl DiskCache {
@@ -68,6 +76,11 @@ impl DiskCache {
             .truncate(false)
             .open(&path)
             .map_err(fail)?;
+        let read_only = match file.try_lock() {
+            Ok(()) => false,
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
+        };
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(fail)?;
         let mut offsets = HashMap::new();
@@ -83,15 +96,23 @@ impl DiskCache {
             offsets.insert(key, ((at + HEADER) as u64, dim));
             at = next;
         }
-        // A torn last record is overwritten by the next one.
-        file.set_len(at as u64).map_err(fail)?;
-        file.seek(SeekFrom::Start(at as u64)).map_err(fail)?;
-        Ok(DiskCache { path, inner: Mutex::new(Inner { file, offsets, end: at as u64, hits: 0, misses: 0 }) })
+        if !read_only {
+            // A torn last record is overwritten by the next one.
+            file.set_len(at as u64).map_err(fail)?;
+            file.seek(SeekFrom::Start(at as u64)).map_err(fail)?;
+        }
+        let inner = Inner { file, offsets, end: at as u64, hits: 0, misses: 0, read_only };
+        Ok(DiskCache { path, inner: Mutex::new(inner) })
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// True when another process holds the file: this cache reads it and adds nothing.
+    pub fn is_read_only(&self) -> bool {
+        self.lock().read_only
     }
 
     /// Vectors held.
@@ -135,13 +156,18 @@ impl VectorCache for DiskCache {
             inner.misses += 1;
             return None;
         };
-        let mut bytes = vec![0u8; 4 * usize::from(dim)];
-        if inner.file.read_exact_at(&mut bytes, offset).is_err() {
+        let mut bytes = vec![0u8; HEADER + 4 * usize::from(dim)];
+        let header_at = offset - HEADER as u64;
+        // The record must still be this key's: a vector is never taken from another text.
+        if inner.file.read_exact_at(&mut bytes, header_at).is_err()
+            || bytes[..KEY] != k
+            || bytes[KEY..HEADER] != dim.to_le_bytes()
+        {
             inner.misses += 1;
             return None;
         }
         inner.hits += 1;
-        Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        Some(bytes[HEADER..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }
 
     fn put(&self, model: &str, role: Role, text: &str, vector: &[f32]) {
@@ -154,7 +180,7 @@ impl VectorCache for DiskCache {
             record.extend_from_slice(&x.to_le_bytes());
         }
         let mut inner = self.lock();
-        if inner.offsets.contains_key(&k) {
+        if inner.read_only || inner.offsets.contains_key(&k) {
             return;
         }
         let at = inner.end;
@@ -198,5 +224,39 @@ mod tests {
         let cache = DiskCache::open(dir.path()).unwrap();
         assert_eq!(cache.get("m", Role::Query, "again"), Some(vec![0.1]));
         assert_eq!(cache.hits_and_misses(), (1, 0));
+    }
+
+    #[test]
+    fn a_second_opener_reads_what_was_there_and_never_writes_over_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DiskCache::open(dir.path()).unwrap();
+        first.put("m", Role::Query, "before", &[1.0, 2.0]);
+        let second = DiskCache::open(dir.path()).unwrap();
+        assert!(!first.is_read_only() && second.is_read_only());
+        assert_eq!(second.get("m", Role::Query, "before"), Some(vec![1.0, 2.0]));
+
+        // Both put vectors for different texts: only the first's reach the file.
+        second.put("m", Role::Query, "second's", &[9.0, 9.0]);
+        first.put("m", Role::Query, "first's", &[3.0, 4.0]);
+        assert_eq!(first.get("m", Role::Query, "first's"), Some(vec![3.0, 4.0]));
+        assert!(first.get("m", Role::Query, "second's").is_none());
+        assert!(second.get("m", Role::Query, "second's").is_none());
+        drop((first, second));
+
+        let reopened = DiskCache::open(dir.path()).unwrap();
+        assert!(!reopened.is_read_only(), "the lock went with its holder");
+        assert_eq!(reopened.len(), 2);
+        assert_eq!(reopened.get("m", Role::Query, "first's"), Some(vec![3.0, 4.0]));
+    }
+
+    #[test]
+    fn a_record_overwritten_behind_the_index_is_a_miss_not_another_texts_vector() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path()).unwrap();
+        cache.put("m", Role::Query, "hello", &[0.5, -0.25]);
+        // Something else rewrote the record in place (a process that ignored the lock).
+        let file = OpenOptions::new().write(true).open(dir.path().join(FILE_NAME)).unwrap();
+        file.write_all_at(&key("m", Role::Query, "other")[..], 0).unwrap();
+        assert!(cache.get("m", Role::Query, "hello").is_none());
     }
 }
