@@ -14,7 +14,8 @@ use crate::engine::Lang;
 const T2026: i64 = 1_780_000_000_000;
 const T2027: i64 = 1_800_000_000_000;
 
-const TW: Channel = Channel::Twilio;
+/// The channel of the test users; also used by the SQLite backend's own tests.
+pub(super) const TW: Channel = Channel::Twilio;
 
 /// Each backend, fresh, with what must outlive it.
 fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
@@ -24,21 +25,23 @@ fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> 
 }
 
 /// A Twilio user.
-fn a(id: &str) -> Address {
+pub(super) fn a(id: &str) -> Address {
     Address::parse(TW, id).unwrap()
 }
 
-fn m(id: &str) -> MessageId {
+/// A message id.
+pub(super) fn m(id: &str) -> MessageId {
     MessageId::parse(id).unwrap()
 }
 
-fn request() -> NewRequest {
+/// A work-certificate request with accented names.
+pub(super) fn request() -> NewRequest {
     NewRequest {
         kind: "work-certificate".into(),
         kind_label: "Work certificate / Attestation de travail".into(),
         recipient: "hr@example.com".into(),
         first_name: "Élodie".into(),
-        last_name: "Martin".into(),
+        last_name: "Garçon".into(),
         employee_id: None,
         employee_email: None,
         department: None,

@@ -487,6 +487,7 @@ mod tests {
     use crate::domain::{Address, Channel, MailState, MessageId, Pending, Session};
     use crate::domain::{NewRequest, TICKET_PLACEHOLDER};
     use crate::engine::Lang;
+    use crate::store::conformance::{TW, a, m, request};
     use crate::store::roles::{Enqueued, PendingPhoto, PhotoJob};
     use rusqlite::params;
     use std::sync::LazyLock;
@@ -505,32 +506,6 @@ mod tests {
     fn cached(store: &SqliteStore, user: &Address) -> Option<(Session, i64)> {
         let known = store.blocking().cached_session(user)?;
         Some(known.map_or((Session::default(), 0), |s| (serde_json::from_str(&s.data).unwrap(), s.version)))
-    }
-
-    const TW: Channel = Channel::Twilio;
-
-    /// A Twilio user.
-    fn a(id: &str) -> Address {
-        Address::parse(TW, id).unwrap()
-    }
-
-    fn m(id: &str) -> MessageId {
-        MessageId::parse(id).unwrap()
-    }
-
-    fn request() -> NewRequest {
-        NewRequest {
-            kind: "work-certificate".into(),
-            kind_label: "Work certificate / Attestation de travail".into(),
-            recipient: "hr@example.com".into(),
-            first_name: "Élodie".into(),
-            last_name: "Garçon".into(),
-            employee_id: None,
-            employee_email: None,
-            department: None,
-            details: None,
-            lang: Lang::Fr,
-        }
     }
 
     /// A moment in November 2026, UTC.
