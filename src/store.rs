@@ -1,5 +1,5 @@
 //! What wabot keeps: the durable store, one async trait per role ([`roles`]: sessions,
-//! turns, the outbox, photo jobs, reports, maintenance), implemented on SQLite
+//! turns, the outbox, the outbound message queue, photo jobs, reports, maintenance), implemented on SQLite
 //! ([`sqlite::SqliteStore`]) and in memory ([`memory::MemoryBackend`]), both held to one
 //! conformance suite. Users are keyed by their [`Address`](crate::domain::Address) (a channel and the channel's id
 //! of them), messages by their channel and [`MessageId`](crate::domain::MessageId).
@@ -14,8 +14,9 @@ pub mod sqlite;
 
 pub use memory::MemoryBackend;
 pub use roles::{
-    Committed, Conversations, Enqueued, Jobs, MESSAGE_RETENTION, Maintenance, Outbox, OutboxItem,
-    PendingPhoto, PhotoJob, Reports, SESSION_RETENTION, Sessions, Store, StoredSession, Turn, Turns,
+    Committed, Conversations, Enqueued, Jobs, MESSAGE_RETENTION, Maintenance, NewOutbound, Outbound,
+    OutboundCounts, OutboundItem, OutboundRecord, OutboundState, Outbox, OutboxItem, PendingPhoto, PhotoJob,
+    Reports, SESSION_RETENTION, Sessions, Store, StoredSession, Turn, Turns,
 };
 pub use sqlite::SqliteStore;
 

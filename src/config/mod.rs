@@ -29,6 +29,8 @@
 //! | request form idle expiry, seconds | `requests.idle_secs` | `WABOT_REQUEST_IDLE_SECS` | `1800` |
 //! | badge OCR | `[badge]` table | `WABOT_OCR*`, `WABOT_DIRECTORY` | see [`BadgeSettings`] |
 //! | Twilio's API base, media hosts, account | `[twilio]` table (`api_base`, `media_redirect_hosts`; once `[badge] twilio_api_base`, `[badge] media_redirect_hosts`, still read with a notice) | `WABOT_TWILIO_API_BASE`, `WABOT_MEDIA_REDIRECT_HOSTS`, `TWILIO_ACCOUNT_SID` | see [`TwilioSettings`] |
+//! | Meta's WhatsApp Cloud API | `[meta]` table (`graph_base`, `phone_number_id`, `[meta.templates.<key>]` `name`, `language`) | `WABOT_META_GRAPH_BASE`, `META_PHONE_NUMBER_ID`, `META_ACCESS_TOKEN`, `META_APP_SECRET`, `META_VERIFY_TOKEN` | off; see [`MetaSettings`] |
+//! | outbound queue's sender | `[outbound]` table (`max_concurrent`, `lease_ms`, `retry_initial_ms`, `retry_max_ms`, `max_attempts`) | `WABOT_OUTBOUND_*` | see [`OutboundSettings`] |
 //! | request timeout, ms | `limits.request_timeout_ms` | `WABOT_REQUEST_TIMEOUT_MS` | `10000` |
 //! | requests in flight before shedding (503) | `limits.max_in_flight` | `WABOT_MAX_IN_FLIGHT` | `1024` |
 //! | messages per sender per minute (0: off) | `limits.sender_per_minute` | `WABOT_SENDER_PER_MINUTE` | `30` |
@@ -40,6 +42,8 @@
 pub mod badge;
 pub mod limits;
 pub mod mail;
+pub mod meta;
+pub mod outbound;
 pub mod requests;
 pub mod twilio;
 
@@ -53,6 +57,8 @@ use thiserror::Error;
 pub use badge::BadgeSettings;
 pub use limits::LimitSettings;
 pub use mail::MailSettings;
+pub use meta::MetaSettings;
+pub use outbound::OutboundSettings;
 pub use requests::RequestSettings;
 pub use twilio::TwilioSettings;
 
@@ -67,6 +73,9 @@ const SECRET_KEYS: &[&str] = &[
     "twilio_webhook_shared_key",
     "webhook_shared_key",
     "shared_key",
+    "access_token",
+    "app_secret",
+    "verify_token",
 ];
 
 /// The shortest admin token accepted: anything shorter could be guessed.
@@ -164,6 +173,10 @@ pub struct Settings {
     pub badge: BadgeSettings,
     /// Twilio's API, media and account (`[twilio]` in the file; see [`TwilioSettings`]).
     pub twilio: TwilioSettings,
+    /// Meta's WhatsApp Cloud API (`[meta]` in the file; see [`MetaSettings`]).
+    pub meta: MetaSettings,
+    /// The outbound queue's sender worker (`[outbound]`; see [`OutboundSettings`]).
+    pub outbound: OutboundSettings,
     /// Keys the file still uses under an old name, each with its new one: logged once
     /// logging is set up.
     pub deprecations: Vec<String>,
@@ -192,6 +205,8 @@ impl Default for Settings {
             requests: RequestSettings::default(),
             badge: BadgeSettings::default(),
             twilio: TwilioSettings::default(),
+            meta: MetaSettings::default(),
+            outbound: OutboundSettings::default(),
             deprecations: Vec::new(),
             limits: LimitSettings::default(),
             log_format: crate::telemetry::LogFormat::default(),
@@ -215,6 +230,8 @@ struct FileSettings {
     requests: Option<requests::RequestsFile>,
     badge: Option<badge::BadgeFile>,
     twilio: Option<twilio::TwilioFile>,
+    meta: Option<meta::MetaFile>,
+    outbound: Option<outbound::OutboundFile>,
     limits: Option<limits::LimitsFile>,
     log_format: Option<String>,
 }
@@ -294,6 +311,8 @@ impl Settings {
                 s.badge.apply_file(badge, relative);
             }
             s.twilio.apply_file(twilio);
+            s.meta.apply_file(f.meta.unwrap_or_default());
+            s.outbound.apply_file(f.outbound.unwrap_or_default());
             s.limits.apply_file(f.limits.unwrap_or_default());
             if let Some(v) = f.log_format {
                 s.log_format =
@@ -341,6 +360,8 @@ impl Settings {
         s.requests.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.badge.apply_env(&env)?;
         s.twilio.apply_env(&env);
+        s.meta.apply_env(&env);
+        s.outbound.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.limits.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         if let Some(v) = env("WABOT_LOG_FORMAT") {
             s.log_format = v.parse().map_err(env_err("WABOT_LOG_FORMAT"))?;
@@ -352,6 +373,8 @@ impl Settings {
     /// Checks values that each parse but may still be wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.twilio.validate()?;
+        self.meta.validate()?;
+        self.outbound.validate().map_err(ConfigError::Invalid)?;
         if let Some(t) = self.threshold
             && !(0.0..=1.0).contains(&t)
         {

@@ -8,6 +8,7 @@
 
 pub mod badge;
 pub mod limits;
+pub mod outbound;
 mod turn;
 
 pub use turn::{Desk, DeskError, Handled};

@@ -15,10 +15,11 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::dialog::{Dialog, Incoming, Outcome};
-use crate::domain::{Clock, MessageId};
+use super::outbound::Postbox;
+use crate::dialog::{Dialog, Incoming, Outcome, Reply};
+use crate::domain::{Address, Clock, MessageId, Outgoing};
 use crate::engine::Lang;
-use crate::store::{Committed, Conversations, StoreError, Turn};
+use crate::store::{Committed, Conversations, NewOutbound, StoreError, Turn};
 
 /// How many times a turn is handled again after losing a race on its user's session.
 const MAX_CONFLICTS: usize = 8;
@@ -54,6 +55,8 @@ pub struct Desk {
     /// The time of each turn (a ticket's year, what pruning measures a session by).
     clock: Arc<dyn Clock>,
     mail_wakeup: Arc<Notify>,
+    /// The outbound queue, for channels whose replies go out after the webhook's answer.
+    postbox: Option<Postbox>,
     /// With the semantic scorer on, a turn's matching takes milliseconds of CPU: it runs on
     /// the blocking pool, at most one per core, so the async workers keep serving.
     matching: Arc<Semaphore>,
@@ -67,15 +70,22 @@ impl std::fmt::Debug for Desk {
 
 impl Desk {
     /// A desk answering with `dialog`, committing to `store`, and waking `mail_wakeup` (the
-    /// outbox worker's) when a request is queued.
+    /// outbox worker's) when a request is queued; replies that go out later are queued
+    /// through `postbox` ([`Desk::handle_queued`]).
     pub fn new(
         dialog: Arc<Dialog>,
         store: Arc<dyn Conversations>,
         clock: Arc<dyn Clock>,
         mail_wakeup: Arc<Notify>,
+        postbox: Option<Postbox>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Desk { dialog, store, clock, mail_wakeup, matching: Arc::new(Semaphore::new(cores)) }
+        Desk { dialog, store, clock, mail_wakeup, postbox, matching: Arc::new(Semaphore::new(cores)) }
+    }
+
+    /// The outbound queue, when the desk has one.
+    pub fn postbox(&self) -> Option<&Postbox> {
+        self.postbox.as_ref()
     }
 
     /// The store.
@@ -85,9 +95,38 @@ impl Desk {
 
     /// Handles one message; `message_id` is the channel's id of it, the deduplication key.
     pub async fn handle(&self, msg: Incoming, message_id: Option<MessageId>) -> Result<Handled, DeskError> {
+        self.handle_with(msg, message_id, None).await
+    }
+
+    /// Handles one message whose reply goes out later, through the outbound queue: the
+    /// reply (its choices included) is committed to the queue with the turn — the message
+    /// id's claim, the session — in one transaction, from `from` (the bot's address, if
+    /// the channel needs one), and the sender worker is woken. A redelivered message id
+    /// queues nothing. Without a postbox the reply is only returned.
+    pub async fn handle_queued(
+        &self,
+        msg: Incoming,
+        message_id: Option<MessageId>,
+        from: Option<Address>,
+    ) -> Result<Handled, DeskError> {
+        let handled = self.handle_with(msg, message_id, Some(from)).await?;
+        if let Some(postbox) = &self.postbox
+            && !handled.replayed
+        {
+            postbox.wake();
+        }
+        Ok(handled)
+    }
+
+    async fn handle_with(
+        &self,
+        msg: Incoming,
+        message_id: Option<MessageId>,
+        queue: Option<Option<Address>>,
+    ) -> Result<Handled, DeskError> {
         let mut conflicts = 0;
         loop {
-            match self.turn(&msg, message_id.clone()).await {
+            match self.turn(&msg, message_id.clone(), queue.as_ref()).await {
                 Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
                 Err(e) => return Err(e.into()),
                 Ok((committed, outcome, lang)) => {
@@ -113,6 +152,7 @@ impl Desk {
         &self,
         msg: &Incoming,
         message_id: Option<MessageId>,
+        queue: Option<&Option<Address>>,
     ) -> Result<(Committed, Outcome, Lang), StoreError> {
         let (mut session, version) = super::load_session(&*self.store, &msg.user).await?;
         let reply = if self.dialog.engine().is_semantic() {
@@ -140,6 +180,13 @@ impl Desk {
             Outcome::Declined => crate::domain::group_key(&msg.text),
             _ => None,
         };
+        let outbound = match (queue, &self.postbox) {
+            (Some(from), Some(_)) => outgoing(&reply)
+                .iter()
+                .map(|m| NewOutbound { to: msg.user.clone(), from: from.clone(), payload: m.to_json() })
+                .collect(),
+            _ => Vec::new(),
+        };
         let committed = self
             .store
             .commit(Turn {
@@ -151,10 +198,16 @@ impl Desk {
                 request,
                 unanswered,
                 now_ms: self.clock.now_ms(),
+                outbound,
             })
             .await?;
         Ok((committed, reply.outcome, reply.lang))
     }
+}
+
+/// A reply as queued messages: one per message of the reply.
+fn outgoing(reply: &Reply) -> Vec<Outgoing> {
+    reply.messages.iter().map(Outgoing::text).collect()
 }
 
 #[cfg(test)]
@@ -211,6 +264,7 @@ mod tests {
                         request: Some(req),
                         unanswered: None,
                         now_ms: turn.now_ms,
+                        outbound: Vec::new(),
                     })
                     .await?;
             }
@@ -234,7 +288,7 @@ mod tests {
         let racing =
             Arc::new(Racing { inner: SqliteStore::open_in_memory().unwrap(), race: Mutex::new(None) });
         let clock = Arc::new(crate::domain::SystemClock);
-        let desk = Desk::new(dialog, racing.clone(), clock, Arc::new(Notify::new()));
+        let desk = Desk::new(dialog, racing.clone(), clock, Arc::new(Notify::new()), None);
         for (i, t) in ["request", "1", "Ana", "Lopez", "skip"].iter().enumerate() {
             let (m, sid) = say(t, &format!("SM{i}"));
             desk.handle(m, sid).await.unwrap();

@@ -35,8 +35,10 @@ use crate::config::LimitSettings;
 use crate::config::Settings;
 use crate::desk::Desk;
 use crate::desk::limits::SenderLimiter;
+use crate::desk::outbound::{Deliver, Postbox, Sender};
 use crate::dialog::Dialog;
 use crate::dialog::RequestForm;
+use crate::domain::Channel;
 use crate::domain::{Clock, SystemClock};
 use crate::knowledge::faq::Faq;
 use crate::mail::{MailError, Outbox};
@@ -94,6 +96,29 @@ pub struct Server {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
+    sender: Sender,
+}
+
+/// The outbound queue's two ends: the postbox the desk and badge reading queue into, and
+/// each channel's outbound API the sender worker delivers through.
+pub struct OutboundParts {
+    /// Queues messages and wakes the worker.
+    pub postbox: Postbox,
+    /// Each channel's outbound API.
+    pub channels: std::collections::HashMap<Channel, Arc<dyn Deliver>>,
+}
+
+impl OutboundParts {
+    /// A queue over `store` with the channels given, woken by a fresh signal.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        channels: std::collections::HashMap<Channel, Arc<dyn Deliver>>,
+    ) -> OutboundParts {
+        let wakeup = Arc::new(tokio::sync::Notify::new());
+        let postbox = Postbox::new(store, clock, wakeup, channels.keys().copied().collect());
+        OutboundParts { postbox, channels }
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -107,18 +132,22 @@ impl Server {
     /// with the database at `settings.db`.
     pub async fn bind(settings: &Settings, faq: Arc<Faq>) -> Result<Server, ServerError> {
         let store = open_store(settings).await?;
-        Server::bind_with(settings, faq, store, None, Arc::new(SystemClock)).await
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let outbound = OutboundParts::new(store.clone(), Arc::clone(&clock), Default::default());
+        Server::bind_with(settings, faq, store, None, clock, outbound).await
     }
 
     /// [`Server::bind`] over a store already open (see [`open_store`]), with photos of
     /// badges read by `badges` (built over the same store, so that the employee it
-    /// identifies is in the session the request form reads).
+    /// identifies is in the session the request form reads), and messages sent later
+    /// through `outbound`'s channels.
     pub async fn bind_with(
         settings: &Settings,
         faq: Arc<Faq>,
         store: Arc<SqliteStore>,
         badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
         clock: Arc<dyn Clock>,
+        outbound: OutboundParts,
     ) -> Result<Server, ServerError> {
         let unsigned = settings.twilio_auth_token.is_none() && settings.twilio_webhook_shared_key.is_none();
         if unsigned && !settings.listen.ip().is_loopback() {
@@ -126,10 +155,23 @@ impl Server {
         }
         let store: Arc<dyn Store> = store;
         let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine(), Arc::clone(&clock)));
-        let (desk, outbox) =
-            desk_over(settings, Arc::clone(&store), Arc::clone(&dialog), Arc::clone(&clock))?;
+        let (desk, outbox) = desk_over(
+            settings,
+            Arc::clone(&store),
+            Arc::clone(&dialog),
+            Arc::clone(&clock),
+            Some(outbound.postbox.clone()),
+        )?;
         let desk = Arc::new(desk);
         let metrics = Arc::new(Metrics::new());
+        let sender = Sender::new(
+            store.clone(),
+            outbound.channels,
+            Arc::clone(&clock),
+            outbound.postbox.wakeup(),
+            settings.outbound.clone(),
+            Some(Arc::clone(&metrics)),
+        );
         let outbox = outbox.map(|o| o.with_metrics(Arc::clone(&metrics)));
         if let Some(badges) = &badges {
             badges.record_to(Arc::clone(&metrics));
@@ -148,6 +190,7 @@ impl Server {
             clock,
             metrics,
             badges,
+            sender,
         })
     }
 
@@ -175,6 +218,7 @@ impl Server {
             tracing::error!(error = %e, "cannot resume the pending badge photos");
         }
         let worker = self.outbox.map(|o| tokio::spawn(o.run()));
+        let sender = tokio::spawn(self.sender.run());
         let pruner = tokio::spawn(crate::store::prune_forever(
             self.store,
             self.clock,
@@ -185,6 +229,7 @@ impl Server {
             w.abort();
         }
         pruner.abort();
+        sender.abort();
         if let Some(badges) = &self.badges {
             badges.stop();
         }
@@ -276,7 +321,7 @@ pub async fn open_desk(
     settings: &Settings,
     dialog: Arc<Dialog>,
 ) -> Result<(Desk, Option<Outbox>), ServerError> {
-    desk_over(settings, open_store(settings).await?, dialog, Arc::new(SystemClock))
+    desk_over(settings, open_store(settings).await?, dialog, Arc::new(SystemClock), None)
 }
 
 fn desk_over(
@@ -284,6 +329,7 @@ fn desk_over(
     store: Arc<dyn Store>,
     dialog: Arc<Dialog>,
     clock: Arc<dyn Clock>,
+    postbox: Option<Postbox>,
 ) -> Result<(Desk, Option<Outbox>), ServerError> {
     let wakeup = Arc::new(tokio::sync::Notify::new());
     let outbox = Outbox::new(&settings.mail, store.clone(), Arc::clone(&clock), Arc::clone(&wakeup))?;
@@ -293,7 +339,7 @@ fn desk_over(
         );
     }
     dialog.set_requests(Some(Arc::new(RequestForm::new(settings.requests.clone()))));
-    Ok((Desk::new(dialog, store, clock, wakeup), outbox))
+    Ok((Desk::new(dialog, store, clock, wakeup, postbox), outbox))
 }
 
 /// The application's routes, `/metrics` included; `/admin` only when `settings.admin_token`

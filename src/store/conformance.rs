@@ -61,6 +61,7 @@ fn turn(user: &Address, sid: &str, session: &str, version: i64, reply: &str, now
         request: None,
         unanswered: None,
         now_ms,
+        outbound: Vec::new(),
     }
 }
 
@@ -341,5 +342,141 @@ async fn one_id_on_two_channels_is_two_users_and_two_messages() {
             Some(vec!["Bonjour".to_owned()]),
             "{name}"
         );
+    }
+}
+
+/// A message for `user`, queued as the desk would.
+fn outgoing(user: &Address, text: &str) -> super::roles::NewOutbound {
+    super::roles::NewOutbound {
+        to: user.clone(),
+        from: None,
+        payload: crate::domain::Outgoing::text(text).to_json(),
+    }
+}
+
+#[tokio::test]
+async fn a_queued_message_is_claimed_with_a_lease_and_once_sent_never_again() {
+    use super::roles::OutboundState;
+    for (name, store, _dir) in backends() {
+        let u = a("+33600000001");
+        let ids = store.queue_outbound(vec![outgoing(&u, "one"), outgoing(&u, "two")], T2026).await.unwrap();
+        assert_eq!(ids.len(), 2, "{name}");
+        assert!(store.claim_outbound(T2026 - 1, 1000, 10).await.unwrap().is_empty(), "{name}: not yet due");
+        let claimed = store.claim_outbound(T2026, 1000, 1).await.unwrap();
+        assert_eq!(claimed.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[0]], "{name}: oldest first");
+        assert_eq!((claimed[0].attempts, &claimed[0].to), (1, &u), "{name}");
+        // While the lease runs, another worker gets only the other message.
+        let other = store.claim_outbound(T2026 + 10, 1000, 10).await.unwrap();
+        assert_eq!(other.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[1]], "{name}");
+        assert!(store.claim_outbound(T2026 + 999, 1000, 10).await.unwrap().is_empty(), "{name}: both leased");
+        assert_eq!(store.next_outbound_after(T2026 + 999).await.unwrap(), Some(T2026 + 1000), "{name}");
+        assert!(store.outbound_sent(ids[0], Some("wamid.1"), T2026 + 500).await.unwrap(), "{name}");
+        assert!(!store.outbound_sent(ids[0], Some("wamid.2"), T2026 + 501).await.unwrap(), "{name}: once");
+        // The first lease expires: only the unsent one comes back, its attempts counted.
+        let again = store.claim_outbound(T2026 + 2000, 1000, 10).await.unwrap();
+        assert_eq!(again.iter().map(|i| (i.id, i.attempts)).collect::<Vec<_>>(), [(ids[1], 2)], "{name}");
+        let sent = store.outbound_record(ids[0]).await.unwrap().unwrap();
+        assert_eq!(
+            (sent.state, sent.provider_message_id.as_deref(), sent.sent_ms),
+            (OutboundState::Sent, Some("wamid.1"), Some(T2026 + 500)),
+            "{name}"
+        );
+        let counts = store.outbound_counts().await.unwrap();
+        assert_eq!((counts.queued, counts.sent, counts.dropped), (1, 1, 0), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_message_waits_for_its_retry_and_a_dropped_one_is_never_claimed() {
+    use super::roles::OutboundState;
+    for (name, store, _dir) in backends() {
+        let u = a("+33600000002");
+        let ids = store.queue_outbound(vec![outgoing(&u, "a"), outgoing(&u, "b")], T2026).await.unwrap();
+        let claimed = store.claim_outbound(T2026, 60_000, 10).await.unwrap();
+        assert_eq!(claimed.len(), 2, "{name}");
+        store.outbound_retry(ids[0], "HTTP 429", T2026 + 5000).await.unwrap();
+        store.outbound_dropped(ids[1], "131026: not a WhatsApp user", T2026 + 1).await.unwrap();
+        assert!(store.claim_outbound(T2026 + 4999, 60_000, 10).await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.next_outbound_after(T2026).await.unwrap(), Some(T2026 + 5000), "{name}");
+        let retried = store.claim_outbound(T2026 + 5000, 60_000, 10).await.unwrap();
+        assert_eq!(retried.iter().map(|i| (i.id, i.attempts)).collect::<Vec<_>>(), [(ids[0], 2)], "{name}");
+        let failed = store.outbound_record(ids[0]).await.unwrap().unwrap();
+        assert_eq!(failed.last_error.as_deref(), Some("HTTP 429"), "{name}");
+        let dropped = store.outbound_record(ids[1]).await.unwrap().unwrap();
+        assert_eq!(
+            (dropped.state, dropped.last_error.as_deref()),
+            (OutboundState::Dropped, Some("131026: not a WhatsApp user")),
+            "{name}"
+        );
+        assert!(!store.outbound_sent(ids[1], None, T2026 + 6000).await.unwrap(), "{name}: dropped stays");
+        assert!(store.claim_outbound(T2026 + 6000, 60_000, 10).await.unwrap().is_empty(), "{name}");
+        let counts = store.outbound_counts().await.unwrap();
+        assert_eq!((counts.queued, counts.sent, counts.dropped), (1, 0, 1), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_claiming_at_once_never_share_a_message() {
+    for (name, store, _dir) in backends() {
+        let u = a("+33600000003");
+        let items = (0..40).map(|i| outgoing(&u, &format!("m{i}"))).collect();
+        store.queue_outbound(items, T2026).await.unwrap();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = store.claim_outbound(T2026, 60_000, 3).await.unwrap();
+                        if got.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(got.into_iter().map(|i| i.id));
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap());
+        }
+        let unique: BTreeSet<i64> = all.iter().copied().collect();
+        assert_eq!((all.len(), unique.len()), (40, 40), "{name}: each claimed exactly once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_turn_commits_its_outbound_messages_with_its_claim_once_however_many_deliveries_race() {
+    for (name, store, _dir) in backends() {
+        let user = Address::parse(Channel::Meta, "33600000004").unwrap();
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (store, user) = (Arc::clone(&store), user.clone());
+                tokio::spawn(async move {
+                    let reply = format!("registered under {TICKET_PLACEHOLDER}");
+                    let t = Turn {
+                        request: Some(request()),
+                        outbound: vec![outgoing(&user, &reply)],
+                        ..turn(&user, "wamid.X", "{}", 0, &reply, T2026)
+                    };
+                    store.commit(t).await
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap().unwrap();
+        }
+        let claimed = store.claim_outbound(T2026, 1000, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1, "{name}: one reply queued");
+        let sent = crate::domain::Outgoing::from_json(&claimed[0].payload).unwrap();
+        assert_eq!(sent.text, "registered under REQ-2026-000001", "{name}: the ticket filled in");
+        assert_eq!(claimed[0].last_inbound_ms, Some(T2026), "{name}: the user's window recorded");
+        // A conflicting turn rolls its queued messages back with everything else.
+        let stale = Turn {
+            outbound: vec![outgoing(&user, "lost")],
+            ..turn(&user, "wamid.Y", "{}", 0, "lost", T2026)
+        };
+        assert!(matches!(store.commit(stale).await, Err(StoreError::Conflict)), "{name}");
+        assert_eq!(store.outbound_counts().await.unwrap().queued, 1, "{name}");
     }
 }

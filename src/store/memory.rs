@@ -11,7 +11,8 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::roles::{
-    Committed, Enqueued, Jobs, Maintenance, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions,
+    Committed, Enqueued, Jobs, Maintenance, NewOutbound, Outbound, OutboundCounts, OutboundItem,
+    OutboundRecord, OutboundState, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions,
     StoredSession, Turn, Turns,
 };
 use crate::domain::{
@@ -84,9 +85,57 @@ struct State {
     unanswered: HashMap<String, Unanswered>,
     photos: BTreeMap<i64, PhotoJob>,
     next_photo: i64,
+    /// The outbound queue by id (from 1), each with its lease's end.
+    outbound: BTreeMap<i64, (OutboundRecord, i64)>,
+    /// Each user's last inbound message time.
+    inbound: HashMap<Address, i64>,
 }
 
 impl State {
+    fn queue(&mut self, items: impl IntoIterator<Item = NewOutbound>, now_ms: i64) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for o in items {
+            let id = self.outbound.keys().next_back().map_or(1, |last| last + 1);
+            let item = OutboundItem {
+                id,
+                to: o.to,
+                from: o.from,
+                payload: o.payload,
+                attempts: 0,
+                created_ms: now_ms,
+                last_inbound_ms: None,
+            };
+            let record = OutboundRecord {
+                item,
+                state: OutboundState::Queued,
+                provider_message_id: None,
+                last_error: None,
+                next_attempt_ms: now_ms,
+                sent_ms: None,
+            };
+            self.outbound.insert(id, (record, 0));
+            ids.push(id);
+        }
+        ids
+    }
+
+    fn inbound(&mut self, user: &Address, at_ms: i64) {
+        let last = self.inbound.entry(user.clone()).or_insert(at_ms);
+        *last = (*last).max(at_ms);
+    }
+
+    /// The record with the user's last inbound time filled in.
+    fn record(&self, id: i64) -> Option<OutboundRecord> {
+        let (record, _) = self.outbound.get(&id)?;
+        let mut record = record.clone();
+        record.item.last_inbound_ms = self.inbound.get(&record.item.to).copied();
+        Some(record)
+    }
+
+    fn queued(&mut self, id: i64) -> Option<&mut (OutboundRecord, i64)> {
+        self.outbound.get_mut(&id).filter(|(r, _)| r.state == OutboundState::Queued)
+    }
+
     /// Claims `id` with `reply`; its first reply when it was claimed before.
     fn claim(&mut self, id: Claim, reply: &[String], at_ms: i64) -> Option<Vec<String>> {
         if let Some(first) = self.replies.get(&id) {
@@ -167,6 +216,16 @@ impl Turns for MemoryBackend {
             Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
             None => turn.messages,
         };
+        if !turn.outbound.is_empty() {
+            let outbound = turn.outbound.into_iter().map(|o| match &ticket {
+                Some(t) => NewOutbound { payload: o.payload.replace(TICKET_PLACEHOLDER, t), ..o },
+                None => o,
+            });
+            s.queue(outbound, turn.now_ms);
+            if claim.is_some() {
+                s.inbound(&turn.user, turn.now_ms);
+            }
+        }
         if let Some(claim) = claim {
             s.claim(claim, &messages, turn.now_ms);
         }
@@ -268,6 +327,108 @@ impl Outbox for MemoryBackend {
 }
 
 #[async_trait]
+impl Outbound for MemoryBackend {
+    async fn queue_outbound(&self, items: Vec<NewOutbound>, now_ms: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(self.lock().queue(items, now_ms))
+    }
+
+    async fn claim_outbound(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboundItem>, StoreError> {
+        let mut s = self.lock();
+        let mut due: Vec<(i64, i64)> = s
+            .outbound
+            .iter()
+            .filter(|(_, (r, lease))| {
+                r.state == OutboundState::Queued && r.next_attempt_ms <= now_ms && *lease <= now_ms
+            })
+            .map(|(id, (r, _))| (r.next_attempt_ms, *id))
+            .collect();
+        due.sort_unstable();
+        let mut items = Vec::new();
+        for (_, id) in due.into_iter().take(limit) {
+            if let Some((r, lease)) = s.outbound.get_mut(&id) {
+                r.item.attempts += 1;
+                *lease = now_ms.saturating_add(lease_ms);
+            }
+            if let Some(r) = s.record(id) {
+                items.push(r.item);
+            }
+        }
+        Ok(items)
+    }
+
+    async fn outbound_sent(
+        &self,
+        id: i64,
+        provider_message_id: Option<&str>,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let Some((r, lease)) = s.queued(id) else { return Ok(false) };
+        r.state = OutboundState::Sent;
+        r.provider_message_id = provider_message_id.map(str::to_owned);
+        r.sent_ms = Some(at_ms);
+        r.last_error = None;
+        *lease = 0;
+        Ok(true)
+    }
+
+    async fn outbound_retry(&self, id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+        if let Some((r, lease)) = self.lock().queued(id) {
+            r.last_error = Some(error.to_owned());
+            r.next_attempt_ms = retry_at_ms;
+            *lease = 0;
+        }
+        Ok(())
+    }
+
+    async fn outbound_dropped(&self, id: i64, reason: &str, at_ms: i64) -> Result<(), StoreError> {
+        if let Some((r, lease)) = self.lock().queued(id) {
+            r.state = OutboundState::Dropped;
+            r.last_error = Some(reason.to_owned());
+            r.next_attempt_ms = at_ms;
+            *lease = 0;
+        }
+        Ok(())
+    }
+
+    async fn next_outbound_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError> {
+        let s = self.lock();
+        Ok(s.outbound
+            .values()
+            .filter(|(r, _)| r.state == OutboundState::Queued)
+            .map(|(r, lease)| r.next_attempt_ms.max(*lease))
+            .filter(|at| *at > after_ms)
+            .min())
+    }
+
+    async fn outbound_counts(&self) -> Result<OutboundCounts, StoreError> {
+        let mut counts = OutboundCounts::default();
+        for (r, _) in self.lock().outbound.values() {
+            match r.state {
+                OutboundState::Queued => counts.queued += 1,
+                OutboundState::Sent => counts.sent += 1,
+                OutboundState::Dropped => counts.dropped += 1,
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn outbound_record(&self, id: i64) -> Result<Option<OutboundRecord>, StoreError> {
+        Ok(self.lock().record(id))
+    }
+
+    async fn record_inbound(&self, user: &Address, at_ms: i64) -> Result<(), StoreError> {
+        self.lock().inbound(user, at_ms);
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl Reports for MemoryBackend {
     async fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
         Ok(self.lock().outbox.values().rev().take(limit).map(Row::record).collect())
@@ -295,6 +456,9 @@ impl Jobs for MemoryBackend {
             && let Some(first) = s.claim((job.user.channel(), id.clone()), &reply, job.created_ms)
         {
             return Ok(Enqueued::Replayed(first));
+        }
+        if job.message_id.is_some() {
+            s.inbound(&job.user, job.created_ms);
         }
         s.next_photo += 1;
         let id = s.next_photo;

@@ -1,5 +1,6 @@
 //! The durable store's contract, one trait per role: [`Sessions`], [`Turns`] (committed
-//! with their message id's claim), the e-mail [`Outbox`], the badge photos' [`Jobs`], the
+//! with their message id's claim), the e-mail [`Outbox`], the [`Outbound`] message queue,
+//! the badge photos' [`Jobs`], the
 //! [`Reports`] the CLI and the admin API read, and [`Maintenance`]. [`Store`] is all of
 //! them; each caller holds the roles it uses.
 //!
@@ -58,6 +59,12 @@ pub struct Turn {
     pub unanswered: Option<String>,
     /// The time of the turn, milliseconds since the Unix epoch.
     pub now_ms: i64,
+    /// Messages to deliver later through the outbound queue ([`Outbound`]), committed with
+    /// the turn: for a channel whose replies do not go back in the webhook's answer. A
+    /// payload's [`TICKET_PLACEHOLDER`](crate::domain::TICKET_PLACEHOLDER) is replaced by
+    /// the turn's ticket. A turn with a message id that queues messages also records the
+    /// user's last inbound time (see [`OutboundItem::last_inbound_ms`]).
+    pub outbound: Vec<NewOutbound>,
 }
 
 /// What [`Turns::commit`] did.
@@ -120,6 +127,77 @@ pub enum Enqueued {
     Replayed(Vec<String>),
 }
 
+/// A message to queue for delivery ([`Outbound`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutbound {
+    /// The user it goes to (and so the channel).
+    pub to: Address,
+    /// The bot's own address it goes from, when the channel needs one (Twilio's `From`).
+    pub from: Option<Address>,
+    /// What it says, as the desk wrote it (the JSON of [`crate::domain::Outgoing`]); the
+    /// store does not read it.
+    pub payload: String,
+}
+
+/// A queued message claimed for delivery ([`Outbound::claim_outbound`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundItem {
+    /// The row.
+    pub id: i64,
+    /// The user it goes to.
+    pub to: Address,
+    /// The bot's address it goes from, if any.
+    pub from: Option<Address>,
+    /// What it says.
+    pub payload: String,
+    /// Attempts so far, this claim included.
+    pub attempts: u32,
+    /// When it was queued.
+    pub created_ms: i64,
+    /// When the user last wrote on this channel, as far as the store knows (WhatsApp's
+    /// 24-hour window is measured from it).
+    pub last_inbound_ms: Option<i64>,
+}
+
+/// Where a queued message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundState {
+    /// Waiting, or being attempted.
+    Queued,
+    /// The channel accepted it.
+    Sent,
+    /// Given up: refused for good, or never sendable.
+    Dropped,
+}
+
+/// A queued message as stored, for reports and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRecord {
+    /// The message.
+    pub item: OutboundItem,
+    /// Its state.
+    pub state: OutboundState,
+    /// The channel's id of the message once sent.
+    pub provider_message_id: Option<String>,
+    /// The last failure, or why it was dropped.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (queued only).
+    pub next_attempt_ms: i64,
+    /// When it was sent.
+    pub sent_ms: Option<i64>,
+}
+
+/// How many queued messages are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboundCounts {
+    /// Waiting or in flight.
+    pub queued: u64,
+    /// Accepted by their channel.
+    pub sent: u64,
+    /// Given up.
+    pub dropped: u64,
+}
+
 /// Users' sessions, read.
 #[async_trait]
 pub trait Sessions: Send + Sync {
@@ -180,6 +258,47 @@ pub trait Outbox: Send + Sync {
     ) -> Result<MailState, StoreError>;
 }
 
+/// The durable outbound queue: every message that does not go back in a webhook's answer
+/// (every reply on Meta's Cloud API, badge results, later replies) is committed here before
+/// it is attempted, and claimed with a lease by the sender worker, so that several workers,
+/// or replicas, never attempt one message at once.
+#[async_trait]
+pub trait Outbound: Send + Sync {
+    /// Queues `items`, due at `now_ms`, in one transaction; their ids, in order.
+    async fn queue_outbound(&self, items: Vec<NewOutbound>, now_ms: i64) -> Result<Vec<i64>, StoreError>;
+    /// Claims up to `limit` queued messages due at `now_ms` and not claimed by anyone whose
+    /// lease still runs, oldest due first: each is leased until `now_ms + lease_ms` and its
+    /// attempts counted. A sent or dropped message is never claimed.
+    async fn claim_outbound(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboundItem>, StoreError>;
+    /// Records that the channel accepted the message, with its id there; durable before it
+    /// returns, so a restart never sends it again. False when it was not queued.
+    async fn outbound_sent(
+        &self,
+        id: i64,
+        provider_message_id: Option<&str>,
+        at_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Records a failed attempt worth repeating: the lease is released and the message due
+    /// again at `retry_at_ms`.
+    async fn outbound_retry(&self, id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError>;
+    /// Gives the message up, with the reason.
+    async fn outbound_dropped(&self, id: i64, reason: &str, at_ms: i64) -> Result<(), StoreError>;
+    /// When the earliest queued message becomes claimable strictly after `after_ms` (due,
+    /// and its lease expired): what the worker sleeps until.
+    async fn next_outbound_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError>;
+    /// Messages per state.
+    async fn outbound_counts(&self) -> Result<OutboundCounts, StoreError>;
+    /// One queued message as stored.
+    async fn outbound_record(&self, id: i64) -> Result<Option<OutboundRecord>, StoreError>;
+    /// Records that `user` wrote at `at_ms` (kept if an earlier time is given).
+    async fn record_inbound(&self, user: &Address, at_ms: i64) -> Result<(), StoreError>;
+}
+
 /// Badge photos accepted and not yet answered.
 #[async_trait]
 pub trait Jobs: Send + Sync {
@@ -222,6 +341,6 @@ impl<T: Sessions + Turns + ?Sized> Conversations for T {}
 
 /// Every role: what a backend implements, and what the composition root hands out; an
 /// `Arc<dyn Store>` coerces to any one role's.
-pub trait Store: Conversations + Outbox + Jobs + Reports + Maintenance {}
+pub trait Store: Conversations + Outbox + Outbound + Jobs + Reports + Maintenance {}
 
-impl<T: Conversations + Outbox + Jobs + Reports + Maintenance + ?Sized> Store for T {}
+impl<T: Conversations + Outbox + Outbound + Jobs + Reports + Maintenance + ?Sized> Store for T {}

@@ -36,7 +36,10 @@ pub struct TestApp {
 }
 
 /// Builds badge reading over the app's session store.
-pub type BuildDesk = Box<dyn FnOnce(Arc<dyn Store>, Arc<dyn wabot::domain::Clock>) -> BadgeDesk + Send>;
+pub type BuildDesk = Box<
+    dyn FnOnce(Arc<dyn Store>, Arc<dyn wabot::domain::Clock>, wabot::desk::outbound::Postbox) -> BadgeDesk
+        + Send,
+>;
 
 pub struct Options {
     pub token: Option<&'static str>,
@@ -61,7 +64,17 @@ pub struct Options {
     pub badges: Option<BuildDesk>,
     /// Timeout, load shedding, per-sender rate limit (the production defaults).
     pub limits: wabot::config::LimitSettings,
+    /// Twilio's REST API (a local fake's base URL): with it, `TWILIO_ACCOUNT_SID` is set and
+    /// later messages go out through it.
+    pub twilio_api: Option<String>,
+    /// Meta's channel (see `meta.rs`); off by default.
+    pub meta: wabot::config::MetaSettings,
+    /// The outbound queue's sender (retries after 50 ms here).
+    pub outbound: wabot::config::OutboundSettings,
 }
+
+/// The account SID tests give Twilio's REST API.
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 
 impl Default for Options {
     fn default() -> Self {
@@ -78,6 +91,13 @@ impl Default for Options {
             requests: wabot::config::RequestSettings::default(),
             badges: None,
             limits: wabot::config::LimitSettings::default(),
+            twilio_api: None,
+            meta: wabot::config::MetaSettings::default(),
+            outbound: wabot::config::OutboundSettings {
+                retry_initial_ms: 50,
+                retry_max_ms: 2000,
+                ..wabot::config::OutboundSettings::default()
+            },
         }
     }
 }
@@ -94,7 +114,15 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             (dir.path().join("wabot.db"), Some(dir))
         }
     };
+    let mut twilio = wabot::config::TwilioSettings::default();
+    if let Some(api) = &opts.twilio_api {
+        twilio.api_base = api.clone();
+        twilio.account_sid = Some(SecretString::from(ACCOUNT_SID.to_owned()));
+    }
     let settings = Settings {
+        twilio,
+        meta: opts.meta,
+        outbound: opts.outbound,
         db: db.clone(),
         mail: opts.mail,
         requests: opts.requests,
@@ -114,8 +142,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     };
     let faq = Arc::new(faq.expect("the FAQ loads"));
     let badges = opts.badges;
-    let app = Application::build_with(settings, Arc::clone(&faq), move |_, store, clock| {
-        Ok(badges.map(|build| build(store, clock)))
+    let app = Application::build_with(settings, Arc::clone(&faq), move |_, store, clock, postbox| {
+        Ok(badges.map(|build| build(store, clock, postbox)))
     })
     .await
     .expect("the application starts");

@@ -10,8 +10,9 @@ use super::{Blocking, Done, SqliteStore, failed};
 use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord, Unanswered};
 use crate::store::StoreError;
 use crate::store::roles::{
-    Committed, Enqueued, Jobs, Maintenance, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions,
-    StoredSession, Turn, Turns,
+    Committed, Enqueued, Jobs, Maintenance, NewOutbound, Outbound, OutboundCounts, OutboundItem,
+    OutboundRecord, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions, StoredSession, Turn,
+    Turns,
 };
 
 impl SqliteStore {
@@ -97,6 +98,59 @@ impl Outbox for SqliteStore {
     ) -> Result<MailState, StoreError> {
         let error = error.to_owned();
         self.call(move |s| s.mark_rejected(outbox_id, &error, retry_at_ms, dead_after)).await
+    }
+}
+
+#[async_trait]
+impl Outbound for SqliteStore {
+    async fn queue_outbound(&self, items: Vec<NewOutbound>, now_ms: i64) -> Result<Vec<i64>, StoreError> {
+        self.call(move |s| s.queue_outbound(items, now_ms)).await
+    }
+
+    async fn claim_outbound(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboundItem>, StoreError> {
+        self.call(move |s| s.claim_outbound(now_ms, lease_ms, limit)).await
+    }
+
+    async fn outbound_sent(
+        &self,
+        id: i64,
+        provider_message_id: Option<&str>,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let provider = provider_message_id.map(str::to_owned);
+        self.call(move |s| s.outbound_sent(id, provider.as_deref(), at_ms)).await
+    }
+
+    async fn outbound_retry(&self, id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+        let error = error.to_owned();
+        self.call(move |s| s.outbound_retry(id, &error, retry_at_ms)).await
+    }
+
+    async fn outbound_dropped(&self, id: i64, reason: &str, at_ms: i64) -> Result<(), StoreError> {
+        let reason = reason.to_owned();
+        self.call(move |s| s.outbound_dropped(id, &reason, at_ms)).await
+    }
+
+    async fn next_outbound_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError> {
+        self.call(move |s| s.next_outbound_after(after_ms)).await
+    }
+
+    async fn outbound_counts(&self) -> Result<OutboundCounts, StoreError> {
+        self.call(Blocking::outbound_counts).await
+    }
+
+    async fn outbound_record(&self, id: i64) -> Result<Option<OutboundRecord>, StoreError> {
+        self.call(move |s| s.outbound_record(id)).await
+    }
+
+    async fn record_inbound(&self, user: &Address, at_ms: i64) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.call(move |s| s.record_inbound(&user, at_ms)).await
     }
 }
 

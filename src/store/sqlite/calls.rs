@@ -277,6 +277,7 @@ impl Blocking {
                     .ok_or_else(|| backend("a claimed message id has no row"))?;
                     return Ok(Enqueued::Replayed(serde_json::from_str(&first).map_err(backend)?));
                 }
+                super::outbound::inbound(tx, &job.user, job.created_ms)?;
             }
             exec(
                 tx,

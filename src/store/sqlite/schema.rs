@@ -142,6 +142,35 @@ ALTER TABLE photo_jobs ADD COLUMN channel TEXT NOT NULL DEFAULT 'twilio';
 UPDATE photo_jobs SET address = substr(address, 10) WHERE address LIKE 'whatsapp:%';
 UPDATE photo_jobs SET bot = substr(bot, 10) WHERE bot LIKE 'whatsapp:%';
 ",
+    // The outbound queue: messages sent after the webhook answered (every Meta reply, badge
+    // results), each claimed with a lease (`claimed_until_ms`) so that two workers never
+    // attempt it at once; `provider_message_id` is the channel's answer, recorded before
+    // anything else. `inbound` keeps each user's last message time, for WhatsApp's
+    // 24-hour window.
+    r"
+CREATE TABLE outbound (
+    id                  INTEGER PRIMARY KEY,
+    channel             TEXT NOT NULL,
+    address             TEXT NOT NULL,
+    sender              TEXT,
+    payload             TEXT NOT NULL,
+    state               TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'dropped')),
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms     INTEGER NOT NULL,
+    claimed_until_ms    INTEGER NOT NULL DEFAULT 0,
+    last_error          TEXT,
+    provider_message_id TEXT,
+    created_ms          INTEGER NOT NULL,
+    sent_ms             INTEGER
+);
+CREATE INDEX outbound_due ON outbound(next_attempt_ms) WHERE state = 'queued';
+CREATE TABLE inbound (
+    channel     TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    last_ms     INTEGER NOT NULL,
+    PRIMARY KEY (channel, address)
+);
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
