@@ -18,6 +18,8 @@ use secrecy::ExposeSecret;
 
 use std::collections::HashMap;
 
+use crate::channel::meta::graph::GraphClient;
+use crate::channel::meta::media::MetaMedia;
 use crate::channel::twilio::media::{MediaFetcher, MediaPolicy};
 use crate::channel::twilio::rest::{RestConfig, RestSender};
 use crate::config::{ConfigError, Settings};
@@ -126,11 +128,14 @@ pub fn outbound_channels(settings: &Settings) -> Result<HashMap<Channel, Arc<dyn
         let sender = RestSender::new(config).map_err(|e| failed(Channel::Twilio)(&e))?;
         channels.insert(Channel::Twilio, Arc::new(sender));
     }
+    if let Some(graph) = GraphClient::new(&settings.meta).map_err(|e| failed(Channel::Meta)(&e))? {
+        channels.insert(Channel::Meta, Arc::new(graph));
+    }
     Ok(channels)
 }
 
 /// Each channel's media download for badge reading: Twilio's (credentials only on its
-/// media path).
+/// media path), and Meta's media lookup when its channel is on.
 pub fn media_fetchers(settings: &Settings) -> Result<Fetchers, BadgeError> {
     let twilio = &settings.twilio;
     let api_base = twilio.api_url()?;
@@ -141,6 +146,12 @@ pub fn media_fetchers(settings: &Settings) -> Result<Fetchers, BadgeError> {
     let fetcher = MediaFetcher::new(policy).map_err(|e| BadgeError::Client(e.to_string()))?;
     let mut fetchers: Fetchers = HashMap::new();
     fetchers.insert(Channel::Twilio, Arc::new(fetcher) as Arc<dyn FetchMedia>);
+    if settings.meta.enabled()
+        && let Some(graph) =
+            GraphClient::new(&settings.meta).map_err(|e| BadgeError::Client(e.to_string()))?
+    {
+        fetchers.insert(Channel::Meta, Arc::new(MetaMedia::new(graph)));
+    }
     Ok(fetchers)
 }
 
@@ -254,6 +265,18 @@ impl Application {
             tracing::warn!(
                 "TWILIO_AUTH_TOKEN is not set: webhook requests are NOT authenticated. \
                  Listening on loopback only; set TWILIO_AUTH_TOKEN before exposing wabot."
+            );
+        }
+        let twilio_on = "POST /bot";
+        let meta_on = if settings.meta.enabled() {
+            "GET and POST /meta".to_owned()
+        } else {
+            format!("off (unset: {})", settings.meta.missing().join(", "))
+        };
+        tracing::info!(twilio = twilio_on, meta = %meta_on, "channels");
+        if settings.meta.enabled() && settings.meta.verify_token.is_none() {
+            tracing::warn!(
+                "META_VERIFY_TOKEN is not set: Meta cannot verify the webhook (GET /meta answers 403)"
             );
         }
         if settings.admin_token.is_some() {

@@ -50,6 +50,9 @@ use crate::store::{Enqueued, PendingPhoto, PhotoJob, Store, StoreError, Turn};
 /// directory is configured so the demo works out of the box.
 pub const EXAMPLE_DIRECTORY: &str = include_str!("../../corpus/employees.example.csv");
 
+/// The largest photo read, on any channel: a badge photo is far smaller.
+pub const MAX_PHOTO_BYTES: usize = 5 * 1024 * 1024;
+
 /// A photo pending longer than this is dropped unread at startup: Twilio's media may be
 /// gone, and a result a day late would only puzzle a user who has moved on.
 pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);

@@ -30,6 +30,10 @@ use crate::telemetry::metrics::Metrics;
 /// message.
 pub const WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// How long the worker sleeps with nothing due before looking again: messages queued by
+/// another process on the same database (a replica, the CLI) wake no one here.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
 /// A message that could not be sent.
 #[derive(Debug, Error)]
 #[error("{message}")]
@@ -168,12 +172,26 @@ impl Sender {
                 }
             };
             if !claimed.is_empty() {
-                futures_util::future::join_all(claimed.into_iter().map(|item| self.attempt(item))).await;
+                // One user's messages in order, one after the other; users side by side.
+                let mut by_user: Vec<(Address, Vec<OutboundItem>)> = Vec::new();
+                for item in claimed {
+                    match by_user.iter_mut().find(|(to, _)| *to == item.to) {
+                        Some((_, items)) => items.push(item),
+                        None => by_user.push((item.to.clone(), vec![item])),
+                    }
+                }
+                let this = &self;
+                let users = by_user.into_iter().map(|(_, items)| async move {
+                    for item in items {
+                        this.attempt(item).await;
+                    }
+                });
+                futures_util::future::join_all(users).await;
                 continue;
             }
             let next = self.store.next_outbound_after(now).await.ok().flatten();
-            let wait = next.map_or(Duration::from_secs(60), |at| {
-                Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0).min(60_000))
+            let wait = next.map_or(IDLE_POLL, |at| {
+                Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0)).min(IDLE_POLL)
             });
             let _ = tokio::time::timeout(wait, self.wakeup.notified()).await;
         }

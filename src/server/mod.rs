@@ -1,4 +1,5 @@
-//! The HTTP server: each channel's webhook (`POST /bot`, [`crate::channel::twilio::webhook`]),
+//! The HTTP server: each channel's webhook (`POST /bot`, [`crate::channel::twilio::webhook`];
+//! `GET`/`POST /meta`, [`crate::channel::meta::webhook`], when Meta's channel is on),
 //! `GET /healthz`, `GET /metrics`, and the [`admin`] routes when an admin token is set.
 //!
 //! Owns routing, the request limits' layers and the accept loop. Connections are accepted by
@@ -30,6 +31,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::channel::meta;
 use crate::channel::twilio::{self, webhook::WebhookState};
 use crate::config::LimitSettings;
 use crate::config::Settings;
@@ -354,6 +356,7 @@ pub fn router(
     badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
     metrics: Arc<Metrics>,
 ) -> Router {
+    let (meta_desk, meta_badges) = (Arc::clone(&desk), badges.clone());
     let webhook = WebhookState {
         dialog: Arc::clone(&dialog),
         desk,
@@ -364,8 +367,30 @@ pub fn router(
         limiter: SenderLimiter::new(&settings.limits).map(Arc::new),
         metrics: Arc::clone(&metrics),
     };
-    let mut router = Router::new().route("/healthz", get(healthz)).with_state(dialog);
+    let mut router = Router::new().route("/healthz", get(healthz)).with_state(Arc::clone(&dialog));
     router = router.merge(twilio::webhook::router(webhook));
+    if let (Some(phone_number_id), Some(app_secret), true) =
+        (&settings.meta.phone_number_id, &settings.meta.app_secret, settings.meta.enabled())
+    {
+        let graph = match meta::graph::GraphClient::new(&settings.meta) {
+            Ok(graph) => graph,
+            Err(e) => {
+                tracing::warn!(error = %e, "Meta's Graph API client: messages will not be marked read");
+                None
+            }
+        };
+        router = router.merge(meta::webhook::router(meta::webhook::MetaState {
+            dialog,
+            desk: Arc::clone(&meta_desk),
+            badges: meta_badges,
+            limiter: SenderLimiter::new(&settings.limits).map(Arc::new),
+            metrics: Arc::clone(&metrics),
+            app_secret: app_secret.clone(),
+            verify_token: settings.meta.verify_token.clone(),
+            phone_number_id: phone_number_id.clone(),
+            graph,
+        }));
+    }
     router = router.merge(metrics::router(Arc::clone(&metrics), store.clone()));
     if let Some(token) = &settings.admin_token {
         router = router.merge(admin::router(faq, token));

@@ -7,6 +7,7 @@ mod cli;
 mod helpers;
 mod hostile;
 mod limits;
+mod meta;
 mod metrics;
 mod process;
 #[path = "../support/python.rs"]
