@@ -205,9 +205,15 @@ impl Desk {
     }
 }
 
-/// A reply as queued messages: one per message of the reply.
+/// A reply as queued messages: one per message of the reply, the last one with the
+/// choices it offers.
 fn outgoing(reply: &Reply) -> Vec<Outgoing> {
-    reply.messages.iter().map(Outgoing::text).collect()
+    let mut out: Vec<Outgoing> = reply.messages.iter().map(Outgoing::text).collect();
+    if let (Some(last), Some(offer)) = (out.last_mut(), &reply.offer) {
+        last.prompt = Some(offer.prompt.clone());
+        last.choices = Some(offer.choices.clone());
+    }
+    out
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 pub use form::RequestForm;
 
-use crate::domain::{Address, Clock, NewRequest, Pending, Session, SystemClock};
+use crate::domain::{Address, Choice, Choices, Clock, NewRequest, Pending, Session, SystemClock};
 use crate::engine::{Engine, FaqEntry, Lang};
 use crate::knowledge::corpus::{Category, KnowledgeBase};
 use crate::knowledge::faq::LiveKnowledge;
@@ -78,6 +78,52 @@ pub struct Reply {
     pub lang: Lang,
     /// What happened.
     pub outcome: Outcome,
+    /// The choices the last message offers, for a channel that shows them as buttons or a
+    /// list; the message's text numbers them already, for a channel that does not.
+    pub offer: Option<Offer>,
+}
+
+/// Choices offered with a reply: each one's id is what the dialog understands when it is
+/// typed (a number, `yes`, `skip`…), so a tap is read as a typed answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// The text shown above the choices, without them.
+    pub prompt: String,
+    /// The choices and their shape.
+    pub choices: Choices,
+}
+
+impl Offer {
+    /// A list opened by `button`, its rows numbered from 1.
+    pub fn numbered_list(
+        prompt: &str,
+        button: &str,
+        rows: impl IntoIterator<Item = (String, Option<String>)>,
+    ) -> Offer {
+        let choices = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (title, description))| Choice { id: (i + 1).to_string(), title, description })
+            .collect();
+        Offer { prompt: prompt.to_owned(), choices: Choices::List { button: button.to_owned(), choices } }
+    }
+
+    /// Reply buttons: `(id, title)` each.
+    pub fn buttons(prompt: &str, buttons: &[(&str, &str)]) -> Offer {
+        let choices = buttons
+            .iter()
+            .map(|(id, title)| Choice { id: (*id).to_owned(), title: (*title).to_owned(), description: None })
+            .collect();
+        Offer { prompt: prompt.to_owned(), choices: Choices::Buttons { choices } }
+    }
+}
+
+impl Reply {
+    /// The reply with `offer` on its last message.
+    pub fn offering(mut self, offer: Offer) -> Reply {
+        self.offer = Some(offer);
+        self
+    }
 }
 
 /// The conversation logic, shared by every channel.
@@ -196,7 +242,7 @@ impl Dialog {
             Some(Command::Menu(l)) => {
                 let lang = l.unwrap_or(fallback_lang);
                 session.pending = Some(Pending::Categories);
-                reply(lang, Outcome::Menu, &self.menu(lang))
+                reply(lang, Outcome::Menu, &self.menu(lang)).offering(self.menu_offer(lang))
             }
             Some(Command::SetLang(lang)) => {
                 session.pending = None;
@@ -240,6 +286,19 @@ impl Dialog {
         out
     }
 
+    /// The menu as a list: the categories, then the request form's entry.
+    fn menu_offer(&self, lang: Lang) -> Offer {
+        let mut rows: Vec<(String, Option<String>)> = self
+            .categories(&self.engine.entries())
+            .iter()
+            .map(|c| (c.title(lang).to_owned(), None))
+            .collect();
+        if self.requests.load().is_some() {
+            rows.push((RequestForm::menu_label(lang).to_owned(), None));
+        }
+        Offer::numbered_list(msg::MENU_HEADER.get(lang), msg::TOPICS_BUTTON.get(lang), rows)
+    }
+
     fn choose(&self, session: &mut Session, n: usize, lang: Lang) -> Reply {
         match session.pending.clone() {
             Some(Pending::Categories) => {
@@ -255,12 +314,15 @@ impl Dialog {
                 };
                 let in_category = live.iter().filter(|e| e.category.as_deref() == Some(&category.id));
                 let entries = self.in_language(in_category, lang);
-                let mut out = msg::CATEGORY_HEADER.get(lang).replace("{title}", category.title(lang));
+                let header = msg::CATEGORY_HEADER.get(lang).replace("{title}", category.title(lang));
+                let mut out = header.clone();
                 for (i, e) in entries.iter().enumerate() {
                     out.push_str(&format!("\n{}. {}", i + 1, e.questions[0]));
                 }
                 session.pending = Some(Pending::Entries(entries.iter().map(|e| e.id.clone()).collect()));
-                reply(lang, Outcome::Menu, &out)
+                let rows = entries.iter().map(|e| (e.questions[0].clone(), None));
+                let offer = Offer::numbered_list(&header, msg::QUESTIONS_BUTTON.get(lang), rows);
+                reply(lang, Outcome::Menu, &out).offering(offer)
             }
             Some(Pending::Entries(ids)) => {
                 let entry = n.checked_sub(1).and_then(|i| ids.get(i)).and_then(|id| self.engine.entry(id));
@@ -312,7 +374,11 @@ impl Dialog {
             out.push_str(&format!("\n{}. {}", i + 1, e.questions[0]));
         }
         session.pending = Some(Pending::Entries(suggestions.iter().map(|e| e.id.clone()).collect()));
-        reply(lang, Outcome::Suggested, &out)
+        let ids: Vec<String> = (1..=suggestions.len()).map(|i| i.to_string()).collect();
+        let buttons: Vec<(&str, &str)> =
+            ids.iter().zip(&suggestions).map(|(id, e)| (id.as_str(), e.questions[0].as_str())).collect();
+        let offer = Offer::buttons(&out, &buttons);
+        reply(lang, Outcome::Suggested, &out).offering(offer)
     }
 
     fn answer_text(&self, e: &FaqEntry, lang: Lang) -> String {
@@ -325,7 +391,7 @@ impl Dialog {
 }
 
 fn reply(lang: Lang, outcome: Outcome, text: &str) -> Reply {
-    Reply { messages: vec![text.to_owned()], lang, outcome }
+    Reply { messages: vec![text.to_owned()], lang, outcome, offer: None }
 }
 
 #[cfg(test)]

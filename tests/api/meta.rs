@@ -222,7 +222,6 @@ pub fn text_message(body: &str) -> Value {
 }
 
 /// A tap on a list row or a reply button.
-#[allow(dead_code)]
 pub fn tap(kind: &str, id: &str, title: &str) -> Value {
     json!({
         "from": WA_ID, "id": fresh_wamid(), "timestamp": "1767225600", "type": "interactive",
@@ -513,4 +512,124 @@ async fn a_photo_is_looked_up_with_the_bearer_token_downloaded_and_answered_with
     assert_eq!(lookup.authorization.as_deref(), Some(bearer.as_str()));
     let download = graph.calls().into_iter().find(|c| c.path == "/files/MEDIA1").expect("downloaded");
     assert_eq!(download.authorization.as_deref(), Some(bearer.as_str()));
+}
+
+/// Posts `message` (signed) and returns what was sent after it, once sends settle.
+async fn exchange(app: &TestApp, graph: &FakeGraph, message: Value) -> Vec<Value> {
+    let before = graph.sent().len();
+    let (status, body) = post_signed(app, &notification(json!([message]))).await;
+    assert_eq!(status, 200, "{body}");
+    graph.wait_for_sent(before + 1).await;
+    let mut seen = graph.sent().len();
+    loop {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let now = graph.sent().len();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    graph.sent().into_iter().skip(before).map(|c| c.body).collect()
+}
+
+fn rows(list: &Value) -> Vec<(String, String)> {
+    assert_eq!(list["type"], "interactive", "{list}");
+    assert_eq!(list["interactive"]["type"], "list", "{list}");
+    list["interactive"]["action"]["sections"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_owned(), r["title"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_menu_is_a_list_of_at_most_ten_rows_and_list_replies_drive_the_dialog() {
+    let graph = FakeGraph::start().await;
+    let app = meta_app(&graph).await;
+    let menu = exchange(&app, &graph, text_message("menu")).await;
+    let all: Vec<(String, String)> = menu.iter().flat_map(rows).collect();
+    assert!(menu.iter().all(|l| rows(l).len() <= 10), "{menu:?}");
+    assert!(all.len() > 10, "the whole menu, over several lists: {all:?}");
+    let ids: Vec<String> = all.iter().map(|(id, _)| id.clone()).collect();
+    let expected: Vec<String> = (1..=all.len()).map(|i| i.to_string()).collect();
+    assert_eq!(ids, expected, "rows keep the numbers the dialog reads");
+    // A row tapped opens its category, as a list of questions.
+    let category = exchange(&app, &graph, tap("list_reply", "1", &all[0].1)).await;
+    let questions = rows(&category[0]);
+    assert!(!questions.is_empty() && questions.len() <= 10, "{category:?}");
+    assert!(questions.iter().all(|(_, title)| title.chars().count() <= 24), "{questions:?}");
+    // And a question tapped is answered.
+    let answer = exchange(&app, &graph, tap("list_reply", "1", &questions[0].1)).await;
+    assert_eq!(answer[0]["type"], "text", "{answer:?}");
+    assert!(answer[0]["text"]["body"].as_str().unwrap().len() > 20);
+    // Typed numbers still work the same.
+    exchange(&app, &graph, text_message("menu")).await;
+    let typed = exchange(&app, &graph, text_message("1")).await;
+    assert_eq!(rows(&typed[0]), questions);
+}
+
+#[tokio::test]
+async fn the_request_form_is_done_by_taps_and_ends_in_one_email() {
+    use wabot::desk::badge::{BadgeDesk, EXAMPLE_DIRECTORY, FetchMedia};
+    let sink = crate::smtp::SmtpSink::start();
+    let graph = FakeGraph::start().await;
+    let jpeg =
+        std::fs::read(format!("{}/tests/data/badges/01-elodie.jpg", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    graph.serve_file("MEDIA2", jpeg);
+    let settings = graph.settings();
+    let client = wabot::channel::meta::graph::GraphClient::new(&settings).unwrap().unwrap();
+    let build: BuildDesk = Box::new(move |store, clock, postbox| {
+        let fetcher: Arc<dyn FetchMedia> = Arc::new(wabot::channel::meta::media::MetaMedia::new(client));
+        let directory =
+            wabot::knowledge::directory::Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "example")
+                .unwrap();
+        BadgeDesk::new(
+            Arc::new(SaysId("ID: 712056")),
+            wabot::ocr::OcrPool::new(1, 2),
+            [(wabot::domain::Channel::Meta, fetcher)].into_iter().collect(),
+            postbox,
+            Arc::new(directory),
+            store,
+            clock,
+        )
+    });
+    let mail = wabot::config::MailSettings {
+        smtp_url: Some(SecretString::from(sink.url())),
+        from: "Helpdesk bot <wabot@example.org>".into(),
+        retry_initial_ms: 100,
+        retry_max_ms: 400,
+        timeout_secs: 5,
+        ..wabot::config::MailSettings::default()
+    };
+    let app = spawn_with(Options { meta: settings, badges: Some(build), mail, ..Options::default() }).await;
+    // Identified by a photo of the badge: no name to type.
+    let photo = json!({ "from": WA_ID, "id": fresh_wamid(), "type": "image", "image": { "id": "MEDIA2", "mime_type": "image/jpeg" } });
+    let said = exchange(&app, &graph, photo).await;
+    if !said.iter().any(|m| m["text"]["body"].as_str().is_some_and(|t| t.contains("712056"))) {
+        graph.wait_for_sent(2).await;
+    }
+    let menu = exchange(&app, &graph, text_message("menu")).await;
+    let all: Vec<(String, String)> = menu.iter().flat_map(rows).collect();
+    let (request_row, _) = all.last().unwrap().clone();
+    let types = exchange(&app, &graph, tap("list_reply", &request_row, "Administrative request")).await;
+    let kinds = rows(&types[0]);
+    assert!(kinds[0].1.starts_with("Work certificate"), "{kinds:?}");
+    let details = exchange(&app, &graph, tap("list_reply", &kinds[0].0, &kinds[0].1)).await;
+    let skip = &details[0]["interactive"];
+    assert_eq!(skip["type"], "button", "{details:?}");
+    let skip_id = skip["action"]["buttons"][0]["reply"]["id"].as_str().unwrap().to_owned();
+    let summary = exchange(&app, &graph, tap("button_reply", &skip_id, "Skip")).await;
+    let buttons = summary[0]["interactive"]["action"]["buttons"].as_array().unwrap().clone();
+    assert_eq!(buttons.len(), 2, "{summary:?}");
+    assert!(buttons.iter().all(|b| b["reply"]["title"].as_str().unwrap().chars().count() <= 20));
+    let yes = buttons[0]["reply"]["id"].as_str().unwrap().to_owned();
+    let done = exchange(&app, &graph, tap("button_reply", &yes, "Yes, send it")).await;
+    let confirmation = done[0]["text"]["body"].as_str().unwrap();
+    assert!(confirmation.contains("REQ-"), "{confirmation}");
+    let got = sink.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got[0].rcpt_tos, ["hr@example.com"]);
+    assert!(got[0].body.contains("712056"), "the identified employee: {}", got[0].body);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.messages().len(), 1, "one e-mail");
 }

@@ -219,9 +219,9 @@ impl GraphClient {
             return Ok(vec![template(to, t, &message.text)]);
         }
         if let (Some(prompt), Some(choices)) = (&message.prompt, &message.choices)
-            && let Some(body) = interactive(to, prompt, choices)
+            && let Some(bodies) = interactive(to, prompt, choices)
         {
-            return Ok(vec![body]);
+            return Ok(bodies);
         }
         Ok(split(&message.text, MAX_TEXT_CHARS).into_iter().map(|part| text(to, &part)).collect())
     }
@@ -257,37 +257,53 @@ fn template(to: &str, t: &MetaTemplate, body: &str) -> Value {
     Value::Object(m)
 }
 
-/// Buttons or a list for `choices`, when they fit Meta's limits (else `None`: the text).
-fn interactive(to: &str, prompt: &str, choices: &Choices) -> Option<Value> {
+/// Pages of a list at most: a longer one is sent as the numbered text.
+pub const MAX_LIST_PAGES: usize = 3;
+
+/// Buttons or lists for `choices`, when they fit Meta's limits (else `None`: the text). A
+/// list of more than [`MAX_LIST_ROWS`] rows goes as several lists, their rows keeping their
+/// ids (the numbers the dialog reads), each prompt marked with its page.
+fn interactive(to: &str, prompt: &str, choices: &Choices) -> Option<Vec<Value>> {
     let items = choices.items();
-    if items.is_empty() || prompt.trim().is_empty() || prompt.chars().count() > MAX_INTERACTIVE_BODY {
+    if items.is_empty() || prompt.trim().is_empty() || prompt.chars().count() > MAX_INTERACTIVE_BODY - 8 {
         return None;
     }
-    let action = match choices {
-        Choices::Buttons { .. } if items.len() <= MAX_BUTTONS => {
-            let buttons: Vec<Value> = items
-                .iter()
-                .map(|c| json!({ "type": "reply", "reply": { "id": c.id, "title": truncate(&c.title, MAX_BUTTON_TITLE) } }))
-                .collect();
-            ("button", json!({ "buttons": buttons }))
-        }
-        _ if items.len() <= MAX_LIST_ROWS => {
-            let label = match choices {
-                Choices::List { button, .. } => button.as_str(),
-                Choices::Buttons { .. } => "Options",
-            };
-            let rows: Vec<Value> = items.iter().map(row).collect();
-            ("list", json!({ "button": truncate(label, MAX_LIST_BUTTON), "sections": [{ "rows": rows }] }))
-        }
-        _ => return None,
+    let message = |kind: &str, body: &str, action: Value| {
+        let mut m = envelope(to);
+        m.insert("type".into(), json!("interactive"));
+        m.insert("interactive".into(), json!({ "type": kind, "body": { "text": body }, "action": action }));
+        Value::Object(m)
     };
-    let mut m = envelope(to);
-    m.insert("type".into(), json!("interactive"));
-    m.insert(
-        "interactive".into(),
-        json!({ "type": action.0, "body": { "text": prompt }, "action": action.1 }),
-    );
-    Some(Value::Object(m))
+    if let Choices::Buttons { .. } = choices
+        && items.len() <= MAX_BUTTONS
+    {
+        let buttons: Vec<Value> = items
+            .iter()
+            .map(|c| json!({ "type": "reply", "reply": { "id": c.id, "title": truncate(&c.title, MAX_BUTTON_TITLE) } }))
+            .collect();
+        return Some(vec![message("button", prompt, json!({ "buttons": buttons }))]);
+    }
+    let pages: Vec<&[Choice]> = items.chunks(MAX_LIST_ROWS).collect();
+    if pages.len() > MAX_LIST_PAGES {
+        return None;
+    }
+    let label = match choices {
+        Choices::List { button, .. } => button.as_str(),
+        Choices::Buttons { .. } => "Options",
+    };
+    let count = pages.len();
+    let bodies = pages
+        .into_iter()
+        .enumerate()
+        .map(|(i, rows)| {
+            let body = if count > 1 { format!("{prompt} ({}/{count})", i + 1) } else { prompt.to_owned() };
+            let rows: Vec<Value> = rows.iter().map(row).collect();
+            let action =
+                json!({ "button": truncate(label, MAX_LIST_BUTTON), "sections": [{ "rows": rows }] });
+            message("list", &body, action)
+        })
+        .collect();
+    Some(bodies)
 }
 
 /// A list row: a title that fits, and the rest of a long title as its description.
@@ -411,7 +427,13 @@ mod tests {
         let mut more = rows;
         more.push(choice(11, "Eleven"));
         let m = Outgoing { choices: Some(Choices::List { button: "Topics".into(), choices: more }), ..m };
-        assert_eq!(client().bodies("1", &m, true).unwrap()[0]["type"], "text");
+        let pages = client().bodies("1", &m, true).unwrap();
+        assert_eq!(pages.len(), 2, "eleven rows: two lists");
+        assert_eq!(pages[1]["interactive"]["body"]["text"], "Menu (2/2)");
+        assert_eq!(pages[1]["interactive"]["action"]["sections"][0]["rows"][0]["id"], "11");
+        let many: Vec<Choice> = (1..=31).map(|i| choice(i, "Row")).collect();
+        let m = Outgoing { choices: Some(Choices::List { button: "Topics".into(), choices: many }), ..m };
+        assert_eq!(client().bodies("1", &m, true).unwrap()[0]["type"], "text", "past three pages: the text");
     }
 
     #[test]
