@@ -118,6 +118,53 @@ impl Desk {
         Ok(handled)
     }
 
+    /// Queues `text` for `user` as the answer to `message_id`, the session left as it is:
+    /// a channel's own refusal (a kind of message the bot cannot read), claimed like a
+    /// turn so that a redelivery queues nothing. False when the message id was handled
+    /// before.
+    pub async fn say_queued(
+        &self,
+        user: &Address,
+        message_id: Option<MessageId>,
+        text: &str,
+    ) -> Result<bool, DeskError> {
+        let mut conflicts = 0;
+        loop {
+            let (session, version) = super::load_session(&*self.store, user).await?;
+            let outbound = match &self.postbox {
+                Some(_) => vec![NewOutbound {
+                    to: user.clone(),
+                    from: None,
+                    payload: Outgoing::text(text).to_json(),
+                }],
+                None => Vec::new(),
+            };
+            let turn = Turn {
+                user: user.clone(),
+                message_id: message_id.clone(),
+                session: super::encode_session(&session)?,
+                session_version: version,
+                messages: vec![text.to_owned()],
+                request: None,
+                unanswered: None,
+                now_ms: self.clock.now_ms(),
+                outbound,
+            };
+            match self.store.commit(turn).await {
+                Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
+                Err(e) => return Err(e.into()),
+                Ok(committed) => {
+                    if let Some(postbox) = &self.postbox
+                        && !committed.replayed
+                    {
+                        postbox.wake();
+                    }
+                    return Ok(!committed.replayed);
+                }
+            }
+        }
+    }
+
     async fn handle_with(
         &self,
         msg: Incoming,

@@ -480,3 +480,23 @@ async fn a_turn_commits_its_outbound_messages_with_its_claim_once_however_many_d
         assert_eq!(store.outbound_counts().await.unwrap().queued, 1, "{name}");
     }
 }
+
+#[tokio::test]
+async fn pruning_forgets_old_sent_and_dropped_messages_and_keeps_queued_ones() {
+    for (name, store, _dir) in backends() {
+        let u = a("+33600000005");
+        let ids = store
+            .queue_outbound(
+                vec![outgoing(&u, "sent"), outgoing(&u, "dropped"), outgoing(&u, "waiting")],
+                T2026,
+            )
+            .await
+            .unwrap();
+        store.claim_outbound(T2026, 1000, 3).await.unwrap();
+        store.outbound_sent(ids[0], None, T2026 + 1).await.unwrap();
+        store.outbound_dropped(ids[1], "refused", T2026 + 1).await.unwrap();
+        assert_eq!(store.prune(T2026 + 10, T2026 - 1).await.unwrap(), 2, "{name}");
+        assert!(store.outbound_record(ids[0]).await.unwrap().is_none(), "{name}");
+        assert!(store.outbound_record(ids[2]).await.unwrap().is_some(), "{name}: still to send");
+    }
+}

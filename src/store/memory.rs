@@ -486,7 +486,10 @@ impl Maintenance for MemoryBackend {
     /// sessions idle since before `sessions_before_ms`.
     async fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError> {
         let mut s = self.lock();
-        let mut removed = 0;
+        let before = s.outbound.len();
+        s.outbound
+            .retain(|_, (r, _)| r.state == OutboundState::Queued || r.item.created_ms >= messages_before_ms);
+        let mut removed = before - s.outbound.len();
         while let Some(&(_, at)) = s.received.front() {
             if at >= messages_before_ms {
                 break;

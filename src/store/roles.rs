@@ -329,8 +329,9 @@ pub trait Reports: Send + Sync {
 /// Keeping the tables small.
 #[async_trait]
 pub trait Maintenance: Send + Sync {
-    /// Forgets message ids received before `messages_before_ms` and sessions inactive since
-    /// before `sessions_before_ms`; requests and the outbox are kept. The rows removed.
+    /// Forgets message ids received before `messages_before_ms`, sent or dropped outbound
+    /// messages queued before it, and sessions inactive since before `sessions_before_ms`;
+    /// requests, the outbox and queued outbound messages are kept. The rows removed.
     async fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError>;
 }
 

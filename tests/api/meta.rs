@@ -633,3 +633,17 @@ async fn the_request_form_is_done_by_taps_and_ends_in_one_email() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.messages().len(), 1, "one e-mail");
 }
+
+#[tokio::test]
+async fn a_redelivered_message_of_a_kind_the_bot_cannot_read_is_answered_once() {
+    let graph = FakeGraph::start().await;
+    let app = meta_app(&graph).await;
+    let voice = json!({ "from": WA_ID, "id": fresh_wamid(), "type": "audio", "audio": { "id": "A1" } });
+    let json = notification(json!([voice]));
+    assert_eq!(post_signed(&app, &json).await.0, 200);
+    assert_eq!(post_signed(&app, &json).await.0, 200);
+    let sent = graph.wait_for_sent(1).await;
+    assert!(sent[0].body["text"]["body"].as_str().unwrap().contains("only read text and photos"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(graph.attempts().len(), 1);
+}

@@ -166,15 +166,13 @@ async fn handle(
     if let Some((outcome, said)) = refusal {
         tracing::info!(outcome = outcome.as_str(), "message refused");
         let lang = guess(text.as_deref().unwrap_or(""));
-        post(state, &user, said.get(lang)).await?;
-        return Ok(outcome);
+        return answer(state, &user, message_id, said.get(lang), outcome).await;
     }
     if message.kind == "image"
         && let Some(image) = &message.image
     {
         let Some(badges) = &state.badges else {
-            post(state, &user, UNSUPPORTED.get(Lang::En)).await?;
-            return Ok(MessageOutcome::Other);
+            return answer(state, &user, message_id, UNSUPPORTED.get(Lang::En), MessageOutcome::Other).await;
         };
         let bot = super::address(&state.phone_number_id).map_err(unavailable)?;
         let photo = PhotoMessage {
@@ -195,8 +193,7 @@ async fn handle(
     }
     let Some(text) = text else {
         tracing::info!(kind = %message.kind, "a kind of message the bot cannot read");
-        post(state, &user, UNSUPPORTED.get(guess(""))).await?;
-        return Ok(MessageOutcome::Other);
+        return answer(state, &user, message_id, UNSUPPORTED.get(guess("")), MessageOutcome::Other).await;
     };
     let incoming = Incoming { user, text, profile_name: name };
     let handled = state.desk.handle_queued(incoming, message_id, None).await.map_err(unavailable)?;
@@ -215,6 +212,19 @@ async fn handle(
         }
     };
     Ok(outcome)
+}
+
+/// Queues `text` for `user` as the whole answer to `message_id`, once however often the
+/// message is delivered.
+async fn answer(
+    state: &MetaState,
+    user: &Address,
+    message_id: Option<MessageId>,
+    text: &str,
+    outcome: MessageOutcome,
+) -> Result<MessageOutcome, HttpError> {
+    let fresh = state.desk.say_queued(user, message_id, text).await.map_err(unavailable)?;
+    Ok(if fresh { outcome } else { MessageOutcome::Duplicate })
 }
 
 /// Queues `text` for `user`.
