@@ -128,7 +128,9 @@ pub fn outbound_channels(settings: &Settings) -> Result<HashMap<Channel, Arc<dyn
         let sender = RestSender::new(config).map_err(|e| failed(Channel::Twilio)(&e))?;
         channels.insert(Channel::Twilio, Arc::new(sender));
     }
-    if let Some(graph) = GraphClient::new(&settings.meta).map_err(|e| failed(Channel::Meta)(&e))? {
+    if settings.meta.enabled()
+        && let Some(graph) = GraphClient::new(&settings.meta).map_err(|e| failed(Channel::Meta)(&e))?
+    {
         channels.insert(Channel::Meta, Arc::new(graph));
     }
     Ok(channels)
