@@ -275,8 +275,9 @@ pub trait Outbound: Send + Sync {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<OutboundItem>, StoreError>;
-    /// Records that the channel accepted the message, with its id there; durable before it
-    /// returns, so a restart never sends it again. False when it was not queued.
+    /// Records that the channel accepted the message, with its id there; stored before it
+    /// returns, so a restart never sends it again (SQLite: in its log, flushed with the next
+    /// durable commit). False when it was not queued.
     async fn outbound_sent(
         &self,
         id: i64,

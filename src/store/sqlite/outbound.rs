@@ -104,8 +104,10 @@ impl Blocking {
 
     /// See [`crate::store::Outbound::outbound_sent`].
     pub fn outbound_sent(&self, id: i64, provider: Option<&str>, at_ms: i64) -> Result<bool, StoreError> {
-        // Flushed: a "sent" forgotten in a power cut would send the message again.
-        let n = self.write(Sync::Full, |tx| {
+        // In the WAL before it returns: a process killed after this never sends the message
+        // again. Not flushed to the disk at once (one fsync per message would cap the queue
+        // at the disk's rate): a power cut in the next moments may send it a second time.
+        let n = self.write(Sync::Normal, |tx| {
             exec(
                 tx,
                 "UPDATE outbound SET state = 'sent', provider_message_id = ?2, sent_ms = ?3,
