@@ -14,8 +14,9 @@ pub mod sqlite;
 
 pub use memory::MemoryBackend;
 pub use roles::{
-    Committed, Conversations, Enqueued, Jobs, MESSAGE_RETENTION, Maintenance, Outbox, OutboxItem,
-    PendingPhoto, PhotoJob, Reports, SESSION_RETENTION, Sessions, Store, StoredSession, Turn, Turns,
+    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Conversations, Enqueued, Jobs,
+    MESSAGE_RETENTION, Maintenance, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, SESSION_RETENTION,
+    Sessions, Store, StoredSession, Turn, Turns,
 };
 pub use sqlite::SqliteStore;
 

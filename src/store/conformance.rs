@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::roles::{Committed, Enqueued, PhotoJob, Store, Turn};
+use super::roles::{
+    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, PhotoJob, Store, Turn,
+};
 use super::{MemoryBackend, SqliteStore, StoreError};
 use crate::domain::{Address, Channel, MailState, MessageId, NewRequest, TICKET_PLACEHOLDER};
 use crate::engine::Lang;
@@ -341,5 +343,123 @@ async fn one_id_on_two_channels_is_two_users_and_two_messages() {
             Some(vec!["Bonjour".to_owned()]),
             "{name}"
         );
+    }
+}
+
+/// Each backend, fresh, as the console's accounts.
+fn account_backends() -> Vec<(&'static str, Arc<dyn Accounts>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("accounts.db")).unwrap();
+    vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)]
+}
+
+fn account(email: &str, role: AccountRole) -> Account {
+    Account {
+        email: email.into(),
+        name: "Ann Agent".into(),
+        role,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_ms: T2026,
+    }
+}
+
+fn console_session(token: &str, email: &str, expires_ms: i64) -> ConsoleSession {
+    ConsoleSession {
+        token_hash: token.into(),
+        email: email.into(),
+        csrf: format!("csrf-{token}"),
+        created_ms: T2026,
+        expires_ms,
+    }
+}
+
+#[tokio::test]
+async fn an_account_is_added_once_listed_and_removed_with_its_sessions() {
+    for (name, store, _dir) in account_backends() {
+        assert!(store.add_account(account("ann@example.com", AccountRole::Admin)).await.unwrap(), "{name}");
+        assert!(!store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap(), "{name}");
+        assert!(store.add_account(account("bob@example.com", AccountRole::Agent)).await.unwrap(), "{name}");
+        let all: Vec<_> = store.accounts().await.unwrap().into_iter().map(|a| (a.email, a.role)).collect();
+        assert_eq!(
+            all,
+            [("ann@example.com".into(), AccountRole::Admin), ("bob@example.com".into(), AccountRole::Agent)],
+            "{name}"
+        );
+        store.open_session(console_session("t1", "ann@example.com", T2026 + 1000)).await.unwrap();
+        assert!(store.console_session("t1", T2026).await.unwrap().is_some(), "{name}");
+        assert!(store.remove_account("ann@example.com").await.unwrap(), "{name}");
+        assert!(!store.remove_account("ann@example.com").await.unwrap(), "{name}");
+        assert!(
+            store.console_session("t1", T2026).await.unwrap().is_none(),
+            "{name}: session outlived its account"
+        );
+        assert!(store.account("ann@example.com").await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_session_is_found_by_its_token_hash_until_it_expires_or_closes() {
+    for (name, store, _dir) in account_backends() {
+        store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap();
+        store.open_session(console_session("t1", "ann@example.com", T2026 + 1000)).await.unwrap();
+        store.open_session(console_session("t2", "ann@example.com", T2026 + 1000)).await.unwrap();
+        let (s, a) = store.console_session("t1", T2026 + 999).await.unwrap().unwrap();
+        assert_eq!((s.csrf.as_str(), a.email.as_str()), ("csrf-t1", "ann@example.com"), "{name}");
+        assert!(store.console_session("t1", T2026 + 1000).await.unwrap().is_none(), "{name}: expired");
+        assert!(store.console_session("nope", T2026).await.unwrap().is_none(), "{name}");
+        store.close_session("t2").await.unwrap();
+        assert!(store.console_session("t2", T2026).await.unwrap().is_none(), "{name}: closed");
+    }
+}
+
+#[tokio::test]
+async fn a_new_password_closes_every_session_of_the_account() {
+    for (name, store, _dir) in account_backends() {
+        store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap();
+        store.open_session(console_session("t1", "ann@example.com", T2027)).await.unwrap();
+        assert!(store.set_password("ann@example.com", "new-hash").await.unwrap(), "{name}");
+        assert!(!store.set_password("zed@example.com", "new-hash").await.unwrap(), "{name}");
+        assert_eq!(
+            store.account("ann@example.com").await.unwrap().unwrap().password_hash,
+            "new-hash",
+            "{name}"
+        );
+        assert!(store.console_session("t1", T2026).await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_counted_per_key_within_the_window_and_cleared() {
+    for (name, store, _dir) in account_backends() {
+        for at in [100, 200, 300] {
+            store.sign_in_failed("account:ann@example.com", at, 0).await.unwrap();
+        }
+        store.sign_in_failed("ip:127.0.0.1", 300, 0).await.unwrap();
+        assert_eq!(store.sign_in_failures("account:ann@example.com", 150).await.unwrap(), 2, "{name}");
+        assert_eq!(store.sign_in_failures("ip:127.0.0.1", 0).await.unwrap(), 1, "{name}");
+        // A new failure forgets the old ones of its key.
+        store.sign_in_failed("account:ann@example.com", 400, 250).await.unwrap();
+        assert_eq!(store.sign_in_failures("account:ann@example.com", 0).await.unwrap(), 2, "{name}");
+        store.clear_sign_in_failures("account:ann@example.com").await.unwrap();
+        assert_eq!(store.sign_in_failures("account:ann@example.com", 0).await.unwrap(), 0, "{name}");
+        assert_eq!(store.sign_in_failures("ip:127.0.0.1", 0).await.unwrap(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_log_gives_the_latest_changes_first() {
+    for (name, store, _dir) in account_backends() {
+        for (i, action) in ["account.add", "faq.put", "faq.delete"].into_iter().enumerate() {
+            let entry = AuditEntry {
+                at_ms: T2026 + i as i64,
+                actor: "ann@example.com".into(),
+                action: action.into(),
+                detail: format!("d{i}"),
+            };
+            store.audit(entry).await.unwrap();
+        }
+        let log = store.audit_log(2).await.unwrap();
+        let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["faq.delete", "faq.put"], "{name}");
     }
 }

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::roles::{
-    Committed, Enqueued, Jobs, Maintenance, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions,
-    StoredSession, Turn, Turns,
+    Account, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Jobs, Maintenance, Outbox,
+    OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions, StoredSession, Turn, Turns,
 };
 use crate::domain::{
     Address, Channel, MailState, MessageId, NewRequest, RequestRecord, TICKET_PLACEHOLDER, Unanswered,
@@ -84,6 +84,10 @@ struct State {
     unanswered: HashMap<String, Unanswered>,
     photos: BTreeMap<i64, PhotoJob>,
     next_photo: i64,
+    accounts: BTreeMap<String, Account>,
+    console_sessions: HashMap<String, ConsoleSession>,
+    sign_in_failures: HashMap<String, Vec<i64>>,
+    audit: Vec<AuditEntry>,
 }
 
 impl State {
@@ -335,5 +339,92 @@ impl Maintenance for MemoryBackend {
         let before = s.sessions.len();
         s.sessions.retain(|_, e| e.updated_ms >= sessions_before_ms);
         Ok(removed + before - s.sessions.len())
+    }
+}
+
+#[async_trait]
+impl Accounts for MemoryBackend {
+    async fn add_account(&self, account: Account) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if s.accounts.contains_key(&account.email) {
+            return Ok(false);
+        }
+        s.accounts.insert(account.email.clone(), account);
+        Ok(true)
+    }
+
+    async fn account(&self, email: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self.lock().accounts.get(email).cloned())
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        Ok(self.lock().accounts.values().cloned().collect())
+    }
+
+    async fn remove_account(&self, email: &str) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        s.console_sessions.retain(|_, c| c.email != email);
+        Ok(s.accounts.remove(email).is_some())
+    }
+
+    async fn set_password(&self, email: &str, password_hash: &str) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let Some(a) = s.accounts.get_mut(email) else { return Ok(false) };
+        a.password_hash = password_hash.to_owned();
+        s.console_sessions.retain(|_, c| c.email != email);
+        Ok(true)
+    }
+
+    async fn open_session(&self, session: ConsoleSession) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let now = session.created_ms;
+        s.console_sessions.retain(|_, c| c.expires_ms > now);
+        s.console_sessions.insert(session.token_hash.clone(), session);
+        Ok(())
+    }
+
+    async fn console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<(ConsoleSession, Account)>, StoreError> {
+        let s = self.lock();
+        let Some(session) = s.console_sessions.get(token_hash).filter(|c| c.expires_ms > now_ms) else {
+            return Ok(None);
+        };
+        Ok(s.accounts.get(&session.email).map(|a| (session.clone(), a.clone())))
+    }
+
+    async fn close_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.lock().console_sessions.remove(token_hash);
+        Ok(())
+    }
+
+    async fn sign_in_failed(&self, key: &str, at_ms: i64, forget_before_ms: i64) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let times = s.sign_in_failures.entry(key.to_owned()).or_default();
+        times.retain(|&t| t >= forget_before_ms);
+        times.push(at_ms);
+        Ok(())
+    }
+
+    async fn sign_in_failures(&self, key: &str, since_ms: i64) -> Result<u32, StoreError> {
+        let s = self.lock();
+        let n = s.sign_in_failures.get(key).map_or(0, |t| t.iter().filter(|&&t| t >= since_ms).count());
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().sign_in_failures.remove(key);
+        Ok(())
+    }
+
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.lock().audit.push(entry);
+        Ok(())
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self.lock().audit.iter().rev().take(limit).cloned().collect())
     }
 }

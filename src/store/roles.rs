@@ -225,3 +225,114 @@ impl<T: Sessions + Turns + ?Sized> Conversations for T {}
 pub trait Store: Conversations + Outbox + Jobs + Reports + Maintenance {}
 
 impl<T: Conversations + Outbox + Jobs + Reports + Maintenance + ?Sized> Store for T {}
+
+/// What a console account may do: an admin also manages accounts; an agent answers
+/// conversations, keeps the FAQ and follows requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountRole {
+    /// Everything, accounts included.
+    Admin,
+    /// Everything but accounts.
+    Agent,
+}
+
+impl AccountRole {
+    /// The role's name as stored and typed: `admin`, `agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRole::Admin => "admin",
+            AccountRole::Agent => "agent",
+        }
+    }
+
+    /// The role named `s` (`admin`, `agent`), if any.
+    pub fn parse(s: &str) -> Option<AccountRole> {
+        match s {
+            "admin" => Some(AccountRole::Admin),
+            "agent" => Some(AccountRole::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// A person who signs in to the web console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Their e-mail address, lowercase: the sign-in name, unique.
+    pub email: String,
+    /// Their display name.
+    pub name: String,
+    /// What they may do.
+    pub role: AccountRole,
+    /// The password's argon2id hash in PHC string form; never the password.
+    pub password_hash: String,
+    /// When the account was made, ms since the Unix epoch.
+    pub created_ms: i64,
+}
+
+/// A signed-in console session, kept server-side: the cookie holds a random token, the
+/// store only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// The SHA-256 of the cookie's token, hex.
+    pub token_hash: String,
+    /// The account signed in.
+    pub email: String,
+    /// The session's anti-forgery token, which every form carries back.
+    pub csrf: String,
+    /// When it was opened, ms since the Unix epoch.
+    pub created_ms: i64,
+    /// When it stops being valid, ms since the Unix epoch.
+    pub expires_ms: i64,
+}
+
+/// One change made through the console or the `users` command: who, when, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Who: an account's e-mail, or `cli` for the command line.
+    pub actor: String,
+    /// What kind of change: `account.add`, `faq.put`, …
+    pub action: String,
+    /// What it concerned: an entry id, an e-mail, a ticket.
+    pub detail: String,
+}
+
+/// The web console's accounts, their sessions, sign-in throttling and the audit log.
+#[async_trait]
+pub trait Accounts: Send + Sync {
+    /// Stores a new account; false (and nothing written) when its e-mail is taken.
+    async fn add_account(&self, account: Account) -> Result<bool, StoreError>;
+    /// The account with this e-mail (as stored: lowercase).
+    async fn account(&self, email: &str) -> Result<Option<Account>, StoreError>;
+    /// Every account, by e-mail.
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Removes the account and closes its sessions; false when there was none.
+    async fn remove_account(&self, email: &str) -> Result<bool, StoreError>;
+    /// Replaces the account's password hash and closes its sessions; false when there is
+    /// no such account.
+    async fn set_password(&self, email: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Stores a newly opened session.
+    async fn open_session(&self, session: ConsoleSession) -> Result<(), StoreError>;
+    /// The session with this token hash and its account, if it exists, has not expired
+    /// at `now_ms` and its account still exists.
+    async fn console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<(ConsoleSession, Account)>, StoreError>;
+    /// Closes a session (signing out); closing an unknown one does nothing.
+    async fn close_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Records a failed sign-in under `key` (an account or a client address), and forgets
+    /// that key's failures older than `forget_before_ms`.
+    async fn sign_in_failed(&self, key: &str, at_ms: i64, forget_before_ms: i64) -> Result<(), StoreError>;
+    /// How many failed sign-ins were recorded under `key` since `since_ms`.
+    async fn sign_in_failures(&self, key: &str, since_ms: i64) -> Result<u32, StoreError>;
+    /// Forgets the failed sign-ins under `key` (after a successful one).
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<(), StoreError>;
+    /// Appends to the audit log.
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError>;
+    /// The latest audit entries, newest first.
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}

@@ -10,8 +10,8 @@ use super::{Blocking, Done, SqliteStore, failed};
 use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord, Unanswered};
 use crate::store::StoreError;
 use crate::store::roles::{
-    Committed, Enqueued, Jobs, Maintenance, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions,
-    StoredSession, Turn, Turns,
+    Account, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Jobs, Maintenance, Outbox,
+    OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions, StoredSession, Turn, Turns,
 };
 
 impl SqliteStore {
@@ -135,5 +135,72 @@ impl Reports for SqliteStore {
 impl Maintenance for SqliteStore {
     async fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError> {
         self.call(move |s| s.prune(messages_before_ms, sessions_before_ms)).await
+    }
+}
+
+#[async_trait]
+impl Accounts for SqliteStore {
+    async fn add_account(&self, account: Account) -> Result<bool, StoreError> {
+        self.call(move |s| s.add_account(&account)).await
+    }
+
+    async fn account(&self, email: &str) -> Result<Option<Account>, StoreError> {
+        let email = email.to_owned();
+        self.call(move |s| s.account(&email)).await
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.call(Blocking::accounts).await
+    }
+
+    async fn remove_account(&self, email: &str) -> Result<bool, StoreError> {
+        let email = email.to_owned();
+        self.call(move |s| s.remove_account(&email)).await
+    }
+
+    async fn set_password(&self, email: &str, password_hash: &str) -> Result<bool, StoreError> {
+        let (email, hash) = (email.to_owned(), password_hash.to_owned());
+        self.call(move |s| s.set_password(&email, &hash)).await
+    }
+
+    async fn open_session(&self, session: ConsoleSession) -> Result<(), StoreError> {
+        self.call(move |s| s.open_session(&session)).await
+    }
+
+    async fn console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<(ConsoleSession, Account)>, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.call(move |s| s.console_session(&token_hash, now_ms)).await
+    }
+
+    async fn close_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.call(move |s| s.close_session(&token_hash)).await
+    }
+
+    async fn sign_in_failed(&self, key: &str, at_ms: i64, forget_before_ms: i64) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.call(move |s| s.sign_in_failed(&key, at_ms, forget_before_ms)).await
+    }
+
+    async fn sign_in_failures(&self, key: &str, since_ms: i64) -> Result<u32, StoreError> {
+        let key = key.to_owned();
+        self.call(move |s| s.sign_in_failures(&key, since_ms)).await
+    }
+
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.call(move |s| s.clear_sign_in_failures(&key)).await
+    }
+
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.call(move |s| s.audit(&entry)).await
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.call(move |s| s.audit_log(limit)).await
     }
 }

@@ -142,6 +142,37 @@ ALTER TABLE photo_jobs ADD COLUMN channel TEXT NOT NULL DEFAULT 'twilio';
 UPDATE photo_jobs SET address = substr(address, 10) WHERE address LIKE 'whatsapp:%';
 UPDATE photo_jobs SET bot = substr(bot, 10) WHERE bot LIKE 'whatsapp:%';
 ",
+    // The web console: accounts (argon2id hashes, never passwords), their sessions (the
+    // cookie token's SHA-256 only), failed sign-ins for throttling, and the audit log.
+    r"
+CREATE TABLE console_accounts (
+    email         TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'agent')),
+    password_hash TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL
+);
+CREATE TABLE console_sessions (
+    token_hash  TEXT PRIMARY KEY,
+    email       TEXT NOT NULL,
+    csrf        TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL
+);
+CREATE INDEX console_sessions_email ON console_sessions(email);
+CREATE TABLE sign_in_failures (
+    key    TEXT NOT NULL,
+    at_ms  INTEGER NOT NULL
+);
+CREATE INDEX sign_in_failures_key ON sign_in_failures(key, at_ms);
+CREATE TABLE audit_log (
+    id      INTEGER PRIMARY KEY,
+    at_ms   INTEGER NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    detail  TEXT NOT NULL
+);
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
