@@ -36,8 +36,13 @@
 //! | header read and idle keep-alive bound, ms | `limits.header_read_timeout_ms` | `WABOT_HEADER_READ_TIMEOUT_MS` | `10000` |
 //! | open connections (0: the open-file limit less 256) | `limits.max_connections` | `WABOT_MAX_CONNECTIONS` | `0` |
 //! | log format (`human`, `json`) | `log_format` | `WABOT_LOG_FORMAT` | `human` |
+//! | web console (`on`, `off`; default: on when an account exists) | `console.enabled` | `WABOT_CONSOLE` | — |
+//! | console sign-in lifetime, hours | `console.session_hours` | — | `12` |
+//! | failed sign-ins per account and per address before refusal | `console.max_failures` | — | `5` |
+//! | their window, seconds | `console.failure_window_secs` | — | `900` |
 
 pub mod badge;
+pub mod console;
 pub mod limits;
 pub mod mail;
 pub mod requests;
@@ -51,6 +56,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 pub use badge::BadgeSettings;
+pub use console::ConsoleSettings;
 pub use limits::LimitSettings;
 pub use mail::MailSettings;
 pub use requests::RequestSettings;
@@ -169,6 +175,8 @@ pub struct Settings {
     pub deprecations: Vec<String>,
     /// Timeout, load shedding, per-sender rate limit.
     pub limits: LimitSettings,
+    /// The web console.
+    pub console: ConsoleSettings,
     /// How log lines are written.
     pub log_format: crate::telemetry::LogFormat,
 }
@@ -194,6 +202,7 @@ impl Default for Settings {
             twilio: TwilioSettings::default(),
             deprecations: Vec::new(),
             limits: LimitSettings::default(),
+            console: ConsoleSettings::default(),
             log_format: crate::telemetry::LogFormat::default(),
         }
     }
@@ -216,6 +225,7 @@ struct FileSettings {
     badge: Option<badge::BadgeFile>,
     twilio: Option<twilio::TwilioFile>,
     limits: Option<limits::LimitsFile>,
+    console: Option<console::ConsoleFile>,
     log_format: Option<String>,
 }
 
@@ -295,6 +305,7 @@ impl Settings {
             }
             s.twilio.apply_file(twilio);
             s.limits.apply_file(f.limits.unwrap_or_default());
+            s.console.apply_file(f.console.unwrap_or_default());
             if let Some(v) = f.log_format {
                 s.log_format =
                     v.parse().map_err(|message| ConfigError::File { path: path.to_owned(), message })?;
@@ -342,6 +353,7 @@ impl Settings {
         s.badge.apply_env(&env)?;
         s.twilio.apply_env(&env);
         s.limits.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
+        s.console.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         if let Some(v) = env("WABOT_LOG_FORMAT") {
             s.log_format = v.parse().map_err(env_err("WABOT_LOG_FORMAT"))?;
         }
@@ -370,6 +382,7 @@ impl Settings {
         self.mail.validate().map_err(ConfigError::Invalid)?;
         self.requests.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.console.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
         }

@@ -124,6 +124,7 @@ impl Server {
         if unsigned && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
+        let store_accounts = Arc::clone(&store);
         let store: Arc<dyn Store> = store;
         let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine(), Arc::clone(&clock)));
         let (desk, outbox) =
@@ -137,8 +138,11 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
+        let accounts: Arc<dyn crate::store::Accounts> = store_accounts;
+        let console = console_state(settings, &faq, &dialog, &store, accounts, &clock).await?;
         let router =
-            router(settings, faq, dialog, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics));
+            router(settings, faq, dialog, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics))
+                .merge(console.map(crate::console::router).unwrap_or_default());
         Ok(Server {
             listener,
             router,
@@ -192,6 +196,41 @@ impl Server {
     }
 }
 
+/// The web console's state when it is on: `console.enabled`, else whether an account
+/// exists.
+async fn console_state(
+    settings: &Settings,
+    faq: &Arc<Faq>,
+    dialog: &Arc<Dialog>,
+    store: &Arc<dyn Store>,
+    accounts: Arc<dyn crate::store::Accounts>,
+    clock: &Arc<dyn Clock>,
+) -> Result<Option<Arc<crate::console::ConsoleState>>, ServerError> {
+    let on = match settings.console.enabled {
+        Some(on) => on,
+        None => !accounts
+            .accounts()
+            .await
+            .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?
+            .is_empty(),
+    };
+    if !on {
+        tracing::info!("web console off (add an account with `wabot users add`, or set console.enabled)");
+        return Ok(None);
+    }
+    tracing::info!("web console on: /console");
+    let secure = settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    Ok(Some(Arc::new(crate::console::ConsoleState::new(
+        accounts,
+        Arc::clone(store) as Arc<dyn crate::store::Reports>,
+        Arc::clone(faq),
+        Arc::clone(dialog),
+        Arc::clone(clock),
+        settings.console.clone(),
+        secure,
+    ))))
+}
+
 /// Accepts connections until `shutdown` completes, at most `limits.connection_cap()` open at
 /// once (further clients wait in the listen backlog), each served over HTTP/1.1 with the
 /// header read and idle keep-alive bounded; then lets the requests in flight finish.
@@ -207,7 +246,7 @@ async fn serve(
         .keep_alive(true);
     let cap = limits.connection_cap();
     let places = Arc::new(Semaphore::new(cap));
-    let service = TowerToHyperService::new(router);
+    let service = router;
     let graceful = GracefulShutdown::new();
     tracing::debug!(
         max_connections = cap,
@@ -233,7 +272,20 @@ async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        // The client's address, for what throttles per address (the console's sign-in).
+        let peer = stream.peer_addr().ok();
+        let service = service.clone();
+        let with_peer = tower::util::MapRequest::new(
+            service,
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                if let Some(peer) = peer {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                }
+                req
+            },
+        );
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(with_peer)));
         tokio::spawn(async move {
             // A client that hangs up or times out is its own business: nothing to report.
             let _ = connection.await;

@@ -61,6 +61,8 @@ pub struct Options {
     pub badges: Option<BuildDesk>,
     /// Timeout, load shedding, per-sender rate limit (the production defaults).
     pub limits: wabot::config::LimitSettings,
+    /// The web console (by default on only when an account exists: off in a fresh database).
+    pub console: wabot::config::ConsoleSettings,
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             requests: wabot::config::RequestSettings::default(),
             badges: None,
             limits: wabot::config::LimitSettings::default(),
+            console: wabot::config::ConsoleSettings::default(),
         }
     }
 }
@@ -105,6 +108,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         admin_token: opts.admin_token.map(|t| SecretString::from(t.to_owned())),
         max_body_bytes: opts.max_body_bytes,
         limits: opts.limits,
+        console: opts.console,
         ..Settings::default()
     };
     let options = FaqOptions { corpus: opts.corpus, journal: opts.journal, ..FaqOptions::default() };

@@ -4,6 +4,7 @@
 mod admin;
 mod badge;
 mod cli;
+mod console;
 mod helpers;
 mod hostile;
 mod limits;
