@@ -1,5 +1,6 @@
 //! The `[console]` settings: the web console at `/console`, its sessions and its sign-in
-//! throttle.
+//! throttle, and handing conversations over to a person (idle time, office hours,
+//! how long transcripts are kept).
 
 use serde::Deserialize;
 
@@ -14,11 +15,29 @@ pub struct ConsoleSettings {
     pub max_failures: u32,
     /// The throttle's window, seconds.
     pub failure_window_secs: u64,
+    /// A conversation handed over to a person returns to the bot after this long without a
+    /// message from the employee, minutes.
+    pub handoff_idle_mins: u64,
+    /// When HR colleagues answer, as the employee is told, in English.
+    pub office_hours_en: String,
+    /// The same in French.
+    pub office_hours_fr: String,
+    /// How long conversations' transcripts are kept, days.
+    pub transcript_days: u64,
 }
 
 impl Default for ConsoleSettings {
     fn default() -> Self {
-        ConsoleSettings { enabled: None, session_hours: 12, max_failures: 5, failure_window_secs: 15 * 60 }
+        ConsoleSettings {
+            enabled: None,
+            session_hours: 12,
+            max_failures: 5,
+            failure_window_secs: 15 * 60,
+            handoff_idle_mins: 4 * 60,
+            office_hours_en: "Monday to Friday, 9:00 to 17:00".into(),
+            office_hours_fr: "du lundi au vendredi, de 9 h à 17 h".into(),
+            transcript_days: 30,
+        }
     }
 }
 
@@ -30,6 +49,10 @@ pub struct ConsoleFile {
     session_hours: Option<u64>,
     max_failures: Option<u32>,
     failure_window_secs: Option<u64>,
+    handoff_idle_mins: Option<u64>,
+    office_hours_en: Option<String>,
+    office_hours_fr: Option<String>,
+    transcript_days: Option<u64>,
 }
 
 impl ConsoleSettings {
@@ -39,6 +62,10 @@ impl ConsoleSettings {
         self.session_hours = f.session_hours.unwrap_or(self.session_hours);
         self.max_failures = f.max_failures.unwrap_or(self.max_failures);
         self.failure_window_secs = f.failure_window_secs.unwrap_or(self.failure_window_secs);
+        self.handoff_idle_mins = f.handoff_idle_mins.unwrap_or(self.handoff_idle_mins);
+        self.office_hours_en = f.office_hours_en.unwrap_or(std::mem::take(&mut self.office_hours_en));
+        self.office_hours_fr = f.office_hours_fr.unwrap_or(std::mem::take(&mut self.office_hours_fr));
+        self.transcript_days = f.transcript_days.unwrap_or(self.transcript_days);
     }
 
     /// Applies `WABOT_CONSOLE` (`on`, `off`).
@@ -63,6 +90,9 @@ impl ConsoleSettings {
         }
         if self.failure_window_secs == 0 {
             return Err("console.failure_window_secs must be at least 1".into());
+        }
+        if self.handoff_idle_mins == 0 || self.transcript_days == 0 {
+            return Err("console.handoff_idle_mins and console.transcript_days must be at least 1".into());
         }
         Ok(())
     }

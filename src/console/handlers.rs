@@ -15,6 +15,7 @@ use super::{
     ConsoleState, Exchange, MAX_EXCHANGES, Matched, SESSION_COOKIE, SIGN_IN_COOKIE, Signed, client, cookie,
     page_lang, password, refuse, same, set_cookie,
 };
+use crate::desk::handoff::HandoffError;
 use crate::dialog::{Incoming, Outcome};
 use crate::domain::{Address, Channel, MailState, TICKET_PLACEHOLDER};
 use crate::engine::{FaqEntry, Lang};
@@ -569,9 +570,109 @@ pub(super) async fn unanswered(
     }
 }
 
-/// Conversations.
-pub(super) async fn conversations(Extension(who): Extension<Signed>, headers: HeaderMap) -> Response {
-    html(views::conversations(&page(&headers, &who, "conversations")))
+/// Conversations: handed-over ones first, with their waiting time, then recent ones.
+pub(super) async fn conversations(
+    State(st): State<Arc<ConsoleState>>,
+    Extension(who): Extension<Signed>,
+    headers: HeaderMap,
+) -> Response {
+    match st.handoff.transcripts().conversations(ROWS_SHOWN).await {
+        Ok(rows) => {
+            html(views::conversations(&page(&headers, &who, "conversations"), &rows, st.clock.now_ms()))
+        }
+        Err(e) => store_failed(e),
+    }
+}
+
+fn conversation_user(channel: &str, id: &str) -> Option<Address> {
+    Address::parse(Channel::parse(channel).ok()?, id).ok()
+}
+
+/// One conversation's transcript, with the reply and hand-back forms.
+pub(super) async fn conversation(
+    State(st): State<Arc<ConsoleState>>,
+    Extension(who): Extension<Signed>,
+    headers: HeaderMap,
+    Path((channel, id)): Path<(String, String)>,
+    Query(notice): Query<Notice>,
+) -> Response {
+    let p = page(&headers, &who, "conversations");
+    let Some(user) = conversation_user(&channel, &id) else {
+        return (StatusCode::NOT_FOUND, html(views::not_found(&p))).into_response();
+    };
+    let t = st.handoff.transcripts();
+    let (summary, lines) = match (t.conversation(&user).await, t.transcript(&user, 200).await) {
+        (Ok(Some(s)), Ok(l)) => (s, l),
+        (Ok(None), _) => return (StatusCode::NOT_FOUND, html(views::not_found(&p))).into_response(),
+        (Err(e), _) | (_, Err(e)) => return store_failed(e),
+    };
+    let now = st.clock.now_ms();
+    html(views::conversation(&p, &summary, &lines, now, st.handoff.can_reply(), notice.error.as_deref()))
+}
+
+/// A message shown once after a redirect.
+#[derive(Deserialize)]
+pub(super) struct Notice {
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ReplyForm {
+    #[serde(default)]
+    reply: String,
+}
+
+/// An agent's reply: into the transcript, then handed over for delivery.
+pub(super) async fn conversation_reply(
+    State(st): State<Arc<ConsoleState>>,
+    Extension(who): Extension<Signed>,
+    Path((channel, id)): Path<(String, String)>,
+    Form(form): Form<ReplyForm>,
+) -> Response {
+    let Some(user) = conversation_user(&channel, &id) else {
+        return refuse(StatusCode::NOT_FOUND, "no such conversation");
+    };
+    let back = format!("/console/conversations/{}/{}", user.channel().as_str(), url_part(user.id()));
+    let text = crate::domain::clean_text(&form.reply, 1600);
+    if text.trim().is_empty() {
+        return Redirect::to(&back).into_response();
+    }
+    match st.handoff.reply(&who.account.email, &user, text.trim()).await {
+        Ok(()) => {
+            audit(&st, &who, "conversation.reply", &crate::telemetry::mask_sender(user.id())).await;
+            Redirect::to(&back).into_response()
+        }
+        Err(HandoffError::NotFound) => refuse(StatusCode::NOT_FOUND, "no such conversation"),
+        Err(HandoffError::Store(e)) => store_failed(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "console: an agent's reply was not sent");
+            let msg: String = url::form_urlencoded::byte_serialize(e.to_string().as_bytes()).collect();
+            Redirect::to(&format!("{back}?error={msg}")).into_response()
+        }
+    }
+}
+
+/// Gives the conversation back to the bot.
+pub(super) async fn conversation_hand_back(
+    State(st): State<Arc<ConsoleState>>,
+    Extension(who): Extension<Signed>,
+    Path((channel, id)): Path<(String, String)>,
+) -> Response {
+    let Some(user) = conversation_user(&channel, &id) else {
+        return refuse(StatusCode::NOT_FOUND, "no such conversation");
+    };
+    match st.handoff.hand_back(&user).await {
+        Ok(()) => {
+            audit(&st, &who, "conversation.hand_back", &crate::telemetry::mask_sender(user.id())).await;
+            Redirect::to("/console/conversations").into_response()
+        }
+        Err(HandoffError::Store(e)) => store_failed(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "console: hand-back failed");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "the conversation could not be handed back")
+        }
+    }
 }
 
 /// Figures.

@@ -10,7 +10,9 @@
 //! | `GET /console/faq`, `GET /console/faq/{id}`, `POST /console/faq/{id}`, `POST /console/faq/{id}/delete`, `GET`/`POST /console/faq-new` | the live FAQ, changed through its journal |
 //! | `GET /console/requests`, `GET /console/requests/{ticket}` | requests, filtered, and one request's e-mail |
 //! | `GET /console/unanswered` | declined questions by group, each with **Create an entry** |
-//! | `GET /console/conversations`, `GET /console/dashboard` | conversations and figures |
+//! | `GET /console/conversations`, `GET /console/conversations/{channel}/{id}` | conversations, handed-over ones first, and one's transcript |
+//! | `POST …/{channel}/{id}/reply`, `POST …/{channel}/{id}/hand-back` | an agent's reply (**Send reply**) and **Hand back to the bot** |
+//! | `GET /console/dashboard` | figures |
 //! | `GET /console/assets/*` | the stylesheet and the script |
 //!
 //! Owns sign-in and sessions: an account signs in with its e-mail and password (argon2id);
@@ -45,6 +47,7 @@ use axum::routing::{get, post};
 use subtle::ConstantTimeEq;
 
 use crate::config::ConsoleSettings;
+use crate::desk::handoff::HandoffDesk;
 use crate::dialog::Dialog;
 use crate::domain::{Clock, Session};
 use crate::engine::Lang;
@@ -73,6 +76,8 @@ pub struct ConsoleState {
     clock: Arc<dyn Clock>,
     settings: ConsoleSettings,
     secure_cookie: bool,
+    /// Agents' replies and hand-backs, and the transcripts.
+    handoff: HandoffDesk,
     /// Each signed-in session's *Try the bot* conversation, by session token hash; never
     /// stored, never a real user's.
     simulations: Mutex<HashMap<String, Simulation>>,
@@ -86,6 +91,7 @@ impl std::fmt::Debug for ConsoleState {
 
 impl ConsoleState {
     /// The console over these parts; `secure_cookie` when the public URL is https.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         accounts: Arc<dyn Accounts>,
         reports: Arc<dyn Reports>,
@@ -94,8 +100,10 @@ impl ConsoleState {
         clock: Arc<dyn Clock>,
         settings: ConsoleSettings,
         secure_cookie: bool,
+        handoff: HandoffDesk,
     ) -> ConsoleState {
         ConsoleState {
+            handoff,
             accounts,
             reports,
             faq,
@@ -164,6 +172,9 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/console/requests/{ticket}", get(handlers::request_view))
         .route("/console/unanswered", get(handlers::unanswered))
         .route("/console/conversations", get(handlers::conversations))
+        .route("/console/conversations/{channel}/{id}", get(handlers::conversation))
+        .route("/console/conversations/{channel}/{id}/reply", post(handlers::conversation_reply))
+        .route("/console/conversations/{channel}/{id}/hand-back", post(handlers::conversation_hand_back))
         .route("/console/dashboard", get(handlers::dashboard))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_session));
     Router::new()

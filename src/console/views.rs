@@ -8,7 +8,7 @@ use super::Exchange;
 use super::handlers::{EntryForm, RequestFilter};
 use crate::domain::{MailState, RequestRecord, Unanswered, utc};
 use crate::engine::{FaqEntry, Lang};
-use crate::store::Account;
+use crate::store::{Account, ConversationSummary, Speaker, TranscriptLine};
 
 /// What every signed-in page needs: the language, who is signed in with the session's
 /// anti-forgery token, and the navigation's current item.
@@ -331,14 +331,88 @@ fn query_part(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Conversations.
-pub(super) fn conversations(p: &Page<'_>) -> Markup {
+/// A duration as minutes, hours or days.
+fn waited(l: Lang, ms: i64) -> String {
+    let mins = ms.max(0) / 60_000;
+    match mins {
+        0 => t(l, "just now", "à l'instant").to_owned(),
+        m if m < 60 => format!("{m} min"),
+        m if m < 48 * 60 => format!("{} h {:02}", m / 60, m % 60),
+        m => format!("{} {}", m / 1440, t(l, "days", "jours")),
+    }
+}
+
+fn conversation_href(c: &ConversationSummary) -> String {
+    format!("/console/conversations/{}/{}", c.user.channel().as_str(), query_part(c.user.id()))
+}
+
+/// Conversations: handed over first, with their waiting time.
+pub(super) fn conversations(p: &Page<'_>, rows: &[ConversationSummary], now_ms: i64) -> Markup {
     let l = p.lang;
     layout(
         p,
         t(l, "Conversations", "Conversations"),
         html! {
-            p.hint { (t(l, "No conversation is waiting for a person.", "Aucune conversation n'attend une personne.")) }
+            table.list {
+                thead { tr { th { (t(l, "Employee", "Employé")) } th { (t(l, "Status", "Statut")) } th { (t(l, "Last message", "Dernier message")) } } }
+                tbody {
+                    @for c in rows {
+                        tr class=[c.handed_over_ms.is_some().then_some("waiting")] {
+                            td { a href=(conversation_href(c)) { (c.user.id()) } }
+                            td {
+                                @if let Some(since) = c.handed_over_ms {
+                                    strong { (t(l, "waiting for a person", "attend une personne")) } " · " (waited(l, now_ms - since))
+                                } @else { (t(l, "with the bot", "avec le bot")) }
+                            }
+                            td { (c.last_text.chars().take(80).collect::<String>()) }
+                        }
+                    }
+                }
+            }
+            @if rows.is_empty() { p.hint { (t(l, "No conversation yet.", "Aucune conversation pour l'instant.")) } }
+        },
+    )
+}
+
+/// One conversation: its transcript and, the reply and hand-back forms.
+pub(super) fn conversation(
+    p: &Page<'_>,
+    c: &ConversationSummary,
+    lines: &[TranscriptLine],
+    now_ms: i64,
+    can_reply: bool,
+    error: Option<&str>,
+) -> Markup {
+    let l = p.lang;
+    let href = conversation_href(c);
+    layout(
+        p,
+        c.user.id(),
+        html! {
+            @if let Some(since) = c.handed_over_ms {
+                p.waiting { (t(l, "Waiting for a person for ", "Attend une personne depuis ")) (waited(l, now_ms - since)) }
+            }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            ol.chat {
+                @for line in lines {
+                    @let class = match line.speaker { Speaker::Employee => "employee", Speaker::Bot => "bot", Speaker::Agent => "agent" };
+                    li class=(class) {
+                        @if let Some(a) = &line.author { span.author { (a) } br; }
+                        (line.text)
+                    }
+                }
+            }
+            @if !can_reply { p.hint { (t(l, "Replies cannot be sent: Twilio's account is not configured.", "Impossible d'envoyer une réponse : le compte Twilio n'est pas configuré.")) } }
+            form.send method="post" action={ (href) "/reply" } {
+                (csrf(p))
+                label for="reply" { (t(l, "Reply", "Réponse")) }
+                textarea id="reply" name="reply" rows="3" required {}
+                button type="submit" { (t(l, "Send reply", "Envoyer la réponse")) }
+            }
+            form method="post" action={ (href) "/hand-back" } {
+                (csrf(p))
+                button.secondary type="submit" { (t(l, "Hand back to the bot", "Rendre la main au bot")) }
+            }
         },
     )
 }

@@ -16,9 +16,9 @@ use thiserror::Error;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::dialog::{Dialog, Incoming, Outcome};
-use crate::domain::{Clock, MessageId};
+use crate::domain::{Address, Clock, MessageId};
 use crate::engine::Lang;
-use crate::store::{Committed, Conversations, StoreError, Turn};
+use crate::store::{Committed, Conversations, Speaker, StoreError, TranscriptLine, Transcripts, Turn};
 
 /// How many times a turn is handled again after losing a race on its user's session.
 const MAX_CONFLICTS: usize = 8;
@@ -57,6 +57,9 @@ pub struct Desk {
     /// With the semantic scorer on, a turn's matching takes milliseconds of CPU: it runs on
     /// the blocking pool, at most one per core, so the async workers keep serving.
     matching: Arc<Semaphore>,
+    /// Where each turn's lines go, and which conversations wait for a person (none: not
+    /// kept).
+    transcripts: Option<Arc<dyn Transcripts>>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -75,7 +78,20 @@ impl Desk {
         mail_wakeup: Arc<Notify>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Desk { dialog, store, clock, mail_wakeup, matching: Arc::new(Semaphore::new(cores)) }
+        Desk {
+            dialog,
+            store,
+            clock,
+            mail_wakeup,
+            matching: Arc::new(Semaphore::new(cores)),
+            transcripts: None,
+        }
+    }
+
+    /// Keeps each turn's lines in `transcripts`, with which conversations are handed over.
+    pub fn with_transcripts(mut self, transcripts: Arc<dyn Transcripts>) -> Self {
+        self.transcripts = Some(transcripts);
+        self
     }
 
     /// The store.
@@ -85,14 +101,28 @@ impl Desk {
 
     /// Handles one message; `message_id` is the channel's id of it, the deduplication key.
     pub async fn handle(&self, msg: Incoming, message_id: Option<MessageId>) -> Result<Handled, DeskError> {
+        self.handle_to(msg, message_id, None).await
+    }
+
+    /// [`Desk::handle`] for a message sent to the bot's address `bot` (kept with the
+    /// conversation: a person's reply comes from there).
+    pub async fn handle_to(
+        &self,
+        msg: Incoming,
+        message_id: Option<MessageId>,
+        bot: Option<Address>,
+    ) -> Result<Handled, DeskError> {
         let mut conflicts = 0;
         loop {
             match self.turn(&msg, message_id.clone()).await {
                 Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
                 Err(e) => return Err(e.into()),
-                Ok((committed, outcome, lang)) => {
+                Ok((committed, outcome, lang, handed)) => {
                     if committed.ticket.is_some() {
                         self.mail_wakeup.notify_one();
+                    }
+                    if !committed.replayed {
+                        self.keep_transcript(&msg, bot.as_ref(), &committed.messages, handed).await;
                     }
                     return Ok(Handled {
                         messages: committed.messages,
@@ -113,8 +143,9 @@ impl Desk {
         &self,
         msg: &Incoming,
         message_id: Option<MessageId>,
-    ) -> Result<(Committed, Outcome, Lang), StoreError> {
+    ) -> Result<(Committed, Outcome, Lang, Option<Option<i64>>), StoreError> {
         let (mut session, version) = super::load_session(&*self.store, &msg.user).await?;
+        let was = session.handoff.map(|h| h.since_ms);
         let reply = if self.dialog.engine().is_semantic() {
             // The semaphore is never closed.
             let _place = self.matching.acquire().await.ok();
@@ -131,6 +162,8 @@ impl Desk {
             self.dialog.respond(&mut session, msg)
         };
         session.lang = Some(reply.lang);
+        let now = session.handoff.map(|h| h.since_ms);
+        let handed = (was != now).then_some(now);
         let request = match &reply.outcome {
             Outcome::RequestSubmitted(req) => Some((**req).clone()),
             _ => None,
@@ -153,7 +186,39 @@ impl Desk {
                 now_ms: self.clock.now_ms(),
             })
             .await?;
-        Ok((committed, reply.outcome, reply.lang))
+        Ok((committed, reply.outcome, reply.lang, handed))
+    }
+
+    /// Appends the message and its reply to the transcript and records a handover or a
+    /// return to the bot (`handed`). After the commit: a failure here is logged, the turn
+    /// stands.
+    async fn keep_transcript(
+        &self,
+        msg: &Incoming,
+        bot: Option<&Address>,
+        replies: &[String],
+        handed: Option<Option<i64>>,
+    ) {
+        let Some(transcripts) = &self.transcripts else { return };
+        let at_ms = self.clock.now_ms();
+        let mut lines =
+            vec![TranscriptLine { speaker: Speaker::Employee, author: None, text: msg.text.clone(), at_ms }];
+        lines.extend(replies.iter().map(|r| TranscriptLine {
+            speaker: Speaker::Bot,
+            author: None,
+            text: r.clone(),
+            at_ms,
+        }));
+        if let Err(e) = transcripts.record(&msg.user, bot, lines).await {
+            tracing::error!(error = %e, "cannot keep the transcript");
+        }
+        if let Some(since) = handed {
+            match transcripts.set_handed_over(&msg.user, since).await {
+                Ok(()) if since.is_some() => tracing::info!("a conversation was handed over to a person"),
+                Ok(()) => {}
+                Err(e) => tracing::error!(error = %e, "cannot record the handover"),
+            }
+        }
     }
 }
 

@@ -94,6 +94,8 @@ pub struct Server {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
+    /// The transcripts to prune, and after how many days, when the console is on.
+    transcripts: Option<(Arc<dyn crate::store::Transcripts>, u64)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -124,11 +126,25 @@ impl Server {
         if unsigned && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
-        let store_accounts = Arc::clone(&store);
+        let accounts: Arc<dyn crate::store::Accounts> = store.clone();
+        let transcripts: Arc<dyn crate::store::Transcripts> = store.clone();
+        let console_on = console_enabled(settings, &*accounts).await?;
         let store: Arc<dyn Store> = store;
         let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine(), Arc::clone(&clock)));
         let (desk, outbox) =
             desk_over(settings, Arc::clone(&store), Arc::clone(&dialog), Arc::clone(&clock))?;
+        // Handing over to a person needs someone to hand over to: it is on with the console.
+        let desk = if console_on {
+            let c = &settings.console;
+            dialog.set_handoff(Some(Arc::new(crate::dialog::HandoffPolicy {
+                idle_ms: i64::try_from(c.handoff_idle_mins.saturating_mul(60_000)).unwrap_or(i64::MAX),
+                hours_en: c.office_hours_en.clone(),
+                hours_fr: c.office_hours_fr.clone(),
+            })));
+            desk.with_transcripts(Arc::clone(&transcripts))
+        } else {
+            desk
+        };
         let desk = Arc::new(desk);
         let metrics = Arc::new(Metrics::new());
         let outbox = outbox.map(|o| o.with_metrics(Arc::clone(&metrics)));
@@ -138,12 +154,15 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        let accounts: Arc<dyn crate::store::Accounts> = store_accounts;
-        let console = console_state(settings, &faq, &dialog, &store, accounts, &clock).await?;
+        let console = console_on.then(|| {
+            console_state(settings, &faq, &dialog, &store, accounts, Arc::clone(&transcripts), &clock)
+        });
         let router =
             router(settings, faq, dialog, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics))
                 .merge(console.map(crate::console::router).unwrap_or_default());
+        let transcripts = console_on.then_some((transcripts, settings.console.transcript_days));
         Ok(Server {
+            transcripts,
             listener,
             router,
             limits: settings.limits.clone(),
@@ -179,14 +198,21 @@ impl Server {
             tracing::error!(error = %e, "cannot resume the pending badge photos");
         }
         let worker = self.outbox.map(|o| tokio::spawn(o.run()));
+        let clock = Arc::clone(&self.clock);
         let pruner = tokio::spawn(crate::store::prune_forever(
             self.store,
             self.clock,
             std::time::Duration::from_secs(3600),
         ));
+        let transcripts = self
+            .transcripts
+            .map(|(t, days)| tokio::spawn(prune_transcripts_forever(t, Arc::clone(&clock), days)));
         let served = serve(self.listener, self.router, &self.limits, shutdown).await;
         if let Some(w) = worker {
             w.abort();
+        }
+        if let Some(t) = transcripts {
+            t.abort();
         }
         pruner.abort();
         if let Some(badges) = &self.badges {
@@ -196,16 +222,11 @@ impl Server {
     }
 }
 
-/// The web console's state when it is on: `console.enabled`, else whether an account
-/// exists.
-async fn console_state(
+/// Whether the web console is on: `console.enabled`, else whether an account exists.
+async fn console_enabled(
     settings: &Settings,
-    faq: &Arc<Faq>,
-    dialog: &Arc<Dialog>,
-    store: &Arc<dyn Store>,
-    accounts: Arc<dyn crate::store::Accounts>,
-    clock: &Arc<dyn Clock>,
-) -> Result<Option<Arc<crate::console::ConsoleState>>, ServerError> {
+    accounts: &dyn crate::store::Accounts,
+) -> Result<bool, ServerError> {
     let on = match settings.console.enabled {
         Some(on) => on,
         None => !accounts
@@ -214,13 +235,54 @@ async fn console_state(
             .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?
             .is_empty(),
     };
-    if !on {
+    if on {
+        tracing::info!("web console on: /console; conversations can be handed over to a person");
+    } else {
         tracing::info!("web console off (add an account with `wabot users add`, or set console.enabled)");
-        return Ok(None);
     }
-    tracing::info!("web console on: /console");
+    Ok(on)
+}
+
+/// The web console's state: its store roles, the live FAQ and dialog, and agents' replies
+/// sent through Twilio's REST API when its account is configured.
+fn console_state(
+    settings: &Settings,
+    faq: &Arc<Faq>,
+    dialog: &Arc<Dialog>,
+    store: &Arc<dyn Store>,
+    accounts: Arc<dyn crate::store::Accounts>,
+    transcripts: Arc<dyn crate::store::Transcripts>,
+    clock: &Arc<dyn Clock>,
+) -> Arc<crate::console::ConsoleState> {
+    use secrecy::ExposeSecret;
     let secure = settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
-    Ok(Some(Arc::new(crate::console::ConsoleState::new(
+    let sender = match (&settings.twilio.account_sid, &settings.twilio_auth_token, settings.twilio.api_url())
+    {
+        (Some(sid), Some(token), Ok(base)) => {
+            let config = twilio::rest::RestConfig::new(base, sid.expose_secret().to_owned(), token.clone());
+            match twilio::rest::RestSender::new(config) {
+                Ok(s) => Some(Arc::new(crate::desk::handoff::Direct(Arc::new(s)))
+                    as Arc<dyn crate::desk::handoff::AgentReplies>),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the Twilio REST client: agents cannot reply");
+                    None
+                }
+            }
+        }
+        _ => {
+            tracing::warn!(
+                "TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN unset: agents' replies from the console cannot be sent"
+            );
+            None
+        }
+    };
+    let handoff = crate::desk::handoff::HandoffDesk::new(
+        Arc::clone(store) as Arc<dyn crate::store::Conversations>,
+        transcripts,
+        sender,
+        Arc::clone(clock),
+    );
+    Arc::new(crate::console::ConsoleState::new(
         accounts,
         Arc::clone(store) as Arc<dyn crate::store::Reports>,
         Arc::clone(faq),
@@ -228,7 +290,25 @@ async fn console_state(
         Arc::clone(clock),
         settings.console.clone(),
         secure,
-    ))))
+        handoff,
+    ))
+}
+
+/// Forgets transcript lines older than `days`, now and every hour.
+async fn prune_transcripts_forever(
+    transcripts: Arc<dyn crate::store::Transcripts>,
+    clock: Arc<dyn Clock>,
+    days: u64,
+) {
+    let keep_ms = i64::try_from(days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
+    loop {
+        match transcripts.prune_transcripts(clock.now_ms().saturating_sub(keep_ms)).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "pruned old transcripts"),
+            Err(e) => tracing::warn!(error = %e, "pruning transcripts failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
 }
 
 /// Accepts connections until `shutdown` completes, at most `limits.connection_cap()` open at

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::roles::{
-    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, PhotoJob, Store, Turn,
+    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, PhotoJob, Speaker,
+    Store, TranscriptLine, Transcripts, Turn,
 };
 use super::{MemoryBackend, SqliteStore, StoreError};
 use crate::domain::{Address, Channel, MailState, MessageId, NewRequest, TICKET_PLACEHOLDER};
@@ -461,5 +462,60 @@ async fn the_audit_log_gives_the_latest_changes_first() {
         let log = store.audit_log(2).await.unwrap();
         let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["faq.delete", "faq.put"], "{name}");
+    }
+}
+
+fn transcript_backends() -> Vec<(&'static str, Arc<dyn Transcripts>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("transcripts.db")).unwrap();
+    vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)]
+}
+
+fn line(speaker: Speaker, text: &str, at_ms: i64) -> TranscriptLine {
+    TranscriptLine { speaker, author: None, text: text.into(), at_ms }
+}
+
+#[tokio::test]
+async fn handed_over_conversations_come_first_longest_waiting_first_then_the_latest() {
+    for (name, store, _dir) in transcript_backends() {
+        let bot = a("+15550000000");
+        store.record(&a("+331"), Some(&bot), vec![line(Speaker::Employee, "hello", 100)]).await.unwrap();
+        store.record(&a("+332"), None, vec![line(Speaker::Employee, "human", 200)]).await.unwrap();
+        store.record(&a("+333"), None, vec![line(Speaker::Employee, "agent", 300)]).await.unwrap();
+        store.record(&a("+334"), None, vec![line(Speaker::Employee, "later", 400)]).await.unwrap();
+        store.set_handed_over(&a("+333"), Some(300)).await.unwrap();
+        store.set_handed_over(&a("+332"), Some(350)).await.unwrap();
+        let order: Vec<_> =
+            store.conversations(10).await.unwrap().into_iter().map(|c| c.user.id().to_owned()).collect();
+        assert_eq!(order, ["+333", "+332", "+334", "+331"], "{name}");
+        store.set_handed_over(&a("+333"), None).await.unwrap();
+        let first = store.conversations(1).await.unwrap();
+        assert_eq!(first[0].user, a("+332"), "{name}");
+        let one = store.conversation(&a("+331")).await.unwrap().unwrap();
+        assert_eq!((one.bot, one.last_text.as_str()), (Some(bot), "hello"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_transcript_keeps_its_lines_in_order_and_pruning_forgets_old_ones() {
+    for (name, store, _dir) in transcript_backends() {
+        let u = a("+331");
+        let lines = vec![
+            line(Speaker::Employee, "<b>hi</b>", 100),
+            line(Speaker::Bot, "hello", 101),
+            TranscriptLine {
+                speaker: Speaker::Agent,
+                author: Some("ann@example.com".into()),
+                text: "I'm here".into(),
+                at_ms: 500,
+            },
+        ];
+        store.record(&u, None, lines.clone()).await.unwrap();
+        assert_eq!(store.transcript(&u, 10).await.unwrap(), lines, "{name}");
+        assert_eq!(store.transcript(&u, 1).await.unwrap(), lines[2..], "{name}");
+        store.record(&a("+332"), None, vec![line(Speaker::Employee, "old", 50)]).await.unwrap();
+        assert_eq!(store.prune_transcripts(200).await.unwrap(), 4, "{name}: 3 lines and 1 idle conversation");
+        assert_eq!(store.transcript(&u, 10).await.unwrap(), lines[2..], "{name}");
+        assert!(store.conversation(&a("+332")).await.unwrap().is_none(), "{name}");
     }
 }

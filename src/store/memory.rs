@@ -11,8 +11,9 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::roles::{
-    Account, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Jobs, Maintenance, Outbox,
-    OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions, StoredSession, Turn, Turns,
+    Account, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary, Enqueued, Jobs,
+    Maintenance, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions, StoredSession,
+    TranscriptLine, Transcripts, Turn, Turns,
 };
 use crate::domain::{
     Address, Channel, MailState, MessageId, NewRequest, RequestRecord, TICKET_PLACEHOLDER, Unanswered,
@@ -88,6 +89,8 @@ struct State {
     console_sessions: HashMap<String, ConsoleSession>,
     sign_in_failures: HashMap<String, Vec<i64>>,
     audit: Vec<AuditEntry>,
+    conversations: HashMap<Address, ConversationSummary>,
+    transcripts: HashMap<Address, Vec<TranscriptLine>>,
 }
 
 impl State {
@@ -426,5 +429,81 @@ impl Accounts for MemoryBackend {
 
     async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(self.lock().audit.iter().rev().take(limit).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl Transcripts for MemoryBackend {
+    async fn record(
+        &self,
+        user: &Address,
+        bot: Option<&Address>,
+        lines: Vec<TranscriptLine>,
+    ) -> Result<(), StoreError> {
+        let Some(last) = lines.last().cloned() else { return Ok(()) };
+        let mut s = self.lock();
+        let c = s.conversations.entry(user.clone()).or_insert_with(|| ConversationSummary {
+            user: user.clone(),
+            bot: None,
+            handed_over_ms: None,
+            last_ms: last.at_ms,
+            last_text: String::new(),
+        });
+        if bot.is_some() {
+            c.bot = bot.cloned();
+        }
+        c.last_ms = last.at_ms;
+        c.last_text = last.text;
+        s.transcripts.entry(user.clone()).or_default().extend(lines);
+        Ok(())
+    }
+
+    async fn set_handed_over(&self, user: &Address, since_ms: Option<i64>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let c = s.conversations.entry(user.clone()).or_insert_with(|| ConversationSummary {
+            user: user.clone(),
+            bot: None,
+            handed_over_ms: None,
+            last_ms: since_ms.unwrap_or(0),
+            last_text: String::new(),
+        });
+        c.handed_over_ms = since_ms;
+        Ok(())
+    }
+
+    async fn conversations(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError> {
+        let mut all: Vec<ConversationSummary> = self.lock().conversations.values().cloned().collect();
+        all.sort_by(|a, b| match (a.handed_over_ms, b.handed_over_ms) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => b.last_ms.cmp(&a.last_ms),
+        });
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn conversation(&self, user: &Address) -> Result<Option<ConversationSummary>, StoreError> {
+        Ok(self.lock().conversations.get(user).cloned())
+    }
+
+    async fn transcript(&self, user: &Address, limit: usize) -> Result<Vec<TranscriptLine>, StoreError> {
+        let s = self.lock();
+        let lines = s.transcripts.get(user).map_or(&[][..], Vec::as_slice);
+        Ok(lines[lines.len().saturating_sub(limit)..].to_vec())
+    }
+
+    async fn prune_transcripts(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let mut s = self.lock();
+        let mut removed = 0;
+        for lines in s.transcripts.values_mut() {
+            let before = lines.len();
+            lines.retain(|l| l.at_ms >= before_ms);
+            removed += before - lines.len();
+        }
+        s.transcripts.retain(|_, l| !l.is_empty());
+        let before = s.conversations.len();
+        s.conversations.retain(|_, c| c.handed_over_ms.is_some() || c.last_ms >= before_ms);
+        Ok(removed + before - s.conversations.len())
     }
 }

@@ -336,3 +336,89 @@ pub trait Accounts: Send + Sync {
     /// The latest audit entries, newest first.
     async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }
+
+/// Who wrote a line of a conversation's transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    /// The employee.
+    Employee,
+    /// The bot.
+    Bot,
+    /// An HR colleague, through the console.
+    Agent,
+}
+
+impl Speaker {
+    /// The stored name: `employee`, `bot`, `agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Speaker::Employee => "employee",
+            Speaker::Bot => "bot",
+            Speaker::Agent => "agent",
+        }
+    }
+
+    /// The speaker named `s`.
+    pub fn parse(s: &str) -> Option<Speaker> {
+        match s {
+            "employee" => Some(Speaker::Employee),
+            "bot" => Some(Speaker::Bot),
+            "agent" => Some(Speaker::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// One line of a conversation's transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptLine {
+    /// Who wrote it.
+    pub speaker: Speaker,
+    /// For an agent's line, their account's e-mail.
+    pub author: Option<String>,
+    /// What was written.
+    pub text: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// A conversation as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSummary {
+    /// The employee.
+    pub user: Address,
+    /// The bot's own address on the user's channel, when known: an agent's reply comes
+    /// from there.
+    pub bot: Option<Address>,
+    /// Since when it waits for a person; `None` while the bot has it.
+    pub handed_over_ms: Option<i64>,
+    /// Its last line's time, ms since the Unix epoch.
+    pub last_ms: i64,
+    /// Its last line.
+    pub last_text: String,
+}
+
+/// Conversations' transcripts and which of them are handed over to a person.
+#[async_trait]
+pub trait Transcripts: Send + Sync {
+    /// Appends `lines` to `user`'s transcript (the conversation is created if new; its bot
+    /// address kept when `bot` is `None`).
+    async fn record(
+        &self,
+        user: &Address,
+        bot: Option<&Address>,
+        lines: Vec<TranscriptLine>,
+    ) -> Result<(), StoreError>;
+    /// Marks the conversation handed over since `since_ms`, or (`None`) back with the bot.
+    async fn set_handed_over(&self, user: &Address, since_ms: Option<i64>) -> Result<(), StoreError>;
+    /// Conversations: those handed over first, longest waiting first, then the others,
+    /// latest first; at most `limit`.
+    async fn conversations(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError>;
+    /// One conversation.
+    async fn conversation(&self, user: &Address) -> Result<Option<ConversationSummary>, StoreError>;
+    /// The last `limit` lines of `user`'s transcript, oldest first.
+    async fn transcript(&self, user: &Address, limit: usize) -> Result<Vec<TranscriptLine>, StoreError>;
+    /// Forgets lines written before `before_ms`, and conversations with no line left that
+    /// are not handed over. The rows removed.
+    async fn prune_transcripts(&self, before_ms: i64) -> Result<usize, StoreError>;
+}

@@ -64,6 +64,7 @@ mod checkpoint;
 mod rows;
 mod schema;
 mod sessions;
+mod transcripts;
 mod turns;
 
 use checkpoint::Checkpointer;

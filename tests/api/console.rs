@@ -10,7 +10,7 @@ use wabot::domain::{Address, Channel, NewRequest, TICKET_PLACEHOLDER};
 use wabot::engine::Lang;
 use wabot::store::{Account, AccountRole, Accounts, Turn, Turns};
 
-use crate::helpers::{Options, TestApp, spawn_with};
+use crate::helpers::{Options, TestApp, fresh_sid, spawn_with, twiml_messages, whatsapp_form_with};
 
 pub const EMAIL: &str = "ann@example.com";
 pub const PASSWORD: &str = "a long console password";
@@ -31,15 +31,24 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/console/requests/REQ-2026-000001"),
     ("GET", "/console/unanswered"),
     ("GET", "/console/conversations"),
+    ("GET", "/console/conversations/twilio/%2B33611112222"),
+    ("POST", "/console/conversations/twilio/%2B33611112222/reply"),
+    ("POST", "/console/conversations/twilio/%2B33611112222/hand-back"),
     ("GET", "/console/dashboard"),
     ("POST", "/console/sign-out"),
 ];
 
 /// The server with the console on, an FAQ journal, and one account.
 pub async fn console_app() -> (TestApp, tempfile::TempDir) {
+    console_app_with(wabot::config::TwilioSettings::default()).await
+}
+
+/// [`console_app`] with Twilio's REST API at `twilio`.
+pub async fn console_app_with(twilio: wabot::config::TwilioSettings) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let console = wabot::config::ConsoleSettings { enabled: Some(true), ..Default::default() };
-    let opts = Options { journal: Some(dir.path().join("journal.jsonl")), console, ..Options::default() };
+    let opts =
+        Options { journal: Some(dir.path().join("journal.jsonl")), console, twilio, ..Options::default() };
     let app = spawn_with(opts).await;
     let account = Account {
         email: EMAIL.into(),
@@ -302,4 +311,114 @@ async fn a_requests_details_show_what_the_employee_typed_as_text_never_as_markup
     assert!(!page.contains("<script>alert"), "never markup");
     // The account's name, which an admin typed, is escaped too.
     assert!(page.contains("Ann &lt;Agent&gt;"));
+}
+
+/// A stand-in for Twilio's REST API on loopback: records each message sent.
+pub struct FakeTwilioApi {
+    pub addr: std::net::SocketAddr,
+    pub sent: Arc<std::sync::Mutex<Vec<std::collections::HashMap<String, String>>>>,
+}
+
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+impl FakeTwilioApi {
+    pub async fn start() -> FakeTwilioApi {
+        let sent: Arc<std::sync::Mutex<Vec<_>>> = Arc::default();
+        let record = Arc::clone(&sent);
+        let app = axum::Router::new().route(
+            "/2010-04-01/Accounts/{sid}/Messages.json",
+            axum::routing::post(
+                move |axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
+                    let record = Arc::clone(&record);
+                    async move {
+                        record.lock().unwrap().push(form);
+                        (axum::http::StatusCode::CREATED, r#"{"sid": "SM1", "status": "queued"}"#)
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeTwilioApi { addr, sent }
+    }
+
+    /// Twilio settings pointing at this fake.
+    pub fn settings(&self) -> wabot::config::TwilioSettings {
+        wabot::config::TwilioSettings {
+            api_base: format!("http://{}", self.addr),
+            account_sid: Some(secrecy::SecretString::from(ACCOUNT_SID.to_owned())),
+            allow_http_loopback: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn sent(&self) -> Vec<std::collections::HashMap<String, String>> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+/// The employee of the handover tests.
+pub const EMPLOYEE: &str = "whatsapp:+33611112222";
+
+/// Sends `text` from [`EMPLOYEE`] through the signed webhook; the TwiML messages back.
+pub async fn employee_says(app: &TestApp, text: &str) -> Vec<String> {
+    let answer = app.post_signed(&whatsapp_form_with(text, &fresh_sid(), EMPLOYEE)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    twiml_messages(&answer.text)
+}
+
+#[tokio::test]
+async fn a_conversation_handed_over_by_webhook_is_answered_from_the_console_through_twilio_then_handed_back()
+{
+    let twilio = FakeTwilioApi::start().await;
+    let (app, _dir) = console_app_with(twilio.settings()).await;
+    let reply = employee_says(&app, "I want to talk to a person").await;
+    assert!(reply[0].contains("HR colleague") && reply[0].contains("Monday to Friday"), "{reply:?}");
+    let reply = employee_says(&app, "my contract <script>alert(1)</script> is wrong").await;
+    assert!(reply.is_empty(), "while handed over the bot says nothing: {reply:?}");
+    assert_eq!(app.rows("unanswered"), 0, "nor does the FAQ see it");
+    let me = sign_in(&app).await;
+    let (_, list) = me.get(&app, "/console/conversations").await;
+    assert!(list.contains("+33611112222") && list.contains("waiting for a person"), "{list}");
+    let path = "/console/conversations/twilio/%2B33611112222";
+    let (status, page) = me.get(&app, path).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("my contract &lt;script&gt;alert(1)&lt;/script&gt; is wrong"), "escaped");
+    assert!(!page.contains("<script>alert"));
+    for label in [">Reply<", ">Send reply<", ">Hand back to the bot<"] {
+        assert!(page.contains(label), "{label}");
+    }
+    let res = me.post(&app, &format!("{path}/reply"), &[("reply", "Hello, Ann from HR here.")]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let sent = twilio.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["To"], EMPLOYEE);
+    assert_eq!(sent[0]["From"], "whatsapp:+14155238886");
+    assert_eq!(sent[0]["Body"], "Hello, Ann from HR here.");
+    let res = me.post(&app, &format!("{path}/hand-back"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(twilio.sent()[1]["Body"].contains("back with the assistant"), "the employee is told");
+    let reply = employee_says(&app, "Where can I download my payslip?").await;
+    assert!(
+        !reply.is_empty() && reply[0].to_lowercase().contains("payslip"),
+        "the bot answers again: {reply:?}"
+    );
+    let (_, list) = me.get(&app, "/console/conversations").await;
+    assert!(!list.contains("waiting for a person"), "{list}");
+    let log = app.store.audit_log(5).await.unwrap();
+    assert_eq!(log[0].action, "conversation.hand_back");
+}
+
+#[tokio::test]
+async fn two_declined_questions_in_a_row_offer_a_person_and_bot_takes_the_bot_back() {
+    let (app, _dir) = console_app().await;
+    let first = employee_says(&app, "zorglub quantum flux capacitor").await;
+    assert!(!first.iter().any(|m| m.contains("HR colleague")), "{first:?}");
+    let second = employee_says(&app, "blorp snizzle wobble").await;
+    assert!(second.iter().any(|m| m.contains("talk to an HR colleague")), "{second:?}");
+    let handed = employee_says(&app, "parler à quelqu'un").await;
+    assert!(handed[0].contains("collègue des RH"), "in French: {handed:?}");
+    let back = employee_says(&app, "bot").await;
+    assert!(back[0].contains("de retour avec l'assistant"), "{back:?}");
 }

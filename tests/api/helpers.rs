@@ -63,6 +63,8 @@ pub struct Options {
     pub limits: wabot::config::LimitSettings,
     /// The web console (by default on only when an account exists: off in a fresh database).
     pub console: wabot::config::ConsoleSettings,
+    /// Twilio's REST API and account.
+    pub twilio: wabot::config::TwilioSettings,
 }
 
 impl Default for Options {
@@ -81,6 +83,7 @@ impl Default for Options {
             badges: None,
             limits: wabot::config::LimitSettings::default(),
             console: wabot::config::ConsoleSettings::default(),
+            twilio: wabot::config::TwilioSettings::default(),
         }
     }
 }
@@ -109,6 +112,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         max_body_bytes: opts.max_body_bytes,
         limits: opts.limits,
         console: opts.console,
+        twilio: opts.twilio,
         ..Settings::default()
     };
     let options = FaqOptions { corpus: opts.corpus, journal: opts.journal, ..FaqOptions::default() };

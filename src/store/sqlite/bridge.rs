@@ -10,8 +10,9 @@ use super::{Blocking, Done, SqliteStore, failed};
 use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord, Unanswered};
 use crate::store::StoreError;
 use crate::store::roles::{
-    Account, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Jobs, Maintenance, Outbox,
-    OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions, StoredSession, Turn, Turns,
+    Account, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary, Enqueued, Jobs,
+    Maintenance, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions, StoredSession,
+    TranscriptLine, Transcripts, Turn, Turns,
 };
 
 impl SqliteStore {
@@ -202,5 +203,41 @@ impl Accounts for SqliteStore {
 
     async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         self.call(move |s| s.audit_log(limit)).await
+    }
+}
+
+#[async_trait]
+impl Transcripts for SqliteStore {
+    async fn record(
+        &self,
+        user: &Address,
+        bot: Option<&Address>,
+        lines: Vec<TranscriptLine>,
+    ) -> Result<(), StoreError> {
+        let (user, bot) = (user.clone(), bot.cloned());
+        self.call(move |s| s.record(&user, bot.as_ref(), &lines)).await
+    }
+
+    async fn set_handed_over(&self, user: &Address, since_ms: Option<i64>) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.call(move |s| s.set_handed_over(&user, since_ms)).await
+    }
+
+    async fn conversations(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError> {
+        self.call(move |s| s.conversations(limit)).await
+    }
+
+    async fn conversation(&self, user: &Address) -> Result<Option<ConversationSummary>, StoreError> {
+        let user = user.clone();
+        self.call(move |s| s.conversation(&user)).await
+    }
+
+    async fn transcript(&self, user: &Address, limit: usize) -> Result<Vec<TranscriptLine>, StoreError> {
+        let user = user.clone();
+        self.call(move |s| s.transcript(&user, limit)).await
+    }
+
+    async fn prune_transcripts(&self, before_ms: i64) -> Result<usize, StoreError> {
+        self.call(move |s| s.prune_transcripts(before_ms)).await
     }
 }

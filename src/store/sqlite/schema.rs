@@ -143,7 +143,8 @@ UPDATE photo_jobs SET address = substr(address, 10) WHERE address LIKE 'whatsapp
 UPDATE photo_jobs SET bot = substr(bot, 10) WHERE bot LIKE 'whatsapp:%';
 ",
     // The web console: accounts (argon2id hashes, never passwords), their sessions (the
-    // cookie token's SHA-256 only), failed sign-ins for throttling, and the audit log.
+    // cookie token's SHA-256 only), failed sign-ins for throttling, the audit log; and
+    // conversations' transcripts with which of them are handed over to a person.
     r"
 CREATE TABLE console_accounts (
     email         TEXT PRIMARY KEY,
@@ -172,6 +173,27 @@ CREATE TABLE audit_log (
     action  TEXT NOT NULL,
     detail  TEXT NOT NULL
 );
+CREATE TABLE conversations (
+    channel         TEXT NOT NULL,
+    address         TEXT NOT NULL,
+    bot             TEXT,
+    handed_over_ms  INTEGER,
+    last_ms         INTEGER NOT NULL,
+    last_text       TEXT NOT NULL,
+    PRIMARY KEY (channel, address)
+);
+CREATE INDEX conversations_last ON conversations(last_ms);
+CREATE TABLE transcript_lines (
+    id       INTEGER PRIMARY KEY,
+    channel  TEXT NOT NULL,
+    address  TEXT NOT NULL,
+    speaker  TEXT NOT NULL CHECK (speaker IN ('employee', 'bot', 'agent')),
+    author   TEXT,
+    text     TEXT NOT NULL,
+    at_ms    INTEGER NOT NULL
+);
+CREATE INDEX transcript_lines_user ON transcript_lines(channel, address, id);
+CREATE INDEX transcript_lines_at ON transcript_lines(at_ms);
 ",
 ];
 

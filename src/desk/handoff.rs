@@ -1,0 +1,163 @@
+//! The human side of a handed-over conversation: an agent's reply and the hand-back.
+//!
+//! An agent's reply goes to the employee through an [`AgentReplies`] port: what it needs
+//! is a place to hand the message to, which accepts it or says why not. Today the server
+//! gives it the channel's outbound API directly ([`Direct`] over a
+//! [`SendMessage`](super::badge::SendMessage), Twilio's REST sender); a durable outbound
+//! queue implements the same port by enqueueing, and then owns retries and the channel's
+//! 24-hour window. The reply is in the transcript before it is handed over.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use super::badge::SendMessage;
+use crate::dialog::handoff::BACK_TO_BOT;
+use crate::domain::{Address, Clock, Session};
+use crate::engine::Lang;
+use crate::store::{Conversations, Speaker, StoreError, TranscriptLine, Transcripts, Turn};
+
+/// How many times a hand-back is tried again after losing a race on the session.
+const MAX_CONFLICTS: usize = 8;
+
+/// Where an agent's reply is handed to be delivered.
+#[async_trait]
+pub trait AgentReplies: Send + Sync {
+    /// Accepts `body` for the employee `to`, from the bot's address `from`; an error says
+    /// why it was not accepted (and nothing will be sent).
+    async fn deliver(&self, from: &Address, to: &Address, body: &str) -> Result<(), String>;
+}
+
+/// Delivery straight through a channel's outbound API, with no queue: a failure is the
+/// agent's to retry.
+pub struct Direct(pub Arc<dyn SendMessage>);
+
+#[async_trait]
+impl AgentReplies for Direct {
+    async fn deliver(&self, from: &Address, to: &Address, body: &str) -> Result<(), String> {
+        self.0.send(from, to, body).await.map_err(|e| e.message)
+    }
+}
+
+/// What an agent's action can fail with.
+#[derive(Debug, Error)]
+pub enum HandoffError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such conversation.
+    #[error("no such conversation")]
+    NotFound,
+    /// Replies cannot be sent: no outbound API is configured, or the conversation's bot
+    /// address is unknown.
+    #[error("replies cannot be sent: {0}")]
+    NoOutbound(&'static str),
+    /// The channel did not accept the reply.
+    #[error("the reply was not accepted: {0}")]
+    Refused(String),
+}
+
+/// An agent's actions on handed-over conversations.
+pub struct HandoffDesk {
+    store: Arc<dyn Conversations>,
+    transcripts: Arc<dyn Transcripts>,
+    outbound: Option<Arc<dyn AgentReplies>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for HandoffDesk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandoffDesk").field("outbound", &self.outbound.is_some()).finish()
+    }
+}
+
+impl HandoffDesk {
+    /// Agents' actions over the store, replies handed to `outbound` (none: replies are
+    /// refused).
+    pub fn new(
+        store: Arc<dyn Conversations>,
+        transcripts: Arc<dyn Transcripts>,
+        outbound: Option<Arc<dyn AgentReplies>>,
+        clock: Arc<dyn Clock>,
+    ) -> HandoffDesk {
+        HandoffDesk { store, transcripts, outbound, clock }
+    }
+
+    /// The transcripts.
+    pub fn transcripts(&self) -> &Arc<dyn Transcripts> {
+        &self.transcripts
+    }
+
+    /// Whether replies can be sent at all.
+    pub fn can_reply(&self) -> bool {
+        self.outbound.is_some()
+    }
+
+    /// Records `text` as `agent`'s reply in `user`'s transcript, then hands it over for
+    /// delivery.
+    pub async fn reply(&self, agent: &str, user: &Address, text: &str) -> Result<(), HandoffError> {
+        let Some(outbound) = &self.outbound else {
+            return Err(HandoffError::NoOutbound("no outbound API is configured (TWILIO_ACCOUNT_SID)"));
+        };
+        let conversation = self.transcripts.conversation(user).await?.ok_or(HandoffError::NotFound)?;
+        let Some(bot) = conversation.bot else {
+            return Err(HandoffError::NoOutbound("the bot's own address in this conversation is unknown"));
+        };
+        let line = TranscriptLine {
+            speaker: Speaker::Agent,
+            author: Some(agent.to_owned()),
+            text: text.to_owned(),
+            at_ms: self.clock.now_ms(),
+        };
+        self.transcripts.record(user, None, vec![line]).await?;
+        outbound.deliver(&bot, user, text).await.map_err(HandoffError::Refused)
+    }
+
+    /// Gives the conversation back to the bot: the employee's session leaves the handover
+    /// (committed like a turn, so a message racing it is handled on one state or the
+    /// other), the conversation is unflagged, and the employee is told, when replies can
+    /// be sent.
+    pub async fn hand_back(&self, user: &Address) -> Result<(), HandoffError> {
+        let mut conflicts = 0;
+        let lang = loop {
+            let (mut session, version): (Session, i64) = super::load_session(&*self.store, user).await?;
+            let lang = session.lang.unwrap_or(Lang::En);
+            if session.handoff.is_none() {
+                break lang;
+            }
+            session.handoff = None;
+            let turn = Turn {
+                user: user.clone(),
+                message_id: None,
+                session: super::encode_session(&session)?,
+                session_version: version,
+                messages: Vec::new(),
+                request: None,
+                unanswered: None,
+                now_ms: self.clock.now_ms(),
+            };
+            match self.store.commit(turn).await {
+                Ok(_) => break lang,
+                Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.transcripts.set_handed_over(user, None).await?;
+        let back = BACK_TO_BOT.get(lang);
+        let line = TranscriptLine {
+            speaker: Speaker::Bot,
+            author: None,
+            text: back.to_owned(),
+            at_ms: self.clock.now_ms(),
+        };
+        self.transcripts.record(user, None, vec![line]).await?;
+        if let (Some(outbound), Some(bot)) =
+            (&self.outbound, self.transcripts.conversation(user).await?.and_then(|c| c.bot))
+            && let Err(e) = outbound.deliver(&bot, user, back).await
+        {
+            tracing::warn!(error = %e, "the employee could not be told the bot is back");
+        }
+        Ok(())
+    }
+}
