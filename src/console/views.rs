@@ -118,7 +118,7 @@ pub(super) fn try_bot(p: &Page<'_>, exchanges: &[Exchange]) -> Markup {
                     @if let Some(n) = x.note { li.note { (n) } }
                     @if let Some(m) = &x.matched {
                         li.explain {
-                            details {
+                            details open[i + 1 == exchanges.len()] {
                                 summary {
                                     @if m.answered { (t(l, "Answered with ", "Répondu avec ")) } @else { (t(l, "Best candidate ", "Meilleur candidat ")) }
                                     a href={ "/console/faq/" (m.entry) } { code { (m.entry) } }
@@ -390,7 +390,7 @@ pub(super) fn conversation(
         c.user.id(),
         html! {
             @if let Some(since) = c.handed_over_ms {
-                p.waiting { (t(l, "Waiting for a person for ", "Attend une personne depuis ")) (waited(l, now_ms - since)) }
+                p.waiting { (t(l, "Waiting for a person: ", "Attend une personne : ")) (waited(l, now_ms - since)) }
             }
             @if let Some(e) = error { p.error role="alert" { (e) } }
             ol.chat {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod badge;
+mod browser;
 mod cli;
 mod console;
 mod helpers;
