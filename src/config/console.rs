@@ -24,6 +24,9 @@ pub struct ConsoleSettings {
     pub office_hours_fr: String,
     /// How long conversations' transcripts are kept, days.
     pub transcript_days: u64,
+    /// Where a handover is e-mailed (through the outbox, with a link to the
+    /// conversation); none: no e-mail.
+    pub hr_email: Option<String>,
 }
 
 impl Default for ConsoleSettings {
@@ -37,6 +40,7 @@ impl Default for ConsoleSettings {
             office_hours_en: "Monday to Friday, 9:00 to 17:00".into(),
             office_hours_fr: "du lundi au vendredi, de 9 h à 17 h".into(),
             transcript_days: 30,
+            hr_email: None,
         }
     }
 }
@@ -53,6 +57,7 @@ pub struct ConsoleFile {
     office_hours_en: Option<String>,
     office_hours_fr: Option<String>,
     transcript_days: Option<u64>,
+    hr_email: Option<String>,
 }
 
 impl ConsoleSettings {
@@ -66,10 +71,14 @@ impl ConsoleSettings {
         self.office_hours_en = f.office_hours_en.unwrap_or(std::mem::take(&mut self.office_hours_en));
         self.office_hours_fr = f.office_hours_fr.unwrap_or(std::mem::take(&mut self.office_hours_fr));
         self.transcript_days = f.transcript_days.unwrap_or(self.transcript_days);
+        self.hr_email = f.hr_email.or(self.hr_email.take());
     }
 
-    /// Applies `WABOT_CONSOLE` (`on`, `off`).
+    /// Applies `WABOT_CONSOLE` (`on`, `off`) and `WABOT_HR_EMAIL`.
     pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), (&'static str, String)> {
+        if let Some(v) = env("WABOT_HR_EMAIL").filter(|v| !v.trim().is_empty()) {
+            self.hr_email = Some(v.trim().to_owned());
+        }
         if let Some(v) = env("WABOT_CONSOLE") {
             self.enabled = Some(match v.trim().to_ascii_lowercase().as_str() {
                 "on" | "true" | "1" => true,
@@ -90,6 +99,11 @@ impl ConsoleSettings {
         }
         if self.failure_window_secs == 0 {
             return Err("console.failure_window_secs must be at least 1".into());
+        }
+        if let Some(e) = &self.hr_email
+            && e.parse::<lettre::Address>().is_err()
+        {
+            return Err(format!("console.hr_email: {e:?} is not an e-mail address"));
         }
         if self.handoff_idle_mins == 0 || self.transcript_days == 0 {
             return Err("console.handoff_idle_mins and console.transcript_days must be at least 1".into());

@@ -40,6 +40,10 @@
 //! | console sign-in lifetime, hours | `console.session_hours` | — | `12` |
 //! | failed sign-ins per account and per address before refusal | `console.max_failures` | — | `5` |
 //! | their window, seconds | `console.failure_window_secs` | — | `900` |
+//! | a handover returns to the bot after, minutes idle | `console.handoff_idle_mins` | — | `240` |
+//! | office hours told to the employee | `console.office_hours_en`, `console.office_hours_fr` | — | Monday to Friday, 9:00 to 17:00 |
+//! | transcripts kept, days | `console.transcript_days` | — | `30` |
+//! | where a handover is e-mailed | `console.hr_email` | `WABOT_HR_EMAIL` | none: no e-mail |
 
 pub mod badge;
 pub mod console;

@@ -16,7 +16,7 @@ use thiserror::Error;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::dialog::{Dialog, Incoming, Outcome};
-use crate::domain::{Address, Clock, MessageId};
+use crate::domain::{Address, Clock, MessageId, NewRequest};
 use crate::engine::Lang;
 use crate::store::{Committed, Conversations, Speaker, StoreError, TranscriptLine, Transcripts, Turn};
 
@@ -60,6 +60,8 @@ pub struct Desk {
     /// Where each turn's lines go, and which conversations wait for a person (none: not
     /// kept).
     transcripts: Option<Arc<dyn Transcripts>>,
+    /// Where a handover is e-mailed, and the console's base URL for the link.
+    handover_mail: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -85,7 +87,16 @@ impl Desk {
             mail_wakeup,
             matching: Arc::new(Semaphore::new(cores)),
             transcripts: None,
+            handover_mail: None,
         }
+    }
+
+    /// E-mails each handover to `recipient` through the outbox, committed with the turn
+    /// like a request (it is listed among them), with a link to the conversation under
+    /// `base_url` (the server's public URL).
+    pub fn with_handover_mail(mut self, recipient: String, base_url: String) -> Self {
+        self.handover_mail = Some((recipient, base_url.trim_end_matches('/').to_owned()));
+        self
     }
 
     /// Keeps each turn's lines in `transcripts`, with which conversations are handed over.
@@ -166,6 +177,7 @@ impl Desk {
         let handed = (was != now).then_some(now);
         let request = match &reply.outcome {
             Outcome::RequestSubmitted(req) => Some((**req).clone()),
+            Outcome::HandedOver => self.handover_request(msg, &session, reply.lang),
             _ => None,
         };
         // Counted for HR with the turn itself, so a redelivery is not counted twice.
@@ -187,6 +199,33 @@ impl Desk {
             })
             .await?;
         Ok((committed, reply.outcome, reply.lang, handed))
+    }
+
+    /// The e-mail telling HR a conversation waits for them, as a request of kind
+    /// `handover`.
+    fn handover_request(
+        &self,
+        msg: &Incoming,
+        session: &crate::domain::Session,
+        lang: Lang,
+    ) -> Option<NewRequest> {
+        let (recipient, base) = self.handover_mail.as_ref()?;
+        let id: String = url::form_urlencoded::byte_serialize(msg.user.id().as_bytes()).collect();
+        let link = format!("{base}/console/conversations/{}/{id}", msg.user.channel().as_str());
+        let name =
+            msg.profile_name.as_deref().map(|n| crate::domain::clean_line(n, 100)).filter(|n| !n.is_empty());
+        Some(NewRequest {
+            kind: "handover".into(),
+            kind_label: "Conversation handed over to a person / Conversation transmise à une personne".into(),
+            recipient: recipient.clone(),
+            first_name: name.unwrap_or_else(|| "WhatsApp".into()),
+            last_name: msg.user.id().to_owned(),
+            employee_id: session.employee.as_ref().map(|e| e.id.clone()),
+            employee_email: None,
+            department: None,
+            details: Some(format!("Answer in the console / Répondre dans la console : {link}")),
+            lang,
+        })
     }
 
     /// Appends the message and its reply to the transcript and records a handover or a

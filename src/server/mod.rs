@@ -141,7 +141,14 @@ impl Server {
                 hours_en: c.office_hours_en.clone(),
                 hours_fr: c.office_hours_fr.clone(),
             })));
-            desk.with_transcripts(Arc::clone(&transcripts))
+            let desk = desk.with_transcripts(Arc::clone(&transcripts));
+            match &c.hr_email {
+                Some(to) => desk.with_handover_mail(to.clone(), console_base_url(settings)),
+                None => {
+                    tracing::warn!("console.hr_email is not set: handovers are not e-mailed");
+                    desk
+                }
+            }
         } else {
             desk
         };
@@ -219,6 +226,14 @@ impl Server {
             badges.stop();
         }
         served
+    }
+}
+
+/// The base URL of links to the console: the public URL, else the listen address.
+fn console_base_url(settings: &Settings) -> String {
+    match &settings.public_url {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", settings.listen),
     }
 }
 

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
 use wabot::domain::{Address, Channel, NewRequest, TICKET_PLACEHOLDER};
 use wabot::engine::Lang;
-use wabot::store::{Account, AccountRole, Accounts, Turn, Turns};
+use wabot::store::{Account, AccountRole, Accounts, Reports, Turn, Turns};
 
 use crate::helpers::{Options, TestApp, fresh_sid, spawn_with, twiml_messages, whatsapp_form_with};
 
@@ -46,7 +46,11 @@ pub async fn console_app() -> (TestApp, tempfile::TempDir) {
 /// [`console_app`] with Twilio's REST API at `twilio`.
 pub async fn console_app_with(twilio: wabot::config::TwilioSettings) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let console = wabot::config::ConsoleSettings { enabled: Some(true), ..Default::default() };
+    let console = wabot::config::ConsoleSettings {
+        enabled: Some(true),
+        hr_email: Some("hr-desk@example.com".into()),
+        ..Default::default()
+    };
     let opts =
         Options { journal: Some(dir.path().join("journal.jsonl")), console, twilio, ..Options::default() };
     let app = spawn_with(opts).await;
@@ -378,6 +382,13 @@ async fn a_conversation_handed_over_by_webhook_is_answered_from_the_console_thro
     let reply = employee_says(&app, "my contract <script>alert(1)</script> is wrong").await;
     assert!(reply.is_empty(), "while handed over the bot says nothing: {reply:?}");
     assert_eq!(app.rows("unanswered"), 0, "nor does the FAQ see it");
+    // HR is e-mailed through the outbox, with a link to the conversation.
+    let mail = app.store.requests(5).await.unwrap();
+    assert_eq!(mail.len(), 1, "one e-mail for one handover");
+    assert_eq!((mail[0].kind.as_str(), mail[0].recipient.as_str()), ("handover", "hr-desk@example.com"));
+    let link = "https://wabot.example.com/console/conversations/twilio/%2B33611112222";
+    assert!(mail[0].details.as_deref().unwrap_or("").contains(link), "{:?}", mail[0].details);
+    assert_eq!(app.rows("outbox"), 1);
     let me = sign_in(&app).await;
     let (_, list) = me.get(&app, "/console/conversations").await;
     assert!(list.contains("+33611112222") && list.contains("waiting for a person"), "{list}");
