@@ -433,3 +433,81 @@ async fn two_declined_questions_in_a_row_offer_a_person_and_bot_takes_the_bot_ba
     let back = employee_says(&app, "bot").await;
     assert!(back[0].contains("de retour avec l'assistant"), "{back:?}");
 }
+
+/// A load run, not a timed test: `cargo test --test api console_pages_load_run -- --ignored
+/// --nocapture` seeds 10,000 requests, then asks each console page 200 times over loopback,
+/// one at a time, and prints the median and the 99th percentile.
+#[tokio::test]
+#[ignore]
+async fn console_pages_load_run() {
+    let (app, _dir) = console_app().await;
+    let seeded = std::time::Instant::now();
+    let store: Arc<dyn Turns> = app.store.clone();
+    let mut pending = Vec::new();
+    for i in 0..10_000 {
+        let mut request = NewRequest {
+            kind: ["work-certificate", "payslip-copy", "address-change"][i % 3].into(),
+            kind_label: "Work certificate / Attestation de travail".into(),
+            recipient: "hr@example.com".into(),
+            first_name: "Élodie".into(),
+            last_name: format!("Garçon {i}"),
+            employee_id: None,
+            employee_email: None,
+            department: None,
+            details: Some("for my bank".into()),
+            lang: Lang::Fr,
+        };
+        request.details = Some(format!("request {i}"));
+        let turn = Turn {
+            user: Address::parse(Channel::Twilio, &format!("+3360{i:07}")).unwrap(),
+            message_id: None,
+            session: "{}".into(),
+            session_version: 0,
+            messages: vec![TICKET_PLACEHOLDER.into()],
+            request: Some(request),
+            unanswered: Some(format!("question {}", i % 300)),
+            now_ms: wabot::domain::now_ms(),
+        };
+        let store = Arc::clone(&store);
+        pending.push(tokio::spawn(async move { store.commit(turn).await.unwrap() }));
+        if pending.len() == 500 {
+            for p in pending.drain(..) {
+                p.await.unwrap();
+            }
+        }
+    }
+    for p in pending {
+        p.await.unwrap();
+    }
+    println!("seeded 10000 requests in {:?}", seeded.elapsed());
+    let me = sign_in(&app).await;
+    me.post(&app, "/console/try", &[("message", "Where can I download my payslip?")]).await;
+    let ticket = app.store.requests(1).await.unwrap()[0].ticket.clone();
+    let request_page = format!("/console/requests/{ticket}");
+    let pages = [
+        "/console/try",
+        "/console/faq",
+        "/console/faq?q=payslip",
+        "/console/faq/payslip-copy-en",
+        "/console/requests",
+        "/console/requests?status=queued&kind=payslip-copy",
+        request_page.as_str(),
+        "/console/unanswered",
+        "/console/conversations",
+        "/console/dashboard",
+    ];
+    let c = client();
+    for page in pages {
+        let mut ms = Vec::new();
+        let mut size = 0;
+        for _ in 0..200 {
+            let t = std::time::Instant::now();
+            let res = c.get(app.url(page)).header(COOKIE, &me.cookie).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{page}");
+            size = res.bytes().await.unwrap().len();
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        ms.sort_by(f64::total_cmp);
+        println!("{page:<52} {size:>7} bytes  p50 {:>6.2} ms  p99 {:>6.2} ms", ms[100], ms[197]);
+    }
+}
