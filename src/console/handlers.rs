@@ -300,7 +300,9 @@ pub(super) async fn faq_list(
     entries.sort_by(|a, b| a.id.cmp(&b.id));
     let total = entries.len();
     entries.truncate(ROWS_SHOWN);
-    html(views::faq_list(&page(&headers, &who, "faq"), &search.q, &entries, total))
+    let confused: Vec<Vec<(String, usize)>> =
+        entries.iter().map(|e| st.confused_with(e.topic_key())).collect();
+    html(views::faq_list(&page(&headers, &who, "faq"), &search.q, &entries, &confused, total))
 }
 
 /// One entry, in its edit form.
@@ -313,7 +315,10 @@ pub(super) async fn faq_view(
     let found = st.faq.engine().entries().into_iter().find(|e| e.id == id);
     let p = page(&headers, &who, "faq");
     match found {
-        Some(e) => html(views::faq_edit(&p, &EntryForm::from_entry(&e), false, None)),
+        Some(e) => {
+            let confused = st.confused_with(e.topic_key());
+            html(views::faq_edit(&p, &EntryForm::from_entry(&e), false, None, &confused))
+        }
         None => (StatusCode::NOT_FOUND, html(views::not_found(&p))).into_response(),
     }
 }
@@ -330,7 +335,7 @@ pub(super) async fn faq_new(
         lang: p.lang.code().to_owned(),
         ..EntryForm::default()
     };
-    html(views::faq_edit(&p, &form, true, None))
+    html(views::faq_edit(&p, &form, true, None, &[]))
 }
 
 /// An entry as its form holds it.
@@ -411,7 +416,8 @@ pub(super) async fn faq_create(
     if st.faq.engine().entries().iter().any(|e| e.id == form.id.trim()) {
         let p = page(&headers, &who, "faq");
         let msg = format!("an entry {:?} exists already", form.id.trim());
-        return (StatusCode::CONFLICT, html(views::faq_edit(&p, &form, true, Some(&msg)))).into_response();
+        return (StatusCode::CONFLICT, html(views::faq_edit(&p, &form, true, Some(&msg), &[])))
+            .into_response();
     }
     put_entry(st, who, headers, form, true).await
 }
@@ -427,7 +433,7 @@ async fn put_entry(
     let entry = match form.to_entry() {
         Ok(e) => e,
         Err(msg) => {
-            return (StatusCode::BAD_REQUEST, html(views::faq_edit(&p, &form, new, Some(&msg))))
+            return (StatusCode::BAD_REQUEST, html(views::faq_edit(&p, &form, new, Some(&msg), &[])))
                 .into_response();
         }
     };
@@ -436,12 +442,13 @@ async fn put_entry(
     let stored = tokio::task::spawn_blocking(move || faq.put(entry)).await;
     match stored {
         Ok(Ok(_)) => {
+            st.evaluate();
             audit(&st, &who, if new { "faq.add" } else { "faq.edit" }, &id).await;
             Redirect::to(&format!("/console/faq/{}?saved=1", url_part(&id))).into_response()
         }
         Ok(Err(FaqError::InvalidEntry(e))) => {
             let msg = e.to_string();
-            (StatusCode::BAD_REQUEST, html(views::faq_edit(&p, &form, new, Some(&msg)))).into_response()
+            (StatusCode::BAD_REQUEST, html(views::faq_edit(&p, &form, new, Some(&msg), &[]))).into_response()
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "console: an FAQ change could not be saved");
@@ -461,6 +468,7 @@ pub(super) async fn faq_delete(
     let key = id.clone();
     match tokio::task::spawn_blocking(move || faq.delete(&key)).await {
         Ok(Ok(Some(_))) => {
+            st.evaluate();
             audit(&st, &who, "faq.delete", &id).await;
             Redirect::to("/console/faq").into_response()
         }

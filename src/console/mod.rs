@@ -78,6 +78,8 @@ pub struct ConsoleState {
     secure_cookie: bool,
     /// Agents' replies and hand-backs, and the transcripts.
     handoff: HandoffDesk,
+    /// The self-evaluation's confusable pairs of topics, recomputed after each FAQ change.
+    confusions: Arc<Mutex<Vec<crate::eval::self_check::Confusion>>>,
     /// Each signed-in session's *Try the bot* conversation, by session token hash; never
     /// stored, never a real user's.
     simulations: Mutex<HashMap<String, Simulation>>,
@@ -102,7 +104,8 @@ impl ConsoleState {
         secure_cookie: bool,
         handoff: HandoffDesk,
     ) -> ConsoleState {
-        ConsoleState {
+        let state = ConsoleState {
+            confusions: Arc::default(),
             handoff,
             accounts,
             reports,
@@ -112,7 +115,42 @@ impl ConsoleState {
             settings,
             secure_cookie,
             simulations: Mutex::new(HashMap::new()),
-        }
+        };
+        state.evaluate();
+        state
+    }
+
+    /// Recomputes the confusable pairs in the background, on a lexical copy of the live
+    /// FAQ (holding questions out changes an engine, so never the serving one).
+    fn evaluate(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let entries: Vec<crate::engine::FaqEntry> =
+            self.faq.engine().entries().iter().map(|e| (**e).clone()).collect();
+        let kb = self.faq.knowledge().load_full();
+        let params = self.faq.engine().params();
+        let out = Arc::clone(&self.confusions);
+        runtime.spawn_blocking(move || {
+            let engine = crate::engine::Engine::with_params(&entries, kb.lexicon(), params);
+            let report = crate::eval::self_check::self_evaluate(&engine);
+            *out.lock().unwrap_or_else(|p| p.into_inner()) = report.confusions;
+        });
+    }
+
+    /// The pairs of topics the self-evaluation found mixed up that involve `topic`: the
+    /// other topic and how many held-out questions went astray.
+    fn confused_with(&self, topic: &str) -> Vec<(String, usize)> {
+        let all = self.confusions.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter()
+            .filter_map(|c| {
+                if c.a == topic {
+                    Some((c.b.clone(), c.count))
+                } else if c.b == topic {
+                    Some((c.a.clone(), c.count))
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     fn simulations(&self) -> std::sync::MutexGuard<'_, HashMap<String, Simulation>> {

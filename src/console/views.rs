@@ -153,7 +153,13 @@ pub(super) fn try_bot(p: &Page<'_>, exchanges: &[Exchange]) -> Markup {
 }
 
 /// The FAQ's entries.
-pub(super) fn faq_list(p: &Page<'_>, q: &str, entries: &[std::sync::Arc<FaqEntry>], total: usize) -> Markup {
+pub(super) fn faq_list(
+    p: &Page<'_>,
+    q: &str,
+    entries: &[std::sync::Arc<FaqEntry>],
+    confused: &[Vec<(String, usize)>],
+    total: usize,
+) -> Markup {
     let l = p.lang;
     layout(
         p,
@@ -167,11 +173,14 @@ pub(super) fn faq_list(p: &Page<'_>, q: &str, entries: &[std::sync::Arc<FaqEntry
             p { a.button href="/console/faq-new" { (t(l, "Add an entry", "Ajouter une entrée")) } }
             p.hint { (total) " " (t(l, "entries", "entrées")) }
             ul.entries {
-                @for e in entries {
+                @for (i, e) in entries.iter().enumerate() {
                     li {
                         a href={ "/console/faq/" (e.id) } { code { (e.id) } }
                         " " span.lang { (e.lang.code()) } " "
                         (e.questions.first().map_or("", String::as_str))
+                        @for (other, n) in confused.get(i).map_or(&[][..], Vec::as_slice) {
+                            " " span.confused { (t(l, "confused with ", "confondue avec ")) (other) " (" (n) ")" }
+                        }
                     }
                 }
             }
@@ -180,7 +189,13 @@ pub(super) fn faq_list(p: &Page<'_>, q: &str, entries: &[std::sync::Arc<FaqEntry
 }
 
 /// An entry's form, to edit or to add.
-pub(super) fn faq_edit(p: &Page<'_>, f: &EntryForm, new: bool, error: Option<&str>) -> Markup {
+pub(super) fn faq_edit(
+    p: &Page<'_>,
+    f: &EntryForm,
+    new: bool,
+    error: Option<&str>,
+    confused: &[(String, usize)],
+) -> Markup {
     let l = p.lang;
     let title = if new { t(l, "New entry", "Nouvelle entrée") } else { f.id.as_str() };
     let action = if new { "/console/faq-new".to_owned() } else { format!("/console/faq/{}", f.id) };
@@ -189,6 +204,15 @@ pub(super) fn faq_edit(p: &Page<'_>, f: &EntryForm, new: bool, error: Option<&st
         title,
         html! {
             @if let Some(e) = error { p.error role="alert" { (e) } }
+            @if !confused.is_empty() {
+                p.confused {
+                    (t(l, "The self-evaluation mixes this topic up with: ", "L'auto-évaluation confond ce sujet avec : "))
+                    @for (i, (other, n)) in confused.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (other) " (" (n) ")"
+                    }
+                }
+            }
             form.card method="post" action=(action) {
                 (csrf(p))
                 label for="id" { (t(l, "Id", "Identifiant")) }

@@ -511,3 +511,17 @@ async fn console_pages_load_run() {
         println!("{page:<52} {size:>7} bytes  p50 {:>6.2} ms  p99 {:>6.2} ms", ms[100], ms[197]);
     }
 }
+
+#[tokio::test]
+async fn the_faq_page_shows_the_self_evaluations_confusable_pairs_beside_their_entries() {
+    let (app, _dir) = console_app().await;
+    let me = sign_in(&app).await;
+    for _ in 0..100 {
+        let (_, page) = me.get(&app, "/console/faq").await;
+        if page.contains("confused with ") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no confusable pair shown after 10 s");
+}
