@@ -15,9 +15,9 @@ pub mod sqlite;
 pub use memory::MemoryBackend;
 pub use roles::{
     Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary,
-    Conversations, Enqueued, Jobs, MESSAGE_RETENTION, Maintenance, Outbox, OutboxItem, PendingPhoto,
-    PhotoJob, Reports, SESSION_RETENTION, Sessions, Speaker, Store, StoredSession, TranscriptLine,
-    Transcripts, Turn, Turns,
+    Conversations, DayCount, Enqueued, Figures, Jobs, MESSAGE_RETENTION, Maintenance, Outbox, OutboxItem,
+    PendingPhoto, PhotoJob, Reports, SESSION_RETENTION, Sessions, Speaker, Store, StoredSession,
+    TranscriptLine, Transcripts, Turn, Turns,
 };
 pub use sqlite::SqliteStore;
 

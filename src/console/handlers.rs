@@ -683,18 +683,42 @@ pub(super) async fn conversation_hand_back(
     }
 }
 
-/// Figures.
+/// Figures: turns per day by what the bot did, top topics, the median wait for a person,
+/// requests by type.
 pub(super) async fn dashboard(
     State(st): State<Arc<ConsoleState>>,
     Extension(who): Extension<Signed>,
     headers: HeaderMap,
 ) -> Response {
-    let (requests, unanswered) =
-        match (st.reports.requests(REQUESTS_SCANNED).await, st.reports.unanswered(10).await) {
-            (Ok(r), Ok(u)) => (r, u),
-            (Err(e), _) | (_, Err(e)) => return store_failed(e),
-        };
-    html(views::dashboard(&page(&headers, &who, "dashboard"), &requests, &unanswered, st.faq.engine().len()))
+    let now = st.clock.now_ms();
+    let today = now.div_euclid(86_400_000);
+    let since = today - (views::DAYS_SHOWN - 1);
+    let figures = st.handoff.figures();
+    let (days, topics, waits, requests, unanswered) = match (
+        figures.day_counts(since).await,
+        figures.top_topics(since, 8).await,
+        figures.reply_waits(now - 30 * 86_400_000).await,
+        st.reports.requests(REQUESTS_SCANNED).await,
+        st.reports.unanswered(10).await,
+    ) {
+        (Ok(d), Ok(t), Ok(w), Ok(r), Ok(u)) => (d, t, w, r, u),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => {
+            return store_failed(e);
+        }
+    };
+    let mut waits = waits;
+    waits.sort_unstable();
+    let median = waits.get(waits.len() / 2).copied().filter(|_| !waits.is_empty());
+    let d = views::Dashboard {
+        today,
+        days: &days,
+        topics: &topics,
+        median_wait_ms: median,
+        requests: &requests,
+        unanswered: &unanswered,
+        entries: st.faq.engine().len(),
+    };
+    html(views::dashboard(&page(&headers, &who, "dashboard"), &d))
 }
 
 #[cfg(test)]

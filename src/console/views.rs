@@ -8,7 +8,7 @@ use super::Exchange;
 use super::handlers::{EntryForm, RequestFilter};
 use crate::domain::{MailState, RequestRecord, Unanswered, utc};
 use crate::engine::{FaqEntry, Lang};
-use crate::store::{Account, ConversationSummary, Speaker, TranscriptLine};
+use crate::store::{Account, ConversationSummary, DayCount, Speaker, TranscriptLine};
 
 /// What every signed-in page needs: the language, who is signed in with the session's
 /// anti-forgery token, and the navigation's current item.
@@ -441,16 +441,64 @@ pub(super) fn conversation(
     )
 }
 
-/// Figures over the stored requests and declined questions, with an SVG bar chart.
-pub(super) fn dashboard(
-    p: &Page<'_>,
-    requests: &[RequestRecord],
-    unanswered: &[Unanswered],
-    entries: usize,
-) -> Markup {
+/// Days the dashboard's chart shows, today included.
+pub(super) const DAYS_SHOWN: i64 = 14;
+
+/// What the dashboard shows.
+pub(super) struct Dashboard<'a> {
+    pub(super) today: i64,
+    pub(super) days: &'a [DayCount],
+    pub(super) topics: &'a [(String, i64)],
+    pub(super) median_wait_ms: Option<i64>,
+    pub(super) requests: &'a [RequestRecord],
+    pub(super) unanswered: &'a [Unanswered],
+    pub(super) entries: usize,
+}
+
+const KINDS: [(&str, &str, &str, &str); 3] = [
+    ("answered", "#2f855a", "answered", "répondus"),
+    ("declined", "#dd6b20", "declined", "sans réponse"),
+    ("handed_over", "#6b46c1", "handed over", "transmis"),
+];
+
+/// Turns per day, stacked by kind, as an SVG drawn here.
+fn day_chart(l: Lang, d: &Dashboard<'_>) -> Markup {
+    let first = d.today - (DAYS_SHOWN - 1);
+    let count = |day: i64, kind: &str| {
+        d.days.iter().filter(|c| c.day == day && c.kind == kind).map(|c| c.count).sum::<i64>()
+    };
+    let totals: Vec<i64> = (first..=d.today).map(|day| KINDS.iter().map(|k| count(day, k.0)).sum()).collect();
+    let max = totals.iter().copied().max().unwrap_or(0).max(1);
+    let (w, h, bar) = (40 * DAYS_SHOWN, 160_i64, 28_i64);
+    html! {
+        svg.chart viewBox={ "0 0 " (w) " " (h + 40) } role="img" aria-label=(t(l, "Messages per day", "Messages par jour")) {
+            @for (i, day) in (first..=d.today).enumerate() {
+                @let x = i as i64 * 40 + 6;
+                @let mut y = h;
+                @for (kind, color, _, _) in KINDS {
+                    @let n = count(day, kind);
+                    @let bh = n * (h - 10) / max;
+                    @if bh > 0 {
+                        @let top = { y -= bh; y };
+                        rect x=(x) y=(top) width=(bar) height=(bh) fill=(color) {}
+                    }
+                }
+                @if totals[i] > 0 { text x=(x + bar / 2) y=(y - 3) text-anchor="middle" font-size="10" { (totals[i]) } }
+                text x=(x + bar / 2) y=(h + 14) text-anchor="middle" font-size="10" { (utc(day * 86_400_000).get(5..10).unwrap_or("")) }
+            }
+            @for (i, (_, color, en, fr)) in KINDS.iter().enumerate() {
+                rect x=(6 + i as i64 * 150) y=(h + 24) width="10" height="10" fill=(*color) {}
+                text x=(20 + i as i64 * 150) y=(h + 33) font-size="11" { (t(l, en, fr)) }
+            }
+        }
+    }
+}
+
+/// Figures: turns per day, top topics, the median wait for a person, requests by type.
+pub(super) fn dashboard(p: &Page<'_>, d: &Dashboard<'_>) -> Markup {
     let l = p.lang;
     let mut by_kind: Vec<(String, usize)> = Vec::new();
-    for r in requests {
+    for r in d.requests {
         match by_kind.iter_mut().find(|(k, _)| *k == r.kind) {
             Some((_, n)) => *n += 1,
             None => by_kind.push((r.kind.clone(), 1)),
@@ -465,10 +513,16 @@ pub(super) fn dashboard(
         t(l, "Dashboard", "Tableau de bord"),
         html! {
             dl.fields {
-                dt { (t(l, "FAQ entries", "Entrées de la FAQ")) } dd { (entries) }
-                dt { (t(l, "Requests", "Demandes")) } dd { (requests.len()) }
-                dt { (t(l, "E-mails waiting", "E-mails en attente")) } dd { (requests.iter().filter(|r| r.mail == MailState::Queued).count()) }
+                dt { (t(l, "FAQ entries", "Entrées de la FAQ")) } dd { (d.entries) }
+                dt { (t(l, "Median wait for a person (30 days)", "Attente médiane d'une personne (30 jours)")) }
+                dd { @match d.median_wait_ms { Some(ms) => (waited(l, ms)), None => "—" } }
+                dt { (t(l, "Requests", "Demandes")) } dd { (d.requests.len()) }
+                dt { (t(l, "E-mails waiting", "E-mails en attente")) } dd { (d.requests.iter().filter(|r| r.mail == MailState::Queued).count()) }
             }
+            h2 { (t(l, "Messages per day", "Messages par jour")) }
+            (day_chart(l, d))
+            h2 { (t(l, "Top topics (14 days)", "Sujets les plus demandés (14 jours)")) }
+            ol { @for (topic, n) in d.topics { li { (topic) " (" (n) ")" } } }
             h2 { (t(l, "Requests by type", "Demandes par type")) }
             svg.chart viewBox={ "0 0 400 " (height) } role="img" aria-label=(t(l, "Requests by type", "Demandes par type")) {
                 @for (i, (kind, n)) in by_kind.iter().enumerate() {
@@ -480,7 +534,7 @@ pub(super) fn dashboard(
                 }
             }
             h2 { (t(l, "Most declined questions", "Questions les plus souvent sans réponse")) }
-            ol { @for u in unanswered { li { (u.question) " (" (u.count) ")" } } }
+            ol { @for u in d.unanswered { li { (u.question) " (" (u.count) ")" } } }
         },
     )
 }

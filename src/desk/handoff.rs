@@ -16,7 +16,7 @@ use super::badge::SendMessage;
 use crate::dialog::handoff::BACK_TO_BOT;
 use crate::domain::{Address, Clock, Session};
 use crate::engine::Lang;
-use crate::store::{Conversations, Speaker, StoreError, TranscriptLine, Transcripts, Turn};
+use crate::store::{Conversations, Figures, Speaker, StoreError, TranscriptLine, Transcripts, Turn};
 
 /// How many times a hand-back is tried again after losing a race on the session.
 const MAX_CONFLICTS: usize = 8;
@@ -62,6 +62,7 @@ pub enum HandoffError {
 pub struct HandoffDesk {
     store: Arc<dyn Conversations>,
     transcripts: Arc<dyn Transcripts>,
+    figures: Arc<dyn Figures>,
     outbound: Option<Arc<dyn AgentReplies>>,
     clock: Arc<dyn Clock>,
 }
@@ -78,10 +79,16 @@ impl HandoffDesk {
     pub fn new(
         store: Arc<dyn Conversations>,
         transcripts: Arc<dyn Transcripts>,
+        figures: Arc<dyn Figures>,
         outbound: Option<Arc<dyn AgentReplies>>,
         clock: Arc<dyn Clock>,
     ) -> HandoffDesk {
-        HandoffDesk { store, transcripts, outbound, clock }
+        HandoffDesk { store, transcripts, figures, outbound, clock }
+    }
+
+    /// The dashboard's figures.
+    pub fn figures(&self) -> &Arc<dyn Figures> {
+        &self.figures
     }
 
     /// The transcripts.
@@ -104,11 +111,19 @@ impl HandoffDesk {
         let Some(bot) = conversation.bot else {
             return Err(HandoffError::NoOutbound("the bot's own address in this conversation is unknown"));
         };
+        let now = self.clock.now_ms();
+        // The first reply since the handover: how long the employee waited.
+        if let Some(since) = conversation.handed_over_ms {
+            let answered = self.transcripts.transcript(user, 200).await?;
+            if !answered.iter().any(|l| l.speaker == Speaker::Agent && l.at_ms >= since) {
+                self.figures.agent_replied(now, now.saturating_sub(since)).await?;
+            }
+        }
         let line = TranscriptLine {
             speaker: Speaker::Agent,
             author: Some(agent.to_owned()),
             text: text.to_owned(),
-            at_ms: self.clock.now_ms(),
+            at_ms: now,
         };
         self.transcripts.record(user, None, vec![line]).await?;
         outbound.deliver(&bot, user, text).await.map_err(HandoffError::Refused)

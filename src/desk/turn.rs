@@ -18,7 +18,9 @@ use tokio::sync::{Notify, Semaphore};
 use crate::dialog::{Dialog, Incoming, Outcome};
 use crate::domain::{Address, Clock, MessageId, NewRequest};
 use crate::engine::Lang;
-use crate::store::{Committed, Conversations, Speaker, StoreError, TranscriptLine, Transcripts, Turn};
+use crate::store::{
+    Committed, Conversations, Figures, Speaker, StoreError, TranscriptLine, Transcripts, Turn,
+};
 
 /// How many times a turn is handled again after losing a race on its user's session.
 const MAX_CONFLICTS: usize = 8;
@@ -60,6 +62,8 @@ pub struct Desk {
     /// Where each turn's lines go, and which conversations wait for a person (none: not
     /// kept).
     transcripts: Option<Arc<dyn Transcripts>>,
+    /// Where each turn is counted for the dashboard (none: not counted).
+    figures: Option<Arc<dyn Figures>>,
     /// Where a handover is e-mailed, and the console's base URL for the link.
     handover_mail: Option<(String, String)>,
 }
@@ -87,6 +91,7 @@ impl Desk {
             mail_wakeup,
             matching: Arc::new(Semaphore::new(cores)),
             transcripts: None,
+            figures: None,
             handover_mail: None,
         }
     }
@@ -99,9 +104,11 @@ impl Desk {
         self
     }
 
-    /// Keeps each turn's lines in `transcripts`, with which conversations are handed over.
-    pub fn with_transcripts(mut self, transcripts: Arc<dyn Transcripts>) -> Self {
+    /// Keeps each turn's lines in `transcripts`, with which conversations are handed over,
+    /// and counts each turn in `figures`.
+    pub fn with_transcripts(mut self, transcripts: Arc<dyn Transcripts>, figures: Arc<dyn Figures>) -> Self {
         self.transcripts = Some(transcripts);
+        self.figures = Some(figures);
         self
     }
 
@@ -134,6 +141,7 @@ impl Desk {
                     }
                     if !committed.replayed {
                         self.keep_transcript(&msg, bot.as_ref(), &committed.messages, handed).await;
+                        self.count(&outcome).await;
                     }
                     return Ok(Handled {
                         messages: committed.messages,
@@ -226,6 +234,23 @@ impl Desk {
             details: Some(format!("Answer in the console / Répondre dans la console : {link}")),
             lang,
         })
+    }
+
+    /// Counts the turn by what the bot did, with the topic of an answer.
+    async fn count(&self, outcome: &Outcome) {
+        let Some(figures) = &self.figures else { return };
+        let (kind, topic) = match outcome {
+            Outcome::Answered { id, .. } => {
+                ("answered", self.dialog.engine().entry(id).map(|e| e.topic_key().to_owned()))
+            }
+            Outcome::Declined | Outcome::Suggested => ("declined", None),
+            Outcome::HandedOver => ("handed_over", None),
+            _ => ("other", None),
+        };
+        let day = self.clock.now_ms().div_euclid(86_400_000);
+        if let Err(e) = figures.count_turn(day, kind, topic.as_deref()).await {
+            tracing::warn!(error = %e, "cannot count the turn");
+        }
     }
 
     /// Appends the message and its reply to the transcript and records a handover or a

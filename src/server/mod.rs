@@ -128,6 +128,7 @@ impl Server {
         }
         let accounts: Arc<dyn crate::store::Accounts> = store.clone();
         let transcripts: Arc<dyn crate::store::Transcripts> = store.clone();
+        let figures: Arc<dyn crate::store::Figures> = store.clone();
         let console_on = console_enabled(settings, &*accounts).await?;
         let store: Arc<dyn Store> = store;
         let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine(), Arc::clone(&clock)));
@@ -141,7 +142,7 @@ impl Server {
                 hours_en: c.office_hours_en.clone(),
                 hours_fr: c.office_hours_fr.clone(),
             })));
-            let desk = desk.with_transcripts(Arc::clone(&transcripts));
+            let desk = desk.with_transcripts(Arc::clone(&transcripts), Arc::clone(&figures));
             match &c.hr_email {
                 Some(to) => desk.with_handover_mail(to.clone(), console_base_url(settings)),
                 None => {
@@ -162,7 +163,14 @@ impl Server {
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
         let console = console_on.then(|| {
-            console_state(settings, &faq, &dialog, &store, accounts, Arc::clone(&transcripts), &clock)
+            console_state(
+                settings,
+                &faq,
+                &dialog,
+                &store,
+                (accounts, Arc::clone(&transcripts), figures),
+                &clock,
+            )
         });
         let router =
             router(settings, faq, dialog, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics))
@@ -258,6 +266,10 @@ async fn console_enabled(
     Ok(on)
 }
 
+/// The store roles only the console and the handover use.
+type ConsoleRoles =
+    (Arc<dyn crate::store::Accounts>, Arc<dyn crate::store::Transcripts>, Arc<dyn crate::store::Figures>);
+
 /// The web console's state: its store roles, the live FAQ and dialog, and agents' replies
 /// sent through Twilio's REST API when its account is configured.
 fn console_state(
@@ -265,8 +277,7 @@ fn console_state(
     faq: &Arc<Faq>,
     dialog: &Arc<Dialog>,
     store: &Arc<dyn Store>,
-    accounts: Arc<dyn crate::store::Accounts>,
-    transcripts: Arc<dyn crate::store::Transcripts>,
+    (accounts, transcripts, figures): ConsoleRoles,
     clock: &Arc<dyn Clock>,
 ) -> Arc<crate::console::ConsoleState> {
     use secrecy::ExposeSecret;
@@ -294,6 +305,7 @@ fn console_state(
     let handoff = crate::desk::handoff::HandoffDesk::new(
         Arc::clone(store) as Arc<dyn crate::store::Conversations>,
         transcripts,
+        figures,
         sender,
         Arc::clone(clock),
     );

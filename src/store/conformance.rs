@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::roles::{
-    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, PhotoJob, Speaker,
-    Store, TranscriptLine, Transcripts, Turn,
+    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Figures, PhotoJob,
+    Speaker, Store, TranscriptLine, Transcripts, Turn,
 };
 use super::{MemoryBackend, SqliteStore, StoreError};
 use crate::domain::{Address, Channel, MailState, MessageId, NewRequest, TICKET_PLACEHOLDER};
@@ -517,5 +517,36 @@ async fn a_transcript_keeps_its_lines_in_order_and_pruning_forgets_old_ones() {
         assert_eq!(store.prune_transcripts(200).await.unwrap(), 4, "{name}: 3 lines and 1 idle conversation");
         assert_eq!(store.transcript(&u, 10).await.unwrap(), lines[2..], "{name}");
         assert!(store.conversation(&a("+332")).await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn turns_are_counted_per_day_and_kind_with_their_topics_and_waits_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("figures.db")).unwrap();
+    let backends: Vec<(&str, Arc<dyn Figures>)> =
+        vec![("sqlite", Arc::new(sqlite)), ("memory", Arc::new(MemoryBackend::new()))];
+    for (name, store) in backends {
+        store.count_turn(10, "answered", Some("payslip")).await.unwrap();
+        store.count_turn(10, "answered", Some("payslip")).await.unwrap();
+        store.count_turn(10, "answered", Some("leave")).await.unwrap();
+        store.count_turn(10, "declined", None).await.unwrap();
+        store.count_turn(11, "handed_over", None).await.unwrap();
+        store.count_turn(9, "answered", Some("leave")).await.unwrap();
+        let days: Vec<_> =
+            store.day_counts(10).await.unwrap().into_iter().map(|d| (d.day, d.kind, d.count)).collect();
+        assert_eq!(
+            days,
+            [(10, "answered".into(), 3), (10, "declined".into(), 1), (11, "handed_over".into(), 1)],
+            "{name}"
+        );
+        assert_eq!(
+            store.top_topics(10, 5).await.unwrap(),
+            [("payslip".into(), 2), ("leave".into(), 1)],
+            "{name}"
+        );
+        store.agent_replied(1000, 60_000).await.unwrap();
+        store.agent_replied(5000, 120_000).await.unwrap();
+        assert_eq!(store.reply_waits(2000).await.unwrap(), [120_000], "{name}");
     }
 }

@@ -4,6 +4,7 @@
 //! SQLite, and any test or tool that wants the durable contract without a file; a second
 //! store (PostgreSQL) is held to the same suite.
 
+use crate::store::roles::{DayCount, Figures};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
@@ -91,6 +92,8 @@ struct State {
     audit: Vec<AuditEntry>,
     conversations: HashMap<Address, ConversationSummary>,
     transcripts: HashMap<Address, Vec<TranscriptLine>>,
+    turn_counts: BTreeMap<(i64, String, String), i64>,
+    reply_waits: Vec<(i64, i64)>,
 }
 
 impl State {
@@ -505,5 +508,51 @@ impl Transcripts for MemoryBackend {
         let before = s.conversations.len();
         s.conversations.retain(|_, c| c.handed_over_ms.is_some() || c.last_ms >= before_ms);
         Ok(removed + before - s.conversations.len())
+    }
+}
+
+#[async_trait]
+impl Figures for MemoryBackend {
+    async fn count_turn(&self, day: i64, kind: &str, topic: Option<&str>) -> Result<(), StoreError> {
+        *self
+            .lock()
+            .turn_counts
+            .entry((day, kind.to_owned(), topic.unwrap_or("").to_owned()))
+            .or_default() += 1;
+        Ok(())
+    }
+
+    async fn agent_replied(&self, at_ms: i64, waited_ms: i64) -> Result<(), StoreError> {
+        self.lock().reply_waits.push((at_ms, waited_ms));
+        Ok(())
+    }
+
+    async fn day_counts(&self, since_day: i64) -> Result<Vec<DayCount>, StoreError> {
+        let mut out: Vec<DayCount> = Vec::new();
+        for ((day, kind, _), n) in self.lock().turn_counts.range((since_day, String::new(), String::new())..)
+        {
+            match out.last_mut() {
+                Some(last) if last.day == *day && last.kind == *kind => last.count += n,
+                _ => out.push(DayCount { day: *day, kind: kind.clone(), count: *n }),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn top_topics(&self, since_day: i64, limit: usize) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut by: HashMap<String, i64> = HashMap::new();
+        for ((day, _, topic), n) in self.lock().turn_counts.iter() {
+            if *day >= since_day && !topic.is_empty() {
+                *by.entry(topic.clone()).or_default() += n;
+            }
+        }
+        let mut out: Vec<(String, i64)> = by.into_iter().collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn reply_waits(&self, since_ms: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(self.lock().reply_waits.iter().filter(|(at, _)| *at >= since_ms).map(|(_, w)| *w).collect())
     }
 }

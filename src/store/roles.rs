@@ -422,3 +422,30 @@ pub trait Transcripts: Send + Sync {
     /// are not handed over. The rows removed.
     async fn prune_transcripts(&self, before_ms: i64) -> Result<usize, StoreError>;
 }
+
+/// Per-day counts of turns by what the bot did, for the console's dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayCount {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    /// `answered`, `declined`, `handed_over`, `other`.
+    pub kind: String,
+    /// Turns.
+    pub count: i64,
+}
+
+/// The figures of the console's dashboard, counted turn by turn.
+#[async_trait]
+pub trait Figures: Send + Sync {
+    /// Counts one turn of `kind` on `day` (days since the epoch), and the FAQ topic it was
+    /// answered from, if any.
+    async fn count_turn(&self, day: i64, kind: &str, topic: Option<&str>) -> Result<(), StoreError>;
+    /// Records how long a handed-over employee waited for a person's first reply, ms.
+    async fn agent_replied(&self, at_ms: i64, waited_ms: i64) -> Result<(), StoreError>;
+    /// The counts from `since_day` on, by day then kind.
+    async fn day_counts(&self, since_day: i64) -> Result<Vec<DayCount>, StoreError>;
+    /// The topics answered most since `since_day`, most first, with their counts.
+    async fn top_topics(&self, since_day: i64, limit: usize) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The waits recorded since `since_ms`, ms.
+    async fn reply_waits(&self, since_ms: i64) -> Result<Vec<i64>, StoreError>;
+}

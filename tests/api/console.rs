@@ -419,6 +419,11 @@ async fn a_conversation_handed_over_by_webhook_is_answered_from_the_console_thro
     assert!(!list.contains("waiting for a person"), "{list}");
     let log = app.store.audit_log(5).await.unwrap();
     assert_eq!(log[0].action, "conversation.hand_back");
+    // Counted for the dashboard: the handover, the answer after it, the wait for a person.
+    assert_eq!(app.rows("reply_waits"), 1);
+    let (_, dashboard) = me.get(&app, "/console/dashboard").await;
+    assert!(dashboard.contains("Messages per day") && dashboard.contains("payslip-copy"), "{dashboard}");
+    assert!(dashboard.contains("just now"), "the median wait: {dashboard}");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! even if the caller is dropped (a client hanging up mid-commit still has its turn
 //! committed).
 
+use crate::store::roles::{DayCount, Figures};
 use async_trait::async_trait;
 
 use super::{Blocking, Done, SqliteStore, failed};
@@ -239,5 +240,29 @@ impl Transcripts for SqliteStore {
 
     async fn prune_transcripts(&self, before_ms: i64) -> Result<usize, StoreError> {
         self.call(move |s| s.prune_transcripts(before_ms)).await
+    }
+}
+
+#[async_trait]
+impl Figures for SqliteStore {
+    async fn count_turn(&self, day: i64, kind: &str, topic: Option<&str>) -> Result<(), StoreError> {
+        let (kind, topic) = (kind.to_owned(), topic.map(str::to_owned));
+        self.call(move |s| s.count_turn(day, &kind, topic.as_deref())).await
+    }
+
+    async fn agent_replied(&self, at_ms: i64, waited_ms: i64) -> Result<(), StoreError> {
+        self.call(move |s| s.agent_replied(at_ms, waited_ms)).await
+    }
+
+    async fn day_counts(&self, since_day: i64) -> Result<Vec<DayCount>, StoreError> {
+        self.call(move |s| s.day_counts(since_day)).await
+    }
+
+    async fn top_topics(&self, since_day: i64, limit: usize) -> Result<Vec<(String, i64)>, StoreError> {
+        self.call(move |s| s.top_topics(since_day, limit)).await
+    }
+
+    async fn reply_waits(&self, since_ms: i64) -> Result<Vec<i64>, StoreError> {
+        self.call(move |s| s.reply_waits(since_ms)).await
     }
 }

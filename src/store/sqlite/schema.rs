@@ -144,7 +144,8 @@ UPDATE photo_jobs SET bot = substr(bot, 10) WHERE bot LIKE 'whatsapp:%';
 ",
     // The web console: accounts (argon2id hashes, never passwords), their sessions (the
     // cookie token's SHA-256 only), failed sign-ins for throttling, the audit log; and
-    // conversations' transcripts with which of them are handed over to a person.
+    // conversations' transcripts with which of them are handed over to a person; per-day
+    // turn counts and agents' reply waits for the dashboard.
     r"
 CREATE TABLE console_accounts (
     email         TEXT PRIMARY KEY,
@@ -194,6 +195,18 @@ CREATE TABLE transcript_lines (
 );
 CREATE INDEX transcript_lines_user ON transcript_lines(channel, address, id);
 CREATE INDEX transcript_lines_at ON transcript_lines(at_ms);
+CREATE TABLE turn_counts (
+    day    INTEGER NOT NULL,
+    kind   TEXT NOT NULL,
+    topic  TEXT NOT NULL,
+    count  INTEGER NOT NULL,
+    PRIMARY KEY (day, kind, topic)
+);
+CREATE TABLE reply_waits (
+    at_ms      INTEGER NOT NULL,
+    waited_ms  INTEGER NOT NULL
+);
+CREATE INDEX reply_waits_at ON reply_waits(at_ms);
 ",
 ];
 

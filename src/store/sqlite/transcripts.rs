@@ -115,3 +115,56 @@ impl Blocking {
         })
     }
 }
+
+impl Blocking {
+    /// See [`Figures::count_turn`](crate::store::roles::Figures::count_turn).
+    pub fn count_turn(&self, day: i64, kind: &str, topic: Option<&str>) -> Result<(), StoreError> {
+        self.write(Sync::Normal, |tx| {
+            exec(
+                tx,
+                "INSERT INTO turn_counts (day, kind, topic, count) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (day, kind, topic) DO UPDATE SET count = count + 1",
+                params![day, kind, topic.unwrap_or("")],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// See [`Figures::agent_replied`](crate::store::roles::Figures::agent_replied).
+    pub fn agent_replied(&self, at_ms: i64, waited_ms: i64) -> Result<(), StoreError> {
+        self.write(Sync::Normal, |tx| {
+            exec(tx, "INSERT INTO reply_waits (at_ms, waited_ms) VALUES (?1, ?2)", params![at_ms, waited_ms])
+        })?;
+        Ok(())
+    }
+
+    /// See [`Figures::day_counts`](crate::store::roles::Figures::day_counts).
+    pub fn day_counts(&self, since_day: i64) -> Result<Vec<crate::store::roles::DayCount>, StoreError> {
+        self.read(|c| {
+            all(
+                c,
+                "SELECT day, kind, sum(count) FROM turn_counts WHERE day >= ?1 GROUP BY day, kind ORDER BY day, kind",
+                [since_day],
+                |r| Ok(crate::store::roles::DayCount { day: r.get(0)?, kind: r.get(1)?, count: r.get(2)? }),
+            )
+        })
+    }
+
+    /// See [`Figures::top_topics`](crate::store::roles::Figures::top_topics).
+    pub fn top_topics(&self, since_day: i64, limit: usize) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(|c| {
+            all(
+                c,
+                "SELECT topic, sum(count) AS n FROM turn_counts WHERE day >= ?1 AND topic != ''
+                 GROUP BY topic ORDER BY n DESC, topic LIMIT ?2",
+                params![since_day, sql_limit(limit)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+    }
+
+    /// See [`Figures::reply_waits`](crate::store::roles::Figures::reply_waits).
+    pub fn reply_waits(&self, since_ms: i64) -> Result<Vec<i64>, StoreError> {
+        self.read(|c| all(c, "SELECT waited_ms FROM reply_waits WHERE at_ms >= ?1", [since_ms], |r| r.get(0)))
+    }
+}
