@@ -259,7 +259,7 @@ async fn in_chromium_an_agent_signs_in_tries_the_bot_edits_an_faq_entry_and_the_
     let value = b.call(reqwest::Method::GET, &format!("/element/{questions}/property/value"), None).await;
     assert_eq!(value, "zorglub quantum flux capacitor");
     b.link("Dashboard").await;
-    b.shoot("dashboard").await;
+    assert!(b.text().await.contains("Messages per day"));
 }
 
 #[tokio::test]
@@ -287,4 +287,10 @@ async fn in_chromium_a_conversation_handed_over_by_a_signed_webhook_is_answered_
     assert!(!b.text().await.contains("waiting for a person"));
     let reply = employee_says(&app, "Where can I download my payslip?").await;
     assert!(!reply.is_empty(), "the bot answers again");
+    employee_says(&app, "How many days of annual leave do I have?").await;
+    employee_says(&app, "zorglub quantum flux capacitor").await;
+    b.link("Dashboard").await;
+    let text = b.text().await;
+    assert!(text.contains("payslip-copy") && text.contains("handed over"), "{text}");
+    b.shoot("dashboard").await;
 }
