@@ -16,7 +16,7 @@ pub use memory::MemoryBackend;
 pub use roles::{
     Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary,
     Conversations, DayCount, Enqueued, Figures, Jobs, MESSAGE_RETENTION, Maintenance, Outbox, OutboxItem,
-    PendingPhoto, PhotoJob, Reports, SESSION_RETENTION, Sessions, Speaker, Store, StoredSession,
+    PendingPhoto, PhotoJob, Reports, Resend, SESSION_RETENTION, Sessions, Speaker, Store, StoredSession,
     TranscriptLine, Transcripts, Turn, Turns,
 };
 pub use sqlite::SqliteStore;

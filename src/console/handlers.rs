@@ -564,6 +564,23 @@ pub(super) async fn request_view(
     }
 }
 
+/// Queues a request's e-mail again and wakes the outbox worker.
+pub(super) async fn request_resend(
+    State(st): State<Arc<ConsoleState>>,
+    Extension(who): Extension<Signed>,
+    Path(ticket): Path<String>,
+) -> Response {
+    match st.resend.resend_mail(&ticket, st.clock.now_ms()).await {
+        Ok(true) => {
+            st.mail_wakeup.notify_one();
+            audit(&st, &who, "request.resend", &ticket).await;
+            Redirect::to(&format!("/console/requests/{}", url_part(&ticket))).into_response()
+        }
+        Ok(false) => refuse(StatusCode::NOT_FOUND, "no such request"),
+        Err(e) => store_failed(e),
+    }
+}
+
 // ---- unanswered, conversations, dashboard ----
 
 /// Declined questions by group.

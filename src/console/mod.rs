@@ -8,7 +8,7 @@
 //! | `POST /console/sign-out` | closes the session |
 //! | `GET /console/try`, `POST /console/try`, `POST /console/try/reset` | *Try the bot*: a console-only conversation with the live dialog |
 //! | `GET /console/faq`, `GET /console/faq/{id}`, `POST /console/faq/{id}`, `POST /console/faq/{id}/delete`, `GET`/`POST /console/faq-new` | the live FAQ, changed through its journal |
-//! | `GET /console/requests`, `GET /console/requests/{ticket}` | requests, filtered, and one request's e-mail |
+//! | `GET /console/requests`, `GET /console/requests/{ticket}`, `POST …/{ticket}/resend` | requests, filtered, one request's e-mail, and sending it again |
 //! | `GET /console/unanswered` | declined questions by group, each with **Create an entry** |
 //! | `GET /console/conversations`, `GET /console/conversations/{channel}/{id}` | conversations, handed-over ones first, and one's transcript |
 //! | `POST …/{channel}/{id}/reply`, `POST …/{channel}/{id}/hand-back` | an agent's reply (**Send reply**) and **Hand back to the bot** |
@@ -52,7 +52,7 @@ use crate::dialog::Dialog;
 use crate::domain::{Clock, Session};
 use crate::engine::Lang;
 use crate::knowledge::faq::Faq;
-use crate::store::{Account, Accounts, ConsoleSession, Reports};
+use crate::store::{Account, Accounts, ConsoleSession, Reports, Resend};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "wabot_console";
@@ -78,6 +78,9 @@ pub struct ConsoleState {
     secure_cookie: bool,
     /// Agents' replies and hand-backs, and the transcripts.
     handoff: HandoffDesk,
+    /// Requeues a request's e-mail, and wakes the outbox worker.
+    resend: Arc<dyn Resend>,
+    mail_wakeup: Arc<tokio::sync::Notify>,
     /// The self-evaluation's confusable pairs of topics, recomputed after each FAQ change.
     confusions: Arc<Mutex<Vec<crate::eval::self_check::Confusion>>>,
     /// Each signed-in session's *Try the bot* conversation, by session token hash; never
@@ -103,8 +106,11 @@ impl ConsoleState {
         settings: ConsoleSettings,
         secure_cookie: bool,
         handoff: HandoffDesk,
+        mail: (Arc<dyn Resend>, Arc<tokio::sync::Notify>),
     ) -> ConsoleState {
         let state = ConsoleState {
+            resend: mail.0,
+            mail_wakeup: mail.1,
             confusions: Arc::default(),
             handoff,
             accounts,
@@ -208,6 +214,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/console/faq/{id}/delete", post(handlers::faq_delete))
         .route("/console/requests", get(handlers::requests_list))
         .route("/console/requests/{ticket}", get(handlers::request_view))
+        .route("/console/requests/{ticket}/resend", post(handlers::request_resend))
         .route("/console/unanswered", get(handlers::unanswered))
         .route("/console/conversations", get(handlers::conversations))
         .route("/console/conversations/{channel}/{id}", get(handlers::conversation))

@@ -322,6 +322,10 @@ pub(super) fn request(p: &Page<'_>, r: &RequestRecord) -> Markup {
                 @if let Some(at) = r.next_attempt_ms { dt { (t(l, "Next attempt", "Prochain essai")) } dd { (utc(at)) } }
                 @if let Some(e) = &r.last_error { dt { (t(l, "Last error", "Dernière erreur")) } dd.pre { (e) } }
             }
+            form method="post" action={ "/console/requests/" (r.ticket) "/resend" } {
+                (csrf(p))
+                button.secondary type="submit" { (t(l, "Send the e-mail again", "Renvoyer l'e-mail")) }
+            }
         },
     )
 }

@@ -112,6 +112,11 @@ impl Desk {
         self
     }
 
+    /// What wakes the outbox worker (when an e-mail is queued).
+    pub fn mail_wakeup(&self) -> &Arc<Notify> {
+        &self.mail_wakeup
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Conversations> {
         &self.store

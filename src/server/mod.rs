@@ -129,6 +129,7 @@ impl Server {
         let accounts: Arc<dyn crate::store::Accounts> = store.clone();
         let transcripts: Arc<dyn crate::store::Transcripts> = store.clone();
         let figures: Arc<dyn crate::store::Figures> = store.clone();
+        let resend: Arc<dyn crate::store::Resend> = store.clone();
         let console_on = console_enabled(settings, &*accounts).await?;
         let store: Arc<dyn Store> = store;
         let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine(), Arc::clone(&clock)));
@@ -153,6 +154,7 @@ impl Server {
         } else {
             desk
         };
+        let mail_wakeup = Arc::clone(desk.mail_wakeup());
         let desk = Arc::new(desk);
         let metrics = Arc::new(Metrics::new());
         let outbox = outbox.map(|o| o.with_metrics(Arc::clone(&metrics)));
@@ -169,6 +171,7 @@ impl Server {
                 &dialog,
                 &store,
                 (accounts, Arc::clone(&transcripts), figures),
+                (resend, Arc::clone(&mail_wakeup)),
                 &clock,
             )
         });
@@ -278,6 +281,7 @@ fn console_state(
     dialog: &Arc<Dialog>,
     store: &Arc<dyn Store>,
     (accounts, transcripts, figures): ConsoleRoles,
+    mail: (Arc<dyn crate::store::Resend>, Arc<tokio::sync::Notify>),
     clock: &Arc<dyn Clock>,
 ) -> Arc<crate::console::ConsoleState> {
     use secrecy::ExposeSecret;
@@ -318,6 +322,7 @@ fn console_state(
         settings.console.clone(),
         secure,
         handoff,
+        mail,
     ))
 }
 

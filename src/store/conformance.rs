@@ -550,3 +550,23 @@ async fn turns_are_counted_per_day_and_kind_with_their_topics_and_waits_are_kept
         assert_eq!(store.reply_waits(2000).await.unwrap(), [120_000], "{name}");
     }
 }
+
+#[tokio::test]
+async fn a_sent_mail_resent_is_queued_again_and_due_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("resend.db")).unwrap());
+    let memory = Arc::new(MemoryBackend::new());
+    type Both = (&'static str, Arc<dyn Store>, Arc<dyn super::roles::Resend>);
+    let backends: Vec<Both> = vec![("sqlite", sqlite.clone(), sqlite), ("memory", memory.clone(), memory)];
+    for (name, store, resend) in backends {
+        let ticket = file_request(&*store, "+33600000009", "SMresend", T2026).await;
+        let due = store.due_mail(T2026, 10).await.unwrap();
+        store.mark_sent(due[0].id, T2026 + 1).await.unwrap();
+        assert!(store.due_mail(T2027, 10).await.unwrap().is_empty(), "{name}");
+        assert!(resend.resend_mail(&ticket.to_lowercase(), T2027).await.unwrap(), "{name}");
+        assert!(!resend.resend_mail("REQ-1999-000001", T2027).await.unwrap(), "{name}");
+        let due = store.due_mail(T2027, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{name}");
+        assert_eq!(due[0].request.mail, MailState::Queued, "{name}");
+    }
+}

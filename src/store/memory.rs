@@ -556,3 +556,17 @@ impl Figures for MemoryBackend {
         Ok(self.lock().reply_waits.iter().filter(|(at, _)| *at >= since_ms).map(|(_, w)| *w).collect())
     }
 }
+
+#[async_trait]
+impl crate::store::roles::Resend for MemoryBackend {
+    async fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let ticket = ticket.trim().to_ascii_uppercase();
+        let mut s = self.lock();
+        let Some(row) = s.outbox.values_mut().find(|r| r.ticket == ticket) else { return Ok(false) };
+        row.state = MailState::Queued;
+        row.next_attempt_ms = now_ms;
+        row.permanent_failures = 0;
+        row.sent_ms = None;
+        Ok(true)
+    }
+}

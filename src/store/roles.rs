@@ -449,3 +449,12 @@ pub trait Figures: Send + Sync {
     /// The waits recorded since `since_ms`, ms.
     async fn reply_waits(&self, since_ms: i64) -> Result<Vec<i64>, StoreError>;
 }
+
+/// Sending a request's e-mail again, from the console.
+#[async_trait]
+pub trait Resend: Send + Sync {
+    /// Queues the e-mail of the request `ticket` again, due at `now_ms`, whatever its state
+    /// (sent, queued or dead-lettered), its permanent failures forgotten; false when there
+    /// is no such request.
+    async fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError>;
+}

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
 use wabot::domain::{Address, Channel, NewRequest, TICKET_PLACEHOLDER};
 use wabot::engine::Lang;
-use wabot::store::{Account, AccountRole, Accounts, Reports, Turn, Turns};
+use wabot::store::{Account, AccountRole, Accounts, Outbox, Reports, Turn, Turns};
 
 use crate::helpers::{Options, TestApp, fresh_sid, spawn_with, twiml_messages, whatsapp_form_with};
 
@@ -29,6 +29,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/console/faq-new"),
     ("GET", "/console/requests"),
     ("GET", "/console/requests/REQ-2026-000001"),
+    ("POST", "/console/requests/REQ-2026-000001/resend"),
     ("GET", "/console/unanswered"),
     ("GET", "/console/conversations"),
     ("GET", "/console/conversations/twilio/%2B33611112222"),
@@ -315,6 +316,16 @@ async fn a_requests_details_show_what_the_employee_typed_as_text_never_as_markup
     assert!(!page.contains("<script>alert"), "never markup");
     // The account's name, which an admin typed, is escaped too.
     assert!(page.contains("Ann &lt;Agent&gt;"));
+    // Sent, then sent again from the console: queued once more, and audited.
+    let due = app.store.due_mail(i64::MAX, 10).await.unwrap();
+    app.store.mark_sent(due[0].id, wabot::domain::now_ms()).await.unwrap();
+    let (_, sent) = me.get(&app, &format!("/console/requests/{ticket}")).await;
+    assert!(sent.contains(">sent<"), "{sent}");
+    let res = me.post(&app, &format!("/console/requests/{ticket}/resend"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, again) = me.get(&app, &format!("/console/requests/{ticket}")).await;
+    assert!(again.contains(">queued<"), "{again}");
+    assert_eq!(app.store.audit_log(1).await.unwrap()[0].action, "request.resend");
 }
 
 /// A stand-in for Twilio's REST API on loopback: records each message sent.

@@ -190,3 +190,19 @@ impl Blocking {
         })
     }
 }
+
+impl Blocking {
+    /// See [`Resend::resend_mail`](crate::store::roles::Resend::resend_mail).
+    pub fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let ticket = ticket.trim().to_ascii_uppercase();
+        let n = self.write(Sync::Normal, |tx| {
+            exec(
+                tx,
+                "UPDATE outbox SET state = 'queued', next_attempt_ms = ?2, permanent_failures = 0, sent_ms = NULL
+                 WHERE request_id = (SELECT id FROM requests WHERE ticket = ?1)",
+                params![ticket, now_ms],
+            )
+        })?;
+        Ok(n == 1)
+    }
+}

@@ -266,3 +266,11 @@ impl Figures for SqliteStore {
         self.call(move |s| s.reply_waits(since_ms)).await
     }
 }
+
+#[async_trait]
+impl crate::store::roles::Resend for SqliteStore {
+    async fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let ticket = ticket.to_owned();
+        self.call(move |s| s.resend_mail(&ticket, now_ms)).await
+    }
+}
