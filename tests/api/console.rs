@@ -541,3 +541,18 @@ async fn the_faq_page_shows_the_self_evaluations_confusable_pairs_beside_their_e
     }
     panic!("no confusable pair shown after 10 s");
 }
+
+#[tokio::test]
+async fn a_browser_preferring_french_gets_the_console_in_french() {
+    let (app, _dir) = console_app().await;
+    let res = client()
+        .get(app.url("/console/sign-in"))
+        .header("accept-language", "fr-FR,fr;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("lang=\"fr\"") && page.contains(">Mot de passe<") && page.contains(">Se connecter<")
+    );
+}
