@@ -44,6 +44,9 @@
 //! [`channel::twilio::rest`] sends the result.
 //! An admin change: [`server::admin`] checks the bearer token → [`knowledge::faq`] writes it
 //! to the [`knowledge::corpus::journal`], then to the [`engine`], which the next message sees.
+//! The HR team's web console: [`console`] (mounted by [`server`] at `/console`) signs an
+//! account in against the store's [`store::Accounts`] and serves its pages over the dialog,
+//! the live FAQ and the store's reports; `wabot users` ([`cli::users`]) manages the accounts.
 //!
 //! ```
 //! let kb = wabot::knowledge::corpus::KnowledgeBase::embedded().unwrap();
@@ -56,6 +59,7 @@
 pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod desk;
 pub mod dialog;
 pub mod domain;

@@ -14,9 +14,11 @@ pub mod sqlite;
 
 pub use memory::MemoryBackend;
 pub use roles::{
-    Committed, Conversations, Enqueued, Jobs, MESSAGE_RETENTION, Maintenance, NewOutbound, Outbound,
+    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary,
+    Conversations, DayCount, Enqueued, Figures, Jobs, MESSAGE_RETENTION, Maintenance, NewOutbound, Outbound,
     OutboundCounts, OutboundItem, OutboundRecord, OutboundState, Outbox, OutboxItem, PendingPhoto, PhotoJob,
-    Reports, SESSION_RETENTION, Sessions, Store, StoredSession, Turn, Turns,
+    Reports, Resend, SESSION_RETENTION, Sessions, Speaker, Store, StoredSession, TranscriptLine, Transcripts,
+    Turn, Turns,
 };
 pub use sqlite::SqliteStore;
 

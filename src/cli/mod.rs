@@ -8,6 +8,7 @@ pub mod eval;
 pub mod ocr;
 pub mod requests;
 pub mod unanswered;
+pub mod users;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -94,6 +95,9 @@ pub enum CliError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A console account could not be added or changed; the message says why.
+    #[error("{0}")]
+    Account(String),
     /// Writing the output failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

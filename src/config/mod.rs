@@ -38,8 +38,17 @@
 //! | header read and idle keep-alive bound, ms | `limits.header_read_timeout_ms` | `WABOT_HEADER_READ_TIMEOUT_MS` | `10000` |
 //! | open connections (0: the open-file limit less 256) | `limits.max_connections` | `WABOT_MAX_CONNECTIONS` | `0` |
 //! | log format (`human`, `json`) | `log_format` | `WABOT_LOG_FORMAT` | `human` |
+//! | web console (`on`, `off`; default: on when an account exists) | `console.enabled` | `WABOT_CONSOLE` | — |
+//! | console sign-in lifetime, hours | `console.session_hours` | — | `12` |
+//! | failed sign-ins per account and per address before refusal | `console.max_failures` | — | `5` |
+//! | their window, seconds | `console.failure_window_secs` | — | `900` |
+//! | a handover returns to the bot after, minutes idle | `console.handoff_idle_mins` | — | `240` |
+//! | office hours told to the employee | `console.office_hours_en`, `console.office_hours_fr` | — | Monday to Friday, 9:00 to 17:00 |
+//! | transcripts kept, days | `console.transcript_days` | — | `30` |
+//! | where a handover is e-mailed | `console.hr_email` | `WABOT_HR_EMAIL` | none: no e-mail |
 
 pub mod badge;
+pub mod console;
 pub mod limits;
 pub mod mail;
 pub mod meta;
@@ -55,6 +64,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 pub use badge::BadgeSettings;
+pub use console::ConsoleSettings;
 pub use limits::LimitSettings;
 pub use mail::MailSettings;
 pub use meta::MetaSettings;
@@ -182,6 +192,8 @@ pub struct Settings {
     pub deprecations: Vec<String>,
     /// Timeout, load shedding, per-sender rate limit.
     pub limits: LimitSettings,
+    /// The web console.
+    pub console: ConsoleSettings,
     /// How log lines are written.
     pub log_format: crate::telemetry::LogFormat,
 }
@@ -209,6 +221,7 @@ impl Default for Settings {
             outbound: OutboundSettings::default(),
             deprecations: Vec::new(),
             limits: LimitSettings::default(),
+            console: ConsoleSettings::default(),
             log_format: crate::telemetry::LogFormat::default(),
         }
     }
@@ -233,6 +246,7 @@ struct FileSettings {
     meta: Option<meta::MetaFile>,
     outbound: Option<outbound::OutboundFile>,
     limits: Option<limits::LimitsFile>,
+    console: Option<console::ConsoleFile>,
     log_format: Option<String>,
 }
 
@@ -314,6 +328,7 @@ impl Settings {
             s.meta.apply_file(f.meta.unwrap_or_default());
             s.outbound.apply_file(f.outbound.unwrap_or_default());
             s.limits.apply_file(f.limits.unwrap_or_default());
+            s.console.apply_file(f.console.unwrap_or_default());
             if let Some(v) = f.log_format {
                 s.log_format =
                     v.parse().map_err(|message| ConfigError::File { path: path.to_owned(), message })?;
@@ -363,6 +378,7 @@ impl Settings {
         s.meta.apply_env(&env);
         s.outbound.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.limits.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
+        s.console.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         if let Some(v) = env("WABOT_LOG_FORMAT") {
             s.log_format = v.parse().map_err(env_err("WABOT_LOG_FORMAT"))?;
         }
@@ -393,6 +409,7 @@ impl Settings {
         self.mail.validate().map_err(ConfigError::Invalid)?;
         self.requests.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.console.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
         }

@@ -17,9 +17,11 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::outbound::Postbox;
 use crate::dialog::{Dialog, Incoming, Outcome, Reply};
-use crate::domain::{Address, Clock, MessageId, Outgoing};
+use crate::domain::{Address, Clock, MessageId, NewRequest, Outgoing};
 use crate::engine::Lang;
-use crate::store::{Committed, Conversations, NewOutbound, StoreError, Turn};
+use crate::store::{
+    Committed, Conversations, Figures, NewOutbound, Speaker, StoreError, TranscriptLine, Transcripts, Turn,
+};
 
 /// How many times a turn is handled again after losing a race on its user's session.
 const MAX_CONFLICTS: usize = 8;
@@ -60,6 +62,13 @@ pub struct Desk {
     /// With the semantic scorer on, a turn's matching takes milliseconds of CPU: it runs on
     /// the blocking pool, at most one per core, so the async workers keep serving.
     matching: Arc<Semaphore>,
+    /// Where each turn's lines go, and which conversations wait for a person (none: not
+    /// kept).
+    transcripts: Option<Arc<dyn Transcripts>>,
+    /// Where each turn is counted for the dashboard (none: not counted).
+    figures: Option<Arc<dyn Figures>>,
+    /// Where a handover is e-mailed, and the console's base URL for the link.
+    handover_mail: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -80,7 +89,38 @@ impl Desk {
         postbox: Option<Postbox>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Desk { dialog, store, clock, mail_wakeup, postbox, matching: Arc::new(Semaphore::new(cores)) }
+        Desk {
+            dialog,
+            store,
+            clock,
+            mail_wakeup,
+            postbox,
+            matching: Arc::new(Semaphore::new(cores)),
+            transcripts: None,
+            figures: None,
+            handover_mail: None,
+        }
+    }
+
+    /// E-mails each handover to `recipient` through the outbox, committed with the turn
+    /// like a request (it is listed among them), with a link to the conversation under
+    /// `base_url` (the server's public URL).
+    pub fn with_handover_mail(mut self, recipient: String, base_url: String) -> Self {
+        self.handover_mail = Some((recipient, base_url.trim_end_matches('/').to_owned()));
+        self
+    }
+
+    /// Keeps each turn's lines in `transcripts`, with which conversations are handed over,
+    /// and counts each turn in `figures`.
+    pub fn with_transcripts(mut self, transcripts: Arc<dyn Transcripts>, figures: Arc<dyn Figures>) -> Self {
+        self.transcripts = Some(transcripts);
+        self.figures = Some(figures);
+        self
+    }
+
+    /// What wakes the outbox worker (when an e-mail is queued).
+    pub fn mail_wakeup(&self) -> &Arc<Notify> {
+        &self.mail_wakeup
     }
 
     /// The outbound queue, when the desk has one.
@@ -95,7 +135,18 @@ impl Desk {
 
     /// Handles one message; `message_id` is the channel's id of it, the deduplication key.
     pub async fn handle(&self, msg: Incoming, message_id: Option<MessageId>) -> Result<Handled, DeskError> {
-        self.handle_with(msg, message_id, None).await
+        self.handle_with(msg, message_id, None, None).await
+    }
+
+    /// [`Desk::handle`] for a message sent to the bot's address `bot` (kept with the
+    /// conversation: a person's reply comes from there).
+    pub async fn handle_to(
+        &self,
+        msg: Incoming,
+        message_id: Option<MessageId>,
+        bot: Option<Address>,
+    ) -> Result<Handled, DeskError> {
+        self.handle_with(msg, message_id, None, bot).await
     }
 
     /// Handles one message whose reply goes out later, through the outbound queue: the
@@ -109,7 +160,7 @@ impl Desk {
         message_id: Option<MessageId>,
         from: Option<Address>,
     ) -> Result<Handled, DeskError> {
-        let handled = self.handle_with(msg, message_id, Some(from)).await?;
+        let handled = self.handle_with(msg, message_id, Some(from.clone()), from).await?;
         if let Some(postbox) = &self.postbox
             && !handled.replayed
         {
@@ -170,15 +221,20 @@ impl Desk {
         msg: Incoming,
         message_id: Option<MessageId>,
         queue: Option<Option<Address>>,
+        bot: Option<Address>,
     ) -> Result<Handled, DeskError> {
         let mut conflicts = 0;
         loop {
             match self.turn(&msg, message_id.clone(), queue.as_ref()).await {
                 Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
                 Err(e) => return Err(e.into()),
-                Ok((committed, outcome, lang)) => {
+                Ok((committed, outcome, lang, handed)) => {
                     if committed.ticket.is_some() {
                         self.mail_wakeup.notify_one();
+                    }
+                    if !committed.replayed {
+                        self.keep_transcript(&msg, bot.as_ref(), &committed.messages, handed).await;
+                        self.count(&outcome).await;
                     }
                     return Ok(Handled {
                         messages: committed.messages,
@@ -200,8 +256,9 @@ impl Desk {
         msg: &Incoming,
         message_id: Option<MessageId>,
         queue: Option<&Option<Address>>,
-    ) -> Result<(Committed, Outcome, Lang), StoreError> {
+    ) -> Result<(Committed, Outcome, Lang, Option<Option<i64>>), StoreError> {
         let (mut session, version) = super::load_session(&*self.store, &msg.user).await?;
+        let was = session.handoff.map(|h| h.since_ms);
         let reply = if self.dialog.engine().is_semantic() {
             // The semaphore is never closed.
             let _place = self.matching.acquire().await.ok();
@@ -218,8 +275,11 @@ impl Desk {
             self.dialog.respond(&mut session, msg)
         };
         session.lang = Some(reply.lang);
+        let now = session.handoff.map(|h| h.since_ms);
+        let handed = (was != now).then_some(now);
         let request = match &reply.outcome {
             Outcome::RequestSubmitted(req) => Some((**req).clone()),
+            Outcome::HandedOver => self.handover_request(msg, &session, reply.lang),
             _ => None,
         };
         // Counted for HR with the turn itself, so a redelivery is not counted twice.
@@ -248,7 +308,83 @@ impl Desk {
                 outbound,
             })
             .await?;
-        Ok((committed, reply.outcome, reply.lang))
+        Ok((committed, reply.outcome, reply.lang, handed))
+    }
+
+    /// The e-mail telling HR a conversation waits for them, as a request of kind
+    /// `handover`.
+    fn handover_request(
+        &self,
+        msg: &Incoming,
+        session: &crate::domain::Session,
+        lang: Lang,
+    ) -> Option<NewRequest> {
+        let (recipient, base) = self.handover_mail.as_ref()?;
+        let id: String = url::form_urlencoded::byte_serialize(msg.user.id().as_bytes()).collect();
+        let link = format!("{base}/console/conversations/{}/{id}", msg.user.channel().as_str());
+        let name =
+            msg.profile_name.as_deref().map(|n| crate::domain::clean_line(n, 100)).filter(|n| !n.is_empty());
+        Some(NewRequest {
+            kind: "handover".into(),
+            kind_label: "Conversation handed over to a person / Conversation transmise à une personne".into(),
+            recipient: recipient.clone(),
+            first_name: name.unwrap_or_else(|| "WhatsApp".into()),
+            last_name: msg.user.id().to_owned(),
+            employee_id: session.employee.as_ref().map(|e| e.id.clone()),
+            employee_email: None,
+            department: None,
+            details: Some(format!("Answer in the console / Répondre dans la console : {link}")),
+            lang,
+        })
+    }
+
+    /// Counts the turn by what the bot did, with the topic of an answer.
+    async fn count(&self, outcome: &Outcome) {
+        let Some(figures) = &self.figures else { return };
+        let (kind, topic) = match outcome {
+            Outcome::Answered { id, .. } => {
+                ("answered", self.dialog.engine().entry(id).map(|e| e.topic_key().to_owned()))
+            }
+            Outcome::Declined | Outcome::Suggested => ("declined", None),
+            Outcome::HandedOver => ("handed_over", None),
+            _ => ("other", None),
+        };
+        let day = self.clock.now_ms().div_euclid(86_400_000);
+        if let Err(e) = figures.count_turn(day, kind, topic.as_deref()).await {
+            tracing::warn!(error = %e, "cannot count the turn");
+        }
+    }
+
+    /// Appends the message and its reply to the transcript and records a handover or a
+    /// return to the bot (`handed`). After the commit: a failure here is logged, the turn
+    /// stands.
+    async fn keep_transcript(
+        &self,
+        msg: &Incoming,
+        bot: Option<&Address>,
+        replies: &[String],
+        handed: Option<Option<i64>>,
+    ) {
+        let Some(transcripts) = &self.transcripts else { return };
+        let at_ms = self.clock.now_ms();
+        let mut lines =
+            vec![TranscriptLine { speaker: Speaker::Employee, author: None, text: msg.text.clone(), at_ms }];
+        lines.extend(replies.iter().map(|r| TranscriptLine {
+            speaker: Speaker::Bot,
+            author: None,
+            text: r.clone(),
+            at_ms,
+        }));
+        if let Err(e) = transcripts.record(&msg.user, bot, lines).await {
+            tracing::error!(error = %e, "cannot keep the transcript");
+        }
+        if let Some(since) = handed {
+            match transcripts.set_handed_over(&msg.user, since).await {
+                Ok(()) if since.is_some() => tracing::info!("a conversation was handed over to a person"),
+                Ok(()) => {}
+                Err(e) => tracing::error!(error = %e, "cannot record the handover"),
+            }
+        }
     }
 }
 

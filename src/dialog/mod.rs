@@ -13,12 +13,14 @@
 pub mod messages;
 
 pub mod form;
+pub mod handoff;
 
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 pub use form::RequestForm;
+pub use handoff::HandoffPolicy;
 
 use crate::domain::{Address, Choice, Choices, Clock, NewRequest, Pending, Session, SystemClock};
 use crate::engine::{Engine, FaqEntry, Lang};
@@ -67,6 +69,12 @@ pub enum Outcome {
     /// The user confirmed a request: it must be committed (see [`crate::desk::Desk`])
     /// before the reply, which holds the ticket placeholder, is sent.
     RequestSubmitted(Box<NewRequest>),
+    /// The conversation was handed over to a person (see [`handoff`]).
+    HandedOver,
+    /// A message for the person who has the conversation: the bot says nothing.
+    ForAgent,
+    /// The employee took the bot back.
+    HandedBack,
 }
 
 /// The bot's reply to one message.
@@ -135,6 +143,8 @@ pub struct Dialog {
     clock: Arc<dyn Clock>,
     /// The request form, when requests are on (the server sets it).
     requests: ArcSwapOption<RequestForm>,
+    /// Handing over to a person, when on (the server sets it).
+    handoff: ArcSwapOption<HandoffPolicy>,
 }
 
 impl std::fmt::Debug for Dialog {
@@ -195,7 +205,7 @@ impl Dialog {
     /// going; the next menu shows the new categories. An idle request form expires by
     /// `clock`.
     pub fn live(kb: LiveKnowledge, engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Self {
-        Dialog { kb, engine, clock, requests: ArcSwapOption::empty() }
+        Dialog { kb, engine, clock, requests: ArcSwapOption::empty(), handoff: ArcSwapOption::empty() }
     }
 
     /// Turns the request form on (`request`/`demande`, and an entry at the end of the menu)
@@ -214,8 +224,56 @@ impl Dialog {
         &self.engine
     }
 
+    /// Turns handing over to a person on (with its policy) or off.
+    pub fn set_handoff(&self, policy: Option<Arc<HandoffPolicy>>) {
+        self.handoff.store(policy);
+    }
+
     /// The reply to `msg` given `session`, which it updates. No I/O.
+    ///
+    /// With handing over on: while a person has the conversation, a message goes to them
+    /// (no reply) unless it takes the bot back or the conversation sat idle past the
+    /// policy's idle time; a request for a person hands the conversation over; the second
+    /// declined question in a row offers it.
     pub fn respond(&self, session: &mut Session, msg: &Incoming) -> Reply {
+        let Some(policy) = self.handoff.load_full() else {
+            return self.respond_to_bot(session, msg);
+        };
+        let now = self.clock.now_ms();
+        let lang = session.lang.unwrap_or(Lang::En);
+        if let Some(h) = session.handoff.as_mut() {
+            if now.saturating_sub(h.last_ms) <= policy.idle_ms {
+                if handoff::takes_bot_back(&msg.text) {
+                    session.handoff = None;
+                    session.pending = None;
+                    return reply(lang, Outcome::HandedBack, handoff::BACK_TO_BOT.get(lang));
+                }
+                h.last_ms = now;
+                return Reply { messages: Vec::new(), lang, outcome: Outcome::ForAgent, offer: None };
+            }
+            session.handoff = None;
+        }
+        if session.request.is_none() && handoff::asks_for_person(&msg.text) {
+            let lang = detect_lang(&msg.text).unwrap_or(lang);
+            session.handoff = Some(crate::domain::Handoff { since_ms: now, last_ms: now });
+            session.pending = None;
+            session.declines = 0;
+            let text = handoff::HANDED_OVER.get(lang).replace("{hours}", policy.hours(lang));
+            return reply(lang, Outcome::HandedOver, &text);
+        }
+        let mut r = self.respond_to_bot(session, msg);
+        if r.outcome == Outcome::Declined {
+            session.declines = session.declines.saturating_add(1);
+            if session.declines >= 2 {
+                r.messages.push(handoff::OFFER.get(r.lang).to_owned());
+            }
+        } else {
+            session.declines = 0;
+        }
+        r
+    }
+
+    fn respond_to_bot(&self, session: &mut Session, msg: &Incoming) -> Reply {
         let text = msg.text.trim();
         let fallback_lang = session.lang.unwrap_or(Lang::En);
         if let Some(form) = self.requests.load_full()
@@ -388,6 +446,25 @@ impl Dialog {
             _ => e.answer.clone(),
         }
     }
+}
+
+/// The language a request for a person is written in, when its words say so.
+fn detect_lang(text: &str) -> Option<Lang> {
+    const FRENCH: &[&str] = &[
+        "humain",
+        "humaine",
+        "conseiller",
+        "conseillere",
+        "parler",
+        "personne",
+        "quelqu",
+        "quelquun",
+        "operateur",
+        "je",
+        "veux",
+    ];
+    let words = crate::engine::text::words(text);
+    if words.iter().any(|w| FRENCH.contains(&w.as_str())) { Some(Lang::Fr) } else { Some(Lang::En) }
 }
 
 fn reply(lang: Lang, outcome: Outcome, text: &str) -> Reply {

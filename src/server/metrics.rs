@@ -22,7 +22,12 @@ impl From<&Outcome> for MessageOutcome {
             Outcome::Suggested => MessageOutcome::Suggested,
             Outcome::Request => MessageOutcome::Request,
             Outcome::RequestSubmitted(_) => MessageOutcome::RequestSubmitted,
-            Outcome::Greeting | Outcome::Menu | Outcome::Other => MessageOutcome::Other,
+            Outcome::Greeting
+            | Outcome::Menu
+            | Outcome::Other
+            | Outcome::HandedOver
+            | Outcome::ForAgent
+            | Outcome::HandedBack => MessageOutcome::Other,
         }
     }
 }

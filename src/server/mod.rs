@@ -99,6 +99,8 @@ pub struct Server {
     metrics: Arc<Metrics>,
     badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
     sender: Sender,
+    /// The transcripts to prune, and after how many days, when the console is on.
+    transcripts: Option<(Arc<dyn crate::store::Transcripts>, u64)>,
 }
 
 /// The outbound queue's two ends: the postbox the desk and badge reading queue into, and
@@ -155,6 +157,11 @@ impl Server {
         if unsigned && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
+        let accounts: Arc<dyn crate::store::Accounts> = store.clone();
+        let transcripts: Arc<dyn crate::store::Transcripts> = store.clone();
+        let figures: Arc<dyn crate::store::Figures> = store.clone();
+        let resend: Arc<dyn crate::store::Resend> = store.clone();
+        let console_on = console_enabled(settings, &*accounts).await?;
         let store: Arc<dyn Store> = store;
         let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine(), Arc::clone(&clock)));
         let (desk, outbox) = desk_over(
@@ -164,6 +171,26 @@ impl Server {
             Arc::clone(&clock),
             Some(outbound.postbox.clone()),
         )?;
+        // Handing over to a person needs someone to hand over to: it is on with the console.
+        let desk = if console_on {
+            let c = &settings.console;
+            dialog.set_handoff(Some(Arc::new(crate::dialog::HandoffPolicy {
+                idle_ms: i64::try_from(c.handoff_idle_mins.saturating_mul(60_000)).unwrap_or(i64::MAX),
+                hours_en: c.office_hours_en.clone(),
+                hours_fr: c.office_hours_fr.clone(),
+            })));
+            let desk = desk.with_transcripts(Arc::clone(&transcripts), Arc::clone(&figures));
+            match &c.hr_email {
+                Some(to) => desk.with_handover_mail(to.clone(), console_base_url(settings)),
+                None => {
+                    tracing::warn!("console.hr_email is not set: handovers are not e-mailed");
+                    desk
+                }
+            }
+        } else {
+            desk
+        };
+        let mail_wakeup = Arc::clone(desk.mail_wakeup());
         let desk = Arc::new(desk);
         let metrics = Arc::new(Metrics::new());
         let sender = Sender::new(
@@ -181,9 +208,24 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
+        let console = console_on.then(|| {
+            console_state(
+                settings,
+                &faq,
+                &dialog,
+                &store,
+                (accounts, Arc::clone(&transcripts), figures),
+                (resend, Arc::clone(&mail_wakeup)),
+                &clock,
+                &outbound.postbox,
+            )
+        });
         let router =
-            router(settings, faq, dialog, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics));
+            router(settings, faq, dialog, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics))
+                .merge(console.map(crate::console::router).unwrap_or_default());
+        let transcripts = console_on.then_some((transcripts, settings.console.transcript_days));
         Ok(Server {
+            transcripts,
             listener,
             router,
             limits: settings.limits.clone(),
@@ -221,14 +263,21 @@ impl Server {
         }
         let worker = self.outbox.map(|o| tokio::spawn(o.run()));
         let sender = tokio::spawn(self.sender.run());
+        let clock = Arc::clone(&self.clock);
         let pruner = tokio::spawn(crate::store::prune_forever(
             self.store,
             self.clock,
             std::time::Duration::from_secs(3600),
         ));
+        let transcripts = self
+            .transcripts
+            .map(|(t, days)| tokio::spawn(prune_transcripts_forever(t, Arc::clone(&clock), days)));
         let served = serve(self.listener, self.router, &self.limits, shutdown).await;
         if let Some(w) = worker {
             w.abort();
+        }
+        if let Some(t) = transcripts {
+            t.abort();
         }
         pruner.abort();
         sender.abort();
@@ -236,6 +285,90 @@ impl Server {
             badges.stop();
         }
         served
+    }
+}
+
+/// The base URL of links to the console: the public URL, else the listen address.
+fn console_base_url(settings: &Settings) -> String {
+    match &settings.public_url {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", settings.listen),
+    }
+}
+
+/// Whether the web console is on: `console.enabled`, else whether an account exists.
+async fn console_enabled(
+    settings: &Settings,
+    accounts: &dyn crate::store::Accounts,
+) -> Result<bool, ServerError> {
+    let on = match settings.console.enabled {
+        Some(on) => on,
+        None => !accounts
+            .accounts()
+            .await
+            .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?
+            .is_empty(),
+    };
+    if on {
+        tracing::info!("web console on: /console; conversations can be handed over to a person");
+    } else {
+        tracing::info!("web console off (add an account with `wabot users add`, or set console.enabled)");
+    }
+    Ok(on)
+}
+
+/// The store roles only the console and the handover use.
+type ConsoleRoles =
+    (Arc<dyn crate::store::Accounts>, Arc<dyn crate::store::Transcripts>, Arc<dyn crate::store::Figures>);
+
+/// The web console's state: its store roles, the live FAQ and dialog, and agents' replies
+/// sent through Twilio's REST API when its account is configured.
+fn console_state(
+    settings: &Settings,
+    faq: &Arc<Faq>,
+    dialog: &Arc<Dialog>,
+    store: &Arc<dyn Store>,
+    (accounts, transcripts, figures): ConsoleRoles,
+    mail: (Arc<dyn crate::store::Resend>, Arc<tokio::sync::Notify>),
+    clock: &Arc<dyn Clock>,
+    postbox: &Postbox,
+) -> Arc<crate::console::ConsoleState> {
+    let secure = settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    let sender = Some(Arc::new(postbox.clone()) as Arc<dyn crate::desk::handoff::AgentReplies>);
+    let handoff = crate::desk::handoff::HandoffDesk::new(
+        Arc::clone(store) as Arc<dyn crate::store::Conversations>,
+        transcripts,
+        figures,
+        sender,
+        Arc::clone(clock),
+    );
+    Arc::new(crate::console::ConsoleState::new(
+        accounts,
+        Arc::clone(store) as Arc<dyn crate::store::Reports>,
+        Arc::clone(faq),
+        Arc::clone(dialog),
+        Arc::clone(clock),
+        settings.console.clone(),
+        secure,
+        handoff,
+        mail,
+    ))
+}
+
+/// Forgets transcript lines older than `days`, now and every hour.
+async fn prune_transcripts_forever(
+    transcripts: Arc<dyn crate::store::Transcripts>,
+    clock: Arc<dyn Clock>,
+    days: u64,
+) {
+    let keep_ms = i64::try_from(days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
+    loop {
+        match transcripts.prune_transcripts(clock.now_ms().saturating_sub(keep_ms)).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "pruned old transcripts"),
+            Err(e) => tracing::warn!(error = %e, "pruning transcripts failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
     }
 }
 
@@ -254,7 +387,7 @@ async fn serve(
         .keep_alive(true);
     let cap = limits.connection_cap();
     let places = Arc::new(Semaphore::new(cap));
-    let service = TowerToHyperService::new(router);
+    let service = router;
     let graceful = GracefulShutdown::new();
     tracing::debug!(
         max_connections = cap,
@@ -280,7 +413,20 @@ async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        // The client's address, for what throttles per address (the console's sign-in).
+        let peer = stream.peer_addr().ok();
+        let service = service.clone();
+        let with_peer = tower::util::MapRequest::new(
+            service,
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                if let Some(peer) = peer {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                }
+                req
+            },
+        );
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(with_peer)));
         tokio::spawn(async move {
             // A client that hangs up or times out is its own business: nothing to report.
             let _ = connection.await;

@@ -346,3 +346,236 @@ impl<T: Sessions + Turns + ?Sized> Conversations for T {}
 pub trait Store: Conversations + Outbox + Outbound + Jobs + Reports + Maintenance {}
 
 impl<T: Conversations + Outbox + Outbound + Jobs + Reports + Maintenance + ?Sized> Store for T {}
+
+/// What a console account may do: an admin also manages accounts; an agent answers
+/// conversations, keeps the FAQ and follows requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountRole {
+    /// Everything, accounts included.
+    Admin,
+    /// Everything but accounts.
+    Agent,
+}
+
+impl AccountRole {
+    /// The role's name as stored and typed: `admin`, `agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRole::Admin => "admin",
+            AccountRole::Agent => "agent",
+        }
+    }
+
+    /// The role named `s` (`admin`, `agent`), if any.
+    pub fn parse(s: &str) -> Option<AccountRole> {
+        match s {
+            "admin" => Some(AccountRole::Admin),
+            "agent" => Some(AccountRole::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// A person who signs in to the web console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Their e-mail address, lowercase: the sign-in name, unique.
+    pub email: String,
+    /// Their display name.
+    pub name: String,
+    /// What they may do.
+    pub role: AccountRole,
+    /// The password's argon2id hash in PHC string form; never the password.
+    pub password_hash: String,
+    /// When the account was made, ms since the Unix epoch.
+    pub created_ms: i64,
+}
+
+/// A signed-in console session, kept server-side: the cookie holds a random token, the
+/// store only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// The SHA-256 of the cookie's token, hex.
+    pub token_hash: String,
+    /// The account signed in.
+    pub email: String,
+    /// The session's anti-forgery token, which every form carries back.
+    pub csrf: String,
+    /// When it was opened, ms since the Unix epoch.
+    pub created_ms: i64,
+    /// When it stops being valid, ms since the Unix epoch.
+    pub expires_ms: i64,
+}
+
+/// One change made through the console or the `users` command: who, when, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Who: an account's e-mail, or `cli` for the command line.
+    pub actor: String,
+    /// What kind of change: `account.add`, `faq.put`, …
+    pub action: String,
+    /// What it concerned: an entry id, an e-mail, a ticket.
+    pub detail: String,
+}
+
+/// The web console's accounts, their sessions, sign-in throttling and the audit log.
+#[async_trait]
+pub trait Accounts: Send + Sync {
+    /// Stores a new account; false (and nothing written) when its e-mail is taken.
+    async fn add_account(&self, account: Account) -> Result<bool, StoreError>;
+    /// The account with this e-mail (as stored: lowercase).
+    async fn account(&self, email: &str) -> Result<Option<Account>, StoreError>;
+    /// Every account, by e-mail.
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Removes the account and closes its sessions; false when there was none.
+    async fn remove_account(&self, email: &str) -> Result<bool, StoreError>;
+    /// Replaces the account's password hash and closes its sessions; false when there is
+    /// no such account.
+    async fn set_password(&self, email: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Stores a newly opened session.
+    async fn open_session(&self, session: ConsoleSession) -> Result<(), StoreError>;
+    /// The session with this token hash and its account, if it exists, has not expired
+    /// at `now_ms` and its account still exists.
+    async fn console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<(ConsoleSession, Account)>, StoreError>;
+    /// Closes a session (signing out); closing an unknown one does nothing.
+    async fn close_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Records a failed sign-in under `key` (an account or a client address), and forgets
+    /// that key's failures older than `forget_before_ms`.
+    async fn sign_in_failed(&self, key: &str, at_ms: i64, forget_before_ms: i64) -> Result<(), StoreError>;
+    /// How many failed sign-ins were recorded under `key` since `since_ms`.
+    async fn sign_in_failures(&self, key: &str, since_ms: i64) -> Result<u32, StoreError>;
+    /// Forgets the failed sign-ins under `key` (after a successful one).
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<(), StoreError>;
+    /// Appends to the audit log.
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError>;
+    /// The latest audit entries, newest first.
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Who wrote a line of a conversation's transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    /// The employee.
+    Employee,
+    /// The bot.
+    Bot,
+    /// An HR colleague, through the console.
+    Agent,
+}
+
+impl Speaker {
+    /// The stored name: `employee`, `bot`, `agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Speaker::Employee => "employee",
+            Speaker::Bot => "bot",
+            Speaker::Agent => "agent",
+        }
+    }
+
+    /// The speaker named `s`.
+    pub fn parse(s: &str) -> Option<Speaker> {
+        match s {
+            "employee" => Some(Speaker::Employee),
+            "bot" => Some(Speaker::Bot),
+            "agent" => Some(Speaker::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// One line of a conversation's transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptLine {
+    /// Who wrote it.
+    pub speaker: Speaker,
+    /// For an agent's line, their account's e-mail.
+    pub author: Option<String>,
+    /// What was written.
+    pub text: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// A conversation as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSummary {
+    /// The employee.
+    pub user: Address,
+    /// The bot's own address on the user's channel, when known: an agent's reply comes
+    /// from there.
+    pub bot: Option<Address>,
+    /// Since when it waits for a person; `None` while the bot has it.
+    pub handed_over_ms: Option<i64>,
+    /// Its last line's time, ms since the Unix epoch.
+    pub last_ms: i64,
+    /// Its last line.
+    pub last_text: String,
+}
+
+/// Conversations' transcripts and which of them are handed over to a person.
+#[async_trait]
+pub trait Transcripts: Send + Sync {
+    /// Appends `lines` to `user`'s transcript (the conversation is created if new; its bot
+    /// address kept when `bot` is `None`).
+    async fn record(
+        &self,
+        user: &Address,
+        bot: Option<&Address>,
+        lines: Vec<TranscriptLine>,
+    ) -> Result<(), StoreError>;
+    /// Marks the conversation handed over since `since_ms`, or (`None`) back with the bot.
+    async fn set_handed_over(&self, user: &Address, since_ms: Option<i64>) -> Result<(), StoreError>;
+    /// Conversations: those handed over first, longest waiting first, then the others,
+    /// latest first; at most `limit`.
+    async fn conversations(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError>;
+    /// One conversation.
+    async fn conversation(&self, user: &Address) -> Result<Option<ConversationSummary>, StoreError>;
+    /// The last `limit` lines of `user`'s transcript, oldest first.
+    async fn transcript(&self, user: &Address, limit: usize) -> Result<Vec<TranscriptLine>, StoreError>;
+    /// Forgets lines written before `before_ms`, and conversations with no line left that
+    /// are not handed over. The rows removed.
+    async fn prune_transcripts(&self, before_ms: i64) -> Result<usize, StoreError>;
+}
+
+/// Per-day counts of turns by what the bot did, for the console's dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayCount {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    /// `answered`, `declined`, `handed_over`, `other`.
+    pub kind: String,
+    /// Turns.
+    pub count: i64,
+}
+
+/// The figures of the console's dashboard, counted turn by turn.
+#[async_trait]
+pub trait Figures: Send + Sync {
+    /// Counts one turn of `kind` on `day` (days since the epoch), and the FAQ topic it was
+    /// answered from, if any.
+    async fn count_turn(&self, day: i64, kind: &str, topic: Option<&str>) -> Result<(), StoreError>;
+    /// Records how long a handed-over employee waited for a person's first reply, ms.
+    async fn agent_replied(&self, at_ms: i64, waited_ms: i64) -> Result<(), StoreError>;
+    /// The counts from `since_day` on, by day then kind.
+    async fn day_counts(&self, since_day: i64) -> Result<Vec<DayCount>, StoreError>;
+    /// The topics answered most since `since_day`, most first, with their counts.
+    async fn top_topics(&self, since_day: i64, limit: usize) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The waits recorded since `since_ms`, ms.
+    async fn reply_waits(&self, since_ms: i64) -> Result<Vec<i64>, StoreError>;
+}
+
+/// Sending a request's e-mail again, from the console.
+#[async_trait]
+pub trait Resend: Send + Sync {
+    /// Queues the e-mail of the request `ticket` again, due at `now_ms`, whatever its state
+    /// (sent, queued or dead-lettered), its permanent failures forgotten; false when there
+    /// is no such request.
+    async fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError>;
+}

@@ -57,6 +57,7 @@ use super::roles::{Committed, Turn};
 #[cfg(doc)]
 use super::roles::{Jobs, Sessions, Turns};
 
+mod accounts;
 mod bridge;
 mod calls;
 mod checkpoint;
@@ -64,6 +65,7 @@ mod outbound;
 mod rows;
 mod schema;
 mod sessions;
+mod transcripts;
 mod turns;
 
 use checkpoint::Checkpointer;

@@ -71,6 +71,10 @@ pub struct Options {
     pub meta: wabot::config::MetaSettings,
     /// The outbound queue's sender (retries after 50 ms here).
     pub outbound: wabot::config::OutboundSettings,
+    /// The web console (by default on only when an account exists: off in a fresh database).
+    pub console: wabot::config::ConsoleSettings,
+    /// Twilio's REST API and account.
+    pub twilio: wabot::config::TwilioSettings,
 }
 
 /// The account SID tests give Twilio's REST API.
@@ -98,6 +102,8 @@ impl Default for Options {
                 retry_max_ms: 2000,
                 ..wabot::config::OutboundSettings::default()
             },
+            console: wabot::config::ConsoleSettings::default(),
+            twilio: wabot::config::TwilioSettings::default(),
         }
     }
 }
@@ -114,7 +120,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             (dir.path().join("wabot.db"), Some(dir))
         }
     };
-    let mut twilio = wabot::config::TwilioSettings::default();
+    let mut twilio = opts.twilio;
     if let Some(api) = &opts.twilio_api {
         twilio.api_base = api.clone();
         twilio.account_sid = Some(SecretString::from(ACCOUNT_SID.to_owned()));
@@ -133,6 +139,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         admin_token: opts.admin_token.map(|t| SecretString::from(t.to_owned())),
         max_body_bytes: opts.max_body_bytes,
         limits: opts.limits,
+        console: opts.console,
         ..Settings::default()
     };
     let options = FaqOptions { corpus: opts.corpus, journal: opts.journal, ..FaqOptions::default() };

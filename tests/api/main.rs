@@ -3,7 +3,9 @@
 
 mod admin;
 mod badge;
+mod browser;
 mod cli;
+mod console;
 mod helpers;
 mod hostile;
 mod limits;
