@@ -216,8 +216,7 @@ impl Server {
                 &store,
                 (accounts, Arc::clone(&transcripts), figures),
                 (resend, Arc::clone(&mail_wakeup)),
-                &clock,
-                &outbound.postbox,
+                (&clock, &outbound.postbox),
             )
         });
         let router =
@@ -330,8 +329,7 @@ fn console_state(
     store: &Arc<dyn Store>,
     (accounts, transcripts, figures): ConsoleRoles,
     mail: (Arc<dyn crate::store::Resend>, Arc<tokio::sync::Notify>),
-    clock: &Arc<dyn Clock>,
-    postbox: &Postbox,
+    (clock, postbox): (&Arc<dyn Clock>, &Postbox),
 ) -> Arc<crate::console::ConsoleState> {
     let secure = settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
     let sender = Some(Arc::new(postbox.clone()) as Arc<dyn crate::desk::handoff::AgentReplies>);
