@@ -17,8 +17,8 @@ pub use roles::{
     Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary,
     Conversations, DayCount, Enqueued, Figures, Jobs, MESSAGE_RETENTION, Maintenance, NewOutbound, Outbound,
     OutboundCounts, OutboundItem, OutboundRecord, OutboundState, Outbox, OutboxItem, PendingPhoto, PhotoJob,
-    Reports, Resend, SESSION_RETENTION, Sessions, Speaker, Store, StoredSession, TranscriptLine, Transcripts,
-    Turn, Turns,
+    Reports, RequestQuery, Resend, SESSION_RETENTION, Sessions, Speaker, Store, StoredSession,
+    TranscriptLine, Transcripts, Turn, Turns,
 };
 pub use sqlite::SqliteStore;
 

@@ -22,8 +22,6 @@ use crate::engine::{FaqEntry, Lang};
 use crate::knowledge::faq::FaqError;
 use crate::store::{AuditEntry, ConsoleSession, StoreError};
 
-/// How many requests the Requests page filters over.
-const REQUESTS_SCANNED: usize = 2000;
 /// How many rows a list shows.
 const ROWS_SHOWN: usize = 200;
 
@@ -508,27 +506,22 @@ pub(super) async fn requests_list(
     headers: HeaderMap,
     Query(filter): Query<RequestFilter>,
 ) -> Response {
-    let records = match st.reports.requests(REQUESTS_SCANNED).await {
-        Ok(r) => r,
-        Err(e) => return store_failed(e),
+    let query = crate::store::RequestQuery {
+        kind: Some(filter.kind.clone()).filter(|k| !k.is_empty()),
+        mail: match filter.status.as_str() {
+            "queued" => Some(MailState::Queued),
+            "sent" => Some(MailState::Sent),
+            "dead" => Some(MailState::Dead),
+            _ => None,
+        },
+        from_ms: day_ms(&filter.from),
+        until_ms: day_ms(&filter.to).map(|d| d + 86_400_000),
     };
-    let from = day_ms(&filter.from);
-    let to = day_ms(&filter.to).map(|d| d + 86_400_000);
-    let mut kinds: Vec<String> = records.iter().map(|r| r.kind.clone()).collect();
-    kinds.sort();
-    kinds.dedup();
-    let shown: Vec<_> = records
-        .into_iter()
-        .filter(|r| filter.kind.is_empty() || r.kind == filter.kind)
-        .filter(|r| match filter.status.as_str() {
-            "queued" => r.mail == MailState::Queued,
-            "sent" => r.mail == MailState::Sent,
-            "dead" => r.mail == MailState::Dead,
-            _ => true,
-        })
-        .filter(|r| from.is_none_or(|f| r.created_at_ms >= f) && to.is_none_or(|t| r.created_at_ms < t))
-        .take(ROWS_SHOWN)
-        .collect();
+    let (shown, kinds) =
+        match (st.reports.find_requests(&query, ROWS_SHOWN).await, st.reports.request_kinds().await) {
+            (Ok(shown), Ok(kinds)) => (shown, kinds),
+            (Err(e), _) | (_, Err(e)) => return store_failed(e),
+        };
     html(views::requests(&page(&headers, &who, "requests"), &filter, &kinds, &shown))
 }
 
@@ -711,17 +704,23 @@ pub(super) async fn dashboard(
     let today = now.div_euclid(86_400_000);
     let since = today - (views::DAYS_SHOWN - 1);
     let figures = st.handoff.figures();
+    let month = crate::store::RequestQuery { from_ms: Some(now - 30 * 86_400_000), ..Default::default() };
+    let waiting = crate::store::RequestQuery { mail: Some(MailState::Queued), ..Default::default() };
     let (days, topics, waits, requests, unanswered) = match (
         figures.day_counts(since).await,
         figures.top_topics(since, 8).await,
         figures.reply_waits(now - 30 * 86_400_000).await,
-        st.reports.requests(REQUESTS_SCANNED).await,
+        st.reports.find_requests(&month, usize::MAX).await,
         st.reports.unanswered(10).await,
     ) {
         (Ok(d), Ok(t), Ok(w), Ok(r), Ok(u)) => (d, t, w, r, u),
         (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => {
             return store_failed(e);
         }
+    };
+    let mails_waiting = match st.reports.find_requests(&waiting, usize::MAX).await {
+        Ok(w) => w.len(),
+        Err(e) => return store_failed(e),
     };
     let mut waits = waits;
     waits.sort_unstable();
@@ -732,6 +731,7 @@ pub(super) async fn dashboard(
         topics: &topics,
         median_wait_ms: median,
         requests: &requests,
+        mails_waiting,
         unanswered: &unanswered,
         entries: st.faq.engine().len(),
     };

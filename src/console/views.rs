@@ -454,7 +454,10 @@ pub(super) struct Dashboard<'a> {
     pub(super) days: &'a [DayCount],
     pub(super) topics: &'a [(String, i64)],
     pub(super) median_wait_ms: Option<i64>,
+    /// The requests filed in the last 30 days.
     pub(super) requests: &'a [RequestRecord],
+    /// E-mails of requests waiting in the outbox, of any age.
+    pub(super) mails_waiting: usize,
     pub(super) unanswered: &'a [Unanswered],
     pub(super) entries: usize,
 }
@@ -520,14 +523,14 @@ pub(super) fn dashboard(p: &Page<'_>, d: &Dashboard<'_>) -> Markup {
                 dt { (t(l, "FAQ entries", "Entrées de la FAQ")) } dd { (d.entries) }
                 dt { (t(l, "Median wait for a person (30 days)", "Attente médiane d'une personne (30 jours)")) }
                 dd { @match d.median_wait_ms { Some(ms) => (waited(l, ms)), None => "—" } }
-                dt { (t(l, "Requests", "Demandes")) } dd { (d.requests.len()) }
-                dt { (t(l, "E-mails waiting", "E-mails en attente")) } dd { (d.requests.iter().filter(|r| r.mail == MailState::Queued).count()) }
+                dt { (t(l, "Requests (30 days)", "Demandes (30 jours)")) } dd { (d.requests.len()) }
+                dt { (t(l, "E-mails waiting", "E-mails en attente")) } dd { (d.mails_waiting) }
             }
             h2 { (t(l, "Messages per day", "Messages par jour")) }
             (day_chart(l, d))
             h2 { (t(l, "Top topics (14 days)", "Sujets les plus demandés (14 jours)")) }
             ol { @for (topic, n) in d.topics { li { (topic) " (" (n) ")" } } }
-            h2 { (t(l, "Requests by type", "Demandes par type")) }
+            h2 { (t(l, "Requests by type (30 days)", "Demandes par type (30 jours)")) }
             svg.chart viewBox={ "0 0 400 " (height) } role="img" aria-label=(t(l, "Requests by type", "Demandes par type")) {
                 @for (i, (kind, n)) in by_kind.iter().enumerate() {
                     @let y = i * bar_h + 2;

@@ -313,6 +313,55 @@ async fn a_finished_photo_queues_its_result_once_with_the_job_done() {
 }
 
 #[tokio::test]
+async fn requests_are_found_by_type_state_and_date_among_all_of_them() {
+    use super::roles::RequestQuery;
+    for (name, store, _dir) in backends() {
+        // 30 requests, every third a payslip copy, a day apart; the first one's e-mail sent.
+        for i in 0..30_i64 {
+            let mut req = request();
+            if i % 3 == 0 {
+                req.kind = "payslip-copy".into();
+            }
+            let reply = format!("registered under {TICKET_PLACEHOLDER}");
+            let t = Turn {
+                request: Some(req),
+                ..turn(
+                    &a(&format!("+336000001{i:02}")),
+                    &format!("SMfind{i}"),
+                    "{}",
+                    0,
+                    &reply,
+                    T2026 + i * 86_400_000,
+                )
+            };
+            store.commit(t).await.unwrap();
+        }
+        let first = store.due_mail(T2027, 1).await.unwrap();
+        store.mark_sent(first[0].id, T2026 + 1).await.unwrap();
+        let kind = |k: &str| RequestQuery { kind: Some(k.into()), ..Default::default() };
+        let payslips = store.find_requests(&kind("payslip-copy"), 100).await.unwrap();
+        assert_eq!(payslips.len(), 10, "{name}: found among all, not the latest few");
+        assert!(payslips.windows(2).all(|w| w[0].created_at_ms > w[1].created_at_ms), "{name}: newest first");
+        assert_eq!(store.find_requests(&kind("payslip-copy"), 3).await.unwrap().len(), 3, "{name}");
+        let sent = RequestQuery { mail: Some(MailState::Sent), ..Default::default() };
+        let sent = store.find_requests(&sent, 100).await.unwrap();
+        assert_eq!(sent.iter().map(|r| r.created_at_ms).collect::<Vec<_>>(), [T2026], "{name}");
+        let days = RequestQuery {
+            from_ms: Some(T2026 + 10 * 86_400_000),
+            until_ms: Some(T2026 + 20 * 86_400_000),
+            ..kind("work-certificate")
+        };
+        let found = store.find_requests(&days, 100).await.unwrap();
+        assert_eq!(found.len(), 7, "{name}: days 10 to 19 but 12, 15 and 18");
+        assert_eq!(
+            store.request_kinds().await.unwrap(),
+            ["payslip-copy".to_owned(), "work-certificate".to_owned()],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn declined_questions_are_counted_with_their_turns() {
     for (name, store, _dir) in backends() {
         let u = a("u");

@@ -326,11 +326,51 @@ pub trait Jobs: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Which requests to list ([`Reports::find_requests`]); a field left `None` does not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestQuery {
+    /// The request type's id.
+    pub kind: Option<String>,
+    /// Where its e-mail stands.
+    pub mail: Option<MailState>,
+    /// Filed at or after, ms since the Unix epoch.
+    pub from_ms: Option<i64>,
+    /// Filed before, ms since the Unix epoch.
+    pub until_ms: Option<i64>,
+}
+
+impl RequestQuery {
+    /// Whether `r` matches.
+    pub fn matches(&self, r: &RequestRecord) -> bool {
+        self.kind.as_ref().is_none_or(|k| &r.kind == k)
+            && self.mail.is_none_or(|m| r.mail == m)
+            && self.from_ms.is_none_or(|f| r.created_at_ms >= f)
+            && self.until_ms.is_none_or(|u| r.created_at_ms < u)
+    }
+}
+
 /// What the CLI and the admin API read.
 #[async_trait]
 pub trait Reports: Send + Sync {
     /// The latest requests, newest first.
     async fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError>;
+    /// The latest requests matching `query` among all of them, newest first, at most
+    /// `limit`. By default a scan of [`Reports::requests`]; a database filters itself.
+    async fn find_requests(
+        &self,
+        query: &RequestQuery,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let all = self.requests(usize::MAX).await?;
+        Ok(all.into_iter().filter(|r| query.matches(r)).take(limit).collect())
+    }
+    /// Every request type filed so far, sorted.
+    async fn request_kinds(&self) -> Result<Vec<String>, StoreError> {
+        let mut kinds: Vec<String> = self.requests(usize::MAX).await?.into_iter().map(|r| r.kind).collect();
+        kinds.sort();
+        kinds.dedup();
+        Ok(kinds)
+    }
     /// One request by ticket (any case, surrounding blanks ignored).
     async fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError>;
     /// The most frequent declined questions, most frequent first.

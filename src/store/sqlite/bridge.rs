@@ -181,6 +181,19 @@ impl Jobs for SqliteStore {
 
 #[async_trait]
 impl Reports for SqliteStore {
+    async fn find_requests(
+        &self,
+        query: &crate::store::RequestQuery,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let query = query.clone();
+        self.call(move |s| s.find_requests(&query, limit)).await
+    }
+
+    async fn request_kinds(&self) -> Result<Vec<String>, StoreError> {
+        self.call(|s| s.request_kinds()).await
+    }
+
     async fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
         self.call(move |s| s.requests(limit)).await
     }

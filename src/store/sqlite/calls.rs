@@ -183,6 +183,33 @@ impl Blocking {
         Ok(rows.into_iter().map(|(_, rec)| rec).collect())
     }
 
+    /// See [`crate::store::Reports::find_requests`]: filtered by the database.
+    pub fn find_requests(
+        &self,
+        query: &crate::store::RequestQuery,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let mail = query.mail.map(|m| match m {
+            MailState::Queued => "queued",
+            MailState::Sent => "sent",
+            MailState::Dead => "dead",
+        });
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM requests r JOIN outbox o ON o.request_id = r.id
+             WHERE (?1 IS NULL OR r.kind = ?1) AND (?2 IS NULL OR o.state = ?2)
+               AND (?3 IS NULL OR r.created_ms >= ?3) AND (?4 IS NULL OR r.created_ms < ?4)
+             ORDER BY r.id DESC LIMIT ?5"
+        );
+        let params = rusqlite::params![query.kind, mail, query.from_ms, query.until_ms, sql_limit(limit)];
+        let rows = self.read(|c| all(c, &sql, params, record))?;
+        Ok(rows.into_iter().map(|(_, rec)| rec).collect())
+    }
+
+    /// See [`crate::store::Reports::request_kinds`].
+    pub fn request_kinds(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|c| all(c, "SELECT DISTINCT kind FROM requests ORDER BY kind", [], |r| r.get(0)))
+    }
+
     /// Forgets old message ids and idle sessions (see [`Maintenance::prune`]).
     ///
     /// In short transactions, so that turns commit in between: message ids oldest first
