@@ -710,7 +710,7 @@ pub(super) async fn dashboard(
         figures.day_counts(since).await,
         figures.top_topics(since, 8).await,
         figures.reply_waits(now - 30 * 86_400_000).await,
-        st.reports.find_requests(&month, usize::MAX).await,
+        st.reports.count_requests(&month).await,
         st.reports.unanswered(10).await,
     ) {
         (Ok(d), Ok(t), Ok(w), Ok(r), Ok(u)) => (d, t, w, r, u),
@@ -718,8 +718,8 @@ pub(super) async fn dashboard(
             return store_failed(e);
         }
     };
-    let mails_waiting = match st.reports.find_requests(&waiting, usize::MAX).await {
-        Ok(w) => w.len(),
+    let mails_waiting = match st.reports.count_requests(&waiting).await {
+        Ok(w) => w.iter().map(|(_, n)| n).sum(),
         Err(e) => return store_failed(e),
     };
     let mut waits = waits;
@@ -730,7 +730,7 @@ pub(super) async fn dashboard(
         days: &days,
         topics: &topics,
         median_wait_ms: median,
-        requests: &requests,
+        by_kind: &requests,
         mails_waiting,
         unanswered: &unanswered,
         entries: st.faq.engine().len(),

@@ -354,6 +354,16 @@ async fn requests_are_found_by_type_state_and_date_among_all_of_them() {
         let found = store.find_requests(&days, 100).await.unwrap();
         assert_eq!(found.len(), 7, "{name}: days 10 to 19 but 12, 15 and 18");
         assert_eq!(
+            store.count_requests(&RequestQuery::default()).await.unwrap(),
+            [("work-certificate".to_owned(), 20), ("payslip-copy".to_owned(), 10)],
+            "{name}"
+        );
+        assert_eq!(
+            store.count_requests(&days).await.unwrap(),
+            [("work-certificate".to_owned(), 7)],
+            "{name}"
+        );
+        assert_eq!(
             store.request_kinds().await.unwrap(),
             ["payslip-copy".to_owned(), "work-certificate".to_owned()],
             "{name}"

@@ -364,6 +364,19 @@ pub trait Reports: Send + Sync {
         let all = self.requests(usize::MAX).await?;
         Ok(all.into_iter().filter(|r| query.matches(r)).take(limit).collect())
     }
+    /// How many requests match `query`, by request type, most first. By default a scan of
+    /// [`Reports::requests`]; a database counts itself.
+    async fn count_requests(&self, query: &RequestQuery) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut counts: Vec<(String, u64)> = Vec::new();
+        for r in self.requests(usize::MAX).await?.into_iter().filter(|r| query.matches(r)) {
+            match counts.iter_mut().find(|(k, _)| *k == r.kind) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((r.kind, 1)),
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(counts)
+    }
     /// Every request type filed so far, sorted.
     async fn request_kinds(&self) -> Result<Vec<String>, StoreError> {
         let mut kinds: Vec<String> = self.requests(usize::MAX).await?.into_iter().map(|r| r.kind).collect();

@@ -190,6 +190,14 @@ impl Reports for SqliteStore {
         self.call(move |s| s.find_requests(&query, limit)).await
     }
 
+    async fn count_requests(
+        &self,
+        query: &crate::store::RequestQuery,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let query = query.clone();
+        self.call(move |s| s.count_requests(&query)).await
+    }
+
     async fn request_kinds(&self) -> Result<Vec<String>, StoreError> {
         self.call(|s| s.request_kinds()).await
     }

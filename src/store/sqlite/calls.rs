@@ -205,6 +205,26 @@ impl Blocking {
         Ok(rows.into_iter().map(|(_, rec)| rec).collect())
     }
 
+    /// See [`crate::store::Reports::count_requests`].
+    pub fn count_requests(
+        &self,
+        query: &crate::store::RequestQuery,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mail = query.mail.map(|m| match m {
+            MailState::Queued => "queued",
+            MailState::Sent => "sent",
+            MailState::Dead => "dead",
+        });
+        let sql = "SELECT r.kind, count(*) FROM requests r JOIN outbox o ON o.request_id = r.id
+             WHERE (?1 IS NULL OR r.kind = ?1) AND (?2 IS NULL OR o.state = ?2)
+               AND (?3 IS NULL OR r.created_ms >= ?3) AND (?4 IS NULL OR r.created_ms < ?4)
+             GROUP BY r.kind ORDER BY count(*) DESC, r.kind";
+        let params = rusqlite::params![query.kind, mail, query.from_ms, query.until_ms];
+        self.read(|c| {
+            all(c, sql, params, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.unsigned_abs())))
+        })
+    }
+
     /// See [`crate::store::Reports::request_kinds`].
     pub fn request_kinds(&self) -> Result<Vec<String>, StoreError> {
         self.read(|c| all(c, "SELECT DISTINCT kind FROM requests ORDER BY kind", [], |r| r.get(0)))
