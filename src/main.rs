@@ -160,13 +160,13 @@ fn main() -> anyhow::Result<()> {
             to_stdout(|out| cli::eval::run(&engine, queries.as_deref(), semantic_only, json, out))
         }
         Command::Requests { action: RequestsAction::List { limit, json } } => {
-            to_stdout(|out| cli::requests::run_list(&settings.db, limit, json, out))
+            to_stdout(|out| cli::requests::run_list(&settings, limit, json, out))
         }
         Command::Requests { action: RequestsAction::Show { ticket, json } } => {
-            to_stdout(|out| cli::requests::run_show(&settings.db, &ticket, json, out))
+            to_stdout(|out| cli::requests::run_show(&settings, &ticket, json, out))
         }
         Command::Unanswered { limit, json } => {
-            to_stdout(|out| cli::unanswered::run(&settings.db, limit, json, out))
+            to_stdout(|out| cli::unanswered::run(&settings, limit, json, out))
         }
     }
 }

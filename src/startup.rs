@@ -30,7 +30,6 @@ use crate::knowledge::semantic_models::EncodersError;
 use crate::ocr::{IdExtractor, OcrBadgeReader, OcrEngine, OcrParams, OcrPool};
 use crate::server::{Server, ServerError};
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 
 /// What can stop the application from starting or running. Each message says what was
 /// being done; the cause follows as its source.
@@ -104,7 +103,7 @@ pub async fn shutdown_signal() {
 /// clients over `store`.
 fn badge_desk(
     settings: &Settings,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 ) -> Result<Option<BadgeDesk>, StartupError> {
     if !settings.badge.enabled {
@@ -152,12 +151,17 @@ pub fn build_badge_desk(
 }
 
 /// The whole bot, built and bound, not yet serving.
-#[derive(Debug)]
 pub struct Application {
     settings: Settings,
     faq: Arc<Faq>,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("server", &self.server).finish_non_exhaustive()
+    }
 }
 
 impl Application {
@@ -179,11 +183,7 @@ impl Application {
     pub async fn build_with(
         settings: Settings,
         faq: Arc<Faq>,
-        badges: impl FnOnce(
-            &Settings,
-            Arc<SqliteStore>,
-            Arc<dyn Clock>,
-        ) -> Result<Option<BadgeDesk>, StartupError>,
+        badges: impl FnOnce(&Settings, Arc<dyn Store>, Arc<dyn Clock>) -> Result<Option<BadgeDesk>, StartupError>,
     ) -> Result<Application, StartupError> {
         for notice in &settings.deprecations {
             tracing::warn!("configuration: {notice}; the old key still works for now");
@@ -233,7 +233,7 @@ impl Application {
     }
 
     /// The database behind the webhook and badge reading.
-    pub fn store(&self) -> &Arc<SqliteStore> {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 

@@ -1,6 +1,7 @@
 //! What wabot keeps: the durable store, one async trait per role ([`roles`]: sessions,
 //! turns, the outbox, photo jobs, reports, maintenance), implemented on SQLite
-//! ([`sqlite::SqliteStore`]) and in memory ([`memory::MemoryBackend`]), both held to one
+//! ([`sqlite::SqliteStore`], one process), on PostgreSQL ([`postgres::PostgresStore`],
+//! shared by several replicas) and in memory ([`memory::MemoryBackend`]), all held to one
 //! conformance suite. Users are keyed by their [`Address`](crate::domain::Address) (a channel and the channel's id
 //! of them), messages by their channel and [`MessageId`](crate::domain::MessageId).
 //!
@@ -9,10 +10,12 @@
 #[cfg(test)]
 mod conformance;
 pub mod memory;
+pub mod postgres;
 pub mod roles;
 pub mod sqlite;
 
 pub use memory::MemoryBackend;
+pub use postgres::PostgresStore;
 pub use roles::{
     Committed, Conversations, Enqueued, Jobs, MESSAGE_RETENTION, Maintenance, Outbox, OutboxItem,
     PendingPhoto, PhotoJob, Reports, SESSION_RETENTION, Sessions, Store, StoredSession, Turn, Turns,

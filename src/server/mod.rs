@@ -26,6 +26,7 @@ use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use secrecy::ExposeSecret;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -40,6 +41,7 @@ use crate::dialog::RequestForm;
 use crate::domain::{Clock, SystemClock};
 use crate::knowledge::faq::Faq;
 use crate::mail::{MailError, Outbox};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::telemetry::metrics::Metrics;
@@ -116,7 +118,7 @@ impl Server {
     pub async fn bind_with(
         settings: &Settings,
         faq: Arc<Faq>,
-        store: Arc<SqliteStore>,
+        store: Arc<dyn Store>,
         badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
         clock: Arc<dyn Clock>,
     ) -> Result<Server, ServerError> {
@@ -124,7 +126,6 @@ impl Server {
         if unsigned && !settings.listen.ip().is_loopback() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
-        let store: Arc<dyn Store> = store;
         let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine(), Arc::clone(&clock)));
         let (desk, outbox) =
             desk_over(settings, Arc::clone(&store), Arc::clone(&dialog), Arc::clone(&clock))?;
@@ -257,8 +258,17 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// Opens (creating it if need be) the SQLite database at `settings.db`, migrated.
-pub async fn open_store(settings: &Settings) -> Result<Arc<SqliteStore>, ServerError> {
+/// Opens the durable store the settings name, migrated: the PostgreSQL database of
+/// `settings.postgres`, else (creating it if need be) the SQLite file at `settings.db`.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServerError> {
+    if let Some(pg) = &settings.postgres {
+        let password = pg.password.as_ref().map(|p| p.expose_secret());
+        let store = PostgresStore::open(pg.url.expose_secret(), password)
+            .await
+            .map_err(|source| ServerError::Store { path: pg.redacted(), source })?;
+        tracing::info!(db = %pg.redacted(), "database open (PostgreSQL)");
+        return Ok(Arc::new(store));
+    }
     let path = settings.db.clone();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
         .await
@@ -318,7 +328,8 @@ pub fn router(
         limiter: SenderLimiter::new(&settings.limits).map(Arc::new),
         metrics: Arc::clone(&metrics),
     };
-    let mut router = Router::new().route("/healthz", get(healthz)).with_state(dialog);
+    let health = Health { dialog: Arc::clone(&dialog), store: store.clone() };
+    let mut router = Router::new().route("/healthz", get(healthz)).with_state(health);
     router = router.merge(twilio::webhook::router(webhook));
     router = router.merge(metrics::router(Arc::clone(&metrics), store.clone()));
     if let Some(token) = &settings.admin_token {
@@ -329,7 +340,33 @@ pub fn router(
     limits::apply(limited, &settings.limits, metrics)
 }
 
-async fn healthz(State(dialog): State<Arc<Dialog>>) -> Response {
-    let body = serde_json::json!({ "status": "ok", "entries": dialog.engine().len() });
-    axum::Json(body).into_response()
+/// What `/healthz` looks at.
+#[derive(Clone)]
+struct Health {
+    dialog: Arc<Dialog>,
+    store: Arc<dyn Store>,
+}
+
+/// How long `/healthz` waits for the database to answer.
+const HEALTH_PING: Duration = Duration::from_secs(2);
+
+/// 200 with the FAQ's size when the database answers; 503 when it does not (a load
+/// balancer then sends the webhooks to another replica).
+async fn healthz(State(health): State<Health>) -> Response {
+    let entries = health.dialog.engine().len();
+    let database = match tokio::time::timeout(HEALTH_PING, health.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {}s", HEALTH_PING.as_secs())),
+    };
+    match database {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ok", "entries": entries, "database": "ok" }))
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "healthz: the database does not answer");
+            let body =
+                serde_json::json!({ "status": "unavailable", "entries": entries, "database": "unreachable" });
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
 }

@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::postgres::fresh_schema_url;
 use super::roles::{Committed, Enqueued, PhotoJob, Store, Turn};
-use super::{MemoryBackend, SqliteStore, StoreError};
+use super::{MemoryBackend, PostgresStore, SqliteStore, StoreError};
 use crate::domain::{Address, Channel, MailState, MessageId, NewRequest, TICKET_PLACEHOLDER};
 use crate::engine::Lang;
 
@@ -17,11 +18,38 @@ const T2027: i64 = 1_800_000_000_000;
 /// The channel of the test users; also used by the SQLite backend's own tests.
 pub(super) const TW: Channel = Channel::Twilio;
 
-/// Each backend, fresh, with what must outlive it.
-fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
+/// Each backend, fresh, with what must outlive it: PostgreSQL's in a schema of its own
+/// when [`postgres_url`] names a server.
+async fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("conformance.db")).unwrap();
-    vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)]
+    let mut all: Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> =
+        vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)];
+    if let Some(url) = postgres_url() {
+        all.push(("postgres", Arc::new(fresh_postgres(&url).await), None));
+    }
+    all
+}
+
+/// The PostgreSQL server the tests use (`WABOT_TEST_POSTGRES_URL`), or `None` with the
+/// reason printed. With `WABOT_TEST_POSTGRES_REQUIRED=1` (CI) a missing one fails the test.
+pub(crate) fn postgres_url() -> Option<String> {
+    match std::env::var("WABOT_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => Some(url),
+        None if std::env::var("WABOT_TEST_POSTGRES_REQUIRED").is_ok_and(|v| v == "1") => {
+            panic!("WABOT_TEST_POSTGRES_REQUIRED=1 but WABOT_TEST_POSTGRES_URL is not set")
+        }
+        None => {
+            eprintln!("PostgreSQL skipped: WABOT_TEST_POSTGRES_URL is not set (.ci/run sets it)");
+            None
+        }
+    }
+}
+
+/// A store on a fresh schema of the server at `url`; an unreachable server fails the test.
+pub(crate) async fn fresh_postgres(url: &str) -> PostgresStore {
+    let schema = fresh_schema_url(url, "conformance").await.expect("the test PostgreSQL server");
+    PostgresStore::open(&schema, None).await.unwrap()
 }
 
 /// A Twilio user.
@@ -78,7 +106,7 @@ async fn session_of(store: &dyn Store, user: &Address) -> (String, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_id_commits_once_however_many_deliveries_race() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let user = a("+33600000001");
         let handles: Vec<_> = (0..8)
             .map(|_| {
@@ -109,7 +137,7 @@ async fn a_message_id_commits_once_however_many_deliveries_race() {
 
 #[tokio::test]
 async fn a_turn_computed_on_a_stale_version_conflicts_and_writes_nothing() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let u = a("u");
         store.commit(turn(&u, "SM1", r#"{"lang":"fr"}"#, 0, "Bonjour", T2026)).await.unwrap();
         let (data, version) = session_of(&*store, &u).await;
@@ -136,7 +164,7 @@ async fn a_turn_computed_on_a_stale_version_conflicts_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_turns_of_one_user_on_the_same_version_cannot_both_commit() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let u = a("u");
         let handles: Vec<_> = ["SM1", "SM2"]
             .into_iter()
@@ -160,7 +188,7 @@ async fn two_turns_of_one_user_on_the_same_version_cannot_both_commit() {
 
 #[tokio::test]
 async fn tickets_are_numbered_per_year() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         assert_eq!(file_request(&*store, "a", "SM1", T2026).await, "REQ-2026-000001", "{name}");
         assert_eq!(file_request(&*store, "b", "SM2", T2026 + 1).await, "REQ-2026-000002", "{name}");
         assert_eq!(file_request(&*store, "c", "SM3", T2027).await, "REQ-2027-000001", "{name}");
@@ -173,7 +201,7 @@ async fn tickets_are_numbered_per_year() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tickets_filed_at_once_are_unique_and_leave_no_gap() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let handles: Vec<_> = (0..24)
             .map(|i| {
                 let store = Arc::clone(&store);
@@ -197,7 +225,7 @@ async fn tickets_filed_at_once_are_unique_and_leave_no_gap() {
 
 #[tokio::test]
 async fn the_outbox_retries_a_failure_then_marks_the_mail_sent() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let ticket = file_request(&*store, "a", "SM1", T2026).await;
         let due = store.due_mail(T2026, 10).await.unwrap();
         assert_eq!(due.len(), 1, "{name}");
@@ -226,7 +254,7 @@ async fn the_outbox_retries_a_failure_then_marks_the_mail_sent() {
 
 #[tokio::test]
 async fn a_mail_rejected_for_good_is_dead_lettered_at_the_configured_count() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         file_request(&*store, "a", "SM1", T2026).await;
         let id = store.due_mail(T2026, 10).await.unwrap()[0].id;
         for (at, state) in [(1, MailState::Queued), (2, MailState::Queued), (3, MailState::Dead)] {
@@ -241,7 +269,7 @@ async fn a_mail_rejected_for_good_is_dead_lettered_at_the_configured_count() {
 
 #[tokio::test]
 async fn a_photo_job_is_claimed_once_and_pending_ones_come_oldest_first() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let job = |sid: &str, created_ms: i64| PhotoJob {
             user: a("+33600000001"),
             bot: a("+14155238886"),
@@ -284,7 +312,7 @@ async fn a_photo_job_is_claimed_once_and_pending_ones_come_oldest_first() {
 
 #[tokio::test]
 async fn declined_questions_are_counted_with_their_turns() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let u = a("u");
         let t = turn(&u, "SM1", "{}", 0, "Sorry", T2026);
         store.commit(Turn { unanswered: Some("ou est la cantine".into()), ..t }).await.unwrap();
@@ -301,7 +329,7 @@ async fn declined_questions_are_counted_with_their_turns() {
 
 #[tokio::test]
 async fn pruning_forgets_old_message_ids_and_idle_sessions() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let (old, new) = (a("old"), a("new"));
         store.commit(turn(&old, "SM-old", r#"{"lang":"fr"}"#, 0, "Bonjour", T2026)).await.unwrap();
         store.commit(turn(&new, "SM-new", r#"{"lang":"fr"}"#, 0, "Bonjour", T2026 + 100_000)).await.unwrap();
@@ -323,7 +351,7 @@ async fn pruning_forgets_old_message_ids_and_idle_sessions() {
 
 #[tokio::test]
 async fn one_id_on_two_channels_is_two_users_and_two_messages() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let twilio = a("33600000001");
         let meta = Address::parse(Channel::Meta, "33600000001").unwrap();
         store.commit(turn(&twilio, "same-id", "fr", 0, "Bonjour", T2026)).await.unwrap();
@@ -341,5 +369,22 @@ async fn one_id_on_two_channels_is_two_users_and_two_messages() {
             Some(vec!["Bonjour".to_owned()]),
             "{name}"
         );
+    }
+}
+
+#[tokio::test]
+async fn an_e_mail_is_taken_by_one_worker_until_its_lease_ends() {
+    for (name, store, _dir) in backends().await {
+        file_request(&*store, "a", "SM1", T2026).await;
+        let id = store.due_mail(T2026, 10).await.unwrap()[0].id;
+        assert!(store.claim_mail(id, T2026, T2026 + 90_000).await.unwrap(), "{name}: the first worker");
+        assert!(!store.claim_mail(id, T2026 + 1, T2026 + 90_001).await.unwrap(), "{name}: not a second");
+        assert!(store.due_mail(T2026 + 1, 10).await.unwrap().is_empty(), "{name}: leased, not due");
+        assert_eq!(store.outbox_depth().await.unwrap(), 1, "{name}: still queued");
+        // The first worker died: when the lease ends, another takes it.
+        assert_eq!(store.due_mail(T2026 + 90_000, 10).await.unwrap().len(), 1, "{name}");
+        assert!(store.claim_mail(id, T2026 + 90_000, T2026 + 180_000).await.unwrap(), "{name}");
+        store.mark_sent(id, T2026 + 91_000).await.unwrap();
+        assert!(!store.claim_mail(id, T2026 + 500_000, T2026 + 600_000).await.unwrap(), "{name}: sent");
     }
 }

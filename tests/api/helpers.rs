@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use secrecy::SecretString;
 use tokio::sync::oneshot;
 use wabot::channel::twilio::{WebhookForm, compute_signature};
+use wabot::config::PostgresSettings;
 use wabot::config::Settings;
 use wabot::desk::badge::BadgeDesk;
 use wabot::knowledge::corpus::KnowledgeBase;
 use wabot::knowledge::faq::{Faq, FaqOptions};
 use wabot::startup::Application;
-use wabot::store::{SqliteStore, Store};
+use wabot::store::Store;
 
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const PUBLIC_URL: &str = "https://wabot.example.com";
@@ -25,10 +26,12 @@ pub struct TestApp {
     pub token: Option<String>,
     /// The live FAQ behind the server, to reload it as `SIGHUP` or polling would.
     pub faq: Arc<Faq>,
-    /// The database file (`WABOT_DB`), to restart on the same state.
+    /// The database file (`WABOT_DB`), to restart on the same state (unused on PostgreSQL).
     pub db: PathBuf,
+    /// The PostgreSQL database (its own schema) when the app runs on one; see [`backend_url`].
+    pub pg_url: Option<String>,
     /// The sessions behind the webhook and badge reading (the database).
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<()>>,
     /// Holds the temporary directory of a database the test did not choose.
@@ -51,8 +54,11 @@ pub struct Options {
     /// The journal of admin changes; without one they live in memory only.
     pub journal: Option<PathBuf>,
     pub max_body_bytes: usize,
-    /// The database; `None` for a fresh one in a temporary directory.
+    /// The database; `None` for a fresh one in a temporary directory (or a fresh
+    /// PostgreSQL schema, see [`backend_url`]).
     pub db: Option<PathBuf>,
+    /// A PostgreSQL database to run on (to restart on the same state).
+    pub pg_url: Option<String>,
     /// E-mail settings (no SMTP URL: mail off).
     pub mail: wabot::config::MailSettings,
     /// The request form's settings.
@@ -74,6 +80,7 @@ impl Default for Options {
             journal: None,
             max_body_bytes: 64 * 1024,
             db: None,
+            pg_url: None,
             mail: wabot::config::MailSettings::default(),
             requests: wabot::config::RequestSettings::default(),
             badges: None,
@@ -86,7 +93,24 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await
 }
 
+/// With `WABOT_TEST_API_BACKEND=postgres`, a fresh schema on the test server
+/// (`WABOT_TEST_POSTGRES_URL`) for each app the test does not give a database: the API
+/// suite then runs on PostgreSQL. `None` (SQLite) otherwise.
+pub async fn backend_url() -> Option<String> {
+    if std::env::var("WABOT_TEST_API_BACKEND").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let url = std::env::var("WABOT_TEST_POSTGRES_URL")
+        .expect("WABOT_TEST_API_BACKEND=postgres needs WABOT_TEST_POSTGRES_URL");
+    Some(wabot::store::postgres::fresh_schema_url(&url, "api").await.expect("the test PostgreSQL server"))
+}
+
 pub async fn spawn_with(opts: Options) -> TestApp {
+    let pg_url = match (&opts.pg_url, &opts.db) {
+        (Some(url), _) => Some(url.clone()),
+        (None, None) => backend_url().await,
+        (None, Some(_)) => None,
+    };
     let (db, dir) = match opts.db {
         Some(db) => (db, None),
         None => {
@@ -94,8 +118,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             (dir.path().join("wabot.db"), Some(dir))
         }
     };
+    let postgres =
+        pg_url.as_ref().map(|u| PostgresSettings { url: SecretString::from(u.clone()), password: None });
     let settings = Settings {
         db: db.clone(),
+        postgres,
         mail: opts.mail,
         requests: opts.requests,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -135,6 +162,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         token: opts.token.map(str::to_owned),
         faq,
         db,
+        pg_url,
         store,
         stop: Some(stop),
         stopped: Some(running),
@@ -196,8 +224,22 @@ impl TestApp {
 
     /// Rows in a table of the database, read as the CLI would, beside the server.
     pub fn rows(&self, table: &str) -> i64 {
-        let conn = rusqlite::Connection::open(&self.db).expect("open the database");
-        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).expect("count")
+        let sql = format!("SELECT count(*) FROM {table}");
+        let Some(url) = self.pg_url.clone() else {
+            let conn = rusqlite::Connection::open(&self.db).expect("open the database");
+            return conn.query_row(&sql, [], |r| r.get(0)).expect("count");
+        };
+        // On a thread of its own: the caller's runtime cannot be blocked on from inside.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let store = wabot::store::PostgresStore::open(&url, None).await.expect("open the database");
+                let client = store.pool().get().await.expect("a connection");
+                client.query_one(&sql, &[]).await.expect("count").get::<_, i64>(0)
+            })
+        })
+        .join()
+        .expect("counting rows")
     }
 
     /// Shuts the server down as a signal would, and waits until it has stopped.
