@@ -109,6 +109,23 @@ enum Command {
         #[command(subcommand)]
         action: RequestsAction,
     },
+    /// The database itself.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Copies a SQLite database into an empty PostgreSQL one (password: WABOT_DB_PASSWORD),
+    /// every table's count checked; then set WABOT_DB to the URL.
+    MigrateSqliteToPostgres {
+        /// The SQLite file, e.g. data/wabot.db (stop `wabot serve` first).
+        sqlite: PathBuf,
+        /// postgres://user@host:port/database
+        url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +181,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Requests { action: RequestsAction::Show { ticket, json } } => {
             to_stdout(|out| cli::requests::run_show(&settings, &ticket, json, out))
+        }
+        Command::Db { action: DbAction::MigrateSqliteToPostgres { sqlite, url } } => {
+            wabot::telemetry::init(settings.log_format);
+            let password = std::env::var("WABOT_DB_PASSWORD").ok().filter(|p| !p.is_empty());
+            to_stdout(|out| cli::db::run_migrate(&sqlite, &url, password.as_deref(), out))
         }
         Command::Unanswered { limit, json } => {
             to_stdout(|out| cli::unanswered::run(&settings, limit, json, out))

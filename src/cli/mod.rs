@@ -4,6 +4,7 @@
 
 pub mod ask;
 pub mod chat;
+pub mod db;
 pub mod eval;
 pub mod ocr;
 pub mod requests;

@@ -46,6 +46,7 @@ use crate::domain::{format_ticket, utc_year};
 use crate::engine::Lang;
 
 pub mod connect;
+pub mod import;
 mod schema;
 
 pub use connect::redacted;
@@ -77,6 +78,9 @@ fn pg<E: Into<PgFailure>>(doing: impl std::fmt::Display) -> impl FnOnce(E) -> St
             StoreError::Conflict
         }
         PgFailure::Db(e) => StoreError::backend(format!("postgres: {doing}: {}", db_message(&e))),
+        PgFailure::Pool(deadpool_postgres::PoolError::Backend(e)) => {
+            StoreError::backend(format!("postgres: {doing}: {}", db_message(&e)))
+        }
         PgFailure::Pool(e) => StoreError::backend(format!("postgres: {doing}: {e}")),
     }
 }
@@ -912,5 +916,82 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::Backend(_)), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sqlite_installation_moves_to_postgres_whole_and_goes_on_numbering_after_it() {
+        let Some(url) = postgres_url() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wabot.db");
+        let sqlite = crate::store::SqliteStore::open(&file).unwrap();
+        let turn = |user: &str, sid: &str, req: bool, at: i64| Turn {
+            user: a(user),
+            message_id: Some(m(sid)),
+            session: format!("{{\"u\":\"{user}\"}}"),
+            session_version: 0,
+            messages: vec![format!("ok {TICKET_PLACEHOLDER}")],
+            request: req.then(request),
+            unanswered: Some("ou est la cantine".into()),
+            now_ms: at,
+        };
+        for i in 0..40 {
+            sqlite
+                .commit(turn(&format!("+3360000{i:04}"), &format!("SM{i}"), i % 4 == 0, T2026 + i))
+                .await
+                .unwrap();
+        }
+        let first = sqlite.due_mail(T2026 + 100, 1).await.unwrap()[0].id;
+        sqlite.mark_sent(first, T2026 + 200).await.unwrap();
+        let job = PhotoJob {
+            user: a("+33600000001"),
+            bot: a("+14155238886"),
+            message_id: Some(m("SM-photo")),
+            media_url: "https://api.twilio.com/x".into(),
+            content_type: None,
+            lang: Lang::Fr,
+            created_ms: T2026,
+        };
+        sqlite.enqueue_photo(job.clone(), vec!["Lecture…".into()]).await.unwrap();
+        drop(sqlite);
+
+        let target =
+            PostgresStore::open(&fresh_schema_url(&url, "import").await.unwrap(), None).await.unwrap();
+        let seen = Arc::new(std::sync::Mutex::new((0, 0)));
+        let progress = {
+            let seen = Arc::clone(&seen);
+            Arc::new(move |done, total| *seen.lock().unwrap() = (done, total))
+        };
+        let copied = import::import_sqlite(&file, &target, progress).await.unwrap();
+        let rows = |t: &str| copied.iter().find(|c| c.table == t).unwrap().rows;
+        assert_eq!((rows("sessions"), rows("messages"), rows("requests"), rows("outbox")), (40, 41, 10, 10));
+        assert_eq!((rows("unanswered"), rows("photo_jobs"), rows("ticket_seq")), (1, 1, 1));
+        assert_eq!(*seen.lock().unwrap(), (104, 104), "progress reached the end");
+
+        let sqlite = crate::store::SqliteStore::open(&file).unwrap();
+        assert_eq!(target.requests(100).await.unwrap(), sqlite.requests(100).await.unwrap());
+        assert_eq!(target.unanswered(10).await.unwrap(), sqlite.unanswered(10).await.unwrap());
+        assert_eq!(target.pending_photos(10).await.unwrap(), sqlite.pending_photos(10).await.unwrap());
+        let u = a("+33600000007");
+        assert_eq!(target.session(&u).await.unwrap(), sqlite.session(&u).await.unwrap());
+        assert_eq!(
+            target.replay(crate::store::conformance::TW, &m("SM8")).await.unwrap().unwrap(),
+            ["ok REQ-2026-000003"]
+        );
+        assert_eq!(target.outbox_depth().await.unwrap(), 9);
+
+        // Numbering goes on after the copied rows.
+        let next = target.commit(turn("+33699999999", "SM-next", true, T2026 + 1000)).await.unwrap();
+        assert_eq!(next.ticket.as_deref(), Some("REQ-2026-000011"));
+        let Enqueued::Queued(id) = target
+            .enqueue_photo(PhotoJob { message_id: Some(m("SM-photo-2")), ..job }, vec![])
+            .await
+            .unwrap()
+        else {
+            panic!("queued")
+        };
+        assert!(id > target.pending_photos(10).await.unwrap()[0].id);
+        // Into a database that has rows: refused, nothing merged.
+        let again = import::import_sqlite(&file, &target, Arc::new(|_, _| {})).await.unwrap_err();
+        assert!(again.to_string().contains("empty"), "{again}");
     }
 }
