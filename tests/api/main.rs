@@ -8,6 +8,7 @@ mod helpers;
 mod hostile;
 mod limits;
 mod metrics;
+mod postgres;
 mod process;
 #[path = "../support/python.rs"]
 mod python;
