@@ -25,11 +25,14 @@ use crate::engine::hybrid::SemanticSetup;
 use crate::engine::{Engine, EngineParams};
 use crate::knowledge::corpus::{CorpusError, KnowledgeBase};
 use crate::knowledge::directory::Directory;
+use crate::knowledge::faq::SharedLog;
 use crate::knowledge::faq::{self, Faq, FaqError, FaqOptions};
 use crate::knowledge::semantic_models::EncodersError;
 use crate::ocr::{IdExtractor, OcrBadgeReader, OcrEngine, OcrParams, OcrPool};
 use crate::server::{Server, ServerError};
 use crate::store::Store;
+use crate::store::postgres::PostgresStore;
+use crate::store::postgres::faq::PgFaqJournal;
 
 /// What can stop the application from starting or running. Each message says what was
 /// being done; the cause follows as its source.
@@ -52,6 +55,31 @@ pub enum StartupError {
     /// The store, the mail settings, the listener, or the server while it ran.
     #[error(transparent)]
     Server(#[from] ServerError),
+}
+
+/// On PostgreSQL, the FAQ journal in the database and the changes it holds (for
+/// [`FaqOptions::shared`]); `None` on SQLite, whose FAQ journal is the `faq_journal` file.
+pub async fn shared_faq_journal(
+    settings: &Settings,
+) -> Result<Option<(Arc<PgFaqJournal>, SharedLog)>, StartupError> {
+    let Some(pg) = &settings.postgres else { return Ok(None) };
+    let password = pg.password.as_ref().map(|p| p.expose_secret());
+    let store = PostgresStore::open(pg.url.expose_secret(), password)
+        .await
+        .map_err(|source| ServerError::Store { path: pg.redacted(), source })?;
+    let journal = Arc::new(PgFaqJournal::new(store));
+    let log =
+        journal.shared_log().await.map_err(|source| ServerError::Store { path: pg.redacted(), source })?;
+    Ok(Some((journal, log)))
+}
+
+/// Follows the database's FAQ journal for `faq`, forever: the other replicas' changes are
+/// served here within seconds.
+pub fn follow_faq(settings: &Settings, faq: Arc<Faq>, journal: Arc<PgFaqJournal>) {
+    let Some(pg) = &settings.postgres else { return };
+    let url = pg.url.expose_secret().to_owned();
+    let password = pg.password.as_ref().map(|p| p.expose_secret().to_owned());
+    tokio::spawn(crate::store::postgres::faq::follow_forever(faq, journal, url, password));
 }
 
 /// The semantic scorer the settings ask for, its vectors cached beside the database.
@@ -165,15 +193,22 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Builds everything `settings` describes and binds `settings.listen`.
+    /// Builds everything `settings` describes and binds `settings.listen`. On PostgreSQL
+    /// the FAQ's live changes are journaled in the database and followed from the other
+    /// replicas ([`shared_faq_journal`]), not in the `faq_journal` file.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let shared = shared_faq_journal(&settings).await?;
         let options = FaqOptions {
             corpus: settings.corpus.clone(),
             journal: Some(settings.faq_journal.clone()),
             params: EngineParams { threshold: settings.threshold(), ..EngineParams::default() },
             semantic: semantic(&settings)?,
+            shared: shared.as_ref().map(|(_, log)| log.clone()),
         };
         let faq = Arc::new(Faq::open(options).map_err(StartupError::Faq)?);
+        if let Some((journal, _)) = shared {
+            follow_faq(&settings, Arc::clone(&faq), journal);
+        }
         Application::build_with(settings, faq, badge_desk).await
     }
 

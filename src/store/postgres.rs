@@ -46,6 +46,7 @@ use crate::domain::{format_ticket, utc_year};
 use crate::engine::Lang;
 
 pub mod connect;
+pub mod faq;
 pub mod import;
 mod schema;
 
@@ -55,6 +56,8 @@ pub use connect::redacted;
 const ADVISORY_MIGRATE: i64 = 0x7761_626f_7401;
 /// The advisory lock pruning runs under.
 const ADVISORY_PRUNE: i64 = 0x7761_626f_7402;
+/// The advisory lock FAQ changes are journaled under.
+const ADVISORY_FAQ: i64 = 0x7761_626f_7403;
 
 /// Connections per process: the webhook's turns, the mail worker, the admin API. Three
 /// replicas hold 3 × this, well under PostgreSQL's default `max_connections` of 100.

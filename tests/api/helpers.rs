@@ -134,12 +134,26 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         limits: opts.limits,
         ..Settings::default()
     };
-    let options = FaqOptions { corpus: opts.corpus, journal: opts.journal, ..FaqOptions::default() };
+    // On PostgreSQL without a journal file of the test's: the FAQ's changes go to the
+    // database and are followed from the other apps on it, as `wabot serve` does.
+    let shared = match (&settings.postgres, &opts.journal) {
+        (Some(_), None) => wabot::startup::shared_faq_journal(&settings).await.expect("the FAQ journal"),
+        _ => None,
+    };
+    let options = FaqOptions {
+        corpus: opts.corpus,
+        journal: opts.journal,
+        shared: shared.as_ref().map(|(_, log)| log.clone()),
+        ..FaqOptions::default()
+    };
     let faq = match opts.kb {
         Some(kb) => Faq::with_knowledge_base(kb, options),
         None => Faq::open(options),
     };
     let faq = Arc::new(faq.expect("the FAQ loads"));
+    if let Some((journal, _)) = shared {
+        wabot::startup::follow_faq(&settings, Arc::clone(&faq), journal);
+    }
     let badges = opts.badges;
     let app = Application::build_with(settings, Arc::clone(&faq), move |_, store, clock| {
         Ok(badges.map(|build| build(store, clock)))
@@ -229,17 +243,28 @@ impl TestApp {
             let conn = rusqlite::Connection::open(&self.db).expect("open the database");
             return conn.query_row(&sql, [], |r| r.get(0)).expect("count");
         };
-        // On a thread of its own: the caller's runtime cannot be blocked on from inside.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let store = wabot::store::PostgresStore::open(&url, None).await.expect("open the database");
-                let client = store.pool().get().await.expect("a connection");
-                client.query_one(&sql, &[]).await.expect("count").get::<_, i64>(0)
+        // On a thread of its own: the caller's runtime cannot be blocked on from inside; and
+        // on a multi-threaded runtime, this worker's tasks move elsewhere meanwhile (the
+        // connection may go through a task of the test's own, a relay).
+        let count = move || {
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let store =
+                        wabot::store::PostgresStore::open(&url, None).await.expect("open the database");
+                    let client = store.pool().get().await.expect("a connection");
+                    client.query_one(&sql, &[]).await.expect("count").get::<_, i64>(0)
+                })
             })
-        })
-        .join()
-        .expect("counting rows")
+            .join()
+            .expect("counting rows")
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(count)
+            }
+            _ => count(),
+        }
     }
 
     /// Shuts the server down as a signal would, and waits until it has stopped.

@@ -71,6 +71,14 @@ fn test_server() -> Option<url::Url> {
 // Several threads: the relay keeps running while `rows` blocks one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_database_gone_the_webhook_answers_503_and_writes_nothing_then_recovers() {
+    // A fault test must fail, not hang, if a connection is stuck.
+    let within = std::time::Duration::from_secs(60);
+    tokio::time::timeout(within, database_gone_and_back())
+        .await
+        .expect("the fault test finished within a minute");
+}
+
+async fn database_gone_and_back() {
     let Some(server) = test_server() else { return };
     let target: SocketAddr = format!("{}:{}", server.host_str().unwrap(), server.port().unwrap_or(5432))
         .parse()
@@ -102,4 +110,56 @@ async fn with_the_database_gone_the_webhook_answers_503_and_writes_nothing_then_
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     app.stop().await;
+}
+
+/// Two apps on one fresh schema, as two replicas; `None` without a test server.
+async fn two_replicas() -> Option<(TestApp, TestApp, String)> {
+    let server = test_server()?;
+    let url = wabot::store::postgres::fresh_schema_url(server.as_str(), "replicas").await.unwrap();
+    let replica = |url: &str| Options {
+        pg_url: Some(url.to_owned()),
+        admin_token: Some(ADMIN_TOKEN),
+        ..Options::default()
+    };
+    let a = spawn_with(replica(&url)).await;
+    let b = spawn_with(replica(&url)).await;
+    Some((a, b, url))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_faq_change_made_on_one_replica_is_answered_by_another_within_seconds_and_after_a_restart() {
+    let within = std::time::Duration::from_secs(60);
+    tokio::time::timeout(within, faq_change_across_replicas()).await.expect("finished within a minute");
+}
+
+async fn faq_change_across_replicas() {
+    const QUESTION: &str = "Where can I charge my electric bicycle at the office?";
+    const ANSWER: &str = "Bicycle chargers are in the basement car park, next to bay B12.";
+    let Some((a, b, url)) = two_replicas().await else { return };
+    assert!(!b.ask(QUESTION).await.concat().contains("B12"));
+    let entry = serde_json::json!({"lang": "en", "questions": [QUESTION], "answer": ANSWER, "category": "facilities"});
+    let put = a.admin(reqwest::Method::PUT, "/admin/faq/bike-en").json(&entry).send().await.unwrap();
+    assert_eq!(put.status(), 201);
+    assert_eq!(a.ask(QUESTION).await, [ANSWER], "served at once where it was made");
+    let started = std::time::Instant::now();
+    while b.ask(QUESTION).await != [ANSWER] {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "the other replica never served it");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    println!("the other replica answered with the change after {:?}", started.elapsed());
+
+    let deleted = b.admin(reqwest::Method::DELETE, "/admin/faq/bike-en").send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    let started = std::time::Instant::now();
+    while a.faq.engine().entry("bike-en").is_some() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the deletion never reached the first"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A replica started later replays the journal: put, then delete.
+    let c = spawn_with(Options { pg_url: Some(url), ..Options::default() }).await;
+    assert!(c.faq.engine().entry("bike-en").is_none());
+    assert_eq!(c.faq.followed(), 2);
 }

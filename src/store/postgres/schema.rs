@@ -13,7 +13,8 @@ use super::{ADVISORY_MIGRATE, pg};
 use crate::store::StoreError;
 
 /// The schema, one migration per entry. Never edit a shipped entry: append a new one.
-pub(super) const MIGRATIONS: &[&str] = &[r"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE sessions (
     channel     TEXT NOT NULL,
     address     TEXT NOT NULL,
@@ -85,7 +86,17 @@ CREATE TABLE photo_jobs (
     created_ms   BIGINT NOT NULL,
     UNIQUE (channel, message_id)
 );
-"];
+",
+    // The FAQ's live changes (the admin API's), shared by the replicas: replayed over the
+    // corpus at start, followed by every replica (NOTIFY wabot_faq, and polling).
+    r"
+CREATE TABLE faq_journal (
+    seq     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    op      TEXT NOT NULL,
+    at_ms   BIGINT NOT NULL
+);
+",
+];
 
 /// Brings the schema up to date, under the migration lock.
 pub(super) async fn migrate(client: &mut Client) -> Result<usize, StoreError> {
