@@ -55,7 +55,8 @@ impl Relay {
     }
 }
 
-fn test_server() -> Option<url::Url> {
+/// The test PostgreSQL server, or `None` (skip) with the reason printed.
+pub fn test_server() -> Option<url::Url> {
     match std::env::var("WABOT_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
         Some(u) => Some(url::Url::parse(&u).expect("WABOT_TEST_POSTGRES_URL is a URL")),
         None if std::env::var("WABOT_TEST_POSTGRES_REQUIRED").is_ok_and(|v| v == "1") => {
