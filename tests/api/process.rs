@@ -86,8 +86,7 @@ async fn say(app: &Wabot, text: &str) -> String {
 
 /// Sends one signed WhatsApp message with the MessageSid `sid` to the server on `port`.
 async fn say_as(port: u16, sid: &str, text: &str) -> String {
-    let pairs =
-        [("MessageSid", sid), ("From", USER), ("To", "whatsapp:+14155238886"), ("Body", text)];
+    let pairs = [("MessageSid", sid), ("From", USER), ("To", "whatsapp:+14155238886"), ("Body", text)];
     let form = WebhookForm::from_pairs(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect());
     let sig = compute_signature(TOKEN.as_bytes(), &format!("{PUBLIC_URL}/bot"), form.params());
     let resp = reqwest::Client::new()
