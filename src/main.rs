@@ -114,6 +114,11 @@ enum Command {
         #[command(subcommand)]
         action: DbAction,
     },
+    /// The web console's accounts (in WABOT_DB).
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -125,6 +130,33 @@ enum DbAction {
         sqlite: PathBuf,
         /// postgres://user@host:port/database
         url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Adds an account; the password is read from stdin when it is not a terminal, else prompted twice.
+    Add {
+        /// The e-mail address to sign in with.
+        email: String,
+        /// The name shown in the console [default: the address's local part].
+        #[arg(long)]
+        name: Option<String>,
+        /// `admin` or `agent`.
+        #[arg(long, default_value = "agent", value_parser = ["admin", "agent"])]
+        role: String,
+    },
+    /// Lists the accounts.
+    List,
+    /// Removes an account and closes its sessions.
+    Remove {
+        /// The account's e-mail address.
+        email: String,
+    },
+    /// Sets a new password (read like `add`'s) and closes the account's sessions.
+    Passwd {
+        /// The account's e-mail address.
+        email: String,
     },
 }
 
@@ -189,6 +221,30 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Unanswered { limit, json } => {
             to_stdout(|out| cli::unanswered::run(&settings, limit, json, out))
+        }
+        Command::Users { action } => users(&settings, action),
+    }
+}
+
+/// `wabot users …`.
+fn users(settings: &Settings, action: UsersAction) -> anyhow::Result<()> {
+    use cli::users::{self, PasswordSource};
+    let stdin = std::io::stdin();
+    let terminal = stdin.is_terminal();
+    let mut lock = stdin.lock();
+    fn source<'a>(terminal: bool, lock: &'a mut std::io::StdinLock<'static>) -> PasswordSource<'a> {
+        if terminal { PasswordSource::Prompt } else { PasswordSource::Line(lock) }
+    }
+    let db = &settings.db;
+    match action {
+        UsersAction::Add { email, name, role } => {
+            let role = wabot::store::AccountRole::parse(&role).context("role must be admin or agent")?;
+            to_stdout(|out| users::add(db, &email, name.as_deref(), role, source(terminal, &mut lock), out))
+        }
+        UsersAction::List => to_stdout(|out| users::list(db, out)),
+        UsersAction::Remove { email } => to_stdout(|out| users::remove(db, &email, out)),
+        UsersAction::Passwd { email } => {
+            to_stdout(|out| users::passwd(db, &email, source(terminal, &mut lock), out))
         }
     }
 }

@@ -14,13 +14,18 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
+use std::collections::HashMap;
+
+use crate::channel::meta::graph::GraphClient;
+use crate::channel::meta::media::MetaMedia;
 use crate::channel::twilio::media::{MediaFetcher, MediaPolicy};
 use crate::channel::twilio::rest::{RestConfig, RestSender};
-use crate::config::{BadgeSettings, ConfigError, Settings, TwilioSettings};
-use crate::desk::badge::{BadgeDesk, BadgeError, EXAMPLE_DIRECTORY, SendMessage};
-use crate::domain::{Clock, SystemClock};
+use crate::config::{ConfigError, Settings};
+use crate::desk::badge::{BadgeDesk, BadgeError, EXAMPLE_DIRECTORY, FetchMedia, Fetchers};
+use crate::desk::outbound::{Deliver, Postbox};
+use crate::domain::{Channel, Clock, SystemClock};
 use crate::engine::hybrid::SemanticSetup;
 use crate::engine::{Engine, EngineParams};
 use crate::knowledge::corpus::{CorpusError, KnowledgeBase};
@@ -29,7 +34,7 @@ use crate::knowledge::faq::SharedLog;
 use crate::knowledge::faq::{self, Faq, FaqError, FaqOptions};
 use crate::knowledge::semantic_models::EncodersError;
 use crate::ocr::{IdExtractor, OcrBadgeReader, OcrEngine, OcrParams, OcrPool};
-use crate::server::{Server, ServerError};
+use crate::server::{OutboundParts, Server, ServerError};
 use crate::store::Store;
 use crate::store::postgres::PostgresStore;
 use crate::store::postgres::faq::PgFaqJournal;
@@ -49,6 +54,14 @@ pub enum StartupError {
     /// The OCR models, the directory or the Twilio clients of badge reading.
     #[error("starting badge OCR (set WABOT_OCR=off to run without it)")]
     Badge(#[source] BadgeError),
+    /// A channel's outbound API or media client.
+    #[error("starting the {channel} channel's API client: {message}")]
+    Channel {
+        /// The channel.
+        channel: Channel,
+        /// What went wrong.
+        message: String,
+    },
     /// The corpus of a command that reads it once.
     #[error(transparent)]
     Corpus(#[from] CorpusError),
@@ -127,55 +140,86 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Badge reading as the settings ask: off, or the OCR models, the directory and Twilio's
-/// clients over `store`.
+/// Each configured channel's outbound API, for the sender worker: Twilio's REST API when
+/// `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN` are set (one attempt per claim: the queue
+/// retries), Meta's Graph API when the `[meta]` channel is on.
+pub fn outbound_channels(settings: &Settings) -> Result<HashMap<Channel, Arc<dyn Deliver>>, StartupError> {
+    let mut channels: HashMap<Channel, Arc<dyn Deliver>> = HashMap::new();
+    let failed = |channel: Channel| {
+        move |e: &dyn std::fmt::Display| StartupError::Channel { channel, message: e.to_string() }
+    };
+    if let (Some(sid), Some(token)) = (&settings.twilio.account_sid, &settings.twilio_auth_token) {
+        let api = settings.twilio.api_url().map_err(|e| failed(Channel::Twilio)(&e))?;
+        let mut config = RestConfig::new(api, sid.expose_secret().to_owned(), token.clone());
+        config.attempts = 1;
+        let sender = RestSender::new(config).map_err(|e| failed(Channel::Twilio)(&e))?;
+        channels.insert(Channel::Twilio, Arc::new(sender));
+    }
+    if settings.meta.enabled()
+        && let Some(graph) = GraphClient::new(&settings.meta).map_err(|e| failed(Channel::Meta)(&e))?
+    {
+        channels.insert(Channel::Meta, Arc::new(graph));
+    }
+    Ok(channels)
+}
+
+/// Each channel's media download for badge reading: Twilio's (credentials only on its
+/// media path), and Meta's media lookup when its channel is on.
+pub fn media_fetchers(settings: &Settings) -> Result<Fetchers, BadgeError> {
+    let twilio = &settings.twilio;
+    let api_base = twilio.api_url()?;
+    let sid = twilio.account_sid.as_ref().map(|s| s.expose_secret().to_owned());
+    let mut policy = MediaPolicy::twilio(api_base, sid, settings.twilio_auth_token.clone());
+    policy.allow_http_loopback = twilio.allow_http_loopback || twilio.loopback_api();
+    policy.redirect_hosts = twilio.media_redirect_hosts.clone();
+    let fetcher = MediaFetcher::new(policy).map_err(|e| BadgeError::Client(e.to_string()))?;
+    let mut fetchers: Fetchers = HashMap::new();
+    fetchers.insert(Channel::Twilio, Arc::new(fetcher) as Arc<dyn FetchMedia>);
+    if settings.meta.enabled()
+        && let Some(graph) =
+            GraphClient::new(&settings.meta).map_err(|e| BadgeError::Client(e.to_string()))?
+    {
+        fetchers.insert(Channel::Meta, Arc::new(MetaMedia::new(graph)));
+    }
+    Ok(fetchers)
+}
+
+/// Badge reading as the settings ask: off, or the OCR models, the directory and each
+/// channel's media download over `store`, results queued through `postbox`.
 fn badge_desk(
     settings: &Settings,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    postbox: Postbox,
 ) -> Result<Option<BadgeDesk>, StartupError> {
     if !settings.badge.enabled {
         return Ok(None);
     }
-    build_badge_desk(&settings.badge, &settings.twilio, settings.twilio_auth_token.as_ref(), store, clock)
-        .map(Some)
-        .map_err(StartupError::Badge)
+    build_badge_desk(settings, store, clock, postbox).map(Some).map_err(StartupError::Badge)
 }
 
-/// Loads the OCR models and the directory and builds Twilio's media and REST clients. Without
-/// `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN` there is no way to reply after the webhook:
-/// photos are then answered with "not available".
+/// Loads the OCR models and the directory and builds each channel's media client. A photo
+/// on a channel that cannot send later messages (Twilio without `TWILIO_ACCOUNT_SID` and
+/// `TWILIO_AUTH_TOKEN`) is answered with "not available".
 pub fn build_badge_desk(
-    settings: &BadgeSettings,
-    twilio: &TwilioSettings,
-    auth_token: Option<&SecretString>,
+    settings: &Settings,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    postbox: Postbox,
 ) -> Result<BadgeDesk, BadgeError> {
-    settings.validate()?;
-    let params = OcrParams { max_side: settings.max_side, threads: settings.threads_per_worker() };
-    let engine = OcrEngine::load(&crate::ocr::ModelPaths::in_dir(&settings.models), params)?;
-    let ids = IdExtractor::new(&settings.id_patterns).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let badge = &settings.badge;
+    badge.validate()?;
+    let params = OcrParams { max_side: badge.max_side, threads: badge.threads_per_worker() };
+    let engine = OcrEngine::load(&crate::ocr::ModelPaths::in_dir(&badge.models), params)?;
+    let ids = IdExtractor::new(&badge.id_patterns).map_err(|e| ConfigError::Invalid(e.to_string()))?;
     let reader = Arc::new(OcrBadgeReader::new(engine, ids));
-    let directory = match &settings.directory {
+    let directory = match &badge.directory {
         Some(path) => Directory::load(path)?,
         None => Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "corpus/employees.example.csv (embedded)")?,
     };
-    let api_base = twilio.api_url()?;
-    let sid = twilio.account_sid.as_ref().map(|s| s.expose_secret().to_owned());
-    let mut policy = MediaPolicy::twilio(api_base.clone(), sid.clone(), auth_token.cloned());
-    policy.allow_http_loopback = twilio.allow_http_loopback;
-    policy.redirect_hosts = twilio.media_redirect_hosts.clone();
-    let fetcher = MediaFetcher::new(policy).map_err(|e| BadgeError::Client(e.to_string()))?;
-    let sender: Option<Arc<dyn SendMessage>> = match (sid, auth_token) {
-        (Some(sid), Some(token)) => Some(Arc::new(
-            RestSender::new(RestConfig::new(api_base, sid, token.clone()))
-                .map_err(|e| BadgeError::Client(e.to_string()))?,
-        )),
-        _ => None,
-    };
-    let pool = OcrPool::new(settings.workers, settings.queue);
-    Ok(BadgeDesk::new(reader, pool, Arc::new(fetcher), sender, Arc::new(directory), store, clock))
+    let fetchers = media_fetchers(settings)?;
+    let pool = OcrPool::new(badge.workers, badge.queue);
+    Ok(BadgeDesk::new(reader, pool, fetchers, postbox, Arc::new(directory), store, clock))
 }
 
 /// The whole bot, built and bound, not yet serving.
@@ -183,6 +227,7 @@ pub struct Application {
     settings: Settings,
     faq: Arc<Faq>,
     store: Arc<dyn Store>,
+    console: Option<crate::server::ConsoleStores>,
     server: Server,
 }
 
@@ -218,7 +263,12 @@ impl Application {
     pub async fn build_with(
         settings: Settings,
         faq: Arc<Faq>,
-        badges: impl FnOnce(&Settings, Arc<dyn Store>, Arc<dyn Clock>) -> Result<Option<BadgeDesk>, StartupError>,
+        badges: impl FnOnce(
+            &Settings,
+            Arc<dyn Store>,
+            Arc<dyn Clock>,
+            Postbox,
+        ) -> Result<Option<BadgeDesk>, StartupError>,
     ) -> Result<Application, StartupError> {
         for notice in &settings.deprecations {
             tracing::warn!("configuration: {notice}; the old key still works for now");
@@ -229,12 +279,18 @@ impl Application {
             Ok((_, limit)) => tracing::info!(limit, "open-file limit"),
             Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
         }
-        let store = crate::server::open_store(&settings).await?;
+        let backend = crate::server::open_backend(&settings).await?;
+        let store = backend.store.clone();
+        let console = backend.console.clone();
         // The one clock everything that decides by time reads.
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let badges = badges(&settings, store.clone(), Arc::clone(&clock))?.map(Arc::new);
+        let outbound = OutboundParts::new(store.clone(), Arc::clone(&clock), outbound_channels(&settings)?);
+        let badges =
+            badges(&settings, store.clone(), Arc::clone(&clock), outbound.postbox.clone())?.map(Arc::new);
+        let channels: Vec<&str> = outbound.channels.keys().map(|c| c.as_str()).collect();
+        tracing::info!(channels = ?channels, "outbound queue: channels that send later messages");
         let server =
-            Server::bind_with(&settings, Arc::clone(&faq), store.clone(), badges.clone(), clock).await?;
+            Server::bind_with(&settings, Arc::clone(&faq), backend, badges.clone(), clock, outbound).await?;
         match &badges {
             Some(desk) if desk.can_reply() => tracing::info!(
                 workers = settings.badge.workers,
@@ -243,8 +299,8 @@ impl Application {
                 "badge OCR on"
             ),
             Some(_) => tracing::warn!(
-                "badge OCR loaded but TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is unset: photos are answered \
-                 with \"not available\" since results go out through Twilio's REST API"
+                "badge OCR loaded but no channel can send later messages (Twilio: TWILIO_ACCOUNT_SID or \
+                 TWILIO_AUTH_TOKEN unset; Meta: off): photos are answered with \"not available\""
             ),
             None => tracing::info!("badge OCR off"),
         }
@@ -254,12 +310,24 @@ impl Application {
                  Listening on loopback only; set TWILIO_AUTH_TOKEN before exposing wabot."
             );
         }
+        let twilio_on = "POST /bot";
+        let meta_on = if settings.meta.enabled() {
+            "GET and POST /meta".to_owned()
+        } else {
+            format!("off (unset: {})", settings.meta.missing().join(", "))
+        };
+        tracing::info!(twilio = twilio_on, meta = %meta_on, "channels");
+        if settings.meta.enabled() && settings.meta.verify_token.is_none() {
+            tracing::warn!(
+                "META_VERIFY_TOKEN is not set: Meta cannot verify the webhook (GET /meta answers 403)"
+            );
+        }
         if settings.admin_token.is_some() {
             tracing::info!(journal = %settings.faq_journal.display(), "admin API on: /admin/faq");
         } else {
             tracing::info!("admin API off: set WABOT_ADMIN_TOKEN to enable /admin/faq");
         }
-        Ok(Application { settings, faq, store, server })
+        Ok(Application { settings, faq, store, console, server })
     }
 
     /// The port actually bound.
@@ -270,6 +338,11 @@ impl Application {
     /// The database behind the webhook and badge reading.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The web console's store roles, when the database keeps them.
+    pub fn console_stores(&self) -> Option<&crate::server::ConsoleStores> {
+        self.console.as_ref()
     }
 
     /// The live FAQ being served.

@@ -1,5 +1,5 @@
 //! What wabot keeps: the durable store, one async trait per role ([`roles`]: sessions,
-//! turns, the outbox, photo jobs, reports, maintenance), implemented on SQLite
+//! turns, the outbox, the outbound message queue, photo jobs, reports, maintenance), implemented on SQLite
 //! ([`sqlite::SqliteStore`], one process), on PostgreSQL ([`postgres::PostgresStore`],
 //! shared by several replicas) and in memory ([`memory::MemoryBackend`]), all held to one
 //! conformance suite. Users are keyed by their [`Address`](crate::domain::Address) (a channel and the channel's id
@@ -17,8 +17,11 @@ pub mod sqlite;
 pub use memory::MemoryBackend;
 pub use postgres::PostgresStore;
 pub use roles::{
-    Committed, Conversations, Enqueued, Jobs, MESSAGE_RETENTION, Maintenance, Outbox, OutboxItem,
-    PendingPhoto, PhotoJob, Reports, SESSION_RETENTION, Sessions, Store, StoredSession, Turn, Turns,
+    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary,
+    Conversations, DayCount, Enqueued, Figures, Jobs, MESSAGE_RETENTION, Maintenance, NewOutbound, Outbound,
+    OutboundCounts, OutboundItem, OutboundRecord, OutboundState, Outbox, OutboxItem, PendingPhoto, PhotoJob,
+    Reports, Resend, SESSION_RETENTION, Sessions, Speaker, Store, StoredSession, TranscriptLine, Transcripts,
+    Turn, Turns,
 };
 pub use sqlite::SqliteStore;
 

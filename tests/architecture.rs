@@ -26,11 +26,14 @@ const LEAVES: &[&str] = &["domain", "config", "telemetry", "web"];
 /// `(modules, what they must not depend on)`, directly or through other modules.
 const FORBIDDEN: &[(&[&str], &[&str])] = &[
     // The conversation and the use cases know no transport.
-    (&["dialog", "desk"], &["channel", "server"]),
+    (&["dialog", "desk"], &["channel", "server", "console"]),
     // The store keeps data, the mail worker sends it: neither knows the conversation's rules.
-    (&["store", "mail"], &["dialog", "desk"]),
+    (&["store", "mail"], &["dialog", "desk", "console"]),
     // What the bot knows is served to the conversation, never the other way round.
-    (&["knowledge"], &["dialog", "desk", "channel", "server"]),
+    (&["knowledge"], &["dialog", "desk", "channel", "server", "console"]),
+    // The web console is mounted by the server and reaches a channel only through the
+    // desk's ports.
+    (&["console"], &["server", "channel"]),
 ];
 
 /// Sibling providers: neither imports the other.

@@ -3,7 +3,9 @@
 //! imports nothing of its sibling (`tests/architecture.rs` checks it).
 //!
 //! - [`twilio`]: Twilio's WhatsApp API (webhook form, signature, TwiML, REST sender, media).
+//! - [`meta`]: Meta's WhatsApp Cloud API (webhook JSON, signature, Graph API sender, media).
 //!
-//! A second provider (Meta's Cloud API) goes in `channel/meta/`, beside it.
+//! Both can run in one process; a channel without its settings is off.
 
+pub mod meta;
 pub mod twilio;

@@ -9,9 +9,10 @@ pub mod eval;
 pub mod ocr;
 pub mod requests;
 pub mod unanswered;
+pub mod users;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use secrecy::ExposeSecret;
@@ -100,6 +101,9 @@ pub enum CliError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A console account could not be added or changed; the message says why.
+    #[error("{0}")]
+    Account(String),
     /// Writing the output failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -141,6 +145,14 @@ fn open_existing(settings: &Settings, what: &'static str) -> Result<Opened, CliE
         }
     };
     Ok(Opened { runtime, store })
+}
+
+/// Opens the SQLite file at `db`, which must exist: the console's accounts live there.
+fn open_existing_sqlite(db: &Path, what: &'static str) -> Result<SqliteStore, CliError> {
+    if !db.exists() {
+        return Err(CliError::NoDatabase { path: db.to_owned(), what });
+    }
+    SqliteStore::open(db).map_err(|source| CliError::Open { path: db.to_owned(), source })
 }
 
 /// Writes `report` as pretty JSON, or as its text.

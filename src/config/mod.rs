@@ -30,6 +30,8 @@
 //! | request form idle expiry, seconds | `requests.idle_secs` | `WABOT_REQUEST_IDLE_SECS` | `1800` |
 //! | badge OCR | `[badge]` table | `WABOT_OCR*`, `WABOT_DIRECTORY` | see [`BadgeSettings`] |
 //! | Twilio's API base, media hosts, account | `[twilio]` table (`api_base`, `media_redirect_hosts`; once `[badge] twilio_api_base`, `[badge] media_redirect_hosts`, still read with a notice) | `WABOT_TWILIO_API_BASE`, `WABOT_MEDIA_REDIRECT_HOSTS`, `TWILIO_ACCOUNT_SID` | see [`TwilioSettings`] |
+//! | Meta's WhatsApp Cloud API | `[meta]` table (`graph_base`, `phone_number_id`, `[meta.templates.<key>]` `name`, `language`) | `WABOT_META_GRAPH_BASE`, `META_PHONE_NUMBER_ID`, `META_ACCESS_TOKEN`, `META_APP_SECRET`, `META_VERIFY_TOKEN` | off; see [`MetaSettings`] |
+//! | outbound queue's sender | `[outbound]` table (`max_concurrent`, `lease_ms`, `retry_initial_ms`, `retry_max_ms`, `max_attempts`) | `WABOT_OUTBOUND_*` | see [`OutboundSettings`] |
 //! | request timeout, ms | `limits.request_timeout_ms` | `WABOT_REQUEST_TIMEOUT_MS` | `10000` |
 //! | requests in flight before shedding (503) | `limits.max_in_flight` | `WABOT_MAX_IN_FLIGHT` | `1024` |
 //! | messages per sender per minute (0: off) | `limits.sender_per_minute` | `WABOT_SENDER_PER_MINUTE` | `30` |
@@ -37,11 +39,22 @@
 //! | header read and idle keep-alive bound, ms | `limits.header_read_timeout_ms` | `WABOT_HEADER_READ_TIMEOUT_MS` | `10000` |
 //! | open connections (0: the open-file limit less 256) | `limits.max_connections` | `WABOT_MAX_CONNECTIONS` | `0` |
 //! | log format (`human`, `json`) | `log_format` | `WABOT_LOG_FORMAT` | `human` |
+//! | web console (`on`, `off`; default: on when an account exists) | `console.enabled` | `WABOT_CONSOLE` | — |
+//! | console sign-in lifetime, hours | `console.session_hours` | — | `12` |
+//! | failed sign-ins per account and per address before refusal | `console.max_failures` | — | `5` |
+//! | their window, seconds | `console.failure_window_secs` | — | `900` |
+//! | a handover returns to the bot after, minutes idle | `console.handoff_idle_mins` | — | `240` |
+//! | office hours told to the employee | `console.office_hours_en`, `console.office_hours_fr` | — | Monday to Friday, 9:00 to 17:00 |
+//! | transcripts kept, days | `console.transcript_days` | — | `30` |
+//! | where a handover is e-mailed | `console.hr_email` | `WABOT_HR_EMAIL` | none: no e-mail |
 
 pub mod badge;
+pub mod console;
 pub mod database;
 pub mod limits;
 pub mod mail;
+pub mod meta;
+pub mod outbound;
 pub mod requests;
 pub mod twilio;
 
@@ -53,9 +66,12 @@ use serde::Deserialize;
 use thiserror::Error;
 
 pub use badge::BadgeSettings;
+pub use console::ConsoleSettings;
 pub use database::PostgresSettings;
 pub use limits::LimitSettings;
 pub use mail::MailSettings;
+pub use meta::MetaSettings;
+pub use outbound::OutboundSettings;
 pub use requests::RequestSettings;
 pub use twilio::TwilioSettings;
 
@@ -71,6 +87,9 @@ const SECRET_KEYS: &[&str] = &[
     "twilio_webhook_shared_key",
     "webhook_shared_key",
     "shared_key",
+    "access_token",
+    "app_secret",
+    "verify_token",
 ];
 
 /// The shortest admin token accepted: anything shorter could be guessed.
@@ -172,11 +191,17 @@ pub struct Settings {
     pub badge: BadgeSettings,
     /// Twilio's API, media and account (`[twilio]` in the file; see [`TwilioSettings`]).
     pub twilio: TwilioSettings,
+    /// Meta's WhatsApp Cloud API (`[meta]` in the file; see [`MetaSettings`]).
+    pub meta: MetaSettings,
+    /// The outbound queue's sender worker (`[outbound]`; see [`OutboundSettings`]).
+    pub outbound: OutboundSettings,
     /// Keys the file still uses under an old name, each with its new one: logged once
     /// logging is set up.
     pub deprecations: Vec<String>,
     /// Timeout, load shedding, per-sender rate limit.
     pub limits: LimitSettings,
+    /// The web console.
+    pub console: ConsoleSettings,
     /// How log lines are written.
     pub log_format: crate::telemetry::LogFormat,
 }
@@ -201,8 +226,11 @@ impl Default for Settings {
             requests: RequestSettings::default(),
             badge: BadgeSettings::default(),
             twilio: TwilioSettings::default(),
+            meta: MetaSettings::default(),
+            outbound: OutboundSettings::default(),
             deprecations: Vec::new(),
             limits: LimitSettings::default(),
+            console: ConsoleSettings::default(),
             log_format: crate::telemetry::LogFormat::default(),
         }
     }
@@ -224,7 +252,10 @@ struct FileSettings {
     requests: Option<requests::RequestsFile>,
     badge: Option<badge::BadgeFile>,
     twilio: Option<twilio::TwilioFile>,
+    meta: Option<meta::MetaFile>,
+    outbound: Option<outbound::OutboundFile>,
     limits: Option<limits::LimitsFile>,
+    console: Option<console::ConsoleFile>,
     log_format: Option<String>,
 }
 
@@ -309,7 +340,10 @@ impl Settings {
                 s.badge.apply_file(badge, relative);
             }
             s.twilio.apply_file(twilio);
+            s.meta.apply_file(f.meta.unwrap_or_default());
+            s.outbound.apply_file(f.outbound.unwrap_or_default());
             s.limits.apply_file(f.limits.unwrap_or_default());
+            s.console.apply_file(f.console.unwrap_or_default());
             if let Some(v) = f.log_format {
                 s.log_format =
                     v.parse().map_err(|message| ConfigError::File { path: path.to_owned(), message })?;
@@ -364,7 +398,10 @@ impl Settings {
         s.requests.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.badge.apply_env(&env)?;
         s.twilio.apply_env(&env);
+        s.meta.apply_env(&env);
+        s.outbound.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.limits.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
+        s.console.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         if let Some(v) = env("WABOT_LOG_FORMAT") {
             s.log_format = v.parse().map_err(env_err("WABOT_LOG_FORMAT"))?;
         }
@@ -375,6 +412,8 @@ impl Settings {
     /// Checks values that each parse but may still be wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.twilio.validate()?;
+        self.meta.validate()?;
+        self.outbound.validate().map_err(ConfigError::Invalid)?;
         if let Some(t) = self.threshold
             && !(0.0..=1.0).contains(&t)
         {
@@ -393,6 +432,7 @@ impl Settings {
         self.mail.validate().map_err(ConfigError::Invalid)?;
         self.requests.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.console.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
         }

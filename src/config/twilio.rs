@@ -77,17 +77,24 @@ impl TwilioSettings {
         }
     }
 
-    /// The API base as a URL: `https://`, or `http://` when loopback is allowed (tests).
+    /// The API base as a URL: `https://`, or `http://` to a loopback host (a local fake of
+    /// the API), or anywhere when loopback is allowed (tests).
     pub fn api_url(&self) -> Result<Url, ConfigError> {
         let base = Url::parse(&self.api_base)
             .map_err(|e| ConfigError::Invalid(format!("twilio api_base {:?}: {e}", self.api_base)))?;
-        if base.scheme() != "https" && !self.allow_http_loopback {
+        if !super::meta::secure_or_loopback(&base) && !self.allow_http_loopback {
             return Err(ConfigError::Invalid(format!(
-                "twilio api_base must be https://, got {:?}",
+                "twilio api_base must be https:// (http:// only to a loopback host), got {:?}",
                 self.api_base
             )));
         }
         Ok(base)
+    }
+
+    /// True when the API base is a plain-HTTP loopback fake: its media are then fetched the
+    /// same way.
+    pub fn loopback_api(&self) -> bool {
+        Url::parse(&self.api_base).is_ok_and(|u| u.scheme() == "http" && super::meta::secure_or_loopback(&u))
     }
 
     /// Checks values that parse but are still wrong.

@@ -9,14 +9,14 @@
 //! runs in the background, since OCR may take longer than Twilio waits for a webhook:
 //! download the photo (through [`FetchMedia`]), decode and read it on the OCR pool
 //! ([`ocr`](crate::ocr)), look the ID up in the employee [`Directory`], remember the employee
-//! in the user's session, and send the result (through [`SendMessage`]).
+//! in the user's session, and queue the result in the outbound queue (through a
+//! [`Postbox`]), which the sender worker delivers on the user's channel.
 //!
-//! The two ports are this use case's: it says what it needs, and each channel implements
-//! them (`channel::twilio`'s media download and REST sender); the composition root
-//! (`startup`) hands them in. So this module knows no channel.
+//! The media port is this use case's: it says what it needs, and each channel implements it
+//! (`channel::twilio`'s media download, `channel::meta`'s media lookup); the composition
+//! root (`startup`) hands them in, one per channel. So this module knows no channel.
 //!
-//! A job is done, and forgotten, once its result was sent or never can be (Twilio refused
-//! the message). Until then it is pending in the store: on shutdown the photos being read or
+//! A job is done, and forgotten, once its result is queued. Until then it is pending in the store: on shutdown the photos being read or
 //! waiting are simply left there ([`BadgeDesk::stop`]), after a crash too, and the next start
 //! resumes them ([`BadgeDesk::resume`]), oldest first, each as a place in the OCR pool frees
 //! up; one pending for longer than [`STALE_AFTER`] is dropped unread. A result sent just
@@ -35,7 +35,10 @@ use futures_util::future::BoxFuture;
 use thiserror::Error;
 
 use crate::config::ConfigError;
-use crate::domain::{Address, Bilingual, Channel, Clock, Employee, MessageId};
+use std::collections::HashMap;
+
+use super::outbound::Postbox;
+use crate::domain::{Address, Bilingual, Channel, Clock, Employee, MessageId, Outgoing};
 use crate::engine::Lang;
 use crate::knowledge::directory::{Directory, DirectoryError};
 use crate::ocr::decode::{DecodeError, decode_image};
@@ -46,6 +49,9 @@ use crate::store::{Enqueued, PendingPhoto, PhotoJob, Store, StoreError, Turn};
 /// The example directory matching the badges in `tests/data/badges/`, used when no
 /// directory is configured so the demo works out of the box.
 pub const EXAMPLE_DIRECTORY: &str = include_str!("../../corpus/employees.example.csv");
+
+/// The largest photo read, on any channel: a badge photo is far smaller.
+pub const MAX_PHOTO_BYTES: usize = 5 * 1024 * 1024;
 
 /// A photo pending longer than this is dropped unread at startup: Twilio's media may be
 /// gone, and a result a day late would only puzzle a user who has moved on.
@@ -159,34 +165,14 @@ pub enum FetchError {
 }
 
 /// Fetches the photo a message carries: implemented by each channel's media download
-/// (`channel::twilio::media::MediaFetcher`).
+/// (`channel::twilio::media::MediaFetcher`, `channel::meta::media::MetaMedia`).
 pub trait FetchMedia: Send + Sync {
-    /// The photo's bytes.
+    /// The photo's bytes; `url` is what the channel announced (a URL, or Meta's media id).
     fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Vec<u8>, FetchError>>;
 }
 
-/// A message that could not be sent.
-#[derive(Debug, Error)]
-#[error("{message}")]
-pub struct SendFailure {
-    /// Why, as the channel's API said it.
-    pub message: String,
-    /// True when trying again later may succeed (network, rate limit, server error); false
-    /// when the channel refused the message for good.
-    pub retryable: bool,
-}
-
-/// Sends a message after the webhook has answered: implemented by each channel's outbound
-/// API (`channel::twilio::rest::RestSender`).
-pub trait SendMessage: Send + Sync {
-    /// Sends `body` from the bot's address `from` to the user `to`.
-    fn send<'a>(
-        &'a self,
-        from: &'a Address,
-        to: &'a Address,
-        body: &'a str,
-    ) -> BoxFuture<'a, Result<(), SendFailure>>;
-}
+/// Each channel's media download.
+pub type Fetchers = HashMap<Channel, Arc<dyn FetchMedia>>;
 
 /// A WhatsApp message carrying a photo.
 #[derive(Debug, Clone)]
@@ -227,13 +213,13 @@ pub enum BadgeOutcome {
     Failed,
 }
 
-/// Badge reading: the reader, its pool, the downloader, the directory, the REST sender, the
-/// store holding sessions and pending photos.
+/// Badge reading: the reader, its pool, the downloaders, the directory, the outbound queue,
+/// the store holding sessions and pending photos.
 pub struct BadgeDesk {
     reader: Arc<dyn BadgeReader>,
     pool: OcrPool,
-    fetcher: Arc<dyn FetchMedia>,
-    sender: Option<Arc<dyn SendMessage>>,
+    fetchers: Fetchers,
+    postbox: Postbox,
     directory: Arc<Directory>,
     store: Arc<dyn Store>,
     /// When a photo was accepted, and how old a pending one is.
@@ -249,7 +235,7 @@ impl std::fmt::Debug for BadgeDesk {
         f.debug_struct("BadgeDesk")
             .field("workers", &self.pool.workers())
             .field("employees", &self.directory.len())
-            .field("replies", &self.sender.is_some())
+            .field("postbox", &self.postbox)
             .finish()
     }
 }
@@ -259,8 +245,8 @@ impl BadgeDesk {
     pub fn new(
         reader: Arc<dyn BadgeReader>,
         pool: OcrPool,
-        fetcher: Arc<dyn FetchMedia>,
-        sender: Option<Arc<dyn SendMessage>>,
+        fetchers: Fetchers,
+        postbox: Postbox,
         directory: Arc<Directory>,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -268,8 +254,8 @@ impl BadgeDesk {
         BadgeDesk {
             reader,
             pool,
-            fetcher,
-            sender,
+            fetchers,
+            postbox,
             directory,
             store,
             clock,
@@ -283,9 +269,14 @@ impl BadgeDesk {
         let _ = self.metrics.set(metrics);
     }
 
-    /// True when results can be sent (REST credentials are set).
+    /// True when results can be sent on some channel.
     pub fn can_reply(&self) -> bool {
-        self.sender.is_some()
+        self.fetchers.keys().any(|c| self.postbox.delivers(*c))
+    }
+
+    /// True when a photo from `channel` can be downloaded and its result sent.
+    pub fn can_reply_on(&self, channel: Channel) -> bool {
+        self.fetchers.contains_key(&channel) && self.postbox.delivers(channel)
     }
 
     /// The employee directory.
@@ -305,9 +296,11 @@ impl BadgeDesk {
             tracing::info!(message_id = sid.as_ref().map(MessageId::as_str), "attachment is not an image");
             return said(messages::NOT_A_PHOTO);
         }
-        if self.sender.is_none() {
+        if !self.can_reply_on(channel) {
             tracing::warn!(
-                "a badge photo arrived but TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is unset: cannot reply"
+                channel = %channel,
+                "a badge photo arrived but the channel cannot send later messages (on Twilio: \
+                 TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN unset): cannot reply"
             );
             return said(messages::UNAVAILABLE);
         }
@@ -389,11 +382,15 @@ impl BadgeDesk {
         if live.is_empty() {
             return Ok(0);
         }
-        if self.sender.is_none() {
+        let (live, waiting): (Vec<_>, Vec<_>) =
+            live.into_iter().partition(|p| self.can_reply_on(p.job.user.channel()));
+        if !waiting.is_empty() {
             tracing::warn!(
-                jobs = live.len(),
-                "badge photos are pending but TWILIO_ACCOUNT_SID or TWILIO_AUTH_TOKEN is unset: left queued"
+                jobs = waiting.len(),
+                "badge photos are pending on a channel that cannot send later messages: left queued"
             );
+        }
+        if live.is_empty() {
             return Ok(0);
         }
         let count = live.len();
@@ -410,9 +407,8 @@ impl BadgeDesk {
         Ok(count)
     }
 
-    /// Stops the photos being read, sent or waiting for a place, wherever they are: their
-    /// jobs stay pending in the store for the next start. Shutdown never waits for OCR or
-    /// for Twilio. (The tasks hold the desk: until this is called it is not dropped.)
+    /// Stops the photos being read or waiting for a place, wherever they are: their jobs
+    /// stay pending in the store for the next start. Shutdown never waits for OCR. (The tasks hold the desk: until this is called it is not dropped.)
     pub fn stop(&self) {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).abort_all();
     }
@@ -435,35 +431,29 @@ impl BadgeDesk {
         self.spawn(async move { desk.finish(photo, slot).await });
     }
 
-    /// Reads the photo in `slot`, sends the result, and marks the job done once it was
-    /// sent or can never be.
+    /// Reads the photo in `slot`, queues the result for the sender worker, and marks the
+    /// job done. A crash between the two reads the photo again after the restart: the
+    /// result is queued at least once.
     async fn finish(&self, photo: PendingPhoto, slot: Slot) {
-        let Some(sender) = &self.sender else {
-            return;
-        };
         let (id, sid) = (photo.id, photo.job.message_id.as_ref().map(MessageId::as_str));
         let (reply, _) = self.read(&photo.job, slot).await;
-        // Failures are logged by the sender, with Twilio's error.
-        match sender.send(&photo.job.bot, &photo.job.user, &reply).await {
-            Ok(()) => tracing::info!(message_id = sid, job = id, "badge result sent"),
-            Err(e) if !e.retryable => {
-                tracing::warn!(message_id = sid, job = id, "badge result refused by Twilio: job dropped");
-            }
-            Err(_) => {
-                tracing::warn!(
-                    message_id = sid,
-                    job = id,
-                    "badge result not sent: the photo stays pending for the next start"
-                );
-                return;
-            }
+        let from = (photo.job.bot.channel() == photo.job.user.channel()).then_some(&photo.job.bot);
+        if let Err(e) = self.postbox.post(&photo.job.user, from, &Outgoing::text(reply)).await {
+            tracing::error!(
+                message_id = sid,
+                job = id,
+                error = %e,
+                "badge result not queued: the photo stays pending for the next start"
+            );
+            return;
         }
+        tracing::info!(message_id = sid, job = id, "badge result queued");
         if let Err(e) = self.store.photo_done(id).await {
             tracing::error!(
                 message_id = sid,
                 job = id,
                 error = %e,
-                "badge result sent but not marked done: it may be sent again after a restart"
+                "badge result queued but the job not marked done: it may be sent again after a restart"
             );
         }
     }
@@ -484,6 +474,7 @@ impl BadgeDesk {
                 request: None,
                 unanswered: None,
                 now_ms: self.clock.now_ms(),
+                outbound: Vec::new(),
             };
             match self.store.commit(turn).await {
                 Err(StoreError::Conflict) => continue,
@@ -508,7 +499,11 @@ impl BadgeDesk {
     pub async fn read(&self, photo: &PhotoJob, slot: Slot) -> (String, BadgeOutcome) {
         let started = Instant::now();
         let (sid, lang) = (photo.message_id.as_ref().map(MessageId::as_str), photo.lang);
-        let bytes = match self.fetcher.fetch(&photo.media_url).await {
+        let fetched = match self.fetchers.get(&photo.user.channel()) {
+            Some(fetcher) => fetcher.fetch(&photo.media_url).await,
+            None => Err(FetchError::Failed(format!("no media download on {}", photo.user.channel()))),
+        };
+        let bytes = match fetched {
             Ok(bytes) => bytes,
             Err(e) => {
                 tracing::warn!(message_id = sid, error = %e, "badge photo not downloaded");

@@ -7,7 +7,9 @@
 //! [`crate::mail`]'s worker, reading the outbox), speak HTTP or know a channel.
 
 pub mod badge;
+pub mod handoff;
 pub mod limits;
+pub mod outbound;
 mod turn;
 
 pub use turn::{Desk, DeskError, Handled};

@@ -15,10 +15,13 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::dialog::{Dialog, Incoming, Outcome};
-use crate::domain::{Clock, MessageId};
+use super::outbound::Postbox;
+use crate::dialog::{Dialog, Incoming, Outcome, Reply};
+use crate::domain::{Address, Clock, MessageId, NewRequest, Outgoing};
 use crate::engine::Lang;
-use crate::store::{Committed, Conversations, StoreError, Turn};
+use crate::store::{
+    Committed, Conversations, Figures, NewOutbound, Speaker, StoreError, TranscriptLine, Transcripts, Turn,
+};
 
 /// How many times a turn is handled again after losing a race on its user's session.
 const MAX_CONFLICTS: usize = 8;
@@ -54,9 +57,18 @@ pub struct Desk {
     /// The time of each turn (a ticket's year, what pruning measures a session by).
     clock: Arc<dyn Clock>,
     mail_wakeup: Arc<Notify>,
+    /// The outbound queue, for channels whose replies go out after the webhook's answer.
+    postbox: Option<Postbox>,
     /// With the semantic scorer on, a turn's matching takes milliseconds of CPU: it runs on
     /// the blocking pool, at most one per core, so the async workers keep serving.
     matching: Arc<Semaphore>,
+    /// Where each turn's lines go, and which conversations wait for a person (none: not
+    /// kept).
+    transcripts: Option<Arc<dyn Transcripts>>,
+    /// Where each turn is counted for the dashboard (none: not counted).
+    figures: Option<Arc<dyn Figures>>,
+    /// Where a handover is e-mailed, and the console's base URL for the link.
+    handover_mail: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -67,15 +79,53 @@ impl std::fmt::Debug for Desk {
 
 impl Desk {
     /// A desk answering with `dialog`, committing to `store`, and waking `mail_wakeup` (the
-    /// outbox worker's) when a request is queued.
+    /// outbox worker's) when a request is queued; replies that go out later are queued
+    /// through `postbox` ([`Desk::handle_queued`]).
     pub fn new(
         dialog: Arc<Dialog>,
         store: Arc<dyn Conversations>,
         clock: Arc<dyn Clock>,
         mail_wakeup: Arc<Notify>,
+        postbox: Option<Postbox>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Desk { dialog, store, clock, mail_wakeup, matching: Arc::new(Semaphore::new(cores)) }
+        Desk {
+            dialog,
+            store,
+            clock,
+            mail_wakeup,
+            postbox,
+            matching: Arc::new(Semaphore::new(cores)),
+            transcripts: None,
+            figures: None,
+            handover_mail: None,
+        }
+    }
+
+    /// E-mails each handover to `recipient` through the outbox, committed with the turn
+    /// like a request (it is listed among them), with a link to the conversation under
+    /// `base_url` (the server's public URL).
+    pub fn with_handover_mail(mut self, recipient: String, base_url: String) -> Self {
+        self.handover_mail = Some((recipient, base_url.trim_end_matches('/').to_owned()));
+        self
+    }
+
+    /// Keeps each turn's lines in `transcripts`, with which conversations are handed over,
+    /// and counts each turn in `figures`.
+    pub fn with_transcripts(mut self, transcripts: Arc<dyn Transcripts>, figures: Arc<dyn Figures>) -> Self {
+        self.transcripts = Some(transcripts);
+        self.figures = Some(figures);
+        self
+    }
+
+    /// What wakes the outbox worker (when an e-mail is queued).
+    pub fn mail_wakeup(&self) -> &Arc<Notify> {
+        &self.mail_wakeup
+    }
+
+    /// The outbound queue, when the desk has one.
+    pub fn postbox(&self) -> Option<&Postbox> {
+        self.postbox.as_ref()
     }
 
     /// The store.
@@ -85,14 +135,106 @@ impl Desk {
 
     /// Handles one message; `message_id` is the channel's id of it, the deduplication key.
     pub async fn handle(&self, msg: Incoming, message_id: Option<MessageId>) -> Result<Handled, DeskError> {
+        self.handle_with(msg, message_id, None, None).await
+    }
+
+    /// [`Desk::handle`] for a message sent to the bot's address `bot` (kept with the
+    /// conversation: a person's reply comes from there).
+    pub async fn handle_to(
+        &self,
+        msg: Incoming,
+        message_id: Option<MessageId>,
+        bot: Option<Address>,
+    ) -> Result<Handled, DeskError> {
+        self.handle_with(msg, message_id, None, bot).await
+    }
+
+    /// Handles one message whose reply goes out later, through the outbound queue: the
+    /// reply (its choices included) is committed to the queue with the turn — the message
+    /// id's claim, the session — in one transaction, from `from` (the bot's address, if
+    /// the channel needs one), and the sender worker is woken. A redelivered message id
+    /// queues nothing. Without a postbox the reply is only returned.
+    pub async fn handle_queued(
+        &self,
+        msg: Incoming,
+        message_id: Option<MessageId>,
+        from: Option<Address>,
+    ) -> Result<Handled, DeskError> {
+        let handled = self.handle_with(msg, message_id, Some(from.clone()), from).await?;
+        if let Some(postbox) = &self.postbox
+            && !handled.replayed
+        {
+            postbox.wake();
+        }
+        Ok(handled)
+    }
+
+    /// Queues `text` for `user` as the answer to `message_id`, the session left as it is:
+    /// a channel's own refusal (a kind of message the bot cannot read), claimed like a
+    /// turn so that a redelivery queues nothing. False when the message id was handled
+    /// before.
+    pub async fn say_queued(
+        &self,
+        user: &Address,
+        message_id: Option<MessageId>,
+        text: &str,
+    ) -> Result<bool, DeskError> {
         let mut conflicts = 0;
         loop {
-            match self.turn(&msg, message_id.clone()).await {
+            let (session, version) = super::load_session(&*self.store, user).await?;
+            let outbound = match &self.postbox {
+                Some(_) => vec![NewOutbound {
+                    to: user.clone(),
+                    from: None,
+                    payload: Outgoing::text(text).to_json(),
+                }],
+                None => Vec::new(),
+            };
+            let turn = Turn {
+                user: user.clone(),
+                message_id: message_id.clone(),
+                session: super::encode_session(&session)?,
+                session_version: version,
+                messages: vec![text.to_owned()],
+                request: None,
+                unanswered: None,
+                now_ms: self.clock.now_ms(),
+                outbound,
+            };
+            match self.store.commit(turn).await {
                 Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
                 Err(e) => return Err(e.into()),
-                Ok((committed, outcome, lang)) => {
+                Ok(committed) => {
+                    if let Some(postbox) = &self.postbox
+                        && !committed.replayed
+                    {
+                        postbox.wake();
+                    }
+                    return Ok(!committed.replayed);
+                }
+            }
+        }
+    }
+
+    async fn handle_with(
+        &self,
+        msg: Incoming,
+        message_id: Option<MessageId>,
+        queue: Option<Option<Address>>,
+        bot: Option<Address>,
+    ) -> Result<Handled, DeskError> {
+        let mut conflicts = 0;
+        loop {
+            match self.turn(&msg, message_id.clone(), queue.as_ref()).await {
+                Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
+                Err(e) => return Err(e.into()),
+                Ok((committed, outcome, lang, handed)) => {
                     if committed.ticket.is_some() {
                         self.mail_wakeup.notify_one();
+                    }
+                    if !committed.replayed {
+                        self.keep_transcript(&msg, bot.as_ref(), &committed.messages, handed).await;
+                        self.count(&outcome).await;
                     }
                     return Ok(Handled {
                         messages: committed.messages,
@@ -113,8 +255,10 @@ impl Desk {
         &self,
         msg: &Incoming,
         message_id: Option<MessageId>,
-    ) -> Result<(Committed, Outcome, Lang), StoreError> {
+        queue: Option<&Option<Address>>,
+    ) -> Result<(Committed, Outcome, Lang, Option<Option<i64>>), StoreError> {
         let (mut session, version) = super::load_session(&*self.store, &msg.user).await?;
+        let was = session.handoff.map(|h| h.since_ms);
         let reply = if self.dialog.engine().is_semantic() {
             // The semaphore is never closed.
             let _place = self.matching.acquire().await.ok();
@@ -131,14 +275,24 @@ impl Desk {
             self.dialog.respond(&mut session, msg)
         };
         session.lang = Some(reply.lang);
+        let now = session.handoff.map(|h| h.since_ms);
+        let handed = (was != now).then_some(now);
         let request = match &reply.outcome {
             Outcome::RequestSubmitted(req) => Some((**req).clone()),
+            Outcome::HandedOver => self.handover_request(msg, &session, reply.lang),
             _ => None,
         };
         // Counted for HR with the turn itself, so a redelivery is not counted twice.
         let unanswered = match reply.outcome {
             Outcome::Declined => crate::domain::group_key(&msg.text),
             _ => None,
+        };
+        let outbound = match (queue, &self.postbox) {
+            (Some(from), Some(_)) => outgoing(&reply)
+                .iter()
+                .map(|m| NewOutbound { to: msg.user.clone(), from: from.clone(), payload: m.to_json() })
+                .collect(),
+            _ => Vec::new(),
         };
         let committed = self
             .store
@@ -151,10 +305,98 @@ impl Desk {
                 request,
                 unanswered,
                 now_ms: self.clock.now_ms(),
+                outbound,
             })
             .await?;
-        Ok((committed, reply.outcome, reply.lang))
+        Ok((committed, reply.outcome, reply.lang, handed))
     }
+
+    /// The e-mail telling HR a conversation waits for them, as a request of kind
+    /// `handover`.
+    fn handover_request(
+        &self,
+        msg: &Incoming,
+        session: &crate::domain::Session,
+        lang: Lang,
+    ) -> Option<NewRequest> {
+        let (recipient, base) = self.handover_mail.as_ref()?;
+        let id: String = url::form_urlencoded::byte_serialize(msg.user.id().as_bytes()).collect();
+        let link = format!("{base}/console/conversations/{}/{id}", msg.user.channel().as_str());
+        let name =
+            msg.profile_name.as_deref().map(|n| crate::domain::clean_line(n, 100)).filter(|n| !n.is_empty());
+        Some(NewRequest {
+            kind: "handover".into(),
+            kind_label: "Conversation handed over to a person / Conversation transmise à une personne".into(),
+            recipient: recipient.clone(),
+            first_name: name.unwrap_or_else(|| "WhatsApp".into()),
+            last_name: msg.user.id().to_owned(),
+            employee_id: session.employee.as_ref().map(|e| e.id.clone()),
+            employee_email: None,
+            department: None,
+            details: Some(format!("Answer in the console / Répondre dans la console : {link}")),
+            lang,
+        })
+    }
+
+    /// Counts the turn by what the bot did, with the topic of an answer.
+    async fn count(&self, outcome: &Outcome) {
+        let Some(figures) = &self.figures else { return };
+        let (kind, topic) = match outcome {
+            Outcome::Answered { id, .. } => {
+                ("answered", self.dialog.engine().entry(id).map(|e| e.topic_key().to_owned()))
+            }
+            Outcome::Declined | Outcome::Suggested => ("declined", None),
+            Outcome::HandedOver => ("handed_over", None),
+            _ => ("other", None),
+        };
+        let day = self.clock.now_ms().div_euclid(86_400_000);
+        if let Err(e) = figures.count_turn(day, kind, topic.as_deref()).await {
+            tracing::warn!(error = %e, "cannot count the turn");
+        }
+    }
+
+    /// Appends the message and its reply to the transcript and records a handover or a
+    /// return to the bot (`handed`). After the commit: a failure here is logged, the turn
+    /// stands.
+    async fn keep_transcript(
+        &self,
+        msg: &Incoming,
+        bot: Option<&Address>,
+        replies: &[String],
+        handed: Option<Option<i64>>,
+    ) {
+        let Some(transcripts) = &self.transcripts else { return };
+        let at_ms = self.clock.now_ms();
+        let mut lines =
+            vec![TranscriptLine { speaker: Speaker::Employee, author: None, text: msg.text.clone(), at_ms }];
+        lines.extend(replies.iter().map(|r| TranscriptLine {
+            speaker: Speaker::Bot,
+            author: None,
+            text: r.clone(),
+            at_ms,
+        }));
+        if let Err(e) = transcripts.record(&msg.user, bot, lines).await {
+            tracing::error!(error = %e, "cannot keep the transcript");
+        }
+        if let Some(since) = handed {
+            match transcripts.set_handed_over(&msg.user, since).await {
+                Ok(()) if since.is_some() => tracing::info!("a conversation was handed over to a person"),
+                Ok(()) => {}
+                Err(e) => tracing::error!(error = %e, "cannot record the handover"),
+            }
+        }
+    }
+}
+
+/// A reply as queued messages: one per message of the reply, the last one with the
+/// choices it offers.
+fn outgoing(reply: &Reply) -> Vec<Outgoing> {
+    let mut out: Vec<Outgoing> = reply.messages.iter().map(Outgoing::text).collect();
+    if let (Some(last), Some(offer)) = (out.last_mut(), &reply.offer) {
+        last.prompt = Some(offer.prompt.clone());
+        last.choices = Some(offer.choices.clone());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -211,6 +453,7 @@ mod tests {
                         request: Some(req),
                         unanswered: None,
                         now_ms: turn.now_ms,
+                        outbound: Vec::new(),
                     })
                     .await?;
             }
@@ -234,7 +477,7 @@ mod tests {
         let racing =
             Arc::new(Racing { inner: SqliteStore::open_in_memory().unwrap(), race: Mutex::new(None) });
         let clock = Arc::new(crate::domain::SystemClock);
-        let desk = Desk::new(dialog, racing.clone(), clock, Arc::new(Notify::new()));
+        let desk = Desk::new(dialog, racing.clone(), clock, Arc::new(Notify::new()), None);
         for (i, t) in ["request", "1", "Ana", "Lopez", "skip"].iter().enumerate() {
             let (m, sid) = say(t, &format!("SM{i}"));
             desk.handle(m, sid).await.unwrap();

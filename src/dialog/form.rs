@@ -7,7 +7,7 @@
 //! and says what is expected; a draft idle longer than the configured time is dropped and
 //! the user told so.
 
-use super::{Outcome, Reply};
+use super::{Offer, Outcome, Reply};
 use crate::config::RequestSettings;
 use crate::domain::Bilingual;
 use crate::domain::{
@@ -51,6 +51,7 @@ const SUMMARY: Bilingual = Bilingual::new(
     "Please check your request:\n• Request: {label}\n• Name: {name}\n• Details: {details}\nIt will be e-mailed to {email}. Send it? Reply *yes* or *no*.",
     "Merci de vérifier votre demande :\n• Demande : {label}\n• Nom : {name}\n• Précisions : {details}\nElle sera envoyée par e-mail à {email}. L'envoyer ? Répondez *oui* ou *non*.",
 );
+const TYPES_BUTTON: Bilingual = Bilingual::new("Requests", "Demandes");
 const NO_DETAILS: Bilingual = Bilingual::new("none", "aucune");
 const BAD_CONFIRM: Bilingual = Bilingual::new(
     "Please reply *yes* to send the request, or *no* to cancel it.",
@@ -153,6 +154,30 @@ impl RequestForm {
             touched_ms: now_ms,
         });
         self.reply(lang, &format!("{}\n{}", ASK_KIND.get(lang), self.type_list(lang)))
+            .offering(self.types_offer(lang))
+    }
+
+    /// The request types as a list.
+    fn types_offer(&self, lang: Lang) -> Offer {
+        let rows = self.settings.types.iter().map(|t| (t.label(lang).to_owned(), Some(t.email.clone())));
+        Offer::numbered_list(ASK_KIND.get(lang), TYPES_BUTTON.get(lang), rows)
+    }
+
+    /// A "skip" button under the details' question.
+    fn skip_offer(text: &str, lang: Lang) -> Offer {
+        let (id, title) = match lang {
+            Lang::En => ("skip", "Skip"),
+            Lang::Fr => ("passer", "Passer"),
+        };
+        Offer::buttons(text, &[(id, title)])
+    }
+
+    /// "Yes" and "no" buttons under the summary.
+    fn confirm_offer(text: &str, lang: Lang) -> Offer {
+        match lang {
+            Lang::En => Offer::buttons(text, &[("yes", "Yes, send it"), ("no", "No, cancel")]),
+            Lang::Fr => Offer::buttons(text, &[("oui", "Oui, envoyer"), ("non", "Non, annuler")]),
+        }
     }
 
     /// Handles `text` if it belongs to the form: a draft is open, or it is a start command.
@@ -230,7 +255,7 @@ impl RequestForm {
                     .and_then(|i| self.settings.types.get(i));
                 let Some(kind) = chosen else {
                     let text = format!("{}\n{}", BAD_KIND.get(lang), self.type_list(lang));
-                    return (self.reply(lang, &text), Some(draft));
+                    return (self.reply(lang, &text).offering(self.types_offer(lang)), Some(draft));
                 };
                 draft.kind = Some(kind.id.clone());
                 if let Some(e) = &session.employee {
@@ -240,7 +265,7 @@ impl RequestForm {
                         .get(lang)
                         .replace("{label}", kind.label(lang))
                         .replace("{name}", &name);
-                    return (self.reply(lang, &text), Some(draft));
+                    return (self.reply(lang, &text).offering(Self::skip_offer(&text, lang)), Some(draft));
                 }
                 draft.step = Step::FirstName;
                 self.reply(lang, &ASK_FIRST.get(lang).replace("{label}", kind.label(lang)))
@@ -257,7 +282,8 @@ impl RequestForm {
                 Ok(name) => {
                     draft.last_name = Some(name);
                     draft.step = Step::Details;
-                    self.reply(lang, ASK_DETAILS.get(lang))
+                    let text = ASK_DETAILS.get(lang);
+                    self.reply(lang, text).offering(Self::skip_offer(text, lang))
                 }
                 Err(_) => self.reply(lang, BAD_NAME.get(lang)),
             },
@@ -285,11 +311,15 @@ impl RequestForm {
                         outcome: Outcome::RequestSubmitted(Box::new(
                             self.request(session, &draft, kind, lang),
                         )),
+                        offer: None,
                     };
                     return (reply, None);
                 }
                 Some(false) => return (self.reply(lang, CANCELLED.get(lang)), None),
-                None => self.reply(lang, BAD_CONFIRM.get(lang)),
+                None => {
+                    let text = BAD_CONFIRM.get(lang);
+                    self.reply(lang, text).offering(Self::confirm_offer(text, lang))
+                }
             },
         };
         (reply, Some(draft))
@@ -319,7 +349,7 @@ impl RequestForm {
             .replace("{email}", &kind.email)
             .replace("{name}", &format!("{first} {last}"))
             .replace("{details}", draft.details.as_ref().map_or(NO_DETAILS.get(lang), Details::as_str));
-        self.reply(lang, &text)
+        self.reply(lang, &text).offering(Self::confirm_offer(&text, lang))
     }
 
     fn request(&self, session: &Session, draft: &Draft, kind: &RequestType, lang: Lang) -> NewRequest {
@@ -352,7 +382,7 @@ impl RequestForm {
     }
 
     fn reply(&self, lang: Lang, text: &str) -> Reply {
-        Reply { messages: vec![text.to_owned()], lang, outcome: Outcome::Request }
+        Reply { messages: vec![text.to_owned()], lang, outcome: Outcome::Request, offer: None }
     }
 }
 

@@ -84,3 +84,9 @@ pub const TOO_LONG: Bilingual = Bilingual {
     en: "Your message is too long for me. Please ask your question in a few sentences (under 1,600 characters).",
     fr: "Votre message est trop long pour moi. Merci de poser votre question en quelques phrases (moins de 1 600 caractères).",
 };
+
+/// The label of the button that opens the menu's list.
+pub const TOPICS_BUTTON: Bilingual = Bilingual { en: "Topics", fr: "Thèmes" };
+
+/// The label of the button that opens a category's questions.
+pub const QUESTIONS_BUTTON: Bilingual = Bilingual { en: "Questions", fr: "Questions" };

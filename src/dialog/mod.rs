@@ -13,14 +13,16 @@
 pub mod messages;
 
 pub mod form;
+pub mod handoff;
 
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 pub use form::RequestForm;
+pub use handoff::HandoffPolicy;
 
-use crate::domain::{Address, Clock, NewRequest, Pending, Session, SystemClock};
+use crate::domain::{Address, Choice, Choices, Clock, NewRequest, Pending, Session, SystemClock};
 use crate::engine::{Engine, FaqEntry, Lang};
 use crate::knowledge::corpus::{Category, KnowledgeBase};
 use crate::knowledge::faq::LiveKnowledge;
@@ -67,6 +69,12 @@ pub enum Outcome {
     /// The user confirmed a request: it must be committed (see [`crate::desk::Desk`])
     /// before the reply, which holds the ticket placeholder, is sent.
     RequestSubmitted(Box<NewRequest>),
+    /// The conversation was handed over to a person (see [`handoff`]).
+    HandedOver,
+    /// A message for the person who has the conversation: the bot says nothing.
+    ForAgent,
+    /// The employee took the bot back.
+    HandedBack,
 }
 
 /// The bot's reply to one message.
@@ -78,6 +86,52 @@ pub struct Reply {
     pub lang: Lang,
     /// What happened.
     pub outcome: Outcome,
+    /// The choices the last message offers, for a channel that shows them as buttons or a
+    /// list; the message's text numbers them already, for a channel that does not.
+    pub offer: Option<Offer>,
+}
+
+/// Choices offered with a reply: each one's id is what the dialog understands when it is
+/// typed (a number, `yes`, `skip`…), so a tap is read as a typed answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// The text shown above the choices, without them.
+    pub prompt: String,
+    /// The choices and their shape.
+    pub choices: Choices,
+}
+
+impl Offer {
+    /// A list opened by `button`, its rows numbered from 1.
+    pub fn numbered_list(
+        prompt: &str,
+        button: &str,
+        rows: impl IntoIterator<Item = (String, Option<String>)>,
+    ) -> Offer {
+        let choices = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (title, description))| Choice { id: (i + 1).to_string(), title, description })
+            .collect();
+        Offer { prompt: prompt.to_owned(), choices: Choices::List { button: button.to_owned(), choices } }
+    }
+
+    /// Reply buttons: `(id, title)` each.
+    pub fn buttons(prompt: &str, buttons: &[(&str, &str)]) -> Offer {
+        let choices = buttons
+            .iter()
+            .map(|(id, title)| Choice { id: (*id).to_owned(), title: (*title).to_owned(), description: None })
+            .collect();
+        Offer { prompt: prompt.to_owned(), choices: Choices::Buttons { choices } }
+    }
+}
+
+impl Reply {
+    /// The reply with `offer` on its last message.
+    pub fn offering(mut self, offer: Offer) -> Reply {
+        self.offer = Some(offer);
+        self
+    }
 }
 
 /// The conversation logic, shared by every channel.
@@ -89,6 +143,8 @@ pub struct Dialog {
     clock: Arc<dyn Clock>,
     /// The request form, when requests are on (the server sets it).
     requests: ArcSwapOption<RequestForm>,
+    /// Handing over to a person, when on (the server sets it).
+    handoff: ArcSwapOption<HandoffPolicy>,
 }
 
 impl std::fmt::Debug for Dialog {
@@ -149,7 +205,7 @@ impl Dialog {
     /// going; the next menu shows the new categories. An idle request form expires by
     /// `clock`.
     pub fn live(kb: LiveKnowledge, engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Self {
-        Dialog { kb, engine, clock, requests: ArcSwapOption::empty() }
+        Dialog { kb, engine, clock, requests: ArcSwapOption::empty(), handoff: ArcSwapOption::empty() }
     }
 
     /// Turns the request form on (`request`/`demande`, and an entry at the end of the menu)
@@ -168,8 +224,56 @@ impl Dialog {
         &self.engine
     }
 
+    /// Turns handing over to a person on (with its policy) or off.
+    pub fn set_handoff(&self, policy: Option<Arc<HandoffPolicy>>) {
+        self.handoff.store(policy);
+    }
+
     /// The reply to `msg` given `session`, which it updates. No I/O.
+    ///
+    /// With handing over on: while a person has the conversation, a message goes to them
+    /// (no reply) unless it takes the bot back or the conversation sat idle past the
+    /// policy's idle time; a request for a person hands the conversation over; the second
+    /// declined question in a row offers it.
     pub fn respond(&self, session: &mut Session, msg: &Incoming) -> Reply {
+        let Some(policy) = self.handoff.load_full() else {
+            return self.respond_to_bot(session, msg);
+        };
+        let now = self.clock.now_ms();
+        let lang = session.lang.unwrap_or(Lang::En);
+        if let Some(h) = session.handoff.as_mut() {
+            if now.saturating_sub(h.last_ms) <= policy.idle_ms {
+                if handoff::takes_bot_back(&msg.text) {
+                    session.handoff = None;
+                    session.pending = None;
+                    return reply(lang, Outcome::HandedBack, handoff::BACK_TO_BOT.get(lang));
+                }
+                h.last_ms = now;
+                return Reply { messages: Vec::new(), lang, outcome: Outcome::ForAgent, offer: None };
+            }
+            session.handoff = None;
+        }
+        if session.request.is_none() && handoff::asks_for_person(&msg.text) {
+            let lang = detect_lang(&msg.text).unwrap_or(lang);
+            session.handoff = Some(crate::domain::Handoff { since_ms: now, last_ms: now });
+            session.pending = None;
+            session.declines = 0;
+            let text = handoff::HANDED_OVER.get(lang).replace("{hours}", policy.hours(lang));
+            return reply(lang, Outcome::HandedOver, &text);
+        }
+        let mut r = self.respond_to_bot(session, msg);
+        if r.outcome == Outcome::Declined {
+            session.declines = session.declines.saturating_add(1);
+            if session.declines >= 2 {
+                r.messages.push(handoff::OFFER.get(r.lang).to_owned());
+            }
+        } else {
+            session.declines = 0;
+        }
+        r
+    }
+
+    fn respond_to_bot(&self, session: &mut Session, msg: &Incoming) -> Reply {
         let text = msg.text.trim();
         let fallback_lang = session.lang.unwrap_or(Lang::En);
         if let Some(form) = self.requests.load_full()
@@ -196,7 +300,7 @@ impl Dialog {
             Some(Command::Menu(l)) => {
                 let lang = l.unwrap_or(fallback_lang);
                 session.pending = Some(Pending::Categories);
-                reply(lang, Outcome::Menu, &self.menu(lang))
+                reply(lang, Outcome::Menu, &self.menu(lang)).offering(self.menu_offer(lang))
             }
             Some(Command::SetLang(lang)) => {
                 session.pending = None;
@@ -240,6 +344,19 @@ impl Dialog {
         out
     }
 
+    /// The menu as a list: the categories, then the request form's entry.
+    fn menu_offer(&self, lang: Lang) -> Offer {
+        let mut rows: Vec<(String, Option<String>)> = self
+            .categories(&self.engine.entries())
+            .iter()
+            .map(|c| (c.title(lang).to_owned(), None))
+            .collect();
+        if self.requests.load().is_some() {
+            rows.push((RequestForm::menu_label(lang).to_owned(), None));
+        }
+        Offer::numbered_list(msg::MENU_HEADER.get(lang), msg::TOPICS_BUTTON.get(lang), rows)
+    }
+
     fn choose(&self, session: &mut Session, n: usize, lang: Lang) -> Reply {
         match session.pending.clone() {
             Some(Pending::Categories) => {
@@ -255,12 +372,15 @@ impl Dialog {
                 };
                 let in_category = live.iter().filter(|e| e.category.as_deref() == Some(&category.id));
                 let entries = self.in_language(in_category, lang);
-                let mut out = msg::CATEGORY_HEADER.get(lang).replace("{title}", category.title(lang));
+                let header = msg::CATEGORY_HEADER.get(lang).replace("{title}", category.title(lang));
+                let mut out = header.clone();
                 for (i, e) in entries.iter().enumerate() {
                     out.push_str(&format!("\n{}. {}", i + 1, e.questions[0]));
                 }
                 session.pending = Some(Pending::Entries(entries.iter().map(|e| e.id.clone()).collect()));
-                reply(lang, Outcome::Menu, &out)
+                let rows = entries.iter().map(|e| (e.questions[0].clone(), None));
+                let offer = Offer::numbered_list(&header, msg::QUESTIONS_BUTTON.get(lang), rows);
+                reply(lang, Outcome::Menu, &out).offering(offer)
             }
             Some(Pending::Entries(ids)) => {
                 let entry = n.checked_sub(1).and_then(|i| ids.get(i)).and_then(|id| self.engine.entry(id));
@@ -312,7 +432,11 @@ impl Dialog {
             out.push_str(&format!("\n{}. {}", i + 1, e.questions[0]));
         }
         session.pending = Some(Pending::Entries(suggestions.iter().map(|e| e.id.clone()).collect()));
-        reply(lang, Outcome::Suggested, &out)
+        let ids: Vec<String> = (1..=suggestions.len()).map(|i| i.to_string()).collect();
+        let buttons: Vec<(&str, &str)> =
+            ids.iter().zip(&suggestions).map(|(id, e)| (id.as_str(), e.questions[0].as_str())).collect();
+        let offer = Offer::buttons(&out, &buttons);
+        reply(lang, Outcome::Suggested, &out).offering(offer)
     }
 
     fn answer_text(&self, e: &FaqEntry, lang: Lang) -> String {
@@ -324,8 +448,27 @@ impl Dialog {
     }
 }
 
+/// The language a request for a person is written in, when its words say so.
+fn detect_lang(text: &str) -> Option<Lang> {
+    const FRENCH: &[&str] = &[
+        "humain",
+        "humaine",
+        "conseiller",
+        "conseillere",
+        "parler",
+        "personne",
+        "quelqu",
+        "quelquun",
+        "operateur",
+        "je",
+        "veux",
+    ];
+    let words = crate::engine::text::words(text);
+    if words.iter().any(|w| FRENCH.contains(&w.as_str())) { Some(Lang::Fr) } else { Some(Lang::En) }
+}
+
 fn reply(lang: Lang, outcome: Outcome, text: &str) -> Reply {
-    Reply { messages: vec![text.to_owned()], lang, outcome }
+    Reply { messages: vec![text.to_owned()], lang, outcome, offer: None }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod address;
 pub mod bilingual;
 pub mod clock;
 pub mod employee;
+pub mod outbound;
 pub mod request;
 pub mod session;
 pub mod text;
@@ -17,8 +18,9 @@ pub use address::{Address, AddressError, Channel, MessageId};
 pub use bilingual::Bilingual;
 pub use clock::{Clock, SystemClock, TestClock, now_ms, utc, utc_year};
 pub use employee::Employee;
+pub use outbound::{Choice, Choices, Outgoing};
 pub use request::{MailState, NewRequest, RequestRecord, RequestType, TICKET_PLACEHOLDER, format_ticket};
-pub use session::{Draft, Pending, Session, Step};
+pub use session::{Draft, Handoff, Pending, Session, Step};
 pub use text::{
     Details, MAX_DETAILS_CHARS, MAX_NAME_CHARS, PersonName, SingleLine, TextError, clean_line, clean_text,
 };

@@ -28,6 +28,21 @@ pub struct Session {
     pub employee: Option<Employee>,
     /// The administrative request being filled in, if any.
     pub request: Option<Draft>,
+    /// Set while the conversation is handed over to a person: the employee's messages go
+    /// to them, not to the FAQ.
+    pub handoff: Option<Handoff>,
+    /// Questions declined in a row: at the second, talking to a person is offered.
+    pub declines: u8,
+}
+
+/// A conversation handed over to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handoff {
+    /// Since when, ms since the Unix epoch.
+    pub since_ms: i64,
+    /// The employee's last message meanwhile (or the handover), ms since the Unix epoch:
+    /// past the idle time, the bot takes the conversation back.
+    pub last_ms: i64,
 }
 
 /// Where a draft stands: the question the user was last asked.

@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::postgres::fresh_schema_url;
-use super::roles::{Committed, Enqueued, PhotoJob, Store, Turn};
+use super::roles::{
+    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Figures, PhotoJob,
+    Speaker, Store, TranscriptLine, Transcripts, Turn,
+};
 use super::{MemoryBackend, PostgresStore, SqliteStore, StoreError};
 use crate::domain::{Address, Channel, MailState, MessageId, NewRequest, TICKET_PLACEHOLDER};
 use crate::engine::Lang;
@@ -89,6 +92,7 @@ fn turn(user: &Address, sid: &str, session: &str, version: i64, reply: &str, now
         request: None,
         unanswered: None,
         now_ms,
+        outbound: Vec::new(),
     }
 }
 
@@ -386,5 +390,385 @@ async fn an_e_mail_is_taken_by_one_worker_until_its_lease_ends() {
         assert!(store.claim_mail(id, T2026 + 90_000, T2026 + 180_000).await.unwrap(), "{name}");
         store.mark_sent(id, T2026 + 91_000).await.unwrap();
         assert!(!store.claim_mail(id, T2026 + 500_000, T2026 + 600_000).await.unwrap(), "{name}: sent");
+    }
+}
+
+/// A message for `user`, queued as the desk would.
+fn outgoing(user: &Address, text: &str) -> super::roles::NewOutbound {
+    super::roles::NewOutbound {
+        to: user.clone(),
+        from: None,
+        payload: crate::domain::Outgoing::text(text).to_json(),
+    }
+}
+
+#[tokio::test]
+async fn a_queued_message_is_claimed_with_a_lease_and_once_sent_never_again() {
+    use super::roles::OutboundState;
+    for (name, store, _dir) in backends().await {
+        let u = a("+33600000001");
+        let ids = store.queue_outbound(vec![outgoing(&u, "one"), outgoing(&u, "two")], T2026).await.unwrap();
+        assert_eq!(ids.len(), 2, "{name}");
+        assert!(store.claim_outbound(T2026 - 1, 1000, 10).await.unwrap().is_empty(), "{name}: not yet due");
+        let claimed = store.claim_outbound(T2026, 1000, 1).await.unwrap();
+        assert_eq!(claimed.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[0]], "{name}: oldest first");
+        assert_eq!((claimed[0].attempts, &claimed[0].to), (1, &u), "{name}");
+        // While the lease runs, another worker gets only the other message.
+        let other = store.claim_outbound(T2026 + 10, 1000, 10).await.unwrap();
+        assert_eq!(other.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[1]], "{name}");
+        assert!(store.claim_outbound(T2026 + 999, 1000, 10).await.unwrap().is_empty(), "{name}: both leased");
+        assert_eq!(store.next_outbound_after(T2026 + 999).await.unwrap(), Some(T2026 + 1000), "{name}");
+        assert!(store.outbound_sent(ids[0], Some("wamid.1"), T2026 + 500).await.unwrap(), "{name}");
+        assert!(!store.outbound_sent(ids[0], Some("wamid.2"), T2026 + 501).await.unwrap(), "{name}: once");
+        // The first lease expires: only the unsent one comes back, its attempts counted.
+        let again = store.claim_outbound(T2026 + 2000, 1000, 10).await.unwrap();
+        assert_eq!(again.iter().map(|i| (i.id, i.attempts)).collect::<Vec<_>>(), [(ids[1], 2)], "{name}");
+        let sent = store.outbound_record(ids[0]).await.unwrap().unwrap();
+        assert_eq!(
+            (sent.state, sent.provider_message_id.as_deref(), sent.sent_ms),
+            (OutboundState::Sent, Some("wamid.1"), Some(T2026 + 500)),
+            "{name}"
+        );
+        let counts = store.outbound_counts().await.unwrap();
+        assert_eq!((counts.queued, counts.sent, counts.dropped), (1, 1, 0), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_message_waits_for_its_retry_and_a_dropped_one_is_never_claimed() {
+    use super::roles::OutboundState;
+    for (name, store, _dir) in backends().await {
+        let u = a("+33600000002");
+        let ids = store.queue_outbound(vec![outgoing(&u, "a"), outgoing(&u, "b")], T2026).await.unwrap();
+        let claimed = store.claim_outbound(T2026, 60_000, 10).await.unwrap();
+        assert_eq!(claimed.len(), 2, "{name}");
+        store.outbound_retry(ids[0], "HTTP 429", T2026 + 5000).await.unwrap();
+        store.outbound_dropped(ids[1], "131026: not a WhatsApp user", T2026 + 1).await.unwrap();
+        assert!(store.claim_outbound(T2026 + 4999, 60_000, 10).await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.next_outbound_after(T2026).await.unwrap(), Some(T2026 + 5000), "{name}");
+        let retried = store.claim_outbound(T2026 + 5000, 60_000, 10).await.unwrap();
+        assert_eq!(retried.iter().map(|i| (i.id, i.attempts)).collect::<Vec<_>>(), [(ids[0], 2)], "{name}");
+        let failed = store.outbound_record(ids[0]).await.unwrap().unwrap();
+        assert_eq!(failed.last_error.as_deref(), Some("HTTP 429"), "{name}");
+        let dropped = store.outbound_record(ids[1]).await.unwrap().unwrap();
+        assert_eq!(
+            (dropped.state, dropped.last_error.as_deref()),
+            (OutboundState::Dropped, Some("131026: not a WhatsApp user")),
+            "{name}"
+        );
+        assert!(!store.outbound_sent(ids[1], None, T2026 + 6000).await.unwrap(), "{name}: dropped stays");
+        assert!(store.claim_outbound(T2026 + 6000, 60_000, 10).await.unwrap().is_empty(), "{name}");
+        let counts = store.outbound_counts().await.unwrap();
+        assert_eq!((counts.queued, counts.sent, counts.dropped), (1, 0, 1), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_claiming_at_once_never_share_a_message() {
+    for (name, store, _dir) in backends().await {
+        let u = a("+33600000003");
+        let items = (0..40).map(|i| outgoing(&u, &format!("m{i}"))).collect();
+        store.queue_outbound(items, T2026).await.unwrap();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = store.claim_outbound(T2026, 60_000, 3).await.unwrap();
+                        if got.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(got.into_iter().map(|i| i.id));
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap());
+        }
+        let unique: BTreeSet<i64> = all.iter().copied().collect();
+        assert_eq!((all.len(), unique.len()), (40, 40), "{name}: each claimed exactly once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_turn_commits_its_outbound_messages_with_its_claim_once_however_many_deliveries_race() {
+    for (name, store, _dir) in backends().await {
+        let user = Address::parse(Channel::Meta, "33600000004").unwrap();
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (store, user) = (Arc::clone(&store), user.clone());
+                tokio::spawn(async move {
+                    let reply = format!("registered under {TICKET_PLACEHOLDER}");
+                    let t = Turn {
+                        request: Some(request()),
+                        outbound: vec![outgoing(&user, &reply)],
+                        ..turn(&user, "wamid.X", "{}", 0, &reply, T2026)
+                    };
+                    store.commit(t).await
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap().unwrap();
+        }
+        let claimed = store.claim_outbound(T2026, 1000, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1, "{name}: one reply queued");
+        let sent = crate::domain::Outgoing::from_json(&claimed[0].payload).unwrap();
+        assert_eq!(sent.text, "registered under REQ-2026-000001", "{name}: the ticket filled in");
+        assert_eq!(claimed[0].last_inbound_ms, Some(T2026), "{name}: the user's window recorded");
+        // A conflicting turn rolls its queued messages back with everything else.
+        let stale = Turn {
+            outbound: vec![outgoing(&user, "lost")],
+            ..turn(&user, "wamid.Y", "{}", 0, "lost", T2026)
+        };
+        assert!(matches!(store.commit(stale).await, Err(StoreError::Conflict)), "{name}");
+        assert_eq!(store.outbound_counts().await.unwrap().queued, 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn pruning_forgets_old_sent_and_dropped_messages_and_keeps_queued_ones() {
+    for (name, store, _dir) in backends().await {
+        let u = a("+33600000005");
+        let ids = store
+            .queue_outbound(
+                vec![outgoing(&u, "sent"), outgoing(&u, "dropped"), outgoing(&u, "waiting")],
+                T2026,
+            )
+            .await
+            .unwrap();
+        store.claim_outbound(T2026, 1000, 3).await.unwrap();
+        store.outbound_sent(ids[0], None, T2026 + 1).await.unwrap();
+        store.outbound_dropped(ids[1], "refused", T2026 + 1).await.unwrap();
+        assert_eq!(store.prune(T2026 + 10, T2026 - 1).await.unwrap(), 2, "{name}");
+        assert!(store.outbound_record(ids[0]).await.unwrap().is_none(), "{name}");
+        assert!(store.outbound_record(ids[2]).await.unwrap().is_some(), "{name}: still to send");
+    }
+}
+
+/// Each backend, fresh, as the console's accounts.
+fn account_backends() -> Vec<(&'static str, Arc<dyn Accounts>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("accounts.db")).unwrap();
+    vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)]
+}
+
+fn account(email: &str, role: AccountRole) -> Account {
+    Account {
+        email: email.into(),
+        name: "Ann Agent".into(),
+        role,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_ms: T2026,
+    }
+}
+
+fn console_session(token: &str, email: &str, expires_ms: i64) -> ConsoleSession {
+    ConsoleSession {
+        token_hash: token.into(),
+        email: email.into(),
+        csrf: format!("csrf-{token}"),
+        created_ms: T2026,
+        expires_ms,
+    }
+}
+
+#[tokio::test]
+async fn an_account_is_added_once_listed_and_removed_with_its_sessions() {
+    for (name, store, _dir) in account_backends() {
+        assert!(store.add_account(account("ann@example.com", AccountRole::Admin)).await.unwrap(), "{name}");
+        assert!(!store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap(), "{name}");
+        assert!(store.add_account(account("bob@example.com", AccountRole::Agent)).await.unwrap(), "{name}");
+        let all: Vec<_> = store.accounts().await.unwrap().into_iter().map(|a| (a.email, a.role)).collect();
+        assert_eq!(
+            all,
+            [("ann@example.com".into(), AccountRole::Admin), ("bob@example.com".into(), AccountRole::Agent)],
+            "{name}"
+        );
+        store.open_session(console_session("t1", "ann@example.com", T2026 + 1000)).await.unwrap();
+        assert!(store.console_session("t1", T2026).await.unwrap().is_some(), "{name}");
+        assert!(store.remove_account("ann@example.com").await.unwrap(), "{name}");
+        assert!(!store.remove_account("ann@example.com").await.unwrap(), "{name}");
+        assert!(
+            store.console_session("t1", T2026).await.unwrap().is_none(),
+            "{name}: session outlived its account"
+        );
+        assert!(store.account("ann@example.com").await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_session_is_found_by_its_token_hash_until_it_expires_or_closes() {
+    for (name, store, _dir) in account_backends() {
+        store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap();
+        store.open_session(console_session("t1", "ann@example.com", T2026 + 1000)).await.unwrap();
+        store.open_session(console_session("t2", "ann@example.com", T2026 + 1000)).await.unwrap();
+        let (s, a) = store.console_session("t1", T2026 + 999).await.unwrap().unwrap();
+        assert_eq!((s.csrf.as_str(), a.email.as_str()), ("csrf-t1", "ann@example.com"), "{name}");
+        assert!(store.console_session("t1", T2026 + 1000).await.unwrap().is_none(), "{name}: expired");
+        assert!(store.console_session("nope", T2026).await.unwrap().is_none(), "{name}");
+        store.close_session("t2").await.unwrap();
+        assert!(store.console_session("t2", T2026).await.unwrap().is_none(), "{name}: closed");
+    }
+}
+
+#[tokio::test]
+async fn a_new_password_closes_every_session_of_the_account() {
+    for (name, store, _dir) in account_backends() {
+        store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap();
+        store.open_session(console_session("t1", "ann@example.com", T2027)).await.unwrap();
+        assert!(store.set_password("ann@example.com", "new-hash").await.unwrap(), "{name}");
+        assert!(!store.set_password("zed@example.com", "new-hash").await.unwrap(), "{name}");
+        assert_eq!(
+            store.account("ann@example.com").await.unwrap().unwrap().password_hash,
+            "new-hash",
+            "{name}"
+        );
+        assert!(store.console_session("t1", T2026).await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_counted_per_key_within_the_window_and_cleared() {
+    for (name, store, _dir) in account_backends() {
+        for at in [100, 200, 300] {
+            store.sign_in_failed("account:ann@example.com", at, 0).await.unwrap();
+        }
+        store.sign_in_failed("ip:127.0.0.1", 300, 0).await.unwrap();
+        assert_eq!(store.sign_in_failures("account:ann@example.com", 150).await.unwrap(), 2, "{name}");
+        assert_eq!(store.sign_in_failures("ip:127.0.0.1", 0).await.unwrap(), 1, "{name}");
+        // A new failure forgets the old ones of its key.
+        store.sign_in_failed("account:ann@example.com", 400, 250).await.unwrap();
+        assert_eq!(store.sign_in_failures("account:ann@example.com", 0).await.unwrap(), 2, "{name}");
+        store.clear_sign_in_failures("account:ann@example.com").await.unwrap();
+        assert_eq!(store.sign_in_failures("account:ann@example.com", 0).await.unwrap(), 0, "{name}");
+        assert_eq!(store.sign_in_failures("ip:127.0.0.1", 0).await.unwrap(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_log_gives_the_latest_changes_first() {
+    for (name, store, _dir) in account_backends() {
+        for (i, action) in ["account.add", "faq.put", "faq.delete"].into_iter().enumerate() {
+            let entry = AuditEntry {
+                at_ms: T2026 + i as i64,
+                actor: "ann@example.com".into(),
+                action: action.into(),
+                detail: format!("d{i}"),
+            };
+            store.audit(entry).await.unwrap();
+        }
+        let log = store.audit_log(2).await.unwrap();
+        let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["faq.delete", "faq.put"], "{name}");
+    }
+}
+
+fn transcript_backends() -> Vec<(&'static str, Arc<dyn Transcripts>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("transcripts.db")).unwrap();
+    vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)]
+}
+
+fn line(speaker: Speaker, text: &str, at_ms: i64) -> TranscriptLine {
+    TranscriptLine { speaker, author: None, text: text.into(), at_ms }
+}
+
+#[tokio::test]
+async fn handed_over_conversations_come_first_longest_waiting_first_then_the_latest() {
+    for (name, store, _dir) in transcript_backends() {
+        let bot = a("+15550000000");
+        store.record(&a("+331"), Some(&bot), vec![line(Speaker::Employee, "hello", 100)]).await.unwrap();
+        store.record(&a("+332"), None, vec![line(Speaker::Employee, "human", 200)]).await.unwrap();
+        store.record(&a("+333"), None, vec![line(Speaker::Employee, "agent", 300)]).await.unwrap();
+        store.record(&a("+334"), None, vec![line(Speaker::Employee, "later", 400)]).await.unwrap();
+        store.set_handed_over(&a("+333"), Some(300)).await.unwrap();
+        store.set_handed_over(&a("+332"), Some(350)).await.unwrap();
+        let order: Vec<_> =
+            store.conversations(10).await.unwrap().into_iter().map(|c| c.user.id().to_owned()).collect();
+        assert_eq!(order, ["+333", "+332", "+334", "+331"], "{name}");
+        store.set_handed_over(&a("+333"), None).await.unwrap();
+        let first = store.conversations(1).await.unwrap();
+        assert_eq!(first[0].user, a("+332"), "{name}");
+        let one = store.conversation(&a("+331")).await.unwrap().unwrap();
+        assert_eq!((one.bot, one.last_text.as_str()), (Some(bot), "hello"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_transcript_keeps_its_lines_in_order_and_pruning_forgets_old_ones() {
+    for (name, store, _dir) in transcript_backends() {
+        let u = a("+331");
+        let lines = vec![
+            line(Speaker::Employee, "<b>hi</b>", 100),
+            line(Speaker::Bot, "hello", 101),
+            TranscriptLine {
+                speaker: Speaker::Agent,
+                author: Some("ann@example.com".into()),
+                text: "I'm here".into(),
+                at_ms: 500,
+            },
+        ];
+        store.record(&u, None, lines.clone()).await.unwrap();
+        assert_eq!(store.transcript(&u, 10).await.unwrap(), lines, "{name}");
+        assert_eq!(store.transcript(&u, 1).await.unwrap(), lines[2..], "{name}");
+        store.record(&a("+332"), None, vec![line(Speaker::Employee, "old", 50)]).await.unwrap();
+        assert_eq!(store.prune_transcripts(200).await.unwrap(), 4, "{name}: 3 lines and 1 idle conversation");
+        assert_eq!(store.transcript(&u, 10).await.unwrap(), lines[2..], "{name}");
+        assert!(store.conversation(&a("+332")).await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn turns_are_counted_per_day_and_kind_with_their_topics_and_waits_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("figures.db")).unwrap();
+    let backends: Vec<(&str, Arc<dyn Figures>)> =
+        vec![("sqlite", Arc::new(sqlite)), ("memory", Arc::new(MemoryBackend::new()))];
+    for (name, store) in backends {
+        store.count_turn(10, "answered", Some("payslip")).await.unwrap();
+        store.count_turn(10, "answered", Some("payslip")).await.unwrap();
+        store.count_turn(10, "answered", Some("leave")).await.unwrap();
+        store.count_turn(10, "declined", None).await.unwrap();
+        store.count_turn(11, "handed_over", None).await.unwrap();
+        store.count_turn(9, "answered", Some("leave")).await.unwrap();
+        let days: Vec<_> =
+            store.day_counts(10).await.unwrap().into_iter().map(|d| (d.day, d.kind, d.count)).collect();
+        assert_eq!(
+            days,
+            [(10, "answered".into(), 3), (10, "declined".into(), 1), (11, "handed_over".into(), 1)],
+            "{name}"
+        );
+        assert_eq!(
+            store.top_topics(10, 5).await.unwrap(),
+            [("payslip".into(), 2), ("leave".into(), 1)],
+            "{name}"
+        );
+        store.agent_replied(1000, 60_000).await.unwrap();
+        store.agent_replied(5000, 120_000).await.unwrap();
+        assert_eq!(store.reply_waits(2000).await.unwrap(), [120_000], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_sent_mail_resent_is_queued_again_and_due_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("resend.db")).unwrap());
+    let memory = Arc::new(MemoryBackend::new());
+    type Both = (&'static str, Arc<dyn Store>, Arc<dyn super::roles::Resend>);
+    let backends: Vec<Both> = vec![("sqlite", sqlite.clone(), sqlite), ("memory", memory.clone(), memory)];
+    for (name, store, resend) in backends {
+        let ticket = file_request(&*store, "+33600000009", "SMresend", T2026).await;
+        let due = store.due_mail(T2026, 10).await.unwrap();
+        store.mark_sent(due[0].id, T2026 + 1).await.unwrap();
+        assert!(store.due_mail(T2027, 10).await.unwrap().is_empty(), "{name}");
+        assert!(resend.resend_mail(&ticket.to_lowercase(), T2027).await.unwrap(), "{name}");
+        assert!(!resend.resend_mail("REQ-1999-000001", T2027).await.unwrap(), "{name}");
+        let due = store.due_mail(T2027, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{name}");
+        assert_eq!(due[0].request.mail, MailState::Queued, "{name}");
     }
 }

@@ -1,5 +1,6 @@
 //! The durable store's contract, one trait per role: [`Sessions`], [`Turns`] (committed
-//! with their message id's claim), the e-mail [`Outbox`], the badge photos' [`Jobs`], the
+//! with their message id's claim), the e-mail [`Outbox`], the [`Outbound`] message queue,
+//! the badge photos' [`Jobs`], the
 //! [`Reports`] the CLI and the admin API read, and [`Maintenance`]. [`Store`] is all of
 //! them; each caller holds the roles it uses.
 //!
@@ -58,6 +59,12 @@ pub struct Turn {
     pub unanswered: Option<String>,
     /// The time of the turn, milliseconds since the Unix epoch.
     pub now_ms: i64,
+    /// Messages to deliver later through the outbound queue ([`Outbound`]), committed with
+    /// the turn: for a channel whose replies do not go back in the webhook's answer. A
+    /// payload's [`TICKET_PLACEHOLDER`](crate::domain::TICKET_PLACEHOLDER) is replaced by
+    /// the turn's ticket. A turn with a message id that queues messages also records the
+    /// user's last inbound time (see [`OutboundItem::last_inbound_ms`]).
+    pub outbound: Vec<NewOutbound>,
 }
 
 /// What [`Turns::commit`] did.
@@ -118,6 +125,77 @@ pub enum Enqueued {
     Queued(i64),
     /// The message id had already been handled: nothing was written; its first reply.
     Replayed(Vec<String>),
+}
+
+/// A message to queue for delivery ([`Outbound`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutbound {
+    /// The user it goes to (and so the channel).
+    pub to: Address,
+    /// The bot's own address it goes from, when the channel needs one (Twilio's `From`).
+    pub from: Option<Address>,
+    /// What it says, as the desk wrote it (the JSON of [`crate::domain::Outgoing`]); the
+    /// store does not read it.
+    pub payload: String,
+}
+
+/// A queued message claimed for delivery ([`Outbound::claim_outbound`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundItem {
+    /// The row.
+    pub id: i64,
+    /// The user it goes to.
+    pub to: Address,
+    /// The bot's address it goes from, if any.
+    pub from: Option<Address>,
+    /// What it says.
+    pub payload: String,
+    /// Attempts so far, this claim included.
+    pub attempts: u32,
+    /// When it was queued.
+    pub created_ms: i64,
+    /// When the user last wrote on this channel, as far as the store knows (WhatsApp's
+    /// 24-hour window is measured from it).
+    pub last_inbound_ms: Option<i64>,
+}
+
+/// Where a queued message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundState {
+    /// Waiting, or being attempted.
+    Queued,
+    /// The channel accepted it.
+    Sent,
+    /// Given up: refused for good, or never sendable.
+    Dropped,
+}
+
+/// A queued message as stored, for reports and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRecord {
+    /// The message.
+    pub item: OutboundItem,
+    /// Its state.
+    pub state: OutboundState,
+    /// The channel's id of the message once sent.
+    pub provider_message_id: Option<String>,
+    /// The last failure, or why it was dropped.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (queued only).
+    pub next_attempt_ms: i64,
+    /// When it was sent.
+    pub sent_ms: Option<i64>,
+}
+
+/// How many queued messages are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboundCounts {
+    /// Waiting or in flight.
+    pub queued: u64,
+    /// Accepted by their channel.
+    pub sent: u64,
+    /// Given up.
+    pub dropped: u64,
 }
 
 /// Users' sessions, read.
@@ -187,6 +265,48 @@ pub trait Outbox: Send + Sync {
     ) -> Result<MailState, StoreError>;
 }
 
+/// The durable outbound queue: every message that does not go back in a webhook's answer
+/// (every reply on Meta's Cloud API, badge results, later replies) is committed here before
+/// it is attempted, and claimed with a lease by the sender worker, so that several workers,
+/// or replicas, never attempt one message at once.
+#[async_trait]
+pub trait Outbound: Send + Sync {
+    /// Queues `items`, due at `now_ms`, in one transaction; their ids, in order.
+    async fn queue_outbound(&self, items: Vec<NewOutbound>, now_ms: i64) -> Result<Vec<i64>, StoreError>;
+    /// Claims up to `limit` queued messages due at `now_ms` and not claimed by anyone whose
+    /// lease still runs, oldest due first: each is leased until `now_ms + lease_ms` and its
+    /// attempts counted. A sent or dropped message is never claimed.
+    async fn claim_outbound(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboundItem>, StoreError>;
+    /// Records that the channel accepted the message, with its id there; stored before it
+    /// returns, so a restart never sends it again (SQLite: in its log, flushed with the next
+    /// durable commit). False when it was not queued.
+    async fn outbound_sent(
+        &self,
+        id: i64,
+        provider_message_id: Option<&str>,
+        at_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Records a failed attempt worth repeating: the lease is released and the message due
+    /// again at `retry_at_ms`.
+    async fn outbound_retry(&self, id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError>;
+    /// Gives the message up, with the reason.
+    async fn outbound_dropped(&self, id: i64, reason: &str, at_ms: i64) -> Result<(), StoreError>;
+    /// When the earliest queued message becomes claimable strictly after `after_ms` (due,
+    /// and its lease expired): what the worker sleeps until.
+    async fn next_outbound_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError>;
+    /// Messages per state.
+    async fn outbound_counts(&self) -> Result<OutboundCounts, StoreError>;
+    /// One queued message as stored.
+    async fn outbound_record(&self, id: i64) -> Result<Option<OutboundRecord>, StoreError>;
+    /// Records that `user` wrote at `at_ms` (kept if an earlier time is given).
+    async fn record_inbound(&self, user: &Address, at_ms: i64) -> Result<(), StoreError>;
+}
+
 /// Badge photos accepted and not yet answered.
 #[async_trait]
 pub trait Jobs: Send + Sync {
@@ -217,8 +337,9 @@ pub trait Reports: Send + Sync {
 /// Keeping the tables small.
 #[async_trait]
 pub trait Maintenance: Send + Sync {
-    /// Forgets message ids received before `messages_before_ms` and sessions inactive since
-    /// before `sessions_before_ms`; requests and the outbox are kept. The rows removed.
+    /// Forgets message ids received before `messages_before_ms`, sent or dropped outbound
+    /// messages queued before it, and sessions inactive since before `sessions_before_ms`;
+    /// requests, the outbox and queued outbound messages are kept. The rows removed.
     async fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError>;
     /// Checks that the storage answers (`/healthz`); a store that cannot lose its storage
     /// has nothing to check.
@@ -234,6 +355,239 @@ impl<T: Sessions + Turns + ?Sized> Conversations for T {}
 
 /// Every role: what a backend implements, and what the composition root hands out; an
 /// `Arc<dyn Store>` coerces to any one role's.
-pub trait Store: Conversations + Outbox + Jobs + Reports + Maintenance {}
+pub trait Store: Conversations + Outbox + Outbound + Jobs + Reports + Maintenance {}
 
-impl<T: Conversations + Outbox + Jobs + Reports + Maintenance + ?Sized> Store for T {}
+impl<T: Conversations + Outbox + Outbound + Jobs + Reports + Maintenance + ?Sized> Store for T {}
+
+/// What a console account may do: an admin also manages accounts; an agent answers
+/// conversations, keeps the FAQ and follows requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountRole {
+    /// Everything, accounts included.
+    Admin,
+    /// Everything but accounts.
+    Agent,
+}
+
+impl AccountRole {
+    /// The role's name as stored and typed: `admin`, `agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRole::Admin => "admin",
+            AccountRole::Agent => "agent",
+        }
+    }
+
+    /// The role named `s` (`admin`, `agent`), if any.
+    pub fn parse(s: &str) -> Option<AccountRole> {
+        match s {
+            "admin" => Some(AccountRole::Admin),
+            "agent" => Some(AccountRole::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// A person who signs in to the web console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Their e-mail address, lowercase: the sign-in name, unique.
+    pub email: String,
+    /// Their display name.
+    pub name: String,
+    /// What they may do.
+    pub role: AccountRole,
+    /// The password's argon2id hash in PHC string form; never the password.
+    pub password_hash: String,
+    /// When the account was made, ms since the Unix epoch.
+    pub created_ms: i64,
+}
+
+/// A signed-in console session, kept server-side: the cookie holds a random token, the
+/// store only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// The SHA-256 of the cookie's token, hex.
+    pub token_hash: String,
+    /// The account signed in.
+    pub email: String,
+    /// The session's anti-forgery token, which every form carries back.
+    pub csrf: String,
+    /// When it was opened, ms since the Unix epoch.
+    pub created_ms: i64,
+    /// When it stops being valid, ms since the Unix epoch.
+    pub expires_ms: i64,
+}
+
+/// One change made through the console or the `users` command: who, when, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Who: an account's e-mail, or `cli` for the command line.
+    pub actor: String,
+    /// What kind of change: `account.add`, `faq.put`, …
+    pub action: String,
+    /// What it concerned: an entry id, an e-mail, a ticket.
+    pub detail: String,
+}
+
+/// The web console's accounts, their sessions, sign-in throttling and the audit log.
+#[async_trait]
+pub trait Accounts: Send + Sync {
+    /// Stores a new account; false (and nothing written) when its e-mail is taken.
+    async fn add_account(&self, account: Account) -> Result<bool, StoreError>;
+    /// The account with this e-mail (as stored: lowercase).
+    async fn account(&self, email: &str) -> Result<Option<Account>, StoreError>;
+    /// Every account, by e-mail.
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Removes the account and closes its sessions; false when there was none.
+    async fn remove_account(&self, email: &str) -> Result<bool, StoreError>;
+    /// Replaces the account's password hash and closes its sessions; false when there is
+    /// no such account.
+    async fn set_password(&self, email: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Stores a newly opened session.
+    async fn open_session(&self, session: ConsoleSession) -> Result<(), StoreError>;
+    /// The session with this token hash and its account, if it exists, has not expired
+    /// at `now_ms` and its account still exists.
+    async fn console_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<(ConsoleSession, Account)>, StoreError>;
+    /// Closes a session (signing out); closing an unknown one does nothing.
+    async fn close_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Records a failed sign-in under `key` (an account or a client address), and forgets
+    /// that key's failures older than `forget_before_ms`.
+    async fn sign_in_failed(&self, key: &str, at_ms: i64, forget_before_ms: i64) -> Result<(), StoreError>;
+    /// How many failed sign-ins were recorded under `key` since `since_ms`.
+    async fn sign_in_failures(&self, key: &str, since_ms: i64) -> Result<u32, StoreError>;
+    /// Forgets the failed sign-ins under `key` (after a successful one).
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<(), StoreError>;
+    /// Appends to the audit log.
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError>;
+    /// The latest audit entries, newest first.
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Who wrote a line of a conversation's transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    /// The employee.
+    Employee,
+    /// The bot.
+    Bot,
+    /// An HR colleague, through the console.
+    Agent,
+}
+
+impl Speaker {
+    /// The stored name: `employee`, `bot`, `agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Speaker::Employee => "employee",
+            Speaker::Bot => "bot",
+            Speaker::Agent => "agent",
+        }
+    }
+
+    /// The speaker named `s`.
+    pub fn parse(s: &str) -> Option<Speaker> {
+        match s {
+            "employee" => Some(Speaker::Employee),
+            "bot" => Some(Speaker::Bot),
+            "agent" => Some(Speaker::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// One line of a conversation's transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptLine {
+    /// Who wrote it.
+    pub speaker: Speaker,
+    /// For an agent's line, their account's e-mail.
+    pub author: Option<String>,
+    /// What was written.
+    pub text: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// A conversation as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSummary {
+    /// The employee.
+    pub user: Address,
+    /// The bot's own address on the user's channel, when known: an agent's reply comes
+    /// from there.
+    pub bot: Option<Address>,
+    /// Since when it waits for a person; `None` while the bot has it.
+    pub handed_over_ms: Option<i64>,
+    /// Its last line's time, ms since the Unix epoch.
+    pub last_ms: i64,
+    /// Its last line.
+    pub last_text: String,
+}
+
+/// Conversations' transcripts and which of them are handed over to a person.
+#[async_trait]
+pub trait Transcripts: Send + Sync {
+    /// Appends `lines` to `user`'s transcript (the conversation is created if new; its bot
+    /// address kept when `bot` is `None`).
+    async fn record(
+        &self,
+        user: &Address,
+        bot: Option<&Address>,
+        lines: Vec<TranscriptLine>,
+    ) -> Result<(), StoreError>;
+    /// Marks the conversation handed over since `since_ms`, or (`None`) back with the bot.
+    async fn set_handed_over(&self, user: &Address, since_ms: Option<i64>) -> Result<(), StoreError>;
+    /// Conversations: those handed over first, longest waiting first, then the others,
+    /// latest first; at most `limit`.
+    async fn conversations(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError>;
+    /// One conversation.
+    async fn conversation(&self, user: &Address) -> Result<Option<ConversationSummary>, StoreError>;
+    /// The last `limit` lines of `user`'s transcript, oldest first.
+    async fn transcript(&self, user: &Address, limit: usize) -> Result<Vec<TranscriptLine>, StoreError>;
+    /// Forgets lines written before `before_ms`, and conversations with no line left that
+    /// are not handed over. The rows removed.
+    async fn prune_transcripts(&self, before_ms: i64) -> Result<usize, StoreError>;
+}
+
+/// Per-day counts of turns by what the bot did, for the console's dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayCount {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    /// `answered`, `declined`, `handed_over`, `other`.
+    pub kind: String,
+    /// Turns.
+    pub count: i64,
+}
+
+/// The figures of the console's dashboard, counted turn by turn.
+#[async_trait]
+pub trait Figures: Send + Sync {
+    /// Counts one turn of `kind` on `day` (days since the epoch), and the FAQ topic it was
+    /// answered from, if any.
+    async fn count_turn(&self, day: i64, kind: &str, topic: Option<&str>) -> Result<(), StoreError>;
+    /// Records how long a handed-over employee waited for a person's first reply, ms.
+    async fn agent_replied(&self, at_ms: i64, waited_ms: i64) -> Result<(), StoreError>;
+    /// The counts from `since_day` on, by day then kind.
+    async fn day_counts(&self, since_day: i64) -> Result<Vec<DayCount>, StoreError>;
+    /// The topics answered most since `since_day`, most first, with their counts.
+    async fn top_topics(&self, since_day: i64, limit: usize) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The waits recorded since `since_ms`, ms.
+    async fn reply_waits(&self, since_ms: i64) -> Result<Vec<i64>, StoreError>;
+}
+
+/// Sending a request's e-mail again, from the console.
+#[async_trait]
+pub trait Resend: Send + Sync {
+    /// Queues the e-mail of the request `ticket` again, due at `now_ms`, whatever its state
+    /// (sent, queued or dead-lettered), its permanent failures forgotten; false when there
+    /// is no such request.
+    async fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError>;
+}

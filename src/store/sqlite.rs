@@ -57,12 +57,15 @@ use super::roles::{Committed, Turn};
 #[cfg(doc)]
 use super::roles::{Jobs, Sessions, Turns};
 
+mod accounts;
 mod bridge;
 mod calls;
 mod checkpoint;
+mod outbound;
 mod rows;
 mod schema;
 mod sessions;
+mod transcripts;
 mod turns;
 
 use checkpoint::Checkpointer;
@@ -285,7 +288,9 @@ impl Blocking {
             })
             .collect();
         let turns: Vec<&Turn> = batch.iter().map(|q| &*q.turn).collect();
-        let sync = if turns.iter().any(|t| t.request.is_some()) { Sync::Full } else { Sync::Normal };
+        // Queued messages are promises too: the webhook said 200 only once they were stored.
+        let promised = |t: &&Turn| t.request.is_some() || !t.outbound.is_empty();
+        let sync = if turns.iter().any(promised) { Sync::Full } else { Sync::Normal };
         let results = {
             let mut writer = self.writer();
             match writer.durability(sync) {
@@ -530,6 +535,7 @@ mod tests {
             request: req.cloned(),
             unanswered: None,
             now_ms: NOW,
+            outbound: Vec::new(),
         }
     }
 
@@ -556,6 +562,7 @@ mod tests {
                             request: (i % 5 == 0).then(|| req.clone()),
                             unanswered: None,
                             now_ms: NOW,
+                            outbound: Vec::new(),
                         };
                         let done = store.blocking().commit(&turn).unwrap();
                         assert!(!done.replayed);
@@ -596,6 +603,7 @@ mod tests {
             request: None,
             unanswered: None,
             now_ms: NOW,
+            outbound: Vec::new(),
         };
         let stale = Turn { message_id: Some(sm_b), ..first.clone() };
         let writes = [SessionWrite::Store, SessionWrite::Store];
@@ -852,6 +860,7 @@ mod tests {
             request: None,
             unanswered: None,
             now_ms: NOW,
+            outbound: Vec::new(),
         }
     }
 
@@ -1025,6 +1034,7 @@ mod tests {
             .blocking()
             .commit(&Turn {
                 now_ms: cut + 1,
+                outbound: Vec::new(),
                 ..faq_turn(kept, &m("SM-late"), &Session::default(), version, &msgs)
             })
             .unwrap();

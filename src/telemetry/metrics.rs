@@ -94,6 +94,16 @@ pub struct Metrics {
     mail_sent: Counter,
     mail_failures: Counter,
     mail_dead_lettered: Counter,
+    outbound_depth: Gauge,
+    outbound_sent: Counter,
+    outbound_retried: Counter,
+    outbound_dropped: Counter,
+    statuses: Family<StatusLabels, Counter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
 }
 
 impl Default for Metrics {
@@ -144,6 +154,32 @@ impl Metrics {
             "Request e-mails dead-lettered by this process",
             mail_dead_lettered.clone(),
         );
+        let outbound_depth = Gauge::default();
+        registry.register(
+            "outbound_depth",
+            "Messages queued for a channel and not yet sent or dropped",
+            outbound_depth.clone(),
+        );
+        let outbound_sent = Counter::default();
+        registry.register("outbound_sent", "Queued messages a channel accepted", outbound_sent.clone());
+        let outbound_retried = Counter::default();
+        registry.register(
+            "outbound_retried",
+            "Attempts to send a queued message that failed and will be repeated",
+            outbound_retried.clone(),
+        );
+        let outbound_dropped = Counter::default();
+        registry.register(
+            "outbound_dropped",
+            "Queued messages given up: refused for good, or never sendable",
+            outbound_dropped.clone(),
+        );
+        let statuses = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "channel_statuses",
+            "Delivery status events a channel reported (sent, delivered, read, failed)",
+            statuses.clone(),
+        );
         for outcome in [MessageOutcome::Answered, MessageOutcome::Declined, MessageOutcome::Error] {
             // Present at zero, so a rate() over them works from the first scrape.
             let _ = messages.get_or_create(&OutcomeLabels { outcome });
@@ -160,7 +196,41 @@ impl Metrics {
             mail_sent,
             mail_failures,
             mail_dead_lettered,
+            outbound_depth,
+            outbound_sent,
+            outbound_retried,
+            outbound_dropped,
+            statuses,
         }
+    }
+
+    /// Sets the number of queued outbound messages.
+    pub fn set_outbound_depth(&self, depth: u64) {
+        self.outbound_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a queued message sent.
+    pub fn outbound_sent(&self) {
+        self.outbound_sent.inc();
+    }
+
+    /// Counts a failed attempt that will be repeated.
+    pub fn outbound_retried(&self) {
+        self.outbound_retried.inc();
+    }
+
+    /// Counts a queued message given up.
+    pub fn outbound_dropped(&self) {
+        self.outbound_dropped.inc();
+    }
+
+    /// Counts a delivery status a channel reported; unknown names are counted as `other`.
+    pub fn channel_status(&self, status: &str) {
+        let status = match status {
+            "sent" | "delivered" | "read" | "failed" | "deleted" => status,
+            _ => "other",
+        };
+        self.statuses.get_or_create(&StatusLabels { status: status.to_owned() }).inc();
     }
 
     /// Counts one webhook message and how long its reply took.

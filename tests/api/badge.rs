@@ -19,7 +19,8 @@ use secrecy::SecretString;
 use wabot::channel::twilio::WebhookForm;
 use wabot::channel::twilio::media::{MediaFetcher, MediaPolicy};
 use wabot::channel::twilio::rest::{RestConfig, RestSender};
-use wabot::desk::badge::{BadgeDesk, EXAMPLE_DIRECTORY};
+use wabot::desk::badge::{BadgeDesk, EXAMPLE_DIRECTORY, FetchMedia};
+use wabot::domain::Channel;
 use wabot::knowledge::directory::Directory;
 use wabot::ocr::{
     BadgeReader, BadgeText, IdExtractor, OcrBadgeReader, OcrEngine, OcrError, OcrPool, TextLine,
@@ -182,19 +183,17 @@ fn desk_redirecting_to(
 ) -> Option<BuildDesk> {
     let base = Url::parse(&api.url("/")).unwrap();
     let token = SecretString::from(TOKEN.to_owned());
-    Some(Box::new(move |store, clock| {
+    Some(Box::new(move |store, clock, postbox| {
         let mut policy = MediaPolicy::twilio(base.clone(), Some(SID.to_owned()), Some(token.clone()));
         policy.allow_http_loopback = true;
         policy.redirect_hosts = redirect_hosts;
-        let mut rest = RestConfig::new(base, SID.to_owned(), token);
-        rest.backoff = Duration::from_millis(10);
-        rest.attempts = 3;
         let directory = Directory::from_csv(EXAMPLE_DIRECTORY.as_bytes(), "example").unwrap();
+        let fetcher: Arc<dyn FetchMedia> = Arc::new(MediaFetcher::new(policy).unwrap());
         BadgeDesk::new(
             reader,
             OcrPool::new(1, queue),
-            Arc::new(MediaFetcher::new(policy).unwrap()),
-            Some(Arc::new(RestSender::new(rest).unwrap())),
+            [(Channel::Twilio, fetcher)].into_iter().collect(),
+            postbox,
             Arc::new(directory),
             store,
             clock,
@@ -241,7 +240,12 @@ async fn a_badge_photo_is_answered_at_once_then_identified_by_name_through_the_r
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let engine = OcrEngine::load_dir(&root.join("models")).unwrap();
     let reader = Arc::new(OcrBadgeReader::new(engine, IdExtractor::default()));
-    let app = spawn_with(Options { badges: desk(reader, &api, 2), ..Options::default() }).await;
+    let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
+        badges: desk(reader, &api, 2),
+        ..Options::default()
+    })
+    .await;
 
     let started = std::time::Instant::now();
     let reply = post_photo(&app, &media_url(&api, "ME1"), "image/jpeg").await;
@@ -285,6 +289,7 @@ async fn a_media_url_on_another_host_is_never_fetched_with_or_without_credential
     let (api, other) = api_and_cdn().await;
     other.serve_file("ME2", "image/jpeg", badge_jpeg("02-loic.jpg"));
     let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
         badges: desk(fake(vec!["Matricule : 21957-B"]), &api, 2),
         ..Options::default()
     })
@@ -329,6 +334,7 @@ async fn media_urls_pointing_elsewhere_are_refused_before_any_connection() {
     let (api, _cdn) = api_and_cdn().await;
     let trap = Trap::new();
     let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
         badges: desk(fake(vec!["Matricule : 21957-B"]), &api, 2),
         ..Options::default()
     })
@@ -363,6 +369,7 @@ async fn a_redirect_to_a_host_that_is_not_a_media_cdn_is_refused_before_any_conn
     *api.rec.cdn.lock().unwrap() = format!("http://127.0.0.1:{}", trap.port());
     let allowed = vec!["mms.twiliocdn.com".to_owned()];
     let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
         badges: desk_redirecting_to(fake(vec!["Matricule : 21957-B"]), &api, 2, allowed),
         ..Options::default()
     })
@@ -382,6 +389,7 @@ async fn a_redirect_to_an_allowed_name_that_resolves_to_a_private_address_is_ref
     let cdn = format!("localhost:{}", trap.port());
     *api.rec.cdn.lock().unwrap() = format!("http://{cdn}");
     let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
         badges: desk_redirecting_to(fake(vec!["Matricule : 21957-B"]), &api, 2, vec![cdn]),
         ..Options::default()
     })
@@ -395,7 +403,12 @@ async fn a_redirect_to_an_allowed_name_that_resolves_to_a_private_address_is_ref
 #[tokio::test]
 async fn a_file_that_is_not_an_image_is_refused_at_once_and_never_downloaded() {
     let (api, cdn) = api_and_cdn().await;
-    let app = spawn_with(Options { badges: desk(fake(vec![]), &api, 2), ..Options::default() }).await;
+    let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
+        badges: desk(fake(vec![]), &api, 2),
+        ..Options::default()
+    })
+    .await;
     let reply = post_photo(&app, &media_url(&api, "ME3"), "application/pdf").await;
     assert!(reply[0].starts_with("That file isn't a photo"), "{reply:?}");
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -406,8 +419,12 @@ async fn a_file_that_is_not_an_image_is_refused_at_once_and_never_downloaded() {
 async fn a_file_declared_as_an_image_but_not_one_gets_a_clear_reply() {
     let (api, cdn) = api_and_cdn().await;
     cdn.serve_file("ME4", "image/jpeg", b"%PDF-1.7 not a photo at all".to_vec());
-    let app =
-        spawn_with(Options { badges: desk(fake(vec!["ID: 712056"]), &api, 2), ..Options::default() }).await;
+    let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
+        badges: desk(fake(vec!["ID: 712056"]), &api, 2),
+        ..Options::default()
+    })
+    .await;
     post_photo(&app, &media_url(&api, "ME4"), "image/jpeg").await;
     let sends = api.wait_for_sends(1).await;
     assert!(sends[0].form["Body"].starts_with("I couldn't open that image"), "{sends:?}");
@@ -419,8 +436,12 @@ async fn an_oversized_file_gets_a_clear_reply() {
     let mut big = badge_jpeg("01-elodie.jpg");
     big.resize(5 * 1024 * 1024 + 1, 0);
     cdn.serve_file("ME5", "image/jpeg", big);
-    let app =
-        spawn_with(Options { badges: desk(fake(vec!["ID: 712056"]), &api, 2), ..Options::default() }).await;
+    let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
+        badges: desk(fake(vec!["ID: 712056"]), &api, 2),
+        ..Options::default()
+    })
+    .await;
     post_photo(&app, &media_url(&api, "ME5"), "image/jpeg").await;
     let sends = api.wait_for_sends(1).await;
     assert!(sends[0].form["Body"].starts_with("That file is too large (5 MB at most)"), "{sends:?}");
@@ -430,9 +451,12 @@ async fn an_oversized_file_gets_a_clear_reply() {
 async fn an_unknown_id_and_an_unreadable_badge_get_polite_replies_in_french() {
     let (api, cdn) = api_and_cdn().await;
     cdn.serve_file("ME6", "image/jpeg", badge_jpeg("01-elodie.jpg"));
-    let app =
-        spawn_with(Options { badges: desk(fake(vec!["Matricule : 999999"]), &api, 2), ..Options::default() })
-            .await;
+    let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
+        badges: desk(fake(vec!["Matricule : 999999"]), &api, 2),
+        ..Options::default()
+    })
+    .await;
     app.ask("Bonjour").await;
     post_photo(&app, &media_url(&api, "ME6"), "image/jpeg").await;
     let sends = api.wait_for_sends(1).await;
@@ -440,7 +464,12 @@ async fn an_unknown_id_and_an_unreadable_badge_get_polite_replies_in_french() {
 
     let (api, cdn) = api_and_cdn().await;
     cdn.serve_file("ME7", "image/jpeg", badge_jpeg("01-elodie.jpg"));
-    let app = spawn_with(Options { badges: desk(fake(vec!["ACME"]), &api, 2), ..Options::default() }).await;
+    let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
+        badges: desk(fake(vec!["ACME"]), &api, 2),
+        ..Options::default()
+    })
+    .await;
     post_photo(&app, &media_url(&api, "ME7"), "image/jpeg").await;
     let sends = api.wait_for_sends(1).await;
     assert!(sends[0].form["Body"].contains("Tips: put the badge flat"), "{sends:?}");
@@ -453,7 +482,12 @@ async fn when_the_queue_is_full_the_user_is_told_at_once_to_try_again() {
     let (open, gate) = std::sync::mpsc::channel();
     let reader = Arc::new(FakeReader { lines: vec!["ID: 712056"], gate: Some(Mutex::new(gate)) });
     // One worker, no queue: the first photo holds the only place.
-    let app = spawn_with(Options { badges: desk(reader, &api, 0), ..Options::default() }).await;
+    let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
+        badges: desk(reader, &api, 0),
+        ..Options::default()
+    })
+    .await;
     let first = post_photo(&app, &media_url(&api, "ME8"), "image/jpeg").await;
     assert!(first[0].starts_with("Reading your badge"));
     let started = std::time::Instant::now();
@@ -469,8 +503,12 @@ async fn when_the_queue_is_full_the_user_is_told_at_once_to_try_again() {
 async fn a_redelivered_photo_gets_the_same_answer_and_is_read_and_answered_once() {
     let (api, cdn) = api_and_cdn().await;
     cdn.serve_file("ME9", "image/jpeg", badge_jpeg("01-elodie.jpg"));
-    let app =
-        spawn_with(Options { badges: desk(fake(vec!["ID: 712056"]), &api, 2), ..Options::default() }).await;
+    let app = spawn_with(Options {
+        twilio_api: Some(api.url("")),
+        badges: desk(fake(vec!["ID: 712056"]), &api, 2),
+        ..Options::default()
+    })
+    .await;
     // Twilio redelivers a webhook it got no answer to in time: same MessageSid, same form.
     let form = photo_form(&media_url(&api, "ME9"), "image/jpeg", "whatsapp:+33612345678");
     let first = app.post_signed(&form).await;
@@ -502,9 +540,13 @@ async fn a_photo_accepted_before_a_stop_is_answered_after_the_restart_and_a_day_
     // The first server accepts the photo, then stops while it is being read.
     let (open, gate) = std::sync::mpsc::channel::<()>();
     let stuck = Arc::new(FakeReader { lines: vec!["ID: 712056"], gate: Some(Mutex::new(gate)) });
-    let app =
-        spawn_with(Options { db: Some(db.clone()), badges: desk(stuck, &api, 2), ..Options::default() })
-            .await;
+    let app = spawn_with(Options {
+        db: Some(db.clone()),
+        twilio_api: Some(api.url("")),
+        badges: desk(stuck, &api, 2),
+        ..Options::default()
+    })
+    .await;
     let reply = post_photo(&app, &media_url(&api, "ME10"), "image/jpeg").await;
     assert!(reply[0].starts_with("Reading your badge"), "{reply:?}");
     assert_eq!(app.rows("photo_jobs"), 1, "the job is stored before the answer");
@@ -530,6 +572,7 @@ async fn a_photo_accepted_before_a_stop_is_answered_after_the_restart_and_a_day_
     // The next start resumes the first and drops the other unread.
     let app = spawn_with(Options {
         db: Some(db),
+        twilio_api: Some(api.url("")),
         badges: desk(fake(vec!["ID: 712056"]), &api, 2),
         ..Options::default()
     })

@@ -279,3 +279,33 @@ fn serve_warns_at_start_when_the_operator_allows_credentials_without_tls() {
     assert!(seen.last().is_some_and(|l| l.contains("relay.invalid:25")), "{seen:#?}");
     assert!(seen.iter().all(|l| !l.contains("hunter22")), "{seen:#?}");
 }
+
+#[test]
+fn users_add_reads_the_password_from_piped_stdin_and_list_remove_and_passwd_follow() {
+    let db = data_dir().join("users.db");
+    let users = |args: &[&str]| {
+        let mut cmd = wabot();
+        cmd.env("WABOT_DB", &db).arg("users").args(args);
+        cmd
+    };
+    let (ok, out, err) = run_with_stdin(
+        users(&["add", "Bob@Example.com", "--name", "Bob", "--role", "admin"]),
+        "a long enough secret\n",
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("added bob@example.com (admin)"), "{out}");
+    let (ok, _, err) = run_with_stdin(users(&["add", "bob@example.com"]), "a long enough secret\n");
+    assert!(!ok && err.contains("exists already"), "{err}");
+    let (ok, _, err) = run_with_stdin(users(&["add", "carol@example.com"]), "short\n");
+    assert!(!ok && err.contains("at least"), "{err}");
+    let out = users(&["list"]).output().unwrap();
+    let list = String::from_utf8(out.stdout).unwrap();
+    assert!(list.contains("bob@example.com") && list.contains("admin") && !list.contains("carol"), "{list}");
+    assert!(!list.contains("argon2"), "hashes are never printed");
+    let (ok, out, err) = run_with_stdin(users(&["passwd", "bob@example.com"]), "another long secret\n");
+    assert!(ok && out.contains("password changed"), "{err}");
+    let (ok, out, _) = run_with_stdin(users(&["remove", "bob@example.com"]), "");
+    assert!(ok && out.contains("removed bob@example.com"), "{out}");
+    let (ok, _, err) = run_with_stdin(users(&["remove", "bob@example.com"]), "");
+    assert!(!ok && err.contains("no account"), "{err}");
+}

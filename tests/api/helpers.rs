@@ -32,6 +32,8 @@ pub struct TestApp {
     pub pg_url: Option<String>,
     /// The sessions behind the webhook and badge reading (the database).
     pub store: Arc<dyn Store>,
+    /// The web console's store roles, when the database keeps them.
+    pub console: Option<wabot::server::ConsoleStores>,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<()>>,
     /// Holds the temporary directory of a database the test did not choose.
@@ -39,7 +41,10 @@ pub struct TestApp {
 }
 
 /// Builds badge reading over the app's session store.
-pub type BuildDesk = Box<dyn FnOnce(Arc<dyn Store>, Arc<dyn wabot::domain::Clock>) -> BadgeDesk + Send>;
+pub type BuildDesk = Box<
+    dyn FnOnce(Arc<dyn Store>, Arc<dyn wabot::domain::Clock>, wabot::desk::outbound::Postbox) -> BadgeDesk
+        + Send,
+>;
 
 pub struct Options {
     pub token: Option<&'static str>,
@@ -67,7 +72,21 @@ pub struct Options {
     pub badges: Option<BuildDesk>,
     /// Timeout, load shedding, per-sender rate limit (the production defaults).
     pub limits: wabot::config::LimitSettings,
+    /// Twilio's REST API (a local fake's base URL): with it, `TWILIO_ACCOUNT_SID` is set and
+    /// later messages go out through it.
+    pub twilio_api: Option<String>,
+    /// Meta's channel (see `meta.rs`); off by default.
+    pub meta: wabot::config::MetaSettings,
+    /// The outbound queue's sender (retries after 50 ms here).
+    pub outbound: wabot::config::OutboundSettings,
+    /// The web console (by default on only when an account exists: off in a fresh database).
+    pub console: wabot::config::ConsoleSettings,
+    /// Twilio's REST API and account.
+    pub twilio: wabot::config::TwilioSettings,
 }
+
+/// The account SID tests give Twilio's REST API.
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 
 impl Default for Options {
     fn default() -> Self {
@@ -85,6 +104,15 @@ impl Default for Options {
             requests: wabot::config::RequestSettings::default(),
             badges: None,
             limits: wabot::config::LimitSettings::default(),
+            twilio_api: None,
+            meta: wabot::config::MetaSettings::default(),
+            outbound: wabot::config::OutboundSettings {
+                retry_initial_ms: 50,
+                retry_max_ms: 2000,
+                ..wabot::config::OutboundSettings::default()
+            },
+            console: wabot::config::ConsoleSettings::default(),
+            twilio: wabot::config::TwilioSettings::default(),
         }
     }
 }
@@ -120,7 +148,15 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     };
     let postgres =
         pg_url.as_ref().map(|u| PostgresSettings { url: SecretString::from(u.clone()), password: None });
+    let mut twilio = opts.twilio;
+    if let Some(api) = &opts.twilio_api {
+        twilio.api_base = api.clone();
+        twilio.account_sid = Some(SecretString::from(ACCOUNT_SID.to_owned()));
+    }
     let settings = Settings {
+        twilio,
+        meta: opts.meta,
+        outbound: opts.outbound,
         db: db.clone(),
         postgres,
         mail: opts.mail,
@@ -132,6 +168,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         admin_token: opts.admin_token.map(|t| SecretString::from(t.to_owned())),
         max_body_bytes: opts.max_body_bytes,
         limits: opts.limits,
+        console: opts.console,
         ..Settings::default()
     };
     // On PostgreSQL without a journal file of the test's: the FAQ's changes go to the
@@ -155,13 +192,14 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         wabot::startup::follow_faq(&settings, Arc::clone(&faq), journal);
     }
     let badges = opts.badges;
-    let app = Application::build_with(settings, Arc::clone(&faq), move |_, store, clock| {
-        Ok(badges.map(|build| build(store, clock)))
+    let app = Application::build_with(settings, Arc::clone(&faq), move |_, store, clock, postbox| {
+        Ok(badges.map(|build| build(store, clock, postbox)))
     })
     .await
     .expect("the application starts");
     let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
     let store = Arc::clone(app.store());
+    let console = app.console_stores().cloned();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(async move {
         app.run_until_stopped(async move {
@@ -178,6 +216,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         db,
         pg_url,
         store,
+        console,
         stop: Some(stop),
         stopped: Some(running),
         _dir: dir,
@@ -225,6 +264,11 @@ pub struct Answer {
 }
 
 impl TestApp {
+    /// The console's accounts; the app's database must keep them.
+    pub fn accounts(&self) -> Arc<dyn wabot::store::Accounts> {
+        Arc::clone(&self.console.as_ref().expect("a database with the console's roles").accounts)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

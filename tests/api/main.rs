@@ -3,10 +3,13 @@
 
 mod admin;
 mod badge;
+mod browser;
 mod cli;
+mod console;
 mod helpers;
 mod hostile;
 mod limits;
+mod meta;
 mod metrics;
 mod postgres;
 mod process;

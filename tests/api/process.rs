@@ -220,3 +220,82 @@ async fn three_replicas_on_postgres_carry_one_dialog_and_a_confirmation_raced_th
     assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
     assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 1, "one request");
 }
+
+#[tokio::test]
+async fn a_meta_reply_committed_before_a_sigkill_is_sent_once_after_the_restart() {
+    use crate::meta::{APP_SECRET, FakeGraph, PHONE_ID, WA_ID, notification, text_message};
+    let dir = tempfile::tempdir().unwrap();
+    let graph_port = free_port(); // nothing listens there yet: the Graph API is down
+    let start = |dir: &Path| {
+        let port = free_port();
+        let child = wabot(dir)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("TWILIO_AUTH_TOKEN", TOKEN)
+            .env("WABOT_META_GRAPH_BASE", format!("http://127.0.0.1:{graph_port}/v23.0"))
+            .env("META_PHONE_NUMBER_ID", PHONE_ID)
+            .env("META_ACCESS_TOKEN", "EAAG-process")
+            .env("META_APP_SECRET", APP_SECRET)
+            .env("WABOT_OUTBOUND_RETRY_INITIAL_MS", "100")
+            .env("WABOT_OUTBOUND_RETRY_MAX_MS", "300")
+            .env("WABOT_OUTBOUND_LEASE_MS", "1000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start wabot");
+        Wabot { child, port }
+    };
+    let up = |app: &Wabot| {
+        let port = app.port;
+        async move {
+            let start = Instant::now();
+            while !reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                assert!(start.elapsed() < WAIT, "wabot did not come up");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let mut app = start(dir.path());
+    up(&app).await;
+    let body = serde_json::to_vec(&notification(serde_json::json!([text_message("Bonjour")]))).unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/meta", app.port))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", wabot::channel::meta::sign(APP_SECRET.as_bytes(), &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "answered once durably queued");
+    // Committed and attempted, not sent: the moment to die.
+    let db = dir.path().join("wabot.db");
+    let started = Instant::now();
+    loop {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let row: Option<(String, i64)> =
+            conn.query_row("SELECT state, attempts FROM outbound", [], |r| Ok((r.get(0)?, r.get(1)?))).ok();
+        if let Some((state, attempts)) = row
+            && attempts >= 1
+        {
+            assert_eq!(state, "queued");
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "no failed attempt recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.child.kill().expect("SIGKILL");
+    app.child.wait().expect("reaped");
+
+    let graph = FakeGraph::start_on(graph_port).await;
+    let app = start(dir.path());
+    up(&app).await;
+    let sent = graph.wait_for_sent(1).await;
+    assert_eq!(sent[0].body["to"], WA_ID);
+    assert!(sent[0].body["text"]["body"].as_str().unwrap().starts_with("Bonjour"), "{:?}", sent[0].body);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(graph.attempts().len(), 1, "sent once");
+    drop(app);
+}

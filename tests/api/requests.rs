@@ -332,6 +332,7 @@ async fn an_employee_identified_by_badge_is_not_asked_for_a_name() {
         request: None,
         unanswered: None,
         now_ms: wabot::domain::now_ms(),
+        outbound: Vec::new(),
     };
     SqliteStore::open(&db).unwrap().blocking().commit(&turn).unwrap();
     let sink = SmtpSink::start();

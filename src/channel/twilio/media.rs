@@ -38,8 +38,8 @@ use thiserror::Error;
 
 use crate::desk::badge::{FetchError, FetchMedia};
 
-/// Twilio's largest media file.
-pub const MAX_MEDIA_BYTES: usize = 5 * 1024 * 1024;
+/// The largest media file fetched: badge reading's limit, the same on every channel.
+pub const MAX_MEDIA_BYTES: usize = crate::desk::badge::MAX_PHOTO_BYTES;
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 5;
 

@@ -2,9 +2,12 @@
 //! `POST {api_base}/2010-04-01/Accounts/{AccountSid}/Messages.json` with the form fields
 //! `To`, `From` and `Body`, HTTP Basic auth with the account SID and auth token.
 //!
-//! Used when the answer takes longer than Twilio waits for a webhook (badge OCR). Network
-//! errors, 429 and 5xx are retried with exponential backoff; other failures are not (they will
-//! not get better). A failure is reported with Twilio's error code and message.
+//! Used for messages sent after the webhook answered (badge results), drained from the
+//! outbound queue ([`Deliver`]). Network errors, 429 and 5xx are retried with exponential
+//! backoff (`attempts`; the queue's sender uses one attempt and retries itself); other
+//! failures are not (they will not get better). A failure is reported with Twilio's error
+//! code and message. Twilio renders choices as the numbered text the message already holds:
+//! its quick-reply buttons need pre-approved Content templates, which are not supported.
 
 use std::time::Duration;
 
@@ -15,8 +18,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use super::{MAX_MESSAGE_CHARS, split_message};
-use crate::desk::badge::{SendFailure, SendMessage};
-use crate::domain::Address;
+use crate::desk::outbound::{Deliver, Delivered, Delivery, SendFailure};
 
 /// Why a message was not sent.
 #[derive(Debug, Error)]
@@ -93,6 +95,11 @@ pub struct RestSender {
 }
 
 #[derive(Deserialize)]
+struct TwilioMessage {
+    sid: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct TwilioError {
     code: Option<i64>,
     message: Option<String>,
@@ -118,23 +125,28 @@ impl RestSender {
 
     /// Sends `body` from `from` to `to` (both `whatsapp:+…`), split into messages Twilio
     /// accepts. Logs each failure with Twilio's error; returns the first.
-    pub async fn send(&self, from: &str, to: &str, body: &str) -> Result<(), SendError> {
+    /// The sid of the last part sent.
+    pub async fn send(&self, from: &str, to: &str, body: &str) -> Result<Option<String>, SendError> {
+        let mut sid = None;
         for part in split_message(body, MAX_MESSAGE_CHARS) {
-            if let Err(e) = self.send_one(from, to, &part).await {
-                tracing::error!(error = %e, "sending a message through Twilio's REST API failed");
-                return Err(e);
+            match self.send_one(from, to, &part).await {
+                Ok(s) => sid = s,
+                Err(e) => {
+                    tracing::error!(error = %e, "sending a message through Twilio's REST API failed");
+                    return Err(e);
+                }
             }
         }
-        Ok(())
+        Ok(sid)
     }
 
-    async fn send_one(&self, from: &str, to: &str, body: &str) -> Result<(), SendError> {
+    async fn send_one(&self, from: &str, to: &str, body: &str) -> Result<Option<String>, SendError> {
         let mut wait = self.config.backoff;
         let mut attempt = 1;
         loop {
             let result = self.post(from, to, body).await;
             let retry = match &result {
-                Ok(()) => return Ok(()),
+                Ok(sid) => return Ok(sid.clone()),
                 Err(e) => e.is_retryable(),
             };
             if !retry || attempt >= self.config.attempts {
@@ -149,7 +161,7 @@ impl RestSender {
         }
     }
 
-    async fn post(&self, from: &str, to: &str, body: &str) -> Result<(), SendError> {
+    async fn post(&self, from: &str, to: &str, body: &str) -> Result<Option<String>, SendError> {
         let response = self
             .client
             .post(self.url.clone())
@@ -165,10 +177,10 @@ impl RestSender {
                 })
             })?;
         let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
         let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            return Ok(serde_json::from_str::<TwilioMessage>(&text).ok().and_then(|m| m.sid));
+        }
         let parsed: Option<TwilioError> = serde_json::from_str(&text).ok();
         Err(SendError::Refused {
             status: status.as_u16(),
@@ -180,17 +192,16 @@ impl RestSender {
     }
 }
 
-impl SendMessage for RestSender {
-    fn send<'a>(
-        &'a self,
-        from: &'a Address,
-        to: &'a Address,
-        body: &'a str,
-    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+impl Deliver for RestSender {
+    fn deliver<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<Delivered, SendFailure>> {
         Box::pin(async move {
-            let (from, to) = (super::whatsapp_address(from), super::whatsapp_address(to));
-            RestSender::send(self, &from, &to, body)
+            let Some(from) = &delivery.from else {
+                return Err(SendFailure { message: "no From number to send from".into(), retryable: false });
+            };
+            let (from, to) = (super::whatsapp_address(from), super::whatsapp_address(&delivery.to));
+            RestSender::send(self, &from, &to, &delivery.message.text)
                 .await
+                .map(|sid| Delivered { provider_message_id: sid })
                 .map_err(|e| SendFailure { retryable: e.is_retryable(), message: e.to_string() })
         })
     }

@@ -202,7 +202,8 @@ async fn turn(
     }
     let incoming =
         Incoming { user, text: form.body().to_owned(), profile_name: form.profile_name().map(str::to_owned) };
-    match state.desk.handle(incoming, message_id).await {
+    let bot = form.to().and_then(|to| super::address(to).ok());
+    match state.desk.handle_to(incoming, message_id, bot).await {
         Ok(handled) => {
             let outcome = match &handled.outcome {
                 Some(outcome) => {

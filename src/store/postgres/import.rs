@@ -58,11 +58,34 @@ const TABLES: &[(&str, &[&str])] = &[
         "photo_jobs",
         &["id", "channel", "message_id", "address", "bot", "media_url", "content_type", "lang", "created_ms"],
     ),
+    (
+        "outbound",
+        &[
+            "id",
+            "channel",
+            "address",
+            "sender",
+            "payload",
+            "state",
+            "attempts",
+            "next_attempt_ms",
+            "claimed_until_ms",
+            "last_error",
+            "provider_message_id",
+            "created_ms",
+            "sent_ms",
+        ],
+    ),
+    ("inbound", &["channel", "address", "last_ms"]),
 ];
 
 /// Columns PostgreSQL holds as `INTEGER` (4 bytes); every other integer is a `BIGINT`.
-const INT4: &[(&str, &str)] =
-    &[("ticket_seq", "year"), ("outbox", "attempts"), ("outbox", "permanent_failures")];
+const INT4: &[(&str, &str)] = &[
+    ("ticket_seq", "year"),
+    ("outbox", "attempts"),
+    ("outbox", "permanent_failures"),
+    ("outbound", "attempts"),
+];
 
 /// Statements sent at once on the connection (pipelined), per round.
 const PIPELINE: usize = 256;
@@ -201,7 +224,7 @@ pub async fn import_sqlite(
         copied.push(Copied { table, rows: expected });
     }
     // The identities go on after the ids copied.
-    for table in ["requests", "outbox", "photo_jobs"] {
+    for table in ["requests", "outbox", "photo_jobs", "outbound"] {
         tx.execute(
             &format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) FROM {table}"

@@ -204,6 +204,21 @@ impl Blocking {
     /// them meanwhile.
     pub fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError> {
         let mut removed = 0;
+        // Sent and dropped outbound messages are kept as long as message ids: a week.
+        loop {
+            let deleted = self.write(Sync::Normal, |tx| {
+                exec(
+                    tx,
+                    "DELETE FROM outbound WHERE id IN (SELECT id FROM outbound
+                         WHERE state != 'queued' AND created_ms < ?1 ORDER BY id LIMIT ?2)",
+                    params![messages_before_ms, PRUNE_CHUNK],
+                )
+            })?;
+            removed += deleted;
+            if deleted < chunk_len() {
+                break;
+            }
+        }
         loop {
             let (deleted, done) = self.write(Sync::Normal, |tx| {
                 let rows: Vec<(i64, i64)> = all(
@@ -290,6 +305,7 @@ impl Blocking {
                     .ok_or_else(|| backend("a claimed message id has no row"))?;
                     return Ok(Enqueued::Replayed(serde_json::from_str(&first).map_err(backend)?));
                 }
+                super::outbound::inbound(tx, &job.user, job.created_ms)?;
             }
             exec(
                 tx,

@@ -142,6 +142,101 @@ ALTER TABLE photo_jobs ADD COLUMN channel TEXT NOT NULL DEFAULT 'twilio';
 UPDATE photo_jobs SET address = substr(address, 10) WHERE address LIKE 'whatsapp:%';
 UPDATE photo_jobs SET bot = substr(bot, 10) WHERE bot LIKE 'whatsapp:%';
 ",
+    // The outbound queue: messages sent after the webhook answered (every Meta reply, badge
+    // results), each claimed with a lease (`claimed_until_ms`) so that two workers never
+    // attempt it at once; `provider_message_id` is the channel's answer, recorded before
+    // anything else. `inbound` keeps each user's last message time, for WhatsApp's
+    // 24-hour window.
+    r"
+CREATE TABLE outbound (
+    id                  INTEGER PRIMARY KEY,
+    channel             TEXT NOT NULL,
+    address             TEXT NOT NULL,
+    sender              TEXT,
+    payload             TEXT NOT NULL,
+    state               TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'dropped')),
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms     INTEGER NOT NULL,
+    claimed_until_ms    INTEGER NOT NULL DEFAULT 0,
+    last_error          TEXT,
+    provider_message_id TEXT,
+    created_ms          INTEGER NOT NULL,
+    sent_ms             INTEGER
+);
+CREATE INDEX outbound_due ON outbound(next_attempt_ms) WHERE state = 'queued';
+CREATE TABLE inbound (
+    channel     TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    last_ms     INTEGER NOT NULL,
+    PRIMARY KEY (channel, address)
+);
+",
+    // The web console: accounts (argon2id hashes, never passwords), their sessions (the
+    // cookie token's SHA-256 only), failed sign-ins for throttling, the audit log; and
+    // conversations' transcripts with which of them are handed over to a person; per-day
+    // turn counts and agents' reply waits for the dashboard.
+    r"
+CREATE TABLE console_accounts (
+    email         TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'agent')),
+    password_hash TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL
+);
+CREATE TABLE console_sessions (
+    token_hash  TEXT PRIMARY KEY,
+    email       TEXT NOT NULL,
+    csrf        TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL
+);
+CREATE INDEX console_sessions_email ON console_sessions(email);
+CREATE TABLE sign_in_failures (
+    key    TEXT NOT NULL,
+    at_ms  INTEGER NOT NULL
+);
+CREATE INDEX sign_in_failures_key ON sign_in_failures(key, at_ms);
+CREATE TABLE audit_log (
+    id      INTEGER PRIMARY KEY,
+    at_ms   INTEGER NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    detail  TEXT NOT NULL
+);
+CREATE TABLE conversations (
+    channel         TEXT NOT NULL,
+    address         TEXT NOT NULL,
+    bot             TEXT,
+    handed_over_ms  INTEGER,
+    last_ms         INTEGER NOT NULL,
+    last_text       TEXT NOT NULL,
+    PRIMARY KEY (channel, address)
+);
+CREATE INDEX conversations_last ON conversations(last_ms);
+CREATE TABLE transcript_lines (
+    id       INTEGER PRIMARY KEY,
+    channel  TEXT NOT NULL,
+    address  TEXT NOT NULL,
+    speaker  TEXT NOT NULL CHECK (speaker IN ('employee', 'bot', 'agent')),
+    author   TEXT,
+    text     TEXT NOT NULL,
+    at_ms    INTEGER NOT NULL
+);
+CREATE INDEX transcript_lines_user ON transcript_lines(channel, address, id);
+CREATE INDEX transcript_lines_at ON transcript_lines(at_ms);
+CREATE TABLE turn_counts (
+    day    INTEGER NOT NULL,
+    kind   TEXT NOT NULL,
+    topic  TEXT NOT NULL,
+    count  INTEGER NOT NULL,
+    PRIMARY KEY (day, kind, topic)
+);
+CREATE TABLE reply_waits (
+    at_ms      INTEGER NOT NULL,
+    waited_ms  INTEGER NOT NULL
+);
+CREATE INDEX reply_waits_at ON reply_waits(at_ms);
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

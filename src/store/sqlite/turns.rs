@@ -10,7 +10,7 @@ use super::rows::{exec, lang_code, one};
 use crate::domain::format_ticket;
 use crate::domain::{NewRequest, TICKET_PLACEHOLDER};
 use crate::store::StoreError;
-use crate::store::roles::{Committed, Turn};
+use crate::store::roles::{Committed, NewOutbound, Turn};
 
 pub(super) fn insert_request(tx: &Connection, turn: &Turn, req: &NewRequest) -> Result<String, StoreError> {
     // The year of the request, in UTC, and the next number of that year: both inside the
@@ -147,6 +147,16 @@ pub(super) fn commit_in(tx: &Connection, turn: &Turn, session: SessionWrite) -> 
             "UPDATE messages SET reply = ?3 WHERE channel = ?1 AND message_id = ?2",
             params![channel, sid.as_str(), reply],
         )?;
+    }
+    if !turn.outbound.is_empty() {
+        let payloads = turn.outbound.iter().map(|o| match &ticket {
+            Some(t) => NewOutbound { payload: o.payload.replace(TICKET_PLACEHOLDER, t), ..o.clone() },
+            None => o.clone(),
+        });
+        super::outbound::insert(tx, payloads, turn.now_ms)?;
+        if turn.message_id.is_some() {
+            super::outbound::inbound(tx, &turn.user, turn.now_ms)?;
+        }
     }
     if let Some(question) = &turn.unanswered {
         exec(

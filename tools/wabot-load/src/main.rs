@@ -1,11 +1,15 @@
-//! `wabot-load`: a closed-loop load generator for `POST /bot` on loopback.
+//! `wabot-load`: a closed-loop load generator for `POST /bot` (Twilio) or `POST /meta`
+//! (Meta's Cloud API) on loopback.
 //!
-//! Each connection (HTTP/1.1 keep-alive) sends correctly signed Twilio WhatsApp forms, one
-//! after the other: questions of the embedded corpus in both languages plus a few the FAQ
+//! Each connection (HTTP/1.1 keep-alive) sends correctly signed Twilio WhatsApp forms — or,
+//! with `--channel meta`, Meta notifications signed with `X-Hub-Signature-256` — one after
+//! the other: questions of the embedded corpus in both languages plus a few the FAQ
 //! cannot answer, a fresh MessageSid each, spread over many senders. It reports throughput,
 //! status codes and latency percentiles; with `--rss-pid`, it samples that process's resident
 //! memory every `--rss-every` seconds (the soak test) and reports its CPU time per message,
-//! which tells runs on machines of different speeds apart. See `scripts/load.sh`.
+//! which tells runs on machines of different speeds apart. With `--graph-sink PORT` it also
+//! answers, on that loopback port, the Graph API calls the server makes to send its queued
+//! Meta replies, and counts them. See `scripts/load.sh`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,11 +21,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wabot::channel::twilio::{WebhookForm, compute_signature};
 
+/// Which webhook the load goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    /// `POST /bot`, Twilio's signed form.
+    Twilio,
+    /// `POST /meta`, Meta's signed JSON.
+    Meta,
+}
+
 /// Questions the FAQ declines, so the load is not all answers.
 const OFF_TOPIC: &[&str] = &["Who will win the football world cup?", "Quel temps fera-t-il demain ?"];
 
 #[derive(Parser)]
-#[command(about = "Signed Twilio webhook load against a running wabot")]
+#[command(about = "Signed Twilio or Meta webhook load against a running wabot")]
 struct Args {
     /// Address of the server.
     #[arg(long, default_value = "127.0.0.1:5000")]
@@ -30,8 +43,17 @@ struct Args {
     #[arg(long)]
     signed_url: Option<String>,
     /// Twilio auth token the server checks signatures with.
-    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true, default_value = "")]
     token: String,
+    /// The webhook to load.
+    #[arg(long, value_enum, default_value_t = Target::Twilio)]
+    channel: Target,
+    /// Meta's app secret the server checks signatures with (`--channel meta`).
+    #[arg(long, env = "META_APP_SECRET", hide_env_values = true, default_value = "")]
+    meta_secret: String,
+    /// Answer the server's Graph API calls on this loopback port, and count them.
+    #[arg(long)]
+    graph_sink: Option<u16>,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 16)]
     connections: usize,
@@ -76,6 +98,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let questions: Arc<[String]> = questions.into();
     let stop = Arc::new(AtomicBool::new(false));
+    let sink = match args.graph_sink {
+        Some(port) => Some(graph_sink(port).await?),
+        None => None,
+    };
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.connections);
     for conn in 0..args.connections {
@@ -83,6 +109,8 @@ async fn main() -> anyhow::Result<()> {
             addr: args.addr,
             signed_url: signed_url.clone(),
             token: args.token.clone(),
+            channel: args.channel,
+            meta_secret: args.meta_secret.clone(),
             questions: Arc::clone(&questions),
             senders: args.senders.max(1),
             conn: conn as u64,
@@ -115,13 +143,74 @@ async fn main() -> anyhow::Result<()> {
         None => Vec::new(),
     };
     report(&args, &all, elapsed, &rss, &cpu);
+    if let Some(sent) = sink {
+        // The replies still queued go out after the load: a moment to drain them.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!(
+            "graph api calls answered (replies sent from the queue, read receipts): {}",
+            sent.load(Ordering::Relaxed)
+        );
+    }
     Ok(())
+}
+
+/// Answers every request on `127.0.0.1:port` with 200 and a message id, as the Graph API
+/// does; the count of requests answered.
+async fn graph_sink(port: u16) -> anyhow::Result<Arc<std::sync::atomic::AtomicU64>> {
+    let listener =
+        tokio::net::TcpListener::bind(("127.0.0.1", port)).await.context("binding the graph sink")?;
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(4096);
+                loop {
+                    buf.clear();
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        if read_more(&mut s, &mut buf).await.is_err() {
+                            return;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        if read_more(&mut s, &mut buf).await.is_err() {
+                            return;
+                        }
+                    }
+                    let n = counted.fetch_add(1, Ordering::Relaxed);
+                    let body = format!(
+                        r#"{{"messaging_product":"whatsapp","messages":[{{"id":"wamid.load.{n}"}}]}}"#
+                    );
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if s.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(count)
 }
 
 struct Job {
     addr: std::net::SocketAddr,
     signed_url: String,
     token: String,
+    channel: Target,
+    meta_secret: String,
     questions: Arc<[String]>,
     senders: u64,
     conn: u64,
@@ -175,10 +264,14 @@ impl Job {
         tally
     }
 
-    /// The `n`-th request of this connection: a signed form with a fresh MessageSid.
+    /// The `n`-th request of this connection: a signed form with a fresh MessageSid, or a
+    /// signed Meta notification with a fresh wamid.
     fn request(&self, n: u64) -> Vec<u8> {
         let mix = (self.conn.wrapping_mul(0x9E37_79B9_7F4A_7C15)) ^ n.wrapping_mul(0xBF58_476D_1CE4_E5B9);
         let question = &self.questions[(mix % self.questions.len() as u64) as usize];
+        if self.channel == Target::Meta {
+            return self.meta_request(n, question, (mix >> 17) % self.senders);
+        }
         let sender = format!("whatsapp:+336{:08}", (mix >> 17) % self.senders);
         let sid = format!("SM{:016x}{:016x}", self.conn, n);
         let pairs = [
@@ -209,6 +302,33 @@ impl Job {
         )
         .into_bytes();
         out.extend_from_slice(body.as_bytes());
+        out
+    }
+}
+
+impl Job {
+    fn meta_request(&self, n: u64, question: &str, sender: u64) -> Vec<u8> {
+        let wa_id = format!("336{sender:08}");
+        let notification = serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": "WABA", "changes": [{ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "display_phone_number": "15550001111", "phone_number_id": "1234" },
+                "contacts": [{ "profile": { "name": "Load" }, "wa_id": wa_id }],
+                "messages": [{ "from": wa_id, "id": format!("wamid.load.{:016x}{n:016x}", self.conn),
+                               "timestamp": "1767225600", "type": "text", "text": { "body": question } }]
+            }}]}]
+        });
+        let body = serde_json::to_vec(&notification).unwrap_or_default();
+        let signature = wabot::channel::meta::sign(self.meta_secret.as_bytes(), &body);
+        let mut out = format!(
+            "POST /meta HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             X-Hub-Signature-256: {signature}\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
         out
     }
 }
@@ -338,7 +458,8 @@ fn report(args: &Args, t: &Tally, elapsed: f64, rss: &[(u64, u64)], cpu: &Cpu) {
     };
     let total = t.ok + t.unavailable + t.other;
     println!(
-        "{} connections, {:.1} s: {} responses, {:.0} msgs/s (200: {}, 503: {}, other: {}, transport errors: {})",
+        "{:?}: {} connections, {:.1} s: {} responses, {:.0} msgs/s (200: {}, 503: {}, other: {}, transport errors: {})",
+        args.channel,
         args.connections,
         elapsed,
         total,
