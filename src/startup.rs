@@ -304,13 +304,17 @@ impl Application {
             ),
             None => tracing::info!("badge OCR off"),
         }
-        if settings.twilio_auth_token.is_none() && settings.twilio_webhook_shared_key.is_none() {
-            tracing::warn!(
-                "TWILIO_AUTH_TOKEN is not set: webhook requests are NOT authenticated. \
-                 Listening on loopback only; set TWILIO_AUTH_TOKEN before exposing wabot."
-            );
-        }
-        let twilio_on = "POST /bot";
+        let twilio_on = match crate::server::twilio_webhook(&settings) {
+            crate::server::TwilioWebhook::Signed => "POST /bot",
+            crate::server::TwilioWebhook::Unsigned => {
+                tracing::warn!(
+                    "TWILIO_AUTH_TOKEN is not set: webhook requests are NOT authenticated. \
+                     Listening on loopback only; set TWILIO_AUTH_TOKEN before exposing wabot."
+                );
+                "POST /bot, unauthenticated (loopback only)"
+            }
+            crate::server::TwilioWebhook::Off => "off (unset: TWILIO_AUTH_TOKEN)",
+        };
         let meta_on = if settings.meta.enabled() {
             "GET and POST /meta".to_owned()
         } else {

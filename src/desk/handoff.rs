@@ -29,6 +29,10 @@ pub trait AgentReplies: Send + Sync {
     async fn deliver(&self, from: Option<&Address>, to: &Address, body: &str) -> Result<(), String>;
 }
 
+/// The template key (`[meta.templates.agent_reply]`) an agent's reply and the hand-back
+/// notice are sent as outside WhatsApp's 24-hour window: an agent may answer a day later.
+pub const AGENT_REPLY_TEMPLATE: &str = "agent_reply";
+
 /// The outbound queue takes an agent's reply: committed before this returns, then sent,
 /// retried and windowed by the sender worker.
 #[async_trait]
@@ -37,7 +41,8 @@ impl AgentReplies for Postbox {
         if !self.delivers(to.channel()) {
             return Err(format!("the {} channel has no outbound API configured", to.channel().as_str()));
         }
-        self.post(to, from, &Outgoing::text(body)).await.map(|_| ()).map_err(|e| e.to_string())
+        let message = Outgoing { template: Some(AGENT_REPLY_TEMPLATE.to_owned()), ..Outgoing::text(body) };
+        self.post(to, from, &message).await.map(|_| ()).map_err(|e| e.to_string())
     }
 }
 

@@ -60,8 +60,9 @@ pub const MAX_BLOCKING_THREADS: usize = crate::store::sqlite::CONCURRENT_CALLS +
 pub enum ServerError {
     /// Listening without authentication on a non-loopback address.
     #[error(
-        "refusing to listen on {0} without TWILIO_AUTH_TOKEN: anyone could post to the webhook. \
-         Set TWILIO_AUTH_TOKEN (signatures are then checked), or listen on 127.0.0.1"
+        "refusing to listen on {0} with no channel that can authenticate its webhook. \
+         Set TWILIO_AUTH_TOKEN (Twilio's signatures are then checked), or Meta's channel \
+         (META_APP_SECRET…), or listen on 127.0.0.1"
     )]
     Unauthenticated(SocketAddr),
     /// The address could not be bound.
@@ -155,8 +156,7 @@ impl Server {
         clock: Arc<dyn Clock>,
         outbound: OutboundParts,
     ) -> Result<Server, ServerError> {
-        let unsigned = settings.twilio_auth_token.is_none() && settings.twilio_webhook_shared_key.is_none();
-        if unsigned && !settings.listen.ip().is_loopback() {
+        if twilio_webhook(settings) == TwilioWebhook::Off && !settings.meta.enabled() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
         let Backend { store, console: console_stores } = backend;
@@ -560,6 +560,29 @@ fn desk_over(
     Ok((Desk::new(dialog, store, clock, wakeup, postbox), outbox))
 }
 
+/// Whether Twilio's webhook (`POST /bot`) is served, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwilioWebhook {
+    /// Requests are authenticated (`TWILIO_AUTH_TOKEN` or the shared key).
+    Signed,
+    /// Unauthenticated, which is allowed only on a loopback address (development).
+    Unsigned,
+    /// Not served: no way to authenticate it on a public address. A deployment on Meta's
+    /// channel alone needs no Twilio secret.
+    Off,
+}
+
+/// How `settings` serve Twilio's webhook.
+pub fn twilio_webhook(settings: &Settings) -> TwilioWebhook {
+    if settings.twilio_auth_token.is_some() || settings.twilio_webhook_shared_key.is_some() {
+        TwilioWebhook::Signed
+    } else if settings.listen.ip().is_loopback() {
+        TwilioWebhook::Unsigned
+    } else {
+        TwilioWebhook::Off
+    }
+}
+
 /// The application's routes, `/metrics` included; `/admin` only when `settings.admin_token`
 /// is set; photos of badges go to `badges`, when given. Every route is behind the
 /// [`limits`] layers.
@@ -585,7 +608,9 @@ pub fn router(
     };
     let health = Health { dialog: Arc::clone(&dialog), store: store.clone() };
     let mut router = Router::new().route("/healthz", get(healthz)).with_state(health);
-    router = router.merge(twilio::webhook::router(webhook));
+    if twilio_webhook(settings) != TwilioWebhook::Off {
+        router = router.merge(twilio::webhook::router(webhook));
+    }
     if let (Some(phone_number_id), Some(app_secret), true) =
         (&settings.meta.phone_number_id, &settings.meta.app_secret, settings.meta.enabled())
     {

@@ -280,7 +280,7 @@ async fn in_chromium_a_conversation_handed_over_by_a_signed_webhook_is_answered_
     b.fill("Reply", "Hello, Ann from HR: I'll reset your badge now.").await;
     b.button("Send reply").await;
     b.shoot("conversation").await;
-    let sent = twilio.sent();
+    let sent = twilio.wait_sent(1).await;
     assert_eq!(sent.last().unwrap()["Body"], "Hello, Ann from HR: I'll reset your badge now.");
     assert_eq!(sent.last().unwrap()["To"], EMPLOYEE);
     b.button("Hand back to the bot").await;

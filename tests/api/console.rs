@@ -372,6 +372,19 @@ impl FakeTwilioApi {
     pub fn sent(&self) -> Vec<std::collections::HashMap<String, String>> {
         self.sent.lock().unwrap().clone()
     }
+
+    /// The messages received once there are `n` of them: replies go out through the
+    /// outbound queue, after the console's answer. Panics after 10 s.
+    pub async fn wait_sent(&self, n: usize) -> Vec<std::collections::HashMap<String, String>> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let sent = self.sent();
+            if sent.len() >= n || tokio::time::Instant::now() > deadline {
+                return sent;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// The employee of the handover tests.
@@ -414,14 +427,18 @@ async fn a_conversation_handed_over_by_webhook_is_answered_from_the_console_thro
     }
     let res = me.post(&app, &format!("{path}/reply"), &[("reply", "Hello, Ann from HR here.")]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let sent = twilio.sent();
+    let sent = twilio.wait_sent(1).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["To"], EMPLOYEE);
     assert_eq!(sent[0]["From"], "whatsapp:+14155238886");
     assert_eq!(sent[0]["Body"], "Hello, Ann from HR here.");
     let res = me.post(&app, &format!("{path}/hand-back"), &[]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert!(twilio.sent()[1]["Body"].contains("back with the assistant"), "the employee is told");
+    let sent = twilio.wait_sent(2).await;
+    assert!(
+        sent.len() == 2 && sent[1]["Body"].contains("back with the assistant"),
+        "the employee is told: {sent:?}"
+    );
     let reply = employee_says(&app, "Where can I download my payslip?").await;
     assert!(
         !reply.is_empty() && reply[0].to_lowercase().contains("payslip"),
@@ -556,5 +573,63 @@ async fn a_browser_preferring_french_gets_the_console_in_french() {
     let page = res.text().await.unwrap();
     assert!(
         page.contains("lang=\"fr\"") && page.contains(">Mot de passe<") && page.contains(">Se connecter<")
+    );
+}
+
+#[tokio::test]
+async fn a_meta_conversation_handed_over_is_answered_through_the_graph_api_and_a_day_later_as_the_template() {
+    use crate::meta::{FakeGraph, WA_ID, notification, post_signed, text_message};
+    let graph = FakeGraph::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut meta = graph.settings();
+    meta.templates.insert(
+        "agent_reply".into(),
+        wabot::config::meta::MetaTemplate { name: "wabot_hr_reply".into(), language: "fr".into() },
+    );
+    let console = wabot::config::ConsoleSettings { enabled: Some(true), ..Default::default() };
+    let opts =
+        Options { journal: Some(dir.path().join("journal.jsonl")), console, meta, ..Options::default() };
+    let app = spawn_with(opts).await;
+    let account = Account {
+        email: EMAIL.into(),
+        name: "Ann".into(),
+        role: AccountRole::Agent,
+        password_hash: wabot::console::password::hash(PASSWORD).unwrap(),
+        created_ms: 0,
+    };
+    assert!(app.accounts().add_account(account).await.unwrap());
+    let (status, body) =
+        post_signed(&app, &notification(serde_json::json!([text_message("je veux parler à quelqu'un")])))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    let told = graph.wait_for_sent(1).await;
+    assert!(told[0].body["text"]["body"].as_str().unwrap_or("").contains("RH"), "{:?}", told[0].body);
+    let me = sign_in(&app).await;
+    let path = format!("/console/conversations/meta/{WA_ID}");
+    let (status, page) = me.get(&app, &path).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("parler à quelqu&#39;un") || page.contains("parler à quelqu'un"), "{page}");
+    let res = me.post(&app, &format!("{path}/reply"), &[("reply", "Bonjour, ici Ann des RH.")]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let sent = graph.wait_for_sent(2).await;
+    assert_eq!(sent[1].body["to"], WA_ID);
+    assert_eq!(
+        (sent[1].body["type"].as_str(), sent[1].body["text"]["body"].as_str()),
+        (Some("text"), Some("Bonjour, ici Ann des RH."))
+    );
+    // A day later WhatsApp refuses free text: the agent's reply goes as the template.
+    let day_ago = wabot::domain::now_ms() - 25 * 3600 * 1000;
+    let conn = rusqlite::Connection::open(&app.db).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let moved = conn.execute("UPDATE inbound SET last_ms = ?1 WHERE channel = 'meta'", [day_ago]).unwrap();
+    assert_eq!(moved, 1, "the employee's last message time is kept");
+    let res = me.post(&app, &format!("{path}/reply"), &[("reply", "Votre badge est réactivé.")]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let sent = graph.wait_for_sent(3).await;
+    assert_eq!(sent[2].body["type"], "template", "{:?}", sent[2].body);
+    assert_eq!(sent[2].body["template"]["name"], "wabot_hr_reply");
+    assert_eq!(
+        sent[2].body["template"]["components"][0]["parameters"][0]["text"],
+        "Votre badge est réactivé."
     );
 }

@@ -205,6 +205,48 @@ async fn without_a_token_a_public_address_is_refused() {
 }
 
 #[tokio::test]
+async fn a_meta_only_deployment_listens_publicly_without_twilios_webhook() {
+    let graph = crate::meta::FakeGraph::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = wabot::config::Settings {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        twilio_auth_token: None,
+        meta: graph.settings(),
+        db: dir.path().join("wabot.db"),
+        ..Default::default()
+    };
+    let faq = wabot::knowledge::faq::Faq::open(wabot::knowledge::faq::FaqOptions::default()).unwrap();
+    let server = wabot::server::Server::bind(&settings, std::sync::Arc::new(faq)).await.unwrap();
+    let port = server.local_addr().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let form = whatsapp_form("hi");
+    let bot = client
+        .post(format!("{base}/bot"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.to_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bot.status(), 404, "no unauthenticated Twilio webhook on a public address");
+    let verify = client
+        .get(format!(
+            "{base}/meta?hub.mode=subscribe&hub.verify_token={}&hub.challenge=42",
+            crate::meta::VERIFY_TOKEN
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((verify.status().as_u16(), verify.text().await.unwrap()), (200, "42".to_owned()));
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn healthz_reports_ok() {
     let app = spawn_app().await;
     let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
