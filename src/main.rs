@@ -235,7 +235,7 @@ fn users(settings: &Settings, action: UsersAction) -> anyhow::Result<()> {
     fn source<'a>(terminal: bool, lock: &'a mut std::io::StdinLock<'static>) -> PasswordSource<'a> {
         if terminal { PasswordSource::Prompt } else { PasswordSource::Line(lock) }
     }
-    let db = &settings.db;
+    let db = settings;
     match action {
         UsersAction::Add { email, name, role } => {
             let role = wabot::store::AccountRole::parse(&role).context("role must be admin or agent")?;

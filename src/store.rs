@@ -8,7 +8,7 @@
 //! The store keeps data, not rules: a session is the desk's opaque value with a version.
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 pub mod memory;
 pub mod postgres;
 pub mod roles;

@@ -519,7 +519,8 @@ pub async fn open_backend(settings: &Settings) -> Result<Backend, ServerError> {
             .await
             .map_err(|source| ServerError::Store { path: pg.redacted(), source })?;
         tracing::info!(db = %pg.redacted(), "database open (PostgreSQL)");
-        return Ok(Backend { store: Arc::new(store), console: None });
+        let store = Arc::new(store);
+        return Ok(Backend { console: Some(ConsoleStores::of(&store)), store });
     }
     let path = settings.db.clone();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))

@@ -1,6 +1,7 @@
-//! The behaviour every [`Store`] must have, run against each backend: SQLite (a file, as
-//! `wabot serve` uses it) and the in-memory store. A new backend (PostgreSQL) adds its line
-//! to [`backends`] and passes the same tests.
+//! The behaviour every [`Store`] (and the console's roles) must have, run against each
+//! backend: SQLite (a file, as `wabot serve` uses it), the in-memory store, and PostgreSQL
+//! when `WABOT_TEST_POSTGRES_URL` names a server. A new backend adds its line to
+//! [`backends`] and the console roles' lists and passes the same tests.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -550,10 +551,15 @@ async fn pruning_forgets_old_sent_and_dropped_messages_and_keeps_queued_ones() {
 }
 
 /// Each backend, fresh, as the console's accounts.
-fn account_backends() -> Vec<(&'static str, Arc<dyn Accounts>, Option<tempfile::TempDir>)> {
+async fn account_backends() -> Vec<(&'static str, Arc<dyn Accounts>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("accounts.db")).unwrap();
-    vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)]
+    let mut all: Vec<(&'static str, Arc<dyn Accounts>, Option<tempfile::TempDir>)> =
+        vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)];
+    if let Some(url) = postgres_url() {
+        all.push(("postgres", Arc::new(fresh_postgres(&url).await), None));
+    }
+    all
 }
 
 fn account(email: &str, role: AccountRole) -> Account {
@@ -578,7 +584,7 @@ fn console_session(token: &str, email: &str, expires_ms: i64) -> ConsoleSession 
 
 #[tokio::test]
 async fn an_account_is_added_once_listed_and_removed_with_its_sessions() {
-    for (name, store, _dir) in account_backends() {
+    for (name, store, _dir) in account_backends().await {
         assert!(store.add_account(account("ann@example.com", AccountRole::Admin)).await.unwrap(), "{name}");
         assert!(!store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap(), "{name}");
         assert!(store.add_account(account("bob@example.com", AccountRole::Agent)).await.unwrap(), "{name}");
@@ -602,7 +608,7 @@ async fn an_account_is_added_once_listed_and_removed_with_its_sessions() {
 
 #[tokio::test]
 async fn a_session_is_found_by_its_token_hash_until_it_expires_or_closes() {
-    for (name, store, _dir) in account_backends() {
+    for (name, store, _dir) in account_backends().await {
         store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap();
         store.open_session(console_session("t1", "ann@example.com", T2026 + 1000)).await.unwrap();
         store.open_session(console_session("t2", "ann@example.com", T2026 + 1000)).await.unwrap();
@@ -617,7 +623,7 @@ async fn a_session_is_found_by_its_token_hash_until_it_expires_or_closes() {
 
 #[tokio::test]
 async fn a_new_password_closes_every_session_of_the_account() {
-    for (name, store, _dir) in account_backends() {
+    for (name, store, _dir) in account_backends().await {
         store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap();
         store.open_session(console_session("t1", "ann@example.com", T2027)).await.unwrap();
         assert!(store.set_password("ann@example.com", "new-hash").await.unwrap(), "{name}");
@@ -633,7 +639,7 @@ async fn a_new_password_closes_every_session_of_the_account() {
 
 #[tokio::test]
 async fn failed_sign_ins_are_counted_per_key_within_the_window_and_cleared() {
-    for (name, store, _dir) in account_backends() {
+    for (name, store, _dir) in account_backends().await {
         for at in [100, 200, 300] {
             store.sign_in_failed("account:ann@example.com", at, 0).await.unwrap();
         }
@@ -651,7 +657,7 @@ async fn failed_sign_ins_are_counted_per_key_within_the_window_and_cleared() {
 
 #[tokio::test]
 async fn the_audit_log_gives_the_latest_changes_first() {
-    for (name, store, _dir) in account_backends() {
+    for (name, store, _dir) in account_backends().await {
         for (i, action) in ["account.add", "faq.put", "faq.delete"].into_iter().enumerate() {
             let entry = AuditEntry {
                 at_ms: T2026 + i as i64,
@@ -667,10 +673,15 @@ async fn the_audit_log_gives_the_latest_changes_first() {
     }
 }
 
-fn transcript_backends() -> Vec<(&'static str, Arc<dyn Transcripts>, Option<tempfile::TempDir>)> {
+async fn transcript_backends() -> Vec<(&'static str, Arc<dyn Transcripts>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("transcripts.db")).unwrap();
-    vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)]
+    let mut all: Vec<(&'static str, Arc<dyn Transcripts>, Option<tempfile::TempDir>)> =
+        vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)];
+    if let Some(url) = postgres_url() {
+        all.push(("postgres", Arc::new(fresh_postgres(&url).await), None));
+    }
+    all
 }
 
 fn line(speaker: Speaker, text: &str, at_ms: i64) -> TranscriptLine {
@@ -679,7 +690,7 @@ fn line(speaker: Speaker, text: &str, at_ms: i64) -> TranscriptLine {
 
 #[tokio::test]
 async fn handed_over_conversations_come_first_longest_waiting_first_then_the_latest() {
-    for (name, store, _dir) in transcript_backends() {
+    for (name, store, _dir) in transcript_backends().await {
         let bot = a("+15550000000");
         store.record(&a("+331"), Some(&bot), vec![line(Speaker::Employee, "hello", 100)]).await.unwrap();
         store.record(&a("+332"), None, vec![line(Speaker::Employee, "human", 200)]).await.unwrap();
@@ -700,7 +711,7 @@ async fn handed_over_conversations_come_first_longest_waiting_first_then_the_lat
 
 #[tokio::test]
 async fn a_transcript_keeps_its_lines_in_order_and_pruning_forgets_old_ones() {
-    for (name, store, _dir) in transcript_backends() {
+    for (name, store, _dir) in transcript_backends().await {
         let u = a("+331");
         let lines = vec![
             line(Speaker::Employee, "<b>hi</b>", 100),
@@ -726,8 +737,11 @@ async fn a_transcript_keeps_its_lines_in_order_and_pruning_forgets_old_ones() {
 async fn turns_are_counted_per_day_and_kind_with_their_topics_and_waits_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("figures.db")).unwrap();
-    let backends: Vec<(&str, Arc<dyn Figures>)> =
+    let mut backends: Vec<(&str, Arc<dyn Figures>)> =
         vec![("sqlite", Arc::new(sqlite)), ("memory", Arc::new(MemoryBackend::new()))];
+    if let Some(url) = postgres_url() {
+        backends.push(("postgres", Arc::new(fresh_postgres(&url).await)));
+    }
     for (name, store) in backends {
         store.count_turn(10, "answered", Some("payslip")).await.unwrap();
         store.count_turn(10, "answered", Some("payslip")).await.unwrap();
@@ -759,7 +773,12 @@ async fn a_sent_mail_resent_is_queued_again_and_due_at_once() {
     let sqlite = Arc::new(SqliteStore::open(&dir.path().join("resend.db")).unwrap());
     let memory = Arc::new(MemoryBackend::new());
     type Both = (&'static str, Arc<dyn Store>, Arc<dyn super::roles::Resend>);
-    let backends: Vec<Both> = vec![("sqlite", sqlite.clone(), sqlite), ("memory", memory.clone(), memory)];
+    let mut backends: Vec<Both> =
+        vec![("sqlite", sqlite.clone(), sqlite), ("memory", memory.clone(), memory)];
+    if let Some(url) = postgres_url() {
+        let postgres = Arc::new(fresh_postgres(&url).await);
+        backends.push(("postgres", postgres.clone(), postgres));
+    }
     for (name, store, resend) in backends {
         let ticket = file_request(&*store, "+33600000009", "SMresend", T2026).await;
         let due = store.due_mail(T2026, 10).await.unwrap();

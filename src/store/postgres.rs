@@ -46,6 +46,7 @@ use crate::domain::{format_ticket, utc_year};
 use crate::engine::Lang;
 
 pub mod connect;
+mod console;
 pub mod faq;
 pub mod import;
 mod outbound;

@@ -186,11 +186,11 @@ async fn signing_in_sets_an_http_only_strict_secure_cookie_and_signing_out_ends_
     }
     let token = cookie.split(';').next().unwrap().trim_start_matches("wabot_console=");
     assert_eq!(token.len(), 64, "a 256-bit token, hex");
-    let rows: String = rusqlite::Connection::open(&app.db)
-        .unwrap()
-        .query_row("SELECT token_hash FROM console_sessions", [], |r| r.get(0))
-        .unwrap();
-    assert_ne!(rows, token, "the store keeps the token's hash, not the token");
+    let by_token = app.accounts().console_session(token, wabot::domain::now_ms()).await.unwrap();
+    assert!(by_token.is_none(), "the store keeps the token's hash, not the token");
+    let sessions =
+        app.execute(&format!("UPDATE console_sessions SET csrf = csrf WHERE token_hash = '{token}'")).await;
+    assert_eq!(sessions, 0, "no row holds the token itself");
     let me = sign_in(&app).await;
     assert_eq!(me.post(&app, "/console/sign-out", &[]).await.status(), StatusCode::SEE_OTHER);
     assert_eq!(me.get(&app, "/console/faq").await.0, StatusCode::SEE_OTHER, "signed out");
@@ -619,9 +619,7 @@ async fn a_meta_conversation_handed_over_is_answered_through_the_graph_api_and_a
     );
     // A day later WhatsApp refuses free text: the agent's reply goes as the template.
     let day_ago = wabot::domain::now_ms() - 25 * 3600 * 1000;
-    let conn = rusqlite::Connection::open(&app.db).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    let moved = conn.execute("UPDATE inbound SET last_ms = ?1 WHERE channel = 'meta'", [day_ago]).unwrap();
+    let moved = app.execute(&format!("UPDATE inbound SET last_ms = {day_ago} WHERE channel = 'meta'")).await;
     assert_eq!(moved, 1, "the employee's last message time is kept");
     let res = me.post(&app, &format!("{path}/reply"), &[("reply", "Votre badge est réactivé.")]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);

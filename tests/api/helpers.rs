@@ -311,6 +311,19 @@ impl TestApp {
         }
     }
 
+    /// Runs one statement (its SQL valid on SQLite and PostgreSQL alike) beside the server;
+    /// the rows it changed.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        let Some(url) = self.pg_url.clone() else {
+            let conn = rusqlite::Connection::open(&self.db).expect("open the database");
+            conn.busy_timeout(std::time::Duration::from_secs(5)).expect("a busy timeout");
+            return u64::try_from(conn.execute(sql, []).expect("the statement")).unwrap_or(0);
+        };
+        let store = wabot::store::PostgresStore::open(&url, None).await.expect("open the database");
+        let client = store.pool().get().await.expect("a connection");
+        client.execute(sql, &[]).await.expect("the statement")
+    }
+
     /// Shuts the server down as a signal would, and waits until it has stopped.
     pub async fn stop(mut self) {
         self.begin_stop();

@@ -77,6 +77,14 @@ const TABLES: &[(&str, &[&str])] = &[
         ],
     ),
     ("inbound", &["channel", "address", "last_ms"]),
+    ("console_accounts", &["email", "name", "role", "password_hash", "created_ms"]),
+    ("console_sessions", &["token_hash", "email", "csrf", "created_ms", "expires_ms"]),
+    ("sign_in_failures", &["key", "at_ms"]),
+    ("audit_log", &["id", "at_ms", "actor", "action", "detail"]),
+    ("conversations", &["channel", "address", "bot", "handed_over_ms", "last_ms", "last_text"]),
+    ("transcript_lines", &["id", "channel", "address", "speaker", "author", "text", "at_ms"]),
+    ("turn_counts", &["day", "kind", "topic", "count"]),
+    ("reply_waits", &["at_ms", "waited_ms"]),
 ];
 
 /// Columns PostgreSQL holds as `INTEGER` (4 bytes); every other integer is a `BIGINT`.
@@ -224,7 +232,7 @@ pub async fn import_sqlite(
         copied.push(Copied { table, rows: expected });
     }
     // The identities go on after the ids copied.
-    for table in ["requests", "outbox", "photo_jobs", "outbound"] {
+    for table in ["requests", "outbox", "photo_jobs", "outbound", "audit_log", "transcript_lines"] {
         tx.execute(
             &format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) FROM {table}"
