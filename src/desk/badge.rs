@@ -44,7 +44,7 @@ use crate::knowledge::directory::{Directory, DirectoryError};
 use crate::ocr::decode::{DecodeError, decode_image};
 use crate::ocr::pool::Slot;
 use crate::ocr::{BadgeReader, OcrError, OcrPool, PoolError};
-use crate::store::{Enqueued, PendingPhoto, PhotoJob, Store, StoreError, Turn};
+use crate::store::{Enqueued, NewOutbound, PendingPhoto, PhotoJob, Store, StoreError, Turn};
 
 /// The example directory matching the badges in `tests/data/badges/`, used when no
 /// directory is configured so the demo works out of the box.
@@ -431,30 +431,27 @@ impl BadgeDesk {
         self.spawn(async move { desk.finish(photo, slot).await });
     }
 
-    /// Reads the photo in `slot`, queues the result for the sender worker, and marks the
-    /// job done. A crash between the two reads the photo again after the restart: the
-    /// result is queued at least once.
+    /// Reads the photo in `slot`, then queues the result for the sender worker and marks
+    /// the job done in one transaction: a crash before it reads the photo again after the
+    /// restart, a crash after it finds the job done — the result is queued exactly once.
     async fn finish(&self, photo: PendingPhoto, slot: Slot) {
         let (id, sid) = (photo.id, photo.job.message_id.as_ref().map(MessageId::as_str));
         let (reply, _) = self.read(&photo.job, slot).await;
-        let from = (photo.job.bot.channel() == photo.job.user.channel()).then_some(&photo.job.bot);
-        if let Err(e) = self.postbox.post(&photo.job.user, from, &Outgoing::text(reply)).await {
-            tracing::error!(
+        let from = (photo.job.bot.channel() == photo.job.user.channel()).then(|| photo.job.bot.clone());
+        let result =
+            NewOutbound { to: photo.job.user.clone(), from, payload: Outgoing::text(reply).to_json() };
+        match self.store.finish_photo(id, vec![result], self.clock.now_ms()).await {
+            Ok(true) => {
+                tracing::info!(message_id = sid, job = id, "badge result queued");
+                self.postbox.wake();
+            }
+            Ok(false) => tracing::info!(message_id = sid, job = id, "badge photo already answered"),
+            Err(e) => tracing::error!(
                 message_id = sid,
                 job = id,
                 error = %e,
                 "badge result not queued: the photo stays pending for the next start"
-            );
-            return;
-        }
-        tracing::info!(message_id = sid, job = id, "badge result queued");
-        if let Err(e) = self.store.photo_done(id).await {
-            tracing::error!(
-                message_id = sid,
-                job = id,
-                error = %e,
-                "badge result queued but the job not marked done: it may be sent again after a restart"
-            );
+            ),
         }
     }
 

@@ -28,6 +28,22 @@ use crate::knowledge::corpus::{Category, KnowledgeBase};
 use crate::knowledge::faq::LiveKnowledge;
 use messages as msg;
 
+/// The id a tap on an FAQ entry's row or button carries (`faq:<entry id>`), and a category's
+/// (`cat:<category id>`): read whatever the conversation's state, so a tap on a list sent
+/// earlier — WhatsApp keeps old lists tappable — opens what its row said, not what its
+/// number means now. Typed numbers keep working against the latest list.
+const ENTRY_TAP: &str = "faq:";
+/// See [`ENTRY_TAP`].
+const CATEGORY_TAP: &str = "cat:";
+/// WhatsApp's limit on a row's or a button's id.
+const MAX_TAP_ID: usize = 200;
+
+/// A stable tap id, or the row's number when the id would be too long for WhatsApp.
+fn tap_id(prefix: &str, id: &str, n: usize) -> String {
+    let tap = format!("{prefix}{id}");
+    if tap.len() <= MAX_TAP_ID { tap } else { n.to_string() }
+}
+
 /// Below the threshold, suggestions are offered down to this fraction of it.
 const SUGGESTION_FLOOR: f32 = 0.6;
 /// How many suggestions at most.
@@ -92,7 +108,9 @@ pub struct Reply {
 }
 
 /// Choices offered with a reply: each one's id is what the dialog understands when it is
-/// typed (a number, `yes`, `skip`…), so a tap is read as a typed answer.
+/// typed (a number, `yes`, `skip`…), so a tap is read as a typed answer — except an FAQ
+/// entry's and a category's, which name them (`faq:…`, `cat:…`) so that a tap on a list
+/// sent earlier still opens what its row said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Offer {
     /// The text shown above the choices, without them.
@@ -113,6 +131,11 @@ impl Offer {
             .enumerate()
             .map(|(i, (title, description))| Choice { id: (i + 1).to_string(), title, description })
             .collect();
+        Offer { prompt: prompt.to_owned(), choices: Choices::List { button: button.to_owned(), choices } }
+    }
+
+    /// A list opened by `button`, with rows of their own ids.
+    pub fn list(prompt: &str, button: &str, choices: Vec<Choice>) -> Offer {
         Offer { prompt: prompt.to_owned(), choices: Choices::List { button: button.to_owned(), choices } }
     }
 
@@ -276,6 +299,9 @@ impl Dialog {
     fn respond_to_bot(&self, session: &mut Session, msg: &Incoming) -> Reply {
         let text = msg.text.trim();
         let fallback_lang = session.lang.unwrap_or(Lang::En);
+        if let Some(reply) = self.tapped(session, text, fallback_lang) {
+            return reply;
+        }
         if let Some(form) = self.requests.load_full()
             && let Some(reply) = form.respond(session, text, self.clock.now_ms())
         {
@@ -346,15 +372,68 @@ impl Dialog {
 
     /// The menu as a list: the categories, then the request form's entry.
     fn menu_offer(&self, lang: Lang) -> Offer {
-        let mut rows: Vec<(String, Option<String>)> = self
+        let mut rows: Vec<Choice> = self
             .categories(&self.engine.entries())
             .iter()
-            .map(|c| (c.title(lang).to_owned(), None))
+            .enumerate()
+            .map(|(i, c)| Choice {
+                id: tap_id(CATEGORY_TAP, &c.id, i + 1),
+                title: c.title(lang).to_owned(),
+                description: None,
+            })
             .collect();
         if self.requests.load().is_some() {
-            rows.push((RequestForm::menu_label(lang).to_owned(), None));
+            let start = match lang {
+                Lang::En => "request",
+                Lang::Fr => "demande",
+            };
+            rows.push(Choice {
+                id: start.to_owned(),
+                title: RequestForm::menu_label(lang).to_owned(),
+                description: None,
+            });
         }
-        Offer::numbered_list(msg::MENU_HEADER.get(lang), msg::TOPICS_BUTTON.get(lang), rows)
+        Offer::list(msg::MENU_HEADER.get(lang), msg::TOPICS_BUTTON.get(lang), rows)
+    }
+
+    /// The reply to a tap on an entry's or a category's row sent earlier (see
+    /// [`ENTRY_TAP`]); `None` for anything else, or an entry or category gone since.
+    fn tapped(&self, session: &mut Session, text: &str, lang: Lang) -> Option<Reply> {
+        if let Some(id) = text.strip_prefix(ENTRY_TAP) {
+            let entry = self.engine.entry(id)?;
+            session.pending = None;
+            let lang = session.lang.unwrap_or(entry.lang);
+            let outcome = Outcome::Answered { id: entry.id.clone(), score: 1.0 };
+            return Some(reply(lang, outcome, &self.answer_text(&entry, lang)));
+        }
+        let id = text.strip_prefix(CATEGORY_TAP)?;
+        let categories = self.categories(&self.engine.entries());
+        let category = categories.iter().find(|c| c.id == id)?;
+        Some(self.show_category(session, category, lang))
+    }
+
+    /// A category's questions, numbered, as a list.
+    fn show_category(&self, session: &mut Session, category: &Category, lang: Lang) -> Reply {
+        let live = self.engine.entries();
+        let in_category = live.iter().filter(|e| e.category.as_deref() == Some(&category.id));
+        let entries = self.in_language(in_category, lang);
+        let header = msg::CATEGORY_HEADER.get(lang).replace("{title}", category.title(lang));
+        let mut out = header.clone();
+        for (i, e) in entries.iter().enumerate() {
+            out.push_str(&format!("\n{}. {}", i + 1, e.questions[0]));
+        }
+        session.pending = Some(Pending::Entries(entries.iter().map(|e| e.id.clone()).collect()));
+        let rows = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Choice {
+                id: tap_id(ENTRY_TAP, &e.id, i + 1),
+                title: e.questions[0].clone(),
+                description: None,
+            })
+            .collect();
+        let offer = Offer::list(&header, msg::QUESTIONS_BUTTON.get(lang), rows);
+        reply(lang, Outcome::Menu, &out).offering(offer)
     }
 
     fn choose(&self, session: &mut Session, n: usize, lang: Lang) -> Reply {
@@ -370,17 +449,7 @@ impl Dialog {
                 let Some(category) = n.checked_sub(1).and_then(|i| categories.get(i)) else {
                     return reply(lang, Outcome::Other, msg::BAD_CHOICE.get(lang));
                 };
-                let in_category = live.iter().filter(|e| e.category.as_deref() == Some(&category.id));
-                let entries = self.in_language(in_category, lang);
-                let header = msg::CATEGORY_HEADER.get(lang).replace("{title}", category.title(lang));
-                let mut out = header.clone();
-                for (i, e) in entries.iter().enumerate() {
-                    out.push_str(&format!("\n{}. {}", i + 1, e.questions[0]));
-                }
-                session.pending = Some(Pending::Entries(entries.iter().map(|e| e.id.clone()).collect()));
-                let rows = entries.iter().map(|e| (e.questions[0].clone(), None));
-                let offer = Offer::numbered_list(&header, msg::QUESTIONS_BUTTON.get(lang), rows);
-                reply(lang, Outcome::Menu, &out).offering(offer)
+                self.show_category(session, category, lang)
             }
             Some(Pending::Entries(ids)) => {
                 let entry = n.checked_sub(1).and_then(|i| ids.get(i)).and_then(|id| self.engine.entry(id));
@@ -432,7 +501,8 @@ impl Dialog {
             out.push_str(&format!("\n{}. {}", i + 1, e.questions[0]));
         }
         session.pending = Some(Pending::Entries(suggestions.iter().map(|e| e.id.clone()).collect()));
-        let ids: Vec<String> = (1..=suggestions.len()).map(|i| i.to_string()).collect();
+        let ids: Vec<String> =
+            suggestions.iter().enumerate().map(|(i, e)| tap_id(ENTRY_TAP, &e.id, i + 1)).collect();
         let buttons: Vec<(&str, &str)> =
             ids.iter().zip(&suggestions).map(|(id, e)| (id.as_str(), e.questions[0].as_str())).collect();
         let offer = Offer::buttons(&out, &buttons);
@@ -513,6 +583,31 @@ mod tests {
         let r = say(&d, &mut s, "Lopez");
         assert!(r.messages[0].contains("cancelled after 10 minutes"), "{r:?}");
         assert!(s.request.is_none());
+    }
+
+    #[test]
+    fn a_tap_on_an_earlier_list_opens_what_its_row_said_not_what_its_number_means_now() {
+        let d = dialog();
+        let mut s = Session::default();
+        let menu = say(&d, &mut s, "menu").offer.expect("the menu is a list");
+        let Choices::List { choices: categories, .. } = menu.choices else { panic!("a list") };
+        assert!(categories.iter().all(|c| c.id.starts_with(CATEGORY_TAP)), "{categories:?}");
+        let first = say(&d, &mut s, &categories[0].id).offer.expect("a category is a list");
+        let Choices::List { choices: questions, .. } = first.choices else { panic!("a list") };
+        let old_row = questions[1].clone();
+        // The user moves on to another category, then taps the first list's second row.
+        say(&d, &mut s, "menu");
+        say(&d, &mut s, &categories[1].id);
+        let r = say(&d, &mut s, &old_row.id);
+        let entry = old_row.id.strip_prefix(ENTRY_TAP).unwrap();
+        assert_eq!(r.outcome, Outcome::Answered { id: entry.to_owned(), score: 1.0 }, "{old_row:?}");
+        // A typed number still means the latest list's row.
+        say(&d, &mut s, "menu");
+        let r = say(&d, &mut s, "1");
+        assert_eq!(r.outcome, Outcome::Menu);
+        // A tap on an entry removed since is read as text, not as a crash.
+        let r = say(&d, &mut s, "faq:no-such-entry");
+        assert_ne!(r.outcome, Outcome::Answered { id: "no-such-entry".into(), score: 1.0 });
     }
 
     #[test]

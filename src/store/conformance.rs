@@ -316,6 +316,32 @@ async fn a_photo_job_is_claimed_once_and_pending_ones_come_oldest_first() {
 }
 
 #[tokio::test]
+async fn a_finished_photo_queues_its_result_once_with_the_job_done() {
+    for (name, store, _dir) in backends().await {
+        let job = PhotoJob {
+            user: a("+33600000003"),
+            bot: a("+14155238886"),
+            message_id: Some(m("SMphoto")),
+            media_url: "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/SMphoto/Media/ME1".into(),
+            content_type: Some("image/jpeg".into()),
+            lang: Lang::En,
+            created_ms: T2026,
+        };
+        let Enqueued::Queued(id) = store.enqueue_photo(job, vec!["Reading…".to_owned()]).await.unwrap()
+        else {
+            panic!("{name}: queued")
+        };
+        let result = || vec![outgoing(&a("+33600000003"), "Thanks, Élodie")];
+        assert!(store.finish_photo(id, result(), T2026 + 1).await.unwrap(), "{name}");
+        assert!(store.pending_photos(10).await.unwrap().is_empty(), "{name}: the job is done");
+        assert_eq!(store.outbound_counts().await.unwrap().queued, 1, "{name}");
+        // Read again by a second worker (or after a restart that missed the first): nothing more.
+        assert!(!store.finish_photo(id, result(), T2026 + 2).await.unwrap(), "{name}");
+        assert_eq!(store.outbound_counts().await.unwrap().queued, 1, "{name}: queued once");
+    }
+}
+
+#[tokio::test]
 async fn declined_questions_are_counted_with_their_turns() {
     for (name, store, _dir) in backends().await {
         let u = a("u");

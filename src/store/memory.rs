@@ -497,6 +497,20 @@ impl Jobs for MemoryBackend {
     async fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
         Ok(self.lock().photos.remove(&id).is_some())
     }
+
+    async fn finish_photo(
+        &self,
+        id: i64,
+        outbound: Vec<NewOutbound>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if s.photos.remove(&id).is_none() {
+            return Ok(false);
+        }
+        s.queue(outbound, now_ms);
+        Ok(true)
+    }
 }
 
 #[async_trait]

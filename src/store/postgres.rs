@@ -644,6 +644,28 @@ impl Jobs for PostgresStore {
             .map_err(pg("forgetting a photo job"))?;
         Ok(deleted > 0)
     }
+
+    async fn finish_photo(
+        &self,
+        id: i64,
+        outbound: Vec<NewOutbound>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg("finishing a photo job"))?;
+        // The row's lock is held to the commit: a second worker finishing the same job
+        // waits here, then deletes nothing and queues nothing.
+        let deleted = tx
+            .execute("DELETE FROM photo_jobs WHERE id = $1", &[&id])
+            .await
+            .map_err(pg("finishing a photo job"))?;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        outbound::insert(&tx, outbound, now_ms).await?;
+        tx.commit().await.map_err(pg("committing the photo's result"))?;
+        Ok(true)
+    }
 }
 
 #[async_trait]

@@ -321,6 +321,16 @@ pub trait Jobs: Send + Sync {
     /// message id's claim stays, so a redelivery still gets the first reply). False when
     /// there was no such job.
     async fn photo_done(&self, id: i64) -> Result<bool, StoreError>;
+    /// Marks the job done and queues its result `outbound`, due at `now_ms`, in one
+    /// transaction: a crash can neither lose the result nor, by reading the photo again
+    /// after a restart, queue it twice. False, and nothing queued, when there was no such
+    /// job (another worker finished it).
+    async fn finish_photo(
+        &self,
+        id: i64,
+        outbound: Vec<NewOutbound>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// What the CLI and the admin API read.

@@ -551,22 +551,30 @@ async fn the_menu_is_a_list_of_at_most_ten_rows_and_list_replies_drive_the_dialo
     let all: Vec<(String, String)> = menu.iter().flat_map(rows).collect();
     assert!(menu.iter().all(|l| rows(l).len() <= 10), "{menu:?}");
     assert!(all.len() > 10, "the whole menu, over several lists: {all:?}");
-    let ids: Vec<String> = all.iter().map(|(id, _)| id.clone()).collect();
-    let expected: Vec<String> = (1..=all.len()).map(|i| i.to_string()).collect();
-    assert_eq!(ids, expected, "rows keep the numbers the dialog reads");
+    let ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+    assert!(
+        ids[..ids.len() - 1].iter().all(|id| id.starts_with("cat:")),
+        "rows name their category: {ids:?}"
+    );
+    assert_eq!(ids.last(), Some(&"request"), "the last row starts the request form");
     // A row tapped opens its category, as a list of questions.
-    let category = exchange(&app, &graph, tap("list_reply", "1", &all[0].1)).await;
+    let category = exchange(&app, &graph, tap("list_reply", &all[0].0, &all[0].1)).await;
     let questions = rows(&category[0]);
     assert!(!questions.is_empty() && questions.len() <= 10, "{category:?}");
     assert!(questions.iter().all(|(_, title)| title.chars().count() <= 24), "{questions:?}");
     // And a question tapped is answered.
-    let answer = exchange(&app, &graph, tap("list_reply", "1", &questions[0].1)).await;
+    let answer = exchange(&app, &graph, tap("list_reply", &questions[0].0, &questions[0].1)).await;
     assert_eq!(answer[0]["type"], "text", "{answer:?}");
-    assert!(answer[0]["text"]["body"].as_str().unwrap().len() > 20);
+    let body = answer[0]["text"]["body"].as_str().unwrap().to_owned();
+    assert!(body.len() > 20);
     // Typed numbers still work the same.
     exchange(&app, &graph, text_message("menu")).await;
     let typed = exchange(&app, &graph, text_message("1")).await;
     assert_eq!(rows(&typed[0]), questions);
+    // A row of a list sent earlier, tapped after the user moved on, opens what it said.
+    exchange(&app, &graph, tap("list_reply", &all[1].0, &all[1].1)).await;
+    let stale = exchange(&app, &graph, tap("list_reply", &questions[0].0, &questions[0].1)).await;
+    assert_eq!(stale[0]["text"]["body"].as_str(), Some(body.as_str()), "{stale:?}");
 }
 
 #[tokio::test]

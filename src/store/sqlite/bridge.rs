@@ -172,6 +172,15 @@ impl Jobs for SqliteStore {
     async fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
         self.call(move |s| s.photo_done(id)).await
     }
+
+    async fn finish_photo(
+        &self,
+        id: i64,
+        outbound: Vec<NewOutbound>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.call(move |s| s.finish_photo(id, outbound, now_ms)).await
+    }
 }
 
 #[async_trait]

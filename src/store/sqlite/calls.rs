@@ -377,6 +377,22 @@ impl Blocking {
         Ok(deleted > 0)
     }
 
+    /// See [`Jobs::finish_photo`](crate::store::Jobs::finish_photo).
+    pub fn finish_photo(
+        &self,
+        id: i64,
+        outbound: Vec<crate::store::NewOutbound>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(Sync::Full, |tx| {
+            if exec(tx, "DELETE FROM photo_jobs WHERE id = ?1", [id])? == 0 {
+                return Ok(false);
+            }
+            super::outbound::insert(tx, outbound, now_ms)?;
+            Ok(true)
+        })
+    }
+
     /// See [`Reports::request`].
     pub fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
         let ticket = ticket.trim().to_ascii_uppercase();
