@@ -109,10 +109,27 @@ enum Command {
         #[command(subcommand)]
         action: RequestsAction,
     },
+    /// The database itself.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
     /// The web console's accounts (in WABOT_DB).
     Users {
         #[command(subcommand)]
         action: UsersAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Copies a SQLite database into an empty PostgreSQL one (password: WABOT_DB_PASSWORD),
+    /// every table's count checked; then set WABOT_DB to the URL.
+    MigrateSqliteToPostgres {
+        /// The SQLite file, e.g. data/wabot.db (stop `wabot serve` first).
+        sqlite: PathBuf,
+        /// postgres://user@host:port/database
+        url: String,
     },
 }
 
@@ -192,13 +209,18 @@ fn main() -> anyhow::Result<()> {
             to_stdout(|out| cli::eval::run(&engine, queries.as_deref(), semantic_only, json, out))
         }
         Command::Requests { action: RequestsAction::List { limit, json } } => {
-            to_stdout(|out| cli::requests::run_list(&settings.db, limit, json, out))
+            to_stdout(|out| cli::requests::run_list(&settings, limit, json, out))
         }
         Command::Requests { action: RequestsAction::Show { ticket, json } } => {
-            to_stdout(|out| cli::requests::run_show(&settings.db, &ticket, json, out))
+            to_stdout(|out| cli::requests::run_show(&settings, &ticket, json, out))
+        }
+        Command::Db { action: DbAction::MigrateSqliteToPostgres { sqlite, url } } => {
+            wabot::telemetry::init(settings.log_format);
+            let password = std::env::var("WABOT_DB_PASSWORD").ok().filter(|p| !p.is_empty());
+            to_stdout(|out| cli::db::run_migrate(&sqlite, &url, password.as_deref(), out))
         }
         Command::Unanswered { limit, json } => {
-            to_stdout(|out| cli::unanswered::run(&settings.db, limit, json, out))
+            to_stdout(|out| cli::unanswered::run(&settings, limit, json, out))
         }
         Command::Users { action } => users(&settings, action),
     }
@@ -213,7 +235,7 @@ fn users(settings: &Settings, action: UsersAction) -> anyhow::Result<()> {
     fn source<'a>(terminal: bool, lock: &'a mut std::io::StdinLock<'static>) -> PasswordSource<'a> {
         if terminal { PasswordSource::Prompt } else { PasswordSource::Line(lock) }
     }
-    let db = &settings.db;
+    let db = settings;
     match action {
         UsersAction::Add { email, name, role } => {
             let role = wabot::store::AccountRole::parse(&role).context("role must be admin or agent")?;

@@ -30,12 +30,14 @@ use crate::engine::hybrid::SemanticSetup;
 use crate::engine::{Engine, EngineParams};
 use crate::knowledge::corpus::{CorpusError, KnowledgeBase};
 use crate::knowledge::directory::Directory;
+use crate::knowledge::faq::SharedLog;
 use crate::knowledge::faq::{self, Faq, FaqError, FaqOptions};
 use crate::knowledge::semantic_models::EncodersError;
 use crate::ocr::{IdExtractor, OcrBadgeReader, OcrEngine, OcrParams, OcrPool};
 use crate::server::{OutboundParts, Server, ServerError};
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
+use crate::store::postgres::PostgresStore;
+use crate::store::postgres::faq::PgFaqJournal;
 
 /// What can stop the application from starting or running. Each message says what was
 /// being done; the cause follows as its source.
@@ -66,6 +68,31 @@ pub enum StartupError {
     /// The store, the mail settings, the listener, or the server while it ran.
     #[error(transparent)]
     Server(#[from] ServerError),
+}
+
+/// On PostgreSQL, the FAQ journal in the database and the changes it holds (for
+/// [`FaqOptions::shared`]); `None` on SQLite, whose FAQ journal is the `faq_journal` file.
+pub async fn shared_faq_journal(
+    settings: &Settings,
+) -> Result<Option<(Arc<PgFaqJournal>, SharedLog)>, StartupError> {
+    let Some(pg) = &settings.postgres else { return Ok(None) };
+    let password = pg.password.as_ref().map(|p| p.expose_secret());
+    let store = PostgresStore::open(pg.url.expose_secret(), password)
+        .await
+        .map_err(|source| ServerError::Store { path: pg.redacted(), source })?;
+    let journal = Arc::new(PgFaqJournal::new(store));
+    let log =
+        journal.shared_log().await.map_err(|source| ServerError::Store { path: pg.redacted(), source })?;
+    Ok(Some((journal, log)))
+}
+
+/// Follows the database's FAQ journal for `faq`, forever: the other replicas' changes are
+/// served here within seconds.
+pub fn follow_faq(settings: &Settings, faq: Arc<Faq>, journal: Arc<PgFaqJournal>) {
+    let Some(pg) = &settings.postgres else { return };
+    let url = pg.url.expose_secret().to_owned();
+    let password = pg.password.as_ref().map(|p| p.expose_secret().to_owned());
+    tokio::spawn(crate::store::postgres::faq::follow_forever(faq, journal, url, password));
 }
 
 /// The semantic scorer the settings ask for, its vectors cached beside the database.
@@ -161,7 +188,7 @@ pub fn media_fetchers(settings: &Settings) -> Result<Fetchers, BadgeError> {
 /// channel's media download over `store`, results queued through `postbox`.
 fn badge_desk(
     settings: &Settings,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     postbox: Postbox,
 ) -> Result<Option<BadgeDesk>, StartupError> {
@@ -196,24 +223,37 @@ pub fn build_badge_desk(
 }
 
 /// The whole bot, built and bound, not yet serving.
-#[derive(Debug)]
 pub struct Application {
     settings: Settings,
     faq: Arc<Faq>,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
+    console: Option<crate::server::ConsoleStores>,
     server: Server,
 }
 
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("server", &self.server).finish_non_exhaustive()
+    }
+}
+
 impl Application {
-    /// Builds everything `settings` describes and binds `settings.listen`.
+    /// Builds everything `settings` describes and binds `settings.listen`. On PostgreSQL
+    /// the FAQ's live changes are journaled in the database and followed from the other
+    /// replicas ([`shared_faq_journal`]), not in the `faq_journal` file.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let shared = shared_faq_journal(&settings).await?;
         let options = FaqOptions {
             corpus: settings.corpus.clone(),
             journal: Some(settings.faq_journal.clone()),
             params: EngineParams { threshold: settings.threshold(), ..EngineParams::default() },
             semantic: semantic(&settings)?,
+            shared: shared.as_ref().map(|(_, log)| log.clone()),
         };
         let faq = Arc::new(Faq::open(options).map_err(StartupError::Faq)?);
+        if let Some((journal, _)) = shared {
+            follow_faq(&settings, Arc::clone(&faq), journal);
+        }
         Application::build_with(settings, faq, badge_desk).await
     }
 
@@ -225,7 +265,7 @@ impl Application {
         faq: Arc<Faq>,
         badges: impl FnOnce(
             &Settings,
-            Arc<SqliteStore>,
+            Arc<dyn Store>,
             Arc<dyn Clock>,
             Postbox,
         ) -> Result<Option<BadgeDesk>, StartupError>,
@@ -239,7 +279,9 @@ impl Application {
             Ok((_, limit)) => tracing::info!(limit, "open-file limit"),
             Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
         }
-        let store = crate::server::open_store(&settings).await?;
+        let backend = crate::server::open_backend(&settings).await?;
+        let store = backend.store.clone();
+        let console = backend.console.clone();
         // The one clock everything that decides by time reads.
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let outbound = OutboundParts::new(store.clone(), Arc::clone(&clock), outbound_channels(&settings)?);
@@ -248,8 +290,7 @@ impl Application {
         let channels: Vec<&str> = outbound.channels.keys().map(|c| c.as_str()).collect();
         tracing::info!(channels = ?channels, "outbound queue: channels that send later messages");
         let server =
-            Server::bind_with(&settings, Arc::clone(&faq), store.clone(), badges.clone(), clock, outbound)
-                .await?;
+            Server::bind_with(&settings, Arc::clone(&faq), backend, badges.clone(), clock, outbound).await?;
         match &badges {
             Some(desk) if desk.can_reply() => tracing::info!(
                 workers = settings.badge.workers,
@@ -290,7 +331,7 @@ impl Application {
         } else {
             tracing::info!("admin API off: set WABOT_ADMIN_TOKEN to enable /admin/faq");
         }
-        Ok(Application { settings, faq, store, server })
+        Ok(Application { settings, faq, store, console, server })
     }
 
     /// The port actually bound.
@@ -299,8 +340,13 @@ impl Application {
     }
 
     /// The database behind the webhook and badge reading.
-    pub fn store(&self) -> &Arc<SqliteStore> {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The web console's store roles, when the database keeps them.
+    pub fn console_stores(&self) -> Option<&crate::server::ConsoleStores> {
+        self.console.as_ref()
     }
 
     /// The live FAQ being served.

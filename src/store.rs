@@ -1,18 +1,21 @@
 //! What wabot keeps: the durable store, one async trait per role ([`roles`]: sessions,
 //! turns, the outbox, the outbound message queue, photo jobs, reports, maintenance), implemented on SQLite
-//! ([`sqlite::SqliteStore`]) and in memory ([`memory::MemoryBackend`]), both held to one
+//! ([`sqlite::SqliteStore`], one process), on PostgreSQL ([`postgres::PostgresStore`],
+//! shared by several replicas) and in memory ([`memory::MemoryBackend`]), all held to one
 //! conformance suite. Users are keyed by their [`Address`](crate::domain::Address) (a channel and the channel's id
 //! of them), messages by their channel and [`MessageId`](crate::domain::MessageId).
 //!
 //! The store keeps data, not rules: a session is the desk's opaque value with a version.
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 pub mod memory;
+pub mod postgres;
 pub mod roles;
 pub mod sqlite;
 
 pub use memory::MemoryBackend;
+pub use postgres::PostgresStore;
 pub use roles::{
     Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary,
     Conversations, DayCount, Enqueued, Figures, Jobs, MESSAGE_RETENTION, Maintenance, NewOutbound, Outbound,

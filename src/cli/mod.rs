@@ -4,6 +4,7 @@
 
 pub mod ask;
 pub mod chat;
+pub mod db;
 pub mod eval;
 pub mod ocr;
 pub mod requests;
@@ -12,11 +13,16 @@ pub mod users;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
 
 use thiserror::Error;
 
-use crate::store::StoreError;
+use crate::config::Settings;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
 
 /// What a command can fail with; the message says what was being done.
 #[derive(Debug, Error)]
@@ -32,7 +38,7 @@ pub enum CliError {
     /// The database exists but cannot be opened.
     #[error("opening {}", path.display())]
     Open {
-        /// The database file.
+        /// The database file, or PostgreSQL's URL without its password.
         path: PathBuf,
         /// Why.
         #[source]
@@ -106,8 +112,43 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
 }
 
-/// Opens the database the reports read, which must exist: they never create one.
-fn open_existing(db: &Path, what: &'static str) -> Result<SqliteStore, CliError> {
+/// The store a report reads, and the runtime its calls run on.
+struct Opened {
+    runtime: tokio::runtime::Runtime,
+    store: Arc<dyn Store>,
+}
+
+impl Opened {
+    /// Runs one of the store's calls to its end.
+    fn run<T>(&self, call: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, CliError> {
+        Ok(self.runtime.block_on(call)?)
+    }
+}
+
+/// Opens the database the reports read: the PostgreSQL database of the settings, or the
+/// SQLite file, which must exist — a report never creates one.
+fn open_existing(settings: &Settings, what: &'static str) -> Result<Opened, CliError> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?;
+    let store: Arc<dyn Store> = match &settings.postgres {
+        Some(pg) => {
+            let password = pg.password.as_ref().map(|p| p.expose_secret());
+            let opened = runtime.block_on(PostgresStore::open(pg.url.expose_secret(), password));
+            Arc::new(opened.map_err(|source| CliError::Open { path: pg.redacted().into(), source })?)
+        }
+        None => {
+            let db = &settings.db;
+            if !db.exists() {
+                return Err(CliError::NoDatabase { path: db.to_owned(), what });
+            }
+            Arc::new(SqliteStore::open(db).map_err(|source| CliError::Open { path: db.to_owned(), source })?)
+        }
+    };
+    Ok(Opened { runtime, store })
+}
+
+/// Opens the SQLite file at `db`, which must exist: the console's accounts live there.
+fn open_existing_sqlite(db: &Path, what: &'static str) -> Result<SqliteStore, CliError> {
     if !db.exists() {
         return Err(CliError::NoDatabase { path: db.to_owned(), what });
     }

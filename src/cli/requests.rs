@@ -3,9 +3,8 @@
 
 use std::fmt::Write;
 
-use std::path::Path;
-
 use super::CliError;
+use crate::config::Settings;
 use crate::domain::{MailState, RequestRecord, utc};
 
 /// Where the e-mail stands, in one phrase: `sent 2026-11-25 12:00 UTC (1 attempt)`,
@@ -78,11 +77,16 @@ pub fn show(r: &RequestRecord) -> String {
     out
 }
 
-/// `wabot requests list`: the latest `limit` requests of the database at `db`, newest first,
-/// as a table or one JSON object per line.
-pub fn run_list(db: &Path, limit: usize, json: bool, out: &mut impl std::io::Write) -> Result<(), CliError> {
-    let store = super::open_existing(db, "request")?;
-    let records = store.blocking().requests(limit)?;
+/// `wabot requests list`: the latest `limit` requests of the settings' database, newest
+/// first, as a table or one JSON object per line.
+pub fn run_list(
+    settings: &Settings,
+    limit: usize,
+    json: bool,
+    out: &mut impl std::io::Write,
+) -> Result<(), CliError> {
+    let opened = super::open_existing(settings, "request")?;
+    let records = opened.run(opened.store.requests(limit))?;
     if json {
         for r in &records {
             writeln!(out, "{}", serde_json::to_string(r)?)?;
@@ -94,9 +98,14 @@ pub fn run_list(db: &Path, limit: usize, json: bool, out: &mut impl std::io::Wri
 }
 
 /// `wabot requests show`: one request by ticket, as text or pretty JSON.
-pub fn run_show(db: &Path, ticket: &str, json: bool, out: &mut impl std::io::Write) -> Result<(), CliError> {
-    let store = super::open_existing(db, "request")?;
-    let Some(r) = store.blocking().request(ticket)? else {
+pub fn run_show(
+    settings: &Settings,
+    ticket: &str,
+    json: bool,
+    out: &mut impl std::io::Write,
+) -> Result<(), CliError> {
+    let opened = super::open_existing(settings, "request")?;
+    let Some(r) = opened.run(opened.store.request(ticket))? else {
         return Err(CliError::NoRequest(ticket.to_owned()));
     };
     if json {

@@ -3,9 +3,9 @@
 //! `GET /admin/unanswered` ([`crate::server::admin`]).
 
 use std::io::Write;
-use std::path::Path;
 
 use super::CliError;
+use crate::config::Settings;
 use crate::domain::Unanswered;
 
 /// A table of the most frequent declined questions, for the CLI.
@@ -20,11 +20,11 @@ pub fn report(rows: &[Unanswered]) -> String {
     out
 }
 
-/// `wabot unanswered`: the `limit` most frequent declined questions of the database at `db`,
-/// as a table or one JSON object per line.
-pub fn run(db: &Path, limit: usize, json: bool, out: &mut impl Write) -> Result<(), CliError> {
-    let store = super::open_existing(db, "question")?;
-    let rows = store.blocking().unanswered(limit)?;
+/// `wabot unanswered`: the `limit` most frequent declined questions of the settings'
+/// database, as a table or one JSON object per line.
+pub fn run(settings: &Settings, limit: usize, json: bool, out: &mut impl Write) -> Result<(), CliError> {
+    let opened = super::open_existing(settings, "question")?;
+    let rows = opened.run(opened.store.unanswered(limit))?;
     if json {
         for r in &rows {
             writeln!(out, "{}", serde_json::to_string(r)?)?;

@@ -1,16 +1,20 @@
 //! `wabot users add|list|remove|passwd`: the web console's accounts, in the database the
-//! server uses. A password is read from standard input when it is not a terminal (one
+//! server uses (the SQLite file, or the PostgreSQL database of `WABOT_DB`). A password is read from standard input when it is not a terminal (one
 //! line), else prompted for twice without echo. Every change is written to the audit log
 //! as made by `cli`.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
 
 use super::CliError;
+use crate::config::Settings;
 use crate::console::password;
 use crate::domain::{now_ms, utc};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Account, AccountRole, AuditEntry};
+use crate::store::{Account, AccountRole, Accounts, AuditEntry, StoreError};
 
 /// Where a new password comes from.
 pub enum PasswordSource<'a> {
@@ -51,22 +55,51 @@ pub fn account_email(email: &str) -> Result<String, CliError> {
     Ok(email)
 }
 
-fn open(db: &Path) -> Result<SqliteStore, CliError> {
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| CliError::Create { path: dir.to_owned(), source })?;
-    }
-    SqliteStore::open(db).map_err(|source| CliError::Open { path: db.to_owned(), source })
+/// The accounts of the database the settings name, and a runtime to call them on.
+struct Opened {
+    runtime: tokio::runtime::Runtime,
+    accounts: Arc<dyn Accounts>,
 }
 
-fn audit(store: &SqliteStore, action: &str, detail: &str) -> Result<(), CliError> {
-    let entry =
-        AuditEntry { at_ms: now_ms(), actor: "cli".into(), action: action.into(), detail: detail.into() };
-    Ok(store.blocking().audit(&entry)?)
+impl Opened {
+    fn run<T>(&self, call: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, CliError> {
+        Ok(self.runtime.block_on(call)?)
+    }
+
+    fn audit(&self, action: &str, detail: &str) -> Result<(), CliError> {
+        let entry =
+            AuditEntry { at_ms: now_ms(), actor: "cli".into(), action: action.into(), detail: detail.into() };
+        self.run(self.accounts.audit(entry))
+    }
+}
+
+/// Opens the database of `settings`: PostgreSQL's, or the SQLite file, created (with its
+/// directory) when `create`, else required to exist.
+fn open(settings: &Settings, create: bool) -> Result<Opened, CliError> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(CliError::Runtime)?;
+    let accounts: Arc<dyn Accounts> = match &settings.postgres {
+        Some(pg) => {
+            let password = pg.password.as_ref().map(|p| p.expose_secret());
+            let opened = runtime.block_on(PostgresStore::open(pg.url.expose_secret(), password));
+            Arc::new(opened.map_err(|source| CliError::Open { path: pg.redacted().into(), source })?)
+        }
+        None if create => {
+            let db = &settings.db;
+            if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|source| CliError::Create { path: dir.to_owned(), source })?;
+            }
+            Arc::new(SqliteStore::open(db).map_err(|source| CliError::Open { path: db.to_owned(), source })?)
+        }
+        None => Arc::new(super::open_existing_sqlite(&settings.db, "account")?),
+    };
+    Ok(Opened { runtime, accounts })
 }
 
 /// `wabot users add`: a new account (the database is created if need be).
 pub fn add(
-    db: &Path,
+    settings: &Settings,
     email: &str,
     name: Option<&str>,
     role: AccountRole,
@@ -74,8 +107,8 @@ pub fn add(
     out: &mut impl Write,
 ) -> Result<(), CliError> {
     let email = account_email(email)?;
-    let store = open(db)?;
-    if store.blocking().account(&email)?.is_some() {
+    let store = open(settings, true)?;
+    if store.run(store.accounts.account(&email))?.is_some() {
         return Err(CliError::Account(format!("an account {email} exists already")));
     }
     let hash = password::hash(&source.read()?).map_err(|e| CliError::Account(e.to_string()))?;
@@ -84,18 +117,18 @@ pub fn add(
         |n| crate::domain::clean_line(n, 100),
     );
     let account = Account { email: email.clone(), name, role, password_hash: hash, created_ms: now_ms() };
-    if !store.blocking().add_account(&account)? {
+    if !store.run(store.accounts.add_account(account))? {
         return Err(CliError::Account(format!("an account {email} exists already")));
     }
-    audit(&store, "account.add", &format!("{email} ({})", role.as_str()))?;
+    store.audit("account.add", &format!("{email} ({})", role.as_str()))?;
     writeln!(out, "added {email} ({})", role.as_str())?;
     Ok(())
 }
 
 /// `wabot users list`.
-pub fn list(db: &Path, out: &mut impl Write) -> Result<(), CliError> {
-    let store = super::open_existing(db, "account")?;
-    let accounts = store.blocking().accounts()?;
+pub fn list(settings: &Settings, out: &mut impl Write) -> Result<(), CliError> {
+    let store = open(settings, false)?;
+    let accounts = store.run(store.accounts.accounts())?;
     if accounts.is_empty() {
         writeln!(out, "no accounts: add one with `wabot users add EMAIL`")?;
     }
@@ -106,34 +139,34 @@ pub fn list(db: &Path, out: &mut impl Write) -> Result<(), CliError> {
 }
 
 /// `wabot users remove`: the account and its sessions.
-pub fn remove(db: &Path, email: &str, out: &mut impl Write) -> Result<(), CliError> {
+pub fn remove(settings: &Settings, email: &str, out: &mut impl Write) -> Result<(), CliError> {
     let email = account_email(email)?;
-    let store = super::open_existing(db, "account")?;
-    if !store.blocking().remove_account(&email)? {
+    let store = open(settings, false)?;
+    if !store.run(store.accounts.remove_account(&email))? {
         return Err(CliError::Account(format!("no account {email}")));
     }
-    audit(&store, "account.remove", &email)?;
+    store.audit("account.remove", &email)?;
     writeln!(out, "removed {email}")?;
     Ok(())
 }
 
 /// `wabot users passwd`: a new password; the account's sessions are closed.
 pub fn passwd(
-    db: &Path,
+    settings: &Settings,
     email: &str,
     source: PasswordSource<'_>,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
     let email = account_email(email)?;
-    let store = super::open_existing(db, "account")?;
-    if store.blocking().account(&email)?.is_none() {
+    let store = open(settings, false)?;
+    if store.run(store.accounts.account(&email))?.is_none() {
         return Err(CliError::Account(format!("no account {email}")));
     }
     let hash = password::hash(&source.read()?).map_err(|e| CliError::Account(e.to_string()))?;
-    if !store.blocking().set_password(&email, &hash)? {
+    if !store.run(store.accounts.set_password(&email, &hash))? {
         return Err(CliError::Account(format!("no account {email}")));
     }
-    audit(&store, "account.passwd", &email)?;
+    store.audit("account.passwd", &email)?;
     writeln!(out, "password changed for {email}; their sessions are closed")?;
     Ok(())
 }
@@ -146,10 +179,11 @@ mod tests {
     fn an_account_added_from_piped_input_signs_with_that_password_and_is_audited() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("w.db");
+        let settings = Settings { db: db.clone(), ..Settings::default() };
         let mut input: &[u8] = b"a long enough password\n";
         let mut out = Vec::new();
         add(
-            &db,
+            &settings,
             " Ann@Example.com ",
             Some("Ann"),
             AccountRole::Admin,
@@ -162,16 +196,51 @@ mod tests {
         assert!(password::verify("a long enough password", &a.password_hash));
         assert_eq!((a.name.as_str(), a.role), ("Ann", AccountRole::Admin));
         let mut again: &[u8] = b"a long enough password\n";
-        let twice =
-            add(&db, "ann@example.com", None, AccountRole::Agent, PasswordSource::Line(&mut again), &mut out);
+        let twice = add(
+            &settings,
+            "ann@example.com",
+            None,
+            AccountRole::Agent,
+            PasswordSource::Line(&mut again),
+            &mut out,
+        );
         assert!(matches!(twice, Err(CliError::Account(_))));
         let mut short: &[u8] = b"short\n";
-        assert!(passwd(&db, "ann@example.com", PasswordSource::Line(&mut short), &mut out).is_err());
-        remove(&db, "ann@example.com", &mut out).unwrap();
+        assert!(passwd(&settings, "ann@example.com", PasswordSource::Line(&mut short), &mut out).is_err());
+        remove(&settings, "ann@example.com", &mut out).unwrap();
         let log = store.blocking().audit_log(10).unwrap();
         let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["account.remove", "account.add"]);
-        assert!(remove(&db, "ann@example.com", &mut out).is_err());
+        assert!(remove(&settings, "ann@example.com", &mut out).is_err());
         assert!(account_email("not an address").is_err());
+    }
+
+    #[test]
+    fn on_postgresql_an_account_is_added_listed_and_removed_with_its_audit() {
+        let Some(url) = crate::store::conformance::postgres_url() else { return };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let schema = runtime.block_on(crate::store::postgres::fresh_schema_url(&url, "users")).unwrap();
+        let postgres = crate::config::PostgresSettings { url: schema.into(), password: None };
+        let settings = Settings { postgres: Some(postgres), ..Settings::default() };
+        let mut input: &[u8] = b"a long enough password\n";
+        let mut out = Vec::new();
+        add(
+            &settings,
+            "bob@example.com",
+            None,
+            AccountRole::Agent,
+            PasswordSource::Line(&mut input),
+            &mut out,
+        )
+        .unwrap();
+        let mut listed = Vec::new();
+        list(&settings, &mut listed).unwrap();
+        assert!(String::from_utf8_lossy(&listed).contains("bob@example.com"));
+        remove(&settings, "bob@example.com", &mut out).unwrap();
+        let store = open(&settings, false).unwrap();
+        let log = store.run(store.accounts.audit_log(10)).unwrap();
+        let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["account.remove", "account.add"]);
+        assert!(store.run(store.accounts.accounts()).unwrap().is_empty());
     }
 }

@@ -15,7 +15,8 @@
 //! | admin API token | — | `WABOT_ADMIN_TOKEN` | none: no admin API |
 //! | journal of live FAQ changes | `faq_journal` | `WABOT_FAQ_JOURNAL` | `data/faq-journal.jsonl` |
 //! | corpus polling period, seconds | `corpus_poll_secs` | `WABOT_CORPUS_POLL_SECS` | `5` (0: off) |
-//! | SQLite database (sessions, requests, outbox) | `db` | `WABOT_DB` | `data/wabot.db` |
+//! | the durable store: a SQLite file, or a `postgres://user@host:port/db` URL (sessions, requests, outbox) | `db` | `WABOT_DB` | `data/wabot.db` |
+//! | PostgreSQL password, when the URL has none | — | `WABOT_DB_PASSWORD` | none |
 //! | SMTP server (lettre URL) | `mail.smtp_url` | `WABOT_SMTP_URL` | none: mail off, requests queue |
 //! | SMTP password | — | `WABOT_SMTP_PASSWORD` | none |
 //! | sender | `mail.from` | `WABOT_MAIL_FROM` | `wabot <wabot@example.com>` |
@@ -49,6 +50,7 @@
 
 pub mod badge;
 pub mod console;
+pub mod database;
 pub mod limits;
 pub mod mail;
 pub mod meta;
@@ -65,6 +67,7 @@ use thiserror::Error;
 
 pub use badge::BadgeSettings;
 pub use console::ConsoleSettings;
+pub use database::PostgresSettings;
 pub use limits::LimitSettings;
 pub use mail::MailSettings;
 pub use meta::MetaSettings;
@@ -79,6 +82,7 @@ const SECRET_KEYS: &[&str] = &[
     "admin_token",
     "wabot_admin_token",
     "smtp_password",
+    "db_password",
     "password",
     "twilio_webhook_shared_key",
     "webhook_shared_key",
@@ -174,7 +178,11 @@ pub struct Settings {
     /// How often the corpus files are checked for changes, in seconds; 0 never.
     pub corpus_poll_secs: u64,
     /// The SQLite database: sessions, requests, the e-mail outbox, processed message ids.
+    /// Unused when [`Settings::postgres`] is set.
     pub db: PathBuf,
+    /// The PostgreSQL database used instead of the SQLite file, when `WABOT_DB` (`db`) is
+    /// a `postgres://` URL.
+    pub postgres: Option<PostgresSettings>,
     /// E-mail delivery of requests.
     pub mail: MailSettings,
     /// The request form and its types.
@@ -213,6 +221,7 @@ impl Default for Settings {
             faq_journal: PathBuf::from("data/faq-journal.jsonl"),
             corpus_poll_secs: 5,
             db: PathBuf::from("data/wabot.db"),
+            postgres: None,
             mail: MailSettings::default(),
             requests: RequestSettings::default(),
             badge: BadgeSettings::default(),
@@ -238,7 +247,7 @@ struct FileSettings {
     max_body_bytes: Option<usize>,
     faq_journal: Option<PathBuf>,
     corpus_poll_secs: Option<u64>,
-    db: Option<PathBuf>,
+    db: Option<String>,
     mail: Option<mail::MailFile>,
     requests: Option<requests::RequestsFile>,
     badge: Option<badge::BadgeFile>,
@@ -308,7 +317,13 @@ impl Settings {
                     .map_err(|message| ConfigError::File { path: path.to_owned(), message })?;
             }
             s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
-            s.db = f.db.map_or(s.db, relative);
+            match f.db {
+                Some(url) if database::is_postgres_url(&url) => {
+                    s.postgres = Some(PostgresSettings { url: SecretString::from(url), password: None });
+                }
+                Some(p) => s.db = relative(PathBuf::from(p)),
+                None => {}
+            }
             s.mail.apply_file(f.mail.unwrap_or_default());
             s.requests.apply_file(f.requests.unwrap_or_default());
             let mut twilio = f.twilio.unwrap_or_default();
@@ -369,7 +384,15 @@ impl Settings {
             s.admin_token = Some(SecretString::from(v));
         }
         if let Some(v) = env("WABOT_DB").filter(|v| !v.is_empty()) {
-            s.db = PathBuf::from(v);
+            if database::is_postgres_url(&v) {
+                s.postgres = Some(PostgresSettings { url: SecretString::from(v), password: None });
+            } else {
+                s.db = PathBuf::from(v);
+                s.postgres = None;
+            }
+        }
+        if let Some(pg) = &mut s.postgres {
+            pg.password = env("WABOT_DB_PASSWORD").filter(|v| !v.is_empty()).map(SecretString::from);
         }
         s.mail.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
         s.requests.apply_env(&env).map_err(|(name, message)| ConfigError::Env { name, message })?;
@@ -448,6 +471,14 @@ fn parse_file(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
             path: path.to_owned(),
             key: "mail.smtp_url",
             env: "WABOT_SMTP_PASSWORD",
+        });
+    }
+    let db = value.get("db").and_then(|v| v.as_str());
+    if db.is_some_and(|u| database::is_postgres_url(u) && database::has_password(u)) {
+        return Err(ConfigError::PasswordInUrl {
+            path: path.to_owned(),
+            key: "db",
+            env: "WABOT_DB_PASSWORD",
         });
     }
     toml::from_str(text)

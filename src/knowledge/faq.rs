@@ -13,6 +13,7 @@
 //! `SIGHUP` and runs [`poll`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -35,6 +36,33 @@ pub struct FaqOptions {
     pub params: EngineParams,
     /// The semantic scorer beside the lexical one; `None`: lexical only.
     pub semantic: Option<crate::engine::hybrid::SemanticSetup>,
+    /// A journal several processes share (a database), used instead of `journal`: changes
+    /// go there, and [`Faq::follow`] applies the other processes' changes.
+    pub shared: Option<SharedLog>,
+}
+
+/// A journal of FAQ changes several processes share — replicas on one database: a change
+/// is appended there before it is served here, and every process follows the others'.
+pub trait SharedJournal: Send + Sync {
+    /// Appends `op` durably and returns its sequence number (increasing in commit order).
+    /// Called on a blocking thread.
+    fn append(&self, op: &Op) -> Result<i64, String>;
+}
+
+/// A shared journal, and the changes it held when the FAQ was opened, with their sequence
+/// numbers, in order.
+#[derive(Clone)]
+pub struct SharedLog {
+    /// The journal.
+    pub journal: Arc<dyn SharedJournal>,
+    /// Its changes so far.
+    pub ops: Vec<(i64, Op)>,
+}
+
+impl std::fmt::Debug for SharedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedLog").field("ops", &self.ops.len()).finish_non_exhaustive()
+    }
 }
 
 /// What a change or a reload can fail with.
@@ -46,6 +74,9 @@ pub enum FaqError {
     /// The journal could not be read or written.
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
+    /// The shared journal (the database) refused or failed the change: it is not served.
+    #[error("the shared FAQ journal: {0}")]
+    Shared(String),
     /// The entry cannot be served.
     #[error(transparent)]
     InvalidEntry(#[from] EngineError),
@@ -80,10 +111,18 @@ pub struct Faq {
     engine: Arc<Engine>,
     /// One change or reload at a time.
     writer: Mutex<Writer>,
+    /// The last sequence number of the shared journal applied here: read without the
+    /// writer's lock (a follower asks from an async task while a change is journaled).
+    followed: AtomicI64,
 }
 
 struct Writer {
     journal: Option<Journal>,
+    /// The shared journal, when there is one (instead of `journal`).
+    shared: Option<Arc<dyn SharedJournal>>,
+    /// This process's own changes to the shared journal not yet seen by [`Faq::follow`]:
+    /// their sequence numbers and entry ids.
+    own: std::collections::BTreeMap<i64, String>,
     /// Every change since startup (and before, from the journal), replayed at reloads.
     ops: Vec<Op>,
     /// The corpus as last loaded, or last tried: a broken edit is reported once, not at
@@ -121,7 +160,9 @@ impl Faq {
     }
 
     fn build(kb: KnowledgeBase, seen: Option<Stamp>, options: FaqOptions) -> Result<Faq, FaqError> {
+        let shared = options.shared.clone();
         let (journal, ops) = match &options.journal {
+            _ if shared.is_some() => (None, Vec::new()),
             Some(path) => {
                 let (journal, replay) = Journal::open(path)?;
                 if let Some(torn) = &replay.torn {
@@ -136,6 +177,11 @@ impl Faq {
                 (Some(journal), replay.ops)
             }
             None => (None, Vec::new()),
+        };
+        let followed = shared.as_ref().and_then(|s| s.ops.last()).map_or(0, |(seq, _)| *seq);
+        let ops: Vec<Op> = match &shared {
+            Some(s) => s.ops.iter().map(|(_, op)| op.clone()).collect(),
+            None => ops,
         };
         let mut entries = kb.entries().to_vec();
         journal::apply(&mut entries, &ops);
@@ -160,7 +206,14 @@ impl Faq {
             corpus: options.corpus,
             knowledge: Arc::new(ArcSwap::from_pointee(kb)),
             engine: Arc::new(engine),
-            writer: Mutex::new(Writer { journal, ops, seen }),
+            followed: AtomicI64::new(followed),
+            writer: Mutex::new(Writer {
+                journal,
+                shared: shared.map(|s| s.journal),
+                own: Default::default(),
+                ops,
+                seen,
+            }),
         })
     }
 
@@ -190,9 +243,7 @@ impl Faq {
         entry.validate()?;
         let mut writer = self.lock();
         let op = Op::Put { entry: entry.clone() };
-        if let Some(journal) = &mut writer.journal {
-            journal.append(&op)?;
-        }
+        Self::journal(&mut writer, &op)?;
         let previous = self.engine().upsert(entry)?;
         writer.ops.push(op);
         Ok(if previous.is_some() { Stored::Replaced } else { Stored::Created })
@@ -206,12 +257,54 @@ impl Faq {
             return Ok(None);
         }
         let op = Op::Delete { id: id.to_owned() };
-        if let Some(journal) = &mut writer.journal {
-            journal.append(&op)?;
-        }
+        Self::journal(&mut writer, &op)?;
         let removed = self.engine().remove(id);
         writer.ops.push(op);
         Ok(removed)
+    }
+
+    /// Writes `op` to the journal, shared or file, before it is served.
+    fn journal(writer: &mut Writer, op: &Op) -> Result<(), FaqError> {
+        if let Some(shared) = &writer.shared {
+            let seq = shared.append(op).map_err(FaqError::Shared)?;
+            writer.own.insert(seq, op.id().to_owned());
+        } else if let Some(journal) = &mut writer.journal {
+            journal.append(op)?;
+        }
+        Ok(())
+    }
+
+    /// The last sequence number of the shared journal applied here.
+    pub fn followed(&self) -> i64 {
+        self.followed.load(Ordering::Acquire)
+    }
+
+    /// Applies the changes the shared journal holds after [`Faq::followed`] — other
+    /// processes' — in order; the number applied. This process's own changes, already
+    /// served, are passed over, and so is another's older change to an entry this process
+    /// changed since: every process ends with the change committed last.
+    pub fn follow(&self, ops: Vec<(i64, Op)>) -> Result<usize, FaqError> {
+        let mut writer = self.lock();
+        let mut applied = 0;
+        for (seq, op) in ops {
+            if seq <= self.followed() {
+                continue;
+            }
+            self.followed.store(seq, Ordering::Release);
+            if writer.own.remove(&seq).is_some() {
+                continue;
+            }
+            if writer.own.iter().any(|(own, id)| *own > seq && id == op.id()) {
+                continue;
+            }
+            match &op {
+                Op::Put { entry } => drop(self.engine().upsert(entry.clone())?),
+                Op::Delete { id } => drop(self.engine().remove(id)),
+            }
+            writer.ops.push(op);
+            applied += 1;
+        }
+        Ok(applied)
     }
 
     /// Reads the corpus again, replays the journal over it and serves the result. On an

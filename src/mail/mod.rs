@@ -44,6 +44,10 @@ use crate::store::{OutboxItem, StoreError};
 /// committed by another process, e.g. a second replica, wakes nobody here).
 const IDLE_POLL: Duration = Duration::from_secs(30);
 
+/// What an e-mail's lease adds to the SMTP exchange's timeout: the time to record the
+/// outcome, with room for a slow database.
+const LEASE_MARGIN: Duration = Duration::from_secs(60);
+
 /// What composing or sending can fail with.
 #[derive(Debug, Error)]
 pub enum MailError {
@@ -205,16 +209,29 @@ impl Outbox {
             let mut backlog = room == 0;
             let mut store_failed = false;
             if room > 0 {
-                // The rows in flight are still queued and due: ask for enough to see past them.
+                // The rows in flight are leased, no longer due; ask for one more than there is
+                // room for, to see a backlog.
                 let limit = taken.len() + room + 1;
                 match self.store.due_mail(now, limit).await {
                     Ok(due) => {
                         let fresh: Vec<OutboxItem> =
                             due.into_iter().filter(|i| !taken.contains(&i.id)).collect();
                         backlog = fresh.len() > room;
+                        let until = now.saturating_add(self.lease_ms());
                         for item in fresh.into_iter().take(room) {
-                            taken.insert(item.id);
-                            in_flight.push(self.deliver(item));
+                            // Another replica on the same database may have taken it.
+                            match self.store.claim_mail(item.id, now, until).await {
+                                Ok(true) => {
+                                    taken.insert(item.id);
+                                    in_flight.push(self.deliver(item));
+                                }
+                                Ok(false) => {}
+                                Err(e) => {
+                                    tracing::error!(error = %e, "outbox: store failed; retrying");
+                                    store_failed = true;
+                                    break;
+                                }
+                            }
                         }
                     }
                     Err(e) => {
@@ -252,6 +269,14 @@ impl Outbox {
                 _ = self.wakeup.notified() => {}
             }
         }
+    }
+
+    /// How long an e-mail taken for an attempt is kept from other workers: the whole SMTP
+    /// exchange and [`LEASE_MARGIN`] more. A worker that dies mid-send leaves it due again
+    /// after that.
+    fn lease_ms(&self) -> i64 {
+        let lease = self.settings.exchange_timeout() + LEASE_MARGIN;
+        i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// One attempt at `item`, its outcome recorded; the outbox row's id, and an error only

@@ -27,6 +27,7 @@ use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use secrecy::ExposeSecret;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -44,6 +45,7 @@ use crate::domain::Channel;
 use crate::domain::{Clock, SystemClock};
 use crate::knowledge::faq::Faq;
 use crate::mail::{MailError, Outbox};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::telemetry::metrics::Metrics;
@@ -136,10 +138,10 @@ impl Server {
     /// Binds `settings.listen` (port 0 picks a free port) and builds the routes over `faq`,
     /// with the database at `settings.db`.
     pub async fn bind(settings: &Settings, faq: Arc<Faq>) -> Result<Server, ServerError> {
-        let store = open_store(settings).await?;
+        let backend = open_backend(settings).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let outbound = OutboundParts::new(store.clone(), Arc::clone(&clock), Default::default());
-        Server::bind_with(settings, faq, store, None, clock, outbound).await
+        let outbound = OutboundParts::new(backend.store.clone(), Arc::clone(&clock), Default::default());
+        Server::bind_with(settings, faq, backend, None, clock, outbound).await
     }
 
     /// [`Server::bind`] over a store already open (see [`open_store`]), with photos of
@@ -149,7 +151,7 @@ impl Server {
     pub async fn bind_with(
         settings: &Settings,
         faq: Arc<Faq>,
-        store: Arc<SqliteStore>,
+        backend: Backend,
         badges: Option<Arc<crate::desk::badge::BadgeDesk>>,
         clock: Arc<dyn Clock>,
         outbound: OutboundParts,
@@ -157,12 +159,16 @@ impl Server {
         if twilio_webhook(settings) == TwilioWebhook::Off && !settings.meta.enabled() {
             return Err(ServerError::Unauthenticated(settings.listen));
         }
-        let accounts: Arc<dyn crate::store::Accounts> = store.clone();
-        let transcripts: Arc<dyn crate::store::Transcripts> = store.clone();
-        let figures: Arc<dyn crate::store::Figures> = store.clone();
-        let resend: Arc<dyn crate::store::Resend> = store.clone();
-        let console_on = console_enabled(settings, &*accounts).await?;
-        let store: Arc<dyn Store> = store;
+        let Backend { store, console: console_stores } = backend;
+        let console_on = match &console_stores {
+            Some(roles) => console_enabled(settings, &*roles.accounts).await?,
+            None => {
+                if settings.console.enabled == Some(true) {
+                    tracing::warn!("web console off: this database does not keep the console's accounts");
+                }
+                false
+            }
+        };
         let dialog = Arc::new(Dialog::live(faq.knowledge(), faq.shared_engine(), Arc::clone(&clock)));
         let (desk, outbox) = desk_over(
             settings,
@@ -172,14 +178,15 @@ impl Server {
             Some(outbound.postbox.clone()),
         )?;
         // Handing over to a person needs someone to hand over to: it is on with the console.
-        let desk = if console_on {
+        let console_roles = console_stores.filter(|_| console_on);
+        let desk = if let Some(roles) = &console_roles {
             let c = &settings.console;
             dialog.set_handoff(Some(Arc::new(crate::dialog::HandoffPolicy {
                 idle_ms: i64::try_from(c.handoff_idle_mins.saturating_mul(60_000)).unwrap_or(i64::MAX),
                 hours_en: c.office_hours_en.clone(),
                 hours_fr: c.office_hours_fr.clone(),
             })));
-            let desk = desk.with_transcripts(Arc::clone(&transcripts), Arc::clone(&figures));
+            let desk = desk.with_transcripts(Arc::clone(&roles.transcripts), Arc::clone(&roles.figures));
             match &c.hr_email {
                 Some(to) => desk.with_handover_mail(to.clone(), console_base_url(settings)),
                 None => {
@@ -208,21 +215,21 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
-        let console = console_on.then(|| {
+        let console = console_roles.as_ref().map(|roles| {
             console_state(
                 settings,
                 &faq,
                 &dialog,
                 &store,
-                (accounts, Arc::clone(&transcripts), figures),
-                (resend, Arc::clone(&mail_wakeup)),
-                (&clock, &outbound.postbox),
+                (roles, Arc::clone(&mail_wakeup)),
+                &clock,
+                &outbound.postbox,
             )
         });
         let router =
             router(settings, faq, dialog, desk, Arc::clone(&store), badges.clone(), Arc::clone(&metrics))
                 .merge(console.map(crate::console::router).unwrap_or_default());
-        let transcripts = console_on.then_some((transcripts, settings.console.transcript_days));
+        let transcripts = console_roles.map(|roles| (roles.transcripts, settings.console.transcript_days));
         Ok(Server {
             transcripts,
             listener,
@@ -316,10 +323,6 @@ async fn console_enabled(
     Ok(on)
 }
 
-/// The store roles only the console and the handover use.
-type ConsoleRoles =
-    (Arc<dyn crate::store::Accounts>, Arc<dyn crate::store::Transcripts>, Arc<dyn crate::store::Figures>);
-
 /// The web console's state: its store roles, the live FAQ and dialog, and agents' replies
 /// sent through Twilio's REST API when its account is configured.
 fn console_state(
@@ -327,21 +330,21 @@ fn console_state(
     faq: &Arc<Faq>,
     dialog: &Arc<Dialog>,
     store: &Arc<dyn Store>,
-    (accounts, transcripts, figures): ConsoleRoles,
-    mail: (Arc<dyn crate::store::Resend>, Arc<tokio::sync::Notify>),
-    (clock, postbox): (&Arc<dyn Clock>, &Postbox),
+    (roles, mail_wakeup): (&ConsoleStores, Arc<tokio::sync::Notify>),
+    clock: &Arc<dyn Clock>,
+    postbox: &Postbox,
 ) -> Arc<crate::console::ConsoleState> {
     let secure = settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
     let sender = Some(Arc::new(postbox.clone()) as Arc<dyn crate::desk::handoff::AgentReplies>);
     let handoff = crate::desk::handoff::HandoffDesk::new(
         Arc::clone(store) as Arc<dyn crate::store::Conversations>,
-        transcripts,
-        figures,
+        Arc::clone(&roles.transcripts),
+        Arc::clone(&roles.figures),
         sender,
         Arc::clone(clock),
     );
     Arc::new(crate::console::ConsoleState::new(
-        accounts,
+        Arc::clone(&roles.accounts),
         Arc::clone(store) as Arc<dyn crate::store::Reports>,
         Arc::clone(faq),
         Arc::clone(dialog),
@@ -349,7 +352,7 @@ fn console_state(
         settings.console.clone(),
         secure,
         handoff,
-        mail,
+        (Arc::clone(&roles.resend), mail_wakeup),
     ))
 }
 
@@ -448,8 +451,77 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// Opens (creating it if need be) the SQLite database at `settings.db`, migrated.
-pub async fn open_store(settings: &Settings) -> Result<Arc<SqliteStore>, ServerError> {
+/// The store roles only the web console and the handover use.
+#[derive(Clone)]
+pub struct ConsoleStores {
+    /// Console accounts, sessions, throttling and the audit log.
+    pub accounts: Arc<dyn crate::store::Accounts>,
+    /// Handed-over conversations' transcripts.
+    pub transcripts: Arc<dyn crate::store::Transcripts>,
+    /// The dashboard's per-turn counters.
+    pub figures: Arc<dyn crate::store::Figures>,
+    /// A request's e-mail queued again.
+    pub resend: Arc<dyn crate::store::Resend>,
+}
+
+impl ConsoleStores {
+    /// The four roles of one backend.
+    pub fn of<S>(store: &Arc<S>) -> ConsoleStores
+    where
+        S: crate::store::Accounts
+            + crate::store::Transcripts
+            + crate::store::Figures
+            + crate::store::Resend
+            + 'static,
+    {
+        ConsoleStores {
+            accounts: store.clone(),
+            transcripts: store.clone(),
+            figures: store.clone(),
+            resend: store.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConsoleStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleStores").finish_non_exhaustive()
+    }
+}
+
+/// An open database: the store every part uses, and the console's roles when the backend
+/// keeps them.
+#[derive(Clone)]
+pub struct Backend {
+    /// The durable store.
+    pub store: Arc<dyn Store>,
+    /// The web console's roles; `None`: this backend cannot serve the console.
+    pub console: Option<ConsoleStores>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").field("console", &self.console.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// Opens the durable store the settings name, migrated (see [`open_backend`]).
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServerError> {
+    Ok(open_backend(settings).await?.store)
+}
+
+/// Opens the database the settings name, migrated: the PostgreSQL database of
+/// `settings.postgres`, else (creating it if need be) the SQLite file at `settings.db`.
+pub async fn open_backend(settings: &Settings) -> Result<Backend, ServerError> {
+    if let Some(pg) = &settings.postgres {
+        let password = pg.password.as_ref().map(|p| p.expose_secret());
+        let store = PostgresStore::open(pg.url.expose_secret(), password)
+            .await
+            .map_err(|source| ServerError::Store { path: pg.redacted(), source })?;
+        tracing::info!(db = %pg.redacted(), "database open (PostgreSQL)");
+        let store = Arc::new(store);
+        return Ok(Backend { console: Some(ConsoleStores::of(&store)), store });
+    }
     let path = settings.db.clone();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
         .await
@@ -457,7 +529,8 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<SqliteStore>, ServerE
         .and_then(|r| r)
         .map_err(|source| ServerError::Store { path: settings.db.display().to_string(), source })?;
     tracing::info!(db = %settings.db.display(), "database open");
-    Ok(Arc::new(store))
+    let store = Arc::new(store);
+    Ok(Backend { console: Some(ConsoleStores::of(&store)), store })
 }
 
 /// Opens the durable store at `settings.db` and the e-mail outbox, and gives `dialog` the
@@ -534,7 +607,8 @@ pub fn router(
         limiter: SenderLimiter::new(&settings.limits).map(Arc::new),
         metrics: Arc::clone(&metrics),
     };
-    let mut router = Router::new().route("/healthz", get(healthz)).with_state(Arc::clone(&dialog));
+    let health = Health { dialog: Arc::clone(&dialog), store: store.clone() };
+    let mut router = Router::new().route("/healthz", get(healthz)).with_state(health);
     if twilio_webhook(settings) != TwilioWebhook::Off {
         router = router.merge(twilio::webhook::router(webhook));
     }
@@ -569,7 +643,33 @@ pub fn router(
     limits::apply(limited, &settings.limits, metrics)
 }
 
-async fn healthz(State(dialog): State<Arc<Dialog>>) -> Response {
-    let body = serde_json::json!({ "status": "ok", "entries": dialog.engine().len() });
-    axum::Json(body).into_response()
+/// What `/healthz` looks at.
+#[derive(Clone)]
+struct Health {
+    dialog: Arc<Dialog>,
+    store: Arc<dyn Store>,
+}
+
+/// How long `/healthz` waits for the database to answer.
+const HEALTH_PING: Duration = Duration::from_secs(2);
+
+/// 200 with the FAQ's size when the database answers; 503 when it does not (a load
+/// balancer then sends the webhooks to another replica).
+async fn healthz(State(health): State<Health>) -> Response {
+    let entries = health.dialog.engine().len();
+    let database = match tokio::time::timeout(HEALTH_PING, health.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {}s", HEALTH_PING.as_secs())),
+    };
+    match database {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ok", "entries": entries, "database": "ok" }))
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "healthz: the database does not answer");
+            let body =
+                serde_json::json!({ "status": "unavailable", "entries": entries, "database": "unreachable" });
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
 }

@@ -1,15 +1,17 @@
-//! The behaviour every [`Store`] must have, run against each backend: SQLite (a file, as
-//! `wabot serve` uses it) and the in-memory store. A new backend (PostgreSQL) adds its line
-//! to [`backends`] and passes the same tests.
+//! The behaviour every [`Store`] (and the console's roles) must have, run against each
+//! backend: SQLite (a file, as `wabot serve` uses it), the in-memory store, and PostgreSQL
+//! when `WABOT_TEST_POSTGRES_URL` names a server. A new backend adds its line to
+//! [`backends`] and the console roles' lists and passes the same tests.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::postgres::fresh_schema_url;
 use super::roles::{
     Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Figures, PhotoJob,
     Speaker, Store, TranscriptLine, Transcripts, Turn,
 };
-use super::{MemoryBackend, SqliteStore, StoreError};
+use super::{MemoryBackend, PostgresStore, SqliteStore, StoreError};
 use crate::domain::{Address, Channel, MailState, MessageId, NewRequest, TICKET_PLACEHOLDER};
 use crate::engine::Lang;
 
@@ -20,11 +22,38 @@ const T2027: i64 = 1_800_000_000_000;
 /// The channel of the test users; also used by the SQLite backend's own tests.
 pub(super) const TW: Channel = Channel::Twilio;
 
-/// Each backend, fresh, with what must outlive it.
-fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
+/// Each backend, fresh, with what must outlive it: PostgreSQL's in a schema of its own
+/// when [`postgres_url`] names a server.
+async fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("conformance.db")).unwrap();
-    vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)]
+    let mut all: Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> =
+        vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)];
+    if let Some(url) = postgres_url() {
+        all.push(("postgres", Arc::new(fresh_postgres(&url).await), None));
+    }
+    all
+}
+
+/// The PostgreSQL server the tests use (`WABOT_TEST_POSTGRES_URL`), or `None` with the
+/// reason printed. With `WABOT_TEST_POSTGRES_REQUIRED=1` (CI) a missing one fails the test.
+pub(crate) fn postgres_url() -> Option<String> {
+    match std::env::var("WABOT_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => Some(url),
+        None if std::env::var("WABOT_TEST_POSTGRES_REQUIRED").is_ok_and(|v| v == "1") => {
+            panic!("WABOT_TEST_POSTGRES_REQUIRED=1 but WABOT_TEST_POSTGRES_URL is not set")
+        }
+        None => {
+            eprintln!("PostgreSQL skipped: WABOT_TEST_POSTGRES_URL is not set (.ci/run sets it)");
+            None
+        }
+    }
+}
+
+/// A store on a fresh schema of the server at `url`; an unreachable server fails the test.
+pub(crate) async fn fresh_postgres(url: &str) -> PostgresStore {
+    let schema = fresh_schema_url(url, "conformance").await.expect("the test PostgreSQL server");
+    PostgresStore::open(&schema, None).await.unwrap()
 }
 
 /// A Twilio user.
@@ -82,7 +111,7 @@ async fn session_of(store: &dyn Store, user: &Address) -> (String, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_id_commits_once_however_many_deliveries_race() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let user = a("+33600000001");
         let handles: Vec<_> = (0..8)
             .map(|_| {
@@ -113,7 +142,7 @@ async fn a_message_id_commits_once_however_many_deliveries_race() {
 
 #[tokio::test]
 async fn a_turn_computed_on_a_stale_version_conflicts_and_writes_nothing() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let u = a("u");
         store.commit(turn(&u, "SM1", r#"{"lang":"fr"}"#, 0, "Bonjour", T2026)).await.unwrap();
         let (data, version) = session_of(&*store, &u).await;
@@ -140,7 +169,7 @@ async fn a_turn_computed_on_a_stale_version_conflicts_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_turns_of_one_user_on_the_same_version_cannot_both_commit() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let u = a("u");
         let handles: Vec<_> = ["SM1", "SM2"]
             .into_iter()
@@ -164,7 +193,7 @@ async fn two_turns_of_one_user_on_the_same_version_cannot_both_commit() {
 
 #[tokio::test]
 async fn tickets_are_numbered_per_year() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         assert_eq!(file_request(&*store, "a", "SM1", T2026).await, "REQ-2026-000001", "{name}");
         assert_eq!(file_request(&*store, "b", "SM2", T2026 + 1).await, "REQ-2026-000002", "{name}");
         assert_eq!(file_request(&*store, "c", "SM3", T2027).await, "REQ-2027-000001", "{name}");
@@ -177,7 +206,7 @@ async fn tickets_are_numbered_per_year() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tickets_filed_at_once_are_unique_and_leave_no_gap() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let handles: Vec<_> = (0..24)
             .map(|i| {
                 let store = Arc::clone(&store);
@@ -201,7 +230,7 @@ async fn tickets_filed_at_once_are_unique_and_leave_no_gap() {
 
 #[tokio::test]
 async fn the_outbox_retries_a_failure_then_marks_the_mail_sent() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let ticket = file_request(&*store, "a", "SM1", T2026).await;
         let due = store.due_mail(T2026, 10).await.unwrap();
         assert_eq!(due.len(), 1, "{name}");
@@ -230,7 +259,7 @@ async fn the_outbox_retries_a_failure_then_marks_the_mail_sent() {
 
 #[tokio::test]
 async fn a_mail_rejected_for_good_is_dead_lettered_at_the_configured_count() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         file_request(&*store, "a", "SM1", T2026).await;
         let id = store.due_mail(T2026, 10).await.unwrap()[0].id;
         for (at, state) in [(1, MailState::Queued), (2, MailState::Queued), (3, MailState::Dead)] {
@@ -245,7 +274,7 @@ async fn a_mail_rejected_for_good_is_dead_lettered_at_the_configured_count() {
 
 #[tokio::test]
 async fn a_photo_job_is_claimed_once_and_pending_ones_come_oldest_first() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let job = |sid: &str, created_ms: i64| PhotoJob {
             user: a("+33600000001"),
             bot: a("+14155238886"),
@@ -288,7 +317,7 @@ async fn a_photo_job_is_claimed_once_and_pending_ones_come_oldest_first() {
 
 #[tokio::test]
 async fn a_finished_photo_queues_its_result_once_with_the_job_done() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let job = PhotoJob {
             user: a("+33600000003"),
             bot: a("+14155238886"),
@@ -373,7 +402,7 @@ async fn requests_are_found_by_type_state_and_date_among_all_of_them() {
 
 #[tokio::test]
 async fn declined_questions_are_counted_with_their_turns() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let u = a("u");
         let t = turn(&u, "SM1", "{}", 0, "Sorry", T2026);
         store.commit(Turn { unanswered: Some("ou est la cantine".into()), ..t }).await.unwrap();
@@ -390,7 +419,7 @@ async fn declined_questions_are_counted_with_their_turns() {
 
 #[tokio::test]
 async fn pruning_forgets_old_message_ids_and_idle_sessions() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let (old, new) = (a("old"), a("new"));
         store.commit(turn(&old, "SM-old", r#"{"lang":"fr"}"#, 0, "Bonjour", T2026)).await.unwrap();
         store.commit(turn(&new, "SM-new", r#"{"lang":"fr"}"#, 0, "Bonjour", T2026 + 100_000)).await.unwrap();
@@ -412,7 +441,7 @@ async fn pruning_forgets_old_message_ids_and_idle_sessions() {
 
 #[tokio::test]
 async fn one_id_on_two_channels_is_two_users_and_two_messages() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let twilio = a("33600000001");
         let meta = Address::parse(Channel::Meta, "33600000001").unwrap();
         store.commit(turn(&twilio, "same-id", "fr", 0, "Bonjour", T2026)).await.unwrap();
@@ -433,6 +462,23 @@ async fn one_id_on_two_channels_is_two_users_and_two_messages() {
     }
 }
 
+#[tokio::test]
+async fn an_e_mail_is_taken_by_one_worker_until_its_lease_ends() {
+    for (name, store, _dir) in backends().await {
+        file_request(&*store, "a", "SM1", T2026).await;
+        let id = store.due_mail(T2026, 10).await.unwrap()[0].id;
+        assert!(store.claim_mail(id, T2026, T2026 + 90_000).await.unwrap(), "{name}: the first worker");
+        assert!(!store.claim_mail(id, T2026 + 1, T2026 + 90_001).await.unwrap(), "{name}: not a second");
+        assert!(store.due_mail(T2026 + 1, 10).await.unwrap().is_empty(), "{name}: leased, not due");
+        assert_eq!(store.outbox_depth().await.unwrap(), 1, "{name}: still queued");
+        // The first worker died: when the lease ends, another takes it.
+        assert_eq!(store.due_mail(T2026 + 90_000, 10).await.unwrap().len(), 1, "{name}");
+        assert!(store.claim_mail(id, T2026 + 90_000, T2026 + 180_000).await.unwrap(), "{name}");
+        store.mark_sent(id, T2026 + 91_000).await.unwrap();
+        assert!(!store.claim_mail(id, T2026 + 500_000, T2026 + 600_000).await.unwrap(), "{name}: sent");
+    }
+}
+
 /// A message for `user`, queued as the desk would.
 fn outgoing(user: &Address, text: &str) -> super::roles::NewOutbound {
     super::roles::NewOutbound {
@@ -445,7 +491,7 @@ fn outgoing(user: &Address, text: &str) -> super::roles::NewOutbound {
 #[tokio::test]
 async fn a_queued_message_is_claimed_with_a_lease_and_once_sent_never_again() {
     use super::roles::OutboundState;
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let u = a("+33600000001");
         let ids = store.queue_outbound(vec![outgoing(&u, "one"), outgoing(&u, "two")], T2026).await.unwrap();
         assert_eq!(ids.len(), 2, "{name}");
@@ -477,7 +523,7 @@ async fn a_queued_message_is_claimed_with_a_lease_and_once_sent_never_again() {
 #[tokio::test]
 async fn a_failed_message_waits_for_its_retry_and_a_dropped_one_is_never_claimed() {
     use super::roles::OutboundState;
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let u = a("+33600000002");
         let ids = store.queue_outbound(vec![outgoing(&u, "a"), outgoing(&u, "b")], T2026).await.unwrap();
         let claimed = store.claim_outbound(T2026, 60_000, 10).await.unwrap();
@@ -505,7 +551,7 @@ async fn a_failed_message_waits_for_its_retry_and_a_dropped_one_is_never_claimed
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_claiming_at_once_never_share_a_message() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let u = a("+33600000003");
         let items = (0..40).map(|i| outgoing(&u, &format!("m{i}"))).collect();
         store.queue_outbound(items, T2026).await.unwrap();
@@ -535,7 +581,7 @@ async fn workers_claiming_at_once_never_share_a_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_turn_commits_its_outbound_messages_with_its_claim_once_however_many_deliveries_race() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let user = Address::parse(Channel::Meta, "33600000004").unwrap();
         let handles: Vec<_> = (0..6)
             .map(|_| {
@@ -571,7 +617,7 @@ async fn a_turn_commits_its_outbound_messages_with_its_claim_once_however_many_d
 
 #[tokio::test]
 async fn pruning_forgets_old_sent_and_dropped_messages_and_keeps_queued_ones() {
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         let u = a("+33600000005");
         let ids = store
             .queue_outbound(
@@ -590,10 +636,15 @@ async fn pruning_forgets_old_sent_and_dropped_messages_and_keeps_queued_ones() {
 }
 
 /// Each backend, fresh, as the console's accounts.
-fn account_backends() -> Vec<(&'static str, Arc<dyn Accounts>, Option<tempfile::TempDir>)> {
+async fn account_backends() -> Vec<(&'static str, Arc<dyn Accounts>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("accounts.db")).unwrap();
-    vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)]
+    let mut all: Vec<(&'static str, Arc<dyn Accounts>, Option<tempfile::TempDir>)> =
+        vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)];
+    if let Some(url) = postgres_url() {
+        all.push(("postgres", Arc::new(fresh_postgres(&url).await), None));
+    }
+    all
 }
 
 fn account(email: &str, role: AccountRole) -> Account {
@@ -618,7 +669,7 @@ fn console_session(token: &str, email: &str, expires_ms: i64) -> ConsoleSession 
 
 #[tokio::test]
 async fn an_account_is_added_once_listed_and_removed_with_its_sessions() {
-    for (name, store, _dir) in account_backends() {
+    for (name, store, _dir) in account_backends().await {
         assert!(store.add_account(account("ann@example.com", AccountRole::Admin)).await.unwrap(), "{name}");
         assert!(!store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap(), "{name}");
         assert!(store.add_account(account("bob@example.com", AccountRole::Agent)).await.unwrap(), "{name}");
@@ -642,7 +693,7 @@ async fn an_account_is_added_once_listed_and_removed_with_its_sessions() {
 
 #[tokio::test]
 async fn a_session_is_found_by_its_token_hash_until_it_expires_or_closes() {
-    for (name, store, _dir) in account_backends() {
+    for (name, store, _dir) in account_backends().await {
         store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap();
         store.open_session(console_session("t1", "ann@example.com", T2026 + 1000)).await.unwrap();
         store.open_session(console_session("t2", "ann@example.com", T2026 + 1000)).await.unwrap();
@@ -657,7 +708,7 @@ async fn a_session_is_found_by_its_token_hash_until_it_expires_or_closes() {
 
 #[tokio::test]
 async fn a_new_password_closes_every_session_of_the_account() {
-    for (name, store, _dir) in account_backends() {
+    for (name, store, _dir) in account_backends().await {
         store.add_account(account("ann@example.com", AccountRole::Agent)).await.unwrap();
         store.open_session(console_session("t1", "ann@example.com", T2027)).await.unwrap();
         assert!(store.set_password("ann@example.com", "new-hash").await.unwrap(), "{name}");
@@ -673,7 +724,7 @@ async fn a_new_password_closes_every_session_of_the_account() {
 
 #[tokio::test]
 async fn failed_sign_ins_are_counted_per_key_within_the_window_and_cleared() {
-    for (name, store, _dir) in account_backends() {
+    for (name, store, _dir) in account_backends().await {
         for at in [100, 200, 300] {
             store.sign_in_failed("account:ann@example.com", at, 0).await.unwrap();
         }
@@ -691,7 +742,7 @@ async fn failed_sign_ins_are_counted_per_key_within_the_window_and_cleared() {
 
 #[tokio::test]
 async fn the_audit_log_gives_the_latest_changes_first() {
-    for (name, store, _dir) in account_backends() {
+    for (name, store, _dir) in account_backends().await {
         for (i, action) in ["account.add", "faq.put", "faq.delete"].into_iter().enumerate() {
             let entry = AuditEntry {
                 at_ms: T2026 + i as i64,
@@ -707,10 +758,15 @@ async fn the_audit_log_gives_the_latest_changes_first() {
     }
 }
 
-fn transcript_backends() -> Vec<(&'static str, Arc<dyn Transcripts>, Option<tempfile::TempDir>)> {
+async fn transcript_backends() -> Vec<(&'static str, Arc<dyn Transcripts>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("transcripts.db")).unwrap();
-    vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)]
+    let mut all: Vec<(&'static str, Arc<dyn Transcripts>, Option<tempfile::TempDir>)> =
+        vec![("sqlite", Arc::new(sqlite), Some(dir)), ("memory", Arc::new(MemoryBackend::new()), None)];
+    if let Some(url) = postgres_url() {
+        all.push(("postgres", Arc::new(fresh_postgres(&url).await), None));
+    }
+    all
 }
 
 fn line(speaker: Speaker, text: &str, at_ms: i64) -> TranscriptLine {
@@ -719,7 +775,7 @@ fn line(speaker: Speaker, text: &str, at_ms: i64) -> TranscriptLine {
 
 #[tokio::test]
 async fn handed_over_conversations_come_first_longest_waiting_first_then_the_latest() {
-    for (name, store, _dir) in transcript_backends() {
+    for (name, store, _dir) in transcript_backends().await {
         let bot = a("+15550000000");
         store.record(&a("+331"), Some(&bot), vec![line(Speaker::Employee, "hello", 100)]).await.unwrap();
         store.record(&a("+332"), None, vec![line(Speaker::Employee, "human", 200)]).await.unwrap();
@@ -740,7 +796,7 @@ async fn handed_over_conversations_come_first_longest_waiting_first_then_the_lat
 
 #[tokio::test]
 async fn a_transcript_keeps_its_lines_in_order_and_pruning_forgets_old_ones() {
-    for (name, store, _dir) in transcript_backends() {
+    for (name, store, _dir) in transcript_backends().await {
         let u = a("+331");
         let lines = vec![
             line(Speaker::Employee, "<b>hi</b>", 100),
@@ -766,8 +822,11 @@ async fn a_transcript_keeps_its_lines_in_order_and_pruning_forgets_old_ones() {
 async fn turns_are_counted_per_day_and_kind_with_their_topics_and_waits_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("figures.db")).unwrap();
-    let backends: Vec<(&str, Arc<dyn Figures>)> =
+    let mut backends: Vec<(&str, Arc<dyn Figures>)> =
         vec![("sqlite", Arc::new(sqlite)), ("memory", Arc::new(MemoryBackend::new()))];
+    if let Some(url) = postgres_url() {
+        backends.push(("postgres", Arc::new(fresh_postgres(&url).await)));
+    }
     for (name, store) in backends {
         store.count_turn(10, "answered", Some("payslip")).await.unwrap();
         store.count_turn(10, "answered", Some("payslip")).await.unwrap();
@@ -799,7 +858,12 @@ async fn a_sent_mail_resent_is_queued_again_and_due_at_once() {
     let sqlite = Arc::new(SqliteStore::open(&dir.path().join("resend.db")).unwrap());
     let memory = Arc::new(MemoryBackend::new());
     type Both = (&'static str, Arc<dyn Store>, Arc<dyn super::roles::Resend>);
-    let backends: Vec<Both> = vec![("sqlite", sqlite.clone(), sqlite), ("memory", memory.clone(), memory)];
+    let mut backends: Vec<Both> =
+        vec![("sqlite", sqlite.clone(), sqlite), ("memory", memory.clone(), memory)];
+    if let Some(url) = postgres_url() {
+        let postgres = Arc::new(fresh_postgres(&url).await);
+        backends.push(("postgres", postgres.clone(), postgres));
+    }
     for (name, store, resend) in backends {
         let ticket = file_request(&*store, "+33600000009", "SMresend", T2026).await;
         let due = store.due_mail(T2026, 10).await.unwrap();

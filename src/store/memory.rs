@@ -305,6 +305,15 @@ impl Outbox for MemoryBackend {
         Ok(())
     }
 
+    async fn claim_mail(&self, outbox_id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let due = s
+            .outbox
+            .get_mut(&outbox_id)
+            .filter(|r| r.state == MailState::Queued && r.next_attempt_ms <= now_ms);
+        Ok(due.map(|r| r.next_attempt_ms = until_ms).is_some())
+    }
+
     async fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
         if let Some(r) = self.lock().outbox.get_mut(&outbox_id).filter(|r| r.state == MailState::Queued) {
             r.attempts += 1;

@@ -235,6 +235,13 @@ pub trait Turns: Send + Sync {
 pub trait Outbox: Send + Sync {
     /// Queued e-mails due at `now_ms`, oldest first.
     async fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Takes the e-mail for one delivery attempt, until `until_ms`: false when it is no
+    /// longer queued and due at `now_ms` — another worker (another replica on the same
+    /// database) took it, or it was delivered. The lease ends with the attempt's
+    /// [`Outbox::mark_sent`], [`Outbox::mark_failed`] or [`Outbox::mark_rejected`], or at
+    /// `until_ms`, when the e-mail is due again: a worker that died mid-send leaves it to
+    /// another.
+    async fn claim_mail(&self, outbox_id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError>;
     /// When the earliest queued e-mail due strictly after `after_ms` is due: what the worker
     /// waits for while the ones due now are in flight.
     async fn next_mail_due_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError>;
@@ -397,6 +404,11 @@ pub trait Maintenance: Send + Sync {
     /// messages queued before it, and sessions inactive since before `sessions_before_ms`;
     /// requests, the outbox and queued outbound messages are kept. The rows removed.
     async fn prune(&self, messages_before_ms: i64, sessions_before_ms: i64) -> Result<usize, StoreError>;
+    /// Checks that the storage answers (`/healthz`); a store that cannot lose its storage
+    /// has nothing to check.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// What a conversation turn needs: the user's session, and the commit.

@@ -276,7 +276,7 @@ async fn a_badge_photo_is_answered_at_once_then_identified_by_name_through_the_r
     assert_eq!(cdn_calls[0].authorization, None, "the redirect to the CDN carries no credentials");
 
     let user = wabot::channel::twilio::address("whatsapp:+33612345678").unwrap();
-    let (session, _) = wabot::desk::decode_session(app.store.blocking().session(&user).unwrap());
+    let (session, _) = wabot::desk::decode_session(app.store.session(&user).await.unwrap());
     assert_eq!(session.employee.map(|e| e.email), Some("elodie.garcon@example.com".to_owned()));
     let metrics =
         app.client.get(format!("http://{}/metrics", app.addr)).send().await.unwrap().text().await.unwrap();

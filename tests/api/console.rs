@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
 use wabot::domain::{Address, Channel, NewRequest, TICKET_PLACEHOLDER};
 use wabot::engine::Lang;
-use wabot::store::{Account, AccountRole, Accounts, Outbox, Reports, Turn, Turns};
+use wabot::store::{Account, AccountRole, Turn, Turns};
 
 use crate::helpers::{Options, TestApp, fresh_sid, spawn_with, twiml_messages, whatsapp_form_with};
 
@@ -62,7 +62,7 @@ pub async fn console_app_with(twilio: wabot::config::TwilioSettings) -> (TestApp
         password_hash: wabot::console::password::hash(PASSWORD).unwrap(),
         created_ms: 0,
     };
-    assert!(app.store.add_account(account).await.unwrap());
+    assert!(app.accounts().add_account(account).await.unwrap());
     (app, dir)
 }
 
@@ -186,11 +186,11 @@ async fn signing_in_sets_an_http_only_strict_secure_cookie_and_signing_out_ends_
     }
     let token = cookie.split(';').next().unwrap().trim_start_matches("wabot_console=");
     assert_eq!(token.len(), 64, "a 256-bit token, hex");
-    let rows: String = rusqlite::Connection::open(&app.db)
-        .unwrap()
-        .query_row("SELECT token_hash FROM console_sessions", [], |r| r.get(0))
-        .unwrap();
-    assert_ne!(rows, token, "the store keeps the token's hash, not the token");
+    let by_token = app.accounts().console_session(token, wabot::domain::now_ms()).await.unwrap();
+    assert!(by_token.is_none(), "the store keeps the token's hash, not the token");
+    let sessions =
+        app.execute(&format!("UPDATE console_sessions SET csrf = csrf WHERE token_hash = '{token}'")).await;
+    assert_eq!(sessions, 0, "no row holds the token itself");
     let me = sign_in(&app).await;
     assert_eq!(me.post(&app, "/console/sign-out", &[]).await.status(), StatusCode::SEE_OTHER);
     assert_eq!(me.get(&app, "/console/faq").await.0, StatusCode::SEE_OTHER, "signed out");
@@ -261,7 +261,7 @@ async fn an_faq_entry_edited_in_the_console_is_answered_at_once_and_audited() {
         page.contains("Payslips now live in the new Workday portal."),
         "the simulator answers the new text"
     );
-    let log = app.store.audit_log(5).await.unwrap();
+    let log = app.accounts().audit_log(5).await.unwrap();
     assert_eq!(
         (log[0].actor.as_str(), log[0].action.as_str(), log[0].detail.as_str()),
         (EMAIL, "faq.edit", "payslip-copy-en")
@@ -326,7 +326,7 @@ async fn a_requests_details_show_what_the_employee_typed_as_text_never_as_markup
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let (_, again) = me.get(&app, &format!("/console/requests/{ticket}")).await;
     assert!(again.contains(">queued<"), "{again}");
-    assert_eq!(app.store.audit_log(1).await.unwrap()[0].action, "request.resend");
+    assert_eq!(app.accounts().audit_log(1).await.unwrap()[0].action, "request.resend");
 }
 
 /// A stand-in for Twilio's REST API on loopback: records each message sent.
@@ -446,7 +446,7 @@ async fn a_conversation_handed_over_by_webhook_is_answered_from_the_console_thro
     );
     let (_, list) = me.get(&app, "/console/conversations").await;
     assert!(!list.contains("waiting for a person"), "{list}");
-    let log = app.store.audit_log(5).await.unwrap();
+    let log = app.accounts().audit_log(5).await.unwrap();
     assert_eq!(log[0].action, "conversation.hand_back");
     // Counted for the dashboard: the handover, the answer after it, the wait for a person.
     assert_eq!(app.rows("reply_waits"), 1);
@@ -597,7 +597,7 @@ async fn a_meta_conversation_handed_over_is_answered_through_the_graph_api_and_a
         password_hash: wabot::console::password::hash(PASSWORD).unwrap(),
         created_ms: 0,
     };
-    assert!(app.store.add_account(account).await.unwrap());
+    assert!(app.accounts().add_account(account).await.unwrap());
     let (status, body) =
         post_signed(&app, &notification(serde_json::json!([text_message("je veux parler à quelqu'un")])))
             .await;
@@ -619,9 +619,7 @@ async fn a_meta_conversation_handed_over_is_answered_through_the_graph_api_and_a
     );
     // A day later WhatsApp refuses free text: the agent's reply goes as the template.
     let day_ago = wabot::domain::now_ms() - 25 * 3600 * 1000;
-    let conn = rusqlite::Connection::open(&app.db).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    let moved = conn.execute("UPDATE inbound SET last_ms = ?1 WHERE channel = 'meta'", [day_ago]).unwrap();
+    let moved = app.execute(&format!("UPDATE inbound SET last_ms = {day_ago} WHERE channel = 'meta'")).await;
     assert_eq!(moved, 1, "the employee's last message time is kept");
     let res = me.post(&app, &format!("{path}/reply"), &[("reply", "Votre badge est réactivé.")]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);

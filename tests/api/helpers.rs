@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use secrecy::SecretString;
 use tokio::sync::oneshot;
 use wabot::channel::twilio::{WebhookForm, compute_signature};
+use wabot::config::PostgresSettings;
 use wabot::config::Settings;
 use wabot::desk::badge::BadgeDesk;
 use wabot::knowledge::corpus::KnowledgeBase;
 use wabot::knowledge::faq::{Faq, FaqOptions};
 use wabot::startup::Application;
-use wabot::store::{SqliteStore, Store};
+use wabot::store::Store;
 
 pub const TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub const PUBLIC_URL: &str = "https://wabot.example.com";
@@ -25,10 +26,14 @@ pub struct TestApp {
     pub token: Option<String>,
     /// The live FAQ behind the server, to reload it as `SIGHUP` or polling would.
     pub faq: Arc<Faq>,
-    /// The database file (`WABOT_DB`), to restart on the same state.
+    /// The database file (`WABOT_DB`), to restart on the same state (unused on PostgreSQL).
     pub db: PathBuf,
+    /// The PostgreSQL database (its own schema) when the app runs on one; see [`backend_url`].
+    pub pg_url: Option<String>,
     /// The sessions behind the webhook and badge reading (the database).
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
+    /// The web console's store roles, when the database keeps them.
+    pub console: Option<wabot::server::ConsoleStores>,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<()>>,
     /// Holds the temporary directory of a database the test did not choose.
@@ -54,8 +59,11 @@ pub struct Options {
     /// The journal of admin changes; without one they live in memory only.
     pub journal: Option<PathBuf>,
     pub max_body_bytes: usize,
-    /// The database; `None` for a fresh one in a temporary directory.
+    /// The database; `None` for a fresh one in a temporary directory (or a fresh
+    /// PostgreSQL schema, see [`backend_url`]).
     pub db: Option<PathBuf>,
+    /// A PostgreSQL database to run on (to restart on the same state).
+    pub pg_url: Option<String>,
     /// E-mail settings (no SMTP URL: mail off).
     pub mail: wabot::config::MailSettings,
     /// The request form's settings.
@@ -91,6 +99,7 @@ impl Default for Options {
             journal: None,
             max_body_bytes: 64 * 1024,
             db: None,
+            pg_url: None,
             mail: wabot::config::MailSettings::default(),
             requests: wabot::config::RequestSettings::default(),
             badges: None,
@@ -112,7 +121,24 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await
 }
 
+/// With `WABOT_TEST_API_BACKEND=postgres`, a fresh schema on the test server
+/// (`WABOT_TEST_POSTGRES_URL`) for each app the test does not give a database: the API
+/// suite then runs on PostgreSQL. `None` (SQLite) otherwise.
+pub async fn backend_url() -> Option<String> {
+    if std::env::var("WABOT_TEST_API_BACKEND").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let url = std::env::var("WABOT_TEST_POSTGRES_URL")
+        .expect("WABOT_TEST_API_BACKEND=postgres needs WABOT_TEST_POSTGRES_URL");
+    Some(wabot::store::postgres::fresh_schema_url(&url, "api").await.expect("the test PostgreSQL server"))
+}
+
 pub async fn spawn_with(opts: Options) -> TestApp {
+    let pg_url = match (&opts.pg_url, &opts.db) {
+        (Some(url), _) => Some(url.clone()),
+        (None, None) => backend_url().await,
+        (None, Some(_)) => None,
+    };
     let (db, dir) = match opts.db {
         Some(db) => (db, None),
         None => {
@@ -120,6 +146,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             (dir.path().join("wabot.db"), Some(dir))
         }
     };
+    let postgres =
+        pg_url.as_ref().map(|u| PostgresSettings { url: SecretString::from(u.clone()), password: None });
     let mut twilio = opts.twilio;
     if let Some(api) = &opts.twilio_api {
         twilio.api_base = api.clone();
@@ -130,6 +158,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         meta: opts.meta,
         outbound: opts.outbound,
         db: db.clone(),
+        postgres,
         mail: opts.mail,
         requests: opts.requests,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -142,12 +171,26 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         console: opts.console,
         ..Settings::default()
     };
-    let options = FaqOptions { corpus: opts.corpus, journal: opts.journal, ..FaqOptions::default() };
+    // On PostgreSQL without a journal file of the test's: the FAQ's changes go to the
+    // database and are followed from the other apps on it, as `wabot serve` does.
+    let shared = match (&settings.postgres, &opts.journal) {
+        (Some(_), None) => wabot::startup::shared_faq_journal(&settings).await.expect("the FAQ journal"),
+        _ => None,
+    };
+    let options = FaqOptions {
+        corpus: opts.corpus,
+        journal: opts.journal,
+        shared: shared.as_ref().map(|(_, log)| log.clone()),
+        ..FaqOptions::default()
+    };
     let faq = match opts.kb {
         Some(kb) => Faq::with_knowledge_base(kb, options),
         None => Faq::open(options),
     };
     let faq = Arc::new(faq.expect("the FAQ loads"));
+    if let Some((journal, _)) = shared {
+        wabot::startup::follow_faq(&settings, Arc::clone(&faq), journal);
+    }
     let badges = opts.badges;
     let app = Application::build_with(settings, Arc::clone(&faq), move |_, store, clock, postbox| {
         Ok(badges.map(|build| build(store, clock, postbox)))
@@ -156,6 +199,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     .expect("the application starts");
     let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
     let store = Arc::clone(app.store());
+    let console = app.console_stores().cloned();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(async move {
         app.run_until_stopped(async move {
@@ -170,7 +214,9 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         token: opts.token.map(str::to_owned),
         faq,
         db,
+        pg_url,
         store,
+        console,
         stop: Some(stop),
         stopped: Some(running),
         _dir: dir,
@@ -218,6 +264,11 @@ pub struct Answer {
 }
 
 impl TestApp {
+    /// The console's accounts; the app's database must keep them.
+    pub fn accounts(&self) -> Arc<dyn wabot::store::Accounts> {
+        Arc::clone(&self.console.as_ref().expect("a database with the console's roles").accounts)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -231,8 +282,46 @@ impl TestApp {
 
     /// Rows in a table of the database, read as the CLI would, beside the server.
     pub fn rows(&self, table: &str) -> i64 {
-        let conn = rusqlite::Connection::open(&self.db).expect("open the database");
-        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).expect("count")
+        let sql = format!("SELECT count(*) FROM {table}");
+        let Some(url) = self.pg_url.clone() else {
+            let conn = rusqlite::Connection::open(&self.db).expect("open the database");
+            return conn.query_row(&sql, [], |r| r.get(0)).expect("count");
+        };
+        // On a thread of its own: the caller's runtime cannot be blocked on from inside; and
+        // on a multi-threaded runtime, this worker's tasks move elsewhere meanwhile (the
+        // connection may go through a task of the test's own, a relay).
+        let count = move || {
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let store =
+                        wabot::store::PostgresStore::open(&url, None).await.expect("open the database");
+                    let client = store.pool().get().await.expect("a connection");
+                    client.query_one(&sql, &[]).await.expect("count").get::<_, i64>(0)
+                })
+            })
+            .join()
+            .expect("counting rows")
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(count)
+            }
+            _ => count(),
+        }
+    }
+
+    /// Runs one statement (its SQL valid on SQLite and PostgreSQL alike) beside the server;
+    /// the rows it changed.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        let Some(url) = self.pg_url.clone() else {
+            let conn = rusqlite::Connection::open(&self.db).expect("open the database");
+            conn.busy_timeout(std::time::Duration::from_secs(5)).expect("a busy timeout");
+            return u64::try_from(conn.execute(sql, []).expect("the statement")).unwrap_or(0);
+        };
+        let store = wabot::store::PostgresStore::open(&url, None).await.expect("open the database");
+        let client = store.pool().get().await.expect("a connection");
+        client.execute(sql, &[]).await.expect("the statement")
     }
 
     /// Shuts the server down as a signal would, and waits until it has stopped.

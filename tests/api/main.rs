@@ -11,6 +11,7 @@ mod hostile;
 mod limits;
 mod meta;
 mod metrics;
+mod postgres;
 mod process;
 #[path = "../support/python.rs"]
 mod python;

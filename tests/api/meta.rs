@@ -299,7 +299,7 @@ async fn a_signed_text_is_answered_through_the_graph_api_to_the_senders_wa_id() 
     let call = graph.sent().pop().unwrap();
     assert_eq!(call.path, format!("/v23.0/{PHONE_ID}/messages"));
     assert_eq!(call.authorization.as_deref(), Some(format!("Bearer {ACCESS_TOKEN}").as_str()));
-    let record = app.store.blocking().outbound_record(1).unwrap().unwrap();
+    let record = app.store.outbound_record(1).await.unwrap().unwrap();
     assert_eq!(record.provider_message_id.as_deref(), Some("wamid.out.0"), "Meta's id recorded");
 }
 
@@ -398,7 +398,7 @@ async fn a_429_then_a_200_sends_the_message_once() {
     let attempts = graph.attempts();
     assert_eq!(attempts.len(), 2, "one refused, one accepted: {attempts:?}");
     assert_eq!(graph.sent().len(), 1);
-    let record = app.store.blocking().outbound_record(1).unwrap().unwrap();
+    let record = app.store.outbound_record(1).await.unwrap().unwrap();
     assert_eq!(record.item.attempts, 2);
 }
 
@@ -409,12 +409,12 @@ async fn a_message_refused_for_good_is_dropped_with_its_reason() {
     let app = meta_app(&graph).await;
     post_signed(&app, &notification(json!([text_message("Bonjour")]))).await;
     for _ in 0..100 {
-        if app.store.blocking().outbound_counts().unwrap().dropped == 1 {
+        if app.store.outbound_counts().await.unwrap().dropped == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let record = app.store.blocking().outbound_record(1).unwrap().unwrap();
+    let record = app.store.outbound_record(1).await.unwrap().unwrap();
     assert_eq!(record.state, wabot::store::OutboundState::Dropped);
     assert!(record.last_error.unwrap().contains("131026"));
     assert_eq!(graph.attempts().len(), 1, "not retried");
@@ -431,7 +431,7 @@ async fn outside_the_24_hour_window_the_configured_template_is_sent_not_free_tex
     let app = spawn_with(Options { meta: settings, ..Options::default() }).await;
     let user = wabot::channel::meta::address(WA_ID).unwrap();
     let day_ago = wabot::domain::now_ms() - 25 * 3600 * 1000;
-    app.store.blocking().record_inbound(&user, day_ago).unwrap();
+    app.store.record_inbound(&user, day_ago).await.unwrap();
     let message = |template: Option<&str>| wabot::store::NewOutbound {
         to: user.clone(),
         from: None,
@@ -443,20 +443,20 @@ async fn outside_the_24_hour_window_the_configured_template_is_sent_not_free_tex
     };
     let ids = app
         .store
-        .blocking()
         .queue_outbound(vec![message(Some("notice")), message(None)], wabot::domain::now_ms())
+        .await
         .unwrap();
     let sent = graph.wait_for_sent(1).await;
     assert_eq!(sent[0].body["type"], "template", "{:?}", sent[0].body);
     assert_eq!(sent[0].body["template"]["name"], "wabot_notice");
     assert_eq!(sent[0].body["template"]["language"]["code"], "fr");
     for _ in 0..100 {
-        if app.store.blocking().outbound_counts().unwrap().dropped == 1 {
+        if app.store.outbound_counts().await.unwrap().dropped == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let dropped = app.store.blocking().outbound_record(ids[1]).unwrap().unwrap();
+    let dropped = app.store.outbound_record(ids[1]).await.unwrap().unwrap();
     assert!(dropped.last_error.unwrap().contains("24-hour window"), "the reason is recorded");
     assert_eq!(graph.attempts().len(), 1, "no free text was attempted");
 }

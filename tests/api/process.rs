@@ -26,10 +26,15 @@ impl Drop for Wabot {
 }
 
 fn wabot(dir: &Path) -> Command {
+    wabot_on(dir, dir.join("wabot.db").as_os_str())
+}
+
+/// `wabot` with its data in `dir` and its database at `db` (a path or a `postgres://` URL).
+fn wabot_on(dir: &Path, db: &std::ffi::OsStr) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wabot"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("WABOT_DB", dir.join("wabot.db"))
+        .env("WABOT_DB", db)
         .env("WABOT_FAQ_JOURNAL", dir.join("faq-journal.jsonl"))
         .env("WABOT_LOG", "info")
         // These tests are about durability; the semantic scorer would embed the FAQ at each start.
@@ -39,8 +44,13 @@ fn wabot(dir: &Path) -> Command {
 
 /// Starts `wabot serve` on a free port and waits for `/healthz`.
 async fn serve(dir: &Path, smtp_port: u16) -> Wabot {
+    serve_on(dir, dir.join("wabot.db").as_os_str(), smtp_port).await
+}
+
+/// [`serve`] on the database `db`.
+async fn serve_on(dir: &Path, db: &std::ffi::OsStr, smtp_port: u16) -> Wabot {
     let port = free_port();
-    let child = wabot(dir)
+    let child = wabot_on(dir, db)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("TWILIO_AUTH_TOKEN", TOKEN)
         .env("WABOT_PUBLIC_URL", PUBLIC_URL)
@@ -71,12 +81,16 @@ static NEXT_SID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 /// Sends one signed WhatsApp message; the first TwiML message of the reply.
 async fn say(app: &Wabot, text: &str) -> String {
     let sid = format!("SMproc{:026}", NEXT_SID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let pairs =
-        [("MessageSid", sid.as_str()), ("From", USER), ("To", "whatsapp:+14155238886"), ("Body", text)];
+    say_as(app.port, &sid, text).await
+}
+
+/// Sends one signed WhatsApp message with the MessageSid `sid` to the server on `port`.
+async fn say_as(port: u16, sid: &str, text: &str) -> String {
+    let pairs = [("MessageSid", sid), ("From", USER), ("To", "whatsapp:+14155238886"), ("Body", text)];
     let form = WebhookForm::from_pairs(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect());
     let sig = compute_signature(TOKEN.as_bytes(), &format!("{PUBLIC_URL}/bot"), form.params());
     let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/bot", app.port))
+        .post(format!("http://127.0.0.1:{port}/bot"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("x-twilio-signature", sig)
         .body(form.to_body())
@@ -163,6 +177,48 @@ fn requests_commands_explain_a_missing_database_and_an_unknown_ticket() {
     let out = wabot(dir.path()).args(["requests", "show", "REQ-2026-000001"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no request REQ-2026-000001"));
+}
+
+/// Three `wabot serve` on one PostgreSQL database, as replicas behind a round-robin balancer:
+/// a request dialog whose every turn goes to another one, then its confirmation delivered 30
+/// times at once across the three → one request, one e-mail, the same reply each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_on_postgres_carry_one_dialog_and_a_confirmation_raced_thirty_times_files_one_request()
+{
+    let Some(server) = crate::postgres::test_server() else { return };
+    let url = wabot::store::postgres::fresh_schema_url(server.as_str(), "process").await.unwrap();
+    let smtp_port = free_port();
+    let sink = SmtpSink::start_on(smtp_port);
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut replicas = Vec::new();
+    for dir in &dirs {
+        replicas.push(serve_on(dir.path(), url.as_ref(), smtp_port).await);
+    }
+    for (i, step) in ["request", "1", "Élodie", "Garçon", "skip"].into_iter().enumerate() {
+        let sid = format!("SMrr{:030}", NEXT_SID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        say_as(replicas[i % 3].port, &sid, step).await;
+    }
+    let sid = format!("SMrr{:030}", NEXT_SID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
+    let deliveries: Vec<_> = (0..30)
+        .map(|i| {
+            let (port, sid) = (ports[i % 3], sid.clone());
+            tokio::spawn(async move { say_as(port, &sid, "yes").await })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for d in deliveries {
+        replies.push(d.await.unwrap());
+    }
+    assert!(replies[0].contains("REQ-"), "{}", replies[0]);
+    assert!(replies.iter().all(|r| r == &replies[0]), "the same reply each time: {replies:?}");
+    let got = sink.wait_for(1, WAIT).await;
+    assert!(got[0].body.contains("Élodie Garçon"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sink.messages().len(), 1, "e-mailed once by the three");
+    let list = wabot_on(dirs[0].path(), url.as_ref()).args(["requests", "list", "--json"]).output().unwrap();
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 1, "one request");
 }
 
 #[tokio::test]

@@ -1,12 +1,14 @@
 //! Administrative requests end to end: the webhook, the SQLite store, and e-mail spoken over
 //! SMTP to a real server process (`tests/support/smtp_sink.py`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use wabot::channel::twilio::compute_signature;
 use wabot::config::MailSettings;
 use wabot::domain::{Employee, MailState, Session};
+use wabot::store::Store;
 use wabot::store::sqlite::SqliteStore;
 
 use crate::helpers::*;
@@ -30,8 +32,8 @@ async fn app_mailing(url: String) -> TestApp {
     spawn_with(Options { mail: mail_to(url), ..Options::default() }).await
 }
 
-fn ledger(app: &TestApp) -> SqliteStore {
-    SqliteStore::open(&app.db).expect("open the app's database")
+fn ledger(app: &TestApp) -> Arc<dyn Store> {
+    Arc::clone(&app.store)
 }
 
 /// The ticket in a confirmation.
@@ -91,7 +93,7 @@ async fn wait_until_sent(app: &TestApp, ticket: &str) -> wabot::domain::RequestR
     let store = ledger(app);
     let start = std::time::Instant::now();
     loop {
-        let rec = store.blocking().request(ticket).unwrap().expect("the request is stored");
+        let rec = store.request(ticket).await.unwrap().expect("the request is stored");
         if rec.mail == MailState::Sent {
             return rec;
         }
@@ -110,7 +112,7 @@ async fn with_smtp_down_a_request_is_accepted_then_delivered_once_when_smtp_retu
     let store = ledger(&app);
     let start = std::time::Instant::now();
     let failed = loop {
-        let rec = store.blocking().request(&ticket).unwrap().expect("stored");
+        let rec = store.request(&ticket).await.unwrap().expect("stored");
         if rec.attempts >= 2 {
             break rec;
         }
@@ -166,7 +168,7 @@ async fn twenty_concurrent_deliveries_of_the_same_confirmation_make_one_request_
     assert!(replies.iter().all(|r| r == &replies[0]), "every duplicate gets the same reply: {replies:?}");
 
     let store = ledger(&app);
-    assert_eq!(store.blocking().requests(100).unwrap().len(), 1, "one request");
+    assert_eq!(store.requests(100).await.unwrap().len(), 1, "one request");
     sink.wait_for(1, WAIT).await;
     wait_until_sent(&app, &ticket).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -203,7 +205,7 @@ async fn a_double_tapped_yes_makes_one_request() {
     }
     let confirmations = replies.iter().filter(|r| r.contains("REQ-")).count();
     assert_eq!(confirmations, 1, "{replies:?}");
-    assert_eq!(ledger(&app).blocking().requests(10).unwrap().len(), 1);
+    assert_eq!(ledger(&app).requests(10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -301,7 +303,7 @@ async fn a_restart_in_the_middle_of_a_request_resumes_it() {
     assert!(summary.contains("• Name: Ana Lopez"), "{summary}");
     let ticket = ticket_in(&say(&app, &["yes"]).await);
     // Mail is off here: stored and queued.
-    let rec = ledger(&app).blocking().request(&ticket).unwrap().unwrap();
+    let rec = ledger(&app).request(&ticket).await.unwrap().unwrap();
     assert_eq!((rec.mail, rec.attempts), (MailState::Queued, 0));
     assert_eq!(rec.kind, "salary-certificate");
 }
@@ -386,7 +388,7 @@ async fn wait_for_record(
     let store = ledger(app);
     let start = std::time::Instant::now();
     loop {
-        let rec = store.blocking().request(ticket).unwrap().expect("the request is stored");
+        let rec = store.request(ticket).await.unwrap().expect("the request is stored");
         if done(&rec) {
             return rec;
         }
@@ -454,7 +456,7 @@ async fn one_stalled_destination_does_not_delay_another_destinations_mail() {
     assert!(got[0].header("Subject").starts_with(&format!("[{healthy}]")));
     wait_until_sent(&app, &healthy).await;
     // Delivered while the other is still stuck, well inside its 60 s timeout.
-    let rec = ledger(&app).blocking().request(&stuck).unwrap().unwrap();
+    let rec = ledger(&app).request(&stuck).await.unwrap().unwrap();
     assert_eq!((rec.mail, rec.attempts), (MailState::Queued, 0), "{rec:?}");
 }
 
@@ -484,7 +486,7 @@ async fn a_permanent_rejection_is_dead_lettered_after_the_configured_number_of_a
     wait_until_sent(&app, &other).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(sink.rcpt_count("gone.example"), 3);
-    assert_eq!(ledger(&app).blocking().request(&ticket).unwrap().unwrap(), dead);
+    assert_eq!(ledger(&app).request(&ticket).await.unwrap().unwrap(), dead);
 
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.lines().any(|l| l == "wabot_outbox_dead 1"), "{metrics}");

@@ -29,7 +29,7 @@ async fn declined_questions_are_grouped_counted_and_listed_without_the_sender() 
         app.admin(Method::GET, "/admin/unanswered?limit=1").send().await.unwrap().json().await.unwrap();
     assert_eq!(limited.len(), 1);
 
-    let db = app.db.clone();
+    let db = app.pg_url.clone().unwrap_or_else(|| app.db.display().to_string());
     let dump = std::process::Command::new(env!("CARGO_BIN_EXE_wabot"))
         .args(["unanswered", "--json"])
         .env("WABOT_DB", &db)
@@ -40,14 +40,8 @@ async fn declined_questions_are_grouped_counted_and_listed_without_the_sender() 
     let stdout = String::from_utf8(dump.stdout).unwrap();
     let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     assert_eq!(first["count"], 3);
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let stored: Vec<String> = conn
-        .prepare("SELECT question FROM unanswered")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let stored: Vec<String> =
+        app.store.unanswered(100).await.unwrap().into_iter().map(|u| u.question).collect();
     assert!(stored.iter().all(|q| !q.contains("612345") && !q.contains("whatsapp")), "{stored:?}");
     app.stop().await;
 }

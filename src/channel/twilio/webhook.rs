@@ -116,9 +116,10 @@ async fn webhook(
         from = %crate::telemetry::mask_sender(from)
     );
     let media = form.media()?.into_iter().next();
-    let (outcome, messages) = turn(&state, &form, user, media).instrument(span).await;
+    // A turn the store could not commit (the database unreachable) wrote nothing: 503.
+    let (outcome, messages, status) = turn(&state, &form, user, media).instrument(span).await;
     state.metrics.message(outcome, started.elapsed());
-    Ok(([(header::CONTENT_TYPE, super::TWIML_CONTENT_TYPE)], super::twiml(&messages)).into_response())
+    Ok((status, [(header::CONTENT_TYPE, super::TWIML_CONTENT_TYPE)], super::twiml(&messages)).into_response())
 }
 
 /// Checks `X-Twilio-Signature` when a secret is configured: with the SharedKey and the
@@ -163,7 +164,7 @@ async fn turn(
     form: &WebhookForm,
     user: Address,
     media: Option<Media>,
-) -> (MessageOutcome, Vec<String>) {
+) -> (MessageOutcome, Vec<String>, StatusCode) {
     let from = form.from().unwrap_or_default();
     let refusal = if state.limiter.as_ref().is_some_and(|l| !l.allow(from, form.message_sid())) {
         Some((MessageOutcome::RateLimited, &messages::SLOW_DOWN))
@@ -176,14 +177,18 @@ async fn turn(
         // No store work: the language is guessed from the message itself.
         let lang = state.dialog.engine().detect_language(form.body()).unwrap_or(Lang::En);
         tracing::info!(outcome = outcome.as_str(), "message refused");
-        return (outcome, vec![text.get(lang).to_owned()]);
+        return (outcome, vec![text.get(lang).to_owned()], StatusCode::OK);
     }
     let message_id = super::message_id(form);
     if let (Some(badges), Some(media)) = (&state.badges, media) {
         let Some(bot) = form.to().and_then(|to| super::address(to).ok()) else {
             // Without the bot's own number the result could never be sent.
             tracing::warn!("a photo without a valid To: not read");
-            return (MessageOutcome::Error, vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()]);
+            return (
+                MessageOutcome::Error,
+                vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()],
+                StatusCode::OK,
+            );
         };
         let photo = PhotoMessage {
             user,
@@ -193,7 +198,7 @@ async fn turn(
         };
         let accepted = badges.accept(photo).await;
         let outcome = if accepted.replayed { MessageOutcome::Duplicate } else { MessageOutcome::Badge };
-        return (outcome, accepted.messages);
+        return (outcome, accepted.messages, StatusCode::OK);
     }
     let incoming =
         Incoming { user, text: form.body().to_owned(), profile_name: form.profile_name().map(str::to_owned) };
@@ -213,12 +218,17 @@ async fn turn(
                     MessageOutcome::Duplicate
                 }
             };
-            (outcome, handled.messages)
+            (outcome, handled.messages, StatusCode::OK)
         }
         Err(e) => {
             // Nothing was committed, the MessageSid included: the user can simply resend.
             tracing::error!(error = %e, "turn failed");
-            (MessageOutcome::Error, vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()])
+            // 503: a provider retrying on errors delivers it again, to this replica or another.
+            (
+                MessageOutcome::Error,
+                vec![messages::INTERNAL_ERROR.get(Lang::En).to_owned()],
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
         }
     }
 }

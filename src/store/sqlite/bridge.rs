@@ -85,6 +85,10 @@ impl Outbox for SqliteStore {
         self.call(move |s| s.mark_sent(outbox_id, at_ms)).await
     }
 
+    async fn claim_mail(&self, outbox_id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        self.call(move |s| s.claim_mail(outbox_id, now_ms, until_ms)).await
+    }
+
     async fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
         let error = error.to_owned();
         self.call(move |s| s.mark_failed(outbox_id, &error, retry_at_ms)).await

@@ -130,6 +130,19 @@ impl Blocking {
         Ok(())
     }
 
+    /// See [`Outbox::claim_mail`].
+    pub fn claim_mail(&self, outbox_id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        let taken = self.write(Sync::Normal, |tx| {
+            exec(
+                tx,
+                "UPDATE outbox SET next_attempt_ms = ?3
+                 WHERE id = ?1 AND state = 'queued' AND next_attempt_ms <= ?2",
+                params![outbox_id, now_ms, until_ms],
+            )
+        })?;
+        Ok(taken == 1)
+    }
+
     /// See [`Outbox::mark_failed`].
     pub fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
         self.write(Sync::Normal, |tx| {
