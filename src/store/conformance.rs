@@ -344,7 +344,7 @@ async fn a_finished_photo_queues_its_result_once_with_the_job_done() {
 #[tokio::test]
 async fn requests_are_found_by_type_state_and_date_among_all_of_them() {
     use super::roles::RequestQuery;
-    for (name, store, _dir) in backends() {
+    for (name, store, _dir) in backends().await {
         // 30 requests, every third a payslip copy, a day apart; the first one's e-mail sent.
         for i in 0..30_i64 {
             let mut req = request();
