@@ -219,7 +219,8 @@ pub fn build_badge_desk(
     };
     let fetchers = media_fetchers(settings)?;
     let pool = OcrPool::new(badge.workers, badge.queue);
-    Ok(BadgeDesk::new(reader, pool, fetchers, postbox, Arc::new(directory), store, clock))
+    Ok(BadgeDesk::new(reader, pool, fetchers, postbox, Arc::new(directory), store, clock)
+        .with_lease(std::time::Duration::from_millis(badge.lease_ms)))
 }
 
 /// The whole bot, built and bound, not yet serving.

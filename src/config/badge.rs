@@ -28,6 +28,9 @@ pub struct BadgeSettings {
     pub directory: Option<PathBuf>,
     /// Organisation-specific ID patterns, tried before the default labels.
     pub id_patterns: Vec<String>,
+    /// How long a replica holds a photo it is reading, ms (`lease_ms`,
+    /// `WABOT_OCR_LEASE_MS`): if it dies, another replica reads the photo after this.
+    pub lease_ms: u64,
 }
 
 impl Default for BadgeSettings {
@@ -41,6 +44,7 @@ impl Default for BadgeSettings {
             queue: 8,
             directory: None,
             id_patterns: Vec::new(),
+            lease_ms: 120_000,
         }
     }
 }
@@ -57,6 +61,7 @@ pub struct BadgeFile {
     queue: Option<usize>,
     directory: Option<PathBuf>,
     id_patterns: Option<Vec<String>>,
+    lease_ms: Option<u64>,
     /// Deprecated: `[twilio] api_base`.
     pub(super) twilio_api_base: Option<String>,
     /// Deprecated: `[twilio] media_redirect_hosts`.
@@ -74,6 +79,7 @@ impl BadgeSettings {
         self.queue = f.queue.unwrap_or(self.queue);
         self.directory = f.directory.map(&relative).or(self.directory.take());
         self.id_patterns = f.id_patterns.unwrap_or(std::mem::take(&mut self.id_patterns));
+        self.lease_ms = f.lease_ms.unwrap_or(self.lease_ms);
     }
 
     /// Applies `WABOT_OCR*` and `WABOT_DIRECTORY`.
@@ -111,6 +117,9 @@ impl BadgeSettings {
         if let Some(v) = env("WABOT_OCR_QUEUE") {
             self.queue = num("WABOT_OCR_QUEUE", &v)?;
         }
+        if let Some(v) = env("WABOT_OCR_LEASE_MS") {
+            self.lease_ms = num("WABOT_OCR_LEASE_MS", &v)?;
+        }
         if let Some(v) = env("WABOT_DIRECTORY") {
             self.directory = Some(PathBuf::from(v));
         }
@@ -123,6 +132,12 @@ impl BadgeSettings {
             return Err(ConfigError::Invalid(format!(
                 "badge max_side must be 64 to 4096, got {}",
                 self.max_side
+            )));
+        }
+        if self.lease_ms < 1000 {
+            return Err(ConfigError::Invalid(format!(
+                "badge lease_ms must be at least 1000, got {}",
+                self.lease_ms
             )));
         }
         if self.workers == 0 || self.workers > 64 {

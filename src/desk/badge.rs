@@ -16,12 +16,14 @@
 //! (`channel::twilio`'s media download, `channel::meta`'s media lookup); the composition
 //! root (`startup`) hands them in, one per channel. So this module knows no channel.
 //!
-//! A job is done, and forgotten, once its result is queued. Until then it is pending in the store: on shutdown the photos being read or
-//! waiting are simply left there ([`BadgeDesk::stop`]), after a crash too, and the next start
-//! resumes them ([`BadgeDesk::resume`]), oldest first, each as a place in the OCR pool frees
-//! up; one pending for longer than [`STALE_AFTER`] is dropped unread. A result sent just
-//! before a crash, and not yet marked done, is sent again after the restart: delivery is at
-//! least once, as for the e-mail outbox.
+//! A job is done, and forgotten, once its result is queued (in the same transaction).
+//! Until then it is pending in the store and leased to the desk reading it, for
+//! [`DEFAULT_LEASE`] or [`BadgeDesk::with_lease`]: on shutdown the photos being read or
+//! waiting are given back ([`BadgeDesk::stop`]) and the next start — or another replica on
+//! the same database — takes them at once ([`BadgeDesk::resume`]); after a crash or a
+//! SIGKILL they are taken once their lease runs out, by whichever desk sweeps first
+//! ([`BadgeDesk::sweep_forever`]), oldest first, as places in the OCR pool free up. One
+//! pending for longer than [`STALE_AFTER`] is dropped unread.
 //!
 //! Every bad input gets its own reply: a file that is not an image, one too large, one that
 //! cannot be read, a photo with no ID (tips for a better photo), an ID nobody has. Logs carry
@@ -57,9 +59,12 @@ pub const MAX_PHOTO_BYTES: usize = 5 * 1024 * 1024;
 /// gone, and a result a day late would only puzzle a user who has moved on.
 pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
-/// Pending photos resumed at one start, at most. Far beyond what is ever pending (the OCR
-/// pool's places, plus results Twilio could not be reached for); the rest wait for the
-/// next start.
+/// How long a desk holds a badge photo's job by default: reading one takes seconds, so a
+/// desk that died leaves its photos to another for at most this long.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
+
+/// Pending photos looked at, and OCR places taken, by one sweep at most: far beyond what
+/// is ever pending or what a pool has places for.
 const RESUME_LIMIT: usize = 1000;
 
 /// Times the identified employee is written again after a message of the same user took
@@ -228,6 +233,10 @@ pub struct BadgeDesk {
     metrics: std::sync::OnceLock<Arc<crate::telemetry::metrics::Metrics>>,
     /// The photos being read and sent, and the resumption: stopped with the server.
     tasks: Mutex<tokio::task::JoinSet<()>>,
+    /// How long a job is this desk's once taken: longer than reading a photo can take.
+    lease: Duration,
+    /// The jobs this desk holds (taken and not yet finished): given back when it stops.
+    held: Mutex<std::collections::HashSet<i64>>,
 }
 
 impl std::fmt::Debug for BadgeDesk {
@@ -261,7 +270,26 @@ impl BadgeDesk {
             clock,
             metrics: std::sync::OnceLock::new(),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
+            lease: DEFAULT_LEASE,
+            held: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// Holds each job taken for `lease` ([`DEFAULT_LEASE`] otherwise): a job whose desk
+    /// died (a replica killed, a crash) is taken by another desk once its lease runs out.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_secs(1));
+        self
+    }
+
+    /// The end of a lease taken at `now_ms`.
+    fn lease_until(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_add(i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {
+        // Each lock is brief: an insert, a remove, or the set taken at stop.
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records each photo's reading time in `metrics` (`wabot_ocr_seconds`).
@@ -332,9 +360,11 @@ impl BadgeDesk {
             created_ms: self.clock.now_ms(),
         };
         let reply = vec![messages::READING.get(lang).to_owned()];
-        let stored = self.store.enqueue_photo(job.clone(), reply.clone()).await;
+        let held_until = self.lease_until(job.created_ms);
+        let stored = self.store.enqueue_photo(job.clone(), reply.clone(), held_until).await;
         match stored {
             Ok(Enqueued::Queued(id)) => {
+                self.held().insert(id);
                 tracing::info!(
                     message_id = sid.as_ref().map(MessageId::as_str),
                     job = id,
@@ -358,59 +388,115 @@ impl BadgeDesk {
         }
     }
 
-    /// Resumes the photos accepted before this start and not yet answered: oldest first,
-    /// each as soon as a place in the OCR pool is free — waiting for it, never refused. One
-    /// pending for longer than [`STALE_AFTER`] is dropped unread. Returns how many will be
-    /// read. Call it once, before the webhook takes photos, so that none is read twice.
+    /// Takes the photos accepted before this start and not yet answered, as far as the OCR
+    /// pool has places: those no desk holds — released by a desk that stopped, or whose
+    /// desk died and whose lease ran out. The rest are taken by [`BadgeDesk::sweep_forever`]
+    /// as places free up and leases run out. Returns how many were taken.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let pending = self.store.pending_photos(RESUME_LIMIT).await?;
-        if pending.len() == RESUME_LIMIT {
-            tracing::warn!(limit = RESUME_LIMIT, "more badge photos pending than one start resumes");
-        }
-        let now = self.clock.now_ms();
-        let cutoff = now.saturating_sub(i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX));
-        let (stale, live): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.job.created_ms < cutoff);
-        for photo in stale {
-            tracing::info!(
-                job = photo.id,
-                message_id = photo.job.message_id.as_ref().map(MessageId::as_str),
-                age_hours = now.saturating_sub(photo.job.created_ms) / 3_600_000,
-                "badge photo pending too long: dropped unread"
-            );
-            self.store.photo_done(photo.id).await?;
-        }
-        if live.is_empty() {
-            return Ok(0);
-        }
-        let (live, waiting): (Vec<_>, Vec<_>) =
-            live.into_iter().partition(|p| self.can_reply_on(p.job.user.channel()));
-        if !waiting.is_empty() {
+        let channels: Vec<Channel> =
+            [Channel::Twilio, Channel::Meta].into_iter().filter(|c| self.can_reply_on(*c)).collect();
+        let waiting = self
+            .store
+            .pending_photos(RESUME_LIMIT)
+            .await?
+            .into_iter()
+            .filter(|p| !channels.contains(&p.job.user.channel()))
+            .count();
+        if waiting > 0 {
             tracing::warn!(
-                jobs = waiting.len(),
+                jobs = waiting,
                 "badge photos are pending on a channel that cannot send later messages: left queued"
             );
         }
-        if live.is_empty() {
-            return Ok(0);
+        let taken = self.sweep().await?;
+        if taken > 0 {
+            tracing::info!(jobs = taken, "resuming badge photos accepted earlier and not answered");
         }
-        let count = live.len();
-        tracing::info!(jobs = count, "resuming badge photos accepted before the restart");
-        let desk = Arc::clone(self);
-        self.spawn(async move {
-            for photo in live {
-                let Ok(slot) = desk.pool.reserve_waiting().await else {
-                    return;
-                };
-                desk.start(photo, slot);
-            }
-        });
-        Ok(count)
+        Ok(taken)
     }
 
-    /// Stops the photos being read or waiting for a place, wherever they are: their jobs
-    /// stay pending in the store for the next start. Shutdown never waits for OCR. (The tasks hold the desk: until this is called it is not dropped.)
-    pub fn stop(&self) {
+    /// Takes pending jobs no desk holds, as many as the OCR pool has places for, and reads
+    /// them; one pending for longer than [`STALE_AFTER`] is dropped unread. Returns how many
+    /// are being read.
+    pub async fn sweep(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let channels: Vec<Channel> =
+            [Channel::Twilio, Channel::Meta].into_iter().filter(|c| self.can_reply_on(*c)).collect();
+        if channels.is_empty() {
+            return Ok(0);
+        }
+        let mut slots = Vec::new();
+        while slots.len() < RESUME_LIMIT {
+            match self.pool.reserve() {
+                Ok(slot) => slots.push(slot),
+                Err(_) => break,
+            }
+        }
+        if slots.is_empty() {
+            return Ok(0);
+        }
+        let now = self.clock.now_ms();
+        let taken = self.store.claim_photos(&channels, now, self.lease_until(now), slots.len()).await?;
+        let cutoff = now.saturating_sub(i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX));
+        let mut reading = 0;
+        for photo in taken {
+            if photo.job.created_ms < cutoff {
+                tracing::info!(
+                    job = photo.id,
+                    message_id = photo.job.message_id.as_ref().map(MessageId::as_str),
+                    age_hours = now.saturating_sub(photo.job.created_ms) / 3_600_000,
+                    "badge photo pending too long: dropped unread"
+                );
+                self.store.photo_done(photo.id).await?;
+                continue;
+            }
+            if self.held().contains(&photo.id) {
+                // Still being read here, past its lease: taking it extended the lease.
+                continue;
+            }
+            let Some(slot) = slots.pop() else { break };
+            tracing::info!(
+                job = photo.id,
+                message_id = photo.job.message_id.as_ref().map(MessageId::as_str),
+                "badge photo taken up"
+            );
+            self.held().insert(photo.id);
+            self.start(photo, slot);
+            reading += 1;
+        }
+        Ok(reading)
+    }
+
+    /// Sweeps every quarter of the lease (at most every 15 s, at least every 250 ms), for
+    /// ever: the jobs of a desk that died are read by this one once their lease ran out.
+    /// Runs beside the server; a failed sweep is logged and tried again at the next tick.
+    pub async fn sweep_forever(self: Arc<Self>) {
+        let every = (self.lease / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.sweep().await {
+                tracing::warn!(error = %e, "cannot look for badge photos to read");
+            }
+        }
+    }
+
+    /// Stops the photos being read or waiting for a place, wherever they are, and gives
+    /// their jobs back to the store, where this or another desk takes them at once (after
+    /// their lease, if the store cannot be reached now). Shutdown never waits for OCR.
+    /// (The tasks hold the desk: until this is called it is not dropped.)
+    pub async fn stop(&self) {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).abort_all();
+        let held: Vec<i64> = self.held().drain().collect();
+        if held.is_empty() {
+            return;
+        }
+        match tokio::time::timeout(Duration::from_secs(2), self.store.release_photos(&held)).await {
+            Ok(Ok(())) => tracing::info!(jobs = held.len(), "badge photos not answered given back"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "badge photos not given back: taken after their lease"),
+            Err(_) => tracing::warn!("badge photos not given back in time: taken after their lease"),
+        }
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
@@ -440,7 +526,9 @@ impl BadgeDesk {
         let from = (photo.job.bot.channel() == photo.job.user.channel()).then(|| photo.job.bot.clone());
         let result =
             NewOutbound { to: photo.job.user.clone(), from, payload: Outgoing::text(reply).to_json() };
-        match self.store.finish_photo(id, vec![result], self.clock.now_ms()).await {
+        let finished = self.store.finish_photo(id, vec![result], self.clock.now_ms()).await;
+        self.held().remove(&id);
+        match finished {
             Ok(true) => {
                 tracing::info!(message_id = sid, job = id, "badge result queued");
                 self.postbox.wake();
@@ -450,7 +538,7 @@ impl BadgeDesk {
                 message_id = sid,
                 job = id,
                 error = %e,
-                "badge result not queued: the photo stays pending for the next start"
+                "badge result not queued: the photo is read again once its lease runs out"
             ),
         }
     }

@@ -258,8 +258,9 @@ impl Server {
     /// Serves until `shutdown` completes, then finishes the requests in flight.
     /// The outbox worker runs beside it and stops with it; an e-mail in flight then is
     /// not marked sent, and goes again at the next start. Likewise badge photos: those
-    /// accepted before this start and not answered are resumed before the first request is
-    /// taken, and those still being read or sent when it stops stay pending in the store.
+    /// accepted before this start, not answered and held by no other desk are resumed
+    /// before the first request is taken, those of a desk that died are taken once their
+    /// lease runs out, and those still being read when it stops are given back.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
         if let Some(badges) = &self.badges
             && let Err(e) = badges.resume().await
@@ -267,6 +268,7 @@ impl Server {
             // They stay pending: the next start tries again.
             tracing::error!(error = %e, "cannot resume the pending badge photos");
         }
+        let sweeper = self.badges.as_ref().map(|b| tokio::spawn(Arc::clone(b).sweep_forever()));
         let worker = self.outbox.map(|o| tokio::spawn(o.run()));
         let sender = tokio::spawn(self.sender.run());
         let clock = Arc::clone(&self.clock);
@@ -287,8 +289,11 @@ impl Server {
         }
         pruner.abort();
         sender.abort();
+        if let Some(s) = sweeper {
+            s.abort();
+        }
         if let Some(badges) = &self.badges {
-            badges.stop();
+            badges.stop().await;
         }
         served
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::postgres::fresh_schema_url;
 use super::roles::{
-    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Figures, PhotoJob,
-    Speaker, Store, TranscriptLine, Transcripts, Turn,
+    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Figures, PendingPhoto,
+    PhotoJob, Speaker, Store, TranscriptLine, Transcripts, Turn,
 };
 use super::{MemoryBackend, PostgresStore, SqliteStore, StoreError};
 use crate::domain::{Address, Channel, MailState, MessageId, NewRequest, TICKET_PLACEHOLDER};
@@ -286,16 +286,17 @@ async fn a_photo_job_is_claimed_once_and_pending_ones_come_oldest_first() {
         };
         let reply = vec!["Reading your badge…".to_owned()];
         let Enqueued::Queued(later) =
-            store.enqueue_photo(job("SM1", T2026 + 10), reply.clone()).await.unwrap()
+            store.enqueue_photo(job("SM1", T2026 + 10), reply.clone(), 0).await.unwrap()
         else {
             panic!("{name}: the first delivery is queued")
         };
         assert_eq!(
-            store.enqueue_photo(job("SM1", T2026 + 10), vec!["other".to_owned()]).await.unwrap(),
+            store.enqueue_photo(job("SM1", T2026 + 10), vec!["other".to_owned()], 0).await.unwrap(),
             Enqueued::Replayed(reply.clone()),
             "{name}"
         );
-        let Enqueued::Queued(earlier) = store.enqueue_photo(job("SM2", T2026), reply.clone()).await.unwrap()
+        let Enqueued::Queued(earlier) =
+            store.enqueue_photo(job("SM2", T2026), reply.clone(), 0).await.unwrap()
         else {
             panic!("{name}: another photo is queued")
         };
@@ -315,6 +316,129 @@ async fn a_photo_job_is_claimed_once_and_pending_ones_come_oldest_first() {
     }
 }
 
+fn photo_job(user: Address, sid: &str, created_ms: i64) -> PhotoJob {
+    PhotoJob {
+        bot: Address::parse(user.channel(), "14155238886").unwrap(),
+        user,
+        message_id: Some(m(sid)),
+        media_url: format!("https://media.example/{sid}"),
+        content_type: Some("image/jpeg".into()),
+        lang: Lang::En,
+        created_ms,
+    }
+}
+
+#[tokio::test]
+async fn a_photo_job_is_taken_by_one_worker_until_its_lease_ends_or_it_is_given_back() {
+    for (name, store, _dir) in backends().await {
+        let ids = |got: Vec<PendingPhoto>| got.into_iter().map(|p| p.id).collect::<Vec<_>>();
+        let queued = |e: Enqueued| match e {
+            Enqueued::Queued(id) => id,
+            other => panic!("{name}: {other:?}"),
+        };
+        let tw = [Channel::Twilio];
+        // Held by the desk that accepted it until T+1000; another, oldest, held by nobody;
+        // a third on Meta's channel.
+        let held = queued(
+            store
+                .enqueue_photo(photo_job(a("+33600000011"), "SMh", T2026 + 5), vec![], T2026 + 1000)
+                .await
+                .unwrap(),
+        );
+        let free =
+            queued(store.enqueue_photo(photo_job(a("+33600000012"), "SMf", T2026), vec![], 0).await.unwrap());
+        let meta = Address::parse(Channel::Meta, "33600000013").unwrap();
+        let on_meta =
+            queued(store.enqueue_photo(photo_job(meta, "wamid.p", T2026), vec![], 0).await.unwrap());
+
+        assert_eq!(ids(store.claim_photos(&tw, T2026, T2026 + 500, 10).await.unwrap()), [free], "{name}");
+        assert!(
+            store.claim_photos(&tw, T2026 + 499, T2026 + 999, 10).await.unwrap().is_empty(),
+            "{name}: both held"
+        );
+        // The first taker died: its lease runs out, another takes the job.
+        assert_eq!(
+            ids(store.claim_photos(&tw, T2026 + 500, T2026 + 1500, 10).await.unwrap()),
+            [free],
+            "{name}"
+        );
+        let both = ids(store.claim_photos(&tw, T2026 + 1500, T2026 + 2500, 10).await.unwrap());
+        assert_eq!(both, [free, held], "{name}: oldest first, once both leases ran out");
+        // Given back by a desk that stops: taken at once.
+        store.release_photos(&[held]).await.unwrap();
+        assert_eq!(
+            ids(store.claim_photos(&tw, T2026 + 1600, T2026 + 2600, 10).await.unwrap()),
+            [held],
+            "{name}"
+        );
+        // Only the channels asked for, and at most `limit`.
+        assert_eq!(
+            ids(store.claim_photos(&[Channel::Meta], T2026, T2026 + 1, 10).await.unwrap()),
+            [on_meta],
+            "{name}"
+        );
+        store.release_photos(&[free, held, on_meta]).await.unwrap();
+        assert_eq!(
+            store
+                .claim_photos(&[Channel::Twilio, Channel::Meta], T2026 + 1, T2026 + 2, 2)
+                .await
+                .unwrap()
+                .len(),
+            2,
+            "{name}"
+        );
+        // A job done is never taken again.
+        assert!(store.photo_done(held).await.unwrap(), "{name}");
+        store.release_photos(&[free, held, on_meta]).await.unwrap();
+        let left = ids(store
+            .claim_photos(&[Channel::Twilio, Channel::Meta], T2026 + 3, T2026 + 4, 10)
+            .await
+            .unwrap());
+        assert_eq!(left.len(), 2, "{name}: {left:?}");
+        assert!(!left.contains(&held), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_taking_photo_jobs_at_once_never_share_one() {
+    for (name, store, _dir) in backends().await {
+        for i in 0..30 {
+            store
+                .enqueue_photo(
+                    photo_job(a(&format!("+336000001{i:02}")), &format!("SMr{i}"), T2026 + i),
+                    vec![],
+                    0,
+                )
+                .await
+                .unwrap();
+        }
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = store
+                            .claim_photos(&[Channel::Twilio], T2026 + 100, T2026 + 60_000, 2)
+                            .await
+                            .unwrap();
+                        if got.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(got.into_iter().map(|p| p.id));
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap());
+        }
+        let unique: BTreeSet<i64> = all.iter().copied().collect();
+        assert_eq!((all.len(), unique.len()), (30, 30), "{name}: each taken exactly once");
+    }
+}
+
 #[tokio::test]
 async fn a_finished_photo_queues_its_result_once_with_the_job_done() {
     for (name, store, _dir) in backends().await {
@@ -327,7 +451,7 @@ async fn a_finished_photo_queues_its_result_once_with_the_job_done() {
             lang: Lang::En,
             created_ms: T2026,
         };
-        let Enqueued::Queued(id) = store.enqueue_photo(job, vec!["Reading…".to_owned()]).await.unwrap()
+        let Enqueued::Queued(id) = store.enqueue_photo(job, vec!["Reading…".to_owned()], 0).await.unwrap()
         else {
             panic!("{name}: queued")
         };

@@ -85,7 +85,8 @@ struct State {
     /// Outbox rows by id (from 1), each with its request.
     outbox: BTreeMap<i64, Row>,
     unanswered: HashMap<String, Unanswered>,
-    photos: BTreeMap<i64, PhotoJob>,
+    /// Each job with the end of its lease, ms.
+    photos: BTreeMap<i64, (PhotoJob, i64)>,
     next_photo: i64,
     /// The outbound queue by id (from 1), each with its lease's end.
     outbound: BTreeMap<i64, (OutboundRecord, i64)>,
@@ -469,7 +470,12 @@ impl Reports for MemoryBackend {
 
 #[async_trait]
 impl Jobs for MemoryBackend {
-    async fn enqueue_photo(&self, job: PhotoJob, reply: Vec<String>) -> Result<Enqueued, StoreError> {
+    async fn enqueue_photo(
+        &self,
+        job: PhotoJob,
+        reply: Vec<String>,
+        held_until_ms: i64,
+    ) -> Result<Enqueued, StoreError> {
         let mut s = self.lock();
         if let Some(id) = &job.message_id
             && let Some(first) = s.claim((job.user.channel(), id.clone()), &reply, job.created_ms)
@@ -481,17 +487,53 @@ impl Jobs for MemoryBackend {
         }
         s.next_photo += 1;
         let id = s.next_photo;
-        s.photos.insert(id, job);
+        s.photos.insert(id, (job, held_until_ms));
         Ok(Enqueued::Queued(id))
     }
 
     async fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError> {
         let s = self.lock();
         let mut jobs: Vec<PendingPhoto> =
-            s.photos.iter().map(|(id, job)| PendingPhoto { id: *id, job: job.clone() }).collect();
+            s.photos.iter().map(|(id, (job, _))| PendingPhoto { id: *id, job: job.clone() }).collect();
         jobs.sort_by_key(|p| (p.job.created_ms, p.id));
         jobs.truncate(limit);
         Ok(jobs)
+    }
+
+    async fn claim_photos(
+        &self,
+        channels: &[Channel],
+        now_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingPhoto>, StoreError> {
+        let mut s = self.lock();
+        let mut free: Vec<(i64, i64)> = s
+            .photos
+            .iter()
+            .filter(|(_, (job, held))| *held <= now_ms && channels.contains(&job.user.channel()))
+            .map(|(id, (job, _))| (job.created_ms, *id))
+            .collect();
+        free.sort_unstable();
+        free.truncate(limit);
+        let mut claimed = Vec::with_capacity(free.len());
+        for (_, id) in free {
+            if let Some((job, held)) = s.photos.get_mut(&id) {
+                *held = until_ms;
+                claimed.push(PendingPhoto { id, job: job.clone() });
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn release_photos(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        for id in ids {
+            if let Some((_, held)) = s.photos.get_mut(id) {
+                *held = 0;
+            }
+        }
+        Ok(())
     }
 
     async fn photo_done(&self, id: i64) -> Result<bool, StoreError> {

@@ -547,9 +547,42 @@ impl Outbox for PostgresStore {
     }
 }
 
+/// The columns [`pending_photo`] reads, in its order.
+const PHOTO_COLUMNS: &str =
+    "id, message_id, address, bot, media_url, content_type, lang, created_ms, channel";
+
+/// A `photo_jobs` row selected as [`PHOTO_COLUMNS`].
+fn pending_photo(r: &tokio_postgres::Row) -> Result<PendingPhoto, StoreError> {
+    let channel: &str = r.get(8);
+    let message_id: Option<&str> = r.get(1);
+    let message_id = message_id
+        .map(|m| {
+            MessageId::parse(m)
+                .map_err(|e| StoreError::backend(format!("postgres: a stored message id: {e}")))
+        })
+        .transpose()?;
+    Ok(PendingPhoto {
+        id: r.get(0),
+        job: PhotoJob {
+            user: address(channel, r.get(2))?,
+            bot: address(channel, r.get(3))?,
+            message_id,
+            media_url: r.get(4),
+            content_type: r.get(5),
+            lang: lang_from_code(r.get(6)),
+            created_ms: r.get(7),
+        },
+    })
+}
+
 #[async_trait]
 impl Jobs for PostgresStore {
-    async fn enqueue_photo(&self, job: PhotoJob, reply: Vec<String>) -> Result<Enqueued, StoreError> {
+    async fn enqueue_photo(
+        &self,
+        job: PhotoJob,
+        reply: Vec<String>,
+        held_until_ms: i64,
+    ) -> Result<Enqueued, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg("starting a photo job"))?;
         let reply = json(&reply)?;
@@ -580,8 +613,8 @@ impl Jobs for PostgresStore {
         let id: i64 = tx
             .query_one(
                 "INSERT INTO photo_jobs (channel, message_id, address, bot, media_url, content_type, lang,
-                     created_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                     created_ms, claimed_until_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                 &[
                     &channel,
                     &sid,
@@ -591,6 +624,7 @@ impl Jobs for PostgresStore {
                     &job.content_type,
                     &lang_code(job.lang),
                     &job.created_ms,
+                    &held_until_ms,
                 ],
             )
             .await
@@ -604,36 +638,58 @@ impl Jobs for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT id, message_id, address, bot, media_url, content_type, lang, created_ms, channel
-                 FROM photo_jobs ORDER BY created_ms, id LIMIT $1",
+                &format!("SELECT {PHOTO_COLUMNS} FROM photo_jobs ORDER BY created_ms, id LIMIT $1"),
                 &[&sql_limit(limit)],
             )
             .await
             .map_err(pg("reading the photo jobs"))?;
-        rows.iter()
-            .map(|r| {
-                let channel: &str = r.get(8);
-                let message_id: Option<&str> = r.get(1);
-                let message_id = message_id
-                    .map(|m| {
-                        MessageId::parse(m)
-                            .map_err(|e| StoreError::backend(format!("postgres: a stored message id: {e}")))
-                    })
-                    .transpose()?;
-                Ok(PendingPhoto {
-                    id: r.get(0),
-                    job: PhotoJob {
-                        user: address(channel, r.get(2))?,
-                        bot: address(channel, r.get(3))?,
-                        message_id,
-                        media_url: r.get(4),
-                        content_type: r.get(5),
-                        lang: lang_from_code(r.get(6)),
-                        created_ms: r.get(7),
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(pending_photo).collect()
+    }
+
+    async fn claim_photos(
+        &self,
+        channels: &[Channel],
+        now_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingPhoto>, StoreError> {
+        if channels.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+        let client = self.client().await?;
+        // SKIP LOCKED: a job another replica is taking at this instant is left to it, not
+        // waited for; the lease then keeps it that replica's until it runs out.
+        let rows = client
+            .query(
+                &format!(
+                    "UPDATE photo_jobs SET claimed_until_ms = $2
+                     WHERE id IN (
+                         SELECT id FROM photo_jobs
+                         WHERE claimed_until_ms <= $1 AND channel = ANY($3)
+                         ORDER BY created_ms, id LIMIT $4
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING {PHOTO_COLUMNS}"
+                ),
+                &[&now_ms, &until_ms, &channels, &sql_limit(limit)],
+            )
+            .await
+            .map_err(pg("claiming photo jobs"))?;
+        let mut claimed = rows.iter().map(pending_photo).collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by_key(|p| (p.job.created_ms, p.id));
+        Ok(claimed)
+    }
+
+    async fn release_photos(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        client
+            .execute("UPDATE photo_jobs SET claimed_until_ms = 0 WHERE id = ANY($1)", &[&ids])
+            .await
+            .map_err(pg("releasing photo jobs"))?;
+        Ok(())
     }
 
     async fn photo_done(&self, id: i64) -> Result<bool, StoreError> {
@@ -1009,7 +1065,7 @@ mod tests {
             lang: Lang::Fr,
             created_ms: T2026,
         };
-        sqlite.enqueue_photo(job.clone(), vec!["Lecture…".into()]).await.unwrap();
+        sqlite.enqueue_photo(job.clone(), vec!["Lecture…".into()], 0).await.unwrap();
         drop(sqlite);
 
         let target =
@@ -1043,7 +1099,7 @@ mod tests {
         let next = target.commit(turn("+33699999999", "SM-next", true, T2026 + 1000)).await.unwrap();
         assert_eq!(next.ticket.as_deref(), Some("REQ-2026-000011"));
         let Enqueued::Queued(id) = target
-            .enqueue_photo(PhotoJob { message_id: Some(m("SM-photo-2")), ..job }, vec![])
+            .enqueue_photo(PhotoJob { message_id: Some(m("SM-photo-2")), ..job }, vec![], 0)
             .await
             .unwrap()
         else {

@@ -314,9 +314,31 @@ pub trait Jobs: Send + Sync {
     /// in one durable transaction: once this returns [`Enqueued::Queued`], the photo is
     /// read and answered even if the process stops right after. A message id already
     /// claimed — by a photo or a text — stores nothing and gives its first reply back.
-    async fn enqueue_photo(&self, job: PhotoJob, reply: Vec<String>) -> Result<Enqueued, StoreError>;
-    /// Photo jobs not yet done, oldest first, at most `limit`.
+    /// The job is leased to its caller until `held_until_ms`: no other worker (or replica)
+    /// claims it before then ([`Jobs::claim_photos`]).
+    async fn enqueue_photo(
+        &self,
+        job: PhotoJob,
+        reply: Vec<String>,
+        held_until_ms: i64,
+    ) -> Result<Enqueued, StoreError>;
+    /// Photo jobs not yet done, oldest first, at most `limit`, leased or not (for
+    /// listings and moves; a worker takes its jobs with [`Jobs::claim_photos`]).
     async fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError>;
+    /// Takes up to `limit` jobs on one of `channels` whose lease has run out at `now_ms`
+    /// (never leased, released, or held by a worker that died), oldest first, and leases
+    /// them to the caller until `until_ms`. Two callers at once — two replicas on one
+    /// database — never take the same job.
+    async fn claim_photos(
+        &self,
+        channels: &[Channel],
+        now_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingPhoto>, StoreError>;
+    /// Gives the jobs `ids` back (their lease ends now): a worker that stops without
+    /// reading them lets another take them at once rather than after the lease.
+    async fn release_photos(&self, ids: &[i64]) -> Result<(), StoreError>;
     /// Records that the job's result was sent, or can never be: the job is forgotten (its
     /// message id's claim stays, so a redelivery still gets the first reply). False when
     /// there was no such job.

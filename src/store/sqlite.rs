@@ -1091,7 +1091,7 @@ mod tests {
             .unwrap();
         assert_eq!(store.shared.writer().sync, Sync::Normal);
         let job = photo(Some("SM-photo"), &USER, NOW);
-        let Enqueued::Queued(id) = store.blocking().enqueue_photo(&job, &reading).unwrap() else {
+        let Enqueued::Queued(id) = store.blocking().enqueue_photo(&job, &reading, 0).unwrap() else {
             panic!("a new message id queues its job")
         };
         assert_eq!(store.shared.writer().sync, Sync::Full, "a promise to the user waits for the disk");
@@ -1114,12 +1114,12 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let first = vec!["Reading your badge…".to_owned()];
         assert!(matches!(
-            store.blocking().enqueue_photo(&photo(Some("SM1"), &USER, NOW), &first),
+            store.blocking().enqueue_photo(&photo(Some("SM1"), &USER, NOW), &first, 0),
             Ok(Enqueued::Queued(_))
         ));
         let again = PhotoJob { lang: Lang::En, created_ms: NOW + 5000, ..photo(Some("SM1"), &USER, NOW) };
         assert_eq!(
-            store.blocking().enqueue_photo(&again, &["something else".to_owned()]).unwrap(),
+            store.blocking().enqueue_photo(&again, &["something else".to_owned()], 0).unwrap(),
             Enqueued::Replayed(first)
         );
         assert_eq!(store.blocking().pending_photos(10).unwrap().len(), 1);
@@ -1128,7 +1128,7 @@ mod tests {
         let text = vec!["an answer".to_owned()];
         store.blocking().commit(&faq_turn(&USER, &m("SM2"), &Session::default(), 0, &text)).unwrap();
         assert_eq!(
-            store.blocking().enqueue_photo(&photo(Some("SM2"), &USER, NOW), &[]).unwrap(),
+            store.blocking().enqueue_photo(&photo(Some("SM2"), &USER, NOW), &[], 0).unwrap(),
             Enqueued::Replayed(text)
         );
         assert!(
@@ -1150,13 +1150,14 @@ mod tests {
         let store = SqliteStore::open_in_memory().unwrap();
         let mut ids = Vec::new();
         for (sid, at) in [("SM-c", NOW + 300), ("SM-a", NOW + 100), ("SM-b", NOW + 200)] {
-            match store.blocking().enqueue_photo(&photo(Some(sid), &USER, at), &["…".to_owned()]).unwrap() {
+            match store.blocking().enqueue_photo(&photo(Some(sid), &USER, at), &["…".to_owned()], 0).unwrap()
+            {
                 Enqueued::Queued(id) => ids.push(id),
                 other => panic!("{other:?}"),
             }
         }
         // Without a message id nothing can be claimed, but the job is kept all the same.
-        store.blocking().enqueue_photo(&photo(None, &USER, NOW + 400), &[]).unwrap();
+        store.blocking().enqueue_photo(&photo(None, &USER, NOW + 400), &[], 0).unwrap();
         let pending = store.blocking().pending_photos(10).unwrap();
         let order: Vec<_> =
             pending.iter().map(|p| p.job.message_id.as_ref().map(MessageId::as_str)).collect();
@@ -1172,7 +1173,7 @@ mod tests {
             "a redelivery still finds the claim"
         );
         assert!(matches!(
-            store.blocking().enqueue_photo(&photo(Some("SM-a"), &USER, NOW), &[]),
+            store.blocking().enqueue_photo(&photo(Some("SM-a"), &USER, NOW), &[], 0),
             Ok(Enqueued::Replayed(_))
         ));
     }

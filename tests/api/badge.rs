@@ -566,7 +566,7 @@ async fn a_photo_accepted_before_a_stop_is_answered_after_the_restart_and_a_day_
         lang: wabot::engine::Lang::En,
         created_ms: day_ago,
     };
-    store.blocking().enqueue_photo(&old, &["Reading your badge…".to_owned()]).unwrap();
+    store.blocking().enqueue_photo(&old, &["Reading your badge…".to_owned()], 0).unwrap();
     drop(store);
 
     // The next start resumes the first and drops the other unread.
@@ -591,6 +591,65 @@ async fn a_photo_accepted_before_a_stop_is_answered_after_the_restart_and_a_day_
     assert_eq!(api.sends().len(), 1, "nothing sent for the stale photo");
     assert!(!api.calls().iter().any(|c| c.path.ends_with("/ME11")), "nor downloaded");
     assert!(!cdn.calls().iter().any(|c| c.path.ends_with("/ME11")));
+}
+
+/// [`desk`] holding each photo for `lease`.
+fn leased(build: Option<BuildDesk>, lease: Duration) -> Option<BuildDesk> {
+    let build = build?;
+    Some(Box::new(move |store, clock, postbox| build(store, clock, postbox).with_lease(lease)))
+}
+
+/// Two servers on one database, as two replicas: the first accepts a photo and hangs
+/// reading it (a replica that died holding it, as far as the other can tell). Within the
+/// lease the second leaves the photo alone; once it ran out, the second reads it and the
+/// employee gets one answer, also when the first finally finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_held_by_a_replica_that_hangs_is_read_by_another_once_its_lease_runs_out_and_answered_once() {
+    let (api, cdn) = api_and_cdn().await;
+    cdn.serve_file("ME20", "image/jpeg", badge_jpeg("01-elodie.jpg"));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wabot.db");
+    let lease = Duration::from_millis(1500);
+    let (open, gate) = std::sync::mpsc::channel::<()>();
+    let stuck = Arc::new(FakeReader { lines: vec!["ID: 712056"], gate: Some(Mutex::new(gate)) });
+    // No queue: the hung replica has no place to take the photo up again itself.
+    let first = spawn_with(Options {
+        db: Some(db.clone()),
+        twilio_api: Some(api.url("")),
+        badges: leased(desk(stuck, &api, 0), lease),
+        ..Options::default()
+    })
+    .await;
+    let second = spawn_with(Options {
+        db: Some(db.clone()),
+        twilio_api: Some(api.url("")),
+        badges: leased(desk(fake(vec!["ID: 712056"]), &api, 2), lease),
+        ..Options::default()
+    })
+    .await;
+    let accepted = std::time::Instant::now();
+    let reply = post_photo(&first, &media_url(&api, "ME20"), "image/jpeg").await;
+    assert!(reply[0].starts_with("Reading your badge"), "{reply:?}");
+
+    let sends = api.wait_for_sends(1).await;
+    assert!(accepted.elapsed() >= lease, "taken before the lease ran out: {:?}", accepted.elapsed());
+    assert_eq!(sends[0].form["To"], "whatsapp:+33612345678");
+    assert!(sends[0].form["Body"].contains("Élodie Garçon"), "{sends:?}");
+    for _ in 0..100 {
+        if second.rows("photo_jobs") == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(second.rows("photo_jobs"), 0, "done once answered");
+
+    // The hung replica finishes reading: it finds the job done and queues nothing.
+    drop(open);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(api.sends().len(), 1, "one answer for one photo");
+    let downloads = api.calls().iter().filter(|c| c.path.ends_with("/ME20")).count();
+    assert_eq!(downloads, 2, "downloaded by each replica that read it");
+    drop(first);
 }
 
 #[tokio::test]

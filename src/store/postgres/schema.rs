@@ -192,6 +192,11 @@ CREATE TABLE reply_waits (
 );
 CREATE INDEX reply_waits_at ON reply_waits (at_ms);
 ",
+    // Badge photo jobs are leased to the worker reading them, as the outbound queue's
+    // messages are: another replica takes a job only once its lease ran out.
+    r"
+ALTER TABLE photo_jobs ADD COLUMN claimed_until_ms BIGINT NOT NULL DEFAULT 0;
+",
 ];
 
 /// Brings the schema up to date, under the migration lock.

@@ -161,12 +161,33 @@ impl Outbound for SqliteStore {
 
 #[async_trait]
 impl Jobs for SqliteStore {
-    async fn enqueue_photo(&self, job: PhotoJob, reply: Vec<String>) -> Result<Enqueued, StoreError> {
-        self.call(move |s| s.enqueue_photo(&job, &reply)).await
+    async fn enqueue_photo(
+        &self,
+        job: PhotoJob,
+        reply: Vec<String>,
+        held_until_ms: i64,
+    ) -> Result<Enqueued, StoreError> {
+        self.call(move |s| s.enqueue_photo(&job, &reply, held_until_ms)).await
     }
 
     async fn pending_photos(&self, limit: usize) -> Result<Vec<PendingPhoto>, StoreError> {
         self.call(move |s| s.pending_photos(limit)).await
+    }
+
+    async fn claim_photos(
+        &self,
+        channels: &[Channel],
+        now_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingPhoto>, StoreError> {
+        let channels = channels.to_vec();
+        self.call(move |s| s.claim_photos(&channels, now_ms, until_ms, limit)).await
+    }
+
+    async fn release_photos(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let ids = ids.to_vec();
+        self.call(move |s| s.release_photos(&ids)).await
     }
 
     async fn photo_done(&self, id: i64) -> Result<bool, StoreError> {

@@ -3,7 +3,9 @@
 
 use rusqlite::params;
 
-use super::rows::{RECORD_COLUMNS, address, all, exec, lang_code, lang_from_code, one, record, sql_limit};
+use super::rows::{
+    PHOTO_COLUMNS, RECORD_COLUMNS, address, all, exec, lang_code, one, pending_photo, record, sql_limit,
+};
 use super::sessions::{Cached, Stored};
 use super::{Blocking, Done, PRUNE_CHUNK, Sync, backend, chunk_len, failed};
 use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord, Unanswered};
@@ -330,7 +332,12 @@ impl Blocking {
     }
 
     /// See [`Jobs::enqueue_photo`].
-    pub fn enqueue_photo(&self, job: &PhotoJob, reply: &[String]) -> Result<Enqueued, StoreError> {
+    pub fn enqueue_photo(
+        &self,
+        job: &PhotoJob,
+        reply: &[String],
+        held_until_ms: i64,
+    ) -> Result<Enqueued, StoreError> {
         let reply = serde_json::to_string(reply).map_err(backend)?;
         self.write(Sync::Full, |tx| {
             let channel = job.user.channel().as_str();
@@ -357,8 +364,8 @@ impl Blocking {
             exec(
                 tx,
                 "INSERT INTO photo_jobs (message_id, channel, address, bot, media_url, content_type, lang,
-                     created_ms)
-                 VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     created_ms, claimed_until_ms)
+                 VALUES (?1, ?8, ?2, ?3, ?4, ?5, ?6, ?7, ?9)",
                 params![
                     job.message_id.as_ref().map(MessageId::as_str),
                     job.user.id(),
@@ -367,7 +374,8 @@ impl Blocking {
                     job.content_type,
                     lang_code(job.lang),
                     job.created_ms,
-                    channel
+                    channel,
+                    held_until_ms
                 ],
             )?;
             Ok(Enqueued::Queued(tx.last_insert_rowid()))
@@ -379,37 +387,59 @@ impl Blocking {
         self.read(|c| {
             all(
                 c,
-                "SELECT id, message_id, address, bot, media_url, content_type, lang, created_ms, channel
-                 FROM photo_jobs ORDER BY created_ms, id LIMIT ?1",
+                &format!("SELECT {PHOTO_COLUMNS} FROM photo_jobs ORDER BY created_ms, id LIMIT ?1"),
                 [sql_limit(limit)],
-                |r| {
-                    let lang: String = r.get(6)?;
-                    let message_id: Option<String> = r.get(1)?;
-                    let message_id = message_id
-                        .map(|m| {
-                            MessageId::parse(&m).map_err(|e| {
-                                rusqlite::Error::FromSqlConversionFailure(
-                                    1,
-                                    rusqlite::types::Type::Text,
-                                    Box::new(e),
-                                )
-                            })
-                        })
-                        .transpose()?;
-                    Ok(PendingPhoto {
-                        id: r.get(0)?,
-                        job: PhotoJob {
-                            message_id,
-                            user: address(r, 8, 2)?,
-                            bot: address(r, 8, 3)?,
-                            media_url: r.get(4)?,
-                            content_type: r.get(5)?,
-                            lang: lang_from_code(&lang),
-                            created_ms: r.get(7)?,
-                        },
-                    })
-                },
+                pending_photo,
             )
+        })
+    }
+
+    /// See [`Jobs::claim_photos`]. The jobs are chosen and leased in one write
+    /// transaction, so two callers never take one job.
+    pub fn claim_photos(
+        &self,
+        channels: &[Channel],
+        now_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingPhoto>, StoreError> {
+        if channels.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+        let channels = serde_json::to_string(&channels).map_err(backend)?;
+        self.write(Sync::Full, |tx| {
+            let claimed = all(
+                tx,
+                &format!(
+                    "SELECT {PHOTO_COLUMNS} FROM photo_jobs
+                     WHERE claimed_until_ms <= ?1 AND channel IN (SELECT value FROM json_each(?2))
+                     ORDER BY created_ms, id LIMIT ?3"
+                ),
+                params![now_ms, channels, sql_limit(limit)],
+                pending_photo,
+            )?;
+            for photo in &claimed {
+                exec(
+                    tx,
+                    "UPDATE photo_jobs SET claimed_until_ms = ?2 WHERE id = ?1",
+                    params![photo.id, until_ms],
+                )?;
+            }
+            Ok(claimed)
+        })
+    }
+
+    /// See [`Jobs::release_photos`].
+    pub fn release_photos(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.write(Sync::Full, |tx| {
+            for id in ids {
+                exec(tx, "UPDATE photo_jobs SET claimed_until_ms = 0 WHERE id = ?1", [id])?;
+            }
+            Ok(())
         })
     }
 

@@ -4,9 +4,10 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::backend;
-use crate::domain::{Address, Channel, MailState, RequestRecord};
+use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord};
 use crate::engine::Lang;
 use crate::store::StoreError;
+use crate::store::roles::{PendingPhoto, PhotoJob};
 
 pub(super) fn lang_code(lang: Lang) -> &'static str {
     match lang {
@@ -56,6 +57,35 @@ pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<(i64, RequestRecord)> {
             sent_at_ms: row.get(17)?,
         },
     ))
+}
+
+/// The columns [`pending_photo`] reads, in its order.
+pub(super) const PHOTO_COLUMNS: &str =
+    "id, message_id, address, bot, media_url, content_type, lang, created_ms, channel";
+
+/// A `photo_jobs` row selected as [`PHOTO_COLUMNS`].
+pub(super) fn pending_photo(r: &Row<'_>) -> rusqlite::Result<PendingPhoto> {
+    let lang: String = r.get(6)?;
+    let message_id: Option<String> = r.get(1)?;
+    let message_id = message_id
+        .map(|m| {
+            MessageId::parse(&m).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+            })
+        })
+        .transpose()?;
+    Ok(PendingPhoto {
+        id: r.get(0)?,
+        job: PhotoJob {
+            message_id,
+            user: address(r, 8, 2)?,
+            bot: address(r, 8, 3)?,
+            media_url: r.get(4)?,
+            content_type: r.get(5)?,
+            lang: lang_from_code(&lang),
+            created_ms: r.get(7)?,
+        },
+    })
 }
 
 /// The address in columns `channel` and `id` of `row`.

@@ -237,6 +237,11 @@ CREATE TABLE reply_waits (
 );
 CREATE INDEX reply_waits_at ON reply_waits(at_ms);
 ",
+    // Badge photo jobs are leased to the worker reading them (`claimed_until_ms`), as the
+    // outbound queue's messages are: another worker takes a job only once its lease ran out.
+    r"
+ALTER TABLE photo_jobs ADD COLUMN claimed_until_ms INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
