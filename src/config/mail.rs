@@ -8,6 +8,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
+/// What an e-mail's default lease adds to the delivery's timeout: the time to record the
+/// outcome, with room for a slow database.
+const DEFAULT_LEASE_MARGIN: Duration = Duration::from_secs(60);
+
 /// E-mail settings (TOML `[mail]`, environment `WABOT_SMTP_URL`, `WABOT_SMTP_PASSWORD`,
 /// `WABOT_MAIL_*`, `WABOT_SMTP_ALLOW_PLAINTEXT_AUTH`).
 #[derive(Clone)]
@@ -30,6 +34,10 @@ pub struct MailSettings {
     /// The longest one delivery may take, seconds: connection, greeting, every command and
     /// the data together.
     pub timeout_secs: u64,
+    /// How long a worker (a replica) holds an e-mail it is sending, ms: if it dies
+    /// mid-send, another sends the e-mail after this. `None`: the exchange's timeout and
+    /// a minute more; else it must exceed the timeout.
+    pub lease_ms: Option<u64>,
     /// Deliveries in progress at once.
     pub max_concurrent: usize,
     /// Permanent rejections (5xx) after which an e-mail is dead-lettered.
@@ -49,6 +57,7 @@ impl Default for MailSettings {
             retry_initial_ms: 5_000,
             retry_max_ms: 15 * 60 * 1000,
             timeout_secs: 30,
+            lease_ms: None,
             max_concurrent: 4,
             max_permanent_failures: 3,
             allow_plaintext_auth: false,
@@ -66,6 +75,7 @@ impl std::fmt::Debug for MailSettings {
             .field("retry_initial_ms", &self.retry_initial_ms)
             .field("retry_max_ms", &self.retry_max_ms)
             .field("timeout_secs", &self.timeout_secs)
+            .field("lease_ms", &self.lease_ms)
             .field("max_concurrent", &self.max_concurrent)
             .field("max_permanent_failures", &self.max_permanent_failures)
             .field("allow_plaintext_auth", &self.allow_plaintext_auth)
@@ -97,6 +107,14 @@ impl MailSettings {
                 "mail.timeout_secs, mail.max_concurrent and mail.max_permanent_failures must be at least 1"
                     .into(),
             );
+        }
+        if let Some(lease) = self.lease_ms
+            && Duration::from_millis(lease) <= self.exchange_timeout()
+        {
+            return Err(format!(
+                "mail.lease_ms ({lease}) must exceed the delivery timeout (mail.timeout_secs = {})",
+                self.timeout_secs
+            ));
         }
         if let Some(host) = self.cleartext_credentials_host()
             && !self.allow_plaintext_auth
@@ -158,6 +176,14 @@ impl MailSettings {
         Duration::from_secs(self.timeout_secs.max(1))
     }
 
+    /// How long a worker holds an e-mail it sends ([`MailSettings::lease_ms`]).
+    pub fn lease(&self) -> Duration {
+        match self.lease_ms {
+            Some(ms) => Duration::from_millis(ms).max(self.exchange_timeout() + Duration::from_millis(1)),
+            None => self.exchange_timeout() + DEFAULT_LEASE_MARGIN,
+        }
+    }
+
     /// The retry delay after `attempts` failures (1 for the first).
     pub fn retry_delay_ms(&self, attempts: u32) -> u64 {
         let doubled = self.retry_initial_ms.saturating_mul(1u64 << attempts.saturating_sub(1).min(30));
@@ -175,6 +201,7 @@ pub struct MailFile {
     retry_initial_ms: Option<u64>,
     retry_max_ms: Option<u64>,
     timeout_secs: Option<u64>,
+    lease_ms: Option<u64>,
     max_concurrent: Option<usize>,
     max_permanent_failures: Option<u32>,
     allow_plaintext_auth: Option<bool>,
@@ -191,6 +218,7 @@ impl MailSettings {
         self.retry_initial_ms = f.retry_initial_ms.unwrap_or(self.retry_initial_ms);
         self.retry_max_ms = f.retry_max_ms.unwrap_or(self.retry_max_ms);
         self.timeout_secs = f.timeout_secs.unwrap_or(self.timeout_secs);
+        self.lease_ms = f.lease_ms.or(self.lease_ms);
         self.max_concurrent = f.max_concurrent.unwrap_or(self.max_concurrent);
         self.max_permanent_failures = f.max_permanent_failures.unwrap_or(self.max_permanent_failures);
         self.allow_plaintext_auth = f.allow_plaintext_auth.unwrap_or(self.allow_plaintext_auth);
@@ -198,7 +226,7 @@ impl MailSettings {
 
     /// Applies `WABOT_SMTP_URL`, `WABOT_SMTP_PASSWORD`, `WABOT_MAIL_FROM`,
     /// `WABOT_MAIL_REPLY_TO`, `WABOT_MAIL_RETRY_INITIAL_MS`, `WABOT_MAIL_RETRY_MAX_MS`,
-    /// `WABOT_MAIL_TIMEOUT_SECS`, `WABOT_MAIL_MAX_CONCURRENT`,
+    /// `WABOT_MAIL_TIMEOUT_SECS`, `WABOT_MAIL_LEASE_MS`, `WABOT_MAIL_MAX_CONCURRENT`,
     /// `WABOT_MAIL_MAX_PERMANENT_FAILURES`, `WABOT_SMTP_ALLOW_PLAINTEXT_AUTH`; an unusable
     /// value is reported with its variable's name (never its value).
     pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), (&'static str, String)> {
@@ -226,6 +254,9 @@ impl MailSettings {
         }
         if let Some(v) = number("WABOT_MAIL_TIMEOUT_SECS")? {
             self.timeout_secs = v;
+        }
+        if let Some(v) = number("WABOT_MAIL_LEASE_MS")? {
+            self.lease_ms = Some(v);
         }
         let small = |name: &'static str, v: u64| u32::try_from(v).map_err(|e| (name, e.to_string()));
         if let Some(v) = number("WABOT_MAIL_MAX_CONCURRENT")? {

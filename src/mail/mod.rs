@@ -44,10 +44,6 @@ use crate::store::{OutboxItem, StoreError};
 /// committed by another process, e.g. a second replica, wakes nobody here).
 const IDLE_POLL: Duration = Duration::from_secs(30);
 
-/// What an e-mail's lease adds to the SMTP exchange's timeout: the time to record the
-/// outcome, with room for a slow database.
-const LEASE_MARGIN: Duration = Duration::from_secs(60);
-
 /// What composing or sending can fail with.
 #[derive(Debug, Error)]
 pub enum MailError {
@@ -271,11 +267,11 @@ impl Outbox {
         }
     }
 
-    /// How long an e-mail taken for an attempt is kept from other workers: the whole SMTP
-    /// exchange and [`LEASE_MARGIN`] more. A worker that dies mid-send leaves it due again
-    /// after that.
+    /// How long an e-mail taken for an attempt is kept from other workers
+    /// ([`MailSettings::lease`]: by default the whole SMTP exchange and a minute more). A
+    /// worker that dies mid-send leaves it due again after that.
     fn lease_ms(&self) -> i64 {
-        let lease = self.settings.exchange_timeout() + LEASE_MARGIN;
+        let lease = self.settings.lease();
         i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
     }
 

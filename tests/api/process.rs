@@ -58,6 +58,9 @@ async fn serve_on(dir: &Path, db: &std::ffi::OsStr, smtp_port: u16) -> Wabot {
         .env("WABOT_MAIL_FROM", "wabot@example.org")
         .env("WABOT_MAIL_RETRY_INITIAL_MS", "100")
         .env("WABOT_MAIL_RETRY_MAX_MS", "300")
+        // A replica that dies mid-send leaves the e-mail to another after 4 s.
+        .env("WABOT_MAIL_TIMEOUT_SECS", "3")
+        .env("WABOT_MAIL_LEASE_MS", "4000")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -219,6 +222,100 @@ async fn three_replicas_on_postgres_carry_one_dialog_and_a_confirmation_raced_th
     let list = wabot_on(dirs[0].path(), url.as_ref()).args(["requests", "list", "--json"]).output().unwrap();
     assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
     assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 1, "one request");
+}
+
+/// Which of `pids` holds an established TCP connection to 127.0.0.1:`port` (Linux: the
+/// sockets of `/proc/net/tcp` matched to each process's file descriptors).
+fn connected_to(port: u16, pids: &[u32]) -> Vec<usize> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = u16::from_str_radix(f.get(2)?.rsplit(':').next()?, 16).ok()?;
+            let inode = f.get(9)?;
+            (remote_port == port && *f.get(3)? == "01").then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    pids.iter()
+        .enumerate()
+        .filter(|(_, pid)| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str()))
+            })
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Three replicas on one PostgreSQL database; the one sending a request's e-mail is
+/// SIGKILLed mid-send, with the mail server stuck then down. Another replica takes the
+/// e-mail once the dead one's lease has run out, and it reaches the mail server once when
+/// the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_mid_send_with_the_mail_server_down_leaves_the_mail_to_another_which_sends_it_once()
+{
+    let Some(server) = crate::postgres::test_server() else { return };
+    let url = wabot::store::postgres::fresh_schema_url(server.as_str(), "killed").await.unwrap();
+    let smtp_port = free_port();
+    // A mail server that takes the connection and never answers the recipient: the
+    // replica sending is stuck mid-send.
+    let stuck = SmtpSink::start_with(smtp_port, &["--stall-domain", "example.com"]);
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut replicas = Vec::new();
+    for dir in &dirs {
+        replicas.push(serve_on(dir.path(), url.as_ref(), smtp_port).await);
+    }
+    for (i, step) in ["request", "1", "Élodie", "Garçon", "skip", "yes"].into_iter().enumerate() {
+        let sid = format!("SMk{:031}", NEXT_SID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        say_as(replicas[i % 3].port, &sid, step).await;
+    }
+    let start = Instant::now();
+    let pids: Vec<u32> = replicas.iter().map(|r| r.child.id()).collect();
+    let sending = loop {
+        let holders = connected_to(smtp_port, &pids);
+        if stuck.rcpt_count("example.com") >= 1 && !holders.is_empty() {
+            assert_eq!(holders.len(), 1, "one replica sends the e-mail: {holders:?}");
+            break holders[0];
+        }
+        assert!(start.elapsed() < WAIT, "no replica is sending the e-mail");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut dead = replicas.remove(sending);
+    dead.child.kill().expect("SIGKILL");
+    dead.child.wait().expect("reaped");
+    // Now the mail server is down altogether.
+    drop(stuck);
+    let killed_at = Instant::now();
+
+    // The others find the e-mail leased to the dead replica, then, once the lease has run
+    // out, try it themselves and record that the server is down.
+    let db = url.as_ref();
+    let ticket = loop {
+        let list = wabot_on(dirs[0].path(), db).args(["requests", "list", "--json"]).output().unwrap();
+        let line = String::from_utf8_lossy(&list.stdout).lines().next().map(str::to_owned);
+        if let Some(line) = line {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["last_error"].is_string() && v["attempts"].as_u64() >= Some(1) {
+                break v["ticket"].as_str().unwrap().to_owned();
+            }
+        }
+        assert!(start.elapsed() < WAIT * 2, "no other replica took the e-mail up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(killed_at.elapsed() >= Duration::from_millis(3000), "taken before the lease ran out");
+
+    // The mail server is back: the e-mail is sent, once.
+    let sink = SmtpSink::start_on(smtp_port);
+    let got = sink.wait_for(1, WAIT).await;
+    assert!(got[0].header("Subject").starts_with(&format!("[{ticket}]")), "{:?}", got[0].headers);
+    assert!(got[0].body.contains("Élodie Garçon"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sink.messages().len(), 1, "e-mailed once");
+    let shown = wabot_on(dirs[0].path(), db).args(["requests", "show", &ticket]).output().unwrap();
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("mail           sent"), "{shown:?}");
 }
 
 #[tokio::test]
