@@ -113,6 +113,93 @@ async fn database_gone_and_back() {
     app.stop().await;
 }
 
+/// The database restarting under load: 16 employees fill in a request form at once while
+/// every connection to PostgreSQL is dropped and new ones refused for a second, twice. Each
+/// webhook either commits its turn or answers 503 and writes nothing; the provider's retry
+/// (the same MessageSid) is then handled as a first delivery. In the end: one request per
+/// employee, each with its e-mail queued, tickets without a gap, one claim per message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_restarting_under_load_leaves_every_turn_committed_or_refused_and_none_half_written() {
+    let within = std::time::Duration::from_secs(120);
+    tokio::time::timeout(within, restart_under_load())
+        .await
+        .expect("the fault test finished within two minutes");
+}
+
+async fn restart_under_load() {
+    let Some(server) = test_server() else { return };
+    let target: SocketAddr = format!("{}:{}", server.host_str().unwrap(), server.port().unwrap_or(5432))
+        .parse()
+        .expect("the test server is at an IP address");
+    let relay = Relay::start(target).await;
+    let mut through = server.clone();
+    through.set_port(Some(relay.addr.port())).unwrap();
+    let url = wabot::store::postgres::fresh_schema_url(through.as_str(), "restart").await.unwrap();
+    let app = spawn_with(Options { pg_url: Some(url), ..Options::default() }).await;
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    let delivered = std::sync::atomic::AtomicUsize::new(0);
+
+    // One employee's form, each message redelivered (same MessageSid) until it is answered.
+    let employee = |n: usize| {
+        let (app, refused, delivered) = (&app, &refused, &delivered);
+        async move {
+            let from = format!("whatsapp:+336700000{n:02}");
+            let mut last = String::new();
+            for step in ["request", "1", "Élodie", "Garçon", "skip", "yes", "How can I reset my password?"]
+            {
+                let form = whatsapp_form_with(step, &fresh_sid(), &from);
+                loop {
+                    let answer = app.post_signed(&form).await;
+                    delivered.fetch_add(1, Ordering::SeqCst);
+                    match answer.status {
+                        200 => {
+                            last = twiml_messages(&answer.text).join("\n");
+                            break;
+                        }
+                        503 => {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                        other => panic!("{other}: {}", answer.text),
+                    }
+                }
+                if step == "yes" {
+                    assert!(last.contains("REQ-"), "the confirmation names the ticket: {last}");
+                }
+            }
+            last
+        }
+    };
+    let cuts = async {
+        for _ in 0..2 {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            relay.down();
+            tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+            let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+            assert_eq!(health.status(), 503, "healthz reports the database down");
+            relay.restore();
+        }
+    };
+    let (lasts, ()) = tokio::join!(futures_util::future::join_all((0..16).map(employee)), cuts);
+    assert!(lasts.iter().all(|l| l.contains("password")), "every form finished: {lasts:?}");
+    let refused = refused.load(Ordering::SeqCst);
+    assert!(refused > 0, "the outages fell during the load");
+    eprintln!("{} deliveries, {refused} answered 503 and retried", delivered.load(Ordering::SeqCst));
+
+    assert_eq!(app.rows("requests"), 16, "one request per employee, none twice, none lost");
+    assert_eq!(app.rows("outbox"), 16, "each request's e-mail queued with it");
+    assert_eq!(app.rows("messages"), 16 * 7, "one claim per message, none for a refused delivery");
+    let store = wabot::store::PostgresStore::open(app.pg_url.as_deref().unwrap(), None).await.unwrap();
+    let tickets: Vec<String> =
+        wabot::store::Reports::requests(&store, 100).await.unwrap().into_iter().map(|r| r.ticket).collect();
+    let mut numbers: Vec<u32> = tickets.iter().map(|t| t[9..].parse().unwrap()).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=16).collect::<Vec<u32>>(), "tickets without a gap: {tickets:?}");
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "the pool reconnected");
+    app.stop().await;
+}
+
 /// Two apps on one fresh schema, as two replicas; `None` without a test server.
 async fn two_replicas() -> Option<(TestApp, TestApp, String)> {
     let server = test_server()?;
