@@ -318,6 +318,99 @@ async fn a_replica_killed_mid_send_with_the_mail_server_down_leaves_the_mail_to_
     assert!(String::from_utf8_lossy(&shown.stdout).contains("mail           sent"), "{shown:?}");
 }
 
+/// `haproxy`, or `None` (skip, with the reason printed) where it is not installed;
+/// `WABOT_LB_TESTS=required` (set by `.ci/run`) makes its absence a failure.
+fn haproxy() -> Option<std::path::PathBuf> {
+    let found = ["/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("WABOT_LB_TESTS").as_deref() != Ok("required"),
+            "WABOT_LB_TESTS=required but haproxy is not installed (apt-get install haproxy)"
+        );
+        eprintln!("the load balancer test is skipped: haproxy is not installed (apt-get install haproxy)");
+    }
+    found
+}
+
+/// The webhook messages a replica handled, from its `/metrics`.
+async fn handled(port: u16) -> u64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("wabot_messages_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The example configuration `deploy/haproxy.cfg`, as it is, in front of three replicas on
+/// one PostgreSQL database: a request dialog through it is spread over the three and files
+/// one request, e-mailed once; a replica SIGKILLed is passed over at once (the refused
+/// connection tried on another), every message still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_behind_the_example_haproxy_configuration_share_a_dialog_and_survive_one_killed() {
+    let Some(server) = crate::postgres::test_server() else { return };
+    let Some(haproxy) = haproxy() else { return };
+    let url = wabot::store::postgres::fresh_schema_url(server.as_str(), "balanced").await.unwrap();
+    let sink = SmtpSink::start();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut replicas = Vec::new();
+    for dir in &dirs {
+        replicas.push(serve_on(dir.path(), url.as_ref(), sink.port).await);
+    }
+    let lb_port = free_port();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy.cfg");
+    let child = Command::new(haproxy)
+        .args(["-db", "-f"])
+        .arg(&config)
+        .env("WABOT_LB_BIND", format!("127.0.0.1:{lb_port}"))
+        .env("WABOT_REPLICA_1", format!("127.0.0.1:{}", replicas[0].port))
+        .env("WABOT_REPLICA_2", format!("127.0.0.1:{}", replicas[1].port))
+        .env("WABOT_REPLICA_3", format!("127.0.0.1:{}", replicas[2].port))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start haproxy");
+    let _balancer = Wabot { child, port: lb_port };
+    let start = Instant::now();
+    while !reqwest::get(format!("http://127.0.0.1:{lb_port}/healthz")).await.is_ok_and(|r| r.status() == 200)
+    {
+        assert!(start.elapsed() < WAIT, "haproxy did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut confirmation = String::new();
+    for step in ["request", "1", "Élodie", "Garçon", "skip", "yes"] {
+        let sid = format!("SMlb{:030}", NEXT_SID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        confirmation = say_as(lb_port, &sid, step).await;
+    }
+    assert!(confirmation.contains("REQ-"), "{confirmation}");
+    let mut spread = Vec::new();
+    for r in &replicas {
+        spread.push(handled(r.port).await);
+    }
+    assert_eq!(spread.iter().sum::<u64>(), 6, "{spread:?}");
+    assert!(spread.iter().all(|&n| n == 2), "round robin: every replica took two turns, {spread:?}");
+    let got = sink.wait_for(1, WAIT).await;
+    assert!(got[0].body.contains("Élodie Garçon"));
+
+    // A replica dies: HAProxy has not noticed yet, yet no message is lost.
+    let mut dead = replicas.remove(1);
+    dead.child.kill().expect("SIGKILL");
+    dead.child.wait().expect("reaped");
+    for _ in 0..12 {
+        let sid = format!("SMlb{:030}", NEXT_SID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let answer = say_as(lb_port, &sid, "How can I reset my password?").await;
+        assert!(answer.to_lowercase().contains("password"), "{answer}");
+    }
+    let after: u64 = handled(replicas[0].port).await + handled(replicas[1].port).await;
+    assert_eq!(after, 4 + 12, "the living replicas answered everything");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sink.messages().len(), 1, "e-mailed once");
+}
+
 #[tokio::test]
 async fn a_meta_reply_committed_before_a_sigkill_is_sent_once_after_the_restart() {
     use crate::meta::{APP_SECRET, FakeGraph, PHONE_ID, WA_ID, notification, text_message};
