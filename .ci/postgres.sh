@@ -40,10 +40,12 @@ pg_start() {
     PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -U wabot -A trust --no-sync >/dev/null
     trap pg_stop EXIT
-    # fsync off: a throwaway cluster, and the tests' thousands of commits stay fast.
-    "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 30 start -o \
-        "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_DIR -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" >/dev/null
+    # fsync off: a throwaway cluster, and the tests' thousands of commits stay fast. PG_DURABLE=1
+    # keeps PostgreSQL's durable defaults (the load figures, compared with SQLite's fsyncs).
+    local fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${PG_DURABLE:-0}" = 1 ] && fast=""
+    PG_OPTS="-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_DIR $fast -c max_connections=400"
+    "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 30 start -o "$PG_OPTS" >/dev/null
     export WABOT_TEST_POSTGRES_URL="postgres://wabot@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
     export WABOT_TEST_POSTGRES_REQUIRED=1
     echo "== PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT ($PG_DIR)"

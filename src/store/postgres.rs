@@ -258,12 +258,15 @@ async fn commit_turn(client: &mut deadpool_postgres::Client, turn: &Turn) -> Res
             None => json(&turn.messages)?,
             Some(_) => "[]".to_owned(),
         };
-        let claimed = tx
-            .execute(
+        let claim = tx
+            .prepare_cached(
                 "INSERT INTO messages (channel, message_id, address, reply, received_ms)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel, message_id) DO NOTHING",
-                &[&channel, &sid, &address, &reply, &turn.now_ms],
             )
+            .await
+            .map_err(pg("claiming the message id"))?;
+        let claimed = tx
+            .execute(&claim, &[&channel, &sid, &address, &reply, &turn.now_ms])
             .await
             .map_err(pg("claiming the message id"))?;
         if claimed == 0 {
@@ -279,19 +282,23 @@ async fn commit_turn(client: &mut deadpool_postgres::Client, turn: &Turn) -> Res
         }
     }
     let written = if turn.session_version == 0 {
-        tx.execute(
-            "INSERT INTO sessions (channel, address, data, version, updated_ms) VALUES ($1, $2, $3, 1, $4)
-             ON CONFLICT (channel, address) DO NOTHING",
-            &[&channel, &address, &turn.session, &turn.now_ms],
-        )
-        .await
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO sessions (channel, address, data, version, updated_ms) VALUES ($1, $2, $3, 1, $4)
+                 ON CONFLICT (channel, address) DO NOTHING",
+            )
+            .await
+            .map_err(pg("writing the session"))?;
+        tx.execute(&insert, &[&channel, &address, &turn.session, &turn.now_ms]).await
     } else {
-        tx.execute(
-            "UPDATE sessions SET data = $3, version = version + 1, updated_ms = $4
-             WHERE channel = $1 AND address = $2 AND version = $5",
-            &[&channel, &address, &turn.session, &turn.now_ms, &turn.session_version],
-        )
-        .await
+        let update = tx
+            .prepare_cached(
+                "UPDATE sessions SET data = $3, version = version + 1, updated_ms = $4
+                 WHERE channel = $1 AND address = $2 AND version = $5",
+            )
+            .await
+            .map_err(pg("writing the session"))?;
+        tx.execute(&update, &[&channel, &address, &turn.session, &turn.now_ms, &turn.session_version]).await
     }
     .map_err(pg("writing the session"))?;
     if written == 0 {
@@ -391,11 +398,12 @@ async fn commit_turn(client: &mut deadpool_postgres::Client, turn: &Turn) -> Res
 impl Sessions for PostgresStore {
     async fn session(&self, user: &Address) -> Result<Option<StoredSession>, StoreError> {
         let client = self.client().await?;
+        let read = client
+            .prepare_cached("SELECT data, version FROM sessions WHERE channel = $1 AND address = $2")
+            .await
+            .map_err(pg("reading a session"))?;
         let row = client
-            .query_opt(
-                "SELECT data, version FROM sessions WHERE channel = $1 AND address = $2",
-                &[&user.channel().as_str(), &user.id()],
-            )
+            .query_opt(&read, &[&user.channel().as_str(), &user.id()])
             .await
             .map_err(pg("reading a session"))?;
         Ok(row.map(|r| StoredSession { data: r.get(0), version: r.get(1) }))

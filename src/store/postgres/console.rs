@@ -243,24 +243,30 @@ impl Transcripts for PostgresStore {
         let (ch, id) = (user.channel().as_str(), user.id());
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg("recording a transcript"))?;
-        for l in &lines {
-            tx.execute(
+        let line = tx
+            .prepare_cached(
                 "INSERT INTO transcript_lines (channel, address, speaker, author, text, at_ms)
                  VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&ch, &id, &l.speaker.as_str(), &l.author, &l.text, &l.at_ms],
             )
             .await
             .map_err(pg("recording a transcript line"))?;
+        for l in &lines {
+            tx.execute(&line, &[&ch, &id, &l.speaker.as_str(), &l.author, &l.text, &l.at_ms])
+                .await
+                .map_err(pg("recording a transcript line"))?;
         }
-        tx.execute(
-            "INSERT INTO conversations (channel, address, bot, last_ms, last_text) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (channel, address) DO UPDATE SET
-                 bot = coalesce(excluded.bot, conversations.bot), last_ms = excluded.last_ms,
-                 last_text = excluded.last_text",
-            &[&ch, &id, &bot.map(Address::id), &last.at_ms, &last.text],
-        )
-        .await
-        .map_err(pg("recording a conversation"))?;
+        let conversation = tx
+            .prepare_cached(
+                "INSERT INTO conversations (channel, address, bot, last_ms, last_text) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (channel, address) DO UPDATE SET
+                     bot = coalesce(excluded.bot, conversations.bot), last_ms = excluded.last_ms,
+                     last_text = excluded.last_text",
+            )
+            .await
+            .map_err(pg("recording a conversation"))?;
+        tx.execute(&conversation, &[&ch, &id, &bot.map(Address::id), &last.at_ms, &last.text])
+            .await
+            .map_err(pg("recording a conversation"))?;
         tx.commit().await.map_err(pg("recording a transcript"))?;
         Ok(())
     }
@@ -344,14 +350,14 @@ impl Transcripts for PostgresStore {
 impl Figures for PostgresStore {
     async fn count_turn(&self, day: i64, kind: &str, topic: Option<&str>) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client
-            .execute(
+        let count = client
+            .prepare_cached(
                 "INSERT INTO turn_counts (day, kind, topic, count) VALUES ($1, $2, $3, 1)
                  ON CONFLICT (day, kind, topic) DO UPDATE SET count = turn_counts.count + 1",
-                &[&day, &kind, &topic.unwrap_or("")],
             )
             .await
             .map_err(pg("counting a turn"))?;
+        client.execute(&count, &[&day, &kind, &topic.unwrap_or("")]).await.map_err(pg("counting a turn"))?;
         Ok(())
     }
 

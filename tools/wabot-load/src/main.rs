@@ -36,10 +36,12 @@ const OFF_TOPIC: &[&str] = &["Who will win the football world cup?", "Quel temps
 #[derive(Parser)]
 #[command(about = "Signed Twilio or Meta webhook load against a running wabot")]
 struct Args {
-    /// Address of the server.
-    #[arg(long, default_value = "127.0.0.1:5000")]
-    addr: std::net::SocketAddr,
-    /// The webhook URL the server signs for (its WABOT_PUBLIC_URL + /bot).
+    /// Address of the server; several (`--addr A --addr B`, or `A,B`) for replicas, the
+    /// connections spread over them in turn, as a round-robin balancer would.
+    #[arg(long, default_value = "127.0.0.1:5000", value_delimiter = ',', required = true)]
+    addr: Vec<std::net::SocketAddr>,
+    /// The webhook URL the server signs for (its WABOT_PUBLIC_URL + /bot; every replica's
+    /// must be the same).
     #[arg(long)]
     signed_url: Option<String>,
     /// Twilio auth token the server checks signatures with.
@@ -89,7 +91,8 @@ struct Tally {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let signed_url = args.signed_url.clone().unwrap_or_else(|| format!("http://{}/bot", args.addr));
+    let Some(first) = args.addr.first() else { bail!("no --addr") };
+    let signed_url = args.signed_url.clone().unwrap_or_else(|| format!("http://{first}/bot"));
     let kb = wabot::knowledge::corpus::KnowledgeBase::embedded().context("loading the embedded corpus")?;
     let mut questions: Vec<String> = kb.entries().iter().flat_map(|e| e.questions.iter().cloned()).collect();
     questions.extend(OFF_TOPIC.iter().map(|q| (*q).to_owned()));
@@ -106,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::with_capacity(args.connections);
     for conn in 0..args.connections {
         let job = Job {
-            addr: args.addr,
+            addr: args.addr[conn % args.addr.len()],
             signed_url: signed_url.clone(),
             token: args.token.clone(),
             channel: args.channel,
@@ -458,9 +461,10 @@ fn report(args: &Args, t: &Tally, elapsed: f64, rss: &[(u64, u64)], cpu: &Cpu) {
     };
     let total = t.ok + t.unavailable + t.other;
     println!(
-        "{:?}: {} connections, {:.1} s: {} responses, {:.0} msgs/s (200: {}, 503: {}, other: {}, transport errors: {})",
+        "{:?}: {} connections to {} server(s), {:.1} s: {} responses, {:.0} msgs/s (200: {}, 503: {}, other: {}, transport errors: {})",
         args.channel,
         args.connections,
+        args.addr.len(),
         elapsed,
         total,
         total as f64 / elapsed,
@@ -500,7 +504,11 @@ fn report(args: &Args, t: &Tally, elapsed: f64, rss: &[(u64, u64)], cpu: &Cpu) {
             server * 100.0 / elapsed,
             load * 100.0 / elapsed
         ),
-        (None, Some(load)) => println!("cpu per message: wabot-load {:.0} µs", per_message(load)),
+        (None, Some(load)) => println!(
+            "cpu per message: wabot-load {:.0} µs ({:.0}% of one core)",
+            per_message(load),
+            load * 100.0 / elapsed
+        ),
         _ => {}
     }
     if let (Some(first), Some(last)) = (rss.first(), rss.last()) {
