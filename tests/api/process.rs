@@ -12,6 +12,7 @@ const TOKEN: &str = "process-test-token-0123456789";
 const PUBLIC_URL: &str = "https://wabot.example.com";
 const USER: &str = "whatsapp:+33611112222";
 const WAIT: Duration = Duration::from_secs(20);
+const ADMIN_TOKEN: &str = "process-admin-token-0123456789abcdef";
 
 struct Wabot {
     child: Child,
@@ -53,6 +54,7 @@ async fn serve_on(dir: &Path, db: &std::ffi::OsStr, smtp_port: u16) -> Wabot {
     let child = wabot_on(dir, db)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .env("WABOT_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("WABOT_PUBLIC_URL", PUBLIC_URL)
         .env("WABOT_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
         .env("WABOT_MAIL_FROM", "wabot@example.org")
@@ -184,7 +186,8 @@ fn requests_commands_explain_a_missing_database_and_an_unknown_ticket() {
 
 /// Three `wabot serve` on one PostgreSQL database, as replicas behind a round-robin balancer:
 /// a request dialog whose every turn goes to another one, then its confirmation delivered 30
-/// times at once across the three → one request, one e-mail, the same reply each time.
+/// times at once across the three → one request, one e-mail, the same reply each time; then
+/// an FAQ entry added through one replica's admin API, answered by the other two.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_on_postgres_carry_one_dialog_and_a_confirmation_raced_thirty_times_files_one_request()
 {
@@ -222,6 +225,31 @@ async fn three_replicas_on_postgres_carry_one_dialog_and_a_confirmation_raced_th
     let list = wabot_on(dirs[0].path(), url.as_ref()).args(["requests", "list", "--json"]).output().unwrap();
     assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
     assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 1, "one request");
+
+    // An FAQ entry added through one replica's admin API is answered by the others.
+    const QUESTION: &str = "Where can I charge my electric bicycle at the office?";
+    const ANSWER: &str = "Bicycle chargers are in the basement car park, next to bay B12.";
+    let entry = serde_json::json!({"lang": "en", "questions": [QUESTION], "answer": ANSWER, "category": "facilities"});
+    let put = reqwest::Client::new()
+        .put(format!("http://127.0.0.1:{}/admin/faq/bike-en", ports[0]))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&entry)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let changed = Instant::now();
+    for port in &ports[1..] {
+        loop {
+            let sid = format!("SMrr{:030}", NEXT_SID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            if say_as(*port, &sid, QUESTION).await == ANSWER {
+                break;
+            }
+            assert!(changed.elapsed() < Duration::from_secs(10), "replica {port} never served the change");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!("the other replicas answered with the change within {:?}", changed.elapsed());
 }
 
 /// Which of `pids` holds an established TCP connection to 127.0.0.1:`port` (Linux: the
