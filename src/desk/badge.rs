@@ -424,20 +424,17 @@ impl BadgeDesk {
         if channels.is_empty() {
             return Ok(0);
         }
-        let mut slots = Vec::new();
-        while slots.len() < RESUME_LIMIT {
-            match self.pool.reserve() {
-                Ok(slot) => slots.push(slot),
-                Err(_) => break,
-            }
-        }
-        if slots.is_empty() {
+        // Places are taken per job once the jobs are ours, not held while the store is
+        // asked: a photo arriving meanwhile must not be told the pool is busy.
+        let free = self.pool.available().min(RESUME_LIMIT);
+        if free == 0 {
             return Ok(0);
         }
         let now = self.clock.now_ms();
-        let taken = self.store.claim_photos(&channels, now, self.lease_until(now), slots.len()).await?;
+        let taken = self.store.claim_photos(&channels, now, self.lease_until(now), free).await?;
         let cutoff = now.saturating_sub(i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX));
         let mut reading = 0;
+        let mut no_place = Vec::new();
         for photo in taken {
             if photo.job.created_ms < cutoff {
                 tracing::info!(
@@ -453,7 +450,11 @@ impl BadgeDesk {
                 // Still being read here, past its lease: taking it extended the lease.
                 continue;
             }
-            let Some(slot) = slots.pop() else { break };
+            let Ok(slot) = self.pool.reserve() else {
+                // Photos that arrived meanwhile took the places: this one waits for a sweep.
+                no_place.push(photo.id);
+                continue;
+            };
             tracing::info!(
                 job = photo.id,
                 message_id = photo.job.message_id.as_ref().map(MessageId::as_str),
@@ -462,6 +463,9 @@ impl BadgeDesk {
             self.held().insert(photo.id);
             self.start(photo, slot);
             reading += 1;
+        }
+        if !no_place.is_empty() {
+            self.store.release_photos(&no_place).await?;
         }
         Ok(reading)
     }

@@ -147,6 +147,11 @@ impl OcrPool {
         Ok(Slot { permit, jobs: self.jobs.clone() })
     }
 
+    /// Places free now: jobs [`OcrPool::reserve`] would admit.
+    pub fn available(&self) -> usize {
+        self.admission.available_permits()
+    }
+
     /// Jobs running or waiting now.
     pub fn in_flight(&self) -> usize {
         self.capacity - self.admission.available_permits()
