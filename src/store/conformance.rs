@@ -328,6 +328,35 @@ fn photo_job(user: Address, sid: &str, created_ms: i64) -> PhotoJob {
     }
 }
 
+/// Four workers at once, each calling `take` until it takes nothing: every id taken, in the
+/// order the workers finished.
+async fn taken_by_four<F, Fut>(store: &Arc<dyn Store>, take: F) -> Vec<i64>
+where
+    F: Fn(Arc<dyn Store>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Vec<i64>> + Send,
+{
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, take) = (Arc::clone(store), take.clone());
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = take(Arc::clone(&store)).await;
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got);
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all
+}
+
 #[tokio::test]
 async fn a_photo_job_is_taken_by_one_worker_until_its_lease_ends_or_it_is_given_back() {
     for (name, store, _dir) in backends().await {
@@ -412,28 +441,11 @@ async fn workers_taking_photo_jobs_at_once_never_share_one() {
                 .await
                 .unwrap();
         }
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let store = Arc::clone(&store);
-                tokio::spawn(async move {
-                    let mut mine = Vec::new();
-                    loop {
-                        let got = store
-                            .claim_photos(&[Channel::Twilio], T2026 + 100, T2026 + 60_000, 2)
-                            .await
-                            .unwrap();
-                        if got.is_empty() {
-                            return mine;
-                        }
-                        mine.extend(got.into_iter().map(|p| p.id));
-                    }
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for h in handles {
-            all.extend(h.await.unwrap());
-        }
+        let all = taken_by_four(&store, |store| async move {
+            let got = store.claim_photos(&[Channel::Twilio], T2026 + 100, T2026 + 60_000, 2).await.unwrap();
+            got.into_iter().map(|p| p.id).collect()
+        })
+        .await;
         let unique: BTreeSet<i64> = all.iter().copied().collect();
         assert_eq!((all.len(), unique.len()), (30, 30), "{name}: each taken exactly once");
     }
@@ -679,25 +691,11 @@ async fn workers_claiming_at_once_never_share_a_message() {
         let u = a("+33600000003");
         let items = (0..40).map(|i| outgoing(&u, &format!("m{i}"))).collect();
         store.queue_outbound(items, T2026).await.unwrap();
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let store = Arc::clone(&store);
-                tokio::spawn(async move {
-                    let mut mine = Vec::new();
-                    loop {
-                        let got = store.claim_outbound(T2026, 60_000, 3).await.unwrap();
-                        if got.is_empty() {
-                            return mine;
-                        }
-                        mine.extend(got.into_iter().map(|i| i.id));
-                    }
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for h in handles {
-            all.extend(h.await.unwrap());
-        }
+        let all = taken_by_four(&store, |store| async move {
+            let got = store.claim_outbound(T2026, 60_000, 3).await.unwrap();
+            got.into_iter().map(|i| i.id).collect()
+        })
+        .await;
         let unique: BTreeSet<i64> = all.iter().copied().collect();
         assert_eq!((all.len(), unique.len()), (40, 40), "{name}: each claimed exactly once");
     }

@@ -79,16 +79,23 @@ async fn with_the_database_gone_the_webhook_answers_503_and_writes_nothing_then_
         .expect("the fault test finished within a minute");
 }
 
-async fn database_gone_and_back() {
-    let Some(server) = test_server() else { return };
+/// A server on a fresh schema of the test PostgreSQL server, reached through a [`Relay`];
+/// `None` (skip) without a test server.
+async fn behind_a_relay(prefix: &str) -> Option<(TestApp, Relay)> {
+    let server = test_server()?;
     let target: SocketAddr = format!("{}:{}", server.host_str().unwrap(), server.port().unwrap_or(5432))
         .parse()
         .expect("the test server is at an IP address");
     let relay = Relay::start(target).await;
     let mut through = server.clone();
     through.set_port(Some(relay.addr.port())).unwrap();
-    let url = wabot::store::postgres::fresh_schema_url(through.as_str(), "fault").await.unwrap();
+    let url = wabot::store::postgres::fresh_schema_url(through.as_str(), prefix).await.unwrap();
     let app = spawn_with(Options { pg_url: Some(url), ..Options::default() }).await;
+    Some((app, relay))
+}
+
+async fn database_gone_and_back() {
+    let Some((app, relay)) = behind_a_relay("fault").await else { return };
     assert_eq!(app.ask("How can I reset my password?").await.len(), 1);
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -127,15 +134,7 @@ async fn the_database_restarting_under_load_leaves_every_turn_committed_or_refus
 }
 
 async fn restart_under_load() {
-    let Some(server) = test_server() else { return };
-    let target: SocketAddr = format!("{}:{}", server.host_str().unwrap(), server.port().unwrap_or(5432))
-        .parse()
-        .expect("the test server is at an IP address");
-    let relay = Relay::start(target).await;
-    let mut through = server.clone();
-    through.set_port(Some(relay.addr.port())).unwrap();
-    let url = wabot::store::postgres::fresh_schema_url(through.as_str(), "restart").await.unwrap();
-    let app = spawn_with(Options { pg_url: Some(url), ..Options::default() }).await;
+    let Some((app, relay)) = behind_a_relay("restart").await else { return };
     let refused = std::sync::atomic::AtomicUsize::new(0);
     let delivered = std::sync::atomic::AtomicUsize::new(0);
 
