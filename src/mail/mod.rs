@@ -321,15 +321,16 @@ impl Outbox {
         }
         let attempts = request.attempts + 1;
         let delay = self.settings.retry_delay_ms(attempts);
-        let retry_at = self.clock.now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+        let now = self.clock.now_ms();
+        let retry_at = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
         if !permanent {
             tracing::warn!(ticket = %ticket, attempts, retry_in_ms = delay, error = %error, "request e-mail not delivered");
-            self.store.mark_failed(id, &error, retry_at).await?;
+            self.store.mark_failed(id, &error, now, retry_at).await?;
             return Ok(());
         }
         let dead_after = self.settings.max_permanent_failures;
         let logged = error.clone();
-        let state = self.store.mark_rejected(id, &error, retry_at, dead_after).await?;
+        let state = self.store.mark_rejected(id, &error, now, retry_at, dead_after).await?;
         if state == MailState::Dead {
             if let Some(m) = &self.metrics {
                 m.mail_dead_lettered();

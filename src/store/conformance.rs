@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::postgres::fresh_schema_url;
 use super::roles::{
-    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Figures, PhotoJob,
-    Speaker, Store, TranscriptLine, Transcripts, Turn,
+    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Figures, MailEvent,
+    MailEventKind, PhotoJob, Speaker, Store, TranscriptLine, Transcripts, Turn,
 };
 use super::{MemoryBackend, PostgresStore, SqliteStore, StoreError};
 use crate::domain::{Address, Channel, MailState, MessageId, NewRequest, TICKET_PLACEHOLDER};
@@ -236,7 +236,7 @@ async fn the_outbox_retries_a_failure_then_marks_the_mail_sent() {
         assert_eq!(due.len(), 1, "{name}");
         let id = due[0].id;
         assert_eq!(store.outbox_depth().await.unwrap(), 1, "{name}");
-        store.mark_failed(id, "421 try again later", T2026 + 1000).await.unwrap();
+        store.mark_failed(id, "421 try again later", T2026 + 500, T2026 + 1000).await.unwrap();
         assert!(store.due_mail(T2026, 10).await.unwrap().is_empty(), "{name}");
         assert_eq!(store.next_mail_due_after(T2026).await.unwrap(), Some(T2026 + 1000), "{name}");
         let again = store.due_mail(T2026 + 1000, 10).await.unwrap();
@@ -260,13 +260,17 @@ async fn the_outbox_retries_a_failure_then_marks_the_mail_sent() {
 #[tokio::test]
 async fn a_mail_rejected_for_good_is_dead_lettered_at_the_configured_count() {
     for (name, store, _dir) in backends().await {
-        file_request(&*store, "a", "SM1", T2026).await;
+        let ticket = file_request(&*store, "a", "SM1", T2026).await;
         let id = store.due_mail(T2026, 10).await.unwrap()[0].id;
         for (at, state) in [(1, MailState::Queued), (2, MailState::Queued), (3, MailState::Dead)] {
-            let left = store.mark_rejected(id, "550 no such user", T2026 + at, 3).await.unwrap();
+            let left = store.mark_rejected(id, "550 no such user", T2026, T2026 + at, 3).await.unwrap();
             assert_eq!(left, state, "{name}: rejection {at}");
         }
         assert_eq!(store.dead_mail().await.unwrap(), 1, "{name}");
+        let history = store.mail_history(&ticket).await.unwrap();
+        let seen: Vec<_> = history.iter().map(|e| (e.kind, e.error.as_deref(), e.retry_at_ms)).collect();
+        let rejected = |at| (MailEventKind::Rejected, Some("550 no such user"), at);
+        assert_eq!(seen, [rejected(Some(T2026 + 1)), rejected(Some(T2026 + 2)), rejected(None)], "{name}");
         assert!(store.due_mail(T2026 + 10_000, 10).await.unwrap().is_empty(), "{name}");
         assert_eq!(store.next_mail_due_after(i64::MIN).await.unwrap(), None, "{name}");
     }
@@ -869,10 +873,65 @@ async fn a_sent_mail_resent_is_queued_again_and_due_at_once() {
         let due = store.due_mail(T2026, 10).await.unwrap();
         store.mark_sent(due[0].id, T2026 + 1).await.unwrap();
         assert!(store.due_mail(T2027, 10).await.unwrap().is_empty(), "{name}");
-        assert!(resend.resend_mail(&ticket.to_lowercase(), T2027).await.unwrap(), "{name}");
-        assert!(!resend.resend_mail("REQ-1999-000001", T2027).await.unwrap(), "{name}");
+        assert!(resend.resend_mail(&ticket.to_lowercase(), "hr@example.com", T2027).await.unwrap(), "{name}");
+        assert!(!resend.resend_mail("REQ-1999-000001", "hr@example.com", T2027).await.unwrap(), "{name}");
         let due = store.due_mail(T2027, 10).await.unwrap();
         assert_eq!(due.len(), 1, "{name}");
         assert_eq!(due[0].request.mail, MailState::Queued, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn an_e_mails_delivery_history_records_each_attempt_and_each_resend() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("history.db")).unwrap());
+    let memory = Arc::new(MemoryBackend::new());
+    type Both = (&'static str, Arc<dyn Store>, Arc<dyn super::roles::Resend>);
+    let mut backends: Vec<Both> =
+        vec![("sqlite", sqlite.clone(), sqlite), ("memory", memory.clone(), memory)];
+    if let Some(url) = postgres_url() {
+        let postgres = Arc::new(fresh_postgres(&url).await);
+        backends.push(("postgres", postgres.clone(), postgres));
+    }
+    for (name, store, resend) in backends {
+        let ticket = file_request(&*store, "+33600000009", "SMhistory", T2026).await;
+        let other = file_request(&*store, "+33600000008", "SMother", T2026).await;
+        assert!(store.mail_history(&ticket).await.unwrap().is_empty(), "{name}: never tried");
+        let id = store.due_mail(T2026, 10).await.unwrap()[0].id;
+        store.mark_failed(id, "connection refused", T2026 + 10, T2026 + 1000).await.unwrap();
+        store.mark_failed(id, "421 busy", T2026 + 1000, T2026 + 3000).await.unwrap();
+        store.mark_sent(id, T2026 + 3000).await.unwrap();
+        // Neither a late failure of a sent e-mail nor an unknown row writes history.
+        store.mark_failed(id, "late", T2026 + 3001, T2026 + 4000).await.unwrap();
+        store.mark_sent(999_999, T2026 + 3002).await.unwrap();
+        let events = |history: Vec<MailEvent>| {
+            history
+                .into_iter()
+                .map(|e| (e.at_ms, e.kind, e.error, e.retry_at_ms, e.actor))
+                .collect::<Vec<_>>()
+        };
+        let tried = vec![
+            (
+                T2026 + 10,
+                MailEventKind::Failed,
+                Some("connection refused".to_owned()),
+                Some(T2026 + 1000),
+                None,
+            ),
+            (T2026 + 1000, MailEventKind::Failed, Some("421 busy".to_owned()), Some(T2026 + 3000), None),
+            (T2026 + 3000, MailEventKind::Sent, None, None, None),
+        ];
+        assert_eq!(events(store.mail_history(&ticket).await.unwrap()), tried, "{name}");
+        assert!(resend.resend_mail(&ticket, "agent@example.com", T2027).await.unwrap(), "{name}");
+        let id =
+            store.due_mail(T2027, 10).await.unwrap().iter().find(|d| d.request.ticket == ticket).unwrap().id;
+        store.mark_sent(id, T2027 + 5).await.unwrap();
+        let mut all = tried;
+        all.push((T2027, MailEventKind::Resent, None, None, Some("agent@example.com".to_owned())));
+        all.push((T2027 + 5, MailEventKind::Sent, None, None, None));
+        let lower = ticket.to_lowercase();
+        assert_eq!(events(store.mail_history(&format!(" {lower} ")).await.unwrap()), all, "{name}");
+        assert!(store.mail_history(&other).await.unwrap().is_empty(), "{name}: another e-mail's history");
+        assert!(store.mail_history("REQ-1999-000001").await.unwrap().is_empty(), "{name}");
     }
 }

@@ -12,10 +12,10 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::roles::{
-    Account, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary, Enqueued, Jobs,
-    Maintenance, NewOutbound, Outbound, OutboundCounts, OutboundItem, OutboundRecord, OutboundState, Outbox,
-    OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions, StoredSession, TranscriptLine, Transcripts, Turn,
-    Turns,
+    Account, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary, Enqueued, Jobs, MailEvent,
+    MailEventKind, Maintenance, NewOutbound, Outbound, OutboundCounts, OutboundItem, OutboundRecord,
+    OutboundState, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions, StoredSession,
+    TranscriptLine, Transcripts, Turn, Turns,
 };
 use crate::domain::{
     Address, Channel, MailState, MessageId, NewRequest, RequestRecord, TICKET_PLACEHOLDER, Unanswered,
@@ -46,9 +46,16 @@ struct Row {
     last_error: Option<String>,
     next_attempt_ms: i64,
     sent_ms: Option<i64>,
+    /// The e-mail's delivery history, oldest first.
+    history: Vec<MailEvent>,
 }
 
 impl Row {
+    fn event(&mut self, at_ms: i64, kind: MailEventKind, error: Option<&str>, retry_at_ms: Option<i64>) {
+        let error = error.map(str::to_owned);
+        self.history.push(MailEvent { at_ms, kind, error, retry_at_ms, actor: None });
+    }
+
     fn record(&self) -> RequestRecord {
         let r = &self.request;
         RequestRecord {
@@ -218,6 +225,7 @@ impl Turns for MemoryBackend {
                 last_error: None,
                 next_attempt_ms: turn.now_ms,
                 sent_ms: None,
+                history: Vec::new(),
             };
             s.outbox.insert(id, row);
             ticket
@@ -301,6 +309,7 @@ impl Outbox for MemoryBackend {
             r.sent_ms = Some(at_ms);
             r.attempts += 1;
             r.last_error = None;
+            r.event(at_ms, MailEventKind::Sent, None, None);
         }
         Ok(())
     }
@@ -314,11 +323,18 @@ impl Outbox for MemoryBackend {
         Ok(due.map(|r| r.next_attempt_ms = until_ms).is_some())
     }
 
-    async fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+    async fn mark_failed(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        at_ms: i64,
+        retry_at_ms: i64,
+    ) -> Result<(), StoreError> {
         if let Some(r) = self.lock().outbox.get_mut(&outbox_id).filter(|r| r.state == MailState::Queued) {
             r.attempts += 1;
             r.last_error = Some(error.to_owned());
             r.next_attempt_ms = retry_at_ms;
+            r.event(at_ms, MailEventKind::Failed, Some(error), Some(retry_at_ms));
         }
         Ok(())
     }
@@ -327,6 +343,7 @@ impl Outbox for MemoryBackend {
         &self,
         outbox_id: i64,
         error: &str,
+        at_ms: i64,
         retry_at_ms: i64,
         dead_after: u32,
     ) -> Result<MailState, StoreError> {
@@ -341,6 +358,8 @@ impl Outbox for MemoryBackend {
         if r.permanent_failures >= dead_after.max(1) {
             r.state = MailState::Dead;
         }
+        let retry = (r.state == MailState::Queued).then_some(retry_at_ms);
+        r.event(at_ms, MailEventKind::Rejected, Some(error), retry);
         Ok(r.state)
     }
 }
@@ -456,6 +475,17 @@ impl Reports for MemoryBackend {
     async fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
         let ticket = ticket.trim().to_ascii_uppercase();
         Ok(self.lock().outbox.values().find(|r| r.ticket == ticket).map(Row::record))
+    }
+
+    async fn mail_history(&self, ticket: &str) -> Result<Vec<MailEvent>, StoreError> {
+        let ticket = ticket.trim().to_ascii_uppercase();
+        Ok(self
+            .lock()
+            .outbox
+            .values()
+            .find(|r| r.ticket == ticket)
+            .map(|r| r.history.clone())
+            .unwrap_or_default())
     }
 
     async fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
@@ -749,7 +779,7 @@ impl Figures for MemoryBackend {
 
 #[async_trait]
 impl crate::store::roles::Resend for MemoryBackend {
-    async fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn resend_mail(&self, ticket: &str, actor: &str, now_ms: i64) -> Result<bool, StoreError> {
         let ticket = ticket.trim().to_ascii_uppercase();
         let mut s = self.lock();
         let Some(row) = s.outbox.values_mut().find(|r| r.ticket == ticket) else { return Ok(false) };
@@ -757,6 +787,13 @@ impl crate::store::roles::Resend for MemoryBackend {
         row.next_attempt_ms = now_ms;
         row.permanent_failures = 0;
         row.sent_ms = None;
+        row.history.push(MailEvent {
+            at_ms: now_ms,
+            kind: MailEventKind::Resent,
+            error: None,
+            retry_at_ms: None,
+            actor: Some(actor.to_owned()),
+        });
         Ok(true)
     }
 }

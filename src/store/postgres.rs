@@ -38,8 +38,8 @@ use tokio_postgres::error::SqlState;
 
 use super::StoreError;
 use super::roles::{
-    Committed, Enqueued, Jobs, Maintenance, NewOutbound, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports,
-    Sessions, StoredSession, Turn, Turns,
+    Committed, Enqueued, Jobs, MailEvent, MailEventKind, Maintenance, NewOutbound, Outbox, OutboxItem,
+    PendingPhoto, PhotoJob, Reports, Sessions, StoredSession, Turn, Turns,
 };
 use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord, TICKET_PLACEHOLDER, Unanswered};
 use crate::domain::{format_ticket, utc_year};
@@ -497,11 +497,14 @@ impl Outbox for PostgresStore {
     }
 
     async fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError> {
+        // One statement: the row's change and its history's event commit together.
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE outbox SET state = 'sent', sent_ms = $2, attempts = attempts + 1, last_error = NULL
-                 WHERE id = $1",
+                "WITH done AS (
+                     UPDATE outbox SET state = 'sent', sent_ms = $2, attempts = attempts + 1, last_error = NULL
+                     WHERE id = $1 RETURNING id)
+                 INSERT INTO mail_events (outbox_id, at_ms, kind) SELECT id, $2, 'sent' FROM done",
                 &[&outbox_id, &at_ms],
             )
             .await
@@ -509,13 +512,22 @@ impl Outbox for PostgresStore {
         Ok(())
     }
 
-    async fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+    async fn mark_failed(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        at_ms: i64,
+        retry_at_ms: i64,
+    ) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_ms = $3
-                 WHERE id = $1 AND state = 'queued'",
-                &[&outbox_id, &error, &retry_at_ms],
+                "WITH done AS (
+                     UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_ms = $3
+                     WHERE id = $1 AND state = 'queued' RETURNING id)
+                 INSERT INTO mail_events (outbox_id, at_ms, kind, error, retry_at_ms)
+                     SELECT id, $4, 'failed', $2, $3 FROM done",
+                &[&outbox_id, &error, &retry_at_ms, &at_ms],
             )
             .await
             .map_err(pg("recording a failed delivery"))?;
@@ -526,6 +538,7 @@ impl Outbox for PostgresStore {
         &self,
         outbox_id: i64,
         error: &str,
+        at_ms: i64,
         retry_at_ms: i64,
         dead_after: u32,
     ) -> Result<MailState, StoreError> {
@@ -533,12 +546,18 @@ impl Outbox for PostgresStore {
         let dead_after = i32::try_from(dead_after.max(1)).unwrap_or(i32::MAX);
         let row = client
             .query_opt(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_ms = $3,
-                     permanent_failures = permanent_failures + 1,
-                     state = CASE WHEN permanent_failures + 1 >= $4 THEN 'dead' ELSE 'queued' END
-                 WHERE id = $1 AND state = 'queued'
-                 RETURNING state",
-                &[&outbox_id, &error, &retry_at_ms, &dead_after],
+                "WITH done AS (
+                     UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_ms = $3,
+                         permanent_failures = permanent_failures + 1,
+                         state = CASE WHEN permanent_failures + 1 >= $4 THEN 'dead' ELSE 'queued' END
+                     WHERE id = $1 AND state = 'queued'
+                     RETURNING id, state),
+                 event AS (
+                     INSERT INTO mail_events (outbox_id, at_ms, kind, error, retry_at_ms)
+                     SELECT id, $5, 'rejected', $2, CASE WHEN state = 'dead' THEN NULL ELSE $3::bigint END
+                     FROM done)
+                 SELECT state FROM done",
+                &[&outbox_id, &error, &retry_at_ms, &dead_after, &at_ms],
             )
             .await
             .map_err(pg("recording a rejection"))?;
@@ -688,6 +707,30 @@ impl Reports for PostgresStore {
         );
         let row = client.query_opt(&sql, &[&ticket]).await.map_err(pg("reading a request"))?;
         row.map(|r| record(&r).map(|(_, rec)| rec)).transpose()
+    }
+
+    async fn mail_history(&self, ticket: &str) -> Result<Vec<MailEvent>, StoreError> {
+        let client = self.client().await?;
+        let ticket = ticket.trim().to_ascii_uppercase();
+        let rows = client
+            .query(
+                "SELECT e.at_ms, e.kind, e.error, e.retry_at_ms, e.actor FROM mail_events e
+                 JOIN outbox o ON o.id = e.outbox_id JOIN requests r ON r.id = o.request_id
+                 WHERE r.ticket = $1 ORDER BY e.id",
+                &[&ticket],
+            )
+            .await
+            .map_err(pg("reading an e-mail's history"))?;
+        Ok(rows
+            .iter()
+            .map(|r| MailEvent {
+                at_ms: r.get(0),
+                kind: MailEventKind::parse(r.get(1)).unwrap_or(MailEventKind::Failed),
+                error: r.get(2),
+                retry_at_ms: r.get(3),
+                actor: r.get(4),
+            })
+            .collect())
     }
 
     async fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {

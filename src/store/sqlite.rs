@@ -694,7 +694,7 @@ mod tests {
         let due = store.blocking().due_mail(NOW, 10).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].request.first_name, "Élodie");
-        store.blocking().mark_failed(due[0].id, "connection refused", NOW + 1000).unwrap();
+        store.blocking().mark_failed(due[0].id, "connection refused", NOW, NOW + 1000).unwrap();
         assert!(store.blocking().due_mail(NOW, 10).unwrap().is_empty());
         assert_eq!(store.blocking().next_mail_due_after(i64::MIN).unwrap(), Some(NOW + 1000));
         let rec = store.blocking().request("req-2026-000001").unwrap().unwrap();
@@ -747,7 +747,7 @@ mod tests {
         );
         let due = store.blocking().due_mail(NOW, 10).unwrap();
         assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), [20], "ids kept, the due index rebuilt");
-        assert_eq!(store.blocking().mark_rejected(20, "550", NOW, 1).unwrap(), MailState::Dead);
+        assert_eq!(store.blocking().mark_rejected(20, "550", NOW, NOW, 1).unwrap(), MailState::Dead);
     }
 
     #[test]
@@ -829,13 +829,13 @@ mod tests {
         let id = store.blocking().due_mail(NOW, 10).unwrap()[0].id;
         // A transient failure in between does not count towards the dead letter.
         assert_eq!(
-            store.blocking().mark_rejected(id, "550 no such user", NOW + 10, 2).unwrap(),
+            store.blocking().mark_rejected(id, "550 no such user", NOW, NOW + 10, 2).unwrap(),
             MailState::Queued
         );
-        store.blocking().mark_failed(id, "timed out", NOW + 20).unwrap();
+        store.blocking().mark_failed(id, "timed out", NOW, NOW + 20).unwrap();
         assert_eq!(store.blocking().dead_mail().unwrap(), 0);
         assert_eq!(
-            store.blocking().mark_rejected(id, "550 no such user", NOW + 30, 2).unwrap(),
+            store.blocking().mark_rejected(id, "550 no such user", NOW, NOW + 30, 2).unwrap(),
             MailState::Dead
         );
         let rec = store.blocking().request("REQ-2026-000001").unwrap().unwrap();

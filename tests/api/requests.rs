@@ -16,7 +16,7 @@ use crate::smtp::{SmtpSink, free_port};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn mail_to(url: String) -> MailSettings {
+pub fn mail_to(url: String) -> MailSettings {
     MailSettings {
         smtp_url: Some(SecretString::from(url)),
         from: "Helpdesk bot <wabot@example.org>".into(),

@@ -192,6 +192,20 @@ CREATE TABLE reply_waits (
 );
 CREATE INDEX reply_waits_at ON reply_waits (at_ms);
 ",
+    // Each e-mail's delivery history: every attempt's outcome and every resend, written in
+    // the transaction that changes the outbox row.
+    r"
+CREATE TABLE mail_events (
+    id           BIGSERIAL PRIMARY KEY,
+    outbox_id    BIGINT NOT NULL,
+    at_ms        BIGINT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('sent', 'failed', 'rejected', 'resent')),
+    error        TEXT,
+    retry_at_ms  BIGINT,
+    actor        TEXT
+);
+CREATE INDEX mail_events_outbox ON mail_events (outbox_id, id);
+",
 ];
 
 /// Brings the schema up to date, under the migration lock.
