@@ -91,6 +91,7 @@ fn turn(user: &Address, sid: &str, session: &str, version: i64, reply: &str, now
         session_version: version,
         messages: vec![reply.to_owned()],
         request: None,
+        mail: None,
         unanswered: None,
         now_ms,
         outbound: Vec::new(),
@@ -241,7 +242,7 @@ async fn the_outbox_retries_a_failure_then_marks_the_mail_sent() {
         assert_eq!(store.next_mail_due_after(T2026).await.unwrap(), Some(T2026 + 1000), "{name}");
         let again = store.due_mail(T2026 + 1000, 10).await.unwrap();
         assert_eq!(
-            (again[0].request.attempts, again[0].request.last_error.as_deref()),
+            (again[0].request().unwrap().attempts, again[0].request().unwrap().last_error.as_deref()),
             (1, Some("421 try again later")),
             "{name}"
         );
@@ -877,7 +878,7 @@ async fn a_sent_mail_resent_is_queued_again_and_due_at_once() {
         assert!(!resend.resend_mail("REQ-1999-000001", "hr@example.com", T2027).await.unwrap(), "{name}");
         let due = store.due_mail(T2027, 10).await.unwrap();
         assert_eq!(due.len(), 1, "{name}");
-        assert_eq!(due[0].request.mail, MailState::Queued, "{name}");
+        assert_eq!(due[0].request().unwrap().mail, MailState::Queued, "{name}");
     }
 }
 
@@ -923,8 +924,14 @@ async fn an_e_mails_delivery_history_records_each_attempt_and_each_resend() {
         ];
         assert_eq!(events(store.mail_history(&ticket).await.unwrap()), tried, "{name}");
         assert!(resend.resend_mail(&ticket, "agent@example.com", T2027).await.unwrap(), "{name}");
-        let id =
-            store.due_mail(T2027, 10).await.unwrap().iter().find(|d| d.request.ticket == ticket).unwrap().id;
+        let id = store
+            .due_mail(T2027, 10)
+            .await
+            .unwrap()
+            .iter()
+            .find(|d| d.request().is_some_and(|r| r.ticket == ticket))
+            .unwrap()
+            .id;
         store.mark_sent(id, T2027 + 5).await.unwrap();
         let mut all = tried;
         all.push((T2027, MailEventKind::Resent, None, None, Some("agent@example.com".to_owned())));
@@ -933,5 +940,38 @@ async fn an_e_mails_delivery_history_records_each_attempt_and_each_resend() {
         assert_eq!(events(store.mail_history(&format!(" {lower} ")).await.unwrap()), all, "{name}");
         assert!(store.mail_history(&other).await.unwrap().is_empty(), "{name}: another e-mail's history");
         assert!(store.mail_history("REQ-1999-000001").await.unwrap().is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn an_e_mail_that_is_not_a_request_is_queued_with_its_turn_once_and_never_listed_as_a_request() {
+    for (name, store, _dir) in backends().await {
+        let mail = super::roles::NewMail {
+            recipient: "hr-desk@example.com".into(),
+            subject: "Conversation handed over — Ann".into(),
+            body: "Answer in the console: https://wabot.example.com/console/conversations/twilio/x".into(),
+        };
+        let t = Turn { mail: Some(mail.clone()), ..turn(&a("+33600000001"), "SMmail", "{}", 0, "ok", T2026) };
+        let committed = store.commit(t.clone()).await.unwrap();
+        assert_eq!(committed.ticket, None, "{name}: no ticket");
+        // A redelivery of the message queues nothing more.
+        assert!(store.commit(t).await.unwrap().replayed, "{name}");
+        let due = store.due_mail(T2026, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{name}");
+        let super::roles::OutboxMail::Other(stored) = &due[0].mail else { panic!("{name}: {:?}", due[0]) };
+        assert_eq!((&stored.mail, stored.created_ms, stored.attempts), (&mail, T2026, 0), "{name}");
+        assert!(store.requests(10).await.unwrap().is_empty(), "{name}");
+        let all = super::RequestQuery::default();
+        assert!(store.find_requests(&all, 10).await.unwrap().is_empty(), "{name}");
+        assert!(store.count_requests(&all).await.unwrap().is_empty(), "{name}");
+        assert!(store.request_kinds().await.unwrap().is_empty(), "{name}");
+        // Retried and delivered like a request's e-mail.
+        store.mark_failed(due[0].id, "421 busy", T2026, T2026 + 10).await.unwrap();
+        let again = store.due_mail(T2026 + 10, 10).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts()), (1, 1), "{name}");
+        store.mark_sent(again[0].id, T2026 + 20).await.unwrap();
+        assert_eq!(store.outbox_depth().await.unwrap(), 0, "{name}");
+        // The next request still gets the year's first ticket.
+        assert_eq!(file_request(&*store, "+33600000002", "SMnext", T2026).await, "REQ-2026-000001", "{name}");
     }
 }

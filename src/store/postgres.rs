@@ -38,8 +38,9 @@ use tokio_postgres::error::SqlState;
 
 use super::StoreError;
 use super::roles::{
-    Committed, Enqueued, Jobs, MailEvent, MailEventKind, Maintenance, NewOutbound, Outbox, OutboxItem,
-    PendingPhoto, PhotoJob, Reports, Sessions, StoredSession, Turn, Turns,
+    Committed, Enqueued, Jobs, MailEvent, MailEventKind, Maintenance, NewMail, NewOutbound, Outbox,
+    OutboxItem, OutboxMail, PendingPhoto, PhotoJob, Reports, Sessions, StoredMail, StoredSession, Turn,
+    Turns,
 };
 use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord, TICKET_PLACEHOLDER, Unanswered};
 use crate::domain::{format_ticket, utc_year};
@@ -348,6 +349,15 @@ async fn commit_turn(client: &mut deadpool_postgres::Client, turn: &Turn) -> Res
             Some(ticket)
         }
     };
+    if let Some(mail) = &turn.mail {
+        tx.execute(
+            "INSERT INTO outbox (state, next_attempt_ms, recipient, subject, body, created_ms)
+             VALUES ('queued', $1, $2, $3, $4, $1)",
+            &[&turn.now_ms, &mail.recipient, &mail.subject, &mail.body],
+        )
+        .await
+        .map_err(pg("queueing an e-mail"))?;
+    }
     let messages: Vec<String> = match &ticket {
         Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
         None => turn.messages.clone(),
@@ -440,14 +450,36 @@ fn count(row: &Row) -> u64 {
 impl Outbox for PostgresStore {
     async fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         let client = self.client().await?;
+        // A row with no request is an e-mail of its own (see `Turn::mail`).
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM outbox o JOIN requests r ON r.id = o.request_id
+            "SELECT {RECORD_COLUMNS}, o.recipient, o.subject, o.body, o.created_ms, o.attempts
+             FROM outbox o LEFT JOIN requests r ON r.id = o.request_id
              WHERE o.state = 'queued' AND o.next_attempt_ms <= $1
              ORDER BY o.next_attempt_ms, o.id LIMIT $2"
         );
         let rows =
             client.query(&sql, &[&now_ms, &sql_limit(limit)]).await.map_err(pg("reading the outbox"))?;
-        rows.iter().map(|r| record(r).map(|(id, request)| OutboxItem { id, request })).collect()
+        let get = |e: tokio_postgres::Error| StoreError::backend(format!("postgres: an outbox row: {e}"));
+        rows.iter()
+            .map(|row| {
+                let Some(recipient) = row.try_get::<_, Option<String>>(20).map_err(get)? else {
+                    let (id, request) = record(row)?;
+                    return Ok(OutboxItem { id, mail: OutboxMail::Request(Box::new(request)) });
+                };
+                let mail = NewMail {
+                    recipient,
+                    subject: row.try_get(21).map_err(get)?,
+                    body: row.try_get(22).map_err(get)?,
+                };
+                let attempts: i32 = row.try_get(24).map_err(get)?;
+                let stored = StoredMail {
+                    mail,
+                    created_ms: row.try_get(23).map_err(get)?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                };
+                Ok(OutboxItem { id: row.try_get(18).map_err(get)?, mail: OutboxMail::Other(stored) })
+            })
+            .collect()
     }
 
     async fn claim_mail(&self, outbox_id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
@@ -902,6 +934,7 @@ mod tests {
                         session_version: 0,
                         messages: vec![format!("registered under {TICKET_PLACEHOLDER}")],
                         request: Some(request()),
+                        mail: None,
                         unanswered: None,
                         now_ms: T2026,
                     };
@@ -931,6 +964,7 @@ mod tests {
                 session_version: 0,
                 messages: vec!["ok".into()],
                 request: Some(request()),
+                mail: None,
                 unanswered: None,
                 now_ms: T2026,
             };
@@ -973,6 +1007,7 @@ mod tests {
             session_version: version,
             messages: vec!["ok".into()],
             request: None,
+            mail: None,
             unanswered: None,
             now_ms: T2026,
         };
@@ -999,6 +1034,7 @@ mod tests {
             session_version: 0,
             messages: vec!["ok".into()],
             request: None,
+            mail: None,
             unanswered: None,
             now_ms: T2026,
         };
@@ -1032,6 +1068,7 @@ mod tests {
             session_version: 0,
             messages: vec![format!("ok {TICKET_PLACEHOLDER}")],
             request: req.then(request),
+            mail: None,
             unanswered: Some("ou est la cantine".into()),
             now_ms: at,
         };

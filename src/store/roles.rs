@@ -53,6 +53,10 @@ pub struct Turn {
     pub messages: Vec<String>,
     /// The request the message confirmed, if any.
     pub request: Option<NewRequest>,
+    /// An e-mail that is not a request (telling HR a conversation was handed over to
+    /// them), queued in the outbox with the turn: delivered and retried like a request's,
+    /// with no ticket, never listed or counted as a request.
+    pub mail: Option<NewMail>,
     /// A question the FAQ declined, by its grouping key (see
     /// [`crate::domain::group_key`]): counted with the turn, so a redelivery is not
     /// counted twice. Never the sender.
@@ -133,13 +137,62 @@ pub struct MailEvent {
     pub actor: Option<String>,
 }
 
+/// An e-mail that is not a request, as a turn queues it ([`Turn::mail`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMail {
+    /// Where it goes.
+    pub recipient: String,
+    /// Its subject.
+    pub subject: String,
+    /// Its plain-text body.
+    pub body: String,
+}
+
+/// A [`NewMail`] as stored in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMail {
+    /// The e-mail.
+    pub mail: NewMail,
+    /// When it was queued, ms since the Unix epoch.
+    pub created_ms: i64,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+/// What an outbox row carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxMail {
+    /// A request's e-mail.
+    Request(Box<RequestRecord>),
+    /// An e-mail that is not a request.
+    Other(StoredMail),
+}
+
 /// An e-mail due for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxItem {
     /// The outbox row.
     pub id: i64,
-    /// The request it carries.
-    pub request: RequestRecord,
+    /// What it carries.
+    pub mail: OutboxMail,
+}
+
+impl OutboxItem {
+    /// The request it carries, if it is a request's e-mail.
+    pub fn request(&self) -> Option<&RequestRecord> {
+        match &self.mail {
+            OutboxMail::Request(r) => Some(r),
+            OutboxMail::Other(_) => None,
+        }
+    }
+
+    /// Delivery attempts so far.
+    pub fn attempts(&self) -> u32 {
+        match &self.mail {
+            OutboxMail::Request(r) => r.attempts,
+            OutboxMail::Other(m) => m.attempts,
+        }
+    }
 }
 
 /// A badge photo accepted for reading: a promise that a result will be sent to the user,
@@ -284,7 +337,8 @@ pub trait Turns: Send + Sync {
     ) -> Result<Option<Vec<String>>, StoreError>;
 }
 
-/// The e-mail outbox: one row per request, delivered by the mail worker.
+/// The e-mail outbox: one row per request, and one per other e-mail a turn queued
+/// ([`Turn::mail`]), delivered by the mail worker.
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// Queued e-mails due at `now_ms`, oldest first.

@@ -55,7 +55,7 @@ pub async fn console_app_mailing(smtp_url: String) -> (TestApp, tempfile::TempDi
 }
 
 /// [`console_app`] with `opts` for the rest.
-async fn console_app_options(opts: Options) -> (TestApp, tempfile::TempDir) {
+pub async fn console_app_options(opts: Options) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let console = wabot::config::ConsoleSettings {
         enabled: Some(true),
@@ -302,6 +302,7 @@ pub async fn store_request_with_markup(app: &TestApp) -> String {
         session_version: 0,
         messages: vec![format!("registered under {TICKET_PLACEHOLDER}")],
         request: Some(request),
+        mail: None,
         unanswered: None,
         now_ms: wabot::domain::now_ms(),
         outbound: Vec::new(),
@@ -498,20 +499,34 @@ pub async fn employee_says(app: &TestApp, text: &str) -> Vec<String> {
 async fn a_conversation_handed_over_by_webhook_is_answered_from_the_console_through_twilio_then_handed_back()
 {
     let twilio = FakeTwilioApi::start().await;
-    let (app, _dir) = console_app_with(twilio.settings()).await;
+    let sink = crate::smtp::SmtpSink::start();
+    let mail = crate::requests::mail_to(sink.url());
+    let (app, _dir) =
+        console_app_options(Options { twilio: twilio.settings(), mail, ..Options::default() }).await;
     let reply = employee_says(&app, "I want to talk to a person").await;
     assert!(reply[0].contains("HR colleague") && reply[0].contains("Monday to Friday"), "{reply:?}");
     let reply = employee_says(&app, "my contract <script>alert(1)</script> is wrong").await;
     assert!(reply.is_empty(), "while handed over the bot says nothing: {reply:?}");
     assert_eq!(app.rows("unanswered"), 0, "nor does the FAQ see it");
-    // HR is e-mailed through the outbox, with a link to the conversation.
-    let mail = app.store.requests(5).await.unwrap();
-    assert_eq!(mail.len(), 1, "one e-mail for one handover");
-    assert_eq!((mail[0].kind.as_str(), mail[0].recipient.as_str()), ("handover", "hr-desk@example.com"));
+    // HR is e-mailed through the outbox, once, with a link to the conversation.
+    let got = sink.wait_for(1, std::time::Duration::from_secs(20)).await;
+    assert_eq!(got[0].rcpt_tos, ["hr-desk@example.com"]);
+    assert!(
+        got[0].header("Subject").contains("Conversation handed over to a person"),
+        "{:?}",
+        got[0].header("Subject")
+    );
     let link = "https://wabot.example.com/console/conversations/twilio/%2B33611112222";
-    assert!(mail[0].details.as_deref().unwrap_or("").contains(link), "{:?}", mail[0].details);
+    assert!(got[0].body.contains(link), "{}", got[0].body);
     assert_eq!(app.rows("outbox"), 1);
+    // It is not a request: no ticket, in no list or count of requests.
+    assert!(app.store.requests(5).await.unwrap().is_empty(), "wabot requests lists no handover");
+    let all = wabot::store::RequestQuery::default();
+    assert!(app.store.count_requests(&all).await.unwrap().is_empty());
+    assert!(app.store.request_kinds().await.unwrap().is_empty());
     let me = sign_in(&app).await;
+    let (_, requests) = me.get(&app, "/console/requests").await;
+    assert!(!requests.contains("REQ-") && !requests.contains("handed over"), "{requests}");
     let (_, list) = me.get(&app, "/console/conversations").await;
     assert!(list.contains("+33611112222") && list.contains("waiting for a person"), "{list}");
     let path = "/console/conversations/twilio/%2B33611112222";
@@ -550,6 +565,7 @@ async fn a_conversation_handed_over_by_webhook_is_answered_from_the_console_thro
     let (_, dashboard) = me.get(&app, "/console/dashboard").await;
     assert!(dashboard.contains("Messages per day") && dashboard.contains("payslip-copy"), "{dashboard}");
     assert!(dashboard.contains("just now"), "the median wait: {dashboard}");
+    assert_eq!(sink.messages().len(), 1, "the handover e-mailed once");
 }
 
 #[tokio::test]
@@ -596,6 +612,7 @@ async fn console_pages_load_run() {
             session_version: 0,
             messages: vec![TICKET_PLACEHOLDER.into()],
             request: Some(request),
+            mail: None,
             unanswered: Some(format!("question {}", i % 300)),
             now_ms: wabot::domain::now_ms(),
             outbound: Vec::new(),

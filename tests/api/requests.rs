@@ -330,6 +330,7 @@ async fn an_employee_identified_by_badge_is_not_asked_for_a_name() {
         session_version: 0,
         messages: Vec::new(),
         request: None,
+        mail: None,
         unanswered: None,
         now_ms: wabot::domain::now_ms(),
         outbound: Vec::new(),

@@ -9,7 +9,8 @@ use super::{Blocking, Done, PRUNE_CHUNK, Sync, backend, chunk_len, failed};
 use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord, Unanswered};
 use crate::store::StoreError;
 use crate::store::roles::{
-    Committed, Enqueued, MailEvent, MailEventKind, OutboxItem, PendingPhoto, PhotoJob, StoredSession, Turn,
+    Committed, Enqueued, MailEvent, MailEventKind, NewMail, OutboxItem, OutboxMail, PendingPhoto, PhotoJob,
+    StoredMail, StoredSession, Turn,
 };
 #[cfg(doc)]
 use crate::store::roles::{Jobs, Maintenance, Outbox, Reports, Sessions, Turns};
@@ -69,13 +70,29 @@ impl Blocking {
 
     /// See [`Outbox::due_mail`].
     pub fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        // A row with no request is an e-mail of its own (see `Turn::mail`).
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM outbox o JOIN requests r ON r.id = o.request_id
+            "SELECT {RECORD_COLUMNS}, o.recipient, o.subject, o.body, o.created_ms, o.attempts
+             FROM outbox o LEFT JOIN requests r ON r.id = o.request_id
              WHERE o.state = 'queued' AND o.next_attempt_ms <= ?1
              ORDER BY o.next_attempt_ms, o.id LIMIT ?2"
         );
-        let rows = self.read(|c| all(c, &sql, params![now_ms, sql_limit(limit)], record))?;
-        Ok(rows.into_iter().map(|(id, request)| OutboxItem { id, request }).collect())
+        self.read(|c| {
+            all(c, &sql, params![now_ms, sql_limit(limit)], |row| {
+                let Some(recipient) = row.get::<_, Option<String>>(20)? else {
+                    let (id, request) = record(row)?;
+                    return Ok(OutboxItem { id, mail: OutboxMail::Request(Box::new(request)) });
+                };
+                let mail = NewMail { recipient, subject: row.get(21)?, body: row.get(22)? };
+                let attempts: i64 = row.get(24)?;
+                let stored = StoredMail {
+                    mail,
+                    created_ms: row.get(23)?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                };
+                Ok(OutboxItem { id: row.get(18)?, mail: OutboxMail::Other(stored) })
+            })
+        })
     }
 
     /// See [`Outbox::next_mail_due_after`].
