@@ -402,6 +402,32 @@ async fn requests_are_found_by_type_state_and_date_among_all_of_them() {
             ["payslip-copy".to_owned(), "work-certificate".to_owned()],
             "{name}"
         );
+        // The second one's e-mail dead-lettered: each state filters, in lists and counts.
+        let second = store.due_mail(T2027, 1).await.unwrap();
+        assert_eq!(store.mark_rejected(second[0].id, "550", T2026, T2026, 1).await.unwrap(), MailState::Dead);
+        let dead = RequestQuery { mail: Some(MailState::Dead), ..Default::default() };
+        let dead = store.find_requests(&dead, 100).await.unwrap();
+        assert_eq!(dead.iter().map(|r| r.created_at_ms).collect::<Vec<_>>(), [T2026 + 86_400_000], "{name}");
+        let queued = RequestQuery { mail: Some(MailState::Queued), ..Default::default() };
+        assert_eq!(
+            store.count_requests(&queued).await.unwrap(),
+            [("work-certificate".to_owned(), 19), ("payslip-copy".to_owned(), 9)],
+            "{name}"
+        );
+        // A tie is ordered by type; an unknown type finds nothing.
+        let two_days = RequestQuery {
+            from_ms: Some(T2026),
+            until_ms: Some(T2026 + 2 * 86_400_000),
+            ..Default::default()
+        };
+        assert_eq!(
+            store.count_requests(&two_days).await.unwrap(),
+            [("payslip-copy".to_owned(), 1), ("work-certificate".to_owned(), 1)],
+            "{name}"
+        );
+        assert!(store.find_requests(&kind("nothing"), 100).await.unwrap().is_empty(), "{name}");
+        assert!(store.count_requests(&kind("nothing")).await.unwrap().is_empty(), "{name}");
+        assert!(store.find_requests(&RequestQuery::default(), 0).await.unwrap().is_empty(), "{name}");
     }
 }
 

@@ -241,6 +241,19 @@ fn record(row: &Row) -> Result<(i64, RequestRecord), StoreError> {
     ))
 }
 
+fn get_err(e: tokio_postgres::Error) -> StoreError {
+    StoreError::backend(format!("postgres: a request row: {e}"))
+}
+
+/// A mail state as the outbox's `state` column stores it.
+fn mail_state_name(m: MailState) -> &'static str {
+    match m {
+        MailState::Queued => "queued",
+        MailState::Sent => "sent",
+        MailState::Dead => "dead",
+    }
+}
+
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(StoreError::backend)
 }
@@ -729,6 +742,61 @@ impl Reports for PostgresStore {
         );
         let rows = client.query(&sql, &[&sql_limit(limit)]).await.map_err(pg("reading the requests"))?;
         rows.iter().map(|r| record(r).map(|(_, rec)| rec)).collect()
+    }
+
+    async fn find_requests(
+        &self,
+        query: &crate::store::RequestQuery,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let client = self.client().await?;
+        // Filtered, ordered and cut by the database, among every request.
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM requests r JOIN outbox o ON o.request_id = r.id
+             WHERE ($1::text IS NULL OR r.kind = $1) AND ($2::text IS NULL OR o.state = $2)
+               AND ($3::bigint IS NULL OR r.created_ms >= $3) AND ($4::bigint IS NULL OR r.created_ms < $4)
+             ORDER BY r.id DESC LIMIT $5"
+        );
+        let mail = query.mail.map(mail_state_name);
+        let rows = client
+            .query(&sql, &[&query.kind, &mail, &query.from_ms, &query.until_ms, &sql_limit(limit)])
+            .await
+            .map_err(pg("finding requests"))?;
+        rows.iter().map(|r| record(r).map(|(_, rec)| rec)).collect()
+    }
+
+    async fn count_requests(
+        &self,
+        query: &crate::store::RequestQuery,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let client = self.client().await?;
+        let mail = query.mail.map(mail_state_name);
+        let rows = client
+            .query(
+                "SELECT r.kind, count(*) FROM requests r JOIN outbox o ON o.request_id = r.id
+                 WHERE ($1::text IS NULL OR r.kind = $1) AND ($2::text IS NULL OR o.state = $2)
+                   AND ($3::bigint IS NULL OR r.created_ms >= $3) AND ($4::bigint IS NULL OR r.created_ms < $4)
+                 GROUP BY r.kind ORDER BY count(*) DESC, r.kind",
+                &[&query.kind, &mail, &query.from_ms, &query.until_ms],
+            )
+            .await
+            .map_err(pg("counting requests"))?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get(0).map_err(get_err)?;
+                let n: i64 = r.try_get(1).map_err(get_err)?;
+                Ok((kind, n.unsigned_abs()))
+            })
+            .collect()
+    }
+
+    async fn request_kinds(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT DISTINCT kind FROM requests ORDER BY kind", &[])
+            .await
+            .map_err(pg("reading the request types"))?;
+        rows.iter().map(|r| r.try_get(0).map_err(get_err)).collect()
     }
 
     async fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
