@@ -6,7 +6,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::Exchange;
 use super::handlers::{EntryForm, RequestFilter};
-use crate::domain::{MailState, RequestRecord, Unanswered, utc};
+use crate::domain::{MailState, RequestRecord, Unanswered, utc, utc_seconds};
 use crate::engine::{FaqEntry, Lang};
 use crate::store::{
     Account, ConversationSummary, DayCount, MailEvent, MailEventKind, Speaker, TranscriptLine,
@@ -339,10 +339,10 @@ pub(super) fn request(p: &Page<'_>, r: &RequestRecord, history: &[MailEvent]) ->
                     tbody {
                         @for e in history {
                             tr {
-                                td { (utc(e.at_ms)) }
+                                td { (utc_seconds(e.at_ms)) }
                                 td { (mail_event(l, e)) }
                                 td.pre { (e.error.as_deref().unwrap_or("")) }
-                                td { @if let Some(at) = e.retry_at_ms { (utc(at)) } }
+                                td { @if let Some(at) = e.retry_at_ms { (utc_seconds(at)) } }
                                 td { (e.actor.as_deref().unwrap_or("")) }
                             }
                         }

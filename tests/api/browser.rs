@@ -335,5 +335,7 @@ async fn in_chromium_a_requests_details_show_its_e_mail_refused_then_delivered_a
         assert!(start.elapsed() < Duration::from_secs(20), "the second delivery never shown: {text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Tall enough for the details and the whole history in one picture.
+    b.call(reqwest::Method::POST, "/window/rect", Some(json!({"width": 1100, "height": 1500}))).await;
     b.shoot("request").await;
 }
