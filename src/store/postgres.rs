@@ -976,6 +976,63 @@ mod tests {
         Some(stores)
     }
 
+    #[tokio::test]
+    async fn handovers_once_stored_as_requests_become_e_mails_that_no_list_of_requests_holds() {
+        let Some(base) = postgres_url() else { return };
+        let url = fresh_schema_url(&base, "handover").await.unwrap();
+        // The schema as the previous version left it, with a request and a handover in it.
+        let target = connect::target(&url, None).unwrap();
+        let (client, connection) = target.config.connect(target.tls).await.unwrap();
+        let task = tokio::spawn(connection);
+        client
+            .batch_execute(
+                "CREATE TABLE wabot_migrations (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+            )
+            .await
+            .unwrap();
+        let before = schema::MIGRATIONS.len() - 1;
+        for (i, sql) in schema::MIGRATIONS[..before].iter().enumerate() {
+            client.batch_execute(sql).await.unwrap();
+            let version = i32::try_from(i + 1).unwrap();
+            client.execute("INSERT INTO wabot_migrations VALUES ($1, 0)", &[&version]).await.unwrap();
+        }
+        for (id, kind) in [(1_i64, "work-certificate"), (2, "handover")] {
+            client
+                .execute(
+                    "INSERT INTO requests (id, ticket, channel, address, kind, kind_label, recipient, first_name,
+                         last_name, details, lang, created_ms)
+                     VALUES ($1, $2, 'twilio', '+33600000000', $3, 'Handed over', 'hr@example.com', 'Ann',
+                         '+33600000000', 'Answer in the console: https://x/console', 'en', $4)",
+                    &[&id, &format!("REQ-2026-00000{id}"), &kind, &T2026],
+                )
+                .await
+                .unwrap();
+            client
+                .execute(
+                    "INSERT INTO outbox (id, request_id, state, next_attempt_ms) VALUES ($1, $2, 'queued', $3)",
+                    &[&(id * 10), &id, &T2026],
+                )
+                .await
+                .unwrap();
+        }
+        drop(client);
+        let _ = task.await;
+
+        let store = PostgresStore::open(&url, None).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), schema::MIGRATIONS.len());
+        let listed = store.requests(10).await.unwrap();
+        assert_eq!(listed.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), ["work-certificate"]);
+        assert_eq!(store.request_kinds().await.unwrap(), ["work-certificate"]);
+        assert!(store.request("REQ-2026-000002").await.unwrap().is_none());
+        let due = store.due_mail(T2026, 10).await.unwrap();
+        assert_eq!(due.len(), 2, "both still delivered");
+        let OutboxMail::Other(mail) = &due[1].mail else { panic!("{:?}", due[1]) };
+        assert_eq!(due[1].id, 20);
+        assert_eq!(mail.mail.recipient, "hr@example.com");
+        assert_eq!(mail.mail.subject, "Handed over — Ann +33600000000");
+        assert!(mail.mail.body.contains("https://x/console"));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn replicas_starting_at_once_migrate_the_schema_once() {
         let Some(stores) = replicas(6).await else { return };
