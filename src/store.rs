@@ -18,10 +18,10 @@ pub use memory::MemoryBackend;
 pub use postgres::PostgresStore;
 pub use roles::{
     Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary,
-    Conversations, DayCount, Enqueued, Figures, Jobs, MESSAGE_RETENTION, Maintenance, NewOutbound, Outbound,
-    OutboundCounts, OutboundItem, OutboundRecord, OutboundState, Outbox, OutboxItem, PendingPhoto, PhotoJob,
-    Reports, RequestQuery, Resend, SESSION_RETENTION, Sessions, Speaker, Store, StoredSession,
-    TranscriptLine, Transcripts, Turn, Turns,
+    Conversations, DayCount, Enqueued, Figures, Jobs, MESSAGE_RETENTION, MailEvent, MailEventKind,
+    Maintenance, NewMail, NewOutbound, Outbound, OutboundCounts, OutboundItem, OutboundRecord, OutboundState,
+    Outbox, OutboxItem, OutboxMail, PendingPhoto, PhotoJob, Reports, RequestQuery, Resend, SESSION_RETENTION,
+    Sessions, Speaker, Store, StoredMail, StoredSession, TranscriptLine, Transcripts, Turn, Turns,
 };
 pub use sqlite::SqliteStore;
 

@@ -551,7 +551,10 @@ pub(super) async fn request_view(
 ) -> Response {
     let p = page(&headers, &who, "requests");
     match st.reports.request(&ticket).await {
-        Ok(Some(r)) => html(views::request(&p, &r)),
+        Ok(Some(r)) => match st.reports.mail_history(&ticket).await {
+            Ok(history) => html(views::request(&p, &r, &history)),
+            Err(e) => store_failed(e),
+        },
         Ok(None) => (StatusCode::NOT_FOUND, html(views::not_found(&p))).into_response(),
         Err(e) => store_failed(e),
     }
@@ -563,7 +566,7 @@ pub(super) async fn request_resend(
     Extension(who): Extension<Signed>,
     Path(ticket): Path<String>,
 ) -> Response {
-    match st.resend.resend_mail(&ticket, st.clock.now_ms()).await {
+    match st.resend.resend_mail(&ticket, &who.account.email, st.clock.now_ms()).await {
         Ok(true) => {
             st.mail_wakeup.notify_one();
             audit(&st, &who, "request.resend", &ticket).await;

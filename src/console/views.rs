@@ -6,9 +6,11 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::Exchange;
 use super::handlers::{EntryForm, RequestFilter};
-use crate::domain::{MailState, RequestRecord, Unanswered, utc};
+use crate::domain::{MailState, RequestRecord, Unanswered, utc, utc_seconds};
 use crate::engine::{FaqEntry, Lang};
-use crate::store::{Account, ConversationSummary, DayCount, Speaker, TranscriptLine};
+use crate::store::{
+    Account, ConversationSummary, DayCount, MailEvent, MailEventKind, Speaker, TranscriptLine,
+};
 
 /// What every signed-in page needs: the language, who is signed in with the session's
 /// anti-forgery token, and the navigation's current item.
@@ -296,7 +298,7 @@ pub(super) fn requests(p: &Page<'_>, f: &RequestFilter, kinds: &[String], rows: 
 }
 
 /// One request and where its e-mail stands.
-pub(super) fn request(p: &Page<'_>, r: &RequestRecord) -> Markup {
+pub(super) fn request(p: &Page<'_>, r: &RequestRecord, history: &[MailEvent]) -> Markup {
     let l = p.lang;
     let none = String::new();
     layout(
@@ -322,12 +324,50 @@ pub(super) fn request(p: &Page<'_>, r: &RequestRecord) -> Markup {
                 @if let Some(at) = r.next_attempt_ms { dt { (t(l, "Next attempt", "Prochain essai")) } dd { (utc(at)) } }
                 @if let Some(e) = &r.last_error { dt { (t(l, "Last error", "Dernière erreur")) } dd.pre { (e) } }
             }
+            h2 { (t(l, "Delivery history", "Historique d'envoi")) }
+            @if history.is_empty() {
+                p.hint { (t(l, "Not attempted yet.", "Pas encore tenté.")) }
+            } @else {
+                table.list #mail-history {
+                    thead { tr {
+                        th { (t(l, "When", "Quand")) }
+                        th { (t(l, "Event", "Événement")) }
+                        th { (t(l, "Error", "Erreur")) }
+                        th { (t(l, "Next attempt", "Prochain essai")) }
+                        th { (t(l, "By", "Par")) }
+                    } }
+                    tbody {
+                        @for e in history {
+                            tr {
+                                td { (utc_seconds(e.at_ms)) }
+                                td { (mail_event(l, e)) }
+                                td.pre { (e.error.as_deref().unwrap_or("")) }
+                                td { @if let Some(at) = e.retry_at_ms { (utc_seconds(at)) } }
+                                td { (e.actor.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
             form method="post" action={ "/console/requests/" (r.ticket) "/resend" } {
                 (csrf(p))
                 button.secondary type="submit" { (t(l, "Send the e-mail again", "Renvoyer l'e-mail")) }
             }
         },
     )
+}
+
+/// What an event of an e-mail's history was, in words.
+fn mail_event(l: Lang, e: &MailEvent) -> &'static str {
+    match e.kind {
+        MailEventKind::Sent => t(l, "Sent", "Envoyé"),
+        MailEventKind::Failed => t(l, "Failed", "Échec"),
+        MailEventKind::Rejected if e.retry_at_ms.is_none() => {
+            t(l, "Rejected: dead-lettered", "Refusé : abandonné")
+        }
+        MailEventKind::Rejected => t(l, "Rejected", "Refusé"),
+        MailEventKind::Resent => t(l, "Queued again", "Remis en file"),
+    }
 }
 
 /// Declined questions by group.

@@ -561,6 +561,7 @@ impl BadgeDesk {
                 session_version: version,
                 messages: Vec::new(),
                 request: None,
+                mail: None,
                 unanswered: None,
                 now_ms: self.clock.now_ms(),
                 outbound: Vec::new(),

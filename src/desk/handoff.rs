@@ -153,6 +153,7 @@ impl HandoffDesk {
                 session_version: version,
                 messages: Vec::new(),
                 request: None,
+                mail: None,
                 unanswered: None,
                 now_ms: self.clock.now_ms(),
                 outbound: Vec::new(),

@@ -17,10 +17,11 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::outbound::Postbox;
 use crate::dialog::{Dialog, Incoming, Outcome, Reply};
-use crate::domain::{Address, Clock, MessageId, NewRequest, Outgoing};
+use crate::domain::{Address, Clock, MessageId, Outgoing};
 use crate::engine::Lang;
 use crate::store::{
-    Committed, Conversations, Figures, NewOutbound, Speaker, StoreError, TranscriptLine, Transcripts, Turn,
+    Committed, Conversations, Figures, NewMail, NewOutbound, Speaker, StoreError, TranscriptLine,
+    Transcripts, Turn,
 };
 
 /// How many times a turn is handled again after losing a race on its user's session.
@@ -197,6 +198,7 @@ impl Desk {
                 session_version: version,
                 messages: vec![text.to_owned()],
                 request: None,
+                mail: None,
                 unanswered: None,
                 now_ms: self.clock.now_ms(),
                 outbound,
@@ -229,7 +231,9 @@ impl Desk {
                 Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
                 Err(e) => return Err(e.into()),
                 Ok((committed, outcome, lang, handed)) => {
-                    if committed.ticket.is_some() {
+                    // A request's e-mail, or a handover's (see `handover_mail`), was queued.
+                    let handover = !committed.replayed && matches!(outcome, Outcome::HandedOver);
+                    if committed.ticket.is_some() || (handover && self.handover_mail.is_some()) {
                         self.mail_wakeup.notify_one();
                     }
                     if !committed.replayed {
@@ -279,7 +283,10 @@ impl Desk {
         let handed = (was != now).then_some(now);
         let request = match &reply.outcome {
             Outcome::RequestSubmitted(req) => Some((**req).clone()),
-            Outcome::HandedOver => self.handover_request(msg, &session, reply.lang),
+            _ => None,
+        };
+        let mail = match &reply.outcome {
+            Outcome::HandedOver => self.handover_mail(msg, &session, reply.lang),
             _ => None,
         };
         // Counted for HR with the turn itself, so a redelivery is not counted twice.
@@ -303,6 +310,7 @@ impl Desk {
                 session_version: version,
                 messages: reply.messages,
                 request,
+                mail,
                 unanswered,
                 now_ms: self.clock.now_ms(),
                 outbound,
@@ -311,30 +319,37 @@ impl Desk {
         Ok((committed, reply.outcome, reply.lang, handed))
     }
 
-    /// The e-mail telling HR a conversation waits for them, as a request of kind
-    /// `handover`.
-    fn handover_request(
-        &self,
-        msg: &Incoming,
-        session: &crate::domain::Session,
-        lang: Lang,
-    ) -> Option<NewRequest> {
+    /// The e-mail telling HR a conversation waits for them, with the link to answer it in
+    /// the console: outbox mail of its own, not a request (no ticket, in no list of
+    /// requests).
+    fn handover_mail(&self, msg: &Incoming, session: &crate::domain::Session, lang: Lang) -> Option<NewMail> {
         let (recipient, base) = self.handover_mail.as_ref()?;
         let id: String = url::form_urlencoded::byte_serialize(msg.user.id().as_bytes()).collect();
         let link = format!("{base}/console/conversations/{}/{id}", msg.user.channel().as_str());
-        let name =
-            msg.profile_name.as_deref().map(|n| crate::domain::clean_line(n, 100)).filter(|n| !n.is_empty());
-        Some(NewRequest {
-            kind: "handover".into(),
-            kind_label: "Conversation handed over to a person / Conversation transmise à une personne".into(),
+        let line = |s: &str| crate::domain::clean_line(s, 100);
+        let name = msg.profile_name.as_deref().map(line).filter(|n| !n.is_empty());
+        let who = match &name {
+            Some(n) => format!("{n} ({})", msg.user.display()),
+            None => msg.user.display(),
+        };
+        let mut body = String::new();
+        body.push_str("A conversation waits for a person / Une conversation attend une personne\n\n");
+        body.push_str(&format!("WhatsApp: {who}\n"));
+        if let Some(e) = &session.employee {
+            body.push_str(&format!("Employee ID / Matricule: {}\n", line(&e.id)));
+        }
+        body.push_str(&format!("Language / Langue: {}\n", lang.code()));
+        body.push_str(&format!("\nAnswer in the console / Répondre dans la console : {link}\n"));
+        body.push_str("\n-- \nSent by wabot.\n");
+        Some(NewMail {
             recipient: recipient.clone(),
-            first_name: name.unwrap_or_else(|| "WhatsApp".into()),
-            last_name: msg.user.id().to_owned(),
-            employee_id: session.employee.as_ref().map(|e| e.id.clone()),
-            employee_email: None,
-            department: None,
-            details: Some(format!("Answer in the console / Répondre dans la console : {link}")),
-            lang,
+            subject: crate::domain::clean_line(
+                &format!(
+                    "Conversation handed over to a person / Conversation transmise à une personne — {who}"
+                ),
+                300,
+            ),
+            body,
         })
     }
 
@@ -451,6 +466,7 @@ mod tests {
                         session_version: version,
                         messages: vec!["first".to_owned()],
                         request: Some(req),
+                        mail: None,
                         unanswered: None,
                         now_ms: turn.now_ms,
                         outbound: Vec::new(),

@@ -61,6 +61,13 @@ pub fn utc(ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
 }
 
+/// `ms` as a UTC date and time to the second, `2026-11-19 12:00:05 UTC`: for events that
+/// can follow each other within a minute (an e-mail's delivery attempts).
+pub fn utc_seconds(ms: i64) -> String {
+    let (year, month, day, rem) = civil(ms);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 /// The year of `ms`, in UTC: what a ticket's number counts within.
 pub fn utc_year(ms: i64) -> i64 {
     civil(ms).0
@@ -103,6 +110,7 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc(1_795_089_600_000), "2026-11-19 12:00 UTC");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00 UTC");
+        assert_eq!(utc_seconds(1_795_089_605_999), "2026-11-19 12:00:05 UTC");
         assert_eq!((utc_year(1_798_761_599_999), utc_year(1_798_761_600_000)), (2026, 2027));
     }
 }

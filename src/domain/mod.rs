@@ -16,7 +16,7 @@ pub mod unanswered;
 
 pub use address::{Address, AddressError, Channel, MessageId};
 pub use bilingual::Bilingual;
-pub use clock::{Clock, SystemClock, TestClock, now_ms, utc, utc_year};
+pub use clock::{Clock, SystemClock, TestClock, now_ms, utc, utc_seconds, utc_year};
 pub use employee::Employee;
 pub use outbound::{Choice, Choices, Outgoing};
 pub use request::{MailState, NewRequest, RequestRecord, RequestType, TICKET_PLACEHOLDER, format_ticket};

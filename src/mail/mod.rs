@@ -38,7 +38,7 @@ use tokio::sync::Notify;
 
 use crate::config::MailSettings;
 use crate::domain::{Clock, MailState, RequestRecord, clean_line, utc};
-use crate::store::{OutboxItem, StoreError};
+use crate::store::{OutboxItem, OutboxMail, StoreError, StoredMail};
 
 /// With nothing queued, the worker still looks at the outbox this often (a request
 /// committed by another process, e.g. a second replica, wakes nobody here).
@@ -85,6 +85,35 @@ pub fn compose(
         builder = builder.reply_to(r.clone());
     }
     builder.header(ContentType::TEXT_PLAIN).body(body(req)).map_err(|e| MailError::Compose(e.to_string()))
+}
+
+/// The message of an e-mail that is not a request (outbox row `id`): stable across retries
+/// and restarts, like a request's.
+pub fn compose_other(
+    id: i64,
+    stored: &StoredMail,
+    from: &Mailbox,
+    reply_to: Option<&Mailbox>,
+) -> Result<Message, MailError> {
+    let mail = &stored.mail;
+    let to: Mailbox = mail.recipient.parse().map_err(|e| MailError::Compose(format!("recipient: {e}")))?;
+    let domain = from.email.domain().to_owned();
+    let message_id = format!("<mail-{id}.{}@{}>", stored.created_ms, domain);
+    let date = UNIX_EPOCH + Duration::from_millis(u64::try_from(stored.created_ms).unwrap_or(0));
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(clean_line(&mail.subject, 300))
+        .message_id(Some(message_id))
+        .date(date)
+        .user_agent(format!("wabot/{}", env!("CARGO_PKG_VERSION")));
+    if let Some(r) = reply_to {
+        builder = builder.reply_to(r.clone());
+    }
+    builder
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.body.clone())
+        .map_err(|e| MailError::Compose(e.to_string()))
 }
 
 /// The plain-text body: everything the service needs to act, in both languages' labels.
@@ -283,11 +312,20 @@ impl Outbox {
     }
 
     async fn attempt(&self, item: OutboxItem) -> Result<(), MailError> {
-        let OutboxItem { id, request } = item;
-        let ticket = request.ticket.clone();
+        let id = item.id;
+        let attempts = item.attempts() + 1;
+        // What the log calls it: the request's ticket, or the e-mail's outbox row.
+        let ticket = match &item.mail {
+            OutboxMail::Request(r) => r.ticket.clone(),
+            OutboxMail::Other(_) => format!("mail-{id}"),
+        };
         let limit = self.settings.exchange_timeout();
+        let composed = match &item.mail {
+            OutboxMail::Request(r) => compose(r, &self.from, self.reply_to.as_ref()),
+            OutboxMail::Other(m) => compose_other(id, m, &self.from, self.reply_to.as_ref()),
+        };
         // (permanent, error)
-        let result: Result<(), (bool, String)> = match compose(&request, &self.from, self.reply_to.as_ref()) {
+        let result: Result<(), (bool, String)> = match composed {
             // lettre bounds the connection only: a server that accepts and then stalls is
             // bounded here, the whole exchange at once.
             Ok(message) => match tokio::time::timeout(limit, self.transport.send(message)).await {
@@ -307,7 +345,7 @@ impl Outbox {
                 if let Some(m) = &self.metrics {
                     m.mail_sent();
                 }
-                tracing::info!(ticket = %ticket, attempts = request.attempts + 1, "request e-mailed");
+                tracing::info!(ticket = %ticket, attempts, "e-mail delivered");
                 return Ok(());
             }
             Err(failure) => failure,
@@ -315,24 +353,24 @@ impl Outbox {
         if let Some(m) = &self.metrics {
             m.mail_failed();
         }
-        let attempts = request.attempts + 1;
         let delay = self.settings.retry_delay_ms(attempts);
-        let retry_at = self.clock.now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+        let now = self.clock.now_ms();
+        let retry_at = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
         if !permanent {
-            tracing::warn!(ticket = %ticket, attempts, retry_in_ms = delay, error = %error, "request e-mail not delivered");
-            self.store.mark_failed(id, &error, retry_at).await?;
+            tracing::warn!(ticket = %ticket, attempts, retry_in_ms = delay, error = %error, "e-mail not delivered");
+            self.store.mark_failed(id, &error, now, retry_at).await?;
             return Ok(());
         }
         let dead_after = self.settings.max_permanent_failures;
         let logged = error.clone();
-        let state = self.store.mark_rejected(id, &error, retry_at, dead_after).await?;
+        let state = self.store.mark_rejected(id, &error, now, retry_at, dead_after).await?;
         if state == MailState::Dead {
             if let Some(m) = &self.metrics {
                 m.mail_dead_lettered();
             }
-            tracing::error!(ticket = %ticket, attempts, error = %logged, "request e-mail rejected for good: dead-lettered, not tried again");
+            tracing::error!(ticket = %ticket, attempts, error = %logged, "e-mail rejected for good: dead-lettered, not tried again");
         } else {
-            tracing::warn!(ticket = %ticket, attempts, retry_in_ms = delay, error = %logged, "request e-mail rejected");
+            tracing::warn!(ticket = %ticket, attempts, retry_in_ms = delay, error = %logged, "e-mail rejected");
         }
         Ok(())
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::postgres::fresh_schema_url;
 use super::roles::{
-    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Figures, PendingPhoto,
-    PhotoJob, Speaker, Store, TranscriptLine, Transcripts, Turn,
+    Account, AccountRole, Accounts, AuditEntry, Committed, ConsoleSession, Enqueued, Figures, MailEvent,
+    MailEventKind, PendingPhoto, PhotoJob, Speaker, Store, TranscriptLine, Transcripts, Turn,
 };
 use super::{MemoryBackend, PostgresStore, SqliteStore, StoreError};
 use crate::domain::{Address, Channel, MailState, MessageId, NewRequest, TICKET_PLACEHOLDER};
@@ -91,6 +91,7 @@ fn turn(user: &Address, sid: &str, session: &str, version: i64, reply: &str, now
         session_version: version,
         messages: vec![reply.to_owned()],
         request: None,
+        mail: None,
         unanswered: None,
         now_ms,
         outbound: Vec::new(),
@@ -236,12 +237,12 @@ async fn the_outbox_retries_a_failure_then_marks_the_mail_sent() {
         assert_eq!(due.len(), 1, "{name}");
         let id = due[0].id;
         assert_eq!(store.outbox_depth().await.unwrap(), 1, "{name}");
-        store.mark_failed(id, "421 try again later", T2026 + 1000).await.unwrap();
+        store.mark_failed(id, "421 try again later", T2026 + 500, T2026 + 1000).await.unwrap();
         assert!(store.due_mail(T2026, 10).await.unwrap().is_empty(), "{name}");
         assert_eq!(store.next_mail_due_after(T2026).await.unwrap(), Some(T2026 + 1000), "{name}");
         let again = store.due_mail(T2026 + 1000, 10).await.unwrap();
         assert_eq!(
-            (again[0].request.attempts, again[0].request.last_error.as_deref()),
+            (again[0].request().unwrap().attempts, again[0].request().unwrap().last_error.as_deref()),
             (1, Some("421 try again later")),
             "{name}"
         );
@@ -260,13 +261,17 @@ async fn the_outbox_retries_a_failure_then_marks_the_mail_sent() {
 #[tokio::test]
 async fn a_mail_rejected_for_good_is_dead_lettered_at_the_configured_count() {
     for (name, store, _dir) in backends().await {
-        file_request(&*store, "a", "SM1", T2026).await;
+        let ticket = file_request(&*store, "a", "SM1", T2026).await;
         let id = store.due_mail(T2026, 10).await.unwrap()[0].id;
         for (at, state) in [(1, MailState::Queued), (2, MailState::Queued), (3, MailState::Dead)] {
-            let left = store.mark_rejected(id, "550 no such user", T2026 + at, 3).await.unwrap();
+            let left = store.mark_rejected(id, "550 no such user", T2026, T2026 + at, 3).await.unwrap();
             assert_eq!(left, state, "{name}: rejection {at}");
         }
         assert_eq!(store.dead_mail().await.unwrap(), 1, "{name}");
+        let history = store.mail_history(&ticket).await.unwrap();
+        let seen: Vec<_> = history.iter().map(|e| (e.kind, e.error.as_deref(), e.retry_at_ms)).collect();
+        let rejected = |at| (MailEventKind::Rejected, Some("550 no such user"), at);
+        assert_eq!(seen, [rejected(Some(T2026 + 1)), rejected(Some(T2026 + 2)), rejected(None)], "{name}");
         assert!(store.due_mail(T2026 + 10_000, 10).await.unwrap().is_empty(), "{name}");
         assert_eq!(store.next_mail_due_after(i64::MIN).await.unwrap(), None, "{name}");
     }
@@ -533,6 +538,32 @@ async fn requests_are_found_by_type_state_and_date_among_all_of_them() {
             ["payslip-copy".to_owned(), "work-certificate".to_owned()],
             "{name}"
         );
+        // The second one's e-mail dead-lettered: each state filters, in lists and counts.
+        let second = store.due_mail(T2027, 1).await.unwrap();
+        assert_eq!(store.mark_rejected(second[0].id, "550", T2026, T2026, 1).await.unwrap(), MailState::Dead);
+        let dead = RequestQuery { mail: Some(MailState::Dead), ..Default::default() };
+        let dead = store.find_requests(&dead, 100).await.unwrap();
+        assert_eq!(dead.iter().map(|r| r.created_at_ms).collect::<Vec<_>>(), [T2026 + 86_400_000], "{name}");
+        let queued = RequestQuery { mail: Some(MailState::Queued), ..Default::default() };
+        assert_eq!(
+            store.count_requests(&queued).await.unwrap(),
+            [("work-certificate".to_owned(), 19), ("payslip-copy".to_owned(), 9)],
+            "{name}"
+        );
+        // A tie is ordered by type; an unknown type finds nothing.
+        let two_days = RequestQuery {
+            from_ms: Some(T2026),
+            until_ms: Some(T2026 + 2 * 86_400_000),
+            ..Default::default()
+        };
+        assert_eq!(
+            store.count_requests(&two_days).await.unwrap(),
+            [("payslip-copy".to_owned(), 1), ("work-certificate".to_owned(), 1)],
+            "{name}"
+        );
+        assert!(store.find_requests(&kind("nothing"), 100).await.unwrap().is_empty(), "{name}");
+        assert!(store.count_requests(&kind("nothing")).await.unwrap().is_empty(), "{name}");
+        assert!(store.find_requests(&RequestQuery::default(), 0).await.unwrap().is_empty(), "{name}");
     }
 }
 
@@ -991,10 +1022,104 @@ async fn a_sent_mail_resent_is_queued_again_and_due_at_once() {
         let due = store.due_mail(T2026, 10).await.unwrap();
         store.mark_sent(due[0].id, T2026 + 1).await.unwrap();
         assert!(store.due_mail(T2027, 10).await.unwrap().is_empty(), "{name}");
-        assert!(resend.resend_mail(&ticket.to_lowercase(), T2027).await.unwrap(), "{name}");
-        assert!(!resend.resend_mail("REQ-1999-000001", T2027).await.unwrap(), "{name}");
+        assert!(resend.resend_mail(&ticket.to_lowercase(), "hr@example.com", T2027).await.unwrap(), "{name}");
+        assert!(!resend.resend_mail("REQ-1999-000001", "hr@example.com", T2027).await.unwrap(), "{name}");
         let due = store.due_mail(T2027, 10).await.unwrap();
         assert_eq!(due.len(), 1, "{name}");
-        assert_eq!(due[0].request.mail, MailState::Queued, "{name}");
+        assert_eq!(due[0].request().unwrap().mail, MailState::Queued, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn an_e_mails_delivery_history_records_each_attempt_and_each_resend() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("history.db")).unwrap());
+    let memory = Arc::new(MemoryBackend::new());
+    type Both = (&'static str, Arc<dyn Store>, Arc<dyn super::roles::Resend>);
+    let mut backends: Vec<Both> =
+        vec![("sqlite", sqlite.clone(), sqlite), ("memory", memory.clone(), memory)];
+    if let Some(url) = postgres_url() {
+        let postgres = Arc::new(fresh_postgres(&url).await);
+        backends.push(("postgres", postgres.clone(), postgres));
+    }
+    for (name, store, resend) in backends {
+        let ticket = file_request(&*store, "+33600000009", "SMhistory", T2026).await;
+        let other = file_request(&*store, "+33600000008", "SMother", T2026).await;
+        assert!(store.mail_history(&ticket).await.unwrap().is_empty(), "{name}: never tried");
+        let id = store.due_mail(T2026, 10).await.unwrap()[0].id;
+        store.mark_failed(id, "connection refused", T2026 + 10, T2026 + 1000).await.unwrap();
+        store.mark_failed(id, "421 busy", T2026 + 1000, T2026 + 3000).await.unwrap();
+        store.mark_sent(id, T2026 + 3000).await.unwrap();
+        // Neither a late failure of a sent e-mail nor an unknown row writes history.
+        store.mark_failed(id, "late", T2026 + 3001, T2026 + 4000).await.unwrap();
+        store.mark_sent(999_999, T2026 + 3002).await.unwrap();
+        let events = |history: Vec<MailEvent>| {
+            history
+                .into_iter()
+                .map(|e| (e.at_ms, e.kind, e.error, e.retry_at_ms, e.actor))
+                .collect::<Vec<_>>()
+        };
+        let tried = vec![
+            (
+                T2026 + 10,
+                MailEventKind::Failed,
+                Some("connection refused".to_owned()),
+                Some(T2026 + 1000),
+                None,
+            ),
+            (T2026 + 1000, MailEventKind::Failed, Some("421 busy".to_owned()), Some(T2026 + 3000), None),
+            (T2026 + 3000, MailEventKind::Sent, None, None, None),
+        ];
+        assert_eq!(events(store.mail_history(&ticket).await.unwrap()), tried, "{name}");
+        assert!(resend.resend_mail(&ticket, "agent@example.com", T2027).await.unwrap(), "{name}");
+        let id = store
+            .due_mail(T2027, 10)
+            .await
+            .unwrap()
+            .iter()
+            .find(|d| d.request().is_some_and(|r| r.ticket == ticket))
+            .unwrap()
+            .id;
+        store.mark_sent(id, T2027 + 5).await.unwrap();
+        let mut all = tried;
+        all.push((T2027, MailEventKind::Resent, None, None, Some("agent@example.com".to_owned())));
+        all.push((T2027 + 5, MailEventKind::Sent, None, None, None));
+        let lower = ticket.to_lowercase();
+        assert_eq!(events(store.mail_history(&format!(" {lower} ")).await.unwrap()), all, "{name}");
+        assert!(store.mail_history(&other).await.unwrap().is_empty(), "{name}: another e-mail's history");
+        assert!(store.mail_history("REQ-1999-000001").await.unwrap().is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn an_e_mail_that_is_not_a_request_is_queued_with_its_turn_once_and_never_listed_as_a_request() {
+    for (name, store, _dir) in backends().await {
+        let mail = super::roles::NewMail {
+            recipient: "hr-desk@example.com".into(),
+            subject: "Conversation handed over — Ann".into(),
+            body: "Answer in the console: https://wabot.example.com/console/conversations/twilio/x".into(),
+        };
+        let t = Turn { mail: Some(mail.clone()), ..turn(&a("+33600000001"), "SMmail", "{}", 0, "ok", T2026) };
+        let committed = store.commit(t.clone()).await.unwrap();
+        assert_eq!(committed.ticket, None, "{name}: no ticket");
+        // A redelivery of the message queues nothing more.
+        assert!(store.commit(t).await.unwrap().replayed, "{name}");
+        let due = store.due_mail(T2026, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{name}");
+        let super::roles::OutboxMail::Other(stored) = &due[0].mail else { panic!("{name}: {:?}", due[0]) };
+        assert_eq!((&stored.mail, stored.created_ms, stored.attempts), (&mail, T2026, 0), "{name}");
+        assert!(store.requests(10).await.unwrap().is_empty(), "{name}");
+        let all = super::RequestQuery::default();
+        assert!(store.find_requests(&all, 10).await.unwrap().is_empty(), "{name}");
+        assert!(store.count_requests(&all).await.unwrap().is_empty(), "{name}");
+        assert!(store.request_kinds().await.unwrap().is_empty(), "{name}");
+        // Retried and delivered like a request's e-mail.
+        store.mark_failed(due[0].id, "421 busy", T2026, T2026 + 10).await.unwrap();
+        let again = store.due_mail(T2026 + 10, 10).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts()), (1, 1), "{name}");
+        store.mark_sent(again[0].id, T2026 + 20).await.unwrap();
+        assert_eq!(store.outbox_depth().await.unwrap(), 0, "{name}");
+        // The next request still gets the year's first ticket.
+        assert_eq!(file_request(&*store, "+33600000002", "SMnext", T2026).await, "REQ-2026-000001", "{name}");
     }
 }

@@ -4,7 +4,7 @@
 //! SQLite, and any test or tool that wants the durable contract without a file; a second
 //! store (PostgreSQL) is held to the same suite.
 
-use crate::store::roles::{DayCount, Figures};
+use crate::store::roles::{DayCount, Figures, NewMail, OutboxMail, StoredMail};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
@@ -12,10 +12,10 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::roles::{
-    Account, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary, Enqueued, Jobs,
-    Maintenance, NewOutbound, Outbound, OutboundCounts, OutboundItem, OutboundRecord, OutboundState, Outbox,
-    OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions, StoredSession, TranscriptLine, Transcripts, Turn,
-    Turns,
+    Account, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary, Enqueued, Jobs, MailEvent,
+    MailEventKind, Maintenance, NewOutbound, Outbound, OutboundCounts, OutboundItem, OutboundRecord,
+    OutboundState, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports, Sessions, StoredSession,
+    TranscriptLine, Transcripts, Turn, Turns,
 };
 use crate::domain::{
     Address, Channel, MailState, MessageId, NewRequest, RequestRecord, TICKET_PLACEHOLDER, Unanswered,
@@ -33,12 +33,19 @@ struct Held {
     updated_ms: i64,
 }
 
-/// A request and its e-mail's row.
+/// What an outbox row carries.
+#[derive(Debug, Clone)]
+enum Content {
+    /// A request, under its ticket.
+    Request { ticket: String, user: Address, request: Box<NewRequest> },
+    /// An e-mail that is not a request.
+    Other(NewMail),
+}
+
+/// An outbox row: a request or another e-mail, and the state of its delivery.
 #[derive(Debug, Clone)]
 struct Row {
-    ticket: String,
-    user: Address,
-    request: NewRequest,
+    content: Content,
     created_ms: i64,
     state: MailState,
     attempts: u32,
@@ -46,14 +53,48 @@ struct Row {
     last_error: Option<String>,
     next_attempt_ms: i64,
     sent_ms: Option<i64>,
+    /// The e-mail's delivery history, oldest first.
+    history: Vec<MailEvent>,
 }
 
 impl Row {
-    fn record(&self) -> RequestRecord {
-        let r = &self.request;
+    fn event(&mut self, at_ms: i64, kind: MailEventKind, error: Option<&str>, retry_at_ms: Option<i64>) {
+        let error = error.map(str::to_owned);
+        self.history.push(MailEvent { at_ms, kind, error, retry_at_ms, actor: None });
+    }
+
+    fn ticket(&self) -> Option<&str> {
+        match &self.content {
+            Content::Request { ticket, .. } => Some(ticket),
+            Content::Other(_) => None,
+        }
+    }
+
+    fn item(&self, id: i64) -> OutboxItem {
+        let mail = match &self.content {
+            Content::Request { ticket, user, request } => {
+                OutboxMail::Request(Box::new(self.request(ticket, user, request)))
+            }
+            Content::Other(m) => OutboxMail::Other(StoredMail {
+                mail: m.clone(),
+                created_ms: self.created_ms,
+                attempts: self.attempts,
+            }),
+        };
+        OutboxItem { id, mail }
+    }
+
+    fn record(&self) -> Option<RequestRecord> {
+        match &self.content {
+            Content::Request { ticket, user, request } => Some(self.request(ticket, user, request)),
+            Content::Other(_) => None,
+        }
+    }
+
+    fn request(&self, ticket: &str, user: &Address, r: &NewRequest) -> RequestRecord {
         RequestRecord {
-            ticket: self.ticket.clone(),
-            user: self.user.clone(),
+            ticket: ticket.to_owned(),
+            user: user.clone(),
             kind: r.kind.clone(),
             kind_label: r.kind_label.clone(),
             recipient: r.recipient.clone(),
@@ -209,9 +250,11 @@ impl Turns for MemoryBackend {
             let ticket = format_ticket(year, *seq);
             let id = s.outbox.keys().next_back().map_or(1, |last| last + 1);
             let row = Row {
-                ticket: ticket.clone(),
-                user: turn.user.clone(),
-                request: req.clone(),
+                content: Content::Request {
+                    ticket: ticket.clone(),
+                    user: turn.user.clone(),
+                    request: Box::new(req.clone()),
+                },
                 created_ms: turn.now_ms,
                 state: MailState::Queued,
                 attempts: 0,
@@ -219,10 +262,26 @@ impl Turns for MemoryBackend {
                 last_error: None,
                 next_attempt_ms: turn.now_ms,
                 sent_ms: None,
+                history: Vec::new(),
             };
             s.outbox.insert(id, row);
             ticket
         });
+        if let Some(mail) = turn.mail {
+            let id = s.outbox.keys().next_back().map_or(1, |last| last + 1);
+            let row = Row {
+                content: Content::Other(mail),
+                created_ms: turn.now_ms,
+                state: MailState::Queued,
+                attempts: 0,
+                permanent_failures: 0,
+                last_error: None,
+                next_attempt_ms: turn.now_ms,
+                sent_ms: None,
+                history: Vec::new(),
+            };
+            s.outbox.insert(id, row);
+        }
         let messages: Vec<String> = match &ticket {
             Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
             None => turn.messages,
@@ -274,7 +333,7 @@ impl Outbox for MemoryBackend {
             .filter(|(_, r)| r.state == MailState::Queued && r.next_attempt_ms <= now_ms)
             .collect();
         due.sort_by_key(|(id, r)| (r.next_attempt_ms, **id));
-        Ok(due.into_iter().take(limit).map(|(id, r)| OutboxItem { id: *id, request: r.record() }).collect())
+        Ok(due.into_iter().take(limit).map(|(id, r)| r.item(*id)).collect())
     }
 
     async fn next_mail_due_after(&self, after_ms: i64) -> Result<Option<i64>, StoreError> {
@@ -302,6 +361,7 @@ impl Outbox for MemoryBackend {
             r.sent_ms = Some(at_ms);
             r.attempts += 1;
             r.last_error = None;
+            r.event(at_ms, MailEventKind::Sent, None, None);
         }
         Ok(())
     }
@@ -315,11 +375,18 @@ impl Outbox for MemoryBackend {
         Ok(due.map(|r| r.next_attempt_ms = until_ms).is_some())
     }
 
-    async fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+    async fn mark_failed(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        at_ms: i64,
+        retry_at_ms: i64,
+    ) -> Result<(), StoreError> {
         if let Some(r) = self.lock().outbox.get_mut(&outbox_id).filter(|r| r.state == MailState::Queued) {
             r.attempts += 1;
             r.last_error = Some(error.to_owned());
             r.next_attempt_ms = retry_at_ms;
+            r.event(at_ms, MailEventKind::Failed, Some(error), Some(retry_at_ms));
         }
         Ok(())
     }
@@ -328,6 +395,7 @@ impl Outbox for MemoryBackend {
         &self,
         outbox_id: i64,
         error: &str,
+        at_ms: i64,
         retry_at_ms: i64,
         dead_after: u32,
     ) -> Result<MailState, StoreError> {
@@ -342,6 +410,8 @@ impl Outbox for MemoryBackend {
         if r.permanent_failures >= dead_after.max(1) {
             r.state = MailState::Dead;
         }
+        let retry = (r.state == MailState::Queued).then_some(retry_at_ms);
+        r.event(at_ms, MailEventKind::Rejected, Some(error), retry);
         Ok(r.state)
     }
 }
@@ -451,12 +521,23 @@ impl Outbound for MemoryBackend {
 #[async_trait]
 impl Reports for MemoryBackend {
     async fn requests(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
-        Ok(self.lock().outbox.values().rev().take(limit).map(Row::record).collect())
+        Ok(self.lock().outbox.values().rev().filter_map(Row::record).take(limit).collect())
     }
 
     async fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
         let ticket = ticket.trim().to_ascii_uppercase();
-        Ok(self.lock().outbox.values().find(|r| r.ticket == ticket).map(Row::record))
+        Ok(self.lock().outbox.values().find(|r| r.ticket() == Some(&ticket)).and_then(Row::record))
+    }
+
+    async fn mail_history(&self, ticket: &str) -> Result<Vec<MailEvent>, StoreError> {
+        let ticket = ticket.trim().to_ascii_uppercase();
+        Ok(self
+            .lock()
+            .outbox
+            .values()
+            .find(|r| r.ticket() == Some(&ticket))
+            .map(|r| r.history.clone())
+            .unwrap_or_default())
     }
 
     async fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
@@ -791,14 +872,21 @@ impl Figures for MemoryBackend {
 
 #[async_trait]
 impl crate::store::roles::Resend for MemoryBackend {
-    async fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn resend_mail(&self, ticket: &str, actor: &str, now_ms: i64) -> Result<bool, StoreError> {
         let ticket = ticket.trim().to_ascii_uppercase();
         let mut s = self.lock();
-        let Some(row) = s.outbox.values_mut().find(|r| r.ticket == ticket) else { return Ok(false) };
+        let Some(row) = s.outbox.values_mut().find(|r| r.ticket() == Some(&ticket)) else { return Ok(false) };
         row.state = MailState::Queued;
         row.next_attempt_ms = now_ms;
         row.permanent_failures = 0;
         row.sent_ms = None;
+        row.history.push(MailEvent {
+            at_ms: now_ms,
+            kind: MailEventKind::Resent,
+            error: None,
+            retry_at_ms: None,
+            actor: Some(actor.to_owned()),
+        });
         Ok(true)
     }
 }

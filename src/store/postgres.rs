@@ -38,8 +38,9 @@ use tokio_postgres::error::SqlState;
 
 use super::StoreError;
 use super::roles::{
-    Committed, Enqueued, Jobs, Maintenance, NewOutbound, Outbox, OutboxItem, PendingPhoto, PhotoJob, Reports,
-    Sessions, StoredSession, Turn, Turns,
+    Committed, Enqueued, Jobs, MailEvent, MailEventKind, Maintenance, NewMail, NewOutbound, Outbox,
+    OutboxItem, OutboxMail, PendingPhoto, PhotoJob, Reports, Sessions, StoredMail, StoredSession, Turn,
+    Turns,
 };
 use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord, TICKET_PLACEHOLDER, Unanswered};
 use crate::domain::{format_ticket, utc_year};
@@ -240,6 +241,19 @@ fn record(row: &Row) -> Result<(i64, RequestRecord), StoreError> {
     ))
 }
 
+fn get_err(e: tokio_postgres::Error) -> StoreError {
+    StoreError::backend(format!("postgres: a request row: {e}"))
+}
+
+/// A mail state as the outbox's `state` column stores it.
+fn mail_state_name(m: MailState) -> &'static str {
+    match m {
+        MailState::Queued => "queued",
+        MailState::Sent => "sent",
+        MailState::Dead => "dead",
+    }
+}
+
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(StoreError::backend)
 }
@@ -355,6 +369,15 @@ async fn commit_turn(client: &mut deadpool_postgres::Client, turn: &Turn) -> Res
             Some(ticket)
         }
     };
+    if let Some(mail) = &turn.mail {
+        tx.execute(
+            "INSERT INTO outbox (state, next_attempt_ms, recipient, subject, body, created_ms)
+             VALUES ('queued', $1, $2, $3, $4, $1)",
+            &[&turn.now_ms, &mail.recipient, &mail.subject, &mail.body],
+        )
+        .await
+        .map_err(pg("queueing an e-mail"))?;
+    }
     let messages: Vec<String> = match &ticket {
         Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
         None => turn.messages.clone(),
@@ -448,14 +471,36 @@ fn count(row: &Row) -> u64 {
 impl Outbox for PostgresStore {
     async fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         let client = self.client().await?;
+        // A row with no request is an e-mail of its own (see `Turn::mail`).
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM outbox o JOIN requests r ON r.id = o.request_id
+            "SELECT {RECORD_COLUMNS}, o.recipient, o.subject, o.body, o.created_ms, o.attempts
+             FROM outbox o LEFT JOIN requests r ON r.id = o.request_id
              WHERE o.state = 'queued' AND o.next_attempt_ms <= $1
              ORDER BY o.next_attempt_ms, o.id LIMIT $2"
         );
         let rows =
             client.query(&sql, &[&now_ms, &sql_limit(limit)]).await.map_err(pg("reading the outbox"))?;
-        rows.iter().map(|r| record(r).map(|(id, request)| OutboxItem { id, request })).collect()
+        let get = |e: tokio_postgres::Error| StoreError::backend(format!("postgres: an outbox row: {e}"));
+        rows.iter()
+            .map(|row| {
+                let Some(recipient) = row.try_get::<_, Option<String>>(20).map_err(get)? else {
+                    let (id, request) = record(row)?;
+                    return Ok(OutboxItem { id, mail: OutboxMail::Request(Box::new(request)) });
+                };
+                let mail = NewMail {
+                    recipient,
+                    subject: row.try_get(21).map_err(get)?,
+                    body: row.try_get(22).map_err(get)?,
+                };
+                let attempts: i32 = row.try_get(24).map_err(get)?;
+                let stored = StoredMail {
+                    mail,
+                    created_ms: row.try_get(23).map_err(get)?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                };
+                Ok(OutboxItem { id: row.try_get(18).map_err(get)?, mail: OutboxMail::Other(stored) })
+            })
+            .collect()
     }
 
     async fn claim_mail(&self, outbox_id: i64, now_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
@@ -505,11 +550,14 @@ impl Outbox for PostgresStore {
     }
 
     async fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError> {
+        // One statement: the row's change and its history's event commit together.
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE outbox SET state = 'sent', sent_ms = $2, attempts = attempts + 1, last_error = NULL
-                 WHERE id = $1",
+                "WITH done AS (
+                     UPDATE outbox SET state = 'sent', sent_ms = $2, attempts = attempts + 1, last_error = NULL
+                     WHERE id = $1 RETURNING id)
+                 INSERT INTO mail_events (outbox_id, at_ms, kind) SELECT id, $2, 'sent' FROM done",
                 &[&outbox_id, &at_ms],
             )
             .await
@@ -517,13 +565,22 @@ impl Outbox for PostgresStore {
         Ok(())
     }
 
-    async fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+    async fn mark_failed(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        at_ms: i64,
+        retry_at_ms: i64,
+    ) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_ms = $3
-                 WHERE id = $1 AND state = 'queued'",
-                &[&outbox_id, &error, &retry_at_ms],
+                "WITH done AS (
+                     UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_ms = $3
+                     WHERE id = $1 AND state = 'queued' RETURNING id)
+                 INSERT INTO mail_events (outbox_id, at_ms, kind, error, retry_at_ms)
+                     SELECT id, $4, 'failed', $2, $3 FROM done",
+                &[&outbox_id, &error, &retry_at_ms, &at_ms],
             )
             .await
             .map_err(pg("recording a failed delivery"))?;
@@ -534,6 +591,7 @@ impl Outbox for PostgresStore {
         &self,
         outbox_id: i64,
         error: &str,
+        at_ms: i64,
         retry_at_ms: i64,
         dead_after: u32,
     ) -> Result<MailState, StoreError> {
@@ -541,12 +599,18 @@ impl Outbox for PostgresStore {
         let dead_after = i32::try_from(dead_after.max(1)).unwrap_or(i32::MAX);
         let row = client
             .query_opt(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_ms = $3,
-                     permanent_failures = permanent_failures + 1,
-                     state = CASE WHEN permanent_failures + 1 >= $4 THEN 'dead' ELSE 'queued' END
-                 WHERE id = $1 AND state = 'queued'
-                 RETURNING state",
-                &[&outbox_id, &error, &retry_at_ms, &dead_after],
+                "WITH done AS (
+                     UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_ms = $3,
+                         permanent_failures = permanent_failures + 1,
+                         state = CASE WHEN permanent_failures + 1 >= $4 THEN 'dead' ELSE 'queued' END
+                     WHERE id = $1 AND state = 'queued'
+                     RETURNING id, state),
+                 event AS (
+                     INSERT INTO mail_events (outbox_id, at_ms, kind, error, retry_at_ms)
+                     SELECT id, $5, 'rejected', $2, CASE WHEN state = 'dead' THEN NULL ELSE $3::bigint END
+                     FROM done)
+                 SELECT state FROM done",
+                &[&outbox_id, &error, &retry_at_ms, &dead_after, &at_ms],
             )
             .await
             .map_err(pg("recording a rejection"))?;
@@ -744,6 +808,61 @@ impl Reports for PostgresStore {
         rows.iter().map(|r| record(r).map(|(_, rec)| rec)).collect()
     }
 
+    async fn find_requests(
+        &self,
+        query: &crate::store::RequestQuery,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let client = self.client().await?;
+        // Filtered, ordered and cut by the database, among every request.
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM requests r JOIN outbox o ON o.request_id = r.id
+             WHERE ($1::text IS NULL OR r.kind = $1) AND ($2::text IS NULL OR o.state = $2)
+               AND ($3::bigint IS NULL OR r.created_ms >= $3) AND ($4::bigint IS NULL OR r.created_ms < $4)
+             ORDER BY r.id DESC LIMIT $5"
+        );
+        let mail = query.mail.map(mail_state_name);
+        let rows = client
+            .query(&sql, &[&query.kind, &mail, &query.from_ms, &query.until_ms, &sql_limit(limit)])
+            .await
+            .map_err(pg("finding requests"))?;
+        rows.iter().map(|r| record(r).map(|(_, rec)| rec)).collect()
+    }
+
+    async fn count_requests(
+        &self,
+        query: &crate::store::RequestQuery,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let client = self.client().await?;
+        let mail = query.mail.map(mail_state_name);
+        let rows = client
+            .query(
+                "SELECT r.kind, count(*) FROM requests r JOIN outbox o ON o.request_id = r.id
+                 WHERE ($1::text IS NULL OR r.kind = $1) AND ($2::text IS NULL OR o.state = $2)
+                   AND ($3::bigint IS NULL OR r.created_ms >= $3) AND ($4::bigint IS NULL OR r.created_ms < $4)
+                 GROUP BY r.kind ORDER BY count(*) DESC, r.kind",
+                &[&query.kind, &mail, &query.from_ms, &query.until_ms],
+            )
+            .await
+            .map_err(pg("counting requests"))?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get(0).map_err(get_err)?;
+                let n: i64 = r.try_get(1).map_err(get_err)?;
+                Ok((kind, n.unsigned_abs()))
+            })
+            .collect()
+    }
+
+    async fn request_kinds(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT DISTINCT kind FROM requests ORDER BY kind", &[])
+            .await
+            .map_err(pg("reading the request types"))?;
+        rows.iter().map(|r| r.try_get(0).map_err(get_err)).collect()
+    }
+
     async fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
         let client = self.client().await?;
         let ticket = ticket.trim().to_ascii_uppercase();
@@ -752,6 +871,30 @@ impl Reports for PostgresStore {
         );
         let row = client.query_opt(&sql, &[&ticket]).await.map_err(pg("reading a request"))?;
         row.map(|r| record(&r).map(|(_, rec)| rec)).transpose()
+    }
+
+    async fn mail_history(&self, ticket: &str) -> Result<Vec<MailEvent>, StoreError> {
+        let client = self.client().await?;
+        let ticket = ticket.trim().to_ascii_uppercase();
+        let rows = client
+            .query(
+                "SELECT e.at_ms, e.kind, e.error, e.retry_at_ms, e.actor FROM mail_events e
+                 JOIN outbox o ON o.id = e.outbox_id JOIN requests r ON r.id = o.request_id
+                 WHERE r.ticket = $1 ORDER BY e.id",
+                &[&ticket],
+            )
+            .await
+            .map_err(pg("reading an e-mail's history"))?;
+        Ok(rows
+            .iter()
+            .map(|r| MailEvent {
+                at_ms: r.get(0),
+                kind: MailEventKind::parse(r.get(1)).unwrap_or(MailEventKind::Failed),
+                error: r.get(2),
+                retry_at_ms: r.get(3),
+                actor: r.get(4),
+            })
+            .collect())
     }
 
     async fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
@@ -897,6 +1040,63 @@ mod tests {
         Some(stores)
     }
 
+    #[tokio::test]
+    async fn handovers_once_stored_as_requests_become_e_mails_that_no_list_of_requests_holds() {
+        let Some(base) = postgres_url() else { return };
+        let url = fresh_schema_url(&base, "handover").await.unwrap();
+        // The schema as the previous version left it, with a request and a handover in it.
+        let target = connect::target(&url, None).unwrap();
+        let (client, connection) = target.config.connect(target.tls).await.unwrap();
+        let task = tokio::spawn(connection);
+        client
+            .batch_execute(
+                "CREATE TABLE wabot_migrations (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+            )
+            .await
+            .unwrap();
+        let before = schema::MIGRATIONS.len() - 1;
+        for (i, sql) in schema::MIGRATIONS[..before].iter().enumerate() {
+            client.batch_execute(sql).await.unwrap();
+            let version = i32::try_from(i + 1).unwrap();
+            client.execute("INSERT INTO wabot_migrations VALUES ($1, 0)", &[&version]).await.unwrap();
+        }
+        for (id, kind) in [(1_i64, "work-certificate"), (2, "handover")] {
+            client
+                .execute(
+                    "INSERT INTO requests (id, ticket, channel, address, kind, kind_label, recipient, first_name,
+                         last_name, details, lang, created_ms)
+                     VALUES ($1, $2, 'twilio', '+33600000000', $3, 'Handed over', 'hr@example.com', 'Ann',
+                         '+33600000000', 'Answer in the console: https://x/console', 'en', $4)",
+                    &[&id, &format!("REQ-2026-00000{id}"), &kind, &T2026],
+                )
+                .await
+                .unwrap();
+            client
+                .execute(
+                    "INSERT INTO outbox (id, request_id, state, next_attempt_ms) VALUES ($1, $2, 'queued', $3)",
+                    &[&(id * 10), &id, &T2026],
+                )
+                .await
+                .unwrap();
+        }
+        drop(client);
+        let _ = task.await;
+
+        let store = PostgresStore::open(&url, None).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), schema::MIGRATIONS.len());
+        let listed = store.requests(10).await.unwrap();
+        assert_eq!(listed.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), ["work-certificate"]);
+        assert_eq!(store.request_kinds().await.unwrap(), ["work-certificate"]);
+        assert!(store.request("REQ-2026-000002").await.unwrap().is_none());
+        let due = store.due_mail(T2026, 10).await.unwrap();
+        assert_eq!(due.len(), 2, "both still delivered");
+        let OutboxMail::Other(mail) = &due[1].mail else { panic!("{:?}", due[1]) };
+        assert_eq!(due[1].id, 20);
+        assert_eq!(mail.mail.recipient, "hr@example.com");
+        assert_eq!(mail.mail.subject, "Handed over — Ann +33600000000");
+        assert!(mail.mail.body.contains("https://x/console"));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn replicas_starting_at_once_migrate_the_schema_once() {
         let Some(stores) = replicas(6).await else { return };
@@ -923,6 +1123,7 @@ mod tests {
                         session_version: 0,
                         messages: vec![format!("registered under {TICKET_PLACEHOLDER}")],
                         request: Some(request()),
+                        mail: None,
                         unanswered: None,
                         now_ms: T2026,
                     };
@@ -952,6 +1153,7 @@ mod tests {
                 session_version: 0,
                 messages: vec!["ok".into()],
                 request: Some(request()),
+                mail: None,
                 unanswered: None,
                 now_ms: T2026,
             };
@@ -994,6 +1196,7 @@ mod tests {
             session_version: version,
             messages: vec!["ok".into()],
             request: None,
+            mail: None,
             unanswered: None,
             now_ms: T2026,
         };
@@ -1020,6 +1223,7 @@ mod tests {
             session_version: 0,
             messages: vec!["ok".into()],
             request: None,
+            mail: None,
             unanswered: None,
             now_ms: T2026,
         };
@@ -1053,6 +1257,7 @@ mod tests {
             session_version: 0,
             messages: vec![format!("ok {TICKET_PLACEHOLDER}")],
             request: req.then(request),
+            mail: None,
             unanswered: Some("ou est la cantine".into()),
             now_ms: at,
         };

@@ -53,6 +53,10 @@ pub struct Turn {
     pub messages: Vec<String>,
     /// The request the message confirmed, if any.
     pub request: Option<NewRequest>,
+    /// An e-mail that is not a request (telling HR a conversation was handed over to
+    /// them), queued in the outbox with the turn: delivered and retried like a request's,
+    /// with no ticket, never listed or counted as a request.
+    pub mail: Option<NewMail>,
     /// A question the FAQ declined, by its grouping key (see
     /// [`crate::domain::group_key`]): counted with the turn, so a redelivery is not
     /// counted twice. Never the sender.
@@ -79,13 +83,116 @@ pub struct Committed {
     pub replayed: bool,
 }
 
+/// What happened to an e-mail at one point of its delivery history ([`MailEvent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailEventKind {
+    /// The SMTP server accepted it.
+    Sent,
+    /// An attempt failed (network, timeout, a temporary SMTP refusal); tried again later.
+    Failed,
+    /// The SMTP server refused it permanently (5xx); tried again later, or dead-lettered.
+    Rejected,
+    /// Queued again from the console.
+    Resent,
+}
+
+impl MailEventKind {
+    /// The stored name: `sent`, `failed`, `rejected`, `resent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailEventKind::Sent => "sent",
+            MailEventKind::Failed => "failed",
+            MailEventKind::Rejected => "rejected",
+            MailEventKind::Resent => "resent",
+        }
+    }
+
+    /// The kind named `s`.
+    pub fn parse(s: &str) -> Option<MailEventKind> {
+        match s {
+            "sent" => Some(MailEventKind::Sent),
+            "failed" => Some(MailEventKind::Failed),
+            "rejected" => Some(MailEventKind::Rejected),
+            "resent" => Some(MailEventKind::Resent),
+            _ => None,
+        }
+    }
+}
+
+/// One event of an e-mail's delivery history, recorded in the same transaction as the
+/// outbox's change of state ([`Outbox::mark_sent`], [`Outbox::mark_failed`],
+/// [`Outbox::mark_rejected`], [`Resend::resend_mail`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailEvent {
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// What happened.
+    pub kind: MailEventKind,
+    /// A failure's or a rejection's error, as the SMTP server or the network gave it.
+    pub error: Option<String>,
+    /// After a failure or a rejection, when the next attempt is due; `None` once
+    /// dead-lettered.
+    pub retry_at_ms: Option<i64>,
+    /// Who queued it again (a console account's e-mail), for a resend.
+    pub actor: Option<String>,
+}
+
+/// An e-mail that is not a request, as a turn queues it ([`Turn::mail`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMail {
+    /// Where it goes.
+    pub recipient: String,
+    /// Its subject.
+    pub subject: String,
+    /// Its plain-text body.
+    pub body: String,
+}
+
+/// A [`NewMail`] as stored in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMail {
+    /// The e-mail.
+    pub mail: NewMail,
+    /// When it was queued, ms since the Unix epoch.
+    pub created_ms: i64,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+/// What an outbox row carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxMail {
+    /// A request's e-mail.
+    Request(Box<RequestRecord>),
+    /// An e-mail that is not a request.
+    Other(StoredMail),
+}
+
 /// An e-mail due for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxItem {
     /// The outbox row.
     pub id: i64,
-    /// The request it carries.
-    pub request: RequestRecord,
+    /// What it carries.
+    pub mail: OutboxMail,
+}
+
+impl OutboxItem {
+    /// The request it carries, if it is a request's e-mail.
+    pub fn request(&self) -> Option<&RequestRecord> {
+        match &self.mail {
+            OutboxMail::Request(r) => Some(r),
+            OutboxMail::Other(_) => None,
+        }
+    }
+
+    /// Delivery attempts so far.
+    pub fn attempts(&self) -> u32 {
+        match &self.mail {
+            OutboxMail::Request(r) => r.attempts,
+            OutboxMail::Other(m) => m.attempts,
+        }
+    }
 }
 
 /// A badge photo accepted for reading: a promise that a result will be sent to the user,
@@ -230,7 +337,8 @@ pub trait Turns: Send + Sync {
     ) -> Result<Option<Vec<String>>, StoreError>;
 }
 
-/// The e-mail outbox: one row per request, delivered by the mail worker.
+/// The e-mail outbox: one row per request, and one per other e-mail a turn queued
+/// ([`Turn::mail`]), delivered by the mail worker.
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// Queued e-mails due at `now_ms`, oldest first.
@@ -251,15 +359,22 @@ pub trait Outbox: Send + Sync {
     async fn dead_mail(&self) -> Result<u64, StoreError>;
     /// Records that the SMTP server accepted the e-mail.
     async fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError>;
-    /// Records a failed attempt and when to try again.
-    async fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError>;
-    /// Records a permanent rejection (SMTP 5xx): like [`Outbox::mark_failed`], and once the
-    /// e-mail has been rejected `dead_after` times, it is dead-lettered ([`MailState::Dead`])
-    /// instead. The state it is left in.
+    /// Records a failed attempt made at `at_ms` and when to try again.
+    async fn mark_failed(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        at_ms: i64,
+        retry_at_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Records a permanent rejection (SMTP 5xx) at `at_ms`: like [`Outbox::mark_failed`],
+    /// and once the e-mail has been rejected `dead_after` times, it is dead-lettered
+    /// ([`MailState::Dead`]) instead. The state it is left in.
     async fn mark_rejected(
         &self,
         outbox_id: i64,
         error: &str,
+        at_ms: i64,
         retry_at_ms: i64,
         dead_after: u32,
     ) -> Result<MailState, StoreError>;
@@ -415,6 +530,9 @@ pub trait Reports: Send + Sync {
     }
     /// One request by ticket (any case, surrounding blanks ignored).
     async fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError>;
+    /// The delivery history of the e-mail of the request `ticket` (any case, surrounding
+    /// blanks ignored), oldest first; empty for an unknown ticket or an e-mail never tried.
+    async fn mail_history(&self, ticket: &str) -> Result<Vec<MailEvent>, StoreError>;
     /// The most frequent declined questions, most frequent first.
     async fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError>;
 }
@@ -672,7 +790,7 @@ pub trait Figures: Send + Sync {
 #[async_trait]
 pub trait Resend: Send + Sync {
     /// Queues the e-mail of the request `ticket` again, due at `now_ms`, whatever its state
-    /// (sent, queued or dead-lettered), its permanent failures forgotten; false when there
-    /// is no such request.
-    async fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// (sent, queued or dead-lettered), its permanent failures forgotten, and records in its
+    /// history that `actor` did; false when there is no such request.
+    async fn resend_mail(&self, ticket: &str, actor: &str, now_ms: i64) -> Result<bool, StoreError>;
 }

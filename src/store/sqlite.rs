@@ -493,7 +493,7 @@ mod tests {
     use crate::domain::{NewRequest, TICKET_PLACEHOLDER};
     use crate::engine::Lang;
     use crate::store::conformance::{TW, a, m, request};
-    use crate::store::roles::{Enqueued, PendingPhoto, PhotoJob};
+    use crate::store::roles::{Enqueued, OutboxMail, PendingPhoto, PhotoJob};
     use rusqlite::params;
     use std::sync::LazyLock;
 
@@ -533,6 +533,7 @@ mod tests {
             session_version: loaded(store, &USER).1,
             messages: messages.to_vec(),
             request: req.cloned(),
+            mail: None,
             unanswered: None,
             now_ms: NOW,
             outbound: Vec::new(),
@@ -560,6 +561,7 @@ mod tests {
                             session_version: 0,
                             messages: msgs,
                             request: (i % 5 == 0).then(|| req.clone()),
+                            mail: None,
                             unanswered: None,
                             now_ms: NOW,
                             outbound: Vec::new(),
@@ -601,6 +603,7 @@ mod tests {
             session_version: 0,
             messages: msgs,
             request: None,
+            mail: None,
             unanswered: None,
             now_ms: NOW,
             outbound: Vec::new(),
@@ -693,8 +696,8 @@ mod tests {
             .unwrap();
         let due = store.blocking().due_mail(NOW, 10).unwrap();
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].request.first_name, "Élodie");
-        store.blocking().mark_failed(due[0].id, "connection refused", NOW + 1000).unwrap();
+        assert_eq!(due[0].request().unwrap().first_name, "Élodie");
+        store.blocking().mark_failed(due[0].id, "connection refused", NOW, NOW + 1000).unwrap();
         assert!(store.blocking().due_mail(NOW, 10).unwrap().is_empty());
         assert_eq!(store.blocking().next_mail_due_after(i64::MIN).unwrap(), Some(NOW + 1000));
         let rec = store.blocking().request("req-2026-000001").unwrap().unwrap();
@@ -747,7 +750,48 @@ mod tests {
         );
         let due = store.blocking().due_mail(NOW, 10).unwrap();
         assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), [20], "ids kept, the due index rebuilt");
-        assert_eq!(store.blocking().mark_rejected(20, "550", NOW, 1).unwrap(), MailState::Dead);
+        assert_eq!(store.blocking().mark_rejected(20, "550", NOW, NOW, 1).unwrap(), MailState::Dead);
+    }
+
+    #[test]
+    fn handovers_once_stored_as_requests_become_e_mails_that_no_list_of_requests_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v8.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..8] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 8).unwrap();
+            for (id, kind) in [(1, "work-certificate"), (2, "handover")] {
+                conn.execute(
+                    "INSERT INTO requests (id, ticket, address, kind, kind_label, recipient, first_name, last_name,
+                         details, lang, created_ms)
+                     VALUES (?1, ?2, '+33600000000', ?3, 'Handed over', 'hr@example.com', 'Ann', '+33600000000',
+                         'Answer in the console: https://x/console', 'en', ?4)",
+                    params![id, format!("REQ-2026-00000{id}"), kind, NOW],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO outbox (id, request_id, state, next_attempt_ms) VALUES (?1, ?2, 'queued', ?3)",
+                    params![id * 10, id, NOW],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.blocking().schema_version().unwrap(), MIGRATIONS.len());
+        let listed = store.blocking().requests(10).unwrap();
+        assert_eq!(listed.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), ["work-certificate"]);
+        assert_eq!(store.blocking().request_kinds().unwrap(), ["work-certificate"]);
+        assert!(store.blocking().request("REQ-2026-000002").unwrap().is_none());
+        let due = store.blocking().due_mail(NOW, 10).unwrap();
+        assert_eq!(due.len(), 2, "both still delivered");
+        let OutboxMail::Other(mail) = &due[1].mail else { panic!("{:?}", due[1]) };
+        assert_eq!(due[1].id, 20);
+        assert_eq!(mail.mail.recipient, "hr@example.com");
+        assert_eq!(mail.mail.subject, "Handed over — Ann +33600000000");
+        assert!(mail.mail.body.contains("https://x/console"));
     }
 
     #[test]
@@ -829,13 +873,13 @@ mod tests {
         let id = store.blocking().due_mail(NOW, 10).unwrap()[0].id;
         // A transient failure in between does not count towards the dead letter.
         assert_eq!(
-            store.blocking().mark_rejected(id, "550 no such user", NOW + 10, 2).unwrap(),
+            store.blocking().mark_rejected(id, "550 no such user", NOW, NOW + 10, 2).unwrap(),
             MailState::Queued
         );
-        store.blocking().mark_failed(id, "timed out", NOW + 20).unwrap();
+        store.blocking().mark_failed(id, "timed out", NOW, NOW + 20).unwrap();
         assert_eq!(store.blocking().dead_mail().unwrap(), 0);
         assert_eq!(
-            store.blocking().mark_rejected(id, "550 no such user", NOW + 30, 2).unwrap(),
+            store.blocking().mark_rejected(id, "550 no such user", NOW, NOW + 30, 2).unwrap(),
             MailState::Dead
         );
         let rec = store.blocking().request("REQ-2026-000001").unwrap().unwrap();
@@ -858,6 +902,7 @@ mod tests {
             session_version: version,
             messages: msgs.to_vec(),
             request: None,
+            mail: None,
             unanswered: None,
             now_ms: NOW,
             outbound: Vec::new(),

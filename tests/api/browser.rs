@@ -12,8 +12,8 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::console::{
-    EMAIL, EMPLOYEE, FakeTwilioApi, PASSWORD, console_app, console_app_with, employee_says,
-    store_request_with_markup,
+    EMAIL, EMPLOYEE, FakeTwilioApi, PASSWORD, console_app, console_app_mailing, console_app_with,
+    employee_says, file_request_by_whatsapp, store_request_with_markup, wait_for_mail,
 };
 use crate::helpers::TestApp;
 
@@ -249,7 +249,6 @@ async fn in_chromium_an_agent_signs_in_tries_the_bot_edits_an_faq_entry_and_the_
     assert!(text.contains("<script>alert('x')</script> for my bank"), "shown as text: {text}");
     let alert = b.call(reqwest::Method::GET, "/alert/text", None).await;
     assert!(alert.get("error").is_some(), "no script ran: {alert}");
-    b.shoot("request").await;
 
     employee_says(&app, "zorglub quantum flux capacitor").await;
     b.link("Unanswered").await;
@@ -289,8 +288,54 @@ async fn in_chromium_a_conversation_handed_over_by_a_signed_webhook_is_answered_
     assert!(!reply.is_empty(), "the bot answers again");
     employee_says(&app, "How many days of annual leave do I have?").await;
     employee_says(&app, "zorglub quantum flux capacitor").await;
+    store_request_with_markup(&app).await;
     b.link("Dashboard").await;
     let text = b.text().await;
     assert!(text.contains("payslip-copy") && text.contains("handed over"), "{text}");
+    // The handover's e-mail is not a request: only the one filed is counted.
+    assert!(text.contains("Requests (30 days)\t1") || text.contains("Requests (30 days)\n1"), "{text}");
     b.shoot("dashboard").await;
+}
+
+#[tokio::test]
+async fn in_chromium_a_requests_details_show_its_e_mail_refused_then_delivered_and_sent_again() {
+    let Some(b) = Browser::start().await else { return };
+    // The mail server is down at first: the worker's attempts are refused, then it starts.
+    let port = crate::smtp::free_port();
+    let (app, _dir) = console_app_mailing(format!("smtp://127.0.0.1:{port}")).await;
+    let ticket = file_request_by_whatsapp(&app).await;
+    wait_for_mail(&app, &ticket, |r| r.attempts >= 2).await;
+    let sink = crate::smtp::SmtpSink::start_on(port);
+    sink.wait_for(1, Duration::from_secs(20)).await;
+    wait_for_mail(&app, &ticket, |r| r.mail == wabot::domain::MailState::Sent).await;
+
+    b.sign_in(&app).await;
+    b.link("Requests").await;
+    b.link(&ticket).await;
+    let text = b.text().await;
+    assert!(text.contains("Élodie Garçon") && text.contains("Work certificate"), "the details: {text}");
+    assert!(text.contains("Delivery history"), "{text}");
+    let rows = b
+        .run("return [...document.querySelectorAll('#mail-history tbody tr')].map(r => r.cells[1].innerText)")
+        .await;
+    let events: Vec<&str> = rows.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(events.len() >= 3, "{events:?}");
+    assert_eq!(events.last(), Some(&"Sent"), "{events:?}");
+    assert!(events[..events.len() - 1].iter().all(|e| *e == "Failed"), "{events:?}");
+    b.button("Send the e-mail again").await;
+    sink.wait_for(2, Duration::from_secs(20)).await;
+    let start = std::time::Instant::now();
+    loop {
+        b.goto(&app.url(&format!("/console/requests/{ticket}"))).await;
+        let text = b.text().await;
+        if text.matches("Sent").count() >= 3 {
+            assert!(text.contains("Queued again") && text.contains(EMAIL), "{text}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the second delivery never shown: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Tall enough for the details and the whole history in one picture.
+    b.call(reqwest::Method::POST, "/window/rect", Some(json!({"width": 1100, "height": 1500}))).await;
+    b.shoot("request").await;
 }

@@ -46,14 +46,23 @@ pub async fn console_app() -> (TestApp, tempfile::TempDir) {
 
 /// [`console_app`] with Twilio's REST API at `twilio`.
 pub async fn console_app_with(twilio: wabot::config::TwilioSettings) -> (TestApp, tempfile::TempDir) {
+    console_app_options(Options { twilio, ..Options::default() }).await
+}
+
+/// [`console_app`] e-mailing through the SMTP server at `smtp_url`.
+pub async fn console_app_mailing(smtp_url: String) -> (TestApp, tempfile::TempDir) {
+    console_app_options(Options { mail: crate::requests::mail_to(smtp_url), ..Options::default() }).await
+}
+
+/// [`console_app`] with `opts` for the rest.
+pub async fn console_app_options(opts: Options) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let console = wabot::config::ConsoleSettings {
         enabled: Some(true),
         hr_email: Some("hr-desk@example.com".into()),
         ..Default::default()
     };
-    let opts =
-        Options { journal: Some(dir.path().join("journal.jsonl")), console, twilio, ..Options::default() };
+    let opts = Options { journal: Some(dir.path().join("journal.jsonl")), console, ..opts };
     let app = spawn_with(opts).await;
     let account = Account {
         email: EMAIL.into(),
@@ -293,6 +302,7 @@ pub async fn store_request_with_markup(app: &TestApp) -> String {
         session_version: 0,
         messages: vec![format!("registered under {TICKET_PLACEHOLDER}")],
         request: Some(request),
+        mail: None,
         unanswered: None,
         now_ms: wabot::domain::now_ms(),
         outbound: Vec::new(),
@@ -327,6 +337,94 @@ async fn a_requests_details_show_what_the_employee_typed_as_text_never_as_markup
     let (_, again) = me.get(&app, &format!("/console/requests/{ticket}")).await;
     assert!(again.contains(">queued<"), "{again}");
     assert_eq!(app.accounts().audit_log(1).await.unwrap()[0].action, "request.resend");
+}
+
+/// Waits until the e-mail of `ticket` satisfies `done` (the outbox worker retries every
+/// 100 to 400 ms here).
+pub async fn wait_for_mail(
+    app: &TestApp,
+    ticket: &str,
+    done: impl Fn(&wabot::domain::RequestRecord) -> bool,
+) -> wabot::domain::RequestRecord {
+    let start = std::time::Instant::now();
+    loop {
+        let rec = app.store.request(ticket).await.unwrap().expect("the request is stored");
+        if done(&rec) {
+            return rec;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "not reached: {rec:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Files a work-certificate request through the webhook, as an employee does (so the
+/// outbox worker is woken); its ticket.
+pub async fn file_request_by_whatsapp(app: &TestApp) -> String {
+    let mut last = Vec::new();
+    for text in ["request", "1", "Élodie", "Garçon", "Two copies", "yes"] {
+        last = app.ask(text).await;
+    }
+    let reply = last.join(" ");
+    let start = reply.find("REQ-").unwrap_or_else(|| panic!("no ticket in {reply:?}"));
+    reply[start..start + 15].to_owned()
+}
+
+#[tokio::test]
+async fn a_requests_page_shows_its_e_mails_delivery_history_refused_then_accepted_then_resent() {
+    // No SMTP server at first: the connection is refused, and retried.
+    let port = crate::smtp::free_port();
+    let (app, _dir) = console_app_mailing(format!("smtp://127.0.0.1:{port}")).await;
+    let ticket = file_request_by_whatsapp(&app).await;
+    let me = sign_in(&app).await;
+    let (_, page) = me.get(&app, &format!("/console/requests/{ticket}")).await;
+    assert!(page.contains("Delivery history"), "{page}");
+    wait_for_mail(&app, &ticket, |r| r.attempts >= 2).await;
+    let sink = crate::smtp::SmtpSink::start_on(port);
+    sink.wait_for(1, std::time::Duration::from_secs(20)).await;
+    let sent = wait_for_mail(&app, &ticket, |r| r.mail == wabot::domain::MailState::Sent).await;
+
+    let history = app.store.mail_history(&ticket).await.unwrap();
+    assert_eq!(history.len(), sent.attempts as usize, "one event per attempt: {history:?}");
+    let (last, failures) = history.split_last().unwrap();
+    assert_eq!(last.kind, wabot::store::MailEventKind::Sent);
+    assert_eq!(Some(last.at_ms), sent.sent_at_ms);
+    for f in failures {
+        assert_eq!(f.kind, wabot::store::MailEventKind::Failed, "{f:?}");
+        assert!(f.retry_at_ms.is_some_and(|r| r > f.at_ms), "{f:?}");
+        assert!(f.error.as_deref().is_some_and(|e| !e.is_empty()), "{f:?}");
+    }
+    let (status, page) = me.get(&app, &format!("/console/requests/{ticket}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let table = &page[page.find("id=\"mail-history\"").expect("the history's table")..];
+    assert_eq!(table.matches(">Failed<").count(), failures.len(), "{table}");
+    assert_eq!(table.matches(">Sent<").count(), 1, "{table}");
+    assert!(!table.contains(">Queued again<"), "{table}");
+    let error = failures[0].error.clone().unwrap();
+    assert!(table.contains(&maud::html! { (error) }.into_string()), "the error shown: {table}");
+
+    // Sent again from the console: who and when, then the new delivery.
+    let res = me.post(&app, &format!("/console/requests/{ticket}/resend"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    sink.wait_for(2, std::time::Duration::from_secs(20)).await;
+    wait_for_mail(&app, &ticket, |r| r.mail == wabot::domain::MailState::Sent).await;
+    let start = std::time::Instant::now();
+    let page = loop {
+        let (_, page) = me.get(&app, &format!("/console/requests/{ticket}")).await;
+        let table = page.split("id=\"mail-history\"").nth(1).unwrap_or_default();
+        if table.matches(">Sent<").count() == 2 {
+            break page;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(page.contains(">Queued again<") && page.contains(EMAIL), "{page}");
+    // In French too.
+    let url = app.url(&format!("/console/requests/{ticket}"));
+    let res =
+        client().get(url).header(COOKIE, &me.cookie).header("accept-language", "fr").send().await.unwrap();
+    let fr = res.text().await.unwrap();
+    assert!(fr.contains("Historique d'envoi"), "{fr}");
+    assert!(fr.contains(">Échec<") && fr.contains(">Remis en file<") && fr.contains(">Envoyé<"), "{fr}");
 }
 
 /// A stand-in for Twilio's REST API on loopback: records each message sent.
@@ -401,20 +499,34 @@ pub async fn employee_says(app: &TestApp, text: &str) -> Vec<String> {
 async fn a_conversation_handed_over_by_webhook_is_answered_from_the_console_through_twilio_then_handed_back()
 {
     let twilio = FakeTwilioApi::start().await;
-    let (app, _dir) = console_app_with(twilio.settings()).await;
+    let sink = crate::smtp::SmtpSink::start();
+    let mail = crate::requests::mail_to(sink.url());
+    let (app, _dir) =
+        console_app_options(Options { twilio: twilio.settings(), mail, ..Options::default() }).await;
     let reply = employee_says(&app, "I want to talk to a person").await;
     assert!(reply[0].contains("HR colleague") && reply[0].contains("Monday to Friday"), "{reply:?}");
     let reply = employee_says(&app, "my contract <script>alert(1)</script> is wrong").await;
     assert!(reply.is_empty(), "while handed over the bot says nothing: {reply:?}");
     assert_eq!(app.rows("unanswered"), 0, "nor does the FAQ see it");
-    // HR is e-mailed through the outbox, with a link to the conversation.
-    let mail = app.store.requests(5).await.unwrap();
-    assert_eq!(mail.len(), 1, "one e-mail for one handover");
-    assert_eq!((mail[0].kind.as_str(), mail[0].recipient.as_str()), ("handover", "hr-desk@example.com"));
+    // HR is e-mailed through the outbox, once, with a link to the conversation.
+    let got = sink.wait_for(1, std::time::Duration::from_secs(20)).await;
+    assert_eq!(got[0].rcpt_tos, ["hr-desk@example.com"]);
+    assert!(
+        got[0].header("Subject").contains("Conversation handed over to a person"),
+        "{:?}",
+        got[0].header("Subject")
+    );
     let link = "https://wabot.example.com/console/conversations/twilio/%2B33611112222";
-    assert!(mail[0].details.as_deref().unwrap_or("").contains(link), "{:?}", mail[0].details);
+    assert!(got[0].body.contains(link), "{}", got[0].body);
     assert_eq!(app.rows("outbox"), 1);
+    // It is not a request: no ticket, in no list or count of requests.
+    assert!(app.store.requests(5).await.unwrap().is_empty(), "wabot requests lists no handover");
+    let all = wabot::store::RequestQuery::default();
+    assert!(app.store.count_requests(&all).await.unwrap().is_empty());
+    assert!(app.store.request_kinds().await.unwrap().is_empty());
     let me = sign_in(&app).await;
+    let (_, requests) = me.get(&app, "/console/requests").await;
+    assert!(!requests.contains("REQ-") && !requests.contains("handed over"), "{requests}");
     let (_, list) = me.get(&app, "/console/conversations").await;
     assert!(list.contains("+33611112222") && list.contains("waiting for a person"), "{list}");
     let path = "/console/conversations/twilio/%2B33611112222";
@@ -453,6 +565,7 @@ async fn a_conversation_handed_over_by_webhook_is_answered_from_the_console_thro
     let (_, dashboard) = me.get(&app, "/console/dashboard").await;
     assert!(dashboard.contains("Messages per day") && dashboard.contains("payslip-copy"), "{dashboard}");
     assert!(dashboard.contains("just now"), "the median wait: {dashboard}");
+    assert_eq!(sink.messages().len(), 1, "the handover e-mailed once");
 }
 
 #[tokio::test]
@@ -499,6 +612,7 @@ async fn console_pages_load_run() {
             session_version: 0,
             messages: vec![TICKET_PLACEHOLDER.into()],
             request: Some(request),
+            mail: None,
             unanswered: Some(format!("question {}", i % 300)),
             now_ms: wabot::domain::now_ms(),
             outbound: Vec::new(),

@@ -16,7 +16,7 @@ use crate::smtp::{SmtpSink, free_port};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn mail_to(url: String) -> MailSettings {
+pub fn mail_to(url: String) -> MailSettings {
     MailSettings {
         smtp_url: Some(SecretString::from(url)),
         from: "Helpdesk bot <wabot@example.org>".into(),
@@ -330,6 +330,7 @@ async fn an_employee_identified_by_badge_is_not_asked_for_a_name() {
         session_version: 0,
         messages: Vec::new(),
         request: None,
+        mail: None,
         unanswered: None,
         now_ms: wabot::domain::now_ms(),
         outbound: Vec::new(),

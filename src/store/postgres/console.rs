@@ -416,14 +416,18 @@ impl Figures for PostgresStore {
 
 #[async_trait]
 impl Resend for PostgresStore {
-    async fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError> {
+    async fn resend_mail(&self, ticket: &str, actor: &str, now_ms: i64) -> Result<bool, StoreError> {
         let ticket = ticket.trim().to_ascii_uppercase();
         let client = self.client().await?;
+        // One statement: the row's change and its history's event commit together.
         let n = client
             .execute(
-                "UPDATE outbox SET state = 'queued', next_attempt_ms = $2, permanent_failures = 0, sent_ms = NULL
-                 WHERE request_id = (SELECT id FROM requests WHERE ticket = $1)",
-                &[&ticket, &now_ms],
+                "WITH done AS (
+                     UPDATE outbox SET state = 'queued', next_attempt_ms = $2, permanent_failures = 0,
+                         sent_ms = NULL
+                     WHERE request_id = (SELECT id FROM requests WHERE ticket = $1) RETURNING id)
+                 INSERT INTO mail_events (outbox_id, at_ms, kind, actor) SELECT id, $2, 'resent', $3 FROM done",
+                &[&ticket, &now_ms, &actor],
             )
             .await
             .map_err(pg("queueing an e-mail again"))?;

@@ -192,6 +192,36 @@ CREATE TABLE reply_waits (
 );
 CREATE INDEX reply_waits_at ON reply_waits (at_ms);
 ",
+    // Each e-mail's delivery history: every attempt's outcome and every resend, written in
+    // the transaction that changes the outbox row.
+    r"
+CREATE TABLE mail_events (
+    id           BIGSERIAL PRIMARY KEY,
+    outbox_id    BIGINT NOT NULL,
+    at_ms        BIGINT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('sent', 'failed', 'rejected', 'resent')),
+    error        TEXT,
+    retry_at_ms  BIGINT,
+    actor        TEXT
+);
+CREATE INDEX mail_events_outbox ON mail_events (outbox_id, id);
+",
+    // E-mails that are not requests (a handover's notice to HR): an outbox row with no
+    // request, its recipient, subject and body its own. Handovers were once stored as
+    // requests of kind `handover`: their e-mails become such rows and the requests go, so
+    // no list or count of requests holds them.
+    r"
+ALTER TABLE outbox ALTER COLUMN request_id DROP NOT NULL;
+ALTER TABLE outbox ADD COLUMN recipient TEXT, ADD COLUMN subject TEXT, ADD COLUMN body TEXT,
+    ADD COLUMN created_ms BIGINT;
+UPDATE outbox o SET request_id = NULL, recipient = r.recipient,
+    subject = r.kind_label || ' — ' || r.first_name || ' ' || r.last_name,
+    body = coalesce(r.details, ''), created_ms = r.created_ms
+FROM requests r WHERE r.id = o.request_id AND r.kind = 'handover';
+DELETE FROM requests WHERE kind = 'handover';
+ALTER TABLE outbox ADD CONSTRAINT outbox_request_or_mail
+    CHECK ((request_id IS NULL) = (recipient IS NOT NULL));
+",
     // Badge photo jobs are leased to the worker reading them, as the outbound queue's
     // messages are: another replica takes a job only once its lease ran out.
     r"

@@ -6,7 +6,7 @@ use rusqlite::params;
 use super::rows::{all, exec, one, sql_limit};
 use super::{Blocking, Sync};
 use crate::store::StoreError;
-use crate::store::roles::{Account, AccountRole, AuditEntry, ConsoleSession};
+use crate::store::roles::{Account, AccountRole, AuditEntry, ConsoleSession, MailEventKind};
 
 const ACCOUNT_COLUMNS: &str = "email, name, role, password_hash, created_ms";
 
@@ -193,16 +193,20 @@ impl Blocking {
 
 impl Blocking {
     /// See [`Resend::resend_mail`](crate::store::roles::Resend::resend_mail).
-    pub fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError> {
+    pub fn resend_mail(&self, ticket: &str, actor: &str, now_ms: i64) -> Result<bool, StoreError> {
         let ticket = ticket.trim().to_ascii_uppercase();
-        let n = self.write(Sync::Normal, |tx| {
-            exec(
+        self.write(Sync::Normal, |tx| {
+            let id: Option<i64> = one(
                 tx,
                 "UPDATE outbox SET state = 'queued', next_attempt_ms = ?2, permanent_failures = 0, sent_ms = NULL
-                 WHERE request_id = (SELECT id FROM requests WHERE ticket = ?1)",
+                 WHERE request_id = (SELECT id FROM requests WHERE ticket = ?1)
+                 RETURNING id",
                 params![ticket, now_ms],
-            )
-        })?;
-        Ok(n == 1)
+                |r| r.get(0),
+            )?;
+            let Some(id) = id else { return Ok(false) };
+            super::calls::mail_event(tx, id, now_ms, MailEventKind::Resent, None, None, Some(actor))?;
+            Ok(true)
+        })
     }
 }

@@ -11,7 +11,7 @@ use super::{Blocking, Done, SqliteStore, failed};
 use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord, Unanswered};
 use crate::store::StoreError;
 use crate::store::roles::{
-    Account, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary, Enqueued, Jobs,
+    Account, Accounts, AuditEntry, Committed, ConsoleSession, ConversationSummary, Enqueued, Jobs, MailEvent,
     Maintenance, NewOutbound, Outbound, OutboundCounts, OutboundItem, OutboundRecord, Outbox, OutboxItem,
     PendingPhoto, PhotoJob, Reports, Sessions, StoredSession, TranscriptLine, Transcripts, Turn, Turns,
 };
@@ -89,20 +89,27 @@ impl Outbox for SqliteStore {
         self.call(move |s| s.claim_mail(outbox_id, now_ms, until_ms)).await
     }
 
-    async fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+    async fn mark_failed(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        at_ms: i64,
+        retry_at_ms: i64,
+    ) -> Result<(), StoreError> {
         let error = error.to_owned();
-        self.call(move |s| s.mark_failed(outbox_id, &error, retry_at_ms)).await
+        self.call(move |s| s.mark_failed(outbox_id, &error, at_ms, retry_at_ms)).await
     }
 
     async fn mark_rejected(
         &self,
         outbox_id: i64,
         error: &str,
+        at_ms: i64,
         retry_at_ms: i64,
         dead_after: u32,
     ) -> Result<MailState, StoreError> {
         let error = error.to_owned();
-        self.call(move |s| s.mark_rejected(outbox_id, &error, retry_at_ms, dead_after)).await
+        self.call(move |s| s.mark_rejected(outbox_id, &error, at_ms, retry_at_ms, dead_after)).await
     }
 }
 
@@ -234,6 +241,11 @@ impl Reports for SqliteStore {
     async fn request(&self, ticket: &str) -> Result<Option<RequestRecord>, StoreError> {
         let ticket = ticket.to_owned();
         self.call(move |s| s.request(&ticket)).await
+    }
+
+    async fn mail_history(&self, ticket: &str) -> Result<Vec<MailEvent>, StoreError> {
+        let ticket = ticket.to_owned();
+        self.call(move |s| s.mail_history(&ticket)).await
     }
 
     async fn unanswered(&self, limit: usize) -> Result<Vec<Unanswered>, StoreError> {
@@ -377,8 +389,8 @@ impl Figures for SqliteStore {
 
 #[async_trait]
 impl crate::store::roles::Resend for SqliteStore {
-    async fn resend_mail(&self, ticket: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let ticket = ticket.to_owned();
-        self.call(move |s| s.resend_mail(&ticket, now_ms)).await
+    async fn resend_mail(&self, ticket: &str, actor: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let (ticket, actor) = (ticket.to_owned(), actor.to_owned());
+        self.call(move |s| s.resend_mail(&ticket, &actor, now_ms)).await
     }
 }

@@ -10,7 +10,10 @@ use super::sessions::{Cached, Stored};
 use super::{Blocking, Done, PRUNE_CHUNK, Sync, backend, chunk_len, failed};
 use crate::domain::{Address, Channel, MailState, MessageId, RequestRecord, Unanswered};
 use crate::store::StoreError;
-use crate::store::roles::{Committed, Enqueued, OutboxItem, PendingPhoto, PhotoJob, StoredSession, Turn};
+use crate::store::roles::{
+    Committed, Enqueued, MailEvent, MailEventKind, NewMail, OutboxItem, OutboxMail, PendingPhoto, PhotoJob,
+    StoredMail, StoredSession, Turn,
+};
 #[cfg(doc)]
 use crate::store::roles::{Jobs, Maintenance, Outbox, Reports, Sessions, Turns};
 
@@ -69,13 +72,29 @@ impl Blocking {
 
     /// See [`Outbox::due_mail`].
     pub fn due_mail(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        // A row with no request is an e-mail of its own (see `Turn::mail`).
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM outbox o JOIN requests r ON r.id = o.request_id
+            "SELECT {RECORD_COLUMNS}, o.recipient, o.subject, o.body, o.created_ms, o.attempts
+             FROM outbox o LEFT JOIN requests r ON r.id = o.request_id
              WHERE o.state = 'queued' AND o.next_attempt_ms <= ?1
              ORDER BY o.next_attempt_ms, o.id LIMIT ?2"
         );
-        let rows = self.read(|c| all(c, &sql, params![now_ms, sql_limit(limit)], record))?;
-        Ok(rows.into_iter().map(|(id, request)| OutboxItem { id, request }).collect())
+        self.read(|c| {
+            all(c, &sql, params![now_ms, sql_limit(limit)], |row| {
+                let Some(recipient) = row.get::<_, Option<String>>(20)? else {
+                    let (id, request) = record(row)?;
+                    return Ok(OutboxItem { id, mail: OutboxMail::Request(Box::new(request)) });
+                };
+                let mail = NewMail { recipient, subject: row.get(21)?, body: row.get(22)? };
+                let attempts: i64 = row.get(24)?;
+                let stored = StoredMail {
+                    mail,
+                    created_ms: row.get(23)?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                };
+                Ok(OutboxItem { id: row.get(18)?, mail: OutboxMail::Other(stored) })
+            })
+        })
     }
 
     /// See [`Outbox::next_mail_due_after`].
@@ -96,6 +115,30 @@ impl Blocking {
         let n: Option<i64> =
             self.read(|c| one(c, "SELECT count(*) FROM outbox WHERE state = 'queued'", [], |r| r.get(0)))?;
         Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    /// See [`Reports::mail_history`].
+    pub fn mail_history(&self, ticket: &str) -> Result<Vec<MailEvent>, StoreError> {
+        let ticket = ticket.trim().to_ascii_uppercase();
+        self.read(|c| {
+            all(
+                c,
+                "SELECT e.at_ms, e.kind, e.error, e.retry_at_ms, e.actor FROM mail_events e
+                 JOIN outbox o ON o.id = e.outbox_id JOIN requests r ON r.id = o.request_id
+                 WHERE r.ticket = ?1 ORDER BY e.id",
+                [ticket],
+                |r| {
+                    let kind: String = r.get(1)?;
+                    Ok(MailEvent {
+                        at_ms: r.get(0)?,
+                        kind: MailEventKind::parse(&kind).unwrap_or(MailEventKind::Failed),
+                        error: r.get(2)?,
+                        retry_at_ms: r.get(3)?,
+                        actor: r.get(4)?,
+                    })
+                },
+            )
+        })
     }
 
     /// See [`Reports::unanswered`].
@@ -122,14 +165,17 @@ impl Blocking {
     pub fn mark_sent(&self, outbox_id: i64, at_ms: i64) -> Result<(), StoreError> {
         // Flushed: a "sent" forgotten in a power cut would send the e-mail again.
         self.write(Sync::Full, |tx| {
-            exec(
+            let n = exec(
                 tx,
                 "UPDATE outbox SET state = 'sent', sent_ms = ?2, attempts = attempts + 1, last_error = NULL
                  WHERE id = ?1",
                 params![outbox_id, at_ms],
-            )
-        })?;
-        Ok(())
+            )?;
+            if n == 1 {
+                mail_event(tx, outbox_id, at_ms, MailEventKind::Sent, None, None, None)?;
+            }
+            Ok(())
+        })
     }
 
     /// See [`Outbox::claim_mail`].
@@ -146,16 +192,26 @@ impl Blocking {
     }
 
     /// See [`Outbox::mark_failed`].
-    pub fn mark_failed(&self, outbox_id: i64, error: &str, retry_at_ms: i64) -> Result<(), StoreError> {
+    pub fn mark_failed(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        at_ms: i64,
+        retry_at_ms: i64,
+    ) -> Result<(), StoreError> {
         self.write(Sync::Normal, |tx| {
-            exec(
+            let n = exec(
                 tx,
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3
                  WHERE id = ?1 AND state = 'queued'",
                 params![outbox_id, error, retry_at_ms],
-            )
-        })?;
-        Ok(())
+            )?;
+            if n == 1 {
+                let kind = MailEventKind::Failed;
+                mail_event(tx, outbox_id, at_ms, kind, Some(error), Some(retry_at_ms), None)?;
+            }
+            Ok(())
+        })
     }
 
     /// See [`Outbox::mark_rejected`].
@@ -163,11 +219,12 @@ impl Blocking {
         &self,
         outbox_id: i64,
         error: &str,
+        at_ms: i64,
         retry_at_ms: i64,
         dead_after: u32,
     ) -> Result<MailState, StoreError> {
         let state: Option<String> = self.write(Sync::Normal, |tx| {
-            one(
+            let state: Option<String> = one(
                 tx,
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3,
                      permanent_failures = permanent_failures + 1,
@@ -176,7 +233,12 @@ impl Blocking {
                  RETURNING state",
                 params![outbox_id, error, retry_at_ms, i64::from(dead_after.max(1))],
                 |r| r.get(0),
-            )
+            )?;
+            if let Some(state) = &state {
+                let retry = (state != "dead").then_some(retry_at_ms);
+                mail_event(tx, outbox_id, at_ms, MailEventKind::Rejected, Some(error), retry, None)?;
+            }
+            Ok(state)
         })?;
         Ok(if state.as_deref() == Some("dead") { MailState::Dead } else { MailState::Queued })
     }
@@ -486,4 +548,23 @@ impl Blocking {
             .map(|r| r.map(|(_, rec)| rec))
         })
     }
+}
+
+/// Appends one event to an e-mail's delivery history, inside the caller's transaction.
+pub(super) fn mail_event(
+    tx: &rusqlite::Connection,
+    outbox_id: i64,
+    at_ms: i64,
+    kind: MailEventKind,
+    error: Option<&str>,
+    retry_at_ms: Option<i64>,
+    actor: Option<&str>,
+) -> Result<(), StoreError> {
+    exec(
+        tx,
+        "INSERT INTO mail_events (outbox_id, at_ms, kind, error, retry_at_ms, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![outbox_id, at_ms, kind.as_str(), error, retry_at_ms, actor],
+    )?;
+    Ok(())
 }

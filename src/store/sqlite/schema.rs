@@ -237,6 +237,55 @@ CREATE TABLE reply_waits (
 );
 CREATE INDEX reply_waits_at ON reply_waits(at_ms);
 ",
+    // Each e-mail's delivery history: every attempt's outcome and every resend, written in
+    // the transaction that changes the outbox row.
+    r"
+CREATE TABLE mail_events (
+    id           INTEGER PRIMARY KEY,
+    outbox_id    INTEGER NOT NULL,
+    at_ms        INTEGER NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('sent', 'failed', 'rejected', 'resent')),
+    error        TEXT,
+    retry_at_ms  INTEGER,
+    actor        TEXT
+);
+CREATE INDEX mail_events_outbox ON mail_events(outbox_id, id);
+",
+    // E-mails that are not requests (a handover's notice to HR): an outbox row with no
+    // request, its recipient, subject and body its own. The table is rebuilt (SQLite cannot
+    // drop a NOT NULL), rows and ids kept. Handovers were once stored as requests of kind
+    // `handover`: their e-mails become such rows and the requests go, so no list or count
+    // of requests holds them.
+    r"
+CREATE TABLE outbox_v9 (
+    id                 INTEGER PRIMARY KEY,
+    request_id         INTEGER UNIQUE REFERENCES requests(id),
+    state              TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'dead')),
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms    INTEGER NOT NULL,
+    last_error         TEXT,
+    sent_ms            INTEGER,
+    permanent_failures INTEGER NOT NULL DEFAULT 0,
+    recipient          TEXT,
+    subject            TEXT,
+    body               TEXT,
+    created_ms         INTEGER,
+    CHECK ((request_id IS NULL) = (recipient IS NOT NULL))
+);
+INSERT INTO outbox_v9 (id, request_id, state, attempts, next_attempt_ms, last_error, sent_ms,
+                        permanent_failures, recipient, subject, body, created_ms)
+    SELECT o.id, CASE WHEN r.kind = 'handover' THEN NULL ELSE o.request_id END, o.state, o.attempts,
+           o.next_attempt_ms, o.last_error, o.sent_ms, o.permanent_failures,
+           CASE WHEN r.kind = 'handover' THEN r.recipient END,
+           CASE WHEN r.kind = 'handover' THEN r.kind_label || ' — ' || r.first_name || ' ' || r.last_name END,
+           CASE WHEN r.kind = 'handover' THEN coalesce(r.details, '') END,
+           CASE WHEN r.kind = 'handover' THEN r.created_ms END
+    FROM outbox o JOIN requests r ON r.id = o.request_id;
+DROP TABLE outbox;
+ALTER TABLE outbox_v9 RENAME TO outbox;
+CREATE INDEX outbox_due ON outbox(next_attempt_ms) WHERE state = 'queued';
+DELETE FROM requests WHERE kind = 'handover';
+",
     // Badge photo jobs are leased to the worker reading them (`claimed_until_ms`), as the
     // outbound queue's messages are: another worker takes a job only once its lease ran out.
     r"

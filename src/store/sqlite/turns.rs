@@ -136,6 +136,14 @@ pub(super) fn commit_in(tx: &Connection, turn: &Turn, session: SessionWrite) -> 
         return Err(StoreError::Conflict);
     }
     let ticket = turn.request.as_ref().map(|req| insert_request(tx, turn, req)).transpose()?;
+    if let Some(mail) = &turn.mail {
+        exec(
+            tx,
+            "INSERT INTO outbox (state, next_attempt_ms, recipient, subject, body, created_ms)
+             VALUES ('queued', ?1, ?2, ?3, ?4, ?1)",
+            params![turn.now_ms, mail.recipient, mail.subject, mail.body],
+        )?;
+    }
     let messages: Vec<String> = match &ticket {
         Some(t) => turn.messages.iter().map(|m| m.replace(TICKET_PLACEHOLDER, t)).collect(),
         None => turn.messages.clone(),
