@@ -5,7 +5,8 @@ use std::fmt::Write;
 
 use super::CliError;
 use crate::config::Settings;
-use crate::domain::{MailState, RequestRecord, utc};
+use crate::domain::{MailState, RequestRecord, utc, utc_seconds};
+use crate::store::{MailEvent, MailEventKind};
 
 /// Where the e-mail stands, in one phrase: `sent 2026-11-25 12:00 UTC (1 attempt)`,
 /// `queued (2 attempts)` or `dead: rejected for good (3 attempts)`.
@@ -43,8 +44,28 @@ pub fn list(records: &[RequestRecord]) -> String {
     out
 }
 
-/// Everything about one request.
-pub fn show(r: &RequestRecord) -> String {
+/// One event of an e-mail's delivery history, in one line: `2026-11-25 12:00:03 UTC  failed:
+/// connection refused; next attempt 12:00:08 UTC`.
+pub fn mail_event(e: &MailEvent) -> String {
+    let mut line = format!("{}  {}", utc_seconds(e.at_ms), e.kind.as_str());
+    if let Some(error) = &e.error {
+        let _ = write!(line, ": {error}");
+    }
+    match (e.kind, e.retry_at_ms) {
+        (MailEventKind::Failed | MailEventKind::Rejected, Some(at)) => {
+            let _ = write!(line, "; next attempt {}", utc_seconds(at));
+        }
+        (MailEventKind::Rejected, None) => line.push_str("; dead-lettered"),
+        _ => {}
+    }
+    if let Some(actor) = &e.actor {
+        let _ = write!(line, " by {actor}");
+    }
+    line
+}
+
+/// Everything about one request, its e-mail's delivery history last.
+pub fn show(r: &RequestRecord, history: &[MailEvent]) -> String {
     let mut out = String::new();
     let mut field = |k: &str, v: &str| {
         let _ = writeln!(out, "{k:<14} {v}");
@@ -73,6 +94,9 @@ pub fn show(r: &RequestRecord) -> String {
     }
     if let Some(e) = &r.last_error {
         field("last error", e);
+    }
+    for (i, e) in history.iter().enumerate() {
+        field(if i == 0 { "history" } else { "" }, &mail_event(e));
     }
     out
 }
@@ -108,10 +132,21 @@ pub fn run_show(
     let Some(r) = opened.run(opened.store.request(ticket))? else {
         return Err(CliError::NoRequest(ticket.to_owned()));
     };
+    let history = opened.run(opened.store.mail_history(&r.ticket))?;
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+        let mut v = serde_json::to_value(&r)?;
+        v["history"] = history
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "at_ms": e.at_ms, "kind": e.kind.as_str(), "error": e.error,
+                    "retry_at_ms": e.retry_at_ms, "actor": e.actor,
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        write!(out, "{}", show(&r))?;
+        write!(out, "{}", show(&r, &history))?;
     }
     Ok(())
 }

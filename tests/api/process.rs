@@ -153,6 +153,10 @@ async fn a_request_accepted_before_a_sigkill_is_emailed_after_the_restart() {
         let shown = cli(dir.path(), &["requests", "show", &ticket]);
         if shown.contains("mail           sent") {
             assert!(!shown.contains("last error"), "{shown}");
+            // The history keeps the attempt made before the SIGKILL.
+            let history: Vec<&str> = shown.lines().skip_while(|l| !l.starts_with("history")).collect();
+            assert!(history.first().is_some_and(|l| l.contains(" failed: ")), "{shown}");
+            assert!(history.last().is_some_and(|l| l.ends_with("  sent")), "{shown}");
             break;
         }
         assert!(start.elapsed() < WAIT, "not marked sent: {shown}");

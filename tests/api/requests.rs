@@ -419,8 +419,11 @@ async fn a_server_that_accepts_and_never_greets_costs_a_timed_out_attempt_then_t
     assert_eq!(failed.mail, MailState::Queued);
     let error = failed.last_error.clone().unwrap_or_default();
     assert!(error.contains("timed out"), "{error}");
-    let report = wabot::cli::requests::show(&failed);
+    let history = ledger(&app).mail_history(&ticket).await.unwrap();
+    let report = wabot::cli::requests::show(&failed, &history);
     assert!(report.contains("queued (1 attempt)") && report.contains("timed out"), "{report}");
+    let first = report.lines().find(|l| l.starts_with("history")).unwrap_or_default();
+    assert!(first.contains(" failed: timed out") && first.contains("; next attempt "), "{report}");
 
     // A healthy relay takes over the address.
     drop(tarpit);
@@ -433,6 +436,10 @@ async fn a_server_that_accepts_and_never_greets_costs_a_timed_out_attempt_then_t
     assert!(got[0].header("Subject").starts_with(&format!("[{ticket}]")));
     let rec = wait_until_sent(&app, &ticket).await;
     assert!(rec.attempts >= 2, "the failed attempt stays counted: {rec:?}");
+    let history = ledger(&app).mail_history(&ticket).await.unwrap();
+    let report = wabot::cli::requests::show(&rec, &history);
+    let lines: Vec<&str> = report.lines().skip_while(|l| !l.starts_with("history")).collect();
+    assert!(lines.len() >= 2 && lines.last().is_some_and(|l| l.ends_with("  sent")), "{report}");
 }
 
 #[tokio::test]
