@@ -708,7 +708,6 @@ pub(super) async fn dashboard(
     let since = today - (views::DAYS_SHOWN - 1);
     let figures = st.handoff.figures();
     let month = crate::store::RequestQuery { from_ms: Some(now - 30 * 86_400_000), ..Default::default() };
-    let waiting = crate::store::RequestQuery { mail: Some(MailState::Queued), ..Default::default() };
     let (days, topics, waits, requests, unanswered) = match (
         figures.day_counts(since).await,
         figures.top_topics(since, 8).await,
@@ -721,8 +720,9 @@ pub(super) async fn dashboard(
             return store_failed(e);
         }
     };
-    let mails_waiting = match st.reports.count_requests(&waiting).await {
-        Ok(w) => w.iter().map(|(_, n)| n).sum(),
+    // Every e-mail the outbox holds, a handover's notice to HR included, not only requests'.
+    let mails_waiting = match st.outbox.outbox_depth().await {
+        Ok(n) => n,
         Err(e) => return store_failed(e),
     };
     let mut waits = waits;

@@ -80,6 +80,8 @@ pub struct ConsoleState {
     handoff: HandoffDesk,
     /// Requeues a request's e-mail, and wakes the outbox worker.
     resend: Arc<dyn Resend>,
+    /// The e-mails waiting, for the dashboard.
+    outbox: Arc<dyn crate::store::Outbox>,
     mail_wakeup: Arc<tokio::sync::Notify>,
     /// The self-evaluation's confusable pairs of topics, recomputed after each FAQ change.
     confusions: Arc<Mutex<Vec<crate::eval::self_check::Confusion>>>,
@@ -106,11 +108,12 @@ impl ConsoleState {
         settings: ConsoleSettings,
         secure_cookie: bool,
         handoff: HandoffDesk,
-        mail: (Arc<dyn Resend>, Arc<tokio::sync::Notify>),
+        mail: (Arc<dyn Resend>, Arc<dyn crate::store::Outbox>, Arc<tokio::sync::Notify>),
     ) -> ConsoleState {
         let state = ConsoleState {
             resend: mail.0,
-            mail_wakeup: mail.1,
+            outbox: mail.1,
+            mail_wakeup: mail.2,
             confusions: Arc::default(),
             handoff,
             accounts,

@@ -357,7 +357,7 @@ fn console_state(
         settings.console.clone(),
         secure,
         handoff,
-        (Arc::clone(&roles.resend), mail_wakeup),
+        (Arc::clone(&roles.resend), Arc::clone(store) as Arc<dyn crate::store::Outbox>, mail_wakeup),
     ))
 }
 

@@ -577,6 +577,10 @@ async fn two_declined_questions_in_a_row_offer_a_person_and_bot_takes_the_bot_ba
     assert!(second.iter().any(|m| m.contains("talk to an HR colleague")), "{second:?}");
     let handed = employee_says(&app, "parler à quelqu'un").await;
     assert!(handed[0].contains("collègue des RH"), "in French: {handed:?}");
+    // No mail server here: the notice to HR waits in the outbox, and the dashboard counts it.
+    let me = sign_in(&app).await;
+    let (_, dashboard) = me.get(&app, "/console/dashboard").await;
+    assert!(dashboard.contains("<dt>E-mails waiting</dt><dd>1</dd>"), "{dashboard}");
     let back = employee_says(&app, "bot").await;
     assert!(back[0].contains("de retour avec l'assistant"), "{back:?}");
 }
