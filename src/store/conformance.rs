@@ -1005,19 +1005,27 @@ async fn turns_are_counted_per_day_and_kind_with_their_topics_and_waits_are_kept
     }
 }
 
-#[tokio::test]
-async fn a_sent_mail_resent_is_queued_again_and_due_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("resend.db")).unwrap());
+/// A backend's name, the backend as a store, and as the console's `Resend` role.
+type WithResend = (&'static str, Arc<dyn Store>, Arc<dyn super::roles::Resend>);
+
+/// Each backend as a store and, beside it, as the console's `Resend` role (SQLite's file in
+/// `dir`; PostgreSQL's when a test server is named).
+async fn resend_backends(dir: &std::path::Path) -> Vec<WithResend> {
+    let sqlite = Arc::new(SqliteStore::open(&dir.join("resend.db")).unwrap());
     let memory = Arc::new(MemoryBackend::new());
-    type Both = (&'static str, Arc<dyn Store>, Arc<dyn super::roles::Resend>);
-    let mut backends: Vec<Both> =
+    let mut backends: Vec<WithResend> =
         vec![("sqlite", sqlite.clone(), sqlite), ("memory", memory.clone(), memory)];
     if let Some(url) = postgres_url() {
         let postgres = Arc::new(fresh_postgres(&url).await);
         backends.push(("postgres", postgres.clone(), postgres));
     }
-    for (name, store, resend) in backends {
+    backends
+}
+
+#[tokio::test]
+async fn a_sent_mail_resent_is_queued_again_and_due_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, store, resend) in resend_backends(dir.path()).await {
         let ticket = file_request(&*store, "+33600000009", "SMresend", T2026).await;
         let due = store.due_mail(T2026, 10).await.unwrap();
         store.mark_sent(due[0].id, T2026 + 1).await.unwrap();
@@ -1033,16 +1041,7 @@ async fn a_sent_mail_resent_is_queued_again_and_due_at_once() {
 #[tokio::test]
 async fn an_e_mails_delivery_history_records_each_attempt_and_each_resend() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("history.db")).unwrap());
-    let memory = Arc::new(MemoryBackend::new());
-    type Both = (&'static str, Arc<dyn Store>, Arc<dyn super::roles::Resend>);
-    let mut backends: Vec<Both> =
-        vec![("sqlite", sqlite.clone(), sqlite), ("memory", memory.clone(), memory)];
-    if let Some(url) = postgres_url() {
-        let postgres = Arc::new(fresh_postgres(&url).await);
-        backends.push(("postgres", postgres.clone(), postgres));
-    }
-    for (name, store, resend) in backends {
+    for (name, store, resend) in resend_backends(dir.path()).await {
         let ticket = file_request(&*store, "+33600000009", "SMhistory", T2026).await;
         let other = file_request(&*store, "+33600000008", "SMother", T2026).await;
         assert!(store.mail_history(&ticket).await.unwrap().is_empty(), "{name}: never tried");

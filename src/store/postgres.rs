@@ -262,6 +262,38 @@ fn from_json(text: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(text).map_err(StoreError::backend)
 }
 
+/// Claims the message id `sid` of `user` with `reply` (JSON) in `tx`: `None` when this is
+/// its first delivery, else the reply stored with its first (a redelivery, here or on
+/// another replica), and nothing written.
+async fn claim_message(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user: &Address,
+    sid: &str,
+    reply: &str,
+    at_ms: i64,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let channel = user.channel().as_str();
+    let claim = tx
+        .prepare_cached(
+            "INSERT INTO messages (channel, message_id, address, reply, received_ms)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel, message_id) DO NOTHING",
+        )
+        .await
+        .map_err(pg("claiming the message id"))?;
+    let claimed = tx
+        .execute(&claim, &[&channel, &sid, &user.id(), &reply, &at_ms])
+        .await
+        .map_err(pg("claiming the message id"))?;
+    if claimed > 0 {
+        return Ok(None);
+    }
+    let row = tx
+        .query_one("SELECT reply FROM messages WHERE channel = $1 AND message_id = $2", &[&channel, &sid])
+        .await
+        .map_err(pg("reading the first reply"))?;
+    Ok(Some(from_json(row.get(0))?))
+}
+
 /// One turn's transaction (see the module doc and [`Turns::commit`]).
 async fn commit_turn(client: &mut deadpool_postgres::Client, turn: &Turn) -> Result<Committed, StoreError> {
     let tx = client.transaction().await.map_err(pg("starting a turn"))?;
@@ -272,26 +304,7 @@ async fn commit_turn(client: &mut deadpool_postgres::Client, turn: &Turn) -> Res
             None => json(&turn.messages)?,
             Some(_) => "[]".to_owned(),
         };
-        let claim = tx
-            .prepare_cached(
-                "INSERT INTO messages (channel, message_id, address, reply, received_ms)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel, message_id) DO NOTHING",
-            )
-            .await
-            .map_err(pg("claiming the message id"))?;
-        let claimed = tx
-            .execute(&claim, &[&channel, &sid, &address, &reply, &turn.now_ms])
-            .await
-            .map_err(pg("claiming the message id"))?;
-        if claimed == 0 {
-            let row = tx
-                .query_one(
-                    "SELECT reply FROM messages WHERE channel = $1 AND message_id = $2",
-                    &[&channel, &sid],
-                )
-                .await
-                .map_err(pg("reading the first reply"))?;
-            let messages = from_json(row.get(0))?;
+        if let Some(messages) = claim_message(&tx, &turn.user, sid, &reply, turn.now_ms).await? {
             return Ok(Committed { messages, ticket: None, replayed: true });
         }
     }
@@ -661,23 +674,8 @@ impl Jobs for PostgresStore {
         let channel = job.user.channel().as_str();
         let sid = job.message_id.as_ref().map(MessageId::as_str);
         if let Some(sid) = sid {
-            let claimed = tx
-                .execute(
-                    "INSERT INTO messages (channel, message_id, address, reply, received_ms)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel, message_id) DO NOTHING",
-                    &[&channel, &sid, &job.user.id(), &reply, &job.created_ms],
-                )
-                .await
-                .map_err(pg("claiming the photo's message id"))?;
-            if claimed == 0 {
-                let row = tx
-                    .query_one(
-                        "SELECT reply FROM messages WHERE channel = $1 AND message_id = $2",
-                        &[&channel, &sid],
-                    )
-                    .await
-                    .map_err(pg("reading the first reply"))?;
-                return Ok(Enqueued::Replayed(from_json(row.get(0))?));
+            if let Some(first) = claim_message(&tx, &job.user, sid, &reply, job.created_ms).await? {
+                return Ok(Enqueued::Replayed(first));
             }
             // The result is sent later, inside WhatsApp's window that this message opened.
             outbound::inbound(&tx, &job.user, job.created_ms).await?;
