@@ -46,7 +46,7 @@ use crate::knowledge::directory::{Directory, DirectoryError};
 use crate::ocr::decode::{DecodeError, decode_image};
 use crate::ocr::pool::Slot;
 use crate::ocr::{BadgeReader, OcrError, OcrPool, PoolError};
-use crate::store::{Enqueued, NewOutbound, PendingPhoto, PhotoJob, Store, StoreError, Turn};
+use crate::store::{Enqueued, NewOutbound, PendingPhoto, PhotoJob, Store, StoreError};
 
 /// The example directory matching the badges in `tests/data/badges/`, used when no
 /// directory is configured so the demo works out of the box.
@@ -551,27 +551,13 @@ impl BadgeDesk {
     /// text turn is: a message of the user's committed meanwhile is not overwritten, the
     /// session is read again instead.
     async fn remember(&self, user: &Address, employee: &Employee) -> Result<(), StoreError> {
-        for _ in 0..REMEMBER_ATTEMPTS {
-            let (mut session, version) = super::load_session(&*self.store, user).await?;
+        let now = self.clock.now_ms();
+        super::update_session(&*self.store, user, now, REMEMBER_ATTEMPTS, |session| {
             session.employee = Some(employee.clone());
-            let turn = Turn {
-                user: user.clone(),
-                message_id: None,
-                session: super::encode_session(&session)?,
-                session_version: version,
-                messages: Vec::new(),
-                request: None,
-                mail: None,
-                unanswered: None,
-                now_ms: self.clock.now_ms(),
-                outbound: Vec::new(),
-            };
-            match self.store.commit(turn).await {
-                Err(StoreError::Conflict) => continue,
-                done => return done.map(|_| ()),
-            }
-        }
-        Err(StoreError::Conflict)
+            true
+        })
+        .await
+        .map(|_| ())
     }
 
     /// The first reply to `sid`, if it was handled before.

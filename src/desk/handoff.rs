@@ -13,9 +13,9 @@ use thiserror::Error;
 
 use super::outbound::Postbox;
 use crate::dialog::handoff::BACK_TO_BOT;
-use crate::domain::{Address, Clock, Outgoing, Session};
+use crate::domain::{Address, Clock, Outgoing};
 use crate::engine::Lang;
-use crate::store::{Conversations, Figures, Speaker, StoreError, TranscriptLine, Transcripts, Turn};
+use crate::store::{Conversations, Figures, Speaker, StoreError, TranscriptLine, Transcripts};
 
 /// How many times a hand-back is tried again after losing a race on the session.
 const MAX_CONFLICTS: usize = 8;
@@ -138,32 +138,12 @@ impl HandoffDesk {
     /// other), the conversation is unflagged, and the employee is told, when replies can
     /// be sent.
     pub async fn hand_back(&self, user: &Address) -> Result<(), HandoffError> {
-        let mut conflicts = 0;
-        let lang = loop {
-            let (mut session, version): (Session, i64) = super::load_session(&*self.store, user).await?;
-            let lang = session.lang.unwrap_or(Lang::En);
-            if session.handoff.is_none() {
-                break lang;
-            }
-            session.handoff = None;
-            let turn = Turn {
-                user: user.clone(),
-                message_id: None,
-                session: super::encode_session(&session)?,
-                session_version: version,
-                messages: Vec::new(),
-                request: None,
-                mail: None,
-                unanswered: None,
-                now_ms: self.clock.now_ms(),
-                outbound: Vec::new(),
-            };
-            match self.store.commit(turn).await {
-                Ok(_) => break lang,
-                Err(StoreError::Conflict) if conflicts < MAX_CONFLICTS => conflicts += 1,
-                Err(e) => return Err(e.into()),
-            }
-        };
+        let now = self.clock.now_ms();
+        let session = super::update_session(&*self.store, user, now, MAX_CONFLICTS + 1, |session| {
+            session.handoff.take().is_some()
+        })
+        .await?;
+        let lang = session.lang.unwrap_or(Lang::En);
         self.transcripts.set_handed_over(user, None).await?;
         let back = BACK_TO_BOT.get(lang);
         let line = TranscriptLine {
